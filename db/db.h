@@ -1,0 +1,166 @@
+/*
+ * db: the station's SQLite database (lots, profiles, allowlist, units,
+ * certificates, and the hash-chained audit log).  Schema: docs/database.md.
+ *
+ * Contract
+ * - db_open() creates the file with mode 0600 if absent, applies forward-only
+ *   migrations (PRAGMA user_version, one transaction each), and refuses a database
+ *   whose version is newer than this binary (ST_ESCHEMA).  WAL, foreign_keys=ON,
+ *   synchronous=FULL: a committed row survives power loss.
+ * - One struct db may be shared by many threads: every call takes the handle's
+ *   mutex, so calls are serialised.  Every statement is prepared; nothing in SQL
+ *   text comes from input.
+ * - Every call returns an st_rc and fills a caller-owned errbuf on failure.
+ * - Calls that change configuration or certificate state also append an audit event
+ *   in the same transaction, so the record and its audit row commit together.
+ */
+#ifndef STATION_DB_H
+#define STATION_DB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "errbuf.h"
+
+struct db;
+
+#define DB_SCHEMA_VERSION_MAX 64
+
+int  db_open(const char *path, const char *station_id, struct db **out, struct errbuf *err);
+void db_close(struct db *db);
+int  db_schema_version(struct db *db);
+const char *db_station_id(const struct db *db);
+
+/* Explicit transactions for callers that group several calls (e.g. an import).
+ * Nested use is an error.  Calls made between begin and commit run inside it. */
+int db_begin(struct db *db, struct errbuf *err);
+int db_commit(struct db *db, struct errbuf *err);
+void db_rollback(struct db *db);
+
+/* ---- audit chain (db/audit.c) ------------------------------------------- */
+
+/* Appends one event: per-station sequence number, UTC timestamp, kind, actor,
+ * JSON detail (a compact JSON object, or NULL for {}), prev hash, own hash
+ * (SHA-256 over the canonical encoding in docs/database.md).  Returns the new
+ * sequence number in *seq_out (may be NULL). */
+int db_audit_append(struct db *db, const char *kind, const char *actor,
+		    const char *detail_json, int64_t *seq_out, struct errbuf *err);
+
+struct db_verify_result {
+	int64_t events;            /* rows checked */
+	int64_t bad_rowid;         /* first bad row (0 if ok) */
+	int64_t bad_seq;           /* its sequence number */
+	char    what[160];         /* "edited", "deleted", "inserted", "reordered", "sequence gap" + detail */
+	int64_t checkpoints;       /* signed checkpoints verified */
+};
+/* Streams the whole chain in bounded memory.  ST_OK when intact; ST_ETAMPER with
+ * *res naming the first bad row otherwise. */
+int db_audit_verify(struct db *db, struct db_verify_result *res, struct errbuf *err);
+
+/* Head of the chain (for signed checkpoints): last seq and its hash (32 bytes). */
+int db_audit_head(struct db *db, int64_t *seq, uint8_t hash[32], struct errbuf *err);
+
+/* ---- lots and allowlist (db/allowlist.c) -------------------------------- */
+
+/* Imports a manufacturer allowlist (CSV) for LOT in one transaction; see
+ * docs/engineer.md.  On any bad row nothing is written and err names FILE:LINE.
+ * If sig_path is set the detached signature over the file bytes must verify with
+ * the manufacturer certificate.  *rows_out gets the number of ids imported. */
+int db_allowlist_import(struct db *db, const char *csv_path, const char *lot,
+			const char *sig_path, const char *mfr_cert_path,
+			const char *actor, int64_t *rows_out, struct errbuf *err);
+
+/* ST_OK if unique_id is on lot's allowlist, ST_ENOTFOUND if not. */
+int db_allowlist_contains(struct db *db, const char *lot, const char *unique_id,
+			  struct errbuf *err);
+/* Number of ids allowed for lot (0 = the lot has no allowlist). */
+int db_allowlist_count(struct db *db, const char *lot, int64_t *count, struct errbuf *err);
+
+/* ---- profiles (db/profiles.c) ------------------------------------------ */
+
+/* Stores a profile's canonical text under name with its SHA-256 (hex); a new
+ * version number each time the content changes.  Parsing lives in station/. */
+int db_profile_store(struct db *db, const char *name, const char *content,
+		     size_t len, const char *actor, int *version_out,
+		     char hash_hex[65], struct errbuf *err);
+/* Latest version of name: content is malloc'd, caller frees. */
+int db_profile_load(struct db *db, const char *name, char **content, size_t *len,
+		    int *version, char hash_hex[65], struct errbuf *err);
+
+/* ---- units (db/units.c) ------------------------------------------------ */
+
+enum db_unit_status {
+	DB_UNIT_IN_PROGRESS = 0,
+	DB_UNIT_PASS,
+	DB_UNIT_FAIL,
+	DB_UNIT_REJECT,
+	DB_UNIT_INTERRUPTED,       /* found in progress at start-up */
+};
+
+struct db_unit {
+	int64_t id;
+	char    unique_id[65];
+	char    lot[65];
+	char    bay[32];
+	char    operator_name[64];
+	char    station_id[64];
+	char    profile_hash[65];
+	char    firmware_hash[65];
+	char    cert_serial[65];     /* hex, "" if none */
+	char    pubkey_hash[65];     /* SHA-256 of the CSR's SubjectPublicKeyInfo DER */
+	enum db_unit_status status;
+	char    stage[32];           /* last stage reached (ev_stage_name) */
+	char    reason[200];
+	int64_t started_ms, finished_ms;
+};
+
+/* Creates an in-progress unit row (durable before any work on the board). */
+int db_unit_begin(struct db *db, struct db_unit *u, struct errbuf *err);
+/* Updates stage and any filled hash/serial fields of an in-progress unit. */
+int db_unit_update(struct db *db, const struct db_unit *u, struct errbuf *err);
+/* Final verdict: status, stage, reason, finished time; appends an audit event. */
+int db_unit_finish(struct db *db, const struct db_unit *u, struct errbuf *err);
+/* ST_OK + *found=1 if unique_id has a PASS unit (already provisioned). */
+int db_unit_provisioned(struct db *db, const char *unique_id, int *found, struct errbuf *err);
+/* Calls fn for each unit still IN_PROGRESS (crash recovery). */
+int db_unit_foreach_in_progress(struct db *db,
+				int (*fn)(const struct db_unit *u, void *ctx), void *ctx,
+				struct errbuf *err);
+
+/* ---- certificates (db/certs.c) ----------------------------------------- */
+
+enum db_cert_status {
+	DB_CERT_RESERVED = 0,  /* serial reserved, nothing signed yet */
+	DB_CERT_ISSUED,        /* signed, DER recorded, not yet confirmed on the board */
+	DB_CERT_INJECTED,      /* on the board and its unit committed */
+	DB_CERT_REVOKED,
+};
+
+/* Reserves a fresh serial (hex, unique across the table) for unit_id; the caller
+ * generated it from a CSPRNG.  ST_EEXIST if the serial is taken. */
+int db_cert_reserve(struct db *db, const char *serial_hex, int64_t unit_id,
+		    const char *unique_id, const char *pubkey_hash, struct errbuf *err);
+/* reserved -> issued with DER; committed and fsync'd before returning (invariant 2). */
+int db_cert_issued(struct db *db, const char *serial_hex, const uint8_t *der, size_t der_len,
+		   struct errbuf *err);
+/* issued -> injected. */
+int db_cert_injected(struct db *db, const char *serial_hex, struct errbuf *err);
+/* any -> revoked with reason (RFC 5280 name, e.g. "keyCompromise") and time. */
+int db_cert_revoke(struct db *db, const char *serial_hex, const char *reason,
+		   const char *actor, struct errbuf *err);
+/* ST_OK + *seen=1 if a certificate was ever reserved for this public key hash. */
+int db_pubkey_seen(struct db *db, const char *pubkey_hash, int *seen, struct errbuf *err);
+
+struct db_cert_row {
+	char    serial_hex[65];
+	enum db_cert_status status;
+	int64_t unit_id;
+	char    revoke_reason[32];
+	int64_t revoked_ms;
+};
+/* Calls fn for each certificate with the given status (-1 = all). */
+int db_cert_foreach(struct db *db, int status,
+		    int (*fn)(const struct db_cert_row *c, void *ctx), void *ctx,
+		    struct errbuf *err);
+
+#endif

@@ -1,0 +1,49 @@
+/*
+ * cli: the `station` command's subcommands.
+ *
+ * main() parses the global options into a cli_ctx and dispatches to one cmd_*
+ * function.  A command returns the process exit status:
+ *   0  success
+ *   1  the operation failed (one line on stderr: "station: <what>: <why>")
+ *   2  usage error (unknown command or flag, missing argument; usage on stderr)
+ * Commands never read secrets from argv: PINs come from a file, an environment
+ * variable named in the configuration, or a prompt on the terminal.
+ */
+#ifndef STATION_CLI_H
+#define STATION_CLI_H
+
+#include <stdio.h>
+
+#define CLI_EXIT_OK    0
+#define CLI_EXIT_FAIL  1
+#define CLI_EXIT_USAGE 2
+
+#define CLI_DEFAULT_DB "var/station.db"
+
+struct cli_ctx {
+	const char *prog;        /* "station" */
+	const char *db_path;     /* --db, default CLI_DEFAULT_DB */
+	char station_id[64];     /* --station-id, default: host name */
+	char actor[64];          /* --user, default: $USER or the uid */
+};
+
+struct cli_cmd {
+	const char *name;
+	const char *summary;                       /* one line for `station help` */
+	int (*run)(struct cli_ctx *ctx, int argc, char **argv); /* argv[0] = name */
+};
+
+/* Prints "station: <msg>" on stderr and returns CLI_EXIT_FAIL. */
+int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints "station <cmd>: <msg>", a hint to use --help, returns CLI_EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* True when argv holds -h or --help anywhere before a "--". */
+int cli_wants_help(int argc, char **argv);
+
+/* The commands (one file each: station/cmd_<name>.c). */
+int cmd_help(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_version(struct cli_ctx *ctx, int argc, char **argv);
+
+#endif

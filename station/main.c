@@ -1,0 +1,186 @@
+/*
+ * station: the factory provisioning station's single binary.
+ * Global options, then one subcommand; see `station help`.
+ */
+#include "cli.h"
+
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+static const struct cli_cmd commands[] = {
+	{ "help",      "list the commands, or show one command's help", cmd_help },
+	{ "version",   "print the version and the schema version", cmd_version },
+};
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void global_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: station [--db PATH] [--station-id ID] [--user NAME] COMMAND [ARGS]\n"
+		"\n"
+		"global options:\n"
+		"  --db PATH          audit database (default %s, created mode 0600)\n"
+		"  --station-id ID    this station's id in records (default: host name)\n"
+		"  --user NAME        who is acting, for the audit log (default: $USER)\n"
+		"\n"
+		"commands:\n", CLI_DEFAULT_DB);
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f, "\n`station COMMAND --help` shows a command's options.\n");
+}
+
+int cli_fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("station: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return CLI_EXIT_FAIL;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "station %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry `station %s --help`.\n", cmd);
+	return CLI_EXIT_USAGE;
+}
+
+int cli_wants_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--"))
+			break;
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
+			return 1;
+	}
+	return 0;
+}
+
+int cmd_help(struct cli_ctx *ctx, int argc, char **argv)
+{
+	(void)ctx;
+	if (argc < 2) {
+		global_usage(stdout);
+		return CLI_EXIT_OK;
+	}
+	for (size_t i = 0; i < NCOMMANDS; i++) {
+		if (!strcmp(commands[i].name, argv[1]) && strcmp(argv[1], "help")) {
+			char *sub[] = { argv[1], "--help", NULL };
+			return commands[i].run(ctx, 2, sub);
+		}
+	}
+	if (!strcmp(argv[1], "help")) {
+		global_usage(stdout);
+		return CLI_EXIT_OK;
+	}
+	return cli_usage_error("help", "unknown command '%s'", argv[1]);
+}
+
+#ifndef STATION_VERSION
+#define STATION_VERSION "0.1.0"
+#endif
+
+int cmd_version(struct cli_ctx *ctx, int argc, char **argv)
+{
+	(void)ctx;
+	if (cli_wants_help(argc, argv)) {
+		printf("usage: station version\n");
+		return CLI_EXIT_OK;
+	}
+	if (argc > 1)
+		return cli_usage_error("version", "unexpected argument '%s'", argv[1]);
+	printf("station %s\n", STATION_VERSION);
+	return CLI_EXIT_OK;
+}
+
+/* Secrets pass through this process (HSM PIN): keep them out of core dumps. */
+static void harden_process(void)
+{
+	struct rlimit no_core = { 0, 0 };
+
+	setrlimit(RLIMIT_CORE, &no_core);
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "db",         required_argument, NULL, 'd' },
+		{ "station-id", required_argument, NULL, 's' },
+		{ "user",       required_argument, NULL, 'u' },
+		{ "help",       no_argument,       NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct cli_ctx ctx;
+	const char *env;
+	int c;
+
+	harden_process();
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.prog = "station";
+	ctx.db_path = CLI_DEFAULT_DB;
+	if (gethostname(ctx.station_id, sizeof(ctx.station_id)) != 0 || !ctx.station_id[0])
+		snprintf(ctx.station_id, sizeof(ctx.station_id), "station");
+	ctx.station_id[sizeof(ctx.station_id) - 1] = '\0';
+	env = getenv("USER");
+	if (env && *env)
+		snprintf(ctx.actor, sizeof(ctx.actor), "%s", env);
+	else
+		snprintf(ctx.actor, sizeof(ctx.actor), "uid:%u", (unsigned)getuid());
+
+	/* "+": stop at the command name; its own options follow it. */
+	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			ctx.db_path = optarg;
+			break;
+		case 's':
+			if (!*optarg || strlen(optarg) >= sizeof(ctx.station_id))
+				return cli_usage_error("--", "station-id must be 1..%zu characters",
+						       sizeof(ctx.station_id) - 1);
+			snprintf(ctx.station_id, sizeof(ctx.station_id), "%s", optarg);
+			break;
+		case 'u':
+			if (!*optarg || strlen(optarg) >= sizeof(ctx.actor))
+				return cli_usage_error("--", "user must be 1..%zu characters",
+						       sizeof(ctx.actor) - 1);
+			snprintf(ctx.actor, sizeof(ctx.actor), "%s", optarg);
+			break;
+		case 'h':
+			global_usage(stdout);
+			return CLI_EXIT_OK;
+		default:
+			global_usage(stderr);
+			return CLI_EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		global_usage(stderr);
+		return CLI_EXIT_USAGE;
+	}
+	for (size_t i = 0; i < NCOMMANDS; i++) {
+		if (!strcmp(commands[i].name, argv[optind])) {
+			int sub_argc = argc - optind;
+			char **sub_argv = argv + optind;
+
+			optind = 0; /* glibc: 0 re-initialises getopt for the command */
+			return commands[i].run(&ctx, sub_argc, sub_argv);
+		}
+	}
+	fprintf(stderr, "station: unknown command '%s'\n\n", argv[optind]);
+	global_usage(stderr);
+	return CLI_EXIT_USAGE;
+}
