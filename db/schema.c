@@ -1,0 +1,100 @@
+/* schema: see schema.h and docs/database.md. */
+#include "schema.h"
+
+const char *const db_migrations[] = {
+	/* 0 -> 1: the initial schema */
+	"CREATE TABLE lots ("
+	"  id          INTEGER PRIMARY KEY,"
+	"  name        TEXT NOT NULL UNIQUE,"
+	"  created_ms  INTEGER NOT NULL"
+	");"
+	"CREATE TABLE profiles ("
+	"  id          INTEGER PRIMARY KEY,"
+	"  name        TEXT NOT NULL,"
+	"  version     INTEGER NOT NULL,"
+	"  sha256      TEXT NOT NULL,"          /* hex of the stored content */
+	"  content     BLOB NOT NULL,"
+	"  created_ms  INTEGER NOT NULL,"
+	"  created_by  TEXT NOT NULL,"
+	"  UNIQUE (name, version)"
+	");"
+	/* One row per allowed hardware id.  unique_id is UNIQUE across all lots: a
+	 * manufacturer never ships the same id twice, so a repeat is a clone or an error. */
+	"CREATE TABLE allowlist ("
+	"  id          INTEGER PRIMARY KEY,"
+	"  lot_id      INTEGER NOT NULL REFERENCES lots(id),"
+	"  unique_id   TEXT NOT NULL UNIQUE,"
+	"  import_sha256 TEXT NOT NULL,"        /* the file it came from */
+	"  line        INTEGER NOT NULL"
+	");"
+	"CREATE INDEX allowlist_lot ON allowlist(lot_id);"
+	/* Every attempt on a board, pass or fail. */
+	"CREATE TABLE units ("
+	"  id            INTEGER PRIMARY KEY,"
+	"  unique_id     TEXT NOT NULL,"
+	"  lot           TEXT NOT NULL,"
+	"  bay           TEXT NOT NULL,"
+	"  operator      TEXT NOT NULL,"
+	"  station_id    TEXT NOT NULL,"
+	"  profile_hash  TEXT NOT NULL,"
+	"  firmware_hash TEXT NOT NULL DEFAULT '',"
+	"  cert_serial   TEXT NOT NULL DEFAULT '',"
+	"  pubkey_hash   TEXT NOT NULL DEFAULT '',"
+	"  status        TEXT NOT NULL CHECK (status IN"
+	"                ('in-progress','pass','fail','reject','interrupted')),"
+	"  stage         TEXT NOT NULL,"
+	"  reason        TEXT NOT NULL DEFAULT '',"
+	"  started_ms    INTEGER NOT NULL,"
+	"  finished_ms   INTEGER"
+	");"
+	"CREATE INDEX units_uid ON units(unique_id);"
+	"CREATE INDEX units_status ON units(status);"
+	"CREATE INDEX units_lot ON units(lot);"
+	/* At most one PASS per hardware id (invariant 3): rework revokes and re-opens. */
+	"CREATE UNIQUE INDEX units_one_pass ON units(unique_id) WHERE status = 'pass';"
+	"CREATE TABLE certificates ("
+	"  serial        TEXT PRIMARY KEY,"     /* lower-case hex, no leading zeros */
+	"  unit_id       INTEGER REFERENCES units(id),"
+	"  unique_id     TEXT NOT NULL,"
+	"  pubkey_hash   TEXT NOT NULL,"
+	"  status        TEXT NOT NULL CHECK (status IN"
+	"                ('reserved','issued','injected','revoked')),"
+	"  der           BLOB,"
+	"  reserved_ms   INTEGER NOT NULL,"
+	"  issued_ms     INTEGER,"
+	"  injected_ms   INTEGER,"
+	"  revoked_ms    INTEGER,"
+	"  revoke_reason TEXT"
+	");"
+	/* A public key is certified at most once (clone detection, invariant 3). */
+	"CREATE UNIQUE INDEX certificates_pubkey ON certificates(pubkey_hash);"
+	"CREATE INDEX certificates_status ON certificates(status);"
+	/* The audit log: append-only, hash-chained per station.  See docs/database.md
+	 * for the canonical encoding hashed into `hash`. */
+	"CREATE TABLE events ("
+	"  id          INTEGER PRIMARY KEY,"
+	"  station_id  TEXT NOT NULL,"
+	"  seq         INTEGER NOT NULL,"
+	"  ts          TEXT NOT NULL,"          /* UTC, 2026-11-22T01:02:03.456Z */
+	"  kind        TEXT NOT NULL,"
+	"  actor       TEXT NOT NULL,"
+	"  detail      TEXT NOT NULL,"          /* compact JSON object */
+	"  prev_hash   TEXT NOT NULL,"          /* hex; 64 zeros for the first row */
+	"  hash        TEXT NOT NULL,"
+	"  UNIQUE (station_id, seq)"
+	");"
+	/* Signed checkpoints of the chain head (HSM-held audit key). */
+	"CREATE TABLE checkpoints ("
+	"  id          INTEGER PRIMARY KEY,"
+	"  station_id  TEXT NOT NULL,"
+	"  seq         INTEGER NOT NULL,"       /* events.seq of the head signed */
+	"  head_hash   TEXT NOT NULL,"
+	"  ts          TEXT NOT NULL,"
+	"  key_label   TEXT NOT NULL,"
+	"  algorithm   TEXT NOT NULL,"
+	"  signature   BLOB NOT NULL,"
+	"  pubkey_der  BLOB NOT NULL"
+	");",
+};
+
+const int db_migrations_count = sizeof(db_migrations) / sizeof(db_migrations[0]);
