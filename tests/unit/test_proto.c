@@ -461,7 +461,10 @@ static void test_dfu_structures(void **state)
 	assert_int_equal(proto_dfu_status_encode(&st, six, &e), ST_OK);
 	assert_memory_equal(six, "\x03\x56\x34\x12\x0a\x00", 6);
 	assert_int_equal(proto_dfu_status_decode(six, 6, &st2, &e), ST_OK);
-	assert_memory_equal(&st, &st2, sizeof(st));
+	assert_int_equal(st2.bStatus, st.bStatus);
+	assert_int_equal(st2.bwPollTimeout, st.bwPollTimeout);
+	assert_int_equal(st2.bState, st.bState);
+	assert_int_equal(st2.iString, st.iString);
 	assert_int_equal(proto_dfu_status_decode(six, 5, &st2, &e), ST_EPROTO);
 	six[4] = 11;
 	assert_int_equal(proto_dfu_status_decode(six, 6, &st2, &e), ST_EPROTO);
@@ -476,7 +479,10 @@ static void test_dfu_structures(void **state)
 	proto_dfu_func_encode(&f, desc + 9);
 	assert_memory_equal(desc + 9, "\x09\x21\x07\xe8\x03\x00\x10\x10\x01", 9);
 	assert_int_equal(proto_dfu_func_find(desc, 18, &f2, &e), ST_OK);
-	assert_memory_equal(&f, &f2, sizeof(f));
+	assert_int_equal(f2.bmAttributes, f.bmAttributes);
+	assert_int_equal(f2.wDetachTimeOut, f.wDetachTimeOut);
+	assert_int_equal(f2.wTransferSize, f.wTransferSize);
+	assert_int_equal(f2.bcdDFUVersion, f.bcdDFUVersion);
 	assert_int_equal(proto_dfu_func_find(desc, 9, &f2, &e), ST_ENOTFOUND);
 	assert_int_equal(proto_dfu_func_find(desc, 17, &f2, &e), ST_EPROTO);
 	desc[0] = 0;
