@@ -15,6 +15,7 @@
 static const struct cli_cmd commands[] = {
 	{ "help",      "list the commands, or show one command's help", cmd_help },
 	{ "version",   "print the version and the schema version", cmd_version },
+	{ "usb",       "list, inspect, flash or watch boards in the USB bays", cmd_usb },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
