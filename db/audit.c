@@ -369,6 +369,7 @@ struct vstate {
 	EVP_MD_CTX    *md;
 	sqlite3_stmt  *ev, *cp;       /* this station's events and checkpoints */
 	int            cp_have;        /* cp holds an unconsumed row */
+	int            cp_done;        /* cp has no more rows */
 	const char    *station;
 	const uint8_t *trusted;        /* pinned checkpoint key, or NULL */
 	size_t         trusted_len;
@@ -423,7 +424,8 @@ static void bad(struct vstate *vs, const struct vrow *r, const char *fmt, ...)
  * accepted before it (absent at the start of a chain), n the row after it.
  * The first rule that fits names the tampering:
  *   inserted   p or r is not part of the chain: the row after it links to the
- *              row before it.
+ *              row before it (r and n both claim to follow p: r is the intruder,
+ *              since n's hash is the one the rest of the chain links to).
  *   reordered  r links to the row after it, or r is stored before p.
  *   deleted    seq jumps and the link is broken.
  *   gap        seq jumps but the link is intact (seq renumbered or skipped).
@@ -448,7 +450,7 @@ static void classify(struct vstate *vs, const struct vrow *pp, const struct vrow
 		    (long long)n->id, (long long)n->seq);
 		return;
 	}
-	if (n->present && !link_ok && !memcmp(n->prev, p_anchor, 32)) {
+	if (n->present && !memcmp(n->prev, p_anchor, 32)) {
 		bad(vs, r, "inserted: this row is not part of the chain (the next row, id %lld, links to the row before it)",
 		    (long long)n->id);
 		return;
@@ -503,10 +505,14 @@ static int check_checkpoints(struct vstate *vs, const struct vrow *r, struct err
 		int64_t cid, cseq;
 		int rc;
 
+		if (vs->cp_done)
+			return 0;
 		if (!vs->cp_have) {
 			rc = sqlite3_step(cp);
-			if (rc == SQLITE_DONE)
+			if (rc == SQLITE_DONE) {
+				vs->cp_done = 1;   /* stepping again would restart the query */
 				return 0;
+			}
 			if (rc != SQLITE_ROW)
 				return -db_sqlerr(vs->db, rc, err, "read checkpoints");
 			vs->cp_have = 1;
@@ -583,6 +589,7 @@ static int verify_station(struct vstate *vs, struct errbuf *err)
 	sqlite3_bind_text(vs->ev, 1, vs->station, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(vs->cp, 1, vs->station, -1, SQLITE_TRANSIENT);
 	vs->cp_have = 0;
+	vs->cp_done = 0;
 	if ((rc = read_row(vs, r, err)) || (r->present && (rc = read_row(vs, n, err))))
 		return rc;
 	while (r->present) {
