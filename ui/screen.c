@@ -424,10 +424,10 @@ static void draw(struct ui_screen *s)
 	else
 		snprintf(fpy_s, sizeof(fpy_s), "%.1f%%", fpy * 100);
 	if (v->alerts)
-		snprintf(alerts, sizeof(alerts), "   ALERTS %lu", v->alerts);
+		snprintf(alerts, sizeof(alerts), "  ALERTS %lu", v->alerts);
 	put(l.counters_y, 0, COLS, A_BOLD,
-	    " PASS %lu   FAIL %lu   REJECT %lu   first-pass yield %s   %.0f units/h   in flight %d%s",
-	    v->pass, v->fail, v->reject, fpy_s, ui_model_uph(v, now), inflight, alerts);
+	    " PASS %lu  FAIL %lu  REJECT %lu%s  first-pass yield %s  %.0f units/h  in flight %d",
+	    v->pass, v->fail, v->reject, alerts, fpy_s, ui_model_uph(v, now), inflight);
 
 	for (int r = 0; r < l.log_h; r++) {
 		const char *line = ui_model_log_line(v, l.log_h - 1 - r);
@@ -444,11 +444,13 @@ static void draw(struct ui_screen *s)
 		    " STOPPING: waiting for %d unit%s in flight", inflight, inflight == 1 ? "" : "s");
 	} else if (v->stopped) {
 		put(l.keys_y, 0, COLS, warn_attr(s) | A_REVERSE, " Line stopped. Press q to close.");
-	} else if (s->notice[0] && now < s->notice_until) {
-		put(l.keys_y, 0, COLS, A_REVERSE | A_BOLD, " %s", s->notice);
 	} else {
-		put(l.keys_y, 0, COLS, A_REVERSE, " ? help   p %s   c clear held bay   q quit",
+		int n = (int)strlen(" ? help   p resume  c clear held bay   q quit   ");
+
+		put(l.keys_y, 0, COLS, A_REVERSE, " ? help   p %-7s c clear held bay   q quit",
 		    v->paused ? "resume" : "pause");
+		if (s->notice[0] && now < s->notice_until)
+			put(l.keys_y, n, COLS - n, A_REVERSE | A_BOLD, "%s", s->notice);
 	}
 	if (s->help_open)
 		draw_help();
