@@ -41,6 +41,7 @@ readable() {
 	done
 }
 
+rm -f rc
 # Plain C locale: the screen must not depend on UTF-8.
 tm new-session -d -s ui -x 100 -y 30 \
 	"env LC_ALL=C LANG=C '$BUILD/fx-events' '$TOP/tests/e2e/ui_four_bays.events'; echo \$? > '$PWD/rc'; sleep 30"
