@@ -95,6 +95,33 @@ n=0; until [ -e rc ] || [ $n -ge 100 ]; do sleep 0.05; n=$((n+1)); done
 [ -e rc ] || { pane; fail "the screen did not exit after the unit finished"; }
 [ "$(cat rc)" = 0 ] || fail "fx-events exited $(cat rc)"
 
+# Several held bays: c asks which one; a key that is not a held bay clears nothing.
+cat > held.events <<'EOT'
++0 line-started reason="station=st-08 operator=bo profile=p lot=L"
++0 bay-held bay_index=1 bay=2-1 reason="3 failures in a row"
++0 bay-held bay_index=2 bay=2-2 reason="3 failures in a row"
++0 log reason="both held"
+EOT
+rm -f rc
+tm new-session -d -s held -x 80 -y 24 "'$BUILD/fx-events' held.events; echo \$? > '$PWD/rc'; sleep 30"
+hp() { tm capture-pane -p -t held; }
+n=0; until hp | grep -q 'both held' || [ $n -ge 100 ]; do sleep 0.05; n=$((n+1)); done
+[ "$(hp | grep -cE 'HELD *$')" = 2 ] || { hp; fail "two held tiles expected"; }
+tm send-keys -t held c
+n=0; until hp | grep -q 'Clear which bay' || [ $n -ge 100 ]; do sleep 0.05; n=$((n+1)); done
+tm send-keys -t held 1
+n=0; until hp | grep -q 'no held bay has that key' || [ $n -ge 100 ]; do sleep 0.05; n=$((n+1)); done
+hp | grep -q 'no held bay has that key' || { hp; fail "bay 1 is not held: expected a notice"; }
+tm send-keys -t held c 3
+n=0; until hp | grep -q 'bay 3 (2-2): cleared' || [ $n -ge 100 ]; do sleep 0.05; n=$((n+1)); done
+[ "$(hp | grep -cE 'HELD *$')" = 1 ] || { hp; fail "bay 3 should be cleared, bay 2 still held"; }
+tm send-keys -t held c       # one held bay left: cleared without asking
+n=0; until hp | grep -q 'bay 2 (2-1): cleared' || [ $n -ge 100 ]; do sleep 0.05; n=$((n+1)); done
+[ "$(hp | grep -cE 'HELD *$')" = 0 ] || { hp; fail "bay 2 should be cleared"; }
+tm send-keys -t held q
+n=0; until [ -e rc ] || [ $n -ge 100 ]; do sleep 0.05; n=$((n+1)); done
+[ "$(cat rc 2>/dev/null)" = 0 ] || fail "held run did not quit cleanly"
+
 # Monochrome terminal: verdicts still shown (bold/reverse), q still works.
 rm -f rc
 tm new-session -d -s mono -x 80 -y 24 \
