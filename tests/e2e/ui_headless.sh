@@ -20,7 +20,7 @@ tail -1 "$OUT" | grep -q '"kind":"line-stopped","bay_index":-1,"bay":null' || fa
 # seq strictly increasing from 1
 awk -F'[:,]' '{ if ($2 != NR) exit 1 }' "$OUT" || fail "seq is not 1..N in order"
 
-# A consumer closing the pipe early: fx-events reports it, does not hang.
+# A consumer closing the pipe early: fx-events ends (SIGPIPE), it does not hang.
 timeout 10 "$BUILD/fx-events" --headless --speed 50 "$script" | head -1 | grep -q '"seq":1,' ||
 	fail "first line missing"
 
