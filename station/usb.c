@@ -42,6 +42,7 @@ struct usb_board {
 	char serial[USB_SERIAL_LEN];
 	int vendor_if;
 	uint8_t ep_out, ep_in;
+	uint16_t out_mps;               /* wMaxPacketSize of the OUT endpoint */
 	int claimed_vendor, claimed_dfu;
 	struct usb_dfu_desc dfu;
 	int has_dfu;
@@ -358,10 +359,12 @@ static int parse_config(struct usb_board *b, libusb_device *dev, struct errbuf *
 
 				if ((ep->bmAttributes & 3) != LIBUSB_TRANSFER_TYPE_BULK)
 					continue;
-				if (ep->bEndpointAddress & 0x80)
+				if (ep->bEndpointAddress & 0x80) {
 					b->ep_in = ep->bEndpointAddress;
-				else
+				} else {
 					b->ep_out = ep->bEndpointAddress;
+					b->out_mps = ep->wMaxPacketSize & 0x7ff;
+				}
 			}
 			found_vendor = b->ep_in && b->ep_out;
 		} else if (id->bInterfaceClass == 0xfe && id->bInterfaceSubClass == 0x01 &&
@@ -494,20 +497,62 @@ const struct usb_dfu_desc *usb_dfu(const struct usb_board *b)
 	return &b->dfu;
 }
 
+static void LIBUSB_CALL write_done(struct libusb_transfer *t)
+{
+	*(int *)t->user_data = 1;
+}
+
+/* A frame whose length is a multiple of the packet size ends with a zero-length
+ * packet (docs/protocol.md §2), so the OUT transfer is built by hand with
+ * LIBUSB_TRANSFER_ADD_ZERO_PACKET; libusb_bulk_transfer() cannot ask for it. */
 int usb_bulk_write(struct usb_board *b, const void *buf, size_t len, unsigned timeout_ms,
 		   struct errbuf *e)
 {
-	int r, done = 0;
+	struct libusb_transfer *t;
+	int r, done = 0, st, actual;
 
 	if (len > INT32_MAX)
 		return errbuf_set(e, ST_EINVAL, "bay %s: bulk write of %zu bytes", b->bay, len);
-	r = libusb_bulk_transfer(b->h, b->ep_out, (unsigned char *)(uintptr_t)buf, (int)len,
-				 &done, timeout_ms);
-	if (r != 0)
+	t = libusb_alloc_transfer(0);
+	if (!t)
+		return errbuf_set(e, ST_ENOMEM, "bay %s: bulk write: out of memory", b->bay);
+	libusb_fill_bulk_transfer(t, b->h, b->ep_out, (unsigned char *)(uintptr_t)buf, (int)len,
+				  write_done, &done, timeout_ms);
+	if (b->out_mps && len % b->out_mps == 0)
+		t->flags |= LIBUSB_TRANSFER_ADD_ZERO_PACKET;
+	r = libusb_submit_transfer(t);
+	if (r != 0) {
+		libusb_free_transfer(t);
 		return fail(b, r, "bulk write", e);
-	if ((size_t)done != len)
+	}
+	while (!done) {
+		r = libusb_handle_events_completed(b->ctx->lu, &done);
+		if (r != 0 && r != LIBUSB_ERROR_INTERRUPTED) {
+			/* Cancel and wait for the cancellation to land. */
+			libusb_cancel_transfer(t);
+			while (!done && libusb_handle_events_completed(b->ctx->lu, &done) == 0)
+				;
+			break;
+		}
+	}
+	st = t->status;
+	actual = t->actual_length;
+	libusb_free_transfer(t);
+	switch (st) {
+	case LIBUSB_TRANSFER_COMPLETED:
+		break;
+	case LIBUSB_TRANSFER_TIMED_OUT:
+		return fail(b, LIBUSB_ERROR_TIMEOUT, "bulk write", e);
+	case LIBUSB_TRANSFER_STALL:
+		return fail(b, LIBUSB_ERROR_PIPE, "bulk write", e);
+	case LIBUSB_TRANSFER_NO_DEVICE:
+		return fail(b, LIBUSB_ERROR_NO_DEVICE, "bulk write", e);
+	default:
+		return fail(b, LIBUSB_ERROR_IO, "bulk write", e);
+	}
+	if ((size_t)actual != len)
 		return errbuf_set(e, ST_EIO, "bay %s: bulk write: %d of %zu bytes sent", b->bay,
-				  done, len);
+				  actual, len);
 	return ST_OK;
 }
 
