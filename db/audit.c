@@ -597,6 +597,8 @@ static int check_checkpoints(struct vstate *vs, const struct vrow *r, struct err
 	}
 }
 
+static const char SQL_FIRST_STATION[] = "SELECT min(station_id) FROM events";
+static const char SQL_COUNT_EVENTS[] = "SELECT count(*) FROM events";
 static const char SQL_NEXT_STATION[] =
 	"SELECT station_id FROM events WHERE station_id > ? ORDER BY station_id LIMIT 1";
 static const char SQL_STATION_EVENTS[] =
@@ -648,7 +650,7 @@ int db_audit_verify_key(struct db *db, const uint8_t *trusted_pubkey_der, size_t
 	struct vstate vs;
 	sqlite3_stmt *next = NULL;
 	char station[256] = "";
-	int rc = ST_OK;
+	int rc = ST_OK, first = 1;
 
 	memset(res, 0, sizeof(*res));
 	memset(&vs, 0, sizeof(vs));
@@ -669,17 +671,22 @@ int db_audit_verify_key(struct db *db, const uint8_t *trusted_pubkey_der, size_t
 		rc = db_sqlerr(db, rc, err, "begin read");
 		goto out_unlocked_txn;
 	}
-	if (!(next = db_stmt(db, SQL_NEXT_STATION, err)) ||
-	    !(vs.ev = db_stmt(db, SQL_STATION_EVENTS, err)) ||
+	if (!(vs.ev = db_stmt(db, SQL_STATION_EVENTS, err)) ||
 	    !(vs.cp = db_stmt(db, SQL_STATION_CHECKPOINTS, err))) {
 		rc = ST_EDB;
 		goto out;
 	}
-	for (;;) {
-		sqlite3_reset(next);
-		sqlite3_bind_text(next, 1, station, -1, SQLITE_TRANSIENT);
+	/* Station ids in order, each found by an index seek (min() for the first,
+	 * so that even an empty station id is walked). */
+	for (;; first = 0) {
+		if (!(next = db_stmt(db, first ? SQL_FIRST_STATION : SQL_NEXT_STATION, err))) {
+			rc = ST_EDB;
+			goto out;
+		}
+		if (!first)
+			sqlite3_bind_text(next, 1, station, -1, SQLITE_TRANSIENT);
 		rc = sqlite3_step(next);
-		if (rc == SQLITE_DONE)
+		if (rc == SQLITE_DONE || (rc == SQLITE_ROW && sqlite3_column_type(next, 0) == SQLITE_NULL))
 			break;
 		if (rc != SQLITE_ROW) {
 			rc = db_sqlerr(db, rc, err, "list stations");
@@ -699,6 +706,23 @@ int db_audit_verify_key(struct db *db, const uint8_t *trusted_pubkey_der, size_t
 		if (rc)
 			goto out;
 	}
+	sqlite3_reset(next);
+	/* Rows no chain walked (a NULL station id: the schema was altered). */
+	if (!(next = db_stmt(db, SQL_COUNT_EVENTS, err))) {
+		rc = ST_EDB;
+		goto out;
+	}
+	if ((rc = sqlite3_step(next)) != SQLITE_ROW) {
+		rc = db_sqlerr(db, rc, err, "count events");
+		goto out;
+	}
+	if (sqlite3_column_int64(next, 0) != res->events) {
+		snprintf(res->what, sizeof(res->what), "inserted: %lld rows belong to no station's chain",
+			 (long long)(sqlite3_column_int64(next, 0) - res->events));
+		rc = errbuf_set(err, ST_ETAMPER, "audit chain broken: %s", res->what);
+		goto out;
+	}
+	sqlite3_reset(next);
 	/* Checkpoints of a station whose every event is gone. */
 	if (!(next = db_stmt(db, SQL_ORPHAN_CHECKPOINT, err))) {
 		rc = ST_EDB;
