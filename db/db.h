@@ -86,7 +86,8 @@ struct db_event {
 	const char *station_id, *ts, *kind, *actor, *detail, *hash;
 };
 /* Calls fn for each event in storage order, or only the last `tail` if tail > 0.
- * fn returns non-zero to stop. */
+ * fn returns non-zero to stop.  The foreach functions hold the handle while they
+ * run: fn may call other db_* functions but not the same foreach again. */
 int db_audit_foreach(struct db *db, int64_t tail,
 		     int (*fn)(const struct db_event *e, void *ctx), void *ctx,
 		     struct errbuf *err);
