@@ -353,6 +353,26 @@ static void test_many_stations_one_file(void **state)
 	db_close(b);
 }
 
+/* A station id longer than any buffer (no binary writes one; a tamperer can):
+ * the walk still visits it once and ends. */
+static void test_long_station_id(void **state)
+{
+	struct db_verify_result res;
+	struct errbuf err;
+	struct db *db = chain("long.db", 3);
+	sqlite3 *sq = raw("long.db");
+
+	(void)state;
+	exec(sq, "UPDATE events SET station_id = printf('%.1000c', 'z') WHERE seq = 3");
+	sqlite3_close(sq);
+	assert_int_equal(db_audit_verify(db, &res, &err), ST_ETAMPER);
+	assert_int_equal(res.events, 2);
+	assert_int_equal(res.bad_rowid, 3);
+	assert_non_null(strstr(res.what, "deleted: 2 rows"));
+	assert_memory_equal(res.station_id, "zzzzzzzz", 8);
+	db_close(db);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -363,6 +383,7 @@ int main(void)
 		cmocka_unit_test(test_deleted_and_relinked),
 		cmocka_unit_test(test_checkpoints),
 		cmocka_unit_test(test_many_stations_one_file),
+		cmocka_unit_test(test_long_station_id),
 	};
 
 	return cmocka_run_group_tests_name("db_audit", tests, NULL, NULL);
