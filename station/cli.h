@@ -47,5 +47,6 @@ int cmd_help(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_version(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_audit(struct cli_ctx *ctx, int argc, char **argv);      /* cmd_audit.c */
 int cmd_allowlist(struct cli_ctx *ctx, int argc, char **argv);  /* cmd_allowlist.c */
+int cmd_usb(struct cli_ctx *ctx, int argc, char **argv);
 
 #endif

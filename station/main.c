@@ -17,6 +17,7 @@ static const struct cli_cmd commands[] = {
 	{ "version",   "print the version and the schema version", cmd_version },
 	{ "audit",     "verify the audit chain and its signed checkpoints; list events", cmd_audit },
 	{ "allowlist", "import a manufacturer allowlist for a lot (signed CSV); list it", cmd_allowlist },
+	{ "usb",       "list, inspect, flash or watch boards in the USB bays", cmd_usb },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
