@@ -251,7 +251,8 @@ static void test_issue_verifies_and_ignores_requested_extensions(void **state)
 		BN_free(sn_bn);
 		for (char *c = sn_hex; *c; c++)
 			*c = (char)tolower((unsigned char)*c);
-		assert_string_equal(sn_hex, r.serial_hex);
+		/* BN_bn2hex pads to whole bytes; the record has no leading zero */
+		assert_string_equal(sn_hex + (sn_hex[0] == '0'), r.serial_hex);
 		assert_true(strlen(r.serial_hex) >= 16);
 		OPENSSL_free(sn_hex);
 		X509_free(x);
