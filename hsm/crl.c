@@ -26,6 +26,7 @@ static const struct {
 	{ "affiliationChanged", 3 },
 	{ "superseded", 4 },
 	{ "cessationOfOperation", 5 },
+	{ "certificateHold", 6 },
 	{ "privilegeWithdrawn", 9 },
 	{ "aACompromise", 10 },
 };
@@ -42,7 +43,7 @@ int crl_reason_code(const char *name)
 const char *crl_reason_names(void)
 {
 	return "unspecified, keyCompromise, cACompromise, affiliationChanged, superseded, "
-	       "cessationOfOperation, privilegeWithdrawn, aACompromise";
+	       "cessationOfOperation, certificateHold, privilegeWithdrawn, aACompromise";
 }
 
 struct collect {
