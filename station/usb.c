@@ -11,7 +11,6 @@
 #include <libusb.h>
 
 #define WATCH_QUEUE   64
-#define HOTPLUG_TICK_MS 50
 
 struct watch_ev {
 	int arrived;
@@ -239,17 +238,18 @@ static int wait_stop(struct usb_ctx *c, int ms)
 }
 
 /* With hotplug: libusb's own udev thread keeps the device list and queues
- * hotplug messages; they are dispatched by whoever handles events.  We do so
- * without blocking (tv = 0) on a short tick: a blocking wait would spin on
- * open emulated device nodes, which always poll ready. */
+ * hotplug messages, which are delivered by whoever handles events on this
+ * context.  No board is ever opened on it (each open board has its own
+ * context), so waiting in libusb here cannot spin on an emulated device node
+ * that always polls ready; usb_watch_stop() interrupts the wait. */
 static void *watch_hotplug(void *arg)
 {
 	struct usb_ctx *c = arg;
-	struct timeval zero = { 0, 0 };
+	struct timeval tv = { 0, USB_POLL_MS * 1000 };
 
 	for (;;) {
-		libusb_handle_events_timeout_completed(c->lu, &zero, NULL);
-		if (drain(c) || wait_stop(c, HOTPLUG_TICK_MS))
+		libusb_handle_events_timeout_completed(c->lu, &tv, NULL);
+		if (drain(c) || wait_stop(c, 0))
 			break;
 	}
 	return NULL;
@@ -328,6 +328,8 @@ void usb_watch_stop(struct usb_ctx *c)
 	c->stop = 1;
 	pthread_cond_broadcast(&c->cv);
 	pthread_mutex_unlock(&c->mu);
+	if (c->hotplug)
+		libusb_interrupt_event_handler(c->lu);
 	pthread_join(c->thr, NULL);
 	if (c->hotplug)
 		libusb_hotplug_deregister_callback(c->lu, c->cb);
