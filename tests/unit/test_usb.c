@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -416,6 +418,67 @@ static void test_watch_polling(void **state)
 	watch_case(*state, 0);
 }
 
+/* Child mode (re-executed test binary): opens the bay, says so on stdout, then
+ * waits in a bulk read until it is killed. */
+static int hold_read(const char *bay)
+{
+	struct usb_ctx *uc;
+	struct usb_board *b;
+	struct errbuf e;
+	uint8_t buf[64];
+	size_t got;
+
+	if (usb_ctx_new(&uc, VID, PID, &e) || usb_open(uc, bay, &b, &e)) {
+		fprintf(stderr, "child: %s\n", e.msg);
+		return 1;
+	}
+	if (write(1, "R", 1) != 1)
+		return 1;
+	usb_bulk_read(b, buf, sizeof(buf), &got, 20000, &e);
+	return 0;
+}
+
+static char *self_path;
+
+/* A station process killed while its read is pending at the board: its claims
+ * and its URB are released, the next process opens the bay and works. */
+static void test_killed_client_released(void **state)
+{
+	struct env *env = *state;
+	struct usb_board *b;
+	struct errbuf e;
+	int fds[2], status, i;
+	char c;
+	pid_t pid;
+
+	plug(env, 0, "1-5", PID);
+	testdev_hold_in(env->dev[0], 1);
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(fds[1], 1);
+		execl(self_path, self_path, "--hold-read", "1-5", (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	assert_int_equal(read(fds[0], &c, 1), 1);
+	close(fds[0]);
+	for (i = 0; i < 2000 && testdev_pending_in(env->dev[0]) == 0; i++)
+		usleep(1000);
+	assert_int_equal(testdev_pending_in(env->dev[0]), 1);
+	kill(pid, SIGKILL);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	testdev_hold_in(env->dev[0], 0);
+	ctx(env);
+	if (usb_open(env->usb, "1-5", &b, &e) != ST_OK)
+		fail_msg("%s", e.msg);
+	roundtrip(b, 64, 9);
+	/* The dead process's read was cancelled at the device, not answered. */
+	assert_int_equal(testdev_pending_in(env->dev[0]), 0);
+	usb_close(b);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -429,12 +492,20 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_unplug_with_read_pending, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_watch_hotplug, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_watch_polling, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_killed_client_released, setup, teardown),
 	};
 
-	(void)argc;
+	if (argc == 3 && strcmp(argv[1], "--hold-read") == 0)
+		return hold_read(argv[2]);
+	self_path = realpath("/proc/self/exe", NULL);
 	if (usbemu_reexec_preloaded(argv) != 0) {
 		perror("usbemu: re-exec under the umockdev preload");
 		return 1;
 	}
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	{
+		int rc = cmocka_run_group_tests(tests, NULL, NULL);
+
+		free(self_path);
+		return rc;
+	}
 }
