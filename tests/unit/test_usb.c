@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <libusb.h>
+
 #include "testdev.h"
 #include "usb.h"
 #include "usbemu.h"
@@ -418,30 +420,45 @@ static void test_watch_polling(void **state)
 	watch_case(*state, 0);
 }
 
-/* Child mode (re-executed test binary): opens the bay, says so on stdout, then
- * waits in a bulk read until it is killed. */
+/* Child mode (re-executed test binary): claims the vendor interface of the
+ * board in bay, leaves an asynchronous bulk read pending at it, says so on
+ * stdout and sleeps (no event handling, so no ioctl is in flight) until killed. */
 static int hold_read(const char *bay)
 {
-	struct usb_ctx *uc;
-	struct usb_board *b;
-	struct errbuf e;
-	uint8_t buf[64];
-	size_t got;
+	static uint8_t buf[64];
+	libusb_context *lu;
+	libusb_device **list;
+	libusb_device_handle *h = NULL;
+	struct libusb_transfer *t;
+	char here[32];
+	uint8_t ports[8];
+	ssize_t n, i;
+	int np;
 
-	if (usb_ctx_new(&uc, VID, PID, &e) || usb_open(uc, bay, &b, &e)) {
-		fprintf(stderr, "child: %s\n", e.msg);
+	if (libusb_init(&lu) != 0 || (n = libusb_get_device_list(lu, &list)) < 0)
 		return 1;
+	for (i = 0; i < n && !h; i++) {
+		np = libusb_get_port_numbers(list[i], ports, sizeof(ports));
+		if (np != 1)
+			continue;
+		snprintf(here, sizeof(here), "%u-%u", libusb_get_bus_number(list[i]), ports[0]);
+		if (strcmp(here, bay) == 0 && libusb_open(list[i], &h) != 0)
+			return 1;
 	}
-	if (write(1, "R", 1) != 1)
+	if (!h || libusb_claim_interface(h, 0) != 0 || !(t = libusb_alloc_transfer(0)))
 		return 1;
-	usb_bulk_read(b, buf, sizeof(buf), &got, 20000, &e);
-	return 0;
+	libusb_fill_bulk_transfer(t, h, 0x81, buf, sizeof(buf), NULL, NULL, 0);
+	if (libusb_submit_transfer(t) != 0 || write(1, "R", 1) != 1)
+		return 1;
+	for (;;)
+		pause();
 }
 
 static char *self_path;
 
-/* A station process killed while its read is pending at the board: its claims
- * and its URB are released, the next process opens the bay and works. */
+/* A process killed while it holds the interface and a read is pending at the
+ * board: its claim and its URB are released (as the kernel does at close), the
+ * next process opens the bay and works. */
 static void test_killed_client_released(void **state)
 {
 	struct env *env = *state;
