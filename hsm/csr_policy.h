@@ -49,7 +49,7 @@ void csr_policy_default(struct csr_policy *p);
 
 struct csr_info {
 	X509_REQ *req;
-	EVP_PKEY *pkey;               /* owned by req */
+	EVP_PKEY *pkey;               /* the CSR's public key (owned here) */
 	enum csr_key_kind kind;
 	int bits;
 	char unique_id[CSR_UID_LEN + 1];
@@ -65,6 +65,11 @@ void csr_info_clear(struct csr_info *ci);
 
 /* 1 if s is a unique id (24 upper-case hex digits), 0 if not. */
 int csr_valid_unique_id(const char *s);
+
+/* A library context with no providers, for parsing without decoding public
+ * keys (OpenSSL 3.0's generic key decoders dominate parse time).  NULL if it
+ * could not be made; callers then parse the ordinary way. */
+OSSL_LIB_CTX *csr_parse_libctx(void);
 
 /* Lower-case hex SHA-256 of the DER SubjectPublicKeyInfo of pkey. */
 int csr_pubkey_hash(EVP_PKEY *pkey, char out[65]);
