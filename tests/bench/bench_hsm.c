@@ -13,7 +13,8 @@
  * Prints rates and the ratios (b)/(a) (target >= 0.10) and (b)/(c) (target
  * >= 25).  The token is made in the working directory by hsm/softhsm-setup.sh.
  *
- * Run: make bench (all benchmarks) or build/bench/bench_hsm [SECONDS].
+ * Run: make bench (all benchmarks) or build/bench/bench_hsm [SECONDS [ROUNDS]]
+ * (default 2 s, 2 rounds).
  */
 #include <dlfcn.h>
 #include <stdatomic.h>
@@ -338,14 +339,19 @@ int main(int argc, char **argv)
 	struct issue_profile prof = { .validity_days = 365 };
 	struct hsm_certstore dbstore, memstore = { 0 };
 	struct errbuf e;
-	struct db *db;
-	double raw[2] = { 0, 0 }, b_db[3], b_mem, c_rate, a, b;
+	struct db *db = NULL;
+	double raw[2] = { 0, 0 }, b_db[3] = { 0, 0, 0 }, b_mem = 0, c_rate = 0, a, b;
+	int rounds = 2;
 	int pipefd[2], status;
 	char tokdir[1100];
 	pid_t pid;
 
 	if (argc > 1)
 		secs = atof(argv[1]);
+	if (argc > 2)
+		rounds = atoi(argv[2]);
+	if (rounds < 1)
+		rounds = 1;
 	if (secs <= 0.1)
 		secs = 2.0;
 	find_top();
@@ -353,46 +359,62 @@ int main(int argc, char **argv)
 		die("cannot make the SoftHSM token");
 	snprintf(tokdir, sizeof(tokdir), "%s/hsm-bench", tu_scratch());
 
-	/* (a) in a child, before this process touches the module */
-	if (pipe(pipefd) != 0 || (pid = fork()) < 0)
-		die("fork");
-	if (pid == 0) {
-		close(pipefd[0]);
-		raw_rates(&cfg, raw);
-		if (write(pipefd[1], raw, sizeof(raw)) != (ssize_t)sizeof(raw))
-			_exit(1);
-		_exit(0);
-	}
-	close(pipefd[1]);
-	if (read(pipefd[0], raw, sizeof(raw)) != (ssize_t)sizeof(raw) ||
-	    waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status))
-		die("raw C_Sign measurement failed");
-	close(pipefd[0]);
-
-	/* (b) */
+	/* Rounds of (a), (b), (c) in turn; each figure is the best of its rounds,
+	 * so a burst of load from other processes does not decide a ratio. */
 	make_csrs(MAX_CSRS);
-	if (hsm_open(&cfg, &h, &e) != ST_OK || issue_ctx_new(h, &prof, &ic, &e) != ST_OK ||
-	    db_open("bench.db", "bench", &db, &e) != ST_OK)
-		die(e.msg);
-	hsm_certstore_db(&dbstore, db);
 	memstore.reserve = null_reserve;
 	memstore.issued = null_issued;
-	b_mem = issue_rate(ic, &memstore, 1);
-	b_db[0] = issue_rate(ic, &dbstore, 1);
-	b_db[1] = issue_rate(ic, &dbstore, 2);
-	b_db[2] = issue_rate(ic, &dbstore, 4);
-	issue_ctx_free(ic);
-	hsm_close(h);
-	db_close(db);
+	for (int round = 0; round < rounds; round++) {
+		double r2[2], bd[3], bm, cr;
 
-	/* (c) */
-	c_rate = openssl_rate(tokdir, 100);
+		/* (a) in a child: PKCS#11 state is per process */
+		if (pipe(pipefd) != 0 || (pid = fork()) < 0)
+			die("fork");
+		if (pid == 0) {
+			close(pipefd[0]);
+			raw_rates(&cfg, r2);
+			if (write(pipefd[1], r2, sizeof(r2)) != (ssize_t)sizeof(r2))
+				_exit(1);
+			_exit(0);
+		}
+		close(pipefd[1]);
+		if (read(pipefd[0], r2, sizeof(r2)) != (ssize_t)sizeof(r2) ||
+		    waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status))
+			die("raw C_Sign measurement failed");
+		close(pipefd[0]);
+
+		/* (b) */
+		if (hsm_open(&cfg, &h, &e) != ST_OK || issue_ctx_new(h, &prof, &ic, &e) != ST_OK ||
+		    (!db && db_open("bench.db", "bench", &db, &e) != ST_OK))
+			die(e.msg);
+		hsm_certstore_db(&dbstore, db);
+		bm = issue_rate(ic, &memstore, 1);
+		bd[0] = issue_rate(ic, &dbstore, 1);
+		bd[1] = issue_rate(ic, &dbstore, 2);
+		bd[2] = issue_rate(ic, &dbstore, 4);
+		issue_ctx_free(ic);
+		hsm_close(h);
+
+		/* (c) */
+		cr = openssl_rate(tokdir, 100);
+
+		fprintf(stderr, "round %d: a %.0f/%.0f  b %.0f/%.0f/%.0f (no db %.0f)  c %.1f\n",
+			round + 1, r2[0], r2[1], bd[0], bd[1], bd[2], bm, cr);
+		for (int i = 0; i < 2; i++)
+			raw[i] = r2[i] > raw[i] ? r2[i] : raw[i];
+		for (int i = 0; i < 3; i++)
+			b_db[i] = bd[i] > b_db[i] ? bd[i] : b_db[i];
+		b_mem = bm > b_mem ? bm : b_mem;
+		c_rate = cr > c_rate ? cr : c_rate;
+	}
+	db_close(db);
 
 	a = raw[0] > raw[1] ? raw[0] : raw[1];
 	b = b_db[0];
 	for (int i = 1; i < 3; i++)
 		b = b_db[i] > b ? b_db[i] : b;
-	printf("hsm: one SoftHSM EC P-256 CA key, %.1f s per figure\n", secs);
+	printf("hsm: one SoftHSM EC P-256 CA key; best of %d rounds of %.1f s per figure\n",
+	       rounds, secs);
 	printf("  (a) raw C_Sign (CKM_ECDSA)            1 thread %8.0f/s   2 threads %8.0f/s\n",
 	       raw[0], raw[1]);
 	printf("  (b) issuing path, SQLite FULL         1 thread %8.0f/s   2 threads %8.0f/s"
