@@ -14,6 +14,7 @@
  * Verification walks each station's chain in seq order through the
  * (station_id, seq) index, holding a window of four row summaries: memory does
  * not grow with the log.  See classify() for how the first bad row is named.
+ * Signed checkpoints are stored by db/checkpoint.c and checked here.
  */
 #include "db_int.h"
 
@@ -29,41 +30,69 @@
 #define AUDIT_TAG        "station-audit-v1"
 #define AUDIT_DETAIL_MAX (64 * 1024)
 #define AUDIT_NAME_MAX   64
-#define CHECKPOINT_TAG   "station-audit-checkpoint-v1"
 
 static const uint8_t zero_hash[32];
 
-static void put_field(EVP_MD_CTX *md, const void *p, size_t len)
+/* Appends F(x) to the packing buffer, or streams it once the row is too big
+ * for the buffer.  Packing a typical row into one digest update is several
+ * times faster than eight small updates. */
+struct packer {
+	EVP_MD_CTX *md;
+	uint8_t     buf[2048];
+	size_t      used;
+	int         streaming;
+};
+
+static void put_field(struct packer *pk, const void *p, size_t len)
 {
 	uint8_t be[4] = { (uint8_t)(len >> 24), (uint8_t)(len >> 16),
 			  (uint8_t)(len >> 8), (uint8_t)len };
 
-	EVP_DigestUpdate(md, be, 4);
+	if (!pk->streaming && pk->used + 4 + len <= sizeof(pk->buf)) {
+		memcpy(pk->buf + pk->used, be, 4);
+		if (len)
+			memcpy(pk->buf + pk->used + 4, p, len);
+		pk->used += 4 + len;
+		return;
+	}
+	if (!pk->streaming) {
+		EVP_DigestUpdate(pk->md, pk->buf, pk->used);
+		pk->streaming = 1;
+	}
+	EVP_DigestUpdate(pk->md, be, 4);
 	if (len)
-		EVP_DigestUpdate(md, p, len);
+		EVP_DigestUpdate(pk->md, p, len);
 }
 
-/* The canonical hash of one event (see the top of this file). */
-static int event_hash(EVP_MD_CTX *md, const char *station_id, size_t sid_len,
+/* The canonical hash of one event (see the top of this file).  NULL strings
+ * (a column someone set to NULL) hash as empty. */
+static int event_hash(EVP_MD_CTX *md, const EVP_MD *sha256,
+		      const char *station_id, size_t sid_len,
 		      int64_t seq, const char *ts, size_t ts_len,
 		      const char *kind, size_t kind_len, const char *actor, size_t actor_len,
 		      const char *detail, size_t detail_len, const char *prev_hex,
 		      size_t prev_len, uint8_t out[32])
 {
+	struct packer pk;
 	char seqs[24];
 	unsigned int n = 0;
 	int len = snprintf(seqs, sizeof(seqs), "%lld", (long long)seq);
 
-	if (!EVP_DigestInit_ex(md, EVP_sha256(), NULL))
+	if (!EVP_DigestInit_ex(md, sha256, NULL))
 		return -1;
-	put_field(md, AUDIT_TAG, strlen(AUDIT_TAG));
-	put_field(md, station_id, sid_len);
-	put_field(md, seqs, (size_t)len);
-	put_field(md, ts, ts_len);
-	put_field(md, kind, kind_len);
-	put_field(md, actor, actor_len);
-	put_field(md, detail, detail_len);
-	put_field(md, prev_hex, prev_len);
+	pk.md = md;
+	pk.used = 0;
+	pk.streaming = 0;
+	put_field(&pk, AUDIT_TAG, strlen(AUDIT_TAG));
+	put_field(&pk, station_id, sid_len);
+	put_field(&pk, seqs, (size_t)len);
+	put_field(&pk, ts, ts_len);
+	put_field(&pk, kind, kind_len);
+	put_field(&pk, actor, actor_len);
+	put_field(&pk, detail, detail_len);
+	put_field(&pk, prev_hex, prev_len);
+	if (!pk.streaming)
+		EVP_DigestUpdate(md, pk.buf, pk.used);
 	if (!EVP_DigestFinal_ex(md, out, &n) || n != 32)
 		return -1;
 	return 0;
@@ -169,7 +198,7 @@ int db_audit_append_locked(struct db *db, const char *kind, const char *actor,
 	seq++;
 	db_iso_ms(db_now_ms(), ts);
 	md = EVP_MD_CTX_new();
-	if (!md || event_hash(md, db->station_id, strlen(db->station_id), seq, ts, strlen(ts),
+	if (!md || event_hash(md, EVP_sha256(), db->station_id, strlen(db->station_id), seq, ts, strlen(ts),
 			      kind, strlen(kind), actor, strlen(actor), detail, strlen(detail),
 			      prev_hex, 64, hash)) {
 		rc = errbuf_set(err, ST_ECRYPTO, "SHA-256 failed");
@@ -234,125 +263,6 @@ int db_audit_head(struct db *db, int64_t *seq, uint8_t hash[32], struct errbuf *
 	return ST_OK;
 }
 
-/* ---- checkpoints -------------------------------------------------------- */
-
-/* The signed message: COMMON.md "Audit checkpoint signature". */
-static int checkpoint_message(char *buf, size_t size, const char *station_id, int64_t seq,
-			      const char head_hex[65])
-{
-	return snprintf(buf, size, CHECKPOINT_TAG "\n%s\n%lld\n%s\n", station_id,
-			(long long)seq, head_hex);
-}
-
-/* 0 when sig is a valid ECDSA-SHA256 signature by the EC key in pub_der. */
-static int checkpoint_sig_ok(const char *station_id, int64_t seq, const char head_hex[65],
-			     const uint8_t *sig, size_t sig_len, const uint8_t *pub_der,
-			     size_t pub_len, const char **why)
-{
-	const unsigned char *p = pub_der;
-	char msg[256];
-	EVP_PKEY *key;
-	EVP_MD_CTX *md;
-	int n, ok;
-
-	*why = "public key is not a DER SubjectPublicKeyInfo";
-	key = d2i_PUBKEY(NULL, &p, (long)pub_len);
-	if (!key || p != pub_der + pub_len) {
-		EVP_PKEY_free(key);
-		return -1;
-	}
-	if (EVP_PKEY_base_id(key) != EVP_PKEY_EC) {
-		*why = "public key is not an EC key";
-		EVP_PKEY_free(key);
-		return -1;
-	}
-	n = checkpoint_message(msg, sizeof(msg), station_id, seq, head_hex);
-	md = EVP_MD_CTX_new();
-	ok = md && EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, key) == 1 &&
-	     EVP_DigestVerify(md, sig, sig_len, (const unsigned char *)msg, (size_t)n) == 1;
-	EVP_MD_CTX_free(md);
-	EVP_PKEY_free(key);
-	*why = "signature does not verify";
-	return ok ? 0 : -1;
-}
-
-static const char SQL_EVENT_HASH_AT[] =
-	"SELECT hash FROM events WHERE station_id = ? AND seq = ?";
-static const char SQL_INSERT_CHECKPOINT[] =
-	"INSERT INTO checkpoints (station_id, seq, head_hash, ts, key_label, algorithm,"
-	" signature, pubkey_der) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
-
-int db_checkpoint_add(struct db *db, int64_t seq, const uint8_t head_hash[32],
-		      const char *key_label, const char *algorithm, const uint8_t *sig,
-		      size_t sig_len, const uint8_t *pubkey_der, size_t pubkey_len,
-		      struct errbuf *err)
-{
-	char head_hex[65], ts[32];
-	const char *why;
-	sqlite3_stmt *st;
-	int rc;
-
-	if (!valid_name(key_label, 1))
-		return errbuf_set(err, ST_EINVAL, "checkpoint key label must be 1..%d printable characters",
-				  AUDIT_NAME_MAX);
-	if (!algorithm || strcasecmp(algorithm, DB_CHECKPOINT_ALG))
-		return errbuf_set(err, ST_EINVAL, "checkpoint algorithm must be %s",
-				  DB_CHECKPOINT_ALG);
-	if (!sig || !sig_len || sig_len > 1024 || !pubkey_der || !pubkey_len || pubkey_len > 4096)
-		return errbuf_set(err, ST_EINVAL, "checkpoint signature or public key missing or too long");
-	db_hex(head_hash, 32, head_hex);
-	if (checkpoint_sig_ok(db->station_id, seq, head_hex, sig, sig_len, pubkey_der,
-			      pubkey_len, &why))
-		return errbuf_set(err, ST_ECRYPTO, "checkpoint at seq %lld: %s",
-				  (long long)seq, why);
-
-	db_lock(db);
-	if (!(st = db_stmt(db, SQL_EVENT_HASH_AT, err))) {
-		rc = ST_EDB;
-		goto out;
-	}
-	sqlite3_bind_text(st, 1, db->station_id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, seq);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
-		sqlite3_reset(st);
-		rc = errbuf_set(err, ST_ENOTFOUND, "checkpoint: no audit event with seq %lld",
-				(long long)seq);
-		goto out;
-	}
-	if (rc != SQLITE_ROW) {
-		rc = db_sqlerr(db, rc, err, "read audit event");
-		goto out;
-	}
-	if (strcmp((const char *)sqlite3_column_text(st, 0), head_hex)) {
-		sqlite3_reset(st);
-		rc = errbuf_set(err, ST_ETAMPER,
-				"checkpoint: head hash does not match audit event seq %lld",
-				(long long)seq);
-		goto out;
-	}
-	sqlite3_reset(st);
-	if (!(st = db_stmt(db, SQL_INSERT_CHECKPOINT, err))) {
-		rc = ST_EDB;
-		goto out;
-	}
-	db_iso_ms(db_now_ms(), ts);
-	sqlite3_bind_text(st, 1, db->station_id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, seq);
-	sqlite3_bind_text(st, 3, head_hex, 64, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, ts, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, key_label, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 6, DB_CHECKPOINT_ALG, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 7, sig, (int)sig_len, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 8, pubkey_der, (int)pubkey_len, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	rc = rc == SQLITE_DONE ? ST_OK : db_sqlerr(db, rc, err, "store checkpoint");
-out:
-	db_unlock(db);
-	return rc;
-}
-
 /* ---- verification ------------------------------------------------------- */
 
 /* What verify remembers of a row: enough to judge links, never the row itself. */
@@ -367,10 +277,12 @@ struct vrow {
 struct vstate {
 	struct db     *db;
 	EVP_MD_CTX    *md;
+	EVP_MD        *sha256;         /* fetched once: implicit fetches cost per row */
 	sqlite3_stmt  *ev, *cp;       /* this station's events and checkpoints */
 	int            cp_have;        /* cp holds an unconsumed row */
 	int            cp_done;        /* cp has no more rows */
-	const char    *station;
+	const char    *station;        /* exact bytes of this chain's station id */
+	int            station_len;
 	const uint8_t *trusted;        /* pinned checkpoint key, or NULL */
 	size_t         trusted_len;
 	struct db_verify_result *res;
@@ -391,7 +303,7 @@ static int read_row(struct vstate *vs, struct vrow *r, struct errbuf *err)
 	r->id = sqlite3_column_int64(st, 0);
 	r->seq = sqlite3_column_int64(st, 1);
 #define COL(i) (const char *)sqlite3_column_text(st, i), (size_t)sqlite3_column_bytes(st, i)
-	if (event_hash(vs->md, COL(2), r->seq, COL(3), COL(4), COL(5), COL(6), COL(7), h))
+	if (event_hash(vs->md, vs->sha256, COL(2), r->seq, COL(3), COL(4), COL(5), COL(6), COL(7), h))
 		return errbuf_set(err, ST_ECRYPTO, "SHA-256 failed");
 #undef COL
 	r->prev_wf = !db_unhex32((const char *)sqlite3_column_text(st, 7),
@@ -545,7 +457,7 @@ static int check_checkpoints(struct vstate *vs, const struct vrow *r, struct err
 			 strcasecmp((const char *)sqlite3_column_text(cp, 5), DB_CHECKPOINT_ALG))
 			why = "unknown algorithm";
 		else
-			checkpoint_sig_ok(vs->station, cseq, head_hex, sqlite3_column_blob(cp, 3),
+			db_checkpoint_sig_ok(vs->station, cseq, head_hex, sqlite3_column_blob(cp, 3),
 					  (size_t)sqlite3_column_bytes(cp, 3), sqlite3_column_blob(cp, 4),
 					  (size_t)sqlite3_column_bytes(cp, 4), &why) == 0 ? (why = NULL) : 0;
 		if (why) {
@@ -567,6 +479,8 @@ static int check_checkpoints(struct vstate *vs, const struct vrow *r, struct err
 	}
 }
 
+static const char SQL_FIRST_STATION[] = "SELECT min(station_id) FROM events";
+static const char SQL_COUNT_EVENTS[] = "SELECT count(*) FROM events";
 static const char SQL_NEXT_STATION[] =
 	"SELECT station_id FROM events WHERE station_id > ? ORDER BY station_id LIMIT 1";
 static const char SQL_STATION_EVENTS[] =
@@ -586,8 +500,8 @@ static int verify_station(struct vstate *vs, struct errbuf *err)
 	int rc, c;
 
 	memset(w, 0, sizeof(w));
-	sqlite3_bind_text(vs->ev, 1, vs->station, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(vs->cp, 1, vs->station, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(vs->ev, 1, vs->station, vs->station_len, SQLITE_TRANSIENT);
+	sqlite3_bind_text(vs->cp, 1, vs->station, vs->station_len, SQLITE_TRANSIENT);
 	vs->cp_have = 0;
 	vs->cp_done = 0;
 	if ((rc = read_row(vs, r, err)) || (r->present && (rc = read_row(vs, n, err))))
@@ -617,8 +531,8 @@ int db_audit_verify_key(struct db *db, const uint8_t *trusted_pubkey_der, size_t
 {
 	struct vstate vs;
 	sqlite3_stmt *next = NULL;
-	char station[256] = "";
-	int rc = ST_OK;
+	char *station = NULL, *grown;
+	int rc = ST_OK, first = 1, station_len = 0;
 
 	memset(res, 0, sizeof(*res));
 	memset(&vs, 0, sizeof(vs));
@@ -626,35 +540,55 @@ int db_audit_verify_key(struct db *db, const uint8_t *trusted_pubkey_der, size_t
 	vs.res = res;
 	vs.trusted = trusted_pubkey_der;
 	vs.trusted_len = trusted_len;
-	if (!(vs.md = EVP_MD_CTX_new()))
-		return errbuf_set(err, ST_ENOMEM, "out of memory");
+	vs.md = EVP_MD_CTX_new();
+	vs.sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+	if (!vs.md || !vs.sha256) {
+		EVP_MD_CTX_free(vs.md);
+		EVP_MD_free(vs.sha256);
+		return errbuf_set(err, ST_ECRYPTO, "OpenSSL: no SHA-256");
+	}
 	db_lock(db);
 	/* One read transaction: a consistent snapshot while appends go on. */
 	if ((rc = sqlite3_exec(db->sq, db->in_txn ? "SELECT 1" : "BEGIN", NULL, NULL, NULL))) {
 		rc = db_sqlerr(db, rc, err, "begin read");
 		goto out_unlocked_txn;
 	}
-	if (!(next = db_stmt(db, SQL_NEXT_STATION, err)) ||
-	    !(vs.ev = db_stmt(db, SQL_STATION_EVENTS, err)) ||
+	if (!(vs.ev = db_stmt(db, SQL_STATION_EVENTS, err)) ||
 	    !(vs.cp = db_stmt(db, SQL_STATION_CHECKPOINTS, err))) {
 		rc = ST_EDB;
 		goto out;
 	}
-	for (;;) {
-		sqlite3_reset(next);
-		sqlite3_bind_text(next, 1, station, -1, SQLITE_TRANSIENT);
+	/* Station ids in order, each found by an index seek (min() for the first,
+	 * so that even an empty station id is walked). */
+	for (;; first = 0) {
+		if (!(next = db_stmt(db, first ? SQL_FIRST_STATION : SQL_NEXT_STATION, err))) {
+			rc = ST_EDB;
+			goto out;
+		}
+		if (!first)
+			sqlite3_bind_text(next, 1, station, station_len, SQLITE_TRANSIENT);
 		rc = sqlite3_step(next);
-		if (rc == SQLITE_DONE)
+		if (rc == SQLITE_DONE || (rc == SQLITE_ROW && sqlite3_column_type(next, 0) == SQLITE_NULL))
 			break;
 		if (rc != SQLITE_ROW) {
 			rc = db_sqlerr(db, rc, err, "list stations");
 			goto out;
 		}
-		snprintf(station, sizeof(station), "%s", (const char *)sqlite3_column_text(next, 0));
+		/* The exact id, whatever its length: a truncated copy would find the
+		 * same station again as "next" and never end. */
+		station_len = sqlite3_column_bytes(next, 0);
+		if (!(grown = realloc(station, (size_t)station_len + 1))) {
+			rc = errbuf_set(err, ST_ENOMEM, "out of memory");
+			goto out;
+		}
+		station = grown;
+		memcpy(station, sqlite3_column_text(next, 0), (size_t)station_len);
+		station[station_len] = '\0';
 		sqlite3_reset(next);
 		sqlite3_reset(vs.ev);
 		sqlite3_reset(vs.cp);
 		vs.station = station;
+		vs.station_len = station_len;
 		rc = verify_station(&vs, err);
 		if (rc == ST_ETAMPER) {
 			snprintf(res->station_id, sizeof(res->station_id), "%s", station);
@@ -664,6 +598,23 @@ int db_audit_verify_key(struct db *db, const uint8_t *trusted_pubkey_der, size_t
 		if (rc)
 			goto out;
 	}
+	sqlite3_reset(next);
+	/* Rows no chain walked (a NULL station id: the schema was altered). */
+	if (!(next = db_stmt(db, SQL_COUNT_EVENTS, err))) {
+		rc = ST_EDB;
+		goto out;
+	}
+	if ((rc = sqlite3_step(next)) != SQLITE_ROW) {
+		rc = db_sqlerr(db, rc, err, "count events");
+		goto out;
+	}
+	if (sqlite3_column_int64(next, 0) != res->events) {
+		snprintf(res->what, sizeof(res->what), "inserted: %lld rows belong to no station's chain",
+			 (long long)(sqlite3_column_int64(next, 0) - res->events));
+		rc = errbuf_set(err, ST_ETAMPER, "audit chain broken: %s", res->what);
+		goto out;
+	}
+	sqlite3_reset(next);
 	/* Checkpoints of a station whose every event is gone. */
 	if (!(next = db_stmt(db, SQL_ORPHAN_CHECKPOINT, err))) {
 		rc = ST_EDB;
@@ -692,7 +643,9 @@ out:
 		sqlite3_exec(db->sq, "COMMIT", NULL, NULL, NULL);
 out_unlocked_txn:
 	db_unlock(db);
+	free(station);
 	EVP_MD_CTX_free(vs.md);
+	EVP_MD_free(vs.sha256);
 	return rc;
 }
 

@@ -14,6 +14,7 @@
 #include <openssl/x509.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void audit_usage(FILE *f)
 {
@@ -78,6 +79,8 @@ static int audit_verify(struct cli_ctx *ctx, int argc, char **argv)
 		return cli_usage_error("audit", "unexpected argument '%s'", argv[optind]);
 	if (key_path && (rc = load_pubkey_der(key_path, &der, &der_len)))
 		return rc;
+	if (access(ctx->db_path, F_OK) != 0)
+		return cli_fail("audit verify: database %s does not exist", ctx->db_path);
 	errbuf_clear(&err);
 	if (db_open(ctx->db_path, ctx->station_id, &db, &err)) {
 		OPENSSL_free(der);
@@ -98,11 +101,28 @@ static int audit_verify(struct cli_ctx *ctx, int argc, char **argv)
 	return CLI_EXIT_OK;
 }
 
+/* A tampered database may hold anything: never send control bytes (terminal
+ * escapes) to the screen. */
+static void put_clean(const char *s)
+{
+	for (; s && *s; s++)
+		putchar((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);
+}
+
 static int print_event(const struct db_event *e, void *arg)
 {
 	(void)arg;
-	printf("%lld\t%s\t%lld\t%s\t%s\t%s\t%s\n", (long long)e->id, e->station_id,
-	       (long long)e->seq, e->ts, e->kind, e->actor, e->detail);
+	printf("%lld\t", (long long)e->id);
+	put_clean(e->station_id);
+	printf("\t%lld\t", (long long)e->seq);
+	put_clean(e->ts);
+	putchar('\t');
+	put_clean(e->kind);
+	putchar('\t');
+	put_clean(e->actor);
+	putchar('\t');
+	put_clean(e->detail);
+	putchar('\n');
 	return 0;
 }
 
@@ -135,6 +155,8 @@ static int audit_log(struct cli_ctx *ctx, int argc, char **argv)
 	}
 	if (optind < argc)
 		return cli_usage_error("audit", "unexpected argument '%s'", argv[optind]);
+	if (access(ctx->db_path, F_OK) != 0)
+		return cli_fail("audit log: database %s does not exist", ctx->db_path);
 	errbuf_clear(&err);
 	if (db_open(ctx->db_path, ctx->station_id, &db, &err))
 		return cli_fail("audit log: %s", err.msg);
