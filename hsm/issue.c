@@ -398,10 +398,17 @@ int issue_cert(struct issue_ctx *ic, const struct hsm_certstore *store,
 		return errbuf_set(err, ST_EINVAL, "issue: no certificate store (write-ahead required)");
 	/* 1. write-ahead: the serial is durably reserved before anything is signed */
 	for (int i = 0; i < RESERVE_TRIES && rc == ST_EEXIST; i++) {
+		int seen = 0;
+
 		if ((rc = issue_new_serial(out->serial_hex, err)) != ST_OK)
 			return rc;
 		rc = store->reserve(store->db, out->serial_hex, unit_id, csr->unique_id,
 				    csr->pubkey_hash, err);
+		/* taken: the serial (draw again) or the key (a clone racing this
+		 * one from another bay: stop) */
+		if (rc == ST_EEXIST && store->pubkey_seen &&
+		    store->pubkey_seen(store->db, csr->pubkey_hash, &seen, NULL) == ST_OK && seen)
+			break;
 	}
 	if (rc != ST_OK)
 		return errbuf_prefix(err, "reserve certificate for %s: ", csr->unique_id);

@@ -14,7 +14,7 @@
  * >= 25).  The token is made in the working directory by hsm/softhsm-setup.sh.
  *
  * Run: make bench (all benchmarks) or build/bench/bench_hsm [SECONDS [ROUNDS]]
- * (default 2 s, 2 rounds).
+ * (default 2 s, 3 rounds).
  */
 #include <dlfcn.h>
 #include <stdatomic.h>
@@ -341,7 +341,7 @@ int main(int argc, char **argv)
 	struct errbuf e;
 	struct db *db = NULL;
 	double raw[2] = { 0, 0 }, b_db[3] = { 0, 0, 0 }, b_mem = 0, c_rate = 0, a, b;
-	int rounds = 2;
+	int rounds = 3;
 	int pipefd[2], status;
 	char tokdir[1100];
 	pid_t pid;
