@@ -41,6 +41,20 @@ OSSL_LIB_CTX *csr_parse_libctx(void)
 	return parse_ctx;
 }
 
+/* 0 for an EC key whose point is not in uncompressed form (0x04 || X || Y). */
+static int uncompressed_or_not_ec(X509_PUBKEY *xpk)
+{
+	const unsigned char *bits;
+	ASN1_OBJECT *aobj;
+	int bitlen;
+
+	if (X509_PUBKEY_get0_param(&aobj, &bits, &bitlen, NULL, xpk) != 1)
+		return 0;
+	if (OBJ_obj2nid(aobj) != NID_X9_62_id_ecPublicKey)
+		return 1;
+	return bitlen >= 1 && bits[0] == 0x04 && bitlen % 2 == 1;
+}
+
 static EVP_PKEY *spki_to_pkey(X509_PUBKEY *xpk)
 {
 	const unsigned char *bits;
@@ -263,6 +277,12 @@ int csr_check(const struct csr_policy *pol, const uint8_t *der, size_t len,
 	}
 	memcpy(out->unique_id, unique_id, CSR_UID_LEN + 1);
 	ERR_clear_error();  /* the undecoded key left a note */
+	if (!uncompressed_or_not_ec(X509_REQ_get_X509_PUBKEY(out->req))) {
+		/* one key, one encoding: a compressed point would hash differently
+		 * and slip past the clone check */
+		rc = errbuf_set(err, ST_EPOLICY, "CSR EC public key must be an uncompressed point");
+		goto fail;
+	}
 	out->pkey = spki_to_pkey(X509_REQ_get_X509_PUBKEY(out->req));
 	if (!out->pkey) {
 		rc = errbuf_set(err, ST_EINVAL, "CSR public key is unreadable");
@@ -278,7 +298,10 @@ int csr_check(const struct csr_policy *pol, const uint8_t *der, size_t len,
 		goto fail;
 	if ((rc = check_nonce(out->req, nonce, err)) != ST_OK)
 		goto fail;
-	if (req_pubkey_hash(out->req, out->pubkey_hash) != ST_OK) {
+	/* EC: the request's own encoding is canonical (named curve, uncompressed
+	 * point); anything else is re-encoded from the key */
+	if ((out->kind == CSR_KEY_RSA ? csr_pubkey_hash(out->pkey, out->pubkey_hash)
+				      : req_pubkey_hash(out->req, out->pubkey_hash)) != ST_OK) {
 		rc = errbuf_set(err, ST_ECRYPTO, "CSR public key cannot be encoded");
 		goto fail;
 	}

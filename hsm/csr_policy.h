@@ -4,8 +4,9 @@
  * Contract
  * - csr_check() parses the DER CSR (bounded: at most CSR_MAX_DER bytes, no
  *   trailing data), verifies its self-signature, and applies the policy:
- *     key type EC P-256 or P-384, or RSA of at least rsa_min_bits (each allowed
- *     by the policy's mask);
+ *     key type EC P-256 or P-384 (named curve, uncompressed point: one key has
+ *     one encoding, so one public key hash), or RSA of at least rsa_min_bits
+ *     (each allowed by the policy's mask);
  *     subject exactly one RDN, CN=<unique id>;
  *     exactly one PKCS#9 challengePassword whose value is the station nonce as 64
  *     lower-case hex characters (compared in constant time);

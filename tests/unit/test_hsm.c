@@ -121,7 +121,7 @@ static void test_missing_token(void **state)
 	assert_non_null(strstr(e.msg, "no-such-key"));
 	c = cfg256;
 	snprintf(c.module, sizeof(c.module), "/nonexistent/module.so");
-	assert_int_equal(hsm_open(&c, &h, &e), ST_EHSM);
+	assert_int_equal(hsm_open(&c, &h, &e), ST_ENOTFOUND);
 	assert_non_null(strstr(e.msg, "/nonexistent/module.so"));
 }
 

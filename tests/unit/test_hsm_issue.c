@@ -138,6 +138,37 @@ static void test_csr_weak_keys(void **state)
 	csr_policy_default(&pol);
 }
 
+/* A compressed point is the same key under another encoding (and hash). */
+static void test_csr_compressed_point(void **state)
+{
+	uint8_t nonce[32], *der;
+	size_t len;
+	EVP_PKEY *k = tu_key("P-256");
+	struct csr_info ci;
+	struct errbuf e;
+
+	(void)state;
+	rand_nonce(nonce);
+	assert_int_equal(EVP_PKEY_set_utf8_string_param(k, "point-format", "compressed"), 1);
+	assert_int_equal(tu_make_csr(k, UID, NULL, nonce, 0, &der, &len), 0);
+	assert_int_equal(csr_check(&pol, der, len, UID, nonce, NULL, &ci, &e), ST_EPOLICY);
+	assert_non_null(strstr(e.msg, "uncompressed"));
+	OPENSSL_free(der);
+	assert_int_equal(EVP_PKEY_set_utf8_string_param(k, "point-format", "uncompressed"), 1);
+	assert_int_equal(tu_make_csr(k, UID, NULL, nonce, 0, &der, &len), 0);
+	assert_int_equal(csr_check(&pol, der, len, UID, nonce, NULL, &ci, &e), ST_OK);
+	/* the hash is the one the shared rule gives: SHA-256 of the key's DER SPKI */
+	{
+		char want[65];
+
+		assert_int_equal(csr_pubkey_hash(k, want), ST_OK);
+		assert_string_equal(ci.pubkey_hash, want);
+	}
+	csr_info_clear(&ci);
+	OPENSSL_free(der);
+	EVP_PKEY_free(k);
+}
+
 static void test_csr_bad_signature(void **state)
 {
 	uint8_t nonce[32], *der;
@@ -562,6 +593,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_csr_good_kinds),
 		cmocka_unit_test(test_csr_weak_keys),
+		cmocka_unit_test(test_csr_compressed_point),
 		cmocka_unit_test(test_csr_bad_signature),
 		cmocka_unit_test(test_csr_subject),
 		cmocka_unit_test(test_csr_nonce),
