@@ -49,6 +49,8 @@ struct csr_policy {
 void csr_policy_default(struct csr_policy *p);
 
 struct csr_info {
+	/* parsed without decoding its key (see csr_policy.c): X509_REQ_get0_pubkey()
+	 * returns NULL; use pkey */
 	X509_REQ *req;
 	EVP_PKEY *pkey;               /* the CSR's public key (owned here) */
 	enum csr_key_kind kind;
