@@ -134,32 +134,74 @@ static void progress(uint64_t done, uint64_t total, void *ctx)
 	ev_emit(r->cfg->bus, &ev);
 }
 
+struct cert_list {
+	int64_t unit_id;
+	char (*serials)[65];
+	size_t n, cap;
+	int oom;
+};
+
+static int collect_unit_cert(const struct db_cert_row *c, void *ctx)
+{
+	struct cert_list *l = ctx;
+
+	if (c->unit_id != l->unit_id || c->status == DB_CERT_REVOKED)
+		return 0;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 4;
+		char (*n)[65] = realloc(l->serials, cap * sizeof(*n));
+
+		if (!n) {
+			l->oom = 1;
+			return 1;
+		}
+		l->serials = n;
+		l->cap = cap;
+	}
+	snprintf(l->serials[l->n++], 65, "%s", c->serial_hex);
+	return 0;
+}
+
+/* Revokes every certificate of this unit that is not committed: the one it
+ * was issued, and a serial a failed issue left reserved.  One that cannot be
+ * revoked now stays issued and is revoked by recovery at the next start. */
+static void revoke_unit_certs(struct unit_run *r, const char *why)
+{
+	const struct pl_ca_ops *ca = &r->cfg->ca;
+	struct cert_list l;
+	struct errbuf e;
+	char msg[EV_REASON_LEN];
+
+	memset(&l, 0, sizeof(l));
+	l.unit_id = r->u.id;
+	errbuf_clear(&e);
+	if (db_cert_foreach(r->cfg->db, -1, collect_unit_cert, &l, &e) || l.oom) {
+		snprintf(msg, sizeof(msg), "listing certificates of unit %lld failed: %s",
+			 (long long)r->u.id, l.oom ? "out of memory" : e.msg);
+		emit(r, EV_LOG, EV_OUT_NONE, msg);
+	}
+	for (size_t i = 0; i < l.n; i++) {
+		errbuf_clear(&e);
+		if (ca->revoke(ca->ctx, l.serials[i], why, &e))
+			snprintf(msg, sizeof(msg), "revoking %s failed: %s", l.serials[i], e.msg);
+		else
+			snprintf(msg, sizeof(msg), "certificate %s revoked (not committed)",
+				 l.serials[i]);
+		emit(r, EV_LOG, EV_OUT_NONE, msg);
+	}
+	free(l.serials);
+}
+
 /* Ends the unit: revokes a certificate that will not be committed, records the
  * verdict, tells the world.  Returns the outcome for the bay's failure count. */
 static enum ev_outcome finish(struct unit_run *r, enum db_unit_status st, const char *reason)
 {
-	const struct pl_ca_ops *ca = &r->cfg->ca;
 	enum ev_outcome out = st == DB_UNIT_PASS ? EV_OUT_PASS :
 			      st == DB_UNIT_REJECT ? EV_OUT_REJECT : EV_OUT_FAIL;
 	struct errbuf e;
 
-	if (r->cert == CERT_RESERVED || r->cert == CERT_ISSUED) {
-		errbuf_clear(&e);
-		if (ca->revoke(ca->ctx, r->u.cert_serial,
-			       st == DB_UNIT_REJECT ? "keyCompromise" : "cessationOfOperation", &e)) {
-			char msg[EV_REASON_LEN];
-
-			/* Left issued: recovery at the next start revokes it. */
-			snprintf(msg, sizeof(msg), "revoking %s failed: %s", r->u.cert_serial, e.msg);
-			emit(r, EV_LOG, EV_OUT_NONE, msg);
-		} else {
-			char msg[EV_REASON_LEN];
-
-			snprintf(msg, sizeof(msg), "certificate %s revoked (not committed)",
-				 r->u.cert_serial);
-			emit(r, EV_LOG, EV_OUT_NONE, msg);
-		}
-	}
+	if (r->cert == CERT_RESERVED || r->cert == CERT_ISSUED)
+		revoke_unit_certs(r, st == DB_UNIT_REJECT ? "keyCompromise" : "cessationOfOperation");
 	r->u.status = st;
 	snprintf(r->u.reason, sizeof(r->u.reason), "%s", reason ? reason : "");
 	r->u.finished_ms = now_ms();
@@ -391,23 +433,22 @@ static enum ev_outcome run_unit(struct unit_run *r)
 		errbuf_set(&r->err, ST_EPOLICY, "clone: id %s appeared on another bay", r->u.unique_id);
 		return fail_with(r, DB_UNIT_REJECT, ST_EPOLICY);
 	}
-	if ((rc = ca->reserve(ca->ctx, r->u.id, r->u.unique_id, facts.pubkey_hash,
-			      r->u.cert_serial, &r->err)))
-		goto fail;
-	r->cert = CERT_RESERVED;
-	if ((rc = db_unit_update(cfg->db, &r->u, &r->err)))
-		goto fail;
+	r->cert = CERT_RESERVED;   /* from here a failure revokes what was issued */
 	stage_ok(r);
 	stage(r, EV_STAGE_SIGN);
 	if ((rc = profile_san_for(cfg->profile, r->u.unique_id, san, sizeof(san), &r->err)))
 		goto fail;
-	rc = ca->sign(ca->ctx, r->u.cert_serial, csr, csr_len, san, cfg->profile->validity_days,
-		      &cert, &cert_len, &r->err);
+	errbuf_clear(&r->err);
+	rc = ca->issue(ca->ctx, r->u.id, r->u.unique_id, facts.pubkey_hash, csr, csr_len,
+		       nonce, san, cfg->profile->validity_days, r->u.cert_serial, &cert,
+		       &cert_len, &r->err);
 	free(csr);
 	csr = NULL;
 	if (rc)
 		goto fail;
 	r->cert = CERT_ISSUED;
+	if ((rc = db_unit_update(cfg->db, &r->u, &r->err)))
+		goto fail;
 	stage_ok(r);
 
 	/* inject, read back, proof of possession: not retried (not idempotent
@@ -631,7 +672,7 @@ int pl_line_start(const struct pl_config *cfg, struct pl_line **out, struct errb
 	if (cfg->nbays < 1 || cfg->nbays > PL_MAX_BAYS)
 		return errbuf_set(err, ST_EINVAL, "bays must be 1..%d", PL_MAX_BAYS);
 	if (!cfg->profile || !cfg->db || !cfg->bus || !cfg->transport.scan || !cfg->transport.open ||
-	    !cfg->ca.reserve || !cfg->ca.sign || !cfg->ca.injected || !cfg->ca.revoke)
+	    !cfg->ca.issue || !cfg->ca.injected || !cfg->ca.revoke)
 		return errbuf_set(err, ST_EINVAL, "line: incomplete configuration");
 	line = calloc(1, sizeof(*line));
 	if (!line)

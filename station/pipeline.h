@@ -99,14 +99,16 @@ struct pl_transport {
 
 /* The certificate authority (HSM) as the pipeline needs it.  Thread-safe. */
 struct pl_ca_ops {
-	/* Write-ahead: records serial as reserved for the unit (durable). */
-	int (*reserve)(void *ca, int64_t unit_id, const char *unique_id,
-		       const char *pubkey_hash, char serial_hex[65], struct errbuf *err);
-	/* Signs a certificate for the CSR under serial; durably recorded as issued
-	 * before it returns (invariant 2).  *der is malloc'd. */
-	int (*sign)(void *ca, const char *serial_hex, const uint8_t *csr, size_t csr_len,
-		    const char *san, int validity_days, uint8_t **der, size_t *len,
-		    struct errbuf *err);
+	/* Issues a certificate for a CSR that passed pl_csr_check: write-ahead
+	 * (serial reserved for unit_id, durable) before signing, recorded as issued
+	 * (DER committed and fsync'd) before it returns (invariant 2).  serial_hex
+	 * gets the serial; *der is malloc'd.  On failure a reserved serial may be
+	 * left behind: the pipeline revokes every uncommitted certificate of a unit
+	 * that does not pass. */
+	int (*issue)(void *ca, int64_t unit_id, const char *unique_id,
+		     const char *pubkey_hash, const uint8_t *csr, size_t csr_len,
+		     const uint8_t nonce[32], const char *san, int validity_days,
+		     char serial_hex[65], uint8_t **der, size_t *len, struct errbuf *err);
 	/* Marks serial injected and committed. */
 	int (*injected)(void *ca, const char *serial_hex, struct errbuf *err);
 	/* Revokes serial (reason: RFC 5280 name); it appears on the next CRL. */
