@@ -52,13 +52,44 @@ struct db_verify_result {
 	int64_t bad_seq;           /* its sequence number */
 	char    what[160];         /* "edited", "deleted", "inserted", "reordered", "sequence gap" + detail */
 	int64_t checkpoints;       /* signed checkpoints verified */
+	int64_t bad_checkpoint;    /* checkpoints.id that failed (0 if none) */
+	char    station_id[64];    /* station whose chain is broken */
+	char    checkpoint_key[65];/* SHA-256 hex of the last verified checkpoint's key DER */
 };
 /* Streams the whole chain in bounded memory.  ST_OK when intact; ST_ETAMPER with
  * *res naming the first bad row otherwise. */
 int db_audit_verify(struct db *db, struct db_verify_result *res, struct errbuf *err);
 
+/* Same, and every checkpoint must be signed by this SubjectPublicKeyInfo (DER);
+ * NULL accepts any EC key stored with the checkpoint. */
+int db_audit_verify_key(struct db *db, const uint8_t *trusted_pubkey_der, size_t trusted_len,
+			struct db_verify_result *res, struct errbuf *err);
+
 /* Head of the chain (for signed checkpoints): last seq and its hash (32 bytes). */
 int db_audit_head(struct db *db, int64_t *seq, uint8_t hash[32], struct errbuf *err);
+
+/* Stores a signed checkpoint of this station's chain at seq.  The signature is
+ * ECDSA-SHA256 (DER) by the EC key pubkey_der (SubjectPublicKeyInfo DER) over
+ *   "station-audit-checkpoint-v1\n<station_id>\n<seq>\n<head_hash_hex>\n".
+ * algorithm must be DB_CHECKPOINT_ALG.  Refused (ST_ECRYPTO / ST_ETAMPER /
+ * ST_ENOTFOUND) unless the signature verifies and head_hash is the chain's hash
+ * at seq. */
+#define DB_CHECKPOINT_ALG "ecdsa-sha256"
+int db_checkpoint_add(struct db *db, int64_t seq, const uint8_t head_hash[32],
+		      const char *key_label, const char *algorithm, const uint8_t *sig,
+		      size_t sig_len, const uint8_t *pubkey_der, size_t pubkey_len,
+		      struct errbuf *err);
+
+/* One audit row as listed; the strings live until fn returns. */
+struct db_event {
+	int64_t id, seq;
+	const char *station_id, *ts, *kind, *actor, *detail, *hash;
+};
+/* Calls fn for each event in storage order, or only the last `tail` if tail > 0.
+ * fn returns non-zero to stop. */
+int db_audit_foreach(struct db *db, int64_t tail,
+		     int (*fn)(const struct db_event *e, void *ctx), void *ctx,
+		     struct errbuf *err);
 
 /* ---- lots and allowlist (db/allowlist.c) -------------------------------- */
 
@@ -75,6 +106,12 @@ int db_allowlist_contains(struct db *db, const char *lot, const char *unique_id,
 			  struct errbuf *err);
 /* Number of ids allowed for lot (0 = the lot has no allowlist). */
 int db_allowlist_count(struct db *db, const char *lot, int64_t *count, struct errbuf *err);
+/* Calls fn for each id on lot's allowlist in import order; fn returns non-zero to stop. */
+int db_allowlist_foreach(struct db *db, const char *lot,
+			 int (*fn)(const char *unique_id, void *ctx), void *ctx,
+			 struct errbuf *err);
+/* 1 if s is a hardware unique id: exactly 24 upper-case hex digits. */
+int db_valid_unique_id(const char *s);
 
 /* ---- profiles (db/profiles.c) ------------------------------------------ */
 

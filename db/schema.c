@@ -94,7 +94,8 @@ const char *const db_migrations[] = {
 	"  algorithm   TEXT NOT NULL,"
 	"  signature   BLOB NOT NULL,"
 	"  pubkey_der  BLOB NOT NULL"
-	");",
+	");"
+	"CREATE INDEX checkpoints_station_seq ON checkpoints(station_id, seq);",
 };
 
 const int db_migrations_count = sizeof(db_migrations) / sizeof(db_migrations[0]);

@@ -45,5 +45,7 @@ int cli_wants_help(int argc, char **argv);
 /* The commands (one file each: station/cmd_<name>.c). */
 int cmd_help(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_version(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_audit(struct cli_ctx *ctx, int argc, char **argv);      /* cmd_audit.c */
+int cmd_allowlist(struct cli_ctx *ctx, int argc, char **argv);  /* cmd_allowlist.c */
 
 #endif

@@ -15,6 +15,8 @@
 static const struct cli_cmd commands[] = {
 	{ "help",      "list the commands, or show one command's help", cmd_help },
 	{ "version",   "print the version and the schema version", cmd_version },
+	{ "audit",     "verify the audit chain and its signed checkpoints; list events", cmd_audit },
+	{ "allowlist", "import a manufacturer allowlist for a lot (signed CSV); list it", cmd_allowlist },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

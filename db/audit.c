@@ -1,0 +1,759 @@
+/*
+ * audit: the hash-chained event log and its signed checkpoints.
+ *
+ * Each station has its own chain in `events`: seq 1, 2, 3 ... and each row's
+ * hash covers the previous row's hash.  The hash is SHA-256 over
+ *
+ *   F("station-audit-v1") F(station_id) F(decimal seq) F(ts) F(kind) F(actor)
+ *   F(detail) F(prev_hash as 64 lower-case hex)
+ *
+ * where F(x) = 4-byte big-endian length of x, then the bytes of x.  Lengths make
+ * the encoding unambiguous ("ab"+"c" differs from "a"+"bc").  docs/database.md
+ * has a worked example.
+ *
+ * Verification walks each station's chain in seq order through the
+ * (station_id, seq) index, holding a window of four row summaries: memory does
+ * not grow with the log.  See classify() for how the first bad row is named.
+ */
+#include "db_int.h"
+
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define AUDIT_TAG        "station-audit-v1"
+#define AUDIT_DETAIL_MAX (64 * 1024)
+#define AUDIT_NAME_MAX   64
+#define CHECKPOINT_TAG   "station-audit-checkpoint-v1"
+
+static const uint8_t zero_hash[32];
+
+static void put_field(EVP_MD_CTX *md, const void *p, size_t len)
+{
+	uint8_t be[4] = { (uint8_t)(len >> 24), (uint8_t)(len >> 16),
+			  (uint8_t)(len >> 8), (uint8_t)len };
+
+	EVP_DigestUpdate(md, be, 4);
+	if (len)
+		EVP_DigestUpdate(md, p, len);
+}
+
+/* The canonical hash of one event (see the top of this file). */
+static int event_hash(EVP_MD_CTX *md, const char *station_id, size_t sid_len,
+		      int64_t seq, const char *ts, size_t ts_len,
+		      const char *kind, size_t kind_len, const char *actor, size_t actor_len,
+		      const char *detail, size_t detail_len, const char *prev_hex,
+		      size_t prev_len, uint8_t out[32])
+{
+	char seqs[24];
+	unsigned int n = 0;
+	int len = snprintf(seqs, sizeof(seqs), "%lld", (long long)seq);
+
+	if (!EVP_DigestInit_ex(md, EVP_sha256(), NULL))
+		return -1;
+	put_field(md, AUDIT_TAG, strlen(AUDIT_TAG));
+	put_field(md, station_id, sid_len);
+	put_field(md, seqs, (size_t)len);
+	put_field(md, ts, ts_len);
+	put_field(md, kind, kind_len);
+	put_field(md, actor, actor_len);
+	put_field(md, detail, detail_len);
+	put_field(md, prev_hex, prev_len);
+	if (!EVP_DigestFinal_ex(md, out, &n) || n != 32)
+		return -1;
+	return 0;
+}
+
+static int valid_name(const char *s, int allow_space)
+{
+	size_t n = 0;
+
+	if (!s || !*s)
+		return 0;
+	for (; s[n]; n++) {
+		unsigned char c = (unsigned char)s[n];
+
+		if (c < 0x20 || c == 0x7f || (!allow_space && c == ' '))
+			return 0;
+		if (n >= AUDIT_NAME_MAX)
+			return 0;
+	}
+	return 1;
+}
+
+/* Validates detail as one JSON object and returns its compact, key-sorted form
+ * (malloc'd). */
+static int compact_detail(const char *in, char **out, struct errbuf *err)
+{
+	json_error_t je;
+	json_t *j;
+
+	if (!in) {
+		*out = strdup("{}");
+		return *out ? ST_OK : errbuf_set(err, ST_ENOMEM, "out of memory");
+	}
+	if (strlen(in) > AUDIT_DETAIL_MAX)
+		return errbuf_set(err, ST_EINVAL, "audit detail longer than %d bytes",
+				  AUDIT_DETAIL_MAX);
+	j = json_loads(in, JSON_REJECT_DUPLICATES, &je);
+	if (!j)
+		return errbuf_set(err, ST_EINVAL, "audit detail is not JSON: %s (column %d)",
+				  je.text, je.column);
+	if (!json_is_object(j)) {
+		json_decref(j);
+		return errbuf_set(err, ST_EINVAL, "audit detail must be a JSON object");
+	}
+	*out = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(j);
+	if (!*out)
+		return errbuf_set(err, ST_ENOMEM, "out of memory");
+	return ST_OK;
+}
+
+static const char SQL_HEAD[] =
+	"SELECT seq, hash FROM events WHERE station_id = ? ORDER BY seq DESC LIMIT 1";
+static const char SQL_INSERT_EVENT[] =
+	"INSERT INTO events (station_id, seq, ts, kind, actor, detail, prev_hash, hash)"
+	" VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+
+static int head_locked(struct db *db, int64_t *seq, char prev_hex[65], struct errbuf *err)
+{
+	sqlite3_stmt *st = db_stmt(db, SQL_HEAD, err);
+	int rc;
+
+	if (!st)
+		return ST_EDB;
+	sqlite3_bind_text(st, 1, db->station_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		*seq = 0;
+		memset(prev_hex, '0', 64);
+		prev_hex[64] = '\0';
+		sqlite3_reset(st);
+		return ST_OK;
+	}
+	if (rc != SQLITE_ROW)
+		return db_sqlerr(db, rc, err, "read audit head");
+	*seq = sqlite3_column_int64(st, 0);
+	snprintf(prev_hex, 65, "%s", (const char *)sqlite3_column_text(st, 1));
+	sqlite3_reset(st);
+	return ST_OK;
+}
+
+int db_audit_append_locked(struct db *db, const char *kind, const char *actor,
+			   const char *detail_json, int64_t *seq_out, struct errbuf *err)
+{
+	char prev_hex[65], hash_hex[65], ts[32];
+	uint8_t hash[32];
+	char *detail = NULL;
+	EVP_MD_CTX *md = NULL;
+	sqlite3_stmt *st;
+	int64_t seq;
+	int rc;
+
+	if (!valid_name(kind, 0))
+		return errbuf_set(err, ST_EINVAL, "audit kind must be 1..%d printable characters without spaces",
+				  AUDIT_NAME_MAX);
+	if (!valid_name(actor, 1))
+		return errbuf_set(err, ST_EINVAL, "audit actor must be 1..%d printable characters",
+				  AUDIT_NAME_MAX);
+	if ((rc = compact_detail(detail_json, &detail, err)))
+		return rc;
+	if ((rc = head_locked(db, &seq, prev_hex, err)))
+		goto out;
+	seq++;
+	db_iso_ms(db_now_ms(), ts);
+	md = EVP_MD_CTX_new();
+	if (!md || event_hash(md, db->station_id, strlen(db->station_id), seq, ts, strlen(ts),
+			      kind, strlen(kind), actor, strlen(actor), detail, strlen(detail),
+			      prev_hex, 64, hash)) {
+		rc = errbuf_set(err, ST_ECRYPTO, "SHA-256 failed");
+		goto out;
+	}
+	db_hex(hash, 32, hash_hex);
+	if (!(st = db_stmt(db, SQL_INSERT_EVENT, err))) {
+		rc = ST_EDB;
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, db->station_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, seq);
+	sqlite3_bind_text(st, 3, ts, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, actor, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, detail, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, prev_hex, 64, SQLITE_STATIC);
+	sqlite3_bind_text(st, 8, hash_hex, 64, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE) {
+		rc = db_sqlerr(db, rc, err, "append audit event");
+		sqlite3_reset(st);
+		goto out;
+	}
+	sqlite3_reset(st);
+	rc = ST_OK;
+	if (seq_out)
+		*seq_out = seq;
+out:
+	EVP_MD_CTX_free(md);
+	free(detail);
+	return rc;
+}
+
+int db_audit_append(struct db *db, const char *kind, const char *actor,
+		    const char *detail_json, int64_t *seq_out, struct errbuf *err)
+{
+	int owned, rc;
+
+	db_lock(db);
+	if (!(rc = db_txn_begin(db, &owned, err))) {
+		rc = db_audit_append_locked(db, kind, actor, detail_json, seq_out, err);
+		rc = db_txn_end(db, owned, rc, err);
+	}
+	db_unlock(db);
+	return rc;
+}
+
+int db_audit_head(struct db *db, int64_t *seq, uint8_t hash[32], struct errbuf *err)
+{
+	char hex[65];
+	int rc;
+
+	db_lock(db);
+	rc = head_locked(db, seq, hex, err);
+	db_unlock(db);
+	if (rc)
+		return rc;
+	if (db_unhex32(hex, strlen(hex), hash))
+		return errbuf_set(err, ST_ETAMPER, "audit head (seq %lld) has a malformed hash",
+				  (long long)*seq);
+	return ST_OK;
+}
+
+/* ---- checkpoints -------------------------------------------------------- */
+
+/* The signed message: COMMON.md "Audit checkpoint signature". */
+static int checkpoint_message(char *buf, size_t size, const char *station_id, int64_t seq,
+			      const char head_hex[65])
+{
+	return snprintf(buf, size, CHECKPOINT_TAG "\n%s\n%lld\n%s\n", station_id,
+			(long long)seq, head_hex);
+}
+
+/* 0 when sig is a valid ECDSA-SHA256 signature by the EC key in pub_der. */
+static int checkpoint_sig_ok(const char *station_id, int64_t seq, const char head_hex[65],
+			     const uint8_t *sig, size_t sig_len, const uint8_t *pub_der,
+			     size_t pub_len, const char **why)
+{
+	const unsigned char *p = pub_der;
+	char msg[256];
+	EVP_PKEY *key;
+	EVP_MD_CTX *md;
+	int n, ok;
+
+	*why = "public key is not a DER SubjectPublicKeyInfo";
+	key = d2i_PUBKEY(NULL, &p, (long)pub_len);
+	if (!key || p != pub_der + pub_len) {
+		EVP_PKEY_free(key);
+		return -1;
+	}
+	if (EVP_PKEY_base_id(key) != EVP_PKEY_EC) {
+		*why = "public key is not an EC key";
+		EVP_PKEY_free(key);
+		return -1;
+	}
+	n = checkpoint_message(msg, sizeof(msg), station_id, seq, head_hex);
+	md = EVP_MD_CTX_new();
+	ok = md && EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, key) == 1 &&
+	     EVP_DigestVerify(md, sig, sig_len, (const unsigned char *)msg, (size_t)n) == 1;
+	EVP_MD_CTX_free(md);
+	EVP_PKEY_free(key);
+	*why = "signature does not verify";
+	return ok ? 0 : -1;
+}
+
+static const char SQL_EVENT_HASH_AT[] =
+	"SELECT hash FROM events WHERE station_id = ? AND seq = ?";
+static const char SQL_INSERT_CHECKPOINT[] =
+	"INSERT INTO checkpoints (station_id, seq, head_hash, ts, key_label, algorithm,"
+	" signature, pubkey_der) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+
+int db_checkpoint_add(struct db *db, int64_t seq, const uint8_t head_hash[32],
+		      const char *key_label, const char *algorithm, const uint8_t *sig,
+		      size_t sig_len, const uint8_t *pubkey_der, size_t pubkey_len,
+		      struct errbuf *err)
+{
+	char head_hex[65], ts[32];
+	const char *why;
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!valid_name(key_label, 1))
+		return errbuf_set(err, ST_EINVAL, "checkpoint key label must be 1..%d printable characters",
+				  AUDIT_NAME_MAX);
+	if (!algorithm || strcasecmp(algorithm, DB_CHECKPOINT_ALG))
+		return errbuf_set(err, ST_EINVAL, "checkpoint algorithm must be %s",
+				  DB_CHECKPOINT_ALG);
+	if (!sig || !sig_len || sig_len > 1024 || !pubkey_der || !pubkey_len || pubkey_len > 4096)
+		return errbuf_set(err, ST_EINVAL, "checkpoint signature or public key missing or too long");
+	db_hex(head_hash, 32, head_hex);
+	if (checkpoint_sig_ok(db->station_id, seq, head_hex, sig, sig_len, pubkey_der,
+			      pubkey_len, &why))
+		return errbuf_set(err, ST_ECRYPTO, "checkpoint at seq %lld: %s",
+				  (long long)seq, why);
+
+	db_lock(db);
+	if (!(st = db_stmt(db, SQL_EVENT_HASH_AT, err))) {
+		rc = ST_EDB;
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, db->station_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, seq);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		sqlite3_reset(st);
+		rc = errbuf_set(err, ST_ENOTFOUND, "checkpoint: no audit event with seq %lld",
+				(long long)seq);
+		goto out;
+	}
+	if (rc != SQLITE_ROW) {
+		rc = db_sqlerr(db, rc, err, "read audit event");
+		goto out;
+	}
+	if (strcmp((const char *)sqlite3_column_text(st, 0), head_hex)) {
+		sqlite3_reset(st);
+		rc = errbuf_set(err, ST_ETAMPER,
+				"checkpoint: head hash does not match audit event seq %lld",
+				(long long)seq);
+		goto out;
+	}
+	sqlite3_reset(st);
+	if (!(st = db_stmt(db, SQL_INSERT_CHECKPOINT, err))) {
+		rc = ST_EDB;
+		goto out;
+	}
+	db_iso_ms(db_now_ms(), ts);
+	sqlite3_bind_text(st, 1, db->station_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, seq);
+	sqlite3_bind_text(st, 3, head_hex, 64, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, ts, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, key_label, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, DB_CHECKPOINT_ALG, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 7, sig, (int)sig_len, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 8, pubkey_der, (int)pubkey_len, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	rc = rc == SQLITE_DONE ? ST_OK : db_sqlerr(db, rc, err, "store checkpoint");
+out:
+	db_unlock(db);
+	return rc;
+}
+
+/* ---- verification ------------------------------------------------------- */
+
+/* What verify remembers of a row: enough to judge links, never the row itself. */
+struct vrow {
+	int     present;
+	int64_t id, seq;
+	int     self_ok;            /* stored hash == recomputed hash */
+	int     hash_wf, prev_wf;   /* stored hashes are 64 lower-case hex */
+	uint8_t hash[32], prev[32];
+};
+
+struct vstate {
+	struct db     *db;
+	EVP_MD_CTX    *md;
+	sqlite3_stmt  *ev, *cp;       /* this station's events and checkpoints */
+	int            cp_have;        /* cp holds an unconsumed row */
+	int            cp_done;        /* cp has no more rows */
+	const char    *station;
+	const uint8_t *trusted;        /* pinned checkpoint key, or NULL */
+	size_t         trusted_len;
+	struct db_verify_result *res;
+};
+
+static int read_row(struct vstate *vs, struct vrow *r, struct errbuf *err)
+{
+	sqlite3_stmt *st = vs->ev;
+	uint8_t h[32];
+	int rc = sqlite3_step(st);
+
+	memset(r, 0, sizeof(*r));
+	if (rc == SQLITE_DONE)
+		return ST_OK;
+	if (rc != SQLITE_ROW)
+		return db_sqlerr(vs->db, rc, err, "read audit events");
+	r->present = 1;
+	r->id = sqlite3_column_int64(st, 0);
+	r->seq = sqlite3_column_int64(st, 1);
+#define COL(i) (const char *)sqlite3_column_text(st, i), (size_t)sqlite3_column_bytes(st, i)
+	if (event_hash(vs->md, COL(2), r->seq, COL(3), COL(4), COL(5), COL(6), COL(7), h))
+		return errbuf_set(err, ST_ECRYPTO, "SHA-256 failed");
+#undef COL
+	r->prev_wf = !db_unhex32((const char *)sqlite3_column_text(st, 7),
+				 (size_t)sqlite3_column_bytes(st, 7), r->prev);
+	r->hash_wf = !db_unhex32((const char *)sqlite3_column_text(st, 8),
+				 (size_t)sqlite3_column_bytes(st, 8), r->hash);
+	if (!r->prev_wf)
+		memset(r->prev, 0xff, 32);
+	if (!r->hash_wf)
+		memset(r->hash, 0xee, 32);
+	r->self_ok = r->hash_wf && r->prev_wf && !memcmp(h, r->hash, 32);
+	return ST_OK;
+}
+
+static void bad(struct vstate *vs, const struct vrow *r, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void bad(struct vstate *vs, const struct vrow *r, const char *fmt, ...)
+{
+	va_list ap;
+
+	vs->res->bad_rowid = r->id;
+	vs->res->bad_seq = r->seq;
+	va_start(ap, fmt);
+	vsnprintf(vs->res->what, sizeof(vs->res->what), fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * r is the first row that does not follow p.  pp and p are the two rows
+ * accepted before it (absent at the start of a chain), n the row after it.
+ * The first rule that fits names the tampering:
+ *   inserted   p or r is not part of the chain: the row after it links to the
+ *              row before it (r and n both claim to follow p: r is the intruder,
+ *              since n's hash is the one the rest of the chain links to).
+ *   reordered  r links to the row after it, or r is stored before p.
+ *   deleted    seq jumps and the link is broken.
+ *   gap        seq jumps but the link is intact (seq renumbered or skipped).
+ *   edited     r's stored hash does not match its contents, or r follows p in
+ *              seq but links to another hash (p rewritten and rehashed).
+ */
+static void classify(struct vstate *vs, const struct vrow *pp, const struct vrow *p,
+		     const struct vrow *r, const struct vrow *n)
+{
+	const uint8_t *p_anchor = p->present ? p->hash : zero_hash;
+	const uint8_t *pp_anchor = pp->present ? pp->hash : zero_hash;
+	int64_t want_seq = p->present ? p->seq + 1 : 1;
+	int link_ok = !memcmp(r->prev, p_anchor, 32);
+
+	if (p->present && !link_ok && !memcmp(r->prev, pp_anchor, 32)) {
+		bad(vs, p, "inserted: this row is not part of the chain (row id %lld, seq %lld links to the row before it)",
+		    (long long)r->id, (long long)r->seq);
+		return;
+	}
+	if (n->present && !memcmp(r->prev, n->hash, 32)) {
+		bad(vs, r, "reordered: this row links to the row after it (id %lld, seq %lld)",
+		    (long long)n->id, (long long)n->seq);
+		return;
+	}
+	if (n->present && !memcmp(n->prev, p_anchor, 32)) {
+		bad(vs, r, "inserted: this row is not part of the chain (the next row, id %lld, links to the row before it)",
+		    (long long)n->id);
+		return;
+	}
+	if (p->present && r->id <= p->id) {
+		bad(vs, r, "reordered: stored before the row it follows (id %lld, seq %lld)",
+		    (long long)p->id, (long long)p->seq);
+		return;
+	}
+	if (r->seq < want_seq) {
+		bad(vs, r, "reordered: seq %lld follows seq %lld", (long long)r->seq,
+		    (long long)(want_seq - 1));
+		return;
+	}
+	if (r->seq > want_seq) {
+		if (link_ok)
+			bad(vs, r, "sequence gap: seq jumps from %lld to %lld but the hash link is intact%s",
+			    (long long)(want_seq - 1), (long long)r->seq,
+			    r->self_ok ? "" : " (seq renumbered)");
+		else if (r->seq - want_seq == 1)
+			bad(vs, r, "deleted: 1 row (seq %lld) missing before this row",
+			    (long long)want_seq);
+		else
+			bad(vs, r, "deleted: %lld rows (seq %lld..%lld) missing before this row",
+			    (long long)(r->seq - want_seq), (long long)want_seq,
+			    (long long)(r->seq - 1));
+		return;
+	}
+	if (!r->self_ok) {
+		bad(vs, r, "edited: %s", !r->hash_wf || !r->prev_wf ?
+		    "a stored hash is malformed" : link_ok ?
+		    "stored hash does not match the row's contents" :
+		    "stored hash does not match the row's contents and prev_hash was changed");
+		return;
+	}
+	if (p->present)
+		bad(vs, p, "edited: row rewritten and rehashed (the next row, id %lld, links to a different hash)",
+		    (long long)r->id);
+	else
+		bad(vs, r, "edited: first row of the chain does not link to the zero hash");
+}
+
+/* Checks the station's checkpoints with seq <= r->seq against accepted row r
+ * (r absent: the chain ended).  1 on a bad checkpoint (res filled), 0 ok,
+ * negative on a database error. */
+static int check_checkpoints(struct vstate *vs, const struct vrow *r, struct errbuf *err)
+{
+	for (;;) {
+		sqlite3_stmt *cp = vs->cp;
+		const char *why = NULL;
+		char head_hex[65], rhex[65];
+		int64_t cid, cseq;
+		int rc;
+
+		if (vs->cp_done)
+			return 0;
+		if (!vs->cp_have) {
+			rc = sqlite3_step(cp);
+			if (rc == SQLITE_DONE) {
+				vs->cp_done = 1;   /* stepping again would restart the query */
+				return 0;
+			}
+			if (rc != SQLITE_ROW)
+				return -db_sqlerr(vs->db, rc, err, "read checkpoints");
+			vs->cp_have = 1;
+		}
+		cid = sqlite3_column_int64(cp, 0);
+		cseq = sqlite3_column_int64(cp, 1);
+		if (r->present && cseq > r->seq)
+			return 0;
+		vs->cp_have = 0;
+		vs->res->bad_checkpoint = cid;
+		snprintf(head_hex, sizeof(head_hex), "%s", (const char *)sqlite3_column_text(cp, 2));
+		if (!r->present || cseq < r->seq) {
+			vs->res->bad_seq = cseq;
+			snprintf(vs->res->what, sizeof(vs->res->what),
+				 "deleted: signed checkpoint %lld covers seq %lld, which is not in the chain",
+				 (long long)cid, (long long)cseq);
+			return 1;
+		}
+		db_hex(r->hash, 32, rhex);
+		if (strcmp(head_hex, rhex)) {
+			bad(vs, r, "edited: chain hash at seq %lld differs from signed checkpoint %lld (rows up to here were rewritten)",
+			    (long long)cseq, (long long)cid);
+			vs->res->bad_checkpoint = cid;
+			return 1;
+		}
+		if (vs->trusted && ((size_t)sqlite3_column_bytes(cp, 4) != vs->trusted_len ||
+				    memcmp(sqlite3_column_blob(cp, 4), vs->trusted, vs->trusted_len)))
+			why = "signed by a key other than the trusted audit key";
+		else if (sqlite3_column_text(cp, 5) == NULL ||
+			 strcasecmp((const char *)sqlite3_column_text(cp, 5), DB_CHECKPOINT_ALG))
+			why = "unknown algorithm";
+		else
+			checkpoint_sig_ok(vs->station, cseq, head_hex, sqlite3_column_blob(cp, 3),
+					  (size_t)sqlite3_column_bytes(cp, 3), sqlite3_column_blob(cp, 4),
+					  (size_t)sqlite3_column_bytes(cp, 4), &why) == 0 ? (why = NULL) : 0;
+		if (why) {
+			bad(vs, r, "forged checkpoint %lld at seq %lld: %s", (long long)cid,
+			    (long long)cseq, why);
+			vs->res->bad_checkpoint = cid;
+			return 1;
+		}
+		{
+			uint8_t fp[32];
+			unsigned int fl = 0;
+
+			EVP_Digest(sqlite3_column_blob(cp, 4), (size_t)sqlite3_column_bytes(cp, 4),
+				   fp, &fl, EVP_sha256(), NULL);
+			db_hex(fp, 32, vs->res->checkpoint_key);
+		}
+		vs->res->bad_checkpoint = 0;
+		vs->res->checkpoints++;
+	}
+}
+
+static const char SQL_NEXT_STATION[] =
+	"SELECT station_id FROM events WHERE station_id > ? ORDER BY station_id LIMIT 1";
+static const char SQL_STATION_EVENTS[] =
+	"SELECT id, seq, station_id, ts, kind, actor, detail, prev_hash, hash"
+	" FROM events WHERE station_id = ? ORDER BY seq, id";
+static const char SQL_STATION_CHECKPOINTS[] =
+	"SELECT id, seq, head_hash, signature, pubkey_der, algorithm"
+	" FROM checkpoints WHERE station_id = ? ORDER BY seq, id";
+static const char SQL_ORPHAN_CHECKPOINT[] =
+	"SELECT id, seq FROM checkpoints WHERE station_id NOT IN"
+	" (SELECT station_id FROM events) ORDER BY id LIMIT 1";
+
+/* One station's chain.  ST_OK intact, ST_ETAMPER with res filled, else error. */
+static int verify_station(struct vstate *vs, struct errbuf *err)
+{
+	struct vrow w[4], *pp = &w[0], *p = &w[1], *r = &w[2], *n = &w[3], *t;
+	int rc, c;
+
+	memset(w, 0, sizeof(w));
+	sqlite3_bind_text(vs->ev, 1, vs->station, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(vs->cp, 1, vs->station, -1, SQLITE_TRANSIENT);
+	vs->cp_have = 0;
+	vs->cp_done = 0;
+	if ((rc = read_row(vs, r, err)) || (r->present && (rc = read_row(vs, n, err))))
+		return rc;
+	while (r->present) {
+		const uint8_t *anchor = p->present ? p->hash : zero_hash;
+
+		if (!r->self_ok || memcmp(r->prev, anchor, 32) ||
+		    r->seq != (p->present ? p->seq + 1 : 1) || (p->present && r->id <= p->id)) {
+			classify(vs, pp, p, r, n);
+			return ST_ETAMPER;
+		}
+		vs->res->events++;
+		if ((c = check_checkpoints(vs, r, err)))
+			return c > 0 ? ST_ETAMPER : -c;
+		t = pp; pp = p; p = r; r = n; n = t;
+		if (r->present && (rc = read_row(vs, n, err)))
+			return rc;
+	}
+	if ((c = check_checkpoints(vs, r, err)))
+		return c > 0 ? ST_ETAMPER : -c;
+	return ST_OK;
+}
+
+int db_audit_verify_key(struct db *db, const uint8_t *trusted_pubkey_der, size_t trusted_len,
+			struct db_verify_result *res, struct errbuf *err)
+{
+	struct vstate vs;
+	sqlite3_stmt *next = NULL;
+	char station[256] = "";
+	int rc = ST_OK;
+
+	memset(res, 0, sizeof(*res));
+	memset(&vs, 0, sizeof(vs));
+	vs.db = db;
+	vs.res = res;
+	vs.trusted = trusted_pubkey_der;
+	vs.trusted_len = trusted_len;
+	if (!(vs.md = EVP_MD_CTX_new()))
+		return errbuf_set(err, ST_ENOMEM, "out of memory");
+	db_lock(db);
+	/* One read transaction: a consistent snapshot while appends go on. */
+	if ((rc = sqlite3_exec(db->sq, db->in_txn ? "SELECT 1" : "BEGIN", NULL, NULL, NULL))) {
+		rc = db_sqlerr(db, rc, err, "begin read");
+		goto out_unlocked_txn;
+	}
+	if (!(next = db_stmt(db, SQL_NEXT_STATION, err)) ||
+	    !(vs.ev = db_stmt(db, SQL_STATION_EVENTS, err)) ||
+	    !(vs.cp = db_stmt(db, SQL_STATION_CHECKPOINTS, err))) {
+		rc = ST_EDB;
+		goto out;
+	}
+	for (;;) {
+		sqlite3_reset(next);
+		sqlite3_bind_text(next, 1, station, -1, SQLITE_TRANSIENT);
+		rc = sqlite3_step(next);
+		if (rc == SQLITE_DONE)
+			break;
+		if (rc != SQLITE_ROW) {
+			rc = db_sqlerr(db, rc, err, "list stations");
+			goto out;
+		}
+		snprintf(station, sizeof(station), "%s", (const char *)sqlite3_column_text(next, 0));
+		sqlite3_reset(next);
+		sqlite3_reset(vs.ev);
+		sqlite3_reset(vs.cp);
+		vs.station = station;
+		rc = verify_station(&vs, err);
+		if (rc == ST_ETAMPER) {
+			snprintf(res->station_id, sizeof(res->station_id), "%s", station);
+			errbuf_set(err, ST_ETAMPER, "audit chain of station %s broken at row id %lld, seq %lld: %s",
+				   station, (long long)res->bad_rowid, (long long)res->bad_seq, res->what);
+		}
+		if (rc)
+			goto out;
+	}
+	/* Checkpoints of a station whose every event is gone. */
+	if (!(next = db_stmt(db, SQL_ORPHAN_CHECKPOINT, err))) {
+		rc = ST_EDB;
+		goto out;
+	}
+	if ((rc = sqlite3_step(next)) == SQLITE_ROW) {
+		res->bad_checkpoint = sqlite3_column_int64(next, 0);
+		res->bad_seq = sqlite3_column_int64(next, 1);
+		snprintf(res->what, sizeof(res->what),
+			 "deleted: signed checkpoint %lld covers seq %lld of a station with no events left",
+			 (long long)res->bad_checkpoint, (long long)res->bad_seq);
+		rc = errbuf_set(err, ST_ETAMPER, "audit chain broken: %s", res->what);
+	} else if (rc != SQLITE_DONE) {
+		rc = db_sqlerr(db, rc, err, "read checkpoints");
+	} else {
+		rc = ST_OK;
+	}
+out:
+	if (vs.ev)
+		sqlite3_reset(vs.ev);
+	if (vs.cp)
+		sqlite3_reset(vs.cp);
+	if (next)
+		sqlite3_reset(next);
+	if (!db->in_txn)
+		sqlite3_exec(db->sq, "COMMIT", NULL, NULL, NULL);
+out_unlocked_txn:
+	db_unlock(db);
+	EVP_MD_CTX_free(vs.md);
+	return rc;
+}
+
+int db_audit_verify(struct db *db, struct db_verify_result *res, struct errbuf *err)
+{
+	return db_audit_verify_key(db, NULL, 0, res, err);
+}
+
+/* ---- listing ------------------------------------------------------------ */
+
+static const char SQL_LIST_COUNT[] = "SELECT count(*) FROM events";
+static const char SQL_LIST[] =
+	"SELECT id, station_id, seq, ts, kind, actor, detail, hash FROM events"
+	" ORDER BY id LIMIT -1 OFFSET ?";
+
+int db_audit_foreach(struct db *db, int64_t tail,
+		     int (*fn)(const struct db_event *e, void *ctx), void *ctx,
+		     struct errbuf *err)
+{
+	sqlite3_stmt *st;
+	int64_t total = 0, skip = 0;
+	int rc;
+
+	db_lock(db);
+	if (tail > 0) {
+		if (!(st = db_stmt(db, SQL_LIST_COUNT, err))) {
+			rc = ST_EDB;
+			goto out;
+		}
+		if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+			rc = db_sqlerr(db, rc, err, "count events");
+			goto out;
+		}
+		total = sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+		skip = total > tail ? total - tail : 0;
+	}
+	if (!(st = db_stmt(db, SQL_LIST, err))) {
+		rc = ST_EDB;
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, skip);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct db_event e;
+
+		e.id = sqlite3_column_int64(st, 0);
+		e.station_id = (const char *)sqlite3_column_text(st, 1);
+		e.seq = sqlite3_column_int64(st, 2);
+		e.ts = (const char *)sqlite3_column_text(st, 3);
+		e.kind = (const char *)sqlite3_column_text(st, 4);
+		e.actor = (const char *)sqlite3_column_text(st, 5);
+		e.detail = (const char *)sqlite3_column_text(st, 6);
+		e.hash = (const char *)sqlite3_column_text(st, 7);
+		if (fn(&e, ctx)) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	sqlite3_reset(st);
+	rc = rc == SQLITE_DONE ? ST_OK : db_sqlerr(db, rc, err, "list events");
+out:
+	db_unlock(db);
+	return rc;
+}

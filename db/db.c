@@ -1,0 +1,420 @@
+/* db: open, migrate, lock and transactions.  See db.h and docs/database.md. */
+#include "db_int.h"
+#include "schema.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DB_BUSY_TIMEOUT_MS 10000
+
+int64_t db_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void db_iso_ms(int64_t ms, char out[32])
+{
+	time_t s = (time_t)(ms / 1000);
+	struct tm tm;
+
+	gmtime_r(&s, &tm);
+	snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+		 tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+}
+
+void db_hex(const uint8_t *b, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[b[i] >> 4];
+		out[2 * i + 1] = digits[b[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+int db_unhex32(const char *s, size_t len, uint8_t out[32])
+{
+	if (!s || len != 64)
+		return -1;
+	for (size_t i = 0; i < 32; i++) {
+		int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return -1;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return 0;
+}
+
+void db_lock(struct db *db)
+{
+	pthread_mutex_lock(&db->mu);
+}
+
+void db_unlock(struct db *db)
+{
+	pthread_mutex_unlock(&db->mu);
+}
+
+int db_sqlerr(struct db *db, int rc, struct errbuf *err, const char *what)
+{
+	int code = ST_EDB;
+
+	if (rc == SQLITE_CONSTRAINT || (rc & 0xff) == SQLITE_CONSTRAINT) {
+		int ext = sqlite3_extended_errcode(db->sq);
+
+		if (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY)
+			code = ST_EEXIST;
+	} else if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED) {
+		code = ST_EBUSY;
+	}
+	return errbuf_set(err, code, "database %s: %s: %s", db->path, what,
+			  sqlite3_errmsg(db->sq));
+}
+
+sqlite3_stmt *db_stmt(struct db *db, const char *sql, struct errbuf *err)
+{
+	int free_slot = -1, rc;
+
+	for (int i = 0; i < DB_STMT_CACHE; i++) {
+		if (db->stmts[i].sql == sql) {
+			sqlite3_reset(db->stmts[i].st);
+			sqlite3_clear_bindings(db->stmts[i].st);
+			return db->stmts[i].st;
+		}
+		if (!db->stmts[i].sql && free_slot < 0)
+			free_slot = i;
+	}
+	if (free_slot < 0) {
+		/* More distinct statements than slots is a programming error; keep
+		 * working by recycling the last slot. */
+		free_slot = DB_STMT_CACHE - 1;
+		sqlite3_finalize(db->stmts[free_slot].st);
+		db->stmts[free_slot].sql = NULL;
+		db->stmts[free_slot].st = NULL;
+	}
+	rc = sqlite3_prepare_v3(db->sq, sql, -1, SQLITE_PREPARE_PERSISTENT,
+				&db->stmts[free_slot].st, NULL);
+	if (rc != SQLITE_OK) {
+		db_sqlerr(db, rc, err, "prepare");
+		sqlite3_finalize(db->stmts[free_slot].st);
+		db->stmts[free_slot].st = NULL;
+		return NULL;
+	}
+	db->stmts[free_slot].sql = sql;
+	return db->stmts[free_slot].st;
+}
+
+static int exec_simple(struct db *db, const char *sql, struct errbuf *err)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(db->sq, sql, NULL, NULL, &msg);
+
+	if (rc != SQLITE_OK) {
+		int code = (rc & 0xff) == SQLITE_BUSY ? ST_EBUSY : ST_EDB;
+
+		/* Migrations are long: name the statement by its first words only. */
+		errbuf_set(err, code, "database %s: %.40s: %s", db->path, sql,
+			   msg ? msg : sqlite3_errstr(rc));
+		sqlite3_free(msg);
+		return code;
+	}
+	return ST_OK;
+}
+
+/* mkdir -p of path's parent directory (mode 0700 for what we create). */
+static int make_parent(const char *path, struct errbuf *err)
+{
+	char dir[4096];
+	char *slash;
+
+	if (strlen(path) >= sizeof(dir))
+		return errbuf_set(err, ST_EINVAL, "database path too long");
+	strcpy(dir, path);
+	slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return ST_OK;
+	*slash = '\0';
+	for (char *p = dir + 1; ; p++) {
+		if (*p == '/' || *p == '\0') {
+			char save = *p;
+
+			*p = '\0';
+			if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+				return errbuf_set(err, ST_EIO, "cannot create directory %s: %s",
+						  dir, strerror(errno));
+			*p = save;
+			if (!save)
+				break;
+		}
+	}
+	return ST_OK;
+}
+
+/* Creates the file 0600 if absent, so SQLite (which copies the database file's
+ * mode onto -wal and -shm) never makes a world-readable database. */
+static int create_file(const char *path, struct errbuf *err)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+	if (fd < 0) {
+		if (errno == EEXIST)
+			return ST_OK;
+		return errbuf_set(err, ST_EIO, "cannot create database %s: %s", path,
+				  strerror(errno));
+	}
+	if (fchmod(fd, 0600) != 0) {
+		int e = errno;
+
+		close(fd);
+		return errbuf_set(err, ST_EIO, "chmod %s: %s", path, strerror(e));
+	}
+	close(fd);
+	return ST_OK;
+}
+
+static int user_version(struct db *db, int *v, struct errbuf *err)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(db->sq, "PRAGMA user_version", -1, &st, NULL);
+
+	if (rc != SQLITE_OK)
+		return db_sqlerr(db, rc, err, "read schema version");
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		return db_sqlerr(db, rc, err, "read schema version");
+	}
+	*v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return ST_OK;
+}
+
+static int too_new(struct db *db, int v, struct errbuf *err)
+{
+	return errbuf_set(err, ST_ESCHEMA,
+			  "database %s has schema version %d but this station binary knows "
+			  "only up to version %d: refusing to open it (upgrade the station software)",
+			  db->path, v, db_migrations_count);
+}
+
+/* Forward-only: each step and its user_version bump commit together.  The
+ * version is re-read under the write lock so two processes opening a fresh
+ * file at once do not both run a step. */
+static int migrate(struct db *db, struct errbuf *err)
+{
+	int v, rc;
+
+	if ((rc = user_version(db, &v, err)))
+		return rc;
+	if (v > db_migrations_count)
+		return too_new(db, v, err);
+	while (v < db_migrations_count) {
+		char bump[64];
+
+		if ((rc = exec_simple(db, "BEGIN IMMEDIATE", err)))
+			return rc;
+		if ((rc = user_version(db, &v, err)))
+			goto fail;
+		if (v >= db_migrations_count) {
+			exec_simple(db, "COMMIT", NULL);
+			break;
+		}
+		if ((rc = exec_simple(db, db_migrations[v], err)))
+			goto fail;
+		/* An integer we computed, not input: PRAGMA cannot take a parameter. */
+		snprintf(bump, sizeof(bump), "PRAGMA user_version = %d", v + 1);
+		if ((rc = exec_simple(db, bump, err)))
+			goto fail;
+		if ((rc = exec_simple(db, "COMMIT", err)))
+			goto fail;
+		v++;
+		continue;
+fail:
+		sqlite3_exec(db->sq, "ROLLBACK", NULL, NULL, NULL);
+		errbuf_set(err, ST_ESCHEMA, "database %s: migration %d -> %d failed: %s",
+			   db->path, v, v + 1, err ? err->msg : "");
+		return ST_ESCHEMA;
+	}
+	if (v > db_migrations_count)
+		return too_new(db, v, err);
+	return ST_OK;
+}
+
+int db_open(const char *path, const char *station_id, struct db **out, struct errbuf *err)
+{
+	pthread_mutexattr_t attr;
+	struct db *db;
+	int rc;
+
+	*out = NULL;
+	if (!path || !*path)
+		return errbuf_set(err, ST_EINVAL, "no database path given");
+	if (!station_id || !*station_id || strlen(station_id) >= sizeof(db->station_id))
+		return errbuf_set(err, ST_EINVAL, "station id must be 1..%zu characters",
+				  sizeof(db->station_id) - 1);
+	if (strlen(path) >= sizeof(db->path))
+		return errbuf_set(err, ST_EINVAL, "database path too long");
+	if ((rc = make_parent(path, err)) || (rc = create_file(path, err)))
+		return rc;
+
+	db = calloc(1, sizeof(*db));
+	if (!db)
+		return errbuf_set(err, ST_ENOMEM, "out of memory");
+	snprintf(db->path, sizeof(db->path), "%s", path);
+	snprintf(db->station_id, sizeof(db->station_id), "%s", station_id);
+	pthread_mutexattr_init(&attr);
+	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&db->mu, &attr);
+	pthread_mutexattr_destroy(&attr);
+
+	rc = sqlite3_open_v2(path, &db->sq, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		errbuf_set(err, ST_EDB, "cannot open database %s: %s", path,
+			   db->sq ? sqlite3_errmsg(db->sq) : sqlite3_errstr(rc));
+		goto fail;
+	}
+	sqlite3_extended_result_codes(db->sq, 1);
+	sqlite3_busy_timeout(db->sq, DB_BUSY_TIMEOUT_MS);
+	/* Not a database at all (or encrypted): fail here with a clear message. */
+	if ((rc = exec_simple(db, "PRAGMA journal_mode = WAL", err)) ||
+	    (rc = exec_simple(db, "PRAGMA synchronous = FULL", err)) ||
+	    (rc = exec_simple(db, "PRAGMA foreign_keys = ON", err)) ||
+	    (rc = exec_simple(db, "PRAGMA secure_delete = ON", err)) ||
+	    (rc = migrate(db, err)))
+		goto fail;
+	*out = db;
+	return ST_OK;
+fail:
+	rc = err ? err->code : ST_EDB;
+	db_close(db);
+	return rc ? rc : ST_EDB;
+}
+
+void db_close(struct db *db)
+{
+	if (!db)
+		return;
+	for (int i = 0; i < DB_STMT_CACHE; i++)
+		sqlite3_finalize(db->stmts[i].st);
+	if (db->in_txn)
+		sqlite3_exec(db->sq, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_close_v2(db->sq);
+	pthread_mutex_destroy(&db->mu);
+	free(db);
+}
+
+int db_schema_version(struct db *db)
+{
+	int v = -1;
+
+	db_lock(db);
+	if (user_version(db, &v, NULL) != ST_OK)
+		v = -1;
+	db_unlock(db);
+	return v;
+}
+
+const char *db_station_id(const struct db *db)
+{
+	return db->station_id;
+}
+
+/* The mutex stays held from begin to commit/rollback: see db_int.h. */
+int db_begin(struct db *db, struct errbuf *err)
+{
+	int rc;
+
+	db_lock(db);
+	if (db->in_txn) {
+		db_unlock(db);
+		return errbuf_set(err, ST_ESTATE, "database %s: transaction already open",
+				  db->path);
+	}
+	if ((rc = exec_simple(db, "BEGIN IMMEDIATE", err))) {
+		db_unlock(db);
+		return rc;
+	}
+	db->in_txn = 1;
+	return ST_OK;
+}
+
+int db_commit(struct db *db, struct errbuf *err)
+{
+	int rc;
+
+	db_lock(db);
+	if (!db->in_txn) {
+		db_unlock(db);
+		return errbuf_set(err, ST_ESTATE, "database %s: no transaction open", db->path);
+	}
+	rc = exec_simple(db, "COMMIT", err);
+	if (rc) {
+		sqlite3_exec(db->sq, "ROLLBACK", NULL, NULL, NULL);
+		if (err)
+			errbuf_prefix(err, "commit failed, rolled back: ");
+	}
+	db->in_txn = 0;
+	db_unlock(db);         /* this call's lock */
+	db_unlock(db);         /* db_begin's lock */
+	return rc;
+}
+
+void db_rollback(struct db *db)
+{
+	db_lock(db);
+	if (!db->in_txn) {
+		db_unlock(db);
+		return;
+	}
+	sqlite3_exec(db->sq, "ROLLBACK", NULL, NULL, NULL);
+	db->in_txn = 0;
+	db_unlock(db);
+	db_unlock(db);
+}
+
+int db_txn_begin(struct db *db, int *owned, struct errbuf *err)
+{
+	*owned = 0;
+	if (db->in_txn)
+		return ST_OK;
+	int rc = exec_simple(db, "BEGIN IMMEDIATE", err);
+
+	if (rc)
+		return rc;
+	*owned = 1;
+	return ST_OK;
+}
+
+int db_txn_end(struct db *db, int owned, int rc, struct errbuf *err)
+{
+	if (!owned)
+		return rc;
+	if (rc == ST_OK) {
+		rc = exec_simple(db, "COMMIT", err);
+		if (rc == ST_OK)
+			return ST_OK;
+	}
+	sqlite3_exec(db->sq, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}

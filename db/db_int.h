@@ -1,0 +1,60 @@
+/*
+ * db_int: what the db/ modules share and nobody else may use.
+ *
+ * Locking: every public db_* call takes db->mu (recursive) for its whole
+ * duration.  db_begin() takes it once more and keeps it until db_commit() or
+ * db_rollback(), so calls made by other threads wait and never land inside
+ * somebody else's transaction.
+ */
+#ifndef STATION_DB_INT_H
+#define STATION_DB_INT_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdint.h>
+
+#include "db.h"
+
+#define DB_STMT_CACHE 48
+
+struct db {
+	sqlite3        *sq;
+	pthread_mutex_t mu;
+	char            path[4096];
+	char            station_id[64];
+	int             in_txn;          /* an explicit db_begin() is open */
+	struct {
+		const char   *sql;       /* identity of a static SQL string */
+		sqlite3_stmt *st;
+	} stmts[DB_STMT_CACHE];
+};
+
+/* A cached prepared statement for a static SQL string, reset and unbound. */
+sqlite3_stmt *db_stmt(struct db *db, const char *sql, struct errbuf *err);
+/* Fills err with SQLite's message for rc; returns ST_EDB (ST_EEXIST on a
+ * UNIQUE/PRIMARY KEY violation, ST_EBUSY when locked). */
+int db_sqlerr(struct db *db, int rc, struct errbuf *err, const char *what);
+
+/* Write transactions used inside one call.  db_txn_begin() is a no-op when the
+ * caller already holds an explicit transaction; end() commits (ok) or rolls
+ * back, and likewise leaves an outer transaction to its owner. */
+int  db_txn_begin(struct db *db, int *owned, struct errbuf *err);
+int  db_txn_end(struct db *db, int owned, int rc, struct errbuf *err);
+
+void db_lock(struct db *db);
+void db_unlock(struct db *db);
+
+/* UTC now in ms, and its ISO-8601 form "2026-11-22T01:02:03.456Z". */
+int64_t db_now_ms(void);
+void db_iso_ms(int64_t ms, char out[32]);
+
+/* Lower-case hex of n bytes into out (2n+1). */
+void db_hex(const uint8_t *b, size_t n, char *out);
+/* Parses exactly 64 lower-case hex chars into 32 bytes; 0 ok, -1 bad. */
+int db_unhex32(const char *s, size_t len, uint8_t out[32]);
+
+/* Appends an audit event inside the caller's transaction (lock held). */
+int db_audit_append_locked(struct db *db, const char *kind, const char *actor,
+			   const char *detail_json, int64_t *seq_out, struct errbuf *err);
+
+#endif

@@ -1,0 +1,477 @@
+/* ui_model: see model.h. */
+#include "model.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/*
+ * Distinct unique ids, for the first-pass yield: an open-addressing hash set
+ * that doubles at half load.  A lot holds thousands of boards, not millions.
+ */
+struct ui_uid_set {
+	size_t cap, n;
+	char (*keys)[EV_UID_LEN];
+};
+
+static uint64_t uid_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;    /* FNV-1a */
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
+}
+
+static int uid_set_grow(struct ui_uid_set *set)
+{
+	size_t ncap = set->cap ? set->cap * 2 : 256;
+	char (*nk)[EV_UID_LEN] = calloc(ncap, sizeof(*nk));
+
+	if (!nk)
+		return -1;
+	for (size_t i = 0; i < set->cap; i++) {
+		if (!set->keys[i][0])
+			continue;
+		size_t j = uid_hash(set->keys[i]) & (ncap - 1);
+		while (nk[j][0])
+			j = (j + 1) & (ncap - 1);
+		memcpy(nk[j], set->keys[i], EV_UID_LEN);
+	}
+	free(set->keys);
+	set->keys = nk;
+	set->cap = ncap;
+	return 0;
+}
+
+/* Returns 1 if uid was added, 0 if already there, -1 when out of memory. */
+static int uid_set_add(struct ui_uid_set *set, const char *uid)
+{
+	size_t j;
+
+	if ((set->n + 1) * 2 > set->cap && uid_set_grow(set) < 0)
+		return -1;
+	j = uid_hash(uid) & (set->cap - 1);
+	while (set->keys[j][0]) {
+		if (!strcmp(set->keys[j], uid))
+			return 0;
+		j = (j + 1) & (set->cap - 1);
+	}
+	snprintf(set->keys[j], EV_UID_LEN, "%s", uid);
+	set->n++;
+	return 1;
+}
+
+void ui_ascii_copy(char *dst, size_t dstlen, const char *src, size_t srclen)
+{
+	size_t i;
+
+	if (!dstlen)
+		return;
+	for (i = 0; i + 1 < dstlen && i < srclen && src && src[i]; i++) {
+		unsigned char c = (unsigned char)src[i];
+		dst[i] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+	}
+	dst[i] = '\0';
+}
+
+#define COPY_FIELD(dst, src) ui_ascii_copy((dst), sizeof(dst), (src), sizeof(src))
+
+const char *ui_verdict_name(enum ui_verdict v)
+{
+	switch (v) {
+	case UI_VERDICT_PASS:   return "PASS";
+	case UI_VERDICT_FAIL:   return "FAIL";
+	case UI_VERDICT_REJECT: return "REJECT";
+	default:                return "";
+	}
+}
+
+static void tile_reset(struct ui_tile *t)
+{
+	char bay[EV_BAY_LEN];
+	int held = t->held;
+	char held_reason[EV_REASON_LEN];
+
+	/* The bay's label and held state belong to the bay, not to the unit. */
+	memcpy(bay, t->bay, sizeof(bay));
+	memcpy(held_reason, t->held_reason, sizeof(held_reason));
+	memset(t, 0, sizeof(*t));
+	memcpy(t->bay, bay, sizeof(bay));
+	memcpy(t->held_reason, held_reason, sizeof(held_reason));
+	t->held = held;
+	t->progress = -1;
+}
+
+int ui_model_init(struct ui_model *m, int nbays)
+{
+	memset(m, 0, sizeof(*m));
+	m->uids = calloc(1, sizeof(*m->uids));
+	if (!m->uids)
+		return -1;
+	if (nbays < 0)
+		nbays = 0;
+	m->ntiles = nbays > UI_MAX_BAYS ? UI_MAX_BAYS : nbays;
+	for (int i = 0; i < UI_MAX_BAYS; i++)
+		m->tiles[i].progress = -1;
+	return 0;
+}
+
+void ui_model_free(struct ui_model *m)
+{
+	if (m->uids) {
+		free(m->uids->keys);
+		free(m->uids);
+		m->uids = NULL;
+	}
+}
+
+void ui_model_set_header(struct ui_model *m, const char *station_id, const char *operator_name,
+			 const char *profile, const char *lot, const char *db_path)
+{
+	if (station_id)
+		ui_ascii_copy(m->station_id, sizeof(m->station_id), station_id, strlen(station_id));
+	if (operator_name)
+		ui_ascii_copy(m->operator_name, sizeof(m->operator_name), operator_name,
+			      strlen(operator_name));
+	if (profile)
+		ui_ascii_copy(m->profile, sizeof(m->profile), profile, strlen(profile));
+	if (lot)
+		ui_ascii_copy(m->lot, sizeof(m->lot), lot, strlen(lot));
+	if (db_path)
+		ui_ascii_copy(m->db_path, sizeof(m->db_path), db_path, strlen(db_path));
+	m->version++;
+}
+
+/* "station=S1 operator=ann profile=p lot=L db=x.db" -> header fields. */
+static void parse_header_words(struct ui_model *m, const char *text)
+{
+	static const char *const keys[] = { "station=", "operator=", "profile=", "lot=", "db=" };
+	const char *p = text;
+
+	while (*p) {
+		size_t len;
+
+		while (*p == ' ')
+			p++;
+		len = strcspn(p, " ");
+		for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+			size_t kl = strlen(keys[k]);
+			char *dst;
+			size_t dstlen;
+
+			if (len <= kl || strncmp(p, keys[k], kl))
+				continue;
+			switch (k) {
+			case 0:  dst = m->station_id;    dstlen = sizeof(m->station_id); break;
+			case 1:  dst = m->operator_name; dstlen = sizeof(m->operator_name); break;
+			case 2:  dst = m->profile;       dstlen = sizeof(m->profile); break;
+			case 3:  dst = m->lot;           dstlen = sizeof(m->lot); break;
+			default: dst = m->db_path;       dstlen = sizeof(m->db_path); break;
+			}
+			ui_ascii_copy(dst, dstlen, p + kl, len - kl);
+		}
+		p += len;
+	}
+}
+
+void ui_model_log(struct ui_model *m, int64_t t_ms, const char *fmt, ...)
+{
+	char raw[UI_LOG_LEN], stamp[16] = "--:--:--";
+	char *line;
+	time_t secs = (time_t)(t_ms / 1000);
+	struct tm tm;
+	va_list ap;
+	int slot;
+
+	if (t_ms > 0 && gmtime_r(&secs, &tm))
+		strftime(stamp, sizeof(stamp), "%H:%M:%S", &tm);
+	va_start(ap, fmt);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
+	va_end(ap);
+
+	slot = (m->log_head + m->nlog) % UI_LOG_LINES;
+	if (m->nlog == UI_LOG_LINES)
+		m->log_head = (m->log_head + 1) % UI_LOG_LINES;
+	else
+		m->nlog++;
+	line = m->log[slot];
+	snprintf(line, UI_LOG_LEN, "%s %s", stamp, raw);
+	ui_ascii_copy(line, UI_LOG_LEN, line, UI_LOG_LEN);
+	m->log_total++;
+	m->version++;
+}
+
+const char *ui_model_log_line(const struct ui_model *m, int i)
+{
+	if (i < 0 || i >= m->nlog)
+		return NULL;
+	return m->log[(m->log_head + m->nlog - 1 - i) % UI_LOG_LINES];
+}
+
+int ui_model_in_flight(const struct ui_model *m)
+{
+	int n = 0;
+
+	for (int i = 0; i < m->ntiles; i++)
+		n += m->tiles[i].busy != 0;
+	return n;
+}
+
+int ui_model_held(const struct ui_model *m, int *first)
+{
+	int n = 0;
+
+	if (first)
+		*first = -1;
+	for (int i = 0; i < m->ntiles; i++) {
+		if (!m->tiles[i].held)
+			continue;
+		if (first && *first < 0)
+			*first = i;
+		n++;
+	}
+	return n;
+}
+
+double ui_model_fpy(const struct ui_model *m)
+{
+	if (!m->fp_attempted)
+		return -1;
+	return (double)m->fp_passed / (double)m->fp_attempted;
+}
+
+double ui_model_uph(const struct ui_model *m, int64_t now_ms)
+{
+	int64_t elapsed;
+
+	if (!m->t_first_ms)
+		return 0;
+	elapsed = now_ms - m->t_first_ms;
+	if (elapsed < 60000)
+		elapsed = 60000;
+	return (double)m->pass * 3600000.0 / (double)elapsed;
+}
+
+void ui_model_snapshot(struct ui_model *dst, const struct ui_model *src)
+{
+	memcpy(dst, src, sizeof(*dst));
+	dst->uids = NULL;
+}
+
+/* "bay 2 (1-1.3)" for log lines. */
+static void bay_words(char *buf, size_t len, const struct ev_event *ev, const char *bay)
+{
+	if (ev->bay_index < 0)
+		snprintf(buf, len, "line");
+	else if (bay[0])
+		snprintf(buf, len, "bay %d (%s)", ev->bay_index + 1, bay);
+	else
+		snprintf(buf, len, "bay %d", ev->bay_index + 1);
+}
+
+static void count_result(struct ui_model *m, const char *uid, enum ev_outcome out)
+{
+	int added;
+
+	if (out == EV_OUT_PASS)
+		m->pass++;
+	else if (out == EV_OUT_REJECT)
+		m->reject++;
+	else
+		m->fail++;
+	if (!uid[0])
+		return;
+	/* Only a unit's first result decides whether it passed first time. */
+	added = uid_set_add(m->uids, uid);
+	if (added == 1) {
+		m->fp_attempted++;
+		if (out == EV_OUT_PASS)
+			m->fp_passed++;
+	}
+}
+
+static void apply_line_event(struct ui_model *m, const struct ev_event *ev, const char *reason)
+{
+	switch (ev->kind) {
+	case EV_LINE_STARTED:
+		m->started = 1;
+		m->stopping = m->stopped = 0;
+		parse_header_words(m, reason);
+		ui_model_log(m, ev->t_ms, "line started%s%s", reason[0] ? ": " : "", reason);
+		break;
+	case EV_LINE_STOPPING:
+		m->stopping = 1;
+		ui_model_log(m, ev->t_ms, "stopping: finishing the units in flight");
+		break;
+	case EV_LINE_STOPPED:
+		m->stopping = 0;
+		m->stopped = 1;
+		ui_model_log(m, ev->t_ms, "line stopped");
+		break;
+	case EV_LINE_PAUSED:
+		m->paused = 1;
+		ui_model_log(m, ev->t_ms, "intake paused%s%s", reason[0] ? ": " : "", reason);
+		break;
+	case EV_LINE_RESUMED:
+		m->paused = 0;
+		ui_model_log(m, ev->t_ms, "intake resumed");
+		break;
+	case EV_HSM_STATE:
+		if (ev->outcome == EV_OUT_OK) {
+			m->hsm = UI_HSM_READY;
+			m->hsm_reason[0] = '\0';
+			ui_model_log(m, ev->t_ms, "HSM ready%s%s", reason[0] ? ": " : "", reason);
+		} else {
+			m->hsm = UI_HSM_ERROR;
+			snprintf(m->hsm_reason, sizeof(m->hsm_reason), "%s", reason);
+			ui_model_log(m, ev->t_ms, "HSM ERROR: %s", reason[0] ? reason : "unknown");
+		}
+		break;
+	default:
+		break;
+	}
+}
+
+void ui_model_apply(struct ui_model *m, const struct ev_event *ev)
+{
+	char reason[EV_REASON_LEN], uid[EV_UID_LEN], bay[EV_BAY_LEN], where[64];
+	struct ui_tile *t = NULL;
+	const char *stage = ev_stage_name(ev->stage);
+
+	COPY_FIELD(reason, ev->reason);
+	COPY_FIELD(uid, ev->unique_id);
+	COPY_FIELD(bay, ev->bay);
+	if (!m->t_first_ms && ev->t_ms > 0)
+		m->t_first_ms = ev->t_ms;
+	m->version++;
+
+	switch (ev->kind) {
+	case EV_LINE_STARTED: case EV_LINE_STOPPING: case EV_LINE_STOPPED:
+	case EV_LINE_PAUSED: case EV_LINE_RESUMED: case EV_HSM_STATE:
+		apply_line_event(m, ev, reason);
+		return;
+	case EV_LOG:
+		ui_model_log(m, ev->t_ms, "%s", reason);
+		return;
+	default:
+		break;
+	}
+
+	if (ev->bay_index >= 0 && ev->bay_index < UI_MAX_BAYS) {
+		t = &m->tiles[ev->bay_index];
+		if (ev->bay_index >= m->ntiles)
+			m->ntiles = ev->bay_index + 1;
+		if (bay[0])
+			memcpy(t->bay, bay, sizeof(t->bay));
+	}
+	bay_words(where, sizeof(where), ev, t ? t->bay : bay);
+	/* Without a tile (line-wide recovery, a bay past UI_MAX_BAYS) only the
+	 * log and the counters can show the event. */
+	if (!t && ev->kind != EV_ALERT && ev->kind != EV_STAGE_BEGIN && ev->kind != EV_PROGRESS &&
+	    ev->kind != EV_STAGE_END && ev->kind != EV_UNIT_RESULT) {
+		ui_model_log(m, ev->t_ms, "%s %s: %s", where, ev_kind_name(ev->kind), reason);
+		return;
+	}
+
+	switch (ev->kind) {
+	case EV_BAY_ARRIVED:
+		tile_reset(t);
+		t->present = 1;
+		t->busy = 1;
+		t->stage = EV_STAGE_DETECT;
+		memcpy(t->unique_id, uid, sizeof(t->unique_id));
+		ui_model_log(m, ev->t_ms, "%s: board arrived%s%s", where, uid[0] ? " " : "", uid);
+		break;
+	case EV_BAY_LEFT:
+		t->present = 0;
+		ui_model_log(m, ev->t_ms, "%s: board removed", where);
+		break;
+	case EV_STAGE_BEGIN:
+		if (!t) {
+			ui_model_log(m, ev->t_ms, "%s: %s %s", where, stage, reason);
+			break;
+		}
+		t->stage = ev->stage;
+		t->busy = 1;
+		t->progress = -1;
+		if (uid[0])
+			memcpy(t->unique_id, uid, sizeof(t->unique_id));
+		break;
+	case EV_PROGRESS:
+		if (!t)
+			break;
+		t->stage = ev->stage;
+		if (ev->total > 0) {
+			double f = (double)ev->done / (double)ev->total;
+			t->progress = f > 1 ? 1 : f;
+		}
+		break;
+	case EV_STAGE_END:
+		if (!t) {
+			ui_model_log(m, ev->t_ms, "%s: %s %s%s%s", where, stage,
+				     ev_outcome_name(ev->outcome), reason[0] ? ": " : "", reason);
+			break;
+		}
+		if (uid[0])
+			memcpy(t->unique_id, uid, sizeof(t->unique_id));
+		if (ev->outcome == EV_OUT_OK) {
+			t->progress = -1;
+		} else {
+			ui_model_log(m, ev->t_ms, "%s: %s %s%s%s", where, stage,
+				     ev_outcome_name(ev->outcome), reason[0] ? ": " : "", reason);
+		}
+		break;
+	case EV_UNIT_RESULT:
+		if (!t) {
+			count_result(m, uid, ev->outcome);
+			ui_model_log(m, ev->t_ms, "%s: %s %s %s", where, ev_outcome_name(ev->outcome),
+				     uid, reason);
+			break;
+		}
+		if (uid[0])
+			memcpy(t->unique_id, uid, sizeof(t->unique_id));
+		t->busy = 0;
+		t->progress = -1;
+		t->verdict_stage = ev->stage;
+		memcpy(t->reason, reason, sizeof(t->reason));
+		if (ev->outcome == EV_OUT_PASS)
+			t->verdict = UI_VERDICT_PASS;
+		else if (ev->outcome == EV_OUT_REJECT)
+			t->verdict = UI_VERDICT_REJECT;
+		else
+			t->verdict = UI_VERDICT_FAIL;
+		count_result(m, t->unique_id, ev->outcome);
+		if (t->verdict == UI_VERDICT_PASS)
+			ui_model_log(m, ev->t_ms, "%s: PASS %s", where, t->unique_id);
+		else
+			ui_model_log(m, ev->t_ms, "%s: %s %s at %s: %s", where,
+				     ui_verdict_name(t->verdict),
+				     t->unique_id[0] ? t->unique_id : "(no id)",
+				     ev_stage_name(ev->stage), reason[0] ? reason : "no reason given");
+		break;
+	case EV_BAY_HELD:
+		t->held = 1;
+		memcpy(t->held_reason, reason, sizeof(t->held_reason));
+		ui_model_log(m, ev->t_ms, "%s: HELD%s%s - check the fixture, then press c", where,
+			     reason[0] ? ": " : "", reason);
+		break;
+	case EV_BAY_CLEARED:
+		t->held = 0;
+		t->held_reason[0] = '\0';
+		ui_model_log(m, ev->t_ms, "%s: cleared by the operator", where);
+		break;
+	case EV_ALERT:
+		m->alerts++;
+		if (t)
+			t->alert = 1;
+		ui_model_log(m, ev->t_ms, "ALERT %s%s%s: %s", where, uid[0] ? " " : "", uid,
+			     reason[0] ? reason : "security alert");
+		break;
+	default:
+		ui_model_log(m, ev->t_ms, "%s: event %d: %s", where, (int)ev->kind, reason);
+		break;
+	}
+}
