@@ -200,6 +200,9 @@ static enum ev_outcome finish(struct unit_run *r, enum db_unit_status st, const 
 			      st == DB_UNIT_REJECT ? EV_OUT_REJECT : EV_OUT_FAIL;
 	struct errbuf e;
 
+	/* a board that failed before it was identified still gets its record */
+	if (!r->have_unit && db_unit_begin(r->cfg->db, &r->u, &e) == ST_OK)
+		r->have_unit = 1;
 	if (r->cert == CERT_RESERVED || r->cert == CERT_ISSUED)
 		revoke_unit_certs(r, st == DB_UNIT_REJECT ? "keyCompromise" : "cessationOfOperation");
 	r->u.status = st;
@@ -305,9 +308,6 @@ static enum ev_outcome run_unit(struct unit_run *r)
 	r->u.started_ms = now_ms();
 	emit(r, EV_STAGE_BEGIN, EV_OUT_NONE, NULL);
 	errbuf_clear(&r->err);
-	if ((rc = db_unit_begin(cfg->db, &r->u, &r->err)) != ST_OK)
-		return fail_with(r, DB_UNIT_FAIL, rc);
-	r->have_unit = 1;
 	rc = cfg->transport.open(cfg->transport.ctx, r->bay->port, &r->ops, &r->h, &r->err);
 	if (rc) {
 		r->ops = NULL;
@@ -315,20 +315,30 @@ static enum ev_outcome run_unit(struct unit_run *r)
 	}
 	stage_ok(r);
 
-	/* identify: the id the board reports must be well-formed and match USB */
+	/* identify: the id the board reports must be well-formed and match USB;
+	 * the unit row exists from here on, before the board is changed */
 	stage(r, EV_STAGE_IDENTIFY);
 	RETRY(r, rc, r->ops->info(r->h, &info, &r->err));
 	if (rc)
 		return fail_with(r, DB_UNIT_FAIL, rc);
 	info.unique_id[sizeof(info.unique_id) - 1] = '\0';
+	info.usb_serial[sizeof(info.usb_serial) - 1] = '\0';
 	if (!pl_uid_valid(info.unique_id)) {
 		errbuf_set(&r->err, ST_EPOLICY, "board reports a malformed unique id");
 		return fail_with(r, DB_UNIT_REJECT, ST_EPOLICY);
 	}
-	if (strcmp(info.unique_id, r->bay->serial)) {
-		errbuf_set(&r->err, ST_EPOLICY, "board id %s differs from its USB serial '%s'",
-			   info.unique_id, r->bay->serial);
-		return fail_with(r, DB_UNIT_REJECT, ST_EPOLICY);
+	snprintf(r->u.unique_id, sizeof(r->u.unique_id), "%s", info.unique_id);
+	if ((rc = db_unit_begin(cfg->db, &r->u, &r->err)))
+		return fail_with(r, DB_UNIT_FAIL, rc);
+	r->have_unit = 1;
+	{
+		const char *usb = info.usb_serial[0] ? info.usb_serial : r->bay->serial;
+
+		if (strcmp(info.unique_id, usb)) {
+			errbuf_set(&r->err, ST_EPOLICY, "board id %s differs from its USB serial '%s'",
+				   info.unique_id, usb);
+			return fail_with(r, DB_UNIT_REJECT, ST_EPOLICY);
+		}
 	}
 	if (clone_register(r, info.unique_id)) {
 		errbuf_set(&r->err, ST_EPOLICY, "clone: id %s is on two bays at once", info.unique_id);

@@ -46,6 +46,7 @@ struct db;
 /* What INFO tells about a board. */
 struct pl_board_info {
 	char     unique_id[EV_UID_LEN];      /* as the board reports it (checked by the pipeline) */
+	char     usb_serial[EV_UID_LEN];     /* iSerialNumber read at open, "" if unknown */
 	char     firmware_sha256[65];        /* hex of the image in flash, "" if none */
 	int      locked;                     /* LOCK done: no new key or certificate */
 	int      has_cert;
@@ -83,7 +84,7 @@ struct pl_board_ops {
 /* A board present on the bench, as the transport sees it. */
 struct pl_present {
 	char port[EV_BAY_LEN];        /* USB port path: the bay's identity */
-	char serial[EV_UID_LEN];      /* USB iSerialNumber (cross-checked with INFO) */
+	char serial[EV_UID_LEN];      /* USB iSerialNumber if the scan knows it, else "" */
 };
 
 /* Where boards come from: scanned by the line's detector thread. */

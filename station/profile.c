@@ -279,8 +279,10 @@ static int set_value(struct parse_ctx *c, const struct key_spec *k, const char *
 
 		if (len > PROFILE_SAN_MAX || !printable(v))
 			return fail_at(c, c->line, "san: at most %d printable characters", PROFILE_SAN_MAX);
-		if (strncmp(v, "URI:", 4) && strncmp(v, "DNS:", 4) && strncmp(v, "email:", 6))
-			return fail_at(c, c->line, "san: must start with URI:, DNS: or email:");
+		if (strncmp(v, "URI:", 4) && strncmp(v, "DNS:", 4))
+			return fail_at(c, c->line, "san: must start with URI: or DNS:");
+		if (strchr(v, '%') || strchr(v, ' '))
+			return fail_at(c, c->line, "san: no '%%' or spaces allowed");
 		if (!ph || strstr(ph + 1, "{unique_id}"))
 			return fail_at(c, c->line, "san: must contain {unique_id} exactly once");
 		if (strchr(v, ',') || strpbrk(v, "{}") != ph || strpbrk(ph + 11, "{}"))

@@ -44,7 +44,7 @@ struct profile {
 	char     firmware_sha256[65];                /* lower-case hex */
 	enum profile_key_type key_type;              /* [key] type, default ec-p256 */
 	int      validity_days;                      /* [certificate] 1..36500 */
-	char     san_template[PROFILE_SAN_MAX + 1];  /* "" or URI:/DNS:/email: with {unique_id} */
+	char     san_template[PROFILE_SAN_MAX + 1];  /* "" or URI:/DNS: with {unique_id} */
 	char     hsm_module[PROFILE_PATH_MAX + 1];
 	char     hsm_token[33];                      /* PKCS#11 token labels are 32 bytes */
 	char     hsm_ca_key[PROFILE_LABEL_MAX + 1];

@@ -143,6 +143,8 @@ static const struct bad_case bad_cases[] = {
 	{ "san = URI:urn:x:{unique_id}:dev", "san = URI:urn:x:dev", "b.profile:13: san: must contain {unique_id}" },
 	{ "san = URI:urn:x:{unique_id}:dev", "san = IP:{unique_id}", "b.profile:13: san: must start with" },
 	{ "san = URI:urn:x:{unique_id}:dev", "san = URI:{unique_id}{x}", "b.profile:13: san: one name only" },
+	{ "san = URI:urn:x:{unique_id}:dev", "san = URI:%s{unique_id}", "b.profile:13: san: no '%' or spaces" },
+	{ "san = URI:urn:x:{unique_id}:dev", "san = email:{unique_id}@x", "b.profile:13: san: must start with" },
 	{ "token = station-ca", "token = 0123456789abcdef0123456789abcdef0", "b.profile:16: token: a token label is 1..32" },
 	{ "pin_file = pin.txt", "pin_env = lower", "b.profile:20: pin_env: expected an environment variable name" },
 	{ "max_failures_in_row = 5", "max_failures_in_row = 0", "b.profile:24: max_failures_in_row: expected" },
