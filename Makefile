@@ -61,6 +61,15 @@ FUZZ_SRCS = $(wildcard tests/fuzz/fuzz_*.c)
 # What a fuzz target links: the pure parsers, nothing with I/O.
 FUZZ_DEPS = $(wildcard station/proto.c station/errbuf.c)
 
+# `make V=1` shows full command lines.
+ifeq ($(V),1)
+  Q =
+  say = @true
+else
+  Q = @
+  say = @printf '  %-6s %s\n'
+endif
+
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 LIB_OBJS = $(call obj,$(LIB_SRCS))
 FX_OBJS  = $(call obj,$(FX_SRCS))
@@ -90,7 +99,8 @@ help:
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(LIB_CFLAGS) -c $< -o $@
+	$(say) CC $<
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LIB_CFLAGS) -c $< -o $@
 
 # Only the harness and tools/tests that use it see glib and umockdev headers.
 $(EMU_OBJS) $(call obj,$(FXBIN_SRCS) $(UNIT_SRCS) $(BENCH_SRCS)): CFLAGS += $(EMU_CFLAGS)
@@ -98,32 +108,40 @@ $(call obj,$(UNIT_SRCS)): CFLAGS += $(TEST_CFLAGS)
 
 $(BUILD)/libstation.a: $(LIB_OBJS)
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
+	$(say) AR $@
+	$(Q)rm -f $@ && ar rcs $@ $^
 $(BUILD)/libfx.a: $(FX_OBJS)
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
+	$(say) AR $@
+	$(Q)rm -f $@ && ar rcs $@ $^
 $(BUILD)/libfxemu.a: $(EMU_OBJS)
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
+	$(say) AR $@
+	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(STATION): $(call obj,station/main.c) $(BUILD)/libstation.a
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIB_LIBS)
+	$(say) LD $@
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIB_LIBS)
 
 $(BUILD)/fx-%: $(BUILD)/obj/fixtures/bin/fx-%.o $(ALL_LIBS)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(EMU_LIBS) $(LIB_LIBS)
+	$(say) LD $@
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(EMU_LIBS) $(LIB_LIBS)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(ALL_LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(TEST_LIBS) $(EMU_LIBS) $(LIB_LIBS)
+	$(say) LD $@
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(TEST_LIBS) $(EMU_LIBS) $(LIB_LIBS)
 
 $(BUILD)/bench/%: $(BUILD)/obj/tests/bench/%.o $(ALL_LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(EMU_LIBS) $(LIB_LIBS)
+	$(say) LD $@
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(EMU_LIBS) $(LIB_LIBS)
 
 # libFuzzer targets: always clang, always with ASan+UBSan, only the parsers.
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_DEPS)
 	@mkdir -p $(dir $@)
-	$(CLANG) -D_GNU_SOURCE -I. -Istation -g -O1 -fsanitize=fuzzer,address,undefined \
+	$(say) FUZZ $@
+	$(Q)$(CLANG) -D_GNU_SOURCE -I. -Istation -g -O1 -fsanitize=fuzzer,address,undefined \
 	  -fno-sanitize-recover=all $(LIB_CFLAGS) -o $@ $^ $(LIB_LIBS)
 
 deps:

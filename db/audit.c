@@ -33,37 +33,66 @@
 
 static const uint8_t zero_hash[32];
 
-static void put_field(EVP_MD_CTX *md, const void *p, size_t len)
+/* Appends F(x) to the packing buffer, or streams it once the row is too big
+ * for the buffer.  Packing a typical row into one digest update is several
+ * times faster than eight small updates. */
+struct packer {
+	EVP_MD_CTX *md;
+	uint8_t     buf[2048];
+	size_t      used;
+	int         streaming;
+};
+
+static void put_field(struct packer *pk, const void *p, size_t len)
 {
 	uint8_t be[4] = { (uint8_t)(len >> 24), (uint8_t)(len >> 16),
 			  (uint8_t)(len >> 8), (uint8_t)len };
 
-	EVP_DigestUpdate(md, be, 4);
+	if (!pk->streaming && pk->used + 4 + len <= sizeof(pk->buf)) {
+		memcpy(pk->buf + pk->used, be, 4);
+		if (len)
+			memcpy(pk->buf + pk->used + 4, p, len);
+		pk->used += 4 + len;
+		return;
+	}
+	if (!pk->streaming) {
+		EVP_DigestUpdate(pk->md, pk->buf, pk->used);
+		pk->streaming = 1;
+	}
+	EVP_DigestUpdate(pk->md, be, 4);
 	if (len)
-		EVP_DigestUpdate(md, p, len);
+		EVP_DigestUpdate(pk->md, p, len);
 }
 
-/* The canonical hash of one event (see the top of this file). */
-static int event_hash(EVP_MD_CTX *md, const char *station_id, size_t sid_len,
+/* The canonical hash of one event (see the top of this file).  NULL strings
+ * (a column someone set to NULL) hash as empty. */
+static int event_hash(EVP_MD_CTX *md, const EVP_MD *sha256,
+		      const char *station_id, size_t sid_len,
 		      int64_t seq, const char *ts, size_t ts_len,
 		      const char *kind, size_t kind_len, const char *actor, size_t actor_len,
 		      const char *detail, size_t detail_len, const char *prev_hex,
 		      size_t prev_len, uint8_t out[32])
 {
+	struct packer pk;
 	char seqs[24];
 	unsigned int n = 0;
 	int len = snprintf(seqs, sizeof(seqs), "%lld", (long long)seq);
 
-	if (!EVP_DigestInit_ex(md, EVP_sha256(), NULL))
+	if (!EVP_DigestInit_ex(md, sha256, NULL))
 		return -1;
-	put_field(md, AUDIT_TAG, strlen(AUDIT_TAG));
-	put_field(md, station_id, sid_len);
-	put_field(md, seqs, (size_t)len);
-	put_field(md, ts, ts_len);
-	put_field(md, kind, kind_len);
-	put_field(md, actor, actor_len);
-	put_field(md, detail, detail_len);
-	put_field(md, prev_hex, prev_len);
+	pk.md = md;
+	pk.used = 0;
+	pk.streaming = 0;
+	put_field(&pk, AUDIT_TAG, strlen(AUDIT_TAG));
+	put_field(&pk, station_id, sid_len);
+	put_field(&pk, seqs, (size_t)len);
+	put_field(&pk, ts, ts_len);
+	put_field(&pk, kind, kind_len);
+	put_field(&pk, actor, actor_len);
+	put_field(&pk, detail, detail_len);
+	put_field(&pk, prev_hex, prev_len);
+	if (!pk.streaming)
+		EVP_DigestUpdate(md, pk.buf, pk.used);
 	if (!EVP_DigestFinal_ex(md, out, &n) || n != 32)
 		return -1;
 	return 0;
@@ -169,7 +198,7 @@ int db_audit_append_locked(struct db *db, const char *kind, const char *actor,
 	seq++;
 	db_iso_ms(db_now_ms(), ts);
 	md = EVP_MD_CTX_new();
-	if (!md || event_hash(md, db->station_id, strlen(db->station_id), seq, ts, strlen(ts),
+	if (!md || event_hash(md, EVP_sha256(), db->station_id, strlen(db->station_id), seq, ts, strlen(ts),
 			      kind, strlen(kind), actor, strlen(actor), detail, strlen(detail),
 			      prev_hex, 64, hash)) {
 		rc = errbuf_set(err, ST_ECRYPTO, "SHA-256 failed");
@@ -367,6 +396,7 @@ struct vrow {
 struct vstate {
 	struct db     *db;
 	EVP_MD_CTX    *md;
+	EVP_MD        *sha256;         /* fetched once: implicit fetches cost per row */
 	sqlite3_stmt  *ev, *cp;       /* this station's events and checkpoints */
 	int            cp_have;        /* cp holds an unconsumed row */
 	int            cp_done;        /* cp has no more rows */
@@ -391,7 +421,7 @@ static int read_row(struct vstate *vs, struct vrow *r, struct errbuf *err)
 	r->id = sqlite3_column_int64(st, 0);
 	r->seq = sqlite3_column_int64(st, 1);
 #define COL(i) (const char *)sqlite3_column_text(st, i), (size_t)sqlite3_column_bytes(st, i)
-	if (event_hash(vs->md, COL(2), r->seq, COL(3), COL(4), COL(5), COL(6), COL(7), h))
+	if (event_hash(vs->md, vs->sha256, COL(2), r->seq, COL(3), COL(4), COL(5), COL(6), COL(7), h))
 		return errbuf_set(err, ST_ECRYPTO, "SHA-256 failed");
 #undef COL
 	r->prev_wf = !db_unhex32((const char *)sqlite3_column_text(st, 7),
@@ -567,6 +597,8 @@ static int check_checkpoints(struct vstate *vs, const struct vrow *r, struct err
 	}
 }
 
+static const char SQL_FIRST_STATION[] = "SELECT min(station_id) FROM events";
+static const char SQL_COUNT_EVENTS[] = "SELECT count(*) FROM events";
 static const char SQL_NEXT_STATION[] =
 	"SELECT station_id FROM events WHERE station_id > ? ORDER BY station_id LIMIT 1";
 static const char SQL_STATION_EVENTS[] =
@@ -618,7 +650,7 @@ int db_audit_verify_key(struct db *db, const uint8_t *trusted_pubkey_der, size_t
 	struct vstate vs;
 	sqlite3_stmt *next = NULL;
 	char station[256] = "";
-	int rc = ST_OK;
+	int rc = ST_OK, first = 1;
 
 	memset(res, 0, sizeof(*res));
 	memset(&vs, 0, sizeof(vs));
@@ -626,25 +658,35 @@ int db_audit_verify_key(struct db *db, const uint8_t *trusted_pubkey_der, size_t
 	vs.res = res;
 	vs.trusted = trusted_pubkey_der;
 	vs.trusted_len = trusted_len;
-	if (!(vs.md = EVP_MD_CTX_new()))
-		return errbuf_set(err, ST_ENOMEM, "out of memory");
+	vs.md = EVP_MD_CTX_new();
+	vs.sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+	if (!vs.md || !vs.sha256) {
+		EVP_MD_CTX_free(vs.md);
+		EVP_MD_free(vs.sha256);
+		return errbuf_set(err, ST_ECRYPTO, "OpenSSL: no SHA-256");
+	}
 	db_lock(db);
 	/* One read transaction: a consistent snapshot while appends go on. */
 	if ((rc = sqlite3_exec(db->sq, db->in_txn ? "SELECT 1" : "BEGIN", NULL, NULL, NULL))) {
 		rc = db_sqlerr(db, rc, err, "begin read");
 		goto out_unlocked_txn;
 	}
-	if (!(next = db_stmt(db, SQL_NEXT_STATION, err)) ||
-	    !(vs.ev = db_stmt(db, SQL_STATION_EVENTS, err)) ||
+	if (!(vs.ev = db_stmt(db, SQL_STATION_EVENTS, err)) ||
 	    !(vs.cp = db_stmt(db, SQL_STATION_CHECKPOINTS, err))) {
 		rc = ST_EDB;
 		goto out;
 	}
-	for (;;) {
-		sqlite3_reset(next);
-		sqlite3_bind_text(next, 1, station, -1, SQLITE_TRANSIENT);
+	/* Station ids in order, each found by an index seek (min() for the first,
+	 * so that even an empty station id is walked). */
+	for (;; first = 0) {
+		if (!(next = db_stmt(db, first ? SQL_FIRST_STATION : SQL_NEXT_STATION, err))) {
+			rc = ST_EDB;
+			goto out;
+		}
+		if (!first)
+			sqlite3_bind_text(next, 1, station, -1, SQLITE_TRANSIENT);
 		rc = sqlite3_step(next);
-		if (rc == SQLITE_DONE)
+		if (rc == SQLITE_DONE || (rc == SQLITE_ROW && sqlite3_column_type(next, 0) == SQLITE_NULL))
 			break;
 		if (rc != SQLITE_ROW) {
 			rc = db_sqlerr(db, rc, err, "list stations");
@@ -664,6 +706,23 @@ int db_audit_verify_key(struct db *db, const uint8_t *trusted_pubkey_der, size_t
 		if (rc)
 			goto out;
 	}
+	sqlite3_reset(next);
+	/* Rows no chain walked (a NULL station id: the schema was altered). */
+	if (!(next = db_stmt(db, SQL_COUNT_EVENTS, err))) {
+		rc = ST_EDB;
+		goto out;
+	}
+	if ((rc = sqlite3_step(next)) != SQLITE_ROW) {
+		rc = db_sqlerr(db, rc, err, "count events");
+		goto out;
+	}
+	if (sqlite3_column_int64(next, 0) != res->events) {
+		snprintf(res->what, sizeof(res->what), "inserted: %lld rows belong to no station's chain",
+			 (long long)(sqlite3_column_int64(next, 0) - res->events));
+		rc = errbuf_set(err, ST_ETAMPER, "audit chain broken: %s", res->what);
+		goto out;
+	}
+	sqlite3_reset(next);
 	/* Checkpoints of a station whose every event is gone. */
 	if (!(next = db_stmt(db, SQL_ORPHAN_CHECKPOINT, err))) {
 		rc = ST_EDB;
@@ -693,6 +752,7 @@ out:
 out_unlocked_txn:
 	db_unlock(db);
 	EVP_MD_CTX_free(vs.md);
+	EVP_MD_free(vs.sha256);
 	return rc;
 }
 

@@ -151,11 +151,17 @@ struct db_unit {
 	int64_t started_ms, finished_ms;
 };
 
-/* Creates an in-progress unit row (durable before any work on the board). */
+/* "in-progress", "pass", "fail", "reject", "interrupted" (as stored). */
+const char *db_unit_status_name(enum db_unit_status s);
+
+/* Creates an in-progress unit row (durable before any work on the board).
+ * Sets u->id and u->status; fills u->started_ms and u->station_id when unset. */
 int db_unit_begin(struct db *db, struct db_unit *u, struct errbuf *err);
 /* Updates stage and any filled hash/serial fields of an in-progress unit. */
 int db_unit_update(struct db *db, const struct db_unit *u, struct errbuf *err);
-/* Final verdict: status, stage, reason, finished time; appends an audit event. */
+/* Final verdict: status, stage, reason, finished time (now if 0) and any filled
+ * hash/serial fields; appends an audit event (actor: the operator).  ST_EEXIST
+ * when the id already has a PASS unit; ST_ESTATE when u is not in progress. */
 int db_unit_finish(struct db *db, const struct db_unit *u, struct errbuf *err);
 /* ST_OK + *found=1 if unique_id has a PASS unit (already provisioned). */
 int db_unit_provisioned(struct db *db, const char *unique_id, int *found, struct errbuf *err);
@@ -172,6 +178,9 @@ enum db_cert_status {
 	DB_CERT_INJECTED,      /* on the board and its unit committed */
 	DB_CERT_REVOKED,
 };
+
+/* "reserved", "issued", "injected", "revoked" (as stored). */
+const char *db_cert_status_name(enum db_cert_status s);
 
 /* Reserves a fresh serial (hex, unique across the table) for unit_id; the caller
  * generated it from a CSPRNG.  ST_EEXIST if the serial is taken. */

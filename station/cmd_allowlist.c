@@ -10,6 +10,7 @@
 
 #include <getopt.h>
 #include <string.h>
+#include <unistd.h>
 
 static void allowlist_usage(FILE *f)
 {
@@ -111,6 +112,8 @@ static int allowlist_list(struct cli_ctx *ctx, int argc, char **argv)
 		return cli_usage_error("allowlist", "unexpected argument '%s'", argv[optind]);
 	if (!lot)
 		return cli_usage_error("allowlist", "list needs --lot LOT");
+	if (access(ctx->db_path, F_OK) != 0)
+		return cli_fail("allowlist list: database %s does not exist", ctx->db_path);
 	errbuf_clear(&err);
 	if (db_open(ctx->db_path, ctx->station_id, &db, &err))
 		return cli_fail("allowlist list: %s", err.msg);

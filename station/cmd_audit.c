@@ -14,6 +14,7 @@
 #include <openssl/x509.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void audit_usage(FILE *f)
 {
@@ -78,6 +79,8 @@ static int audit_verify(struct cli_ctx *ctx, int argc, char **argv)
 		return cli_usage_error("audit", "unexpected argument '%s'", argv[optind]);
 	if (key_path && (rc = load_pubkey_der(key_path, &der, &der_len)))
 		return rc;
+	if (access(ctx->db_path, F_OK) != 0)
+		return cli_fail("audit verify: database %s does not exist", ctx->db_path);
 	errbuf_clear(&err);
 	if (db_open(ctx->db_path, ctx->station_id, &db, &err)) {
 		OPENSSL_free(der);
@@ -135,6 +138,8 @@ static int audit_log(struct cli_ctx *ctx, int argc, char **argv)
 	}
 	if (optind < argc)
 		return cli_usage_error("audit", "unexpected argument '%s'", argv[optind]);
+	if (access(ctx->db_path, F_OK) != 0)
+		return cli_fail("audit log: database %s does not exist", ctx->db_path);
 	errbuf_clear(&err);
 	if (db_open(ctx->db_path, ctx->station_id, &db, &err))
 		return cli_fail("audit log: %s", err.msg);

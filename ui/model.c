@@ -145,35 +145,76 @@ void ui_model_set_header(struct ui_model *m, const char *station_id, const char 
 	m->version++;
 }
 
-/* "station=S1 operator=ann profile=p lot=L db=x.db" -> header fields. */
+static char *header_field(struct ui_model *m, const char *key, size_t keylen, size_t *dstlen)
+{
+	static const char *const keys[] = { "station", "operator", "profile", "lot", "db" };
+	char *const dsts[] = { m->station_id, m->operator_name, m->profile, m->lot, m->db_path };
+	const size_t lens[] = { sizeof(m->station_id), sizeof(m->operator_name),
+				sizeof(m->profile), sizeof(m->lot), sizeof(m->db_path) };
+
+	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
+		if (strlen(keys[k]) == keylen && !strncmp(keys[k], key, keylen)) {
+			*dstlen = lens[k];
+			return dsts[k];
+		}
+	return NULL;
+}
+
+/* Sets a header field from an event unless the caller already set it. */
+static void header_set(struct ui_model *m, const char *key, size_t keylen, const char *val,
+		       size_t vallen)
+{
+	size_t dstlen;
+	char *dst = header_field(m, key, keylen, &dstlen);
+
+	while (vallen && val[vallen - 1] == ' ')
+		vallen--;
+	if (dst && !dst[0] && vallen)
+		ui_ascii_copy(dst, dstlen, val, vallen);
+}
+
+/*
+ * Header fields from a line-started text, in either form:
+ *   "station=S1 operator=ann profile=p lot=L db=x.db"  (key=value words)
+ *   "profile widget v2, lot L1, operator ann, station S1"  (comma phrases)
+ */
 static void parse_header_words(struct ui_model *m, const char *text)
 {
-	static const char *const keys[] = { "station=", "operator=", "profile=", "lot=", "db=" };
-	const char *p = text;
+	const char *phrase = text;
 
-	while (*p) {
-		size_t len;
+	while (*phrase) {
+		size_t plen = strcspn(phrase, ","), first = 1;
+		const char *p = phrase, *pend = phrase + plen;
 
-		while (*p == ' ')
-			p++;
-		len = strcspn(p, " ");
-		for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
-			size_t kl = strlen(keys[k]);
-			char *dst;
-			size_t dstlen;
+		while (p < pend) {
+			const char *eq;
+			size_t len;
 
-			if (len <= kl || strncmp(p, keys[k], kl))
-				continue;
-			switch (k) {
-			case 0:  dst = m->station_id;    dstlen = sizeof(m->station_id); break;
-			case 1:  dst = m->operator_name; dstlen = sizeof(m->operator_name); break;
-			case 2:  dst = m->profile;       dstlen = sizeof(m->profile); break;
-			case 3:  dst = m->lot;           dstlen = sizeof(m->lot); break;
-			default: dst = m->db_path;       dstlen = sizeof(m->db_path); break;
+			while (p < pend && *p == ' ')
+				p++;
+			len = strcspn(p, " ,");
+			if (p + len > pend)
+				len = (size_t)(pend - p);
+			if (!len)
+				break;
+			eq = memchr(p, '=', len);
+			if (eq) {
+				header_set(m, p, (size_t)(eq - p), eq + 1, len - (size_t)(eq - p) - 1);
+			} else if (first) {
+				size_t dstlen;
+				const char *val = p + len;
+
+				if (header_field(m, p, len, &dstlen)) {
+					while (val < pend && *val == ' ')
+						val++;
+					header_set(m, p, len, val, (size_t)(pend - val));
+					break;
+				}
 			}
-			ui_ascii_copy(dst, dstlen, p + kl, len - kl);
+			first = 0;
+			p += len;
 		}
-		p += len;
+		phrase = *pend ? pend + 1 : pend;
 	}
 }
 
@@ -264,7 +305,9 @@ void ui_model_snapshot(struct ui_model *dst, const struct ui_model *src)
 /* "bay 2 (1-1.3)" for log lines. */
 static void bay_words(char *buf, size_t len, const struct ev_event *ev, const char *bay)
 {
-	if (ev->bay_index < 0)
+	if (ev->bay_index < 0 && bay[0])
+		snprintf(buf, len, "port %s", bay);
+	else if (ev->bay_index < 0)
 		snprintf(buf, len, "line");
 	else if (bay[0])
 		snprintf(buf, len, "bay %d (%s)", ev->bay_index + 1, bay);
@@ -276,6 +319,9 @@ static void count_result(struct ui_model *m, const char *uid, enum ev_outcome ou
 {
 	int added;
 
+	/* A unit interrupted by a crash belongs to an earlier run's counts. */
+	if (out == EV_OUT_INTERRUPTED)
+		return;
 	if (out == EV_OUT_PASS)
 		m->pass++;
 	else if (out == EV_OUT_REJECT)
@@ -354,7 +400,11 @@ void ui_model_apply(struct ui_model *m, const struct ev_event *ev)
 		apply_line_event(m, ev, reason);
 		return;
 	case EV_LOG:
-		ui_model_log(m, ev->t_ms, "%s", reason);
+		if (ev->bay_index >= 0)
+			ui_model_log(m, ev->t_ms, "bay %d%s%s%s: %s", ev->bay_index + 1,
+				     bay[0] ? " (" : "", bay, bay[0] ? ")" : "", reason);
+		else
+			ui_model_log(m, ev->t_ms, "%s", reason);
 		return;
 	default:
 		break;
@@ -417,12 +467,8 @@ void ui_model_apply(struct ui_model *m, const struct ev_event *ev)
 		}
 		if (uid[0])
 			memcpy(t->unique_id, uid, sizeof(t->unique_id));
-		if (ev->outcome == EV_OUT_OK) {
-			t->progress = -1;
-		} else {
-			ui_model_log(m, ev->t_ms, "%s: %s %s%s%s", where, stage,
-				     ev_outcome_name(ev->outcome), reason[0] ? ": " : "", reason);
-		}
+		/* A failed stage is logged with the unit's result that follows. */
+		t->progress = -1;
 		break;
 	case EV_UNIT_RESULT:
 		if (!t) {

@@ -16,9 +16,13 @@
  *    result without a unique id (board never identified) counts in fail or
  *    reject but not in the yield.  Units per hour = PASS results per hour since
  *    the first event the model saw.
- *  - EV_LINE_STARTED may carry header fields in its reason as space-separated
- *    key=value words: station= operator= profile= lot= db= (values without
- *    spaces); ui_model_set_header() sets them directly.
+ *  - EV_LINE_STARTED may carry header fields in its reason, as key=value words
+ *    ("station=S1 operator=ann profile=p lot=L db=x.db") or as comma-separated
+ *    phrases ("profile widget v2, lot L1, operator ann, station S1"); they fill
+ *    only fields still empty, so ui_model_set_header() (the caller's own
+ *    values) wins.
+ *  - A result with outcome INTERRUPTED (start-up recovery of an earlier run) is
+ *    logged but not counted.
  *  - Strings are stored as printable ASCII: other bytes become '?', so nothing
  *    from an event can move the terminal's cursor or break the layout.
  */

@@ -148,10 +148,12 @@ void ui_screen_free(struct ui_screen *s)
 static void wake_ui(struct ui_screen *s)
 {
 	char c = 1;
+	ssize_t n;
 
-	/* A full pipe already holds a wake-up; losing this byte loses nothing. */
-	if (write(s->wake[1], &c, 1) < 0 && errno != EAGAIN)
-		return;
+	/* A full pipe (EAGAIN) already holds a wake-up: losing this byte loses
+	 * nothing, and a sink has no one to report an error to. */
+	n = write(s->wake[1], &c, 1);
+	(void)n;
 }
 
 void ui_screen_set_header(struct ui_screen *s, const char *station_id, const char *operator_name,
@@ -276,7 +278,7 @@ static void draw_tile(struct ui_screen *s, const struct ui_tile *t, int idx, int
 		      int h, int w)
 {
 	char title[96], label[32];
-	int row = y + 1, end = y + h;
+	int row = y + 1, end = y + h, held_row;
 	const char *uid = t->unique_id[0] ? t->unique_id : NULL;
 
 	w -= 1;                 /* gap between tiles */
@@ -302,6 +304,11 @@ static void draw_tile(struct ui_screen *s, const struct ui_tile *t, int idx, int
 			put(row++, x, w, A_NORMAL, " %s", t->busy ? "identifying..." : "");
 	}
 
+	/* A held bay says so on its last row when the tile can spare one (the
+	 * title bar says HELD in any case); the verdict's reason comes first. */
+	held_row = t->held && !t->busy && end - row >= 2 + (t->verdict != UI_VERDICT_NONE);
+	if (held_row)
+		end--;
 	if (t->busy) {
 		put(row++, x, w, A_NORMAL, " working: %s", ev_stage_name(t->stage));
 		if (row < end && t->progress >= 0)
@@ -311,7 +318,7 @@ static void draw_tile(struct ui_screen *s, const struct ui_tile *t, int idx, int
 		attr_t a = verdict_attr(s, t->verdict);
 		char reason[EV_REASON_LEN + 64];
 
-		for (int i = 0; i < block; i++)
+		for (int i = 0; i < block && row + i < end; i++)
 			put_centered(row + i, x, w, a, i == block / 2 ? ui_verdict_name(t->verdict) : "");
 		row += block;
 		if (t->verdict != UI_VERDICT_PASS) {
@@ -320,15 +327,15 @@ static void draw_tile(struct ui_screen *s, const struct ui_tile *t, int idx, int
 				 t->verdict_stage != EV_STAGE_NONE ? ev_stage_name(t->verdict_stage) : "",
 				 t->verdict_stage != EV_STAGE_NONE ? ": " : "",
 				 t->reason[0] ? t->reason : "no reason given");
-			put_wrapped(row, x + 1, w - 1, end - row - (t->held ? 1 : 0), A_BOLD, reason);
-		} else if (row < end && !t->held) {
+			put_wrapped(row, x + 1, w - 1, end - row, A_BOLD, reason);
+		} else if (row < end) {
 			put(row, x, w, A_NORMAL, " %s", t->present ? "unplug it, plug the next" : "");
 		}
 	} else if (row < end) {
 		put(row, x, w, A_NORMAL, " %s", t->present ? "board present" : "waiting for a board");
 	}
-	if (t->held && !t->busy && end - 1 > y)
-		put(end - 1, x, w, warn_attr(s), " HELD: %s - press c",
+	if (held_row)
+		put(end, x, w, warn_attr(s), " HELD: %s - press c",
 		    t->held_reason[0] ? t->held_reason : "repeated failures");
 }
 
@@ -347,6 +354,8 @@ static void draw_help(void)
 		"        already done, or a clone): give it to QA",
 		"HELD    3 failures in a row: check the cable and",
 		"        the fixture, then press c",
+		"FPY     first-pass yield: share of boards that",
+		"        passed on their first attempt",
 	};
 	int n = (int)(sizeof(lines) / sizeof(lines[0]));
 	int w = 54, h = n + 4, y, x;
@@ -379,7 +388,7 @@ static void draw(struct ui_screen *s)
 	int64_t now = now_ms();
 	int inflight = ui_model_in_flight(v);
 	double fpy = ui_model_fpy(v);
-	char fpy_s[32], state[96], alerts[32] = "";
+	char fpy_s[32], state[96], alerts[32] = "", counters[200];
 
 	erase();
 	ui_screen_layout(&l, v->ntiles, LINES, COLS);
@@ -424,10 +433,17 @@ static void draw(struct ui_screen *s)
 	else
 		snprintf(fpy_s, sizeof(fpy_s), "%.1f%%", fpy * 100);
 	if (v->alerts)
-		snprintf(alerts, sizeof(alerts), "   ALERTS %lu", v->alerts);
-	put(l.counters_y, 0, COLS, A_BOLD,
-	    " PASS %lu   FAIL %lu   REJECT %lu   first-pass yield %s   %.0f units/h   in flight %d%s",
-	    v->pass, v->fail, v->reject, fpy_s, ui_model_uph(v, now), inflight, alerts);
+		snprintf(alerts, sizeof(alerts), "  ALERTS %lu", v->alerts);
+	/* The long label when it fits, "FPY" (explained in the help) when not. */
+	for (int shorter = 0; shorter < 2; shorter++) {
+		snprintf(counters, sizeof(counters),
+			 " PASS %lu  FAIL %lu  REJECT %lu%s  %s %s  %.0f units/h  in flight %d",
+			 v->pass, v->fail, v->reject, alerts, shorter ? "FPY" : "first-pass yield",
+			 fpy_s, ui_model_uph(v, now), inflight);
+		if ((int)strlen(counters) <= COLS)
+			break;
+	}
+	put(l.counters_y, 0, COLS, A_BOLD, "%s", counters);
 
 	for (int r = 0; r < l.log_h; r++) {
 		const char *line = ui_model_log_line(v, l.log_h - 1 - r);
@@ -444,11 +460,13 @@ static void draw(struct ui_screen *s)
 		    " STOPPING: waiting for %d unit%s in flight", inflight, inflight == 1 ? "" : "s");
 	} else if (v->stopped) {
 		put(l.keys_y, 0, COLS, warn_attr(s) | A_REVERSE, " Line stopped. Press q to close.");
-	} else if (s->notice[0] && now < s->notice_until) {
-		put(l.keys_y, 0, COLS, A_REVERSE | A_BOLD, " %s", s->notice);
 	} else {
-		put(l.keys_y, 0, COLS, A_REVERSE, " ? help   p %s   c clear held bay   q quit",
+		int n = (int)strlen(" ? help   p resume  c clear held bay   q quit   ");
+
+		put(l.keys_y, 0, COLS, A_REVERSE, " ? help   p %-7s c clear held bay   q quit",
 		    v->paused ? "resume" : "pause");
+		if (s->notice[0] && now < s->notice_until)
+			put(l.keys_y, n, COLS - n, A_REVERSE | A_BOLD, "%s", s->notice);
 	}
 	if (s->help_open)
 		draw_help();

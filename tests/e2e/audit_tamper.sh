@@ -50,6 +50,9 @@ tamper reordered-id 4 5 reordered "
 	UPDATE events SET id = 100 WHERE id = 4;
 	UPDATE events SET id = 4 WHERE id = 5;
 	UPDATE events SET id = 5 WHERE id = 100;"
+# Moving the newest event to another (even empty) station id: that chain
+# starts at seq 8 with no rows before it.
+tamper moved-last 8 8 deleted "UPDATE events SET station_id = '' WHERE seq = 8"
 tamper gap 5 105 "sequence gap" "UPDATE events SET seq = seq + 100 WHERE seq >= 5"
 
 # Unrelated tables are not part of the chain: editing them leaves it intact,
@@ -66,4 +69,8 @@ expect_exit 2 S base.db audit log --tail 0
 expect_exit 2 S base.db audit frobnicate
 expect_exit 0 S base.db audit --help
 grep -q 'usage: station audit verify' "$OUT"
+# Reading commands do not create a database where there was none.
+expect_exit 1 S nowhere.db audit verify
+grep -q 'nowhere.db does not exist' "$ERR" || fail "missing db: $(cat "$ERR")"
+[ ! -e nowhere.db ] || fail "audit verify created nowhere.db"
 echo "audit_tamper: ok"

@@ -248,6 +248,10 @@ static void test_line_state_and_header(void **state)
 	ui_model_set_header(m, NULL, "bob", NULL, NULL, NULL);
 	assert_string_equal(m->operator_name, "bob");
 	assert_string_equal(m->lot, "LOT-42");
+	/* the caller's header wins over a later line-started text */
+	apply(m, EV_LINE_STARTED, -1, NULL, EV_STAGE_NONE, EV_OUT_NONE, "operator=eve lot=X");
+	assert_string_equal(m->operator_name, "bob");
+	assert_string_equal(m->lot, "LOT-42");
 
 	assert_int_equal(m->hsm, UI_HSM_UNKNOWN);
 	apply(m, EV_HSM_STATE, -1, NULL, EV_STAGE_NONE, EV_OUT_FAIL, "token not present");
@@ -266,6 +270,42 @@ static void test_line_state_and_header(void **state)
 	apply(m, EV_LINE_STOPPED, -1, NULL, EV_STAGE_NONE, EV_OUT_NONE, NULL);
 	assert_false(m->stopping);
 	assert_true(m->stopped);
+}
+
+static void test_header_from_comma_phrases(void **state)
+{
+	struct ui_model *m = *state;
+
+	ui_model_set_header(m, NULL, NULL, NULL, NULL, "var/st.db");
+	apply(m, EV_LINE_STARTED, -1, NULL, EV_STAGE_NONE, EV_OUT_NONE,
+	      "profile widget-v2 v3, lot LOT-9, operator ann lee, station st-07, 4 bays, db other");
+	assert_string_equal(m->profile, "widget-v2 v3");
+	assert_string_equal(m->lot, "LOT-9");
+	assert_string_equal(m->operator_name, "ann lee");
+	assert_string_equal(m->station_id, "st-07");
+	assert_string_equal(m->db_path, "var/st.db");
+	assert_non_null(strstr(ui_model_log_line(m, 0), "line started: profile widget-v2 v3, lot"));
+}
+
+static void test_interrupted_units_are_logged_not_counted(void **state)
+{
+	struct ui_model *m = *state;
+	struct ev_event ev = mk(EV_UNIT_RESULT, -1, "00000000000000000000000C", EV_STAGE_RECOVERY,
+				EV_OUT_INTERRUPTED, "station stopped during sign");
+
+	snprintf(ev.bay, sizeof(ev.bay), "1-1.4");
+	ui_model_apply(m, &ev);
+	assert_int_equal(m->pass + m->fail + m->reject, 0);
+	assert_int_equal(m->fp_attempted, 0);
+	assert_non_null(strstr(ui_model_log_line(m, 0),
+			       "port 1-1.4: interrupted 00000000000000000000000C station stopped during sign"));
+	/* a failed stage is not logged twice: the result line says it all */
+	apply(m, EV_BAY_ARRIVED, 0, NULL, EV_STAGE_DETECT, EV_OUT_NONE, NULL);
+	apply(m, EV_STAGE_END, 0, "00000000000000000000000D", EV_STAGE_CSR, EV_OUT_FAIL, "bad CSR");
+	assert_non_null(strstr(ui_model_log_line(m, 0), "board arrived"));
+	assert_string_equal(m->tiles[0].unique_id, "00000000000000000000000D");
+	apply(m, EV_LOG, 0, NULL, EV_STAGE_CSR, EV_OUT_NONE, "transient fault, retrying");
+	assert_non_null(strstr(ui_model_log_line(m, 0), " bay 1 (1-1.1): transient fault, retrying"));
 }
 
 static void test_held_and_cleared(void **state)
@@ -384,6 +424,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_yield_set_grows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_units_per_hour, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_line_state_and_header, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_header_from_comma_phrases, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_interrupted_units_are_logged_not_counted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_held_and_cleared, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bays_beyond_config_and_range, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_strings_are_sanitised, setup, teardown),

@@ -1,0 +1,216 @@
+/* crl: revocation list signed in the HSM.  See crl.h. */
+#include "crl.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "issue.h"
+
+static const struct {
+	const char *name;
+	int code;
+} reasons[] = {
+	{ "unspecified", 0 },
+	{ "keyCompromise", 1 },
+	{ "cACompromise", 2 },
+	{ "affiliationChanged", 3 },
+	{ "superseded", 4 },
+	{ "cessationOfOperation", 5 },
+	{ "certificateHold", 6 },
+	{ "privilegeWithdrawn", 9 },
+	{ "aACompromise", 10 },
+};
+#define NREASONS (sizeof(reasons) / sizeof(reasons[0]))
+
+int crl_reason_code(const char *name)
+{
+	for (size_t i = 0; i < NREASONS; i++)
+		if (!strcmp(reasons[i].name, name))
+			return reasons[i].code;
+	return -1;
+}
+
+const char *crl_reason_names(void)
+{
+	return "unspecified, keyCompromise, cACompromise, affiliationChanged, superseded, "
+	       "cessationOfOperation, certificateHold, privilegeWithdrawn, aACompromise";
+}
+
+struct collect {
+	X509_CRL *crl;
+	int64_t count;
+	int failed;
+	char bad_serial[65];
+};
+
+static int add_revoked(const struct db_cert_row *c, void *arg)
+{
+	struct collect *col = arg;
+	X509_REVOKED *r = NULL;
+	ASN1_INTEGER *sn = NULL;
+	ASN1_TIME *t = NULL;
+	ASN1_ENUMERATED *reason = NULL;
+	BIGNUM *bn = NULL;
+	int code = crl_reason_code(c->revoke_reason);
+	int ok;
+
+	if (c->status != DB_CERT_REVOKED)
+		return 0;
+	/* RFC 5280: omit the reason rather than say "unspecified" */
+	ok = BN_hex2bn(&bn, c->serial_hex) > 0 && (sn = BN_to_ASN1_INTEGER(bn, NULL)) != NULL &&
+	     (r = X509_REVOKED_new()) != NULL &&
+	     X509_REVOKED_set_serialNumber(r, sn) &&
+	     (t = ASN1_TIME_set(NULL, (time_t)(c->revoked_ms / 1000))) != NULL &&
+	     X509_REVOKED_set_revocationDate(r, t) &&
+	     (code <= 0 || ((reason = ASN1_ENUMERATED_new()) != NULL &&
+			    ASN1_ENUMERATED_set(reason, code) &&
+			    X509_REVOKED_add1_ext_i2d(r, NID_crl_reason, reason, 0, 0) == 1)) &&
+	     X509_CRL_add0_revoked(col->crl, r);
+	BN_free(bn);
+	ASN1_INTEGER_free(sn);
+	ASN1_TIME_free(t);
+	ASN1_ENUMERATED_free(reason);
+	if (!ok) {
+		X509_REVOKED_free(r);
+		snprintf(col->bad_serial, sizeof(col->bad_serial), "%s", c->serial_hex);
+		col->failed = 1;
+		return 1;
+	}
+	col->count++;
+	return 0;
+}
+
+int crl_build(struct hsm *h, const struct hsm_certstore *store, int next_update_days,
+	      uint8_t **der, size_t *len, int64_t *count, struct errbuf *err)
+{
+	struct collect col = { 0 };
+	X509 *ca = hsm_ca_cert(h);
+	X509_EXTENSION *aki = NULL;
+	ASN1_INTEGER *num = NULL;
+	ASN1_TIME *now = NULL, *next = NULL;
+	X509_CRL *parsed = NULL;
+	const unsigned char *p;
+	unsigned char *out = NULL;
+	struct timespec ts;
+	int64_t now_ms;
+	int rc, n = 0, ok;
+
+	*der = NULL;
+	*len = 0;
+	if (next_update_days < 1 || next_update_days > 3650)
+		return errbuf_set(err, ST_EINVAL, "CRL nextUpdate must be 1..3650 days ahead");
+	if (!store || !store->foreach)
+		return errbuf_set(err, ST_EINVAL, "crl: no certificate store");
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	col.crl = X509_CRL_new();
+	if (!col.crl)
+		return errbuf_set(err, ST_ENOMEM, "out of memory");
+	rc = store->foreach(store->db, DB_CERT_REVOKED, add_revoked, &col, err);
+	if (rc != ST_OK)
+		goto out;
+	if (col.failed) {
+		rc = errbuf_set(err, ST_ECRYPTO, "CRL: cannot add revoked serial %s", col.bad_serial);
+		goto out;
+	}
+	ok = X509_CRL_set_version(col.crl, X509_CRL_VERSION_2) &&
+	     X509_CRL_set_issuer_name(col.crl, X509_get_subject_name(ca)) &&
+	     (now = ASN1_TIME_set(NULL, ts.tv_sec)) != NULL &&
+	     (next = X509_time_adj_ex(NULL, next_update_days, 0, &ts.tv_sec)) != NULL &&
+	     X509_CRL_set1_lastUpdate(col.crl, now) &&
+	     X509_CRL_set1_nextUpdate(col.crl, next) &&
+	     (num = ASN1_INTEGER_new()) != NULL &&
+	     ASN1_INTEGER_set_int64(num, now_ms) &&
+	     X509_CRL_add1_ext_i2d(col.crl, NID_crl_number, num, 0, 0) == 1 &&
+	     (aki = issue_aki_ext(ca)) != NULL &&
+	     X509_CRL_add_ext(col.crl, aki, -1) &&
+	     X509_CRL_sort(col.crl);
+	if (!ok) {
+		rc = errbuf_set(err, ST_ECRYPTO, "cannot build the CRL");
+		goto out;
+	}
+	if (X509_CRL_sign(col.crl, hsm_ca_key(h), hsm_ca_md(h)) <= 0) {
+		rc = errbuf_set(err, ST_EHSM, "token '%s': signing the CRL failed", hsm_token_label(h));
+		goto out;
+	}
+	n = i2d_X509_CRL(col.crl, &out);
+	if (n <= 0) {
+		rc = errbuf_set(err, ST_ECRYPTO, "cannot encode the CRL");
+		goto out;
+	}
+	p = out;
+	parsed = d2i_X509_CRL(NULL, &p, n);
+	if (!parsed || p != out + n || X509_CRL_verify(parsed, X509_get0_pubkey(ca)) != 1) {
+		rc = errbuf_set(err, ST_ECRYPTO, "the signed CRL does not verify with the CA certificate");
+		goto out;
+	}
+	*der = out;
+	*len = (size_t)n;
+	out = NULL;
+	if (count)
+		*count = col.count;
+	rc = ST_OK;
+out:
+	ERR_clear_error();
+	OPENSSL_free(out);
+	X509_CRL_free(parsed);
+	X509_CRL_free(col.crl);
+	X509_EXTENSION_free(aki);
+	ASN1_INTEGER_free(num);
+	ASN1_TIME_free(now);
+	ASN1_TIME_free(next);
+	return rc;
+}
+
+int crl_write(const char *path, const uint8_t *der, size_t len, int pem, struct errbuf *err)
+{
+	char tmp[4096];
+	const unsigned char *p = der;
+	X509_CRL *crl = NULL;
+	BIO *bio = NULL;
+	FILE *f = NULL;
+	int fd, ok = 0;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= sizeof(tmp))
+		return errbuf_set(err, ST_EINVAL, "%s: path too long", path);
+	fd = mkstemp(tmp);
+	if (fd < 0)
+		return errbuf_set(err, ST_EIO, "%s: %s", tmp, strerror(errno));
+	fchmod(fd, 0644);  /* a CRL is public */
+	f = fdopen(fd, "w");
+	if (!f) {
+		close(fd);
+		unlink(tmp);
+		return errbuf_set(err, ST_EIO, "%s: %s", tmp, strerror(errno));
+	}
+	if (pem) {
+		crl = d2i_X509_CRL(NULL, &p, (long)len);
+		bio = BIO_new_fp(f, BIO_NOCLOSE);
+		ok = crl && bio && PEM_write_bio_X509_CRL(bio, crl) == 1 && BIO_flush(bio) == 1;
+		BIO_free(bio);
+		X509_CRL_free(crl);
+	} else {
+		ok = fwrite(der, 1, len, f) == len;
+	}
+	ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
+	if (fclose(f) != 0)
+		ok = 0;
+	if (!ok || rename(tmp, path) != 0) {
+		int e = errno;
+
+		unlink(tmp);
+		ERR_clear_error();
+		return errbuf_set(err, ST_EIO, "%s: cannot write the CRL: %s", path, strerror(e));
+	}
+	return ST_OK;
+}

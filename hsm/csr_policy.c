@@ -1,0 +1,208 @@
+/* csr_policy: CSR checks before issuing.  See csr_policy.h. */
+#include "csr_policy.h"
+
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/objects.h>
+#include <openssl/sha.h>
+
+void csr_policy_default(struct csr_policy *p)
+{
+	p->key_kinds = CSR_KEY_EC_P256 | CSR_KEY_EC_P384 | CSR_KEY_RSA;
+	p->rsa_min_bits = 3072;
+}
+
+int csr_valid_unique_id(const char *s)
+{
+	size_t i;
+
+	for (i = 0; s[i]; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'A' && s[i] <= 'F')))
+			return 0;
+	return i == CSR_UID_LEN;
+}
+
+static void to_hex(const unsigned char *b, size_t n, char *out)
+{
+	static const char hx[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = hx[b[i] >> 4];
+		out[2 * i + 1] = hx[b[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+int csr_pubkey_hash(EVP_PKEY *pkey, char out[65])
+{
+	unsigned char *der = NULL, md[32];
+	int len;
+
+	len = i2d_PUBKEY(pkey, &der);
+	if (len <= 0)
+		return ST_ECRYPTO;
+	SHA256(der, (size_t)len, md);
+	OPENSSL_free(der);
+	to_hex(md, sizeof(md), out);
+	return ST_OK;
+}
+
+static int check_key(const struct csr_policy *pol, struct csr_info *ci, struct errbuf *err)
+{
+	int id = EVP_PKEY_get_base_id(ci->pkey);
+
+	ci->bits = EVP_PKEY_get_bits(ci->pkey);
+	if (id == EVP_PKEY_EC) {
+		char group[64] = "";
+		size_t glen = 0;
+
+		EVP_PKEY_get_group_name(ci->pkey, group, sizeof(group), &glen);
+		if (!strcmp(group, "prime256v1"))
+			ci->kind = CSR_KEY_EC_P256;
+		else if (!strcmp(group, "secp384r1"))
+			ci->kind = CSR_KEY_EC_P384;
+		else
+			return errbuf_set(err, ST_EPOLICY, "CSR key type EC %s not allowed",
+					  group[0] ? group : "(explicit curve)");
+	} else if (id == EVP_PKEY_RSA) {
+		ci->kind = CSR_KEY_RSA;
+		if (ci->bits < pol->rsa_min_bits)
+			return errbuf_set(err, ST_EPOLICY, "CSR key RSA-%d is weaker than RSA-%d",
+					  ci->bits, pol->rsa_min_bits);
+	} else {
+		return errbuf_set(err, ST_EPOLICY, "CSR key type %s not allowed",
+				  OBJ_nid2sn(id));
+	}
+	if (!(pol->key_kinds & ci->kind))
+		return errbuf_set(err, ST_EPOLICY, "CSR key type %s not allowed by the profile",
+				  ci->kind == CSR_KEY_RSA ? "RSA" :
+				  ci->kind == CSR_KEY_EC_P256 ? "EC P-256" : "EC P-384");
+	return ST_OK;
+}
+
+static int check_subject(X509_REQ *req, const char *unique_id, struct errbuf *err)
+{
+	const X509_NAME *name = X509_REQ_get_subject_name(req);
+	const X509_NAME_ENTRY *ne;
+	const ASN1_STRING *v;
+	int n = name ? X509_NAME_entry_count(name) : 0;
+
+	if (n != 1)
+		return errbuf_set(err, ST_EPOLICY, "CSR subject must be exactly CN=%s (%d attributes)",
+				  unique_id, n);
+	ne = X509_NAME_get_entry(name, 0);
+	if (OBJ_obj2nid(X509_NAME_ENTRY_get_object(ne)) != NID_commonName)
+		return errbuf_set(err, ST_EPOLICY, "CSR subject must be exactly CN=%s", unique_id);
+	v = X509_NAME_ENTRY_get_data(ne);
+	if (ASN1_STRING_length(v) != CSR_UID_LEN ||
+	    memcmp(ASN1_STRING_get0_data(v), unique_id, CSR_UID_LEN) != 0) {
+		char shown[CSR_UID_LEN + 1] = "";
+		int len = ASN1_STRING_length(v);
+
+		/* show the wrong subject, bounded and printable only */
+		for (int i = 0; i < len && i < CSR_UID_LEN; i++) {
+			unsigned char c = ASN1_STRING_get0_data(v)[i];
+
+			shown[i] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+			shown[i + 1] = '\0';
+		}
+		return errbuf_set(err, ST_EPOLICY, "CSR subject CN=%s%s is not the board's id %s",
+				  shown, len > CSR_UID_LEN ? "..." : "", unique_id);
+	}
+	return ST_OK;
+}
+
+static int check_nonce(X509_REQ *req, const uint8_t nonce[CSR_NONCE_LEN], struct errbuf *err)
+{
+	char want[2 * CSR_NONCE_LEN + 1];
+	X509_ATTRIBUTE *attr;
+	ASN1_TYPE *t;
+	int idx, ok;
+
+	idx = X509_REQ_get_attr_by_NID(req, NID_pkcs9_challengePassword, -1);
+	if (idx < 0)
+		return errbuf_set(err, ST_EPOLICY, "CSR has no challengePassword (station nonce)");
+	if (X509_REQ_get_attr_by_NID(req, NID_pkcs9_challengePassword, idx) >= 0)
+		return errbuf_set(err, ST_EPOLICY, "CSR has two challengePassword attributes");
+	attr = X509_REQ_get_attr(req, idx);
+	if (X509_ATTRIBUTE_count(attr) != 1)
+		return errbuf_set(err, ST_EPOLICY, "CSR challengePassword must have one value");
+	t = X509_ATTRIBUTE_get0_type(attr, 0);
+	if (!t || (t->type != V_ASN1_UTF8STRING && t->type != V_ASN1_PRINTABLESTRING &&
+		   t->type != V_ASN1_IA5STRING))
+		return errbuf_set(err, ST_EPOLICY, "CSR challengePassword is not a string");
+	to_hex(nonce, CSR_NONCE_LEN, want);
+	ok = ASN1_STRING_length(t->value.asn1_string) == 2 * CSR_NONCE_LEN &&
+	     CRYPTO_memcmp(ASN1_STRING_get0_data(t->value.asn1_string), want,
+			   2 * CSR_NONCE_LEN) == 0;
+	if (!ok)
+		return errbuf_set(err, ST_EPOLICY,
+				  "CSR nonce does not match this station's challenge (replayed CSR?)");
+	return ST_OK;
+}
+
+int csr_check(const struct csr_policy *pol, const uint8_t *der, size_t len,
+	      const char *unique_id, const uint8_t nonce[CSR_NONCE_LEN],
+	      const struct hsm_certstore *store, struct csr_info *out,
+	      struct errbuf *err)
+{
+	const unsigned char *p = der;
+	int rc, seen = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (!csr_valid_unique_id(unique_id))
+		return errbuf_set(err, ST_EINVAL, "unique id '%.32s' is not 24 upper-case hex digits",
+				  unique_id);
+	if (len == 0 || len > CSR_MAX_DER)
+		return errbuf_set(err, ST_EINVAL, "CSR is %zu bytes (1..%d allowed)", len, CSR_MAX_DER);
+	out->req = d2i_X509_REQ(NULL, &p, (long)len);
+	if (!out->req || p != der + len) {
+		ERR_clear_error();
+		csr_info_clear(out);
+		return errbuf_set(err, ST_EINVAL, "CSR is not one DER PKCS#10 request");
+	}
+	memcpy(out->unique_id, unique_id, CSR_UID_LEN + 1);
+	out->pkey = X509_REQ_get0_pubkey(out->req);
+	if (!out->pkey) {
+		rc = errbuf_set(err, ST_EINVAL, "CSR public key is unreadable");
+		goto fail;
+	}
+	if ((rc = check_key(pol, out, err)) != ST_OK)
+		goto fail;
+	if (X509_REQ_verify(out->req, out->pkey) != 1) {
+		rc = errbuf_set(err, ST_ECRYPTO, "CSR signature does not verify");
+		goto fail;
+	}
+	if ((rc = check_subject(out->req, unique_id, err)) != ST_OK)
+		goto fail;
+	if ((rc = check_nonce(out->req, nonce, err)) != ST_OK)
+		goto fail;
+	if (csr_pubkey_hash(out->pkey, out->pubkey_hash) != ST_OK) {
+		rc = errbuf_set(err, ST_ECRYPTO, "CSR public key cannot be encoded");
+		goto fail;
+	}
+	if (store && store->pubkey_seen) {
+		if ((rc = store->pubkey_seen(store->db, out->pubkey_hash, &seen, err)) != ST_OK)
+			goto fail;
+		if (seen) {
+			rc = errbuf_set(err, ST_EEXIST,
+					"CSR public key %.16s... was certified before (cloned key?)",
+					out->pubkey_hash);
+			goto fail;
+		}
+	}
+	return ST_OK;
+fail:
+	ERR_clear_error();
+	csr_info_clear(out);
+	return rc;
+}
+
+void csr_info_clear(struct csr_info *ci)
+{
+	X509_REQ_free(ci->req);
+	memset(ci, 0, sizeof(*ci));
+}

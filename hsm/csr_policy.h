@@ -1,0 +1,72 @@
+/*
+ * csr_policy: decides whether a board's CSR may be certified.
+ *
+ * Contract
+ * - csr_check() parses the DER CSR (bounded: at most CSR_MAX_DER bytes, no
+ *   trailing data), verifies its self-signature, and applies the policy:
+ *     key type EC P-256 or P-384, or RSA of at least rsa_min_bits (each allowed
+ *     by the policy's mask);
+ *     subject exactly one RDN, CN=<unique id>;
+ *     exactly one PKCS#9 challengePassword whose value is the station nonce as 64
+ *     lower-case hex characters (compared in constant time);
+ *     requested extensions are ignored (never copied into the certificate);
+ *     a public key for which a certificate was ever reserved is refused.
+ * - Return codes: ST_EINVAL unparseable CSR; ST_ECRYPTO bad signature;
+ *   ST_EPOLICY key type, subject or nonce refused; ST_EEXIST the public key was
+ *   seen before (possible clone: the caller raises an alert); ST_EDB the lookup
+ *   failed.  err says which rule.
+ * - On success *out holds the parsed CSR and facts the issuer needs; release it
+ *   with csr_info_clear().  Thread-safe (no shared state).
+ */
+#ifndef STATION_CSR_POLICY_H
+#define STATION_CSR_POLICY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/x509.h>
+
+#include "certstore.h"
+#include "errbuf.h"
+
+#define CSR_MAX_DER   16384
+#define CSR_NONCE_LEN 32
+#define CSR_UID_LEN   24
+
+enum csr_key_kind {
+	CSR_KEY_EC_P256 = 1 << 0,
+	CSR_KEY_EC_P384 = 1 << 1,
+	CSR_KEY_RSA     = 1 << 2,
+};
+
+struct csr_policy {
+	unsigned key_kinds;     /* mask of csr_key_kind */
+	int rsa_min_bits;       /* at least 3072 */
+};
+
+/* The default policy: EC P-256, P-384, RSA >= 3072. */
+void csr_policy_default(struct csr_policy *p);
+
+struct csr_info {
+	X509_REQ *req;
+	EVP_PKEY *pkey;               /* owned by req */
+	enum csr_key_kind kind;
+	int bits;
+	char unique_id[CSR_UID_LEN + 1];
+	char pubkey_hash[65];         /* hex SHA-256 of the DER SubjectPublicKeyInfo */
+};
+
+/* store may be NULL (no clone check: tests and tools only). */
+int csr_check(const struct csr_policy *pol, const uint8_t *der, size_t len,
+	      const char *unique_id, const uint8_t nonce[CSR_NONCE_LEN],
+	      const struct hsm_certstore *store, struct csr_info *out,
+	      struct errbuf *err);
+void csr_info_clear(struct csr_info *ci);
+
+/* 1 if s is a unique id (24 upper-case hex digits), 0 if not. */
+int csr_valid_unique_id(const char *s);
+
+/* Lower-case hex SHA-256 of the DER SubjectPublicKeyInfo of pkey. */
+int csr_pubkey_hash(EVP_PKEY *pkey, char out[65]);
+
+#endif

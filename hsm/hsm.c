@@ -1,0 +1,496 @@
+/* hsm: token access through libp11.  See hsm.h. */
+#include "hsm.h"
+
+#include <libp11.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+
+/* PKCS#11 return values we act on (pkcs11.h is not part of libp11's API). */
+#define CKR_GENERAL_ERROR     0x05UL
+#define CKR_PIN_INCORRECT     0xA0UL
+#define CKR_PIN_INVALID       0xA1UL
+#define CKR_PIN_LEN_RANGE     0xA2UL
+#define CKR_PIN_EXPIRED       0xA3UL
+#define CKR_PIN_LOCKED        0xA4UL
+
+/* Two processes opening one SoftHSM token at once: 1-3 failures in 15 tries
+ * were measured, so a handful of attempts with jitter is plenty. */
+#define OPEN_ATTEMPTS 6
+#define NOTFOUND_ATTEMPTS 3
+
+struct hsm {
+	PKCS11_CTX *ctx;
+	PKCS11_SLOT *slots;
+	unsigned int nslots;
+	PKCS11_SLOT *slot;
+	EVP_PKEY *ca_key;
+	X509 *ca_cert;
+	const EVP_MD *md;
+	EVP_PKEY *audit_key;
+	uint8_t *audit_pub;
+	size_t audit_pub_len;
+	char token[HSM_LABEL_MAX];
+	char audit_label[HSM_LABEL_MAX];
+};
+
+static atomic_ulong login_attempts;
+/* PKCS#11 state (C_Initialize, the login) belongs to the whole process and
+ * libp11 finalises the module on unload: one open struct hsm at a time. */
+static atomic_int hsm_in_use;
+
+unsigned long hsm_login_attempts(void)
+{
+	return atomic_load(&login_attempts);
+}
+
+/* Drains the OpenSSL error queue; returns the last PKCS#11 return value libp11
+ * recorded in it (0 if none), and the last other error's text in other. */
+static unsigned long take_ckr(char *other, size_t size)
+{
+	unsigned long e, ckr = 0;
+	int lib = ERR_get_CKR_code();
+
+	if (other && size)
+		other[0] = '\0';
+	while ((e = ERR_get_error()) != 0) {
+		if (ERR_GET_LIB(e) == lib)
+			ckr = (unsigned long)ERR_GET_REASON(e);
+		else if (other && size)
+			ERR_error_string_n(e, other, size);
+	}
+	return ckr;
+}
+
+static void release(struct hsm *h)
+{
+	if (h->audit_key)
+		EVP_PKEY_free(h->audit_key);
+	h->audit_key = NULL;
+	if (h->ca_key)
+		EVP_PKEY_free(h->ca_key);
+	h->ca_key = NULL;
+	if (h->ctx) {
+		if (h->slots)
+			PKCS11_release_all_slots(h->ctx, h->slots, h->nslots);
+		PKCS11_CTX_unload(h->ctx);
+		PKCS11_CTX_free(h->ctx);
+	}
+	h->ctx = NULL;
+	h->slots = NULL;
+	h->nslots = 0;
+	h->slot = NULL;
+}
+
+static void backoff(void)
+{
+	unsigned char r = 0;
+	struct timespec ts;
+
+	RAND_bytes(&r, 1);
+	ts.tv_sec = 0;
+	ts.tv_nsec = (20 + (long)(r % 130)) * 1000000L;
+	nanosleep(&ts, NULL);
+}
+
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static int key_matches(const PKCS11_KEY *k, const char *label, const char *id_hex)
+{
+	if (label && label[0])
+		return k->label && !strcmp(k->label, label);
+	if (!id_hex || !id_hex[0] || k->id_len != strlen(id_hex) / 2)
+		return 0;
+	for (size_t i = 0; i < k->id_len; i++) {
+		int v = hexval(id_hex[2 * i]) << 4 | hexval(id_hex[2 * i + 1]);
+
+		if (v != k->id[i])
+			return 0;
+	}
+	return 1;
+}
+
+/* Finds a private key by label (or id).  Its public half is not asked of
+ * libp11: PKCS11_get_public_key() leaks in 0.4.12.  The CA's public key is in
+ * its certificate; the EC private EVP_PKEY libp11 returns carries the point. */
+static int find_key(struct hsm *h, const char *label, const char *id_hex,
+		    EVP_PKEY **priv, struct errbuf *err)
+{
+	PKCS11_KEY *keys = NULL, *found = NULL;
+	unsigned int n = 0;
+	const char *what = label && label[0] ? label : id_hex;
+
+	*priv = NULL;
+	if (PKCS11_enumerate_keys(h->slot->token, &keys, &n) != 0) {
+		take_ckr(NULL, 0);
+		return errbuf_set(err, ST_EHSM, "token '%s': cannot list its keys", h->token);
+	}
+	for (unsigned int i = 0; i < n; i++) {
+		if (!keys[i].isPrivate || !key_matches(&keys[i], label, id_hex))
+			continue;
+		if (found)
+			return errbuf_set(err, ST_EHSM, "token '%s': two private keys match '%s'",
+					  h->token, what);
+		found = &keys[i];
+	}
+	if (!found)
+		return errbuf_set(err, ST_ENOTFOUND, "token '%s': no private key '%s'",
+				  h->token, what);
+	*priv = PKCS11_get_private_key(found);
+	if (!*priv) {
+		take_ckr(NULL, 0);
+		return errbuf_set(err, ST_EHSM, "token '%s': cannot use private key '%s'",
+				  h->token, what);
+	}
+	return ST_OK;
+}
+
+/* A software copy of the public half of a token key (NULL if libp11 did not
+ * give it); its DER in *der when der is set. */
+static EVP_PKEY *public_half(EVP_PKEY *priv, uint8_t **der, size_t *der_len)
+{
+	unsigned char *buf = NULL;
+	const unsigned char *p;
+	EVP_PKEY *pub = NULL;
+	int len;
+
+	len = i2d_PUBKEY(priv, &buf);
+	if (len > 0) {
+		p = buf;
+		pub = d2i_PUBKEY(NULL, &p, len);
+	}
+	if (pub && der) {
+		*der = buf;
+		*der_len = (size_t)len;
+		buf = NULL;
+	}
+	OPENSSL_free(buf);
+	ERR_clear_error();
+	return pub;
+}
+
+/* Signs a test vector in the token and verifies it with each public key given. */
+static int preflight(struct hsm *h, EVP_PKEY *priv, const EVP_MD *md, const char *what,
+		     EVP_PKEY *token_pub, EVP_PKEY *cert_pub, const char *cert_path,
+		     struct errbuf *err)
+{
+	unsigned char msg[64], sig[1024];
+	size_t siglen = sizeof(sig);
+	EVP_MD_CTX *mc;
+	int ok;
+
+	snprintf((char *)msg, sizeof(msg), "station-hsm-preflight-v1 %ld", (long)time(NULL));
+	mc = EVP_MD_CTX_new();
+	if (!mc)
+		return errbuf_set(err, ST_ENOMEM, "out of memory");
+	ok = EVP_DigestSignInit(mc, NULL, md, NULL, priv) == 1 &&
+	     EVP_DigestSign(mc, sig, &siglen, msg, strlen((char *)msg)) == 1;
+	EVP_MD_CTX_free(mc);
+	if (!ok) {
+		unsigned long ckr = take_ckr(NULL, 0);
+
+		return errbuf_set(err, ST_EHSM,
+				  "token '%s': pre-flight: key '%s' cannot sign (CKR 0x%lx)",
+				  h->token, what, ckr);
+	}
+	for (int i = 0; i < 2; i++) {
+		EVP_PKEY *pk = i == 0 ? token_pub : cert_pub;
+
+		if (!pk)
+			continue;
+		mc = EVP_MD_CTX_new();
+		if (!mc)
+			return errbuf_set(err, ST_ENOMEM, "out of memory");
+		ok = EVP_DigestVerifyInit(mc, NULL, md, NULL, pk) == 1 &&
+		     EVP_DigestVerify(mc, sig, siglen, msg, strlen((char *)msg)) == 1;
+		EVP_MD_CTX_free(mc);
+		ERR_clear_error();
+		if (ok)
+			continue;
+		if (i == 0)
+			return errbuf_set(err, ST_EHSM,
+					  "token '%s': pre-flight: signature by '%s' does not verify "
+					  "with the token's own public key", h->token, what);
+		return errbuf_set(err, ST_ECRYPTO,
+				  "CA certificate %s does not match key '%s' in token '%s'",
+				  cert_path, what, h->token);
+	}
+	return ST_OK;
+}
+
+static int load_ca_cert(struct hsm *h, const char *path, struct errbuf *err)
+{
+	EVP_PKEY *pub;
+	FILE *f;
+
+	f = fopen(path, "r");
+	if (!f)
+		return errbuf_set(err, ST_EIO, "CA certificate %s: cannot open", path);
+	h->ca_cert = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	if (!h->ca_cert) {
+		ERR_clear_error();
+		return errbuf_set(err, ST_ECRYPTO, "CA certificate %s: not a PEM certificate", path);
+	}
+	pub = X509_get0_pubkey(h->ca_cert);
+	if (!pub)
+		return errbuf_set(err, ST_ECRYPTO, "CA certificate %s: unreadable public key", path);
+	h->md = EVP_sha256();
+	if (EVP_PKEY_get_base_id(pub) == EVP_PKEY_EC) {
+		char group[64] = "";
+		size_t glen = 0;
+
+		EVP_PKEY_get_group_name(pub, group, sizeof(group), &glen);
+		if (!strcmp(group, "secp384r1"))
+			h->md = EVP_sha384();
+		else if (strcmp(group, "prime256v1"))
+			return errbuf_set(err, ST_ECRYPTO,
+					  "CA certificate %s: curve %s not supported (P-256, P-384)",
+					  path, group[0] ? group : "?");
+	} else if (EVP_PKEY_get_base_id(pub) == EVP_PKEY_RSA) {
+		if (EVP_PKEY_get_bits(pub) < 2048)
+			return errbuf_set(err, ST_ECRYPTO, "CA certificate %s: RSA key under 2048 bits",
+					  path);
+	} else {
+		return errbuf_set(err, ST_ECRYPTO, "CA certificate %s: key type not supported", path);
+	}
+	if (X509_check_ca(h->ca_cert) < 1)
+		return errbuf_set(err, ST_ECRYPTO, "CA certificate %s is not a CA certificate", path);
+	return ST_OK;
+}
+
+/* One attempt at module load + token lookup + login.  *transient is 1 when
+ * the failure is the CKR_GENERAL_ERROR worth retrying, 2 when the token was not
+ * seen (retried less). */
+static int open_once(struct hsm *h, const struct hsm_config *c, const char *pin,
+		     int *transient, struct errbuf *err)
+{
+	unsigned long ckr;
+	char other[256];
+
+	*transient = 0;
+	h->ctx = PKCS11_CTX_new();
+	if (!h->ctx)
+		return errbuf_set(err, ST_ENOMEM, "out of memory");
+	if (PKCS11_CTX_load(h->ctx, c->module) != 0) {
+		ckr = take_ckr(other, sizeof(other));
+		*transient = ckr == CKR_GENERAL_ERROR;
+		/* free the context here: libp11 has nothing loaded to unload */
+		PKCS11_CTX_free(h->ctx);
+		h->ctx = NULL;
+		return errbuf_set(err, ST_EHSM, "cannot load PKCS#11 module %s%s%s", c->module,
+				  ckr ? "" : ": ", ckr ? "" : other);
+	}
+	if (PKCS11_enumerate_slots(h->ctx, &h->slots, &h->nslots) != 0) {
+		ckr = take_ckr(NULL, 0);
+		*transient = ckr == CKR_GENERAL_ERROR;
+		h->slots = NULL;
+		return errbuf_set(err, ST_EHSM, "module %s: cannot list slots (CKR 0x%lx)",
+				  c->module, ckr);
+	}
+	/* By label, never by slot number: SoftHSM puts a token on a random slot id,
+	 * and PKCS11_find_token() would pick its own "best" slot. */
+	for (unsigned int i = 0; i < h->nslots; i++) {
+		PKCS11_SLOT *s = &h->slots[i];
+
+		if (!s->token || !s->token->initialized || !s->token->label)
+			continue;
+		if (strcmp(s->token->label, c->token))
+			continue;
+		if (h->slot)
+			return errbuf_set(err, ST_EHSM, "two tokens are labelled '%s'", c->token);
+		h->slot = s;
+	}
+	if (!h->slot) {
+		/* SoftHSM may read a token file another process is rewriting (a
+		 * login) and skip the token: worth another look, briefly. */
+		*transient = 2;
+		return errbuf_set(err, ST_ENOTFOUND, "no token labelled '%s' in module %s",
+				  c->token, c->module);
+	}
+	if (h->slot->token->userPinLocked)
+		return errbuf_set(err, ST_EPIN, "token '%s': the user PIN is locked", c->token);
+	atomic_fetch_add(&login_attempts, 1);
+	if (PKCS11_login(h->slot, 0, pin) != 0) {
+		ckr = take_ckr(NULL, 0);
+		switch (ckr) {
+		case CKR_PIN_INCORRECT:
+		case CKR_PIN_INVALID:
+		case CKR_PIN_LEN_RANGE:
+			return errbuf_set(err, ST_EPIN,
+					  "token '%s': wrong PIN (login refused; not retried)", c->token);
+		case CKR_PIN_LOCKED:
+			return errbuf_set(err, ST_EPIN, "token '%s': the user PIN is locked", c->token);
+		case CKR_PIN_EXPIRED:
+			return errbuf_set(err, ST_EPIN, "token '%s': the user PIN has expired", c->token);
+		case CKR_GENERAL_ERROR:
+			*transient = 1;
+			break;
+		default:
+			break;
+		}
+		return errbuf_set(err, ST_EHSM, "token '%s': login failed (CKR 0x%lx)", c->token, ckr);
+	}
+	return ST_OK;
+}
+
+int hsm_open(const struct hsm_config *c, struct hsm **out, struct errbuf *err)
+{
+	char pin[HSM_PIN_MAX];
+	EVP_PKEY *token_pub = NULL;
+	struct hsm *h;
+	int rc, transient = 0;
+
+	*out = NULL;
+	if ((rc = hsm_config_check(c, err)) != ST_OK)
+		return rc;
+	if (atomic_exchange(&hsm_in_use, 1))
+		return errbuf_set(err, ST_EBUSY, "the HSM is already open in this process");
+	h = calloc(1, sizeof(*h));
+	if (!h) {
+		atomic_store(&hsm_in_use, 0);
+		return errbuf_set(err, ST_ENOMEM, "out of memory");
+	}
+	snprintf(h->token, sizeof(h->token), "%s", c->token);
+	/* The certificate first: a wrong path should not cost a PIN prompt. */
+	if ((rc = load_ca_cert(h, c->ca_cert, err)) != ST_OK)
+		goto fail;
+	if (c->softhsm2_conf[0] && setenv("SOFTHSM2_CONF", c->softhsm2_conf, 1) != 0) {
+		rc = errbuf_set(err, ST_EIO, "cannot set SOFTHSM2_CONF");
+		goto fail;
+	}
+	if ((rc = hsm_pin_read(c, pin, err)) != ST_OK)
+		goto fail;
+	for (int attempt = 1; attempt <= OPEN_ATTEMPTS; attempt++) {
+		rc = open_once(h, c, pin, &transient, err);
+		if (rc == ST_OK || !transient || attempt == OPEN_ATTEMPTS ||
+		    (transient == 2 && attempt >= NOTFOUND_ATTEMPTS))
+			break;
+		release(h);
+		backoff();
+	}
+	OPENSSL_cleanse(pin, sizeof(pin));
+	if (rc != ST_OK)
+		goto fail;
+
+	rc = find_key(h, c->ca_key, c->ca_key_id, &h->ca_key, err);
+	if (rc != ST_OK)
+		goto fail;
+	token_pub = public_half(h->ca_key, NULL, NULL);
+	if (token_pub && EVP_PKEY_eq(token_pub, X509_get0_pubkey(h->ca_cert)) != 1) {
+		ERR_clear_error();
+		rc = errbuf_set(err, ST_ECRYPTO, "CA certificate %s does not match key '%s' in token '%s'",
+				c->ca_cert, c->ca_key[0] ? c->ca_key : c->ca_key_id, h->token);
+		goto fail;
+	}
+	rc = preflight(h, h->ca_key, h->md, c->ca_key[0] ? c->ca_key : c->ca_key_id, token_pub,
+		       X509_get0_pubkey(h->ca_cert), c->ca_cert, err);
+	EVP_PKEY_free(token_pub);
+	token_pub = NULL;
+	if (rc != ST_OK)
+		goto fail;
+
+	if (c->audit_key[0]) {
+		rc = find_key(h, c->audit_key, NULL, &h->audit_key, err);
+		if (rc != ST_OK)
+			goto fail;
+		token_pub = public_half(h->audit_key, &h->audit_pub, &h->audit_pub_len);
+		if (!token_pub || EVP_PKEY_get_base_id(token_pub) != EVP_PKEY_EC) {
+			rc = errbuf_set(err, ST_EHSM, "token '%s': audit key '%s' must be an EC key "
+					"with its public point", h->token, c->audit_key);
+			goto fail;
+		}
+		rc = preflight(h, h->audit_key, EVP_sha256(), c->audit_key, token_pub, NULL, NULL, err);
+		if (rc != ST_OK)
+			goto fail;
+		snprintf(h->audit_label, sizeof(h->audit_label), "%s", c->audit_key);
+		EVP_PKEY_free(token_pub);
+		token_pub = NULL;
+	}
+	*out = h;
+	return ST_OK;
+
+fail:
+	OPENSSL_cleanse(pin, sizeof(pin));
+	EVP_PKEY_free(token_pub);
+	ERR_clear_error();
+	hsm_close(h);
+	return rc;
+}
+
+void hsm_close(struct hsm *h)
+{
+	if (!h)
+		return;
+	if (h->slot)
+		PKCS11_logout(h->slot);
+	release(h);
+	X509_free(h->ca_cert);
+	OPENSSL_free(h->audit_pub);
+	free(h);
+	atomic_store(&hsm_in_use, 0);
+}
+
+X509 *hsm_ca_cert(const struct hsm *h) { return h->ca_cert; }
+EVP_PKEY *hsm_ca_key(const struct hsm *h) { return h->ca_key; }
+const EVP_MD *hsm_ca_md(const struct hsm *h) { return h->md; }
+const char *hsm_token_label(const struct hsm *h) { return h->token; }
+const char *hsm_audit_key_label(const struct hsm *h) { return h->audit_label; }
+
+int hsm_audit_pubkey(const struct hsm *h, const uint8_t **der, size_t *len)
+{
+	if (!h->audit_key)
+		return ST_ENOTFOUND;
+	*der = h->audit_pub;
+	*len = h->audit_pub_len;
+	return ST_OK;
+}
+
+int hsm_audit_sign(struct hsm *h, const uint8_t *msg, size_t len,
+		   uint8_t **sig, size_t *sig_len, struct errbuf *err)
+{
+	unsigned char buf[512];
+	EVP_MD_CTX *mc;
+	size_t n = sizeof(buf);
+	int ok;
+
+	*sig = NULL;
+	*sig_len = 0;
+	if (!h->audit_key)
+		return errbuf_set(err, ST_ENOTFOUND, "token '%s': no audit key configured (audit_key)",
+				  h->token);
+	mc = EVP_MD_CTX_new();
+	if (!mc)
+		return errbuf_set(err, ST_ENOMEM, "out of memory");
+	ok = EVP_DigestSignInit(mc, NULL, EVP_sha256(), NULL, h->audit_key) == 1 &&
+	     EVP_DigestSign(mc, buf, &n, msg, len) == 1;
+	EVP_MD_CTX_free(mc);
+	if (ok && !(*sig = OPENSSL_memdup(buf, n)))
+		return errbuf_set(err, ST_ENOMEM, "out of memory");
+	if (!ok) {
+		unsigned long ckr = take_ckr(NULL, 0);
+
+		return errbuf_set(err, ST_EHSM, "token '%s': audit key '%s' cannot sign (CKR 0x%lx)",
+				  h->token, h->audit_label, ckr);
+	}
+	*sig_len = n;
+	return ST_OK;
+}

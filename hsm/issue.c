@@ -1,0 +1,350 @@
+/* issue: certificates from checked CSRs.  See issue.h. */
+#include "issue.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/bn.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <openssl/x509v3.h>
+
+#define SERIAL_BYTES 16
+#define RESERVE_TRIES 4
+
+struct issue_ctx {
+	struct hsm *h;
+	struct issue_profile prof;
+	int san_type;                 /* GEN_URI or GEN_DNS, 0 = no SAN */
+	const char *san_fmt;          /* into prof.san_template, past "URI:" */
+	/* built once, added to every certificate (X509_add_ext copies) */
+	X509_EXTENSION *bc, *ku_ec, *ku_rsa, *eku, *aki;
+	X509_STORE *verify;
+};
+
+int issue_san_template_check(const char *t, struct errbuf *err)
+{
+	const char *pct;
+
+	if (!t[0])
+		return ST_OK;
+	if (strncmp(t, "URI:", 4) && strncmp(t, "DNS:", 4))
+		return errbuf_set(err, ST_EINVAL, "SAN template must start with URI: or DNS:");
+	pct = strchr(t, '%');
+	if (!pct || pct[1] != 's' || strchr(pct + 2, '%'))
+		return errbuf_set(err, ST_EINVAL, "SAN template must hold exactly one %%s and no other %%");
+	for (const char *p = t; *p; p++)
+		if (*p <= 0x20 || *p >= 0x7f)
+			return errbuf_set(err, ST_EINVAL, "SAN template must be printable ASCII without spaces");
+	return ST_OK;
+}
+
+static X509_EXTENSION *ku_ext(int key_agreement)
+{
+	ASN1_BIT_STRING *ku = ASN1_BIT_STRING_new();
+	X509_EXTENSION *ext = NULL;
+
+	if (ku && ASN1_BIT_STRING_set_bit(ku, 0, 1) &&
+	    (!key_agreement || ASN1_BIT_STRING_set_bit(ku, 4, 1)))
+		ext = X509V3_EXT_i2d(NID_key_usage, 1, ku);
+	ASN1_BIT_STRING_free(ku);
+	return ext;
+}
+
+X509_EXTENSION *issue_aki_ext(X509 *ca)
+{
+	const ASN1_OCTET_STRING *ski = X509_get0_subject_key_id(ca);
+	AUTHORITY_KEYID *akid = AUTHORITY_KEYID_new();
+	X509_EXTENSION *ext = NULL;
+	unsigned char md[SHA_DIGEST_LENGTH];
+
+	if (!akid)
+		return NULL;
+	if (ski) {
+		akid->keyid = ASN1_OCTET_STRING_dup(ski);
+	} else {
+		/* RFC 5280 method 1: SHA-1 of the CA's subjectPublicKey bits */
+		const unsigned char *pk;
+		int pklen;
+
+		if (X509_PUBKEY_get0_param(NULL, &pk, &pklen, NULL, X509_get_X509_PUBKEY(ca)) == 1) {
+			SHA1(pk, (size_t)pklen, md);
+			akid->keyid = ASN1_OCTET_STRING_new();
+			if (akid->keyid)
+				ASN1_OCTET_STRING_set(akid->keyid, md, sizeof(md));
+		}
+	}
+	if (akid->keyid)
+		ext = X509V3_EXT_i2d(NID_authority_key_identifier, 0, akid);
+	AUTHORITY_KEYID_free(akid);
+	return ext;
+}
+
+int issue_ctx_new(struct hsm *h, const struct issue_profile *p,
+		  struct issue_ctx **out, struct errbuf *err)
+{
+	struct issue_ctx *ic;
+	BASIC_CONSTRAINTS *bc;
+	EXTENDED_KEY_USAGE *eku;
+	int rc;
+
+	*out = NULL;
+	if (p->validity_days < 1 || p->validity_days > 36500)
+		return errbuf_set(err, ST_EINVAL, "certificate validity must be 1..36500 days");
+	if ((rc = issue_san_template_check(p->san_template, err)) != ST_OK)
+		return rc;
+	ic = calloc(1, sizeof(*ic));
+	if (!ic)
+		return errbuf_set(err, ST_ENOMEM, "out of memory");
+	ic->h = h;
+	ic->prof = *p;
+	if (ic->prof.san_template[0]) {
+		ic->san_type = !strncmp(ic->prof.san_template, "URI:", 4) ? GEN_URI : GEN_DNS;
+		ic->san_fmt = ic->prof.san_template + 4;
+	}
+	bc = BASIC_CONSTRAINTS_new();
+	if (bc) {
+		bc->ca = 0;
+		ic->bc = X509V3_EXT_i2d(NID_basic_constraints, 1, bc);
+		BASIC_CONSTRAINTS_free(bc);
+	}
+	ic->ku_ec = ku_ext(1);
+	ic->ku_rsa = ku_ext(0);
+	eku = sk_ASN1_OBJECT_new_null();
+	if (eku && sk_ASN1_OBJECT_push(eku, OBJ_nid2obj(NID_client_auth)))
+		ic->eku = X509V3_EXT_i2d(NID_ext_key_usage, 0, eku);
+	sk_ASN1_OBJECT_free(eku);
+	ic->aki = issue_aki_ext(hsm_ca_cert(h));
+	ic->verify = X509_STORE_new();
+	if (!ic->bc || !ic->ku_ec || !ic->ku_rsa || !ic->eku || !ic->aki || !ic->verify ||
+	    X509_STORE_add_cert(ic->verify, hsm_ca_cert(h)) != 1) {
+		issue_ctx_free(ic);
+		ERR_clear_error();
+		return errbuf_set(err, ST_ECRYPTO, "cannot prepare the certificate extensions");
+	}
+	*out = ic;
+	return ST_OK;
+}
+
+void issue_ctx_free(struct issue_ctx *ic)
+{
+	if (!ic)
+		return;
+	X509_EXTENSION_free(ic->bc);
+	X509_EXTENSION_free(ic->ku_ec);
+	X509_EXTENSION_free(ic->ku_rsa);
+	X509_EXTENSION_free(ic->eku);
+	X509_EXTENSION_free(ic->aki);
+	X509_STORE_free(ic->verify);
+	free(ic);
+}
+
+int issue_new_serial(char hex[ISSUE_SERIAL_HEX], struct errbuf *err)
+{
+	static const char hx[] = "0123456789abcdef";
+	unsigned char b[SERIAL_BYTES];
+	size_t i = 0, n = 0;
+
+	do {
+		if (RAND_bytes(b, sizeof(b)) != 1)
+			return errbuf_set(err, ST_ECRYPTO, "RAND_bytes failed");
+		b[0] &= 0x7f;  /* positive */
+		for (i = 0; i < sizeof(b) && b[i] == 0; i++)
+			;
+	} while (i == sizeof(b));
+	/* lower-case hex without leading zeros */
+	if (b[i] >> 4)
+		hex[n++] = hx[b[i] >> 4];
+	hex[n++] = hx[b[i] & 15];
+	for (i++; i < sizeof(b); i++) {
+		hex[n++] = hx[b[i] >> 4];
+		hex[n++] = hx[b[i] & 15];
+	}
+	hex[n] = '\0';
+	OPENSSL_cleanse(b, sizeof(b));
+	return ST_OK;
+}
+
+static X509_EXTENSION *ski_ext(const X509_PUBKEY *pub)
+{
+	ASN1_OCTET_STRING *oct;
+	X509_EXTENSION *ext = NULL;
+	unsigned char md[SHA_DIGEST_LENGTH];
+	const unsigned char *pk;
+	int pklen;
+
+	if (X509_PUBKEY_get0_param(NULL, &pk, &pklen, NULL, pub) != 1)
+		return NULL;
+	SHA1(pk, (size_t)pklen, md);
+	oct = ASN1_OCTET_STRING_new();
+	if (oct && ASN1_OCTET_STRING_set(oct, md, sizeof(md)))
+		ext = X509V3_EXT_i2d(NID_subject_key_identifier, 0, oct);
+	ASN1_OCTET_STRING_free(oct);
+	return ext;
+}
+
+static X509_EXTENSION *san_ext(const struct issue_ctx *ic, const char *uid)
+{
+	char text[ISSUE_SAN_MAX + CSR_UID_LEN];
+	const char *pct = strstr(ic->san_fmt, "%s");
+	GENERAL_NAMES *gens = NULL;
+	GENERAL_NAME *gn = NULL;
+	ASN1_IA5STRING *s = NULL;
+	X509_EXTENSION *ext = NULL;
+
+	/* the template was checked to hold exactly one %s: splice, never printf */
+	snprintf(text, sizeof(text), "%.*s%s%s", (int)(pct - ic->san_fmt), ic->san_fmt, uid, pct + 2);
+	gens = sk_GENERAL_NAME_new_null();
+	gn = GENERAL_NAME_new();
+	s = ASN1_IA5STRING_new();
+	if (!gens || !gn || !s || !ASN1_STRING_set(s, text, (int)strlen(text)))
+		goto out;
+	GENERAL_NAME_set0_value(gn, ic->san_type, s);
+	s = NULL;
+	if (!sk_GENERAL_NAME_push(gens, gn))
+		goto out;
+	gn = NULL;
+	ext = X509V3_EXT_i2d(NID_subject_alt_name, 0, gens);
+out:
+	ASN1_IA5STRING_free(s);
+	GENERAL_NAME_free(gn);
+	GENERAL_NAMES_free(gens);
+	return ext;
+}
+
+/* Builds and signs the certificate in x. */
+static int build_and_sign(struct issue_ctx *ic, const struct csr_info *csr, const char *serial_hex,
+			  X509 *x, struct errbuf *err)
+{
+	X509_EXTENSION *ski = NULL, *san = NULL;
+	ASN1_INTEGER *sn = NULL;
+	X509_NAME *subj = NULL;
+	BIGNUM *bn = NULL;
+	int ok;
+
+	ok = BN_hex2bn(&bn, serial_hex) > 0 && (sn = BN_to_ASN1_INTEGER(bn, NULL)) != NULL &&
+	     X509_set_version(x, X509_VERSION_3) &&
+	     X509_set_serialNumber(x, sn) &&
+	     X509_set_issuer_name(x, X509_get_subject_name(hsm_ca_cert(ic->h))) &&
+	     (subj = X509_NAME_new()) != NULL &&
+	     X509_NAME_add_entry_by_NID(subj, NID_commonName, MBSTRING_ASC,
+					(const unsigned char *)csr->unique_id, -1, -1, 0) &&
+	     X509_set_subject_name(x, subj) &&
+	     X509_gmtime_adj(X509_getm_notBefore(x), 0) &&
+	     X509_time_adj_ex(X509_getm_notAfter(x), ic->prof.validity_days, 0, NULL) &&
+	     X509_set_pubkey(x, csr->pkey) &&
+	     (ski = ski_ext(X509_REQ_get_X509_PUBKEY(csr->req))) != NULL &&
+	     X509_add_ext(x, ic->bc, -1) &&
+	     X509_add_ext(x, csr->kind == CSR_KEY_RSA ? ic->ku_rsa : ic->ku_ec, -1) &&
+	     X509_add_ext(x, ic->eku, -1) &&
+	     X509_add_ext(x, ski, -1) &&
+	     X509_add_ext(x, ic->aki, -1) &&
+	     (!ic->san_type || ((san = san_ext(ic, csr->unique_id)) != NULL &&
+				X509_add_ext(x, san, -1)));
+	BN_free(bn);
+	ASN1_INTEGER_free(sn);
+	X509_NAME_free(subj);
+	X509_EXTENSION_free(ski);
+	X509_EXTENSION_free(san);
+	if (!ok) {
+		ERR_clear_error();
+		return errbuf_set(err, ST_ECRYPTO, "cannot build the certificate for %s", csr->unique_id);
+	}
+	if (X509_sign(x, hsm_ca_key(ic->h), hsm_ca_md(ic->h)) <= 0) {
+		ERR_clear_error();
+		return errbuf_set(err, ST_EHSM, "token '%s': signing the certificate for %s failed",
+				  hsm_token_label(ic->h), csr->unique_id);
+	}
+	return ST_OK;
+}
+
+/* Parses the DER again and verifies it as a client certificate under the CA,
+ * and that it certifies the CSR's key. */
+static int verify_emitted(struct issue_ctx *ic, const struct csr_info *csr,
+			  const uint8_t *der, size_t len, struct errbuf *err)
+{
+	const unsigned char *p = der, *pk1, *pk2;
+	X509_STORE_CTX *sc = NULL;
+	X509 *x;
+	int pk1len, pk2len, ok = 0, verr = 0;
+
+	x = d2i_X509(NULL, &p, (long)len);
+	if (x && p == der + len && (sc = X509_STORE_CTX_new()) != NULL &&
+	    X509_STORE_CTX_init(sc, ic->verify, x, NULL) == 1) {
+		X509_STORE_CTX_set_purpose(sc, X509_PURPOSE_SSL_CLIENT);
+		ok = X509_verify_cert(sc) == 1;
+		if (!ok)
+			verr = X509_STORE_CTX_get_error(sc);
+	}
+	if (ok)
+		ok = X509_PUBKEY_get0_param(NULL, &pk1, &pk1len, NULL, X509_get_X509_PUBKEY(x)) == 1 &&
+		     X509_PUBKEY_get0_param(NULL, &pk2, &pk2len, NULL,
+					    X509_REQ_get_X509_PUBKEY(csr->req)) == 1 &&
+		     pk1len == pk2len && memcmp(pk1, pk2, (size_t)pk1len) == 0;
+	X509_STORE_CTX_free(sc);
+	X509_free(x);
+	ERR_clear_error();
+	if (!ok)
+		return errbuf_set(err, ST_ECRYPTO, "certificate for %s does not verify against the CA%s%s",
+				  csr->unique_id, verr ? ": " : "",
+				  verr ? X509_verify_cert_error_string(verr) : "");
+	return ST_OK;
+}
+
+int issue_cert(struct issue_ctx *ic, const struct hsm_certstore *store,
+	       const struct csr_info *csr, int64_t unit_id,
+	       struct issue_result *out, struct errbuf *err)
+{
+	unsigned char *der = NULL;
+	X509 *x = NULL;
+	int rc = ST_EEXIST, len;
+
+	memset(out, 0, sizeof(*out));
+	if (!store || !store->reserve || !store->issued)
+		return errbuf_set(err, ST_EINVAL, "issue: no certificate store (write-ahead required)");
+	/* 1. write-ahead: the serial is durably reserved before anything is signed */
+	for (int i = 0; i < RESERVE_TRIES && rc == ST_EEXIST; i++) {
+		if ((rc = issue_new_serial(out->serial_hex, err)) != ST_OK)
+			return rc;
+		rc = store->reserve(store->db, out->serial_hex, unit_id, csr->unique_id,
+				    csr->pubkey_hash, err);
+	}
+	if (rc != ST_OK)
+		return errbuf_prefix(err, "reserve certificate for %s: ", csr->unique_id);
+	/* 2. build and sign in the token */
+	x = X509_new();
+	if (!x)
+		return errbuf_set(err, ST_ENOMEM, "out of memory");
+	rc = build_and_sign(ic, csr, out->serial_hex, x, err);
+	if (rc == ST_OK) {
+		len = i2d_X509(x, &der);
+		if (len <= 0)
+			rc = errbuf_set(err, ST_ECRYPTO, "cannot encode the certificate for %s",
+					csr->unique_id);
+	}
+	X509_free(x);
+	/* 3. verify what we emit, as a relying party would */
+	if (rc == ST_OK)
+		rc = verify_emitted(ic, csr, der, (size_t)len, err);
+	/* 4. record it, committed, before it leaves this module */
+	if (rc == ST_OK) {
+		rc = store->issued(store->db, out->serial_hex, der, (size_t)len, err);
+		if (rc != ST_OK)
+			errbuf_prefix(err, "record certificate %s: ", out->serial_hex);
+	}
+	if (rc != ST_OK) {
+		OPENSSL_free(der);
+		return rc;
+	}
+	out->der = der;
+	out->der_len = (size_t)len;
+	return ST_OK;
+}
+
+void issue_result_clear(struct issue_result *r)
+{
+	OPENSSL_free(r->der);
+	memset(r, 0, sizeof(*r));
+}

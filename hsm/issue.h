@@ -1,0 +1,72 @@
+/*
+ * issue: builds, signs (in the HSM), verifies and records a board certificate.
+ *
+ * Contract
+ * - issue_ctx_new() prepares what every certificate shares (issuer name, the
+ *   fixed extensions, AKI, the verification store) once; issue_cert() may then
+ *   be called from several threads at once with the same context.
+ * - The certificate: v3; serial = 16 random bytes with the top bit cleared,
+ *   unique in the store (a taken serial is drawn again); subject CN=<unique id>;
+ *   validity now .. now + validity_days; basicConstraints CA:FALSE (critical);
+ *   keyUsage digitalSignature (+ keyAgreement for EC keys) (critical);
+ *   extKeyUsage clientAuth; SKI (SHA-1 of the public key); AKI (the CA's key id);
+ *   optionally subjectAltName from the template.  Nothing of the CSR but its
+ *   public key is used.  Signed by the CA key in the token with SHA-256 (P-256 and
+ *   RSA CAs) or SHA-384 (P-384 CA).
+ * - Before returning, the emitted DER is parsed again and verified against the CA
+ *   certificate (chain + purpose sslclient).
+ * - Write-ahead: store->reserve (serial, unit, unique id, public key hash) before
+ *   signing; store->issued (the DER, committed and fsync'd) after verifying and
+ *   before the DER is handed to the caller.  If issued fails, the DER is
+ *   discarded and the reserved serial stays for recovery to revoke.
+ */
+#ifndef STATION_ISSUE_H
+#define STATION_ISSUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "certstore.h"
+#include "csr_policy.h"
+#include "errbuf.h"
+#include "hsm.h"
+
+#define ISSUE_SAN_MAX 256
+#define ISSUE_SERIAL_HEX 41   /* 16 bytes -> at most 32 hex digits + NUL, with room */
+
+struct issue_profile {
+	int validity_days;              /* 1 .. 36500 */
+	/* "" for no SAN, or "URI:<text>" / "DNS:<text>" where the text holds
+	 * exactly one %s, replaced by the unique id (e.g. "URI:urn:dev:uid:%s"). */
+	char san_template[ISSUE_SAN_MAX];
+};
+
+struct issue_ctx;
+
+int  issue_ctx_new(struct hsm *h, const struct issue_profile *p,
+		   struct issue_ctx **out, struct errbuf *err);
+void issue_ctx_free(struct issue_ctx *ic);
+
+/* Checks a SAN template (also used by profile parsers). */
+int issue_san_template_check(const char *tmpl, struct errbuf *err);
+
+struct issue_result {
+	char serial_hex[ISSUE_SERIAL_HEX];  /* lower-case, no leading zeros */
+	uint8_t *der;                       /* OPENSSL_malloc'd; issue_result_clear frees */
+	size_t der_len;
+};
+
+/* csr must have passed csr_check().  store is required (write-ahead). */
+int issue_cert(struct issue_ctx *ic, const struct hsm_certstore *store,
+	       const struct csr_info *csr, int64_t unit_id,
+	       struct issue_result *out, struct errbuf *err);
+void issue_result_clear(struct issue_result *r);
+
+/* The authority key identifier extension for certificates and CRLs of ca
+ * (its SKI, or SHA-1 of its public key when it has none). */
+X509_EXTENSION *issue_aki_ext(X509 *ca);
+
+/* A fresh serial per the shared rule (16 random bytes, top bit cleared). */
+int issue_new_serial(char hex[ISSUE_SERIAL_HEX], struct errbuf *err);
+
+#endif

@@ -1,0 +1,315 @@
+/* Unit tests: profiles, units, certificates and the allowlist queries, each
+ * checked for its audit event and its refusal cases. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+
+#define PK1 "1111111111111111111111111111111111111111111111111111111111111111"
+#define PK2 "2222222222222222222222222222222222222222222222222222222222222222"
+#define UID1 "0123456789ABCDEF01234567"
+#define UID2 "0123456789ABCDEF01234568"
+
+static int setup(void **state)
+{
+	static int n;
+	char path[64];
+	struct errbuf err;
+	struct db *db;
+
+	snprintf(path, sizeof(path), "rec%d.db", n++);
+	if (db_open(path, "st1", &db, &err))
+		return -1;
+	*state = db;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	db_close(*state);
+	return 0;
+}
+
+struct kinds {
+	char list[1024];
+};
+
+static int collect_kind(const struct db_event *e, void *arg)
+{
+	struct kinds *k = arg;
+
+	strncat(k->list, e->kind, sizeof(k->list) - strlen(k->list) - 2);
+	strcat(k->list, " ");
+	return 0;
+}
+
+static const char *kinds(struct db *db)
+{
+	static struct kinds k;
+	struct errbuf err;
+
+	k.list[0] = '\0';
+	assert_int_equal(db_audit_foreach(db, 0, collect_kind, &k, &err), ST_OK);
+	return k.list;
+}
+
+static void verify_ok(struct db *db)
+{
+	struct db_verify_result res;
+	struct errbuf err;
+
+	assert_int_equal(db_audit_verify(db, &res, &err), ST_OK);
+}
+
+static void test_profiles(void **state)
+{
+	struct db *db = *state;
+	struct errbuf err;
+	char hash[65], hash2[65], *content;
+	size_t len;
+	int v;
+
+	assert_int_equal(db_profile_load(db, "widget", &content, &len, &v, hash, &err), ST_ENOTFOUND);
+	assert_int_equal(db_profile_store(db, "widget", "a = 1\n", 6, "eng1", &v, hash, &err), ST_OK);
+	assert_int_equal(v, 1);
+	assert_string_equal(hash, "cb78bd8a17f7b751fe0d4663366dcbc257204033ef7ddd64b1f2969573b5b2e2");
+	/* same content: same version, no new audit event */
+	assert_int_equal(db_profile_store(db, "widget", "a = 1\n", 6, "eng1", &v, hash2, &err), ST_OK);
+	assert_int_equal(v, 1);
+	assert_string_equal(hash, hash2);
+	assert_int_equal(db_profile_store(db, "widget", "a = 2\n", 6, "eng2", &v, hash2, &err), ST_OK);
+	assert_int_equal(v, 2);
+	assert_string_not_equal(hash, hash2);
+	assert_int_equal(db_profile_load(db, "widget", &content, &len, &v, hash, &err), ST_OK);
+	assert_int_equal(v, 2);
+	assert_int_equal(len, 6);
+	assert_string_equal(content, "a = 2\n");
+	assert_string_equal(hash, hash2);
+	free(content);
+	assert_int_equal(db_profile_store(db, "bad name", "x", 1, "eng1", &v, hash, &err), ST_EINVAL);
+	assert_int_equal(db_profile_store(db, "empty", "", 0, "eng1", &v, hash, &err), ST_EINVAL);
+	assert_string_equal(kinds(db), "profile-store profile-store ");
+	verify_ok(db);
+}
+
+static void unit_init(struct db_unit *u, const char *uid)
+{
+	memset(u, 0, sizeof(*u));
+	snprintf(u->unique_id, sizeof(u->unique_id), "%s", uid);
+	snprintf(u->lot, sizeof(u->lot), "LOT-A");
+	snprintf(u->bay, sizeof(u->bay), "1-2");
+	snprintf(u->operator_name, sizeof(u->operator_name), "op1");
+	snprintf(u->profile_hash, sizeof(u->profile_hash), PK1);
+	snprintf(u->stage, sizeof(u->stage), "detect");
+}
+
+struct seen {
+	int n;
+	int64_t ids[8];
+};
+
+static int collect_unit(const struct db_unit *u, void *arg)
+{
+	struct seen *s = arg;
+
+	if (s->n < 8)
+		s->ids[s->n] = u->id;
+	s->n++;
+	return 0;
+}
+
+static void test_units(void **state)
+{
+	struct db *db = *state;
+	struct db_unit u, v, w;
+	struct errbuf err;
+	struct seen seen = { 0 };
+	int found;
+
+	unit_init(&u, UID1);
+	assert_int_equal(db_unit_begin(db, &u, &err), ST_OK);
+	assert_true(u.id > 0);
+	assert_string_equal(u.station_id, "st1");
+	assert_true(u.started_ms > 0);
+	snprintf(u.stage, sizeof(u.stage), "flash");
+	snprintf(u.firmware_hash, sizeof(u.firmware_hash), PK2);
+	assert_int_equal(db_unit_update(db, &u, &err), ST_OK);
+	unit_init(&v, UID2);
+	assert_int_equal(db_unit_begin(db, &v, &err), ST_OK);
+
+	assert_int_equal(db_unit_foreach_in_progress(db, collect_unit, &seen, &err), ST_OK);
+	assert_int_equal(seen.n, 2);
+	assert_int_equal(seen.ids[0], u.id);
+	assert_int_equal(seen.ids[1], v.id);
+
+	assert_int_equal(db_unit_provisioned(db, UID1, &found, &err), ST_OK);
+	assert_false(found);
+	u.status = DB_UNIT_PASS;
+	snprintf(u.stage, sizeof(u.stage), "commit");
+	assert_int_equal(db_unit_finish(db, &u, &err), ST_OK);
+	assert_int_equal(db_unit_provisioned(db, UID1, &found, &err), ST_OK);
+	assert_true(found);
+	/* finished units cannot move again */
+	assert_int_equal(db_unit_update(db, &u, &err), ST_ESTATE);
+	assert_int_equal(db_unit_finish(db, &u, &err), ST_ESTATE);
+	u.id = 9999;
+	assert_int_equal(db_unit_update(db, &u, &err), ST_ENOTFOUND);
+	v.status = DB_UNIT_IN_PROGRESS;
+	assert_int_equal(db_unit_finish(db, &v, &err), ST_EINVAL);
+
+	/* a second PASS for the same hardware id is refused (units_one_pass) */
+	unit_init(&w, UID1);
+	assert_int_equal(db_unit_begin(db, &w, &err), ST_OK);
+	w.status = DB_UNIT_PASS;
+	assert_int_equal(db_unit_finish(db, &w, &err), ST_EEXIST);
+	assert_non_null(strstr(err.msg, UID1));
+	w.status = DB_UNIT_FAIL;
+	snprintf(w.reason, sizeof(w.reason), "already provisioned");
+	assert_int_equal(db_unit_finish(db, &w, &err), ST_OK);
+	v.status = DB_UNIT_INTERRUPTED;
+	assert_int_equal(db_unit_finish(db, &v, &err), ST_OK);
+	seen.n = 0;
+	assert_int_equal(db_unit_foreach_in_progress(db, collect_unit, &seen, &err), ST_OK);
+	assert_int_equal(seen.n, 0);
+	assert_string_equal(kinds(db), "unit-result unit-result unit-result ");
+	assert_string_equal(db_unit_status_name(DB_UNIT_REJECT), "reject");
+	verify_ok(db);
+}
+
+struct certs {
+	int n;
+	char serial[4][65];
+	int status[4];
+	char reason[4][32];
+};
+
+static int collect_cert(const struct db_cert_row *c, void *arg)
+{
+	struct certs *s = arg;
+
+	if (s->n < 4) {
+		snprintf(s->serial[s->n], 65, "%s", c->serial_hex);
+		s->status[s->n] = c->status;
+		snprintf(s->reason[s->n], 32, "%s", c->revoke_reason);
+	}
+	s->n++;
+	return 0;
+}
+
+static void test_certs(void **state)
+{
+	struct db *db = *state;
+	struct db_unit u;
+	struct errbuf err;
+	struct certs cs;
+	const uint8_t der[] = { 0x30, 0x03, 0x02, 0x01, 0x01 };
+	int seen;
+
+	unit_init(&u, UID1);
+	assert_int_equal(db_unit_begin(db, &u, &err), ST_OK);
+	assert_int_equal(db_pubkey_seen(db, PK1, &seen, &err), ST_OK);
+	assert_false(seen);
+	assert_int_equal(db_cert_reserve(db, "1a2b", u.id, UID1, PK1, &err), ST_OK);
+	assert_int_equal(db_pubkey_seen(db, PK1, &seen, &err), ST_OK);
+	assert_true(seen);
+	/* clone: same key again; collision: same serial again */
+	assert_int_equal(db_cert_reserve(db, "3c", u.id, UID1, PK1, &err), ST_EEXIST);
+	assert_non_null(strstr(err.msg, "already certified"));
+	assert_int_equal(db_cert_reserve(db, "1a2b", u.id, UID2, PK2, &err), ST_EEXIST);
+	assert_non_null(strstr(err.msg, "serial 1a2b is taken"));
+	/* malformed serials and hashes */
+	assert_int_equal(db_cert_reserve(db, "01a2", u.id, UID1, PK2, &err), ST_EINVAL);
+	assert_int_equal(db_cert_reserve(db, "1A2B", u.id, UID1, PK2, &err), ST_EINVAL);
+	assert_int_equal(db_cert_reserve(db, "77", u.id, UID1, "abc", &err), ST_EINVAL);
+
+	/* state machine: injected needs issued; issued needs reserved */
+	assert_int_equal(db_cert_injected(db, "1a2b", &err), ST_ESTATE);
+	assert_int_equal(db_cert_issued(db, "ffff", der, sizeof(der), &err), ST_ENOTFOUND);
+	/* issued commits on its own, never inside a caller's transaction */
+	assert_int_equal(db_begin(db, &err), ST_OK);
+	assert_int_equal(db_cert_issued(db, "1a2b", der, sizeof(der), &err), ST_ESTATE);
+	db_rollback(db);
+	assert_int_equal(db_cert_issued(db, "1a2b", der, sizeof(der), &err), ST_OK);
+	assert_int_equal(db_cert_issued(db, "1a2b", der, sizeof(der), &err), ST_ESTATE);
+	assert_int_equal(db_cert_injected(db, "1a2b", &err), ST_OK);
+
+	/* an orphan: reserved, issued, never injected -> revoked */
+	assert_int_equal(db_cert_reserve(db, "5e", u.id, UID1, PK2, &err), ST_OK);
+	assert_int_equal(db_cert_issued(db, "5e", der, sizeof(der), &err), ST_OK);
+	assert_int_equal(db_cert_revoke(db, "5e", "badReason", "eng1", &err), ST_EINVAL);
+	assert_int_equal(db_cert_revoke(db, "5e", "cessationOfOperation", "eng1", &err), ST_OK);
+	assert_int_equal(db_cert_revoke(db, "5e", "keyCompromise", "eng1", &err), ST_ESTATE);
+	assert_int_equal(db_cert_revoke(db, "999", "keyCompromise", "eng1", &err), ST_ENOTFOUND);
+
+	memset(&cs, 0, sizeof(cs));
+	assert_int_equal(db_cert_foreach(db, DB_CERT_REVOKED, collect_cert, &cs, &err), ST_OK);
+	assert_int_equal(cs.n, 1);
+	assert_string_equal(cs.serial[0], "5e");
+	assert_string_equal(cs.reason[0], "cessationOfOperation");
+	memset(&cs, 0, sizeof(cs));
+	assert_int_equal(db_cert_foreach(db, -1, collect_cert, &cs, &err), ST_OK);
+	assert_int_equal(cs.n, 2);
+	memset(&cs, 0, sizeof(cs));
+	assert_int_equal(db_cert_foreach(db, DB_CERT_INJECTED, collect_cert, &cs, &err), ST_OK);
+	assert_int_equal(cs.n, 1);
+	assert_string_equal(cs.serial[0], "1a2b");
+	assert_int_equal(cs.status[0], DB_CERT_INJECTED);
+	assert_string_equal(kinds(db), "cert-reserved cert-issued cert-injected cert-reserved "
+			    "cert-issued cert-revoked ");
+	assert_string_equal(db_cert_status_name(DB_CERT_ISSUED), "issued");
+	verify_ok(db);
+}
+
+static void test_allowlist_queries(void **state)
+{
+	struct db *db = *state;
+	struct errbuf err;
+	int64_t rows, count;
+	FILE *f = fopen("al.csv", "w");
+
+	assert_non_null(f);
+	fprintf(f, "unique_id,lot,model,hw_revision\n%s,LOT-A,W,1\n%s,LOT-A,W,1\n", UID1, UID2);
+	fclose(f);
+	assert_int_equal(db_allowlist_count(db, "LOT-A", &count, &err), ST_OK);
+	assert_int_equal(count, 0);
+	assert_int_equal(db_allowlist_import(db, "al.csv", "LOT-A", NULL, NULL, "eng1", &rows, NULL),
+			 ST_OK);
+	assert_int_equal(rows, 2);
+	assert_int_equal(db_allowlist_count(db, "LOT-A", &count, &err), ST_OK);
+	assert_int_equal(count, 2);
+	assert_int_equal(db_allowlist_contains(db, "LOT-A", UID2, &err), ST_OK);
+	assert_int_equal(db_allowlist_contains(db, "LOT-B", UID2, &err), ST_ENOTFOUND);
+	assert_int_equal(db_allowlist_contains(db, "LOT-A", "0123456789ABCDEF01234569", &err),
+			 ST_ENOTFOUND);
+	/* a second import of the same ids with a NULL errbuf fails cleanly */
+	assert_int_equal(db_allowlist_import(db, "al.csv", "LOT-A", NULL, NULL, "eng1", &rows, NULL),
+			 ST_EEXIST);
+	/* not inside a caller's transaction */
+	assert_int_equal(db_begin(db, &err), ST_OK);
+	assert_int_equal(db_allowlist_import(db, "al.csv", "LOT-A", NULL, NULL, "eng1", &rows, &err),
+			 ST_ESTATE);
+	db_rollback(db);
+	assert_true(db_valid_unique_id(UID1));
+	assert_false(db_valid_unique_id("0123456789abcdef01234567"));
+	assert_false(db_valid_unique_id("0123456789ABCDEF012345678"));
+	assert_false(db_valid_unique_id(""));
+	assert_string_equal(kinds(db), "allowlist-import ");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_profiles, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_units, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_certs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_allowlist_queries, setup, teardown),
+	};
+
+	return cmocka_run_group_tests_name("db_records", tests, NULL, NULL);
+}
