@@ -50,5 +50,6 @@ int cmd_allowlist(struct cli_ctx *ctx, int argc, char **argv);  /* cmd_allowlist
 int cmd_revoke(struct cli_ctx *ctx, int argc, char **argv);     /* cmd_revoke.c */
 int cmd_crl(struct cli_ctx *ctx, int argc, char **argv);        /* cmd_crl.c */
 int cmd_checkpoint(struct cli_ctx *ctx, int argc, char **argv); /* cmd_checkpoint.c */
+int cmd_profile(struct cli_ctx *ctx, int argc, char **argv);    /* cmd_profile.c */
 
 #endif
