@@ -162,6 +162,27 @@ void pl_line_counts(struct pl_line *line, struct pl_counts *out);
 int  pl_recover(struct db *db, const struct pl_ca_ops *ca, struct ev_bus *bus,
 		int *units, int *revoked, struct errbuf *err);
 
+/* ---- adapters ------------------------------------------------------------- */
+
+/* The CA over hsm/ (station/pl_hsm.c): opens the profile's token (pre-flight
+ * included) and builds the issue context from the profile's template. */
+struct pl_hsm;
+int  pl_hsm_open(const struct profile *p, struct db *db, const char *actor,
+		 struct pl_hsm **out, struct errbuf *err);
+void pl_hsm_ops(struct pl_hsm *h, struct pl_ca_ops *ops);
+/* Signs an audit checkpoint of the chain head now (no-op without events). */
+int  pl_hsm_checkpoint(struct pl_hsm *h, struct errbuf *err);
+void pl_hsm_close(struct pl_hsm *h);
+
+/* Boards over libusb (station/pl_usb.c): usb.h finds them by the profile's
+ * VID:PID, board_client.h speaks the protocol, dfu.h flashes.  ca_der (may be
+ * NULL) is written to boards as the chain above their certificate. */
+struct pl_usb;
+int  pl_usb_open(const struct profile *p, const uint8_t *ca_der, size_t ca_len,
+		 struct pl_usb **out, struct errbuf *err);
+void pl_usb_transport(struct pl_usb *u, struct pl_transport *t);
+void pl_usb_close(struct pl_usb *u);
+
 /* ---- checks the pipeline runs (station/pl_verify.c) ---------------------- */
 
 /* True when s is a unique id: exactly 24 upper-case hex digits. */
