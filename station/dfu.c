@@ -4,6 +4,7 @@
 #include "dfu.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,9 +71,52 @@ static void sleep_ms(uint32_t ms)
 		;
 }
 
-static uint16_t ifn(struct usb_board *b)
+/* Puts context after the "bay X: " head of a message: "bay X: <ctx>: rest". */
+static int ctx_insert(struct usb_board *b, struct errbuf *e, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int ctx_insert(struct usb_board *b, struct errbuf *e, const char *fmt, ...)
 {
-	return usb_dfu(b)->interface;
+	char head[48], what[128], rest[sizeof(e->msg)];
+	size_t hl;
+	va_list ap;
+
+	if (!e)
+		return ST_EIO;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	snprintf(head, sizeof(head), "bay %s: ", usb_bay(b));
+	hl = strlen(head);
+	snprintf(rest, sizeof(rest), "%s", strncmp(e->msg, head, hl) == 0 ? e->msg + hl : e->msg);
+	snprintf(e->msg, sizeof(e->msg), "%s%s: %s", head, what, rest);
+	return e->code;
+}
+
+static const char *req_name(uint8_t req)
+{
+	static const char *const n[] = {
+		"DETACH", "DNLOAD", "UPLOAD", "GETSTATUS", "CLRSTATUS", "GETSTATE", "ABORT",
+	};
+
+	return req < 7 ? n[req] : "request";
+}
+
+/* One DFU class request; a failure reads "bay X: GETSTATUS: board unplugged". */
+static int dfu_req(struct usb_board *b, uint8_t reqtype, uint8_t req, uint16_t value,
+		   void *data, uint16_t len, size_t *got, const struct dfu_opts *o,
+		   struct errbuf *e)
+{
+	struct errbuf ue;
+	const char *why;
+	int rc;
+
+	rc = usb_control(b, reqtype, req, value, usb_dfu(b)->interface, data, len, got,
+			 tmo(o), &ue);
+	if (rc == ST_OK)
+		return ST_OK;
+	why = strrchr(ue.msg, ':');
+	return errbuf_set(e, rc, "bay %s: %s: %s", usb_bay(b), req_name(req),
+			  why ? why + 2 : ue.msg);
 }
 
 int dfu_get_status(struct usb_board *b, struct dfu_status *st, const struct dfu_opts *o,
@@ -82,7 +126,7 @@ int dfu_get_status(struct usb_board *b, struct dfu_status *st, const struct dfu_
 	size_t got;
 	int rc;
 
-	rc = usb_control(b, RT_IN, REQ_GETSTATUS, 0, ifn(b), r, sizeof(r), &got, tmo(o), e);
+	rc = dfu_req(b, RT_IN, REQ_GETSTATUS, 0, r, sizeof(r), &got, o, e);
 	if (rc)
 		return rc;
 	if (got != 6)
@@ -96,7 +140,7 @@ int dfu_get_status(struct usb_board *b, struct dfu_status *st, const struct dfu_
 
 static int simple(struct usb_board *b, uint8_t req, const struct dfu_opts *o, struct errbuf *e)
 {
-	return usb_control(b, RT_OUT, req, 0, ifn(b), NULL, 0, NULL, tmo(o), e);
+	return dfu_req(b, RT_OUT, req, 0, NULL, 0, NULL, o, e);
 }
 
 int dfu_to_idle(struct usb_board *b, const struct dfu_opts *o, struct errbuf *e)
@@ -148,7 +192,7 @@ static int wait_settled(struct usb_board *b, struct dfu_status *st, const struct
 	for (;;) {
 		rc = dfu_get_status(b, st, o, e);
 		if (rc)
-			return errbuf_prefix(e, "%s, block %zu: ", what, block);
+			return ctx_insert(b, e, "%s, block %zu", what, block);
 		if (st->state == DFU_ERROR) {
 			errbuf_set(e, ST_EIO, "bay %s: %s, block %zu: device error %s (bStatus %u)",
 				   usb_bay(b), what, block, dfu_status_name(st->status), st->status);
@@ -181,14 +225,14 @@ int dfu_download(struct usb_board *b, const uint8_t *image, size_t len,
 		return errbuf_set(e, ST_EINVAL, "bay %s: download: empty image", usb_bay(b));
 	rc = dfu_to_idle(b, o, e);
 	if (rc)
-		return errbuf_prefix(e, "download: ");
+		return ctx_insert(b, e, "download");
 	while (off < len) {
 		n = len - off < d->transfer_size ? len - off : d->transfer_size;
 		/* wValue is the block number; it wraps at 16 bits (DFU 1.1, 6.1.1). */
-		rc = usb_control(b, RT_OUT, REQ_DNLOAD, (uint16_t)block, ifn(b),
-				 (void *)(uintptr_t)(image + off), (uint16_t)n, NULL, tmo(o), e);
+		rc = dfu_req(b, RT_OUT, REQ_DNLOAD, (uint16_t)block,
+			     (void *)(uintptr_t)(image + off), (uint16_t)n, NULL, o, e);
 		if (rc)
-			return errbuf_prefix(e, "download, block %zu: ", block);
+			return ctx_insert(b, e, "download, block %zu", block);
 		rc = wait_settled(b, &st, o, "download", block, e);
 		if (rc)
 			return rc;
@@ -201,9 +245,9 @@ int dfu_download(struct usb_board *b, const uint8_t *image, size_t len,
 			o->progress(o->arg, "download", off, len);
 	}
 	/* The zero-length DNLOAD ends the transfer and starts manifestation. */
-	rc = usb_control(b, RT_OUT, REQ_DNLOAD, (uint16_t)block, ifn(b), NULL, 0, NULL, tmo(o), e);
+	rc = dfu_req(b, RT_OUT, REQ_DNLOAD, (uint16_t)block, NULL, 0, NULL, o, e);
 	if (rc)
-		return errbuf_prefix(e, "manifest: ");
+		return ctx_insert(b, e, "manifest");
 	rc = wait_settled(b, &st, o, "manifest", block, e);
 	if (rc)
 		return rc;
@@ -230,7 +274,7 @@ int dfu_verify(struct usb_board *b, size_t len, const uint8_t sha256[32],
 		return errbuf_set(e, ST_EPROTO, "bay %s: DFU interface cannot upload", usb_bay(b));
 	rc = dfu_to_idle(b, o, e);
 	if (rc)
-		return errbuf_prefix(e, "verify: ");
+		return ctx_insert(b, e, "verify");
 	buf = malloc(d->transfer_size);
 	h = EVP_MD_CTX_new();
 	if (!buf || !h || !EVP_DigestInit_ex(h, EVP_sha256(), NULL)) {
@@ -239,10 +283,10 @@ int dfu_verify(struct usb_board *b, size_t len, const uint8_t sha256[32],
 		return errbuf_set(e, ST_ENOMEM, "bay %s: verify: out of memory", usb_bay(b));
 	}
 	for (;;) {
-		rc = usb_control(b, RT_IN, REQ_UPLOAD, (uint16_t)block, ifn(b), buf,
-				 d->transfer_size, &got, tmo(o), e);
+		rc = dfu_req(b, RT_IN, REQ_UPLOAD, (uint16_t)block, buf, d->transfer_size, &got,
+			     o, e);
 		if (rc) {
-			errbuf_prefix(e, "verify, block %zu: ", block);
+			ctx_insert(b, e, "verify, block %zu", block);
 			break;
 		}
 		if (total + got > len) {
