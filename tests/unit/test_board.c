@@ -31,7 +31,7 @@
 #include "fx_store.h"
 #include "proto.h"
 
-#define TMO 5000
+#define TMO 60000   /* an upper bound: RSA-3072 keygen on a loaded machine */
 
 static struct fx_mfg_ca ca;
 static int board_no;
