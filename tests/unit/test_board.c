@@ -562,6 +562,9 @@ static void test_busy_and_poll(void **state)
 	}
 	assert_int_equal(info_state(r), PROTO_STATE_KEYED);
 
+	/* a lone zero-length packet is no frame: no reply */
+	assert_int_equal(fx_local_send(&r->h, frame, 0), 0);
+	assert_int_equal(fx_local_recv(&r->h, r->buf, sizeof(r->buf), &n, 100), -ETIMEDOUT);
 	/* malformed frames get NAK / EPAYLOAD, never silence */
 	assert_int_equal(fx_local_send(&r->h, (const uint8_t *)"garbage!", 8), 0);
 	assert_int_equal(fx_local_recv(&r->h, r->buf, sizeof(r->buf), &n, TMO), 0);
