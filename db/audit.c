@@ -14,6 +14,7 @@
  * Verification walks each station's chain in seq order through the
  * (station_id, seq) index, holding a window of four row summaries: memory does
  * not grow with the log.  See classify() for how the first bad row is named.
+ * Signed checkpoints are stored by db/checkpoint.c and checked here.
  */
 #include "db_int.h"
 
@@ -29,7 +30,6 @@
 #define AUDIT_TAG        "station-audit-v1"
 #define AUDIT_DETAIL_MAX (64 * 1024)
 #define AUDIT_NAME_MAX   64
-#define CHECKPOINT_TAG   "station-audit-checkpoint-v1"
 
 static const uint8_t zero_hash[32];
 
@@ -263,125 +263,6 @@ int db_audit_head(struct db *db, int64_t *seq, uint8_t hash[32], struct errbuf *
 	return ST_OK;
 }
 
-/* ---- checkpoints -------------------------------------------------------- */
-
-/* The signed message: COMMON.md "Audit checkpoint signature". */
-static int checkpoint_message(char *buf, size_t size, const char *station_id, int64_t seq,
-			      const char head_hex[65])
-{
-	return snprintf(buf, size, CHECKPOINT_TAG "\n%s\n%lld\n%s\n", station_id,
-			(long long)seq, head_hex);
-}
-
-/* 0 when sig is a valid ECDSA-SHA256 signature by the EC key in pub_der. */
-static int checkpoint_sig_ok(const char *station_id, int64_t seq, const char head_hex[65],
-			     const uint8_t *sig, size_t sig_len, const uint8_t *pub_der,
-			     size_t pub_len, const char **why)
-{
-	const unsigned char *p = pub_der;
-	char msg[256];
-	EVP_PKEY *key;
-	EVP_MD_CTX *md;
-	int n, ok;
-
-	*why = "public key is not a DER SubjectPublicKeyInfo";
-	key = d2i_PUBKEY(NULL, &p, (long)pub_len);
-	if (!key || p != pub_der + pub_len) {
-		EVP_PKEY_free(key);
-		return -1;
-	}
-	if (EVP_PKEY_base_id(key) != EVP_PKEY_EC) {
-		*why = "public key is not an EC key";
-		EVP_PKEY_free(key);
-		return -1;
-	}
-	n = checkpoint_message(msg, sizeof(msg), station_id, seq, head_hex);
-	md = EVP_MD_CTX_new();
-	ok = md && EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, key) == 1 &&
-	     EVP_DigestVerify(md, sig, sig_len, (const unsigned char *)msg, (size_t)n) == 1;
-	EVP_MD_CTX_free(md);
-	EVP_PKEY_free(key);
-	*why = "signature does not verify";
-	return ok ? 0 : -1;
-}
-
-static const char SQL_EVENT_HASH_AT[] =
-	"SELECT hash FROM events WHERE station_id = ? AND seq = ?";
-static const char SQL_INSERT_CHECKPOINT[] =
-	"INSERT INTO checkpoints (station_id, seq, head_hash, ts, key_label, algorithm,"
-	" signature, pubkey_der) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
-
-int db_checkpoint_add(struct db *db, int64_t seq, const uint8_t head_hash[32],
-		      const char *key_label, const char *algorithm, const uint8_t *sig,
-		      size_t sig_len, const uint8_t *pubkey_der, size_t pubkey_len,
-		      struct errbuf *err)
-{
-	char head_hex[65], ts[32];
-	const char *why;
-	sqlite3_stmt *st;
-	int rc;
-
-	if (!valid_name(key_label, 1))
-		return errbuf_set(err, ST_EINVAL, "checkpoint key label must be 1..%d printable characters",
-				  AUDIT_NAME_MAX);
-	if (!algorithm || strcasecmp(algorithm, DB_CHECKPOINT_ALG))
-		return errbuf_set(err, ST_EINVAL, "checkpoint algorithm must be %s",
-				  DB_CHECKPOINT_ALG);
-	if (!sig || !sig_len || sig_len > 1024 || !pubkey_der || !pubkey_len || pubkey_len > 4096)
-		return errbuf_set(err, ST_EINVAL, "checkpoint signature or public key missing or too long");
-	db_hex(head_hash, 32, head_hex);
-	if (checkpoint_sig_ok(db->station_id, seq, head_hex, sig, sig_len, pubkey_der,
-			      pubkey_len, &why))
-		return errbuf_set(err, ST_ECRYPTO, "checkpoint at seq %lld: %s",
-				  (long long)seq, why);
-
-	db_lock(db);
-	if (!(st = db_stmt(db, SQL_EVENT_HASH_AT, err))) {
-		rc = ST_EDB;
-		goto out;
-	}
-	sqlite3_bind_text(st, 1, db->station_id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, seq);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
-		sqlite3_reset(st);
-		rc = errbuf_set(err, ST_ENOTFOUND, "checkpoint: no audit event with seq %lld",
-				(long long)seq);
-		goto out;
-	}
-	if (rc != SQLITE_ROW) {
-		rc = db_sqlerr(db, rc, err, "read audit event");
-		goto out;
-	}
-	if (strcmp((const char *)sqlite3_column_text(st, 0), head_hex)) {
-		sqlite3_reset(st);
-		rc = errbuf_set(err, ST_ETAMPER,
-				"checkpoint: head hash does not match audit event seq %lld",
-				(long long)seq);
-		goto out;
-	}
-	sqlite3_reset(st);
-	if (!(st = db_stmt(db, SQL_INSERT_CHECKPOINT, err))) {
-		rc = ST_EDB;
-		goto out;
-	}
-	db_iso_ms(db_now_ms(), ts);
-	sqlite3_bind_text(st, 1, db->station_id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, seq);
-	sqlite3_bind_text(st, 3, head_hex, 64, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, ts, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, key_label, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 6, DB_CHECKPOINT_ALG, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 7, sig, (int)sig_len, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 8, pubkey_der, (int)pubkey_len, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	rc = rc == SQLITE_DONE ? ST_OK : db_sqlerr(db, rc, err, "store checkpoint");
-out:
-	db_unlock(db);
-	return rc;
-}
-
 /* ---- verification ------------------------------------------------------- */
 
 /* What verify remembers of a row: enough to judge links, never the row itself. */
@@ -400,7 +281,8 @@ struct vstate {
 	sqlite3_stmt  *ev, *cp;       /* this station's events and checkpoints */
 	int            cp_have;        /* cp holds an unconsumed row */
 	int            cp_done;        /* cp has no more rows */
-	const char    *station;
+	const char    *station;        /* exact bytes of this chain's station id */
+	int            station_len;
 	const uint8_t *trusted;        /* pinned checkpoint key, or NULL */
 	size_t         trusted_len;
 	struct db_verify_result *res;
@@ -575,7 +457,7 @@ static int check_checkpoints(struct vstate *vs, const struct vrow *r, struct err
 			 strcasecmp((const char *)sqlite3_column_text(cp, 5), DB_CHECKPOINT_ALG))
 			why = "unknown algorithm";
 		else
-			checkpoint_sig_ok(vs->station, cseq, head_hex, sqlite3_column_blob(cp, 3),
+			db_checkpoint_sig_ok(vs->station, cseq, head_hex, sqlite3_column_blob(cp, 3),
 					  (size_t)sqlite3_column_bytes(cp, 3), sqlite3_column_blob(cp, 4),
 					  (size_t)sqlite3_column_bytes(cp, 4), &why) == 0 ? (why = NULL) : 0;
 		if (why) {
@@ -618,8 +500,8 @@ static int verify_station(struct vstate *vs, struct errbuf *err)
 	int rc, c;
 
 	memset(w, 0, sizeof(w));
-	sqlite3_bind_text(vs->ev, 1, vs->station, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(vs->cp, 1, vs->station, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(vs->ev, 1, vs->station, vs->station_len, SQLITE_TRANSIENT);
+	sqlite3_bind_text(vs->cp, 1, vs->station, vs->station_len, SQLITE_TRANSIENT);
 	vs->cp_have = 0;
 	vs->cp_done = 0;
 	if ((rc = read_row(vs, r, err)) || (r->present && (rc = read_row(vs, n, err))))
@@ -649,8 +531,8 @@ int db_audit_verify_key(struct db *db, const uint8_t *trusted_pubkey_der, size_t
 {
 	struct vstate vs;
 	sqlite3_stmt *next = NULL;
-	char station[256] = "";
-	int rc = ST_OK, first = 1;
+	char *station = NULL, *grown;
+	int rc = ST_OK, first = 1, station_len = 0;
 
 	memset(res, 0, sizeof(*res));
 	memset(&vs, 0, sizeof(vs));
@@ -684,7 +566,7 @@ int db_audit_verify_key(struct db *db, const uint8_t *trusted_pubkey_der, size_t
 			goto out;
 		}
 		if (!first)
-			sqlite3_bind_text(next, 1, station, -1, SQLITE_TRANSIENT);
+			sqlite3_bind_text(next, 1, station, station_len, SQLITE_TRANSIENT);
 		rc = sqlite3_step(next);
 		if (rc == SQLITE_DONE || (rc == SQLITE_ROW && sqlite3_column_type(next, 0) == SQLITE_NULL))
 			break;
@@ -692,11 +574,21 @@ int db_audit_verify_key(struct db *db, const uint8_t *trusted_pubkey_der, size_t
 			rc = db_sqlerr(db, rc, err, "list stations");
 			goto out;
 		}
-		snprintf(station, sizeof(station), "%s", (const char *)sqlite3_column_text(next, 0));
+		/* The exact id, whatever its length: a truncated copy would find the
+		 * same station again as "next" and never end. */
+		station_len = sqlite3_column_bytes(next, 0);
+		if (!(grown = realloc(station, (size_t)station_len + 1))) {
+			rc = errbuf_set(err, ST_ENOMEM, "out of memory");
+			goto out;
+		}
+		station = grown;
+		memcpy(station, sqlite3_column_text(next, 0), (size_t)station_len);
+		station[station_len] = '\0';
 		sqlite3_reset(next);
 		sqlite3_reset(vs.ev);
 		sqlite3_reset(vs.cp);
 		vs.station = station;
+		vs.station_len = station_len;
 		rc = verify_station(&vs, err);
 		if (rc == ST_ETAMPER) {
 			snprintf(res->station_id, sizeof(res->station_id), "%s", station);
@@ -751,6 +643,7 @@ out:
 		sqlite3_exec(db->sq, "COMMIT", NULL, NULL, NULL);
 out_unlocked_txn:
 	db_unlock(db);
+	free(station);
 	EVP_MD_CTX_free(vs.md);
 	EVP_MD_free(vs.sha256);
 	return rc;

@@ -57,7 +57,9 @@ struct db_verify_result {
 	char    checkpoint_key[65];/* SHA-256 hex of the last verified checkpoint's key DER */
 };
 /* Streams the whole chain in bounded memory.  ST_OK when intact; ST_ETAMPER with
- * *res naming the first bad row otherwise. */
+ * *res naming the first bad row otherwise (docs/database.md lists the verdicts).
+ * It holds this handle for the whole walk (about 6 s per million events): while
+ * the line runs, verify from another handle or process (WAL: no one waits). */
 int db_audit_verify(struct db *db, struct db_verify_result *res, struct errbuf *err);
 
 /* Same, and every checkpoint must be signed by this SubjectPublicKeyInfo (DER);
@@ -86,7 +88,8 @@ struct db_event {
 	const char *station_id, *ts, *kind, *actor, *detail, *hash;
 };
 /* Calls fn for each event in storage order, or only the last `tail` if tail > 0.
- * fn returns non-zero to stop. */
+ * fn returns non-zero to stop.  The foreach functions hold the handle while they
+ * run: fn may call other db_* functions but not the same foreach again. */
 int db_audit_foreach(struct db *db, int64_t tail,
 		     int (*fn)(const struct db_event *e, void *ctx), void *ctx,
 		     struct errbuf *err);

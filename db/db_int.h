@@ -57,4 +57,10 @@ int db_unhex32(const char *s, size_t len, uint8_t out[32]);
 int db_audit_append_locked(struct db *db, const char *kind, const char *actor,
 			   const char *detail_json, int64_t *seq_out, struct errbuf *err);
 
+/* 0 when sig is a valid ECDSA-SHA256 signature by the EC key pub_der (DER
+ * SubjectPublicKeyInfo) over the checkpoint message; else -1 and *why. */
+int db_checkpoint_sig_ok(const char *station_id, int64_t seq, const char head_hex[65],
+			 const uint8_t *sig, size_t sig_len, const uint8_t *pub_der,
+			 size_t pub_len, const char **why);
+
 #endif

@@ -4,8 +4,9 @@
  * Contract
  * - csr_check() parses the DER CSR (bounded: at most CSR_MAX_DER bytes, no
  *   trailing data), verifies its self-signature, and applies the policy:
- *     key type EC P-256 or P-384, or RSA of at least rsa_min_bits (each allowed
- *     by the policy's mask);
+ *     key type EC P-256 or P-384 (named curve, uncompressed point: one key has
+ *     one encoding, so one public key hash), or RSA of at least rsa_min_bits
+ *     (each allowed by the policy's mask);
  *     subject exactly one RDN, CN=<unique id>;
  *     exactly one PKCS#9 challengePassword whose value is the station nonce as 64
  *     lower-case hex characters (compared in constant time);
@@ -48,8 +49,10 @@ struct csr_policy {
 void csr_policy_default(struct csr_policy *p);
 
 struct csr_info {
+	/* parsed without decoding its key (see csr_policy.c): X509_REQ_get0_pubkey()
+	 * returns NULL; use pkey */
 	X509_REQ *req;
-	EVP_PKEY *pkey;               /* owned by req */
+	EVP_PKEY *pkey;               /* the CSR's public key (owned here) */
 	enum csr_key_kind kind;
 	int bits;
 	char unique_id[CSR_UID_LEN + 1];
@@ -65,6 +68,11 @@ void csr_info_clear(struct csr_info *ci);
 
 /* 1 if s is a unique id (24 upper-case hex digits), 0 if not. */
 int csr_valid_unique_id(const char *s);
+
+/* A library context with no providers, for parsing without decoding public
+ * keys (OpenSSL 3.0's generic key decoders dominate parse time).  NULL if it
+ * could not be made; callers then parse the ordinary way. */
+OSSL_LIB_CTX *csr_parse_libctx(void);
 
 /* Lower-case hex SHA-256 of the DER SubjectPublicKeyInfo of pkey. */
 int csr_pubkey_hash(EVP_PKEY *pkey, char out[65]);

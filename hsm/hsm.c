@@ -1,6 +1,7 @@
 /* hsm: token access through libp11.  See hsm.h. */
 #include "hsm.h"
 
+#include <errno.h>
 #include <libp11.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -287,6 +288,10 @@ static int open_once(struct hsm *h, const struct hsm_config *c, const char *pin,
 	char other[256];
 
 	*transient = 0;
+	/* say it plainly (libp11 would print dlopen's error on stderr) */
+	if (access(c->module, R_OK) != 0)
+		return errbuf_set(err, ST_ENOTFOUND, "PKCS#11 module %s: %s", c->module,
+				  strerror(errno));
 	h->ctx = PKCS11_CTX_new();
 	if (!h->ctx)
 		return errbuf_set(err, ST_ENOMEM, "out of memory");

@@ -38,8 +38,16 @@ int hsm_cli_config(const struct hsm_cli *cli, struct hsm_config *c, struct errbu
 			c->pin_env[0] = '\0';
 		if (!strcmp(cli->keys[i], "pin_env"))
 			c->pin_file[0] = '\0';
-		if ((rc = hsm_config_set(c, cli->keys[i], cli->values[i], err)) != ST_OK)
-			return errbuf_prefix(err, "--%s: ", cli->keys[i]);
+		if ((rc = hsm_config_set(c, cli->keys[i], cli->values[i], err)) != ST_OK) {
+			char opt[32];
+			size_t j;
+
+			/* name the option as typed: ca_key -> --ca-key */
+			for (j = 0; cli->keys[i][j] && j < sizeof(opt) - 1; j++)
+				opt[j] = cli->keys[i][j] == '_' ? '-' : cli->keys[i][j];
+			opt[j] = '\0';
+			return errbuf_prefix(err, "--%s: ", opt);
+		}
 	}
 	return hsm_config_check(c, err);
 }

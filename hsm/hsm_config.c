@@ -60,8 +60,6 @@ int hsm_config_set(struct hsm_config *c, const char *key, const char *value,
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
 		if (strcmp(key, strs[i].key))
 			continue;
-		if (set_str((char *)c + strs[i].off, strs[i].size, key, value, err))
-			return err ? err->code : ST_EINVAL;
 		if (!strcmp(key, "ca_key_id")) {
 			size_t n = strlen(value);
 
@@ -77,6 +75,8 @@ int hsm_config_set(struct hsm_config *c, const char *key, const char *value,
 					return errbuf_set(err, ST_EINVAL,
 							  "pin_env must be an environment variable name");
 		}
+		if (set_str((char *)c + strs[i].off, strs[i].size, key, value, err))
+			return err ? err->code : ST_EINVAL;
 		return ST_OK;
 	}
 	return errbuf_set(err, ST_ENOTFOUND, "unknown key '%s'", key);
@@ -260,8 +260,10 @@ static int pin_from_tty(const char *token, char *pin, struct errbuf *err)
 	quiet = old;
 	quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
 	quiet.c_lflag |= ICANON;
-	fprintf(tty, "PIN for token '%s': ", token);
+	/* echo off before the prompt shows: what is typed after it is never echoed
+	 * (TCSAFLUSH also drops anything typed ahead of it) */
 	tcsetattr(fileno(tty), TCSAFLUSH, &quiet);
+	fprintf(tty, "PIN for token '%s': ", token);
 	ok = fgets(pin, HSM_PIN_MAX, tty) != NULL;
 	tcsetattr(fileno(tty), TCSAFLUSH, &old);
 	fputc('\n', tty);

@@ -14,7 +14,8 @@
  *   public key is used.  Signed by the CA key in the token with SHA-256 (P-256 and
  *   RSA CAs) or SHA-384 (P-384 CA).
  * - Before returning, the emitted DER is parsed again and verified against the CA
- *   certificate (chain + purpose sslclient).
+ *   certificate: signature over the exact bytes by the CA key, issued by the CA
+ *   (name, key id), client-auth end entity, valid now, certifies the CSR key.
  * - Write-ahead: store->reserve (serial, unit, unique id, public key hash) before
  *   signing; store->issued (the DER, committed and fsync'd) after verifying and
  *   before the DER is handed to the caller.  If issued fails, the DER is
@@ -61,6 +62,11 @@ int issue_cert(struct issue_ctx *ic, const struct hsm_certstore *store,
 	       const struct csr_info *csr, int64_t unit_id,
 	       struct issue_result *out, struct errbuf *err);
 void issue_result_clear(struct issue_result *r);
+
+/* The check issue_cert() applies to what it emits (see above); exposed so a
+ * certificate read back from a board can be checked the same way. */
+int issue_verify(struct issue_ctx *ic, const struct csr_info *csr,
+		 const uint8_t *der, size_t len, struct errbuf *err);
 
 /* The authority key identifier extension for certificates and CRLs of ca
  * (its SKI, or SHA-1 of its public key when it has none). */

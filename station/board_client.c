@@ -245,9 +245,12 @@ int board_call(struct board *b, const struct proto_msg *req_in, struct proto_msg
 		}
 		if (rep->status != PROTO_ST_BUSY)
 			break;
+		/* At least 1 ms: a board that says 0 forever must not make us spin. */
 		wait = rep->u.busy.poll_ms;
 		if (wait > PROTO_MAX_POLL_MS)
 			wait = PROTO_MAX_POLL_MS;
+		if (wait < 1)
+			wait = 1;
 		if (now_ms() + wait > deadline) {
 			rc = errbuf_set(e, ST_ETIMEOUT, "bay %s: still busy after %u ms",
 					usb_bay(b->ub), b->o.busy_limit_ms);

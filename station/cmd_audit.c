@@ -101,11 +101,28 @@ static int audit_verify(struct cli_ctx *ctx, int argc, char **argv)
 	return CLI_EXIT_OK;
 }
 
+/* A tampered database may hold anything: never send control bytes (terminal
+ * escapes) to the screen. */
+static void put_clean(const char *s)
+{
+	for (; s && *s; s++)
+		putchar((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);
+}
+
 static int print_event(const struct db_event *e, void *arg)
 {
 	(void)arg;
-	printf("%lld\t%s\t%lld\t%s\t%s\t%s\t%s\n", (long long)e->id, e->station_id,
-	       (long long)e->seq, e->ts, e->kind, e->actor, e->detail);
+	printf("%lld\t", (long long)e->id);
+	put_clean(e->station_id);
+	printf("\t%lld\t", (long long)e->seq);
+	put_clean(e->ts);
+	putchar('\t');
+	put_clean(e->kind);
+	putchar('\t');
+	put_clean(e->actor);
+	putchar('\t');
+	put_clean(e->detail);
+	putchar('\n');
 	return 0;
 }
 

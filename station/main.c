@@ -17,12 +17,12 @@ static const struct cli_cmd commands[] = {
 	{ "version",   "print the version and the schema version", cmd_version },
 	{ "audit",     "verify the audit chain and its signed checkpoints; list events", cmd_audit },
 	{ "allowlist", "import a manufacturer allowlist for a lot (signed CSV); list it", cmd_allowlist },
+	{ "usb",       "list, inspect, flash or watch boards in the USB bays", cmd_usb },
 	{ "revoke",    "revoke a certificate by serial, with an RFC 5280 reason", cmd_revoke },
 	{ "crl",       "write a CRL of the revoked certificates, signed in the HSM", cmd_crl },
 	{ "checkpoint", "sign the audit chain head now with the HSM audit key", cmd_checkpoint },
 	{ "profile",   "add a product profile (validated, versioned); list, show", cmd_profile },
 	{ "run",       "run the provisioning line for a lot (screen or --headless JSON)", cmd_run },
-	{ "usb",       "list, inspect, flash or watch boards in the USB bays", cmd_usb },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

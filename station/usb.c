@@ -11,7 +11,6 @@
 #include <libusb.h>
 
 #define WATCH_QUEUE   64
-#define HOTPLUG_TICK_MS 50
 
 struct watch_ev {
 	int arrived;
@@ -35,13 +34,18 @@ struct usb_ctx {
 	int qn;
 };
 
+/* Each open board has a libusb context of its own: event handling for one bay
+ * then never reaps, waits on or is delayed by another bay's transfers (and a
+ * misbehaving board cannot stall the others through a shared event loop). */
 struct usb_board {
 	struct usb_ctx *ctx;
+	libusb_context *lu;
 	libusb_device_handle *h;
 	char bay[USB_BAY_LEN];
 	char serial[USB_SERIAL_LEN];
 	int vendor_if;
 	uint8_t ep_out, ep_in;
+	uint16_t out_mps;               /* wMaxPacketSize of the OUT endpoint */
 	int claimed_vendor, claimed_dfu;
 	struct usb_dfu_desc dfu;
 	int has_dfu;
@@ -234,17 +238,18 @@ static int wait_stop(struct usb_ctx *c, int ms)
 }
 
 /* With hotplug: libusb's own udev thread keeps the device list and queues
- * hotplug messages; they are dispatched by whoever handles events.  We do so
- * without blocking (tv = 0) on a short tick: a blocking wait would spin on
- * open emulated device nodes, which always poll ready. */
+ * hotplug messages, which are delivered by whoever handles events on this
+ * context.  No board is ever opened on it (each open board has its own
+ * context), so waiting in libusb here cannot spin on an emulated device node
+ * that always polls ready; usb_watch_stop() interrupts the wait. */
 static void *watch_hotplug(void *arg)
 {
 	struct usb_ctx *c = arg;
-	struct timeval zero = { 0, 0 };
+	struct timeval tv = { 0, USB_POLL_MS * 1000 };
 
 	for (;;) {
-		libusb_handle_events_timeout_completed(c->lu, &zero, NULL);
-		if (drain(c) || wait_stop(c, HOTPLUG_TICK_MS))
+		libusb_handle_events_timeout_completed(c->lu, &tv, NULL);
+		if (drain(c) || wait_stop(c, 0))
 			break;
 	}
 	return NULL;
@@ -323,6 +328,8 @@ void usb_watch_stop(struct usb_ctx *c)
 	c->stop = 1;
 	pthread_cond_broadcast(&c->cv);
 	pthread_mutex_unlock(&c->mu);
+	if (c->hotplug)
+		libusb_interrupt_event_handler(c->lu);
 	pthread_join(c->thr, NULL);
 	if (c->hotplug)
 		libusb_hotplug_deregister_callback(c->lu, c->cb);
@@ -358,10 +365,12 @@ static int parse_config(struct usb_board *b, libusb_device *dev, struct errbuf *
 
 				if ((ep->bmAttributes & 3) != LIBUSB_TRANSFER_TYPE_BULK)
 					continue;
-				if (ep->bEndpointAddress & 0x80)
+				if (ep->bEndpointAddress & 0x80) {
 					b->ep_in = ep->bEndpointAddress;
-				else
+				} else {
 					b->ep_out = ep->bEndpointAddress;
+					b->out_mps = ep->wMaxPacketSize & 0x7ff;
+				}
 			}
 			found_vendor = b->ep_in && b->ep_out;
 		} else if (id->bInterfaceClass == 0xfe && id->bInterfaceSubClass == 0x01 &&
@@ -406,22 +415,29 @@ int usb_open(struct usb_ctx *c, const char *bay, struct usb_board **out, struct 
 	int r, rc;
 
 	*out = NULL;
-	cnt = libusb_get_device_list(c->lu, &list);
-	if (cnt < 0)
-		return errbuf_set(e, usb_rc((int)cnt), "bay %s: listing devices: %s", bay,
-				  libusb_strerror((int)cnt));
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return errbuf_set(e, ST_ENOMEM, "bay %s: out of memory", bay);
+	r = libusb_init(&b->lu);
+	if (r != 0) {
+		free(b);
+		return errbuf_set(e, ST_EIO, "bay %s: libusb_init: %s", bay, libusb_strerror(r));
+	}
+	cnt = libusb_get_device_list(b->lu, &list);
 	for (i = 0; i < cnt && !dev; i++)
 		if (matches(c, list[i]) && bay_of(list[i], here, sizeof(here)) &&
 		    strcmp(here, bay) == 0)
 			dev = libusb_ref_device(list[i]);
-	libusb_free_device_list(list, 1);
-	if (!dev)
+	if (cnt >= 0)
+		libusb_free_device_list(list, 1);
+	if (!dev) {
+		libusb_exit(b->lu);
+		free(b);
+		if (cnt < 0)
+			return errbuf_set(e, usb_rc((int)cnt), "bay %s: listing devices: %s", bay,
+					  libusb_strerror((int)cnt));
 		return errbuf_set(e, ST_ENOTFOUND, "bay %s: no board %04x:%04x there", bay,
 				  c->vid, c->pid);
-	b = calloc(1, sizeof(*b));
-	if (!b) {
-		libusb_unref_device(dev);
-		return errbuf_set(e, ST_ENOMEM, "bay %s: out of memory", bay);
 	}
 	b->ctx = c;
 	snprintf(b->bay, sizeof(b->bay), "%s", bay);
@@ -433,6 +449,7 @@ int usb_open(struct usb_ctx *c, const char *bay, struct usb_board **out, struct 
 	}
 	libusb_unref_device(dev);
 	if (rc != ST_OK) {
+		libusb_exit(b->lu);
 		free(b);
 		return rc;
 	}
@@ -476,6 +493,7 @@ void usb_close(struct usb_board *b)
 		libusb_release_interface(b->h, b->vendor_if);
 	if (b->h)
 		libusb_close(b->h);
+	libusb_exit(b->lu);
 	free(b);
 }
 
@@ -494,20 +512,62 @@ const struct usb_dfu_desc *usb_dfu(const struct usb_board *b)
 	return &b->dfu;
 }
 
+static void LIBUSB_CALL write_done(struct libusb_transfer *t)
+{
+	*(int *)t->user_data = 1;
+}
+
+/* A frame whose length is a multiple of the packet size ends with a zero-length
+ * packet (docs/protocol.md §2), so the OUT transfer is built by hand with
+ * LIBUSB_TRANSFER_ADD_ZERO_PACKET; libusb_bulk_transfer() cannot ask for it. */
 int usb_bulk_write(struct usb_board *b, const void *buf, size_t len, unsigned timeout_ms,
 		   struct errbuf *e)
 {
-	int r, done = 0;
+	struct libusb_transfer *t;
+	int r, done = 0, st, actual;
 
 	if (len > INT32_MAX)
 		return errbuf_set(e, ST_EINVAL, "bay %s: bulk write of %zu bytes", b->bay, len);
-	r = libusb_bulk_transfer(b->h, b->ep_out, (unsigned char *)(uintptr_t)buf, (int)len,
-				 &done, timeout_ms);
-	if (r != 0)
+	t = libusb_alloc_transfer(0);
+	if (!t)
+		return errbuf_set(e, ST_ENOMEM, "bay %s: bulk write: out of memory", b->bay);
+	libusb_fill_bulk_transfer(t, b->h, b->ep_out, (unsigned char *)(uintptr_t)buf, (int)len,
+				  write_done, &done, timeout_ms);
+	if (b->out_mps && len % b->out_mps == 0)
+		t->flags |= LIBUSB_TRANSFER_ADD_ZERO_PACKET;
+	r = libusb_submit_transfer(t);
+	if (r != 0) {
+		libusb_free_transfer(t);
 		return fail(b, r, "bulk write", e);
-	if ((size_t)done != len)
+	}
+	while (!done) {
+		r = libusb_handle_events_completed(b->lu, &done);
+		if (r != 0 && r != LIBUSB_ERROR_INTERRUPTED) {
+			/* Cancel and wait for the cancellation to land. */
+			libusb_cancel_transfer(t);
+			while (!done && libusb_handle_events_completed(b->lu, &done) == 0)
+				;
+			break;
+		}
+	}
+	st = t->status;
+	actual = t->actual_length;
+	libusb_free_transfer(t);
+	switch (st) {
+	case LIBUSB_TRANSFER_COMPLETED:
+		break;
+	case LIBUSB_TRANSFER_TIMED_OUT:
+		return fail(b, LIBUSB_ERROR_TIMEOUT, "bulk write", e);
+	case LIBUSB_TRANSFER_STALL:
+		return fail(b, LIBUSB_ERROR_PIPE, "bulk write", e);
+	case LIBUSB_TRANSFER_NO_DEVICE:
+		return fail(b, LIBUSB_ERROR_NO_DEVICE, "bulk write", e);
+	default:
+		return fail(b, LIBUSB_ERROR_IO, "bulk write", e);
+	}
+	if ((size_t)actual != len)
 		return errbuf_set(e, ST_EIO, "bay %s: bulk write: %d of %zu bytes sent", b->bay,
-				  done, len);
+				  actual, len);
 	return ST_OK;
 }
 

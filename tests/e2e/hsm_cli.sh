@@ -19,7 +19,10 @@ grep -q "^token = e2e-ca" hsm/hsm.ini || fail "hsm.ini: $(cat hsm/hsm.ini)"
 expect_exit 2 "$TOP/hsm/softhsm-setup.sh" --dir hsm2 --key-type ec-p521
 
 # --- certificates in the database to revoke ----------------------------------
-expect_exit 0 S audit verify
+expect_exit 1 S revoke 1a2b --reason keyCompromise
+grep -q "database st.db does not exist" "$ERR" || fail "missing database: $(cat "$ERR")"
+printf 'unique_id,lot,model,hw_revision\n000000000000000000000001,LOT1,Widget,B\n' > lot.csv
+expect_exit 0 S allowlist import lot.csv --lot LOT1
 for s in 1a2b3c4d5e6f708192a3b4c5d6e7f809 7f00000000000000000000000000000a 2c0ffee0000000000000000000000001; do
 	sqlite3 st.db "INSERT INTO certificates (serial, unique_id, pubkey_hash, status, reserved_ms)
 		VALUES ('$s', '000000000000000000000001', 'pk-$s', 'issued', 0)"
@@ -65,6 +68,23 @@ chmod 644 hsm/pin
 expect_exit 1 S crl --out x.crl --hsm-config hsm/hsm.ini
 grep -q "chmod 600" "$ERR" || fail "world-readable PIN file: $(cat "$ERR")"
 chmod 600 hsm/pin
+
+# --- PIN typed at the terminal prompt (a pty from script(1)): not echoed --------
+if command -v script >/dev/null; then
+	grep -v '^pin_file' hsm/hsm.ini > nopin.ini
+	rm -f in.fifo; mkfifo in.fifo
+	script -qec "'$STATION' --db st.db crl --out tty.crl --hsm-config nopin.ini" /dev/null \
+		<in.fifo >transcript.txt 2>&1 &
+	spid=$!
+	exec 3>in.fifo
+	for _ in $(seq 100); do grep -q "PIN for token 'e2e-ca'" transcript.txt && break; sleep 0.1; done
+	grep -q "PIN for token 'e2e-ca'" transcript.txt || fail "no PIN prompt: $(cat transcript.txt)"
+	printf '%s\n' "$(cat hsm/pin)" >&3
+	exec 3>&-
+	wait $spid || fail "crl with a typed PIN failed: $(cat transcript.txt)"
+	grep -qF "$(cat hsm/pin)" transcript.txt && fail "the typed PIN was echoed"
+	grep -q "wrote tty.crl" transcript.txt || fail "typed PIN: $(cat transcript.txt)"
+fi
 
 # --- signed audit checkpoint ---------------------------------------------------
 expect_exit 0 S checkpoint --hsm-config hsm/hsm.ini

@@ -5,9 +5,14 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "db.h"
 
@@ -302,6 +307,106 @@ static void test_allowlist_queries(void **state)
 	assert_string_equal(kinds(db), "allowlist-import ");
 }
 
+/* Invariant 2: once db_cert_issued() returns, the record survives the process
+ * dying on the spot (no close, no atexit). */
+static void test_issued_survives_crash(void **state)
+{
+	struct db *db = *state;
+	struct errbuf err;
+	struct certs cs;
+	int status;
+	pid_t pid;
+
+	(void)db;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct db *c;
+		struct db_unit u;
+		const uint8_t der[] = { 0x30, 0x00 };
+
+		unit_init(&u, UID2);
+		if (db_open("crash.db", "st1", &c, &err) || db_unit_begin(c, &u, &err) ||
+		    db_cert_reserve(c, "abc", u.id, UID2, PK2, &err) ||
+		    db_cert_issued(c, "abc", der, sizeof(der), &err))
+			_exit(1);
+		_exit(0);   /* a crash: nothing closed, nothing flushed by us */
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_int_equal(db_open("crash.db", "st1", &db, &err), ST_OK);
+	memset(&cs, 0, sizeof(cs));
+	assert_int_equal(db_cert_foreach(db, DB_CERT_ISSUED, collect_cert, &cs, &err), ST_OK);
+	assert_int_equal(cs.n, 1);
+	assert_string_equal(cs.serial[0], "abc");
+	verify_ok(db);
+	db_close(db);
+}
+
+/* A self-signed certificate valid from now+from_days to now+to_days, and a
+ * signature by its key over file's bytes. */
+static void make_signed(const char *file, const char *cert_path, const char *sig_path,
+			long from_days, long to_days)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	uint8_t buf[4096], sig[256];
+	size_t n, sl = sizeof(sig);
+	FILE *f;
+
+	assert_non_null(k);
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 7);
+	X509_gmtime_adj(X509_getm_notBefore(x), from_days * 86400);
+	X509_gmtime_adj(X509_getm_notAfter(x), to_days * 86400);
+	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+				   (const unsigned char *)"Old-Mfr", -1, -1, 0);
+	X509_set_issuer_name(x, X509_get_subject_name(x));
+	X509_set_pubkey(x, k);
+	assert_true(X509_sign(x, k, EVP_sha256()) > 0);
+	f = fopen(cert_path, "w");
+	PEM_write_X509(f, x);
+	fclose(f);
+	f = fopen(file, "r");
+	n = fread(buf, 1, sizeof(buf), f);
+	fclose(f);
+	assert_int_equal(EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, k), 1);
+	assert_int_equal(EVP_DigestSign(md, sig, &sl, buf, n), 1);
+	f = fopen(sig_path, "w");
+	fwrite(sig, 1, sl, f);
+	fclose(f);
+	EVP_MD_CTX_free(md);
+	X509_free(x);
+	EVP_PKEY_free(k);
+}
+
+static void test_allowlist_cert_validity(void **state)
+{
+	struct db *db = *state;
+	struct errbuf err;
+	int64_t rows = 0, count;
+	FILE *f = fopen("v.csv", "w");
+
+	fprintf(f, "unique_id,lot,model,hw_revision\n%s,LOT-V,W,1\n", UID1);
+	fclose(f);
+	make_signed("v.csv", "expired.pem", "expired.sig", -30, -1);
+	assert_int_equal(db_allowlist_import(db, "v.csv", "LOT-V", "expired.sig", "expired.pem",
+					     "eng1", &rows, &err), ST_ECRYPTO);
+	assert_non_null(strstr(err.msg, "expired or not yet valid"));
+	make_signed("v.csv", "future.pem", "future.sig", 2, 30);
+	assert_int_equal(db_allowlist_import(db, "v.csv", "LOT-V", "future.sig", "future.pem",
+					     "eng1", &rows, &err), ST_ECRYPTO);
+	make_signed("v.csv", "ok.pem", "ok.sig", -1, 30);
+	assert_int_equal(db_allowlist_import(db, "v.csv", "LOT-V", "ok.sig", NULL,
+					     "eng1", &rows, &err), ST_EINVAL);
+	assert_int_equal(db_allowlist_count(db, "LOT-V", &count, &err), ST_OK);
+	assert_int_equal(count, 0);
+	assert_int_equal(db_allowlist_import(db, "v.csv", "LOT-V", "ok.sig", "ok.pem",
+					     "eng1", &rows, &err), ST_OK);
+	assert_int_equal(rows, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -309,6 +414,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_units, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_certs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_allowlist_queries, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_issued_survives_crash, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_allowlist_cert_validity, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("db_records", tests, NULL, NULL);

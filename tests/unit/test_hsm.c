@@ -13,13 +13,15 @@
 
 #include "hsm.h"
 #include "hsm_test_util.h"
+#include "issue.h"
 
-static struct hsm_config cfg256, cfg384;
+static struct hsm_config cfg256, cfg384, cfgrsa;
 
 static int group_setup(void **state)
 {
 	(void)state;
-	if (tu_make_token("tok256", "ec-p256", &cfg256) || tu_make_token("tok384", "ec-p384", &cfg384))
+	if (tu_make_token("tok256", "ec-p256", &cfg256) || tu_make_token("tok384", "ec-p384", &cfg384) ||
+	    tu_make_token("tokrsa", "rsa-3072", &cfgrsa))
 		return -1;
 	return 0;
 }
@@ -121,7 +123,7 @@ static void test_missing_token(void **state)
 	assert_non_null(strstr(e.msg, "no-such-key"));
 	c = cfg256;
 	snprintf(c.module, sizeof(c.module), "/nonexistent/module.so");
-	assert_int_equal(hsm_open(&c, &h, &e), ST_EHSM);
+	assert_int_equal(hsm_open(&c, &h, &e), ST_ENOTFOUND);
 	assert_non_null(strstr(e.msg, "/nonexistent/module.so"));
 }
 
@@ -284,6 +286,70 @@ static void test_concurrent_processes(void **state)
 	}
 }
 
+/* Each CA key type issues a certificate that openssl verifies, with the
+ * digest the brief asks for (SHA-384 for a P-384 CA). */
+static void test_issue_with_each_ca_type(void **state)
+{
+	const struct {
+		struct hsm_config *cfg;
+		int sig_nid;
+	} cas[] = {
+		{ &cfg256, NID_ecdsa_with_SHA256 },
+		{ &cfg384, NID_ecdsa_with_SHA384 },
+		{ &cfgrsa, NID_sha256WithRSAEncryption },
+	};
+	struct issue_profile prof = { .validity_days = 30 };
+	struct csr_policy pol;
+
+	(void)state;
+	csr_policy_default(&pol);
+	for (size_t i = 0; i < sizeof(cas) / sizeof(cas[0]); i++) {
+		struct hsm_certstore cs;
+		struct tu_store *s = calloc(1, sizeof(*s));
+		struct issue_ctx *ic;
+		struct issue_result r;
+		struct csr_info ci;
+		struct errbuf e;
+		struct hsm *h;
+		uint8_t nonce[32], *der = NULL;
+		size_t len = 0;
+		EVP_PKEY *k = tu_key("P-256");
+		const unsigned char *p;
+		char path[1024], cmd[2300];
+		X509 *x;
+		FILE *f;
+
+		tu_store_init(s, &cs);
+		assert_int_equal(RAND_bytes(nonce, 32), 1);
+		assert_int_equal(tu_make_csr(k, "00000000000000000000ABCD", NULL, nonce, 0, &der, &len), 0);
+		assert_int_equal(hsm_open(cas[i].cfg, &h, &e), ST_OK);
+		assert_int_equal(issue_ctx_new(h, &prof, &ic, &e), ST_OK);
+		assert_int_equal(csr_check(&pol, der, len, "00000000000000000000ABCD", nonce, &cs, &ci, &e),
+				 ST_OK);
+		assert_int_equal(issue_cert(ic, &cs, &ci, 1, &r, &e), ST_OK);
+		p = r.der;
+		x = d2i_X509(NULL, &p, (long)r.der_len);
+		assert_non_null(x);
+		assert_int_equal(X509_get_signature_nid(x), cas[i].sig_nid);
+		snprintf(path, sizeof(path), "%s/ca-type-%zu.pem", tu_scratch(), i);
+		f = fopen(path, "w");
+		assert_non_null(f);
+		PEM_write_X509(f, x);
+		fclose(f);
+		snprintf(cmd, sizeof(cmd), "openssl verify -purpose sslclient -CAfile '%s' '%s' >/dev/null",
+			 cas[i].cfg->ca_cert, path);
+		assert_int_equal(system(cmd), 0);
+		X509_free(x);
+		issue_result_clear(&r);
+		csr_info_clear(&ci);
+		issue_ctx_free(ic);
+		hsm_close(h);
+		OPENSSL_free(der);
+		EVP_PKEY_free(k);
+		free(s);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -295,6 +361,7 @@ int main(void)
 		cmocka_unit_test(test_pin_sources),
 		cmocka_unit_test(test_config_ini),
 		cmocka_unit_test(test_concurrent_processes),
+		cmocka_unit_test(test_issue_with_each_ca_type),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, NULL);

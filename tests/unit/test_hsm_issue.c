@@ -138,6 +138,37 @@ static void test_csr_weak_keys(void **state)
 	csr_policy_default(&pol);
 }
 
+/* A compressed point is the same key under another encoding (and hash). */
+static void test_csr_compressed_point(void **state)
+{
+	uint8_t nonce[32], *der;
+	size_t len;
+	EVP_PKEY *k = tu_key("P-256");
+	struct csr_info ci;
+	struct errbuf e;
+
+	(void)state;
+	rand_nonce(nonce);
+	assert_int_equal(EVP_PKEY_set_utf8_string_param(k, "point-format", "compressed"), 1);
+	assert_int_equal(tu_make_csr(k, UID, NULL, nonce, 0, &der, &len), 0);
+	assert_int_equal(csr_check(&pol, der, len, UID, nonce, NULL, &ci, &e), ST_EPOLICY);
+	assert_non_null(strstr(e.msg, "uncompressed"));
+	OPENSSL_free(der);
+	assert_int_equal(EVP_PKEY_set_utf8_string_param(k, "point-format", "uncompressed"), 1);
+	assert_int_equal(tu_make_csr(k, UID, NULL, nonce, 0, &der, &len), 0);
+	assert_int_equal(csr_check(&pol, der, len, UID, nonce, NULL, &ci, &e), ST_OK);
+	/* the hash is the one the shared rule gives: SHA-256 of the key's DER SPKI */
+	{
+		char want[65];
+
+		assert_int_equal(csr_pubkey_hash(k, want), ST_OK);
+		assert_string_equal(ci.pubkey_hash, want);
+	}
+	csr_info_clear(&ci);
+	OPENSSL_free(der);
+	EVP_PKEY_free(k);
+}
+
 static void test_csr_bad_signature(void **state)
 {
 	uint8_t nonce[32], *der;
@@ -319,6 +350,53 @@ static void test_write_ahead(void **state)
 	assert_int_equal(s->certs[0].status, DB_CERT_RESERVED);
 	/* no store at all: refused before anything is signed */
 	assert_int_equal(issue_cert(ic, NULL, &ci, 1, &r, &e), ST_EINVAL);
+	csr_info_clear(&ci);
+	free(s);
+}
+
+/* The post-signing check refuses what a relying party would refuse. */
+static void test_verify_catches_bad_certificates(void **state)
+{
+	struct hsm_certstore cs;
+	struct tu_store *s = calloc(1, sizeof(*s));
+	struct issue_result r;
+	struct csr_info ci, other;
+	struct errbuf e;
+	EVP_PKEY *k = tu_key("P-256");
+	X509 *x;
+	const unsigned char *p;
+	unsigned char *der2 = NULL;
+	int len2;
+
+	(void)state;
+	tu_store_init(s, &cs);
+	assert_int_equal(check("P-256", UID, NULL, 0, 0, &cs, &ci, &e), ST_OK);
+	assert_int_equal(issue_cert(ic, &cs, &ci, 1, &r, &e), ST_OK);
+	assert_int_equal(issue_verify(ic, &ci, r.der, r.der_len, &e), ST_OK);
+	/* a flipped bit in the signed part (the validity years) */
+	r.der[r.der_len / 3] ^= 0x01;
+	assert_int_equal(issue_verify(ic, &ci, r.der, r.der_len, &e), ST_ECRYPTO);
+	r.der[r.der_len / 3] ^= 0x01;
+	/* truncated */
+	assert_int_equal(issue_verify(ic, &ci, r.der, r.der_len - 1, &e), ST_ECRYPTO);
+	/* right CA, but not the CSR's key */
+	assert_int_equal(check("P-256", UID, NULL, 0, 0, NULL, &other, &e), ST_OK);
+	assert_int_equal(issue_verify(ic, &other, r.der, r.der_len, &e), ST_ECRYPTO);
+	assert_non_null(strstr(e.msg, "CSR's key"));
+	csr_info_clear(&other);
+	/* the same certificate re-signed by a key that is not the CA's */
+	p = r.der;
+	x = d2i_X509(NULL, &p, (long)r.der_len);
+	assert_non_null(x);
+	assert_true(X509_sign(x, k, EVP_sha256()) > 0);
+	len2 = i2d_X509(x, &der2);
+	assert_true(len2 > 0);
+	assert_int_equal(issue_verify(ic, &ci, der2, (size_t)len2, &e), ST_ECRYPTO);
+	assert_non_null(strstr(e.msg, "signature"));
+	OPENSSL_free(der2);
+	X509_free(x);
+	EVP_PKEY_free(k);
+	issue_result_clear(&r);
 	csr_info_clear(&ci);
 	free(s);
 }
@@ -515,12 +593,14 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_csr_good_kinds),
 		cmocka_unit_test(test_csr_weak_keys),
+		cmocka_unit_test(test_csr_compressed_point),
 		cmocka_unit_test(test_csr_bad_signature),
 		cmocka_unit_test(test_csr_subject),
 		cmocka_unit_test(test_csr_nonce),
 		cmocka_unit_test(test_issue_verifies_and_ignores_requested_extensions),
 		cmocka_unit_test(test_pubkey_seen_before),
 		cmocka_unit_test(test_write_ahead),
+		cmocka_unit_test(test_verify_catches_bad_certificates),
 		cmocka_unit_test(test_serials),
 		cmocka_unit_test(test_issue_from_threads),
 		cmocka_unit_test(test_crl_lists_exactly_the_revoked),
