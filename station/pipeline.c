@@ -961,7 +961,9 @@ int pl_recover(struct db *db, const struct pl_ca_ops *ca, struct ev_bus *bus,
 		struct ev_event ev;
 
 		u->status = DB_UNIT_INTERRUPTED;
-		snprintf(u->reason, sizeof(u->reason), "station stopped during %s", u->stage);
+		/* the row holds the last stage recorded (identify, then inject) */
+		snprintf(u->reason, sizeof(u->reason),
+			 "station stopped (crash or power loss) at or after stage %s", u->stage);
 		u->finished_ms = now_ms();
 		if ((rc = db_unit_finish(db, u, err))) {
 			errbuf_prefix(err, "recovery: unit %lld: ", (long long)u->id);
