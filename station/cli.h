@@ -47,9 +47,11 @@ int cmd_help(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_version(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_audit(struct cli_ctx *ctx, int argc, char **argv);      /* cmd_audit.c */
 int cmd_allowlist(struct cli_ctx *ctx, int argc, char **argv);  /* cmd_allowlist.c */
-int cmd_usb(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_usb(struct cli_ctx *ctx, int argc, char **argv);        /* cmd_usb.c */
 int cmd_revoke(struct cli_ctx *ctx, int argc, char **argv);     /* cmd_revoke.c */
 int cmd_crl(struct cli_ctx *ctx, int argc, char **argv);        /* cmd_crl.c */
 int cmd_checkpoint(struct cli_ctx *ctx, int argc, char **argv); /* cmd_checkpoint.c */
+int cmd_profile(struct cli_ctx *ctx, int argc, char **argv);    /* cmd_profile.c */
+int cmd_run(struct cli_ctx *ctx, int argc, char **argv);        /* cmd_run.c */
 
 #endif

@@ -207,7 +207,8 @@ static int wait_settled(struct usb_board *b, struct dfu_status *st, const struct
 			return errbuf_set(e, ST_ETIMEOUT, "bay %s: %s, block %zu: still %s after %u ms",
 					  usb_bay(b), what, block, dfu_state_name(st->state),
 					  busy_limit(o));
-		sleep_ms(st->poll_ms);
+		/* At least 1 ms: a board that says 0 forever must not make us spin. */
+		sleep_ms(st->poll_ms ? st->poll_ms : 1);
 	}
 }
 

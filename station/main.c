@@ -21,6 +21,8 @@ static const struct cli_cmd commands[] = {
 	{ "revoke",    "revoke a certificate by serial, with an RFC 5280 reason", cmd_revoke },
 	{ "crl",       "write a CRL of the revoked certificates, signed in the HSM", cmd_crl },
 	{ "checkpoint", "sign the audit chain head now with the HSM audit key", cmd_checkpoint },
+	{ "profile",   "add a product profile (validated, versioned); list, show", cmd_profile },
+	{ "run",       "run the provisioning line for a lot (screen or --headless JSON)", cmd_run },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

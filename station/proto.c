@@ -1,4 +1,8 @@
-/* proto: see proto.h and docs/protocol.md. */
+/*
+ * proto: see proto.h and docs/protocol.md.
+ * One file on purpose: the fuzz targets link exactly station/proto.c (FUZZ_DEPS),
+ * so the frame, TLV, DFU and firmware-trailer parsers all live here.
+ */
 #include "proto.h"
 
 #include <stdio.h>

@@ -11,7 +11,6 @@
 #include <libusb.h>
 
 #define WATCH_QUEUE   64
-#define HOTPLUG_TICK_MS 50
 
 struct watch_ev {
 	int arrived;
@@ -35,8 +34,12 @@ struct usb_ctx {
 	int qn;
 };
 
+/* Each open board has a libusb context of its own: event handling for one bay
+ * then never reaps, waits on or is delayed by another bay's transfers (and a
+ * misbehaving board cannot stall the others through a shared event loop). */
 struct usb_board {
 	struct usb_ctx *ctx;
+	libusb_context *lu;
 	libusb_device_handle *h;
 	char bay[USB_BAY_LEN];
 	char serial[USB_SERIAL_LEN];
@@ -166,7 +169,9 @@ int usb_scan(struct usb_ctx *c, struct usb_found *out, size_t max, size_t *n,
 		k++;
 	}
 	libusb_free_device_list(list, 1);
-	qsort(out, k < max ? k : max, sizeof(*out), cmp_found);
+	if (k > max)
+		k = max;
+	qsort(out, k, sizeof(*out), cmp_found);
 	*n = k;
 	return ST_OK;
 }
@@ -235,17 +240,18 @@ static int wait_stop(struct usb_ctx *c, int ms)
 }
 
 /* With hotplug: libusb's own udev thread keeps the device list and queues
- * hotplug messages; they are dispatched by whoever handles events.  We do so
- * without blocking (tv = 0) on a short tick: a blocking wait would spin on
- * open emulated device nodes, which always poll ready. */
+ * hotplug messages, which are delivered by whoever handles events on this
+ * context.  No board is ever opened on it (each open board has its own
+ * context), so waiting in libusb here cannot spin on an emulated device node
+ * that always polls ready; usb_watch_stop() interrupts the wait. */
 static void *watch_hotplug(void *arg)
 {
 	struct usb_ctx *c = arg;
-	struct timeval zero = { 0, 0 };
+	struct timeval tv = { 0, USB_POLL_MS * 1000 };
 
 	for (;;) {
-		libusb_handle_events_timeout_completed(c->lu, &zero, NULL);
-		if (drain(c) || wait_stop(c, HOTPLUG_TICK_MS))
+		libusb_handle_events_timeout_completed(c->lu, &tv, NULL);
+		if (drain(c) || wait_stop(c, 0))
 			break;
 	}
 	return NULL;
@@ -324,6 +330,8 @@ void usb_watch_stop(struct usb_ctx *c)
 	c->stop = 1;
 	pthread_cond_broadcast(&c->cv);
 	pthread_mutex_unlock(&c->mu);
+	if (c->hotplug)
+		libusb_interrupt_event_handler(c->lu);
 	pthread_join(c->thr, NULL);
 	if (c->hotplug)
 		libusb_hotplug_deregister_callback(c->lu, c->cb);
@@ -409,22 +417,29 @@ int usb_open(struct usb_ctx *c, const char *bay, struct usb_board **out, struct 
 	int r, rc;
 
 	*out = NULL;
-	cnt = libusb_get_device_list(c->lu, &list);
-	if (cnt < 0)
-		return errbuf_set(e, usb_rc((int)cnt), "bay %s: listing devices: %s", bay,
-				  libusb_strerror((int)cnt));
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return errbuf_set(e, ST_ENOMEM, "bay %s: out of memory", bay);
+	r = libusb_init(&b->lu);
+	if (r != 0) {
+		free(b);
+		return errbuf_set(e, ST_EIO, "bay %s: libusb_init: %s", bay, libusb_strerror(r));
+	}
+	cnt = libusb_get_device_list(b->lu, &list);
 	for (i = 0; i < cnt && !dev; i++)
 		if (matches(c, list[i]) && bay_of(list[i], here, sizeof(here)) &&
 		    strcmp(here, bay) == 0)
 			dev = libusb_ref_device(list[i]);
-	libusb_free_device_list(list, 1);
-	if (!dev)
+	if (cnt >= 0)
+		libusb_free_device_list(list, 1);
+	if (!dev) {
+		libusb_exit(b->lu);
+		free(b);
+		if (cnt < 0)
+			return errbuf_set(e, usb_rc((int)cnt), "bay %s: listing devices: %s", bay,
+					  libusb_strerror((int)cnt));
 		return errbuf_set(e, ST_ENOTFOUND, "bay %s: no board %04x:%04x there", bay,
 				  c->vid, c->pid);
-	b = calloc(1, sizeof(*b));
-	if (!b) {
-		libusb_unref_device(dev);
-		return errbuf_set(e, ST_ENOMEM, "bay %s: out of memory", bay);
 	}
 	b->ctx = c;
 	snprintf(b->bay, sizeof(b->bay), "%s", bay);
@@ -436,6 +451,7 @@ int usb_open(struct usb_ctx *c, const char *bay, struct usb_board **out, struct 
 	}
 	libusb_unref_device(dev);
 	if (rc != ST_OK) {
+		libusb_exit(b->lu);
 		free(b);
 		return rc;
 	}
@@ -479,6 +495,7 @@ void usb_close(struct usb_board *b)
 		libusb_release_interface(b->h, b->vendor_if);
 	if (b->h)
 		libusb_close(b->h);
+	libusb_exit(b->lu);
 	free(b);
 }
 
@@ -526,11 +543,11 @@ int usb_bulk_write(struct usb_board *b, const void *buf, size_t len, unsigned ti
 		return fail(b, r, "bulk write", e);
 	}
 	while (!done) {
-		r = libusb_handle_events_completed(b->ctx->lu, &done);
+		r = libusb_handle_events_completed(b->lu, &done);
 		if (r != 0 && r != LIBUSB_ERROR_INTERRUPTED) {
 			/* Cancel and wait for the cancellation to land. */
 			libusb_cancel_transfer(t);
-			while (!done && libusb_handle_events_completed(b->ctx->lu, &done) == 0)
+			while (!done && libusb_handle_events_completed(b->lu, &done) == 0)
 				;
 			break;
 		}

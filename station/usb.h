@@ -17,8 +17,10 @@
  * polling the device list every 250 ms.  The callback runs on that thread and
  * must be quick.
  *
- * Threading: one struct usb_ctx is shared by all bays; each struct usb_board is
- * used by one thread at a time.  Transfers of different boards run concurrently.
+ * Threading: one struct usb_ctx (scanning, watching) is shared by all bays; each
+ * struct usb_board has a libusb context of its own and is used by one thread at
+ * a time, so transfers of different bays run concurrently and the event handling
+ * of one bay never waits on or services another's.
  */
 #ifndef STATION_USB_H
 #define STATION_USB_H
@@ -54,7 +56,7 @@ int usb_ctx_new(struct usb_ctx **out, uint16_t vid, uint16_t pid, struct errbuf 
 void usb_ctx_free(struct usb_ctx *ctx);
 
 /* Lists the matching boards present now (other VID:PIDs are ignored), sorted
- * by bay.  *n is set to the number found, at most max are stored. */
+ * by bay.  At most max are stored; *n is the number stored. */
 int usb_scan(struct usb_ctx *ctx, struct usb_found *out, size_t max, size_t *n,
 	     struct errbuf *e);
 

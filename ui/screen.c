@@ -455,11 +455,9 @@ static void draw(struct ui_screen *s)
 	if (s->prompt_clear) {
 		put(l.keys_y, 0, COLS, A_REVERSE | A_BOLD,
 		    " Clear which bay? Press its number (Esc cancels)");
-	} else if ((s->quit_requested || v->stopping) && !v->stopped) {
+	} else if (s->quit_requested || v->stopping) {
 		put(l.keys_y, 0, COLS, warn_attr(s) | A_REVERSE,
 		    " STOPPING: waiting for %d unit%s in flight", inflight, inflight == 1 ? "" : "s");
-	} else if (v->stopped) {
-		put(l.keys_y, 0, COLS, warn_attr(s) | A_REVERSE, " Line stopped. Press q to close.");
 	} else {
 		int n = (int)strlen(" ? help   p resume  c clear held bay   q quit   ");
 
@@ -603,7 +601,9 @@ int ui_screen_run(struct ui_screen *s, struct errbuf *e)
 		int ch;
 
 		take_snapshot(s);
-		if (s->quit_requested && s->view->stopped)
+		/* However the stop was asked for (q, a signal, a unit limit),
+		 * the screen's job ends with the line's. */
+		if (s->view->stopped)
 			break;
 		if (!tty_gone)
 			draw(s);

@@ -16,9 +16,9 @@
  *       c  clear a held bay: the only one, or asks for the bay's key
  *          (1-9, then a-g for bays 10-16)  -> controls.clear_bay(ctx, index)
  *       q  quit                             -> controls.quit(ctx), once
- * After q the screen shows "waiting for N units in flight" and ui_screen_run()
- * returns when the line reports EV_LINE_STOPPED.  If the line stops on its own
- * the screen says so and q closes it at once.
+ * After q the screen shows "waiting for N units in flight".  ui_screen_run()
+ * returns when the line reports EV_LINE_STOPPED, whatever asked it to stop (q,
+ * a signal, a unit limit); an EV_LINE_STOPPED before the run returns at once.
  *
  * Rendering is ASCII only with A_BOLD / A_REVERSE; colours (PASS green, FAIL and
  * REJECT red) are added when the terminal has them.  Resizing redraws; below

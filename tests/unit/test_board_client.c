@@ -30,6 +30,7 @@ struct resp {
 	enum fault fault[8];        /* one per coming request, in order */
 	int nfault;
 	int always_corrupt;
+	int always_busy;            /* GENKEY never ends, says poll 0 ms */
 	int genkeys;                /* GENKEY operations started */
 	int op;                     /* 0, or the running/finished operation type */
 	int busy_polls;             /* POLLs still answered BUSY */
@@ -132,9 +133,9 @@ static void r_answer(struct resp *r, const struct proto_msg *req, struct proto_m
 		/* BUSY for the request and the first POLL, done at the second. */
 		if (req->type == PROTO_POLL && r->busy_polls > 0)
 			r->busy_polls--;
-		if (r->busy_polls > 0) {
+		if (r->busy_polls > 0 || r->always_busy) {
 			proto_msg_reply(rep, PROTO_GENKEY, req->seq, PROTO_ST_BUSY);
-			rep->u.busy.poll_ms = 3;
+			rep->u.busy.poll_ms = r->always_busy ? 0 : 3;
 			return;
 		}
 		proto_msg_reply(rep, PROTO_GENKEY, req->seq, PROTO_ST_OK);
@@ -421,6 +422,21 @@ static void test_genkey_sent_again_when_lost(void **state)
 	assert_int_equal(env->r.genkeys, 1);
 }
 
+static void test_genkey_nak_resent(void **state)
+{
+	struct env *env = *state;
+	struct proto_genkey gk;
+	struct errbuf e;
+
+	faults(env, 1, F_NAK);
+	if (board_genkey(env->b, PROTO_ALG_P256, &gk, &e) != ST_OK)
+		fail_msg("%s", e.msg);
+	assert_int_equal(env->r.genkeys, 1);
+	assert_int_equal(board_stats(env->b)->retries, 1);
+	/* Sent again at once: 2 GENKEY frames + the 2 POLLs of the BUSY phase. */
+	assert_int_equal(board_stats(env->b)->requests, 4);
+}
+
 static void test_always_corrupt_fails_cleanly(void **state)
 {
 	struct env *env = *state;
@@ -443,6 +459,23 @@ static void test_error_status(void **state)
 
 	assert_int_equal(board_lock(env->b, &st, &e), ST_EPOLICY);
 	assert_non_null(strstr(e.msg, "bay 1-1: LOCK: board answered EREFUSED: lock refused by knob"));
+}
+
+static void test_endless_busy_bounded(void **state)
+{
+	struct env *env = *state;
+	struct board_opts o = { .timeout_ms = 300, .busy_limit_ms = 200 };
+	struct proto_genkey gk;
+	struct board *b;
+	struct errbuf e;
+
+	assert_int_equal(board_new(&b, env->ub, &o, &e), ST_OK);
+	env->r.always_busy = 1;
+	assert_int_equal(board_genkey(b, PROTO_ALG_P256, &gk, &e), ST_ETIMEOUT);
+	assert_non_null(strstr(e.msg, "bay 1-1: GENKEY: still busy after 200 ms"));
+	/* POLL 0 ms is taken as 1 ms: about 200 polls, not thousands. */
+	assert_true(board_stats(b)->polls <= 210);
+	board_free(b);
 }
 
 static void test_unplug_mid_protocol(void **state)
@@ -472,8 +505,10 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_stall_cleared, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_genkey_not_resent_after_corrupt_reply, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_genkey_sent_again_when_lost, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_genkey_nak_resent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_always_corrupt_fails_cleanly, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_error_status, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_endless_busy_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unplug_mid_protocol, setup, teardown),
 	};
 

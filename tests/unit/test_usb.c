@@ -10,8 +10,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <libusb.h>
 
 #include "testdev.h"
 #include "usb.h"
@@ -416,6 +420,82 @@ static void test_watch_polling(void **state)
 	watch_case(*state, 0);
 }
 
+/* Child mode (re-executed test binary): claims the vendor interface of the
+ * board in bay, leaves an asynchronous bulk read pending at it, says so on
+ * stdout and sleeps (no event handling, so no ioctl is in flight) until killed. */
+static int hold_read(const char *bay)
+{
+	static uint8_t buf[64];
+	libusb_context *lu;
+	libusb_device **list;
+	libusb_device_handle *h = NULL;
+	struct libusb_transfer *t;
+	char here[32];
+	uint8_t ports[8];
+	ssize_t n, i;
+	int np;
+
+	if (libusb_init(&lu) != 0 || (n = libusb_get_device_list(lu, &list)) < 0)
+		return 1;
+	for (i = 0; i < n && !h; i++) {
+		np = libusb_get_port_numbers(list[i], ports, sizeof(ports));
+		if (np != 1)
+			continue;
+		snprintf(here, sizeof(here), "%u-%u", libusb_get_bus_number(list[i]), ports[0]);
+		if (strcmp(here, bay) == 0 && libusb_open(list[i], &h) != 0)
+			return 1;
+	}
+	if (!h || libusb_claim_interface(h, 0) != 0 || !(t = libusb_alloc_transfer(0)))
+		return 1;
+	libusb_fill_bulk_transfer(t, h, 0x81, buf, sizeof(buf), NULL, NULL, 0);
+	if (libusb_submit_transfer(t) != 0 || write(1, "R", 1) != 1)
+		return 1;
+	for (;;)
+		pause();
+}
+
+static char *self_path;
+
+/* A process killed while it holds the interface and a read is pending at the
+ * board: its claim and its URB are released (as the kernel does at close), the
+ * next process opens the bay and works. */
+static void test_killed_client_released(void **state)
+{
+	struct env *env = *state;
+	struct usb_board *b;
+	struct errbuf e;
+	int fds[2], status, i;
+	char c;
+	pid_t pid;
+
+	plug(env, 0, "1-5", PID);
+	testdev_hold_in(env->dev[0], 1);
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(fds[1], 1);
+		execl(self_path, self_path, "--hold-read", "1-5", (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	assert_int_equal(read(fds[0], &c, 1), 1);
+	close(fds[0]);
+	for (i = 0; i < 2000 && testdev_pending_in(env->dev[0]) == 0; i++)
+		usleep(1000);
+	assert_int_equal(testdev_pending_in(env->dev[0]), 1);
+	kill(pid, SIGKILL);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	testdev_hold_in(env->dev[0], 0);
+	ctx(env);
+	if (usb_open(env->usb, "1-5", &b, &e) != ST_OK)
+		fail_msg("%s", e.msg);
+	roundtrip(b, 64, 9);
+	/* The dead process's read was cancelled at the device, not answered. */
+	assert_int_equal(testdev_pending_in(env->dev[0]), 0);
+	usb_close(b);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -429,12 +509,20 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_unplug_with_read_pending, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_watch_hotplug, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_watch_polling, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_killed_client_released, setup, teardown),
 	};
 
-	(void)argc;
+	if (argc == 3 && strcmp(argv[1], "--hold-read") == 0)
+		return hold_read(argv[2]);
+	self_path = realpath("/proc/self/exe", NULL);
 	if (usbemu_reexec_preloaded(argv) != 0) {
 		perror("usbemu: re-exec under the umockdev preload");
 		return 1;
 	}
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	{
+		int rc = cmocka_run_group_tests(tests, NULL, NULL);
+
+		free(self_path);
+		return rc;
+	}
 }

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <openssl/sha.h>
 
@@ -320,6 +322,66 @@ static void test_eight_boards(void **state)
 	}
 }
 
+/* Runs dfu-util under the same preload and testbed; returns its exit status. */
+static int dfu_util(const char *bay, const char *op, const char *file)
+{
+	int status;
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (!freopen("dfu-util.log", "a", stdout) || !freopen("dfu-util.log", "a", stderr))
+			_exit(126);
+		execlp("dfu-util", "dfu-util", "-d", "1209:0001", "-p", bay, op, file, (char *)NULL);
+		_exit(127);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+		fail_msg("dfu-util is not installed (make deps)");
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+static void uploaded_is_image(const char *file)
+{
+	uint8_t *up;
+	size_t n;
+	struct errbuf e;
+
+	if (fx_store_read(".", file, PROTO_FW_MAX_IMAGE, &up, &n, &e) != ST_OK)
+		fail_msg("%s", e.msg);
+	assert_int_equal(n, image_len);
+	assert_memory_equal(up, image, n);
+	free(up);
+	unlink(file);
+}
+
+/* Interop: Debian's dfu-util flashes the simulated board and reads it back; the
+ * station's DFU host flashes the same board with the same image; each reads what
+ * the other wrote. */
+static void test_dfu_util_interop(void **state)
+{
+	struct env *env = *state;
+	struct usb_board *ub;
+	struct board *b;
+	struct proto_info info;
+	struct errbuf e;
+
+	board(env, 0, "1-3", NULL);
+	assert_int_equal(dfu_util("1-3", "-D", "fw.bin"), 0);
+	assert_int_equal(dfu_util("1-3", "-U", "up1.bin"), 0);
+	uploaded_is_image("up1.bin");
+	open_bay(env, "1-3", &ub, &b);
+	assert_int_equal(board_info(b, &info, &e), ST_OK);
+	assert_int_equal(info.state, PROTO_STATE_FLASHED);
+	assert_string_equal(info.fw_version, "2.0.1");
+	if (dfu_flash(ub, image, image_len, image_sha, NULL, &e) != ST_OK)
+		fail_msg("%s", e.msg);
+	board_free(b);
+	usb_close(ub);
+	assert_int_equal(dfu_util("1-3", "-U", "up2.bin"), 0);
+	uploaded_is_image("up2.bin");
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -331,6 +393,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_unplug_mid_flash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flash_error_then_retry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_eight_boards, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dfu_util_interop, setup, teardown),
 	};
 
 	(void)argc;

@@ -1,0 +1,456 @@
+/*
+ * station run --profile NAME --lot LOT [--headless] [--bays N] [--max-units N]
+ *             [--operator NAME]
+ *
+ * Runs the line.  Before it accepts a board it refuses to start when the
+ * firmware image does not hash to the profile's SHA-256, the HSM token fails its
+ * pre-flight, or the lot has no allowlist; then it recovers units a crash left
+ * in progress (pipeline.h).  --headless prints one JSON object per event per
+ * line on stdout (ui/headless.h); otherwise the ncurses screen runs.  The line
+ * stops on q, SIGTERM/SIGINT or after --max-units results, once the units in
+ * flight have finished.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/pem.h>
+#include <openssl/sha.h>
+#include <openssl/x509.h>
+
+#include "db.h"
+#include "event.h"
+#include "headless.h"
+#include "pipeline.h"
+#include "profile.h"
+#include "screen.h"
+
+#define IMAGE_MAX (64u * 1024 * 1024)
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: station run --profile NAME --lot LOT [--headless] [--bays N]\n"
+		"                   [--max-units N] [--operator NAME]\n"
+		"\n"
+		"  --profile NAME   product profile (station profile add FILE)\n"
+		"  --lot LOT        the lot being provisioned (its allowlist must be imported)\n"
+		"  --headless       one JSON object per event per line on stdout, no screen\n"
+		"  --bays N         bays (tiles) on the bench, 1..%d (default 4)\n"
+		"  --max-units N    stop after N results (pass, fail or reject)\n"
+		"  --operator NAME  who runs the line (default: --user)\n"
+		"\n"
+		"Refuses to start if the firmware image does not match the profile's SHA-256,\n"
+		"the HSM token fails its pre-flight, or the lot has no allowlist.  The PIN\n"
+		"comes from the profile's pin_file or pin_env, never from the command line.\n"
+		"Stops on q (screen), SIGTERM or SIGINT, after the units in flight finish.\n",
+		PL_MAX_BAYS);
+}
+
+static int read_file(const char *path, size_t max, uint8_t **out, size_t *len,
+		     struct errbuf *err)
+{
+	struct stat st;
+	uint8_t *buf;
+	size_t got = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return errbuf_set(err, ST_EIO, "%s: %s", path, strerror(errno));
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
+		close(fd);
+		return errbuf_set(err, ST_EINVAL, "%s: not a regular file of at most %zu bytes",
+				  path, max);
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		close(fd);
+		return errbuf_set(err, ST_ENOMEM, "%s: out of memory", path);
+	}
+	while (got < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close(fd);
+	if (got != (size_t)st.st_size) {
+		free(buf);
+		return errbuf_set(err, ST_EIO, "%s: short read", path);
+	}
+	*out = buf;
+	*len = got;
+	return ST_OK;
+}
+
+/* A PEM certificate file as DER. */
+static int cert_der(const char *path, uint8_t **der, size_t *len, struct errbuf *err)
+{
+	FILE *f = fopen(path, "r");
+	X509 *x;
+	unsigned char *p = NULL;
+	int n;
+
+	if (!f)
+		return errbuf_set(err, ST_EIO, "%s: %s", path, strerror(errno));
+	x = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	if (!x)
+		return errbuf_set(err, ST_EINVAL, "%s: not a PEM certificate", path);
+	n = i2d_X509(x, &p);
+	X509_free(x);
+	if (n <= 0)
+		return errbuf_set(err, ST_ECRYPTO, "%s: cannot encode", path);
+	*der = malloc((size_t)n);
+	if (!*der) {
+		OPENSSL_free(p);
+		return errbuf_set(err, ST_ENOMEM, "out of memory");
+	}
+	memcpy(*der, p, (size_t)n);
+	*len = (size_t)n;
+	OPENSSL_free(p);
+	return ST_OK;
+}
+
+static int parse_int(const char *s, int lo, int hi, int *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || !*s || *end || v < lo || v > hi)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
+/* ---- signals: a thread of their own, so handlers need no async-safe tricks -- */
+
+struct sig_ctx {
+	pthread_mutex_t lock;
+	struct pl_line *line;      /* set once the line runs */
+	int requested;             /* a signal came before the line existed */
+	sigset_t set;
+};
+
+static void *signal_main(void *arg)
+{
+	struct sig_ctx *s = arg;
+	int sig;
+
+	for (;;) {
+		if (sigwait(&s->set, &sig) != 0)
+			continue;
+		if (sig == SIGUSR1)
+			break;   /* we are done */
+		pthread_mutex_lock(&s->lock);
+		s->requested = 1;
+		if (s->line)
+			pl_line_request_stop(s->line);
+		pthread_mutex_unlock(&s->lock);
+	}
+	return NULL;
+}
+
+/* ---- screen controls ---------------------------------------------------------- */
+
+/* The screen exists before the line does (it shows recovery): its controls
+ * reach the line through the same holder as the signal thread. */
+static struct pl_line *held_line(struct sig_ctx *s)
+{
+	struct pl_line *line;
+
+	pthread_mutex_lock(&s->lock);
+	line = s->line;
+	pthread_mutex_unlock(&s->lock);
+	return line;
+}
+
+static void ctl_pause(void *ctx, bool paused)
+{
+	struct pl_line *line = held_line(ctx);
+
+	if (line)
+		pl_line_pause(line, paused);
+}
+
+static void ctl_clear(void *ctx, int bay_index)
+{
+	struct pl_line *line = held_line(ctx);
+
+	if (line)
+		pl_line_clear_bay(line, bay_index);
+}
+
+static void ctl_quit(void *ctx)
+{
+	struct sig_ctx *s = ctx;
+
+	pthread_mutex_lock(&s->lock);
+	s->requested = 1;
+	if (s->line)
+		pl_line_request_stop(s->line);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void *stopper_main(void *arg)
+{
+	struct pl_line *line = arg;
+
+	pl_line_wait(line);
+	pl_line_stop(line);
+	return NULL;
+}
+
+struct run_opts {
+	const char *profile, *lot, *operator_name;
+	int headless, bays, max_units;
+};
+
+static int run_line(struct cli_ctx *ctx, const struct run_opts *o)
+{
+	struct errbuf e;
+	struct db *db = NULL;
+	struct profile prof;
+	struct pl_hsm *hsm = NULL;
+	struct pl_usb *usb = NULL;
+	struct ev_bus *bus = NULL;
+	struct ui_headless hl;
+	struct ui_screen *screen = NULL;
+	struct pl_line *line = NULL;
+	struct pl_config cfg;
+	struct sig_ctx sig;
+	pthread_t sig_thread, stopper;
+	uint8_t *image = NULL, *mfr = NULL, *ca = NULL, d[SHA256_DIGEST_LENGTH];
+	size_t image_len = 0, mfr_len = 0, ca_len = 0;
+	char hexd[65];
+	int64_t allowed = 0;
+	int rc = CLI_EXIT_FAIL, units = 0, revoked = 0, sig_started = 0;
+
+	errbuf_clear(&e);
+	memset(&sig, 0, sizeof(sig));
+	pthread_mutex_init(&sig.lock, NULL);
+	/* Signals go to the signal thread only: block them before any thread starts. */
+	sigemptyset(&sig.set);
+	sigaddset(&sig.set, SIGTERM);
+	sigaddset(&sig.set, SIGINT);
+	sigaddset(&sig.set, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &sig.set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (pthread_create(&sig_thread, NULL, signal_main, &sig) == 0)
+		sig_started = 1;
+
+	if (db_open(ctx->db_path, ctx->station_id, &db, &e)) {
+		cli_fail("run: %s", e.msg);
+		goto out;
+	}
+	if (profile_load(db, o->profile, &prof, &e)) {
+		cli_fail("run: %s", e.msg);
+		goto out;
+	}
+	/* refusals, in the order an engineer would fix them */
+	if (read_file(prof.firmware_image, IMAGE_MAX, &image, &image_len, &e)) {
+		cli_fail("run: firmware image: %s", e.msg);
+		goto out;
+	}
+	SHA256(image, image_len, d);
+	for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
+		snprintf(hexd + 2 * i, 3, "%02x", d[i]);
+	if (strcmp(hexd, prof.firmware_sha256)) {
+		cli_fail("run: firmware image %s has SHA-256 %s, profile %s v%d expects %s",
+			 prof.firmware_image, hexd, prof.name, prof.version, prof.firmware_sha256);
+		goto out;
+	}
+	if (db_allowlist_count(db, o->lot, &allowed, &e)) {
+		cli_fail("run: %s", e.msg);
+		goto out;
+	}
+	if (allowed == 0) {
+		cli_fail("run: lot %s has no allowlist (station allowlist import FILE --lot %s)",
+			 o->lot, o->lot);
+		goto out;
+	}
+	if (cert_der(prof.mfr_ca_cert, &mfr, &mfr_len, &e) ||
+	    cert_der(prof.hsm_ca_cert, &ca, &ca_len, &e)) {
+		cli_fail("run: %s", e.msg);
+		goto out;
+	}
+	if (pl_hsm_open(&prof, db, ctx->actor, &hsm, &e)) {
+		cli_fail("run: HSM pre-flight failed: %s", e.msg);
+		goto out;
+	}
+
+	bus = ev_bus_new();
+	if (!bus) {
+		cli_fail("run: out of memory");
+		goto out;
+	}
+	if (o->headless) {
+		ui_headless_init(&hl, stdout);
+		ev_subscribe(bus, ui_headless_sink, &hl);
+	} else {
+		struct ui_controls ctl = { ctl_pause, ctl_clear, ctl_quit, &sig };
+
+		screen = ui_screen_new(o->bays, &ctl);
+		if (!screen) {
+			cli_fail("run: cannot create the screen");
+			goto out;
+		}
+		ui_screen_set_header(screen, ctx->station_id, o->operator_name, prof.name, o->lot,
+				     ctx->db_path);
+		ev_subscribe(bus, ui_screen_sink, screen);
+	}
+	ev_emitf(bus, EV_HSM_STATE, -1, "", "", EV_STAGE_NONE, EV_OUT_OK,
+		 "token %s ready (pre-flight passed)", prof.hsm_token);
+
+	/* recovery before any board is accepted */
+	{
+		struct pl_ca_ops ops;
+
+		pl_hsm_ops(hsm, &ops);
+		if (pl_recover(db, &ops, bus, &units, &revoked, &e)) {
+			cli_fail("run: recovery: %s", e.msg);
+			goto out;
+		}
+		if (units || revoked)
+			ev_emitf(bus, EV_LOG, -1, "", "", EV_STAGE_RECOVERY, EV_OUT_NONE,
+				 "recovered %d interrupted unit(s), revoked %d orphan certificate(s)",
+				 units, revoked);
+	}
+	if (pl_usb_open(&prof, ca, ca_len, &usb, &e)) {
+		cli_fail("run: usb: %s", e.msg);
+		goto out;
+	}
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.profile = &prof;
+	cfg.lot = o->lot;
+	cfg.operator_name = o->operator_name;
+	cfg.station_id = ctx->station_id;
+	cfg.nbays = o->bays;
+	cfg.max_units = o->max_units;
+	cfg.image = image;
+	cfg.image_len = image_len;
+	cfg.mfr_ca_der = mfr;
+	cfg.mfr_ca_len = mfr_len;
+	cfg.db = db;
+	cfg.bus = bus;
+	pl_usb_transport(usb, &cfg.transport);
+	pl_hsm_ops(hsm, &cfg.ca);
+	if (pl_line_start(&cfg, &line, &e)) {
+		cli_fail("run: %s", e.msg);
+		goto out;
+	}
+	pthread_mutex_lock(&sig.lock);
+	sig.line = line;
+	if (sig.requested)
+		pl_line_request_stop(line);
+	pthread_mutex_unlock(&sig.lock);
+
+	if (o->headless) {
+		pl_line_wait(line);
+		pl_line_stop(line);
+	} else {
+		if (pthread_create(&stopper, NULL, stopper_main, line) != 0) {
+			pl_line_request_stop(line);
+			pl_line_stop(line);
+			cli_fail("run: cannot start a thread");
+			goto out;
+		}
+		if (ui_screen_run(screen, &e)) {
+			pl_line_request_stop(line);
+			pthread_join(stopper, NULL);
+			cli_fail("run: %s", e.msg);
+			goto out;
+		}
+		pthread_join(stopper, NULL);
+	}
+	if (pl_hsm_checkpoint(hsm, &e))
+		fprintf(stderr, "station: run: audit checkpoint: %s\n", e.msg);
+	rc = CLI_EXIT_OK;
+	if (o->headless && hl.write_failed)
+		rc = cli_fail("run: writing events to stdout failed");
+out:
+	if (sig_started) {
+		pthread_kill(sig_thread, SIGUSR1);
+		pthread_join(sig_thread, NULL);
+	}
+	pl_line_free(line);
+	pl_usb_close(usb);
+	pl_hsm_close(hsm);
+	ui_screen_free(screen);
+	ev_bus_free(bus);
+	db_close(db);
+	free(image);
+	free(mfr);
+	free(ca);
+	pthread_mutex_destroy(&sig.lock);
+	return rc;
+}
+
+int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "profile",   required_argument, NULL, 'p' },
+		{ "lot",       required_argument, NULL, 'l' },
+		{ "headless",  no_argument,       NULL, 'H' },
+		{ "bays",      required_argument, NULL, 'b' },
+		{ "max-units", required_argument, NULL, 'm' },
+		{ "operator",  required_argument, NULL, 'o' },
+		{ "help",      no_argument,       NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct run_opts o;
+	int c;
+
+	memset(&o, 0, sizeof(o));
+	o.bays = 4;
+	o.operator_name = ctx->actor;
+	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p': o.profile = optarg; break;
+		case 'l': o.lot = optarg; break;
+		case 'H': o.headless = 1; break;
+		case 'o':
+			if (!*optarg || strlen(optarg) >= 64)
+				return cli_usage_error("run", "--operator must be 1..63 characters");
+			o.operator_name = optarg;
+			break;
+		case 'b':
+			if (parse_int(optarg, 1, PL_MAX_BAYS, &o.bays))
+				return cli_usage_error("run", "--bays must be 1..%d", PL_MAX_BAYS);
+			break;
+		case 'm':
+			if (parse_int(optarg, 1, 1000000000, &o.max_units))
+				return cli_usage_error("run", "--max-units must be a positive number");
+			break;
+		case 'h':
+			usage(stdout);
+			return CLI_EXIT_OK;
+		default:
+			usage(stderr);
+			return CLI_EXIT_USAGE;
+		}
+	}
+	if (optind < argc)
+		return cli_usage_error("run", "unexpected argument '%s'", argv[optind]);
+	if (!o.profile || !o.lot)
+		return cli_usage_error("run", "--profile and --lot are required");
+	if (!o.headless && o.bays > UI_MAX_BAYS)
+		return cli_usage_error("run", "the screen shows at most %d bays (use --headless)",
+				       UI_MAX_BAYS);
+	return run_line(ctx, &o);
+}

@@ -1,0 +1,91 @@
+# station profile add / list / show: strict validation with FILE:LINE, nothing
+# stored on any error, versions and content hash, one audit event per change.
+set -eu
+. "$TOP/tests/lib.sh"
+
+DB=p.db
+st() { "$STATION" --db "$DB" --user engineer-eve "$@"; }
+events() { st audit log | wc -l; }
+
+cp "$TOP/fixtures/data/widget.profile" good.profile
+expect_exit 0 st profile add good.profile
+grep -Eq '^profile widget version 1 sha256 [0-9a-f]{64}$' "$OUT" || fail "add output: $(cat "$OUT")"
+hash1=$(awk '{print $6}' "$OUT")
+[ "$(events)" = 1 ] || fail "one audit event expected after add"
+st audit log | grep -q 'profile-store.*engineer-eve' || fail "audit event must name who added"
+
+# the stored copy is canonical: paths resolved against the file's directory
+expect_exit 0 st profile show widget
+grep -q "^image = $PWD/widget-fw.bin\$" "$OUT" || fail "relative image path not resolved: $(cat "$OUT")"
+grep -q '^pin_env = STATION_HSM_PIN$' "$OUT" || fail "pin_env missing"
+
+# same content (comments and spacing changed): same version, no new event
+sed -e 's/^; Sample/;   Sample/' -e 's/^name = widget/name=widget/' good.profile > spaced.profile
+expect_exit 0 st profile add spaced.profile
+grep -q "version 1 sha256 $hash1" "$OUT" || fail "unchanged content made a new version: $(cat "$OUT")"
+[ "$(events)" = 1 ] || fail "unchanged content must not add an audit event"
+
+# a real change: version 2
+sed 's/^validity_days = 3650/validity_days = 730/' good.profile > v2.profile
+expect_exit 0 st profile add v2.profile
+grep -q '^profile widget version 2 ' "$OUT" || fail "expected version 2: $(cat "$OUT")"
+expect_exit 0 st profile list
+grep -Eq '^widget +2 ' "$OUT" || fail "list: $(cat "$OUT")"
+n_events=$(events)
+
+# every class of bad input: exit 1, FILE:LINE: reason, nothing stored
+bad() {
+	local name=$1 want=$2
+	expect_exit 1 st profile add "$name"
+	grep -q "^station: profile add: $name:$want" "$ERR" || {
+		echo "--- stderr"; cat "$ERR"; fail "$name: expected '$name:$want'"; }
+}
+sed 's/^\[policy\]/[extra]\nx = 1\n[policy]/' good.profile > unknown-section.profile
+bad unknown-section.profile '33: unknown section \[extra\]'
+sed 's/^usb = 1209:0001/usb = 1209:0001\ncolour = red/' good.profile > unknown-key.profile
+bad unknown-key.profile "8: unknown key 'colour' in \[product\]"
+sed 's/^usb = 1209:0001/usb = 1209:0001\nname = gadget/' good.profile > twice.profile
+bad twice.profile '8: \[product\] name set twice (first at line 6)'
+sed 's/^usb = 1209:0001/usb = 1209_0001/' good.profile > bad-usb.profile
+bad bad-usb.profile '7: usb: expected VID:PID'
+sed 's/^sha256 = 0*/sha256 = 12/' good.profile > bad-hash.profile
+bad bad-hash.profile '12: sha256: expected 64 hex digits'
+sed 's/^type = ec-p256/type = dsa-1024/' good.profile > bad-type.profile
+bad bad-type.profile "15: type: 'dsa-1024' is not one of"
+sed 's/^validity_days = 3650/validity_days = forever/' good.profile > bad-days.profile
+bad bad-days.profile '18: validity_days: expected a whole number'
+sed 's/^san = .*/san = URI:urn:fixed/' good.profile > bad-san.profile
+bad bad-san.profile '19: san: must contain {unique_id} exactly once'
+sed 's/^pin_env = STATION_HSM_PIN/pin = 123456/' good.profile > pin.profile
+bad pin.profile '28: a PIN must never be written in a profile'
+grep -q 123456 "$ERR" && fail "the PIN value must not be echoed"
+sed '/^ca_key = /d' good.profile > missing-key.profile
+bad missing-key.profile "21: \[hsm\] missing required key 'ca_key'"
+sed '/^\[attestation\]/,/^manufacturer_ca/d' good.profile > missing-section.profile
+bad missing-section.profile '.*: missing section \[attestation\]'
+sed 's/^pin_env = STATION_HSM_PIN/pin_env = STATION_HSM_PIN\npin_file = pin.txt/' good.profile > two-pins.profile
+bad two-pins.profile '21: \[hsm\] needs exactly one of pin_file or pin_env'
+sed 's/^\[key\]/[key/' good.profile > syntax.profile
+bad syntax.profile '14: syntax error'
+sed 's/^type = ec-p256/type = ec-p256\n  continued/' good.profile > indented.profile
+bad indented.profile '16: indented line'
+{ cat good.profile; printf 'x%.0s' $(seq 1 250); echo; } > long.profile
+bad long.profile '.*: line too long'
+
+[ "$(events)" = "$n_events" ] || fail "a rejected profile wrote an audit event"
+expect_exit 0 st profile list
+[ "$(grep -c '^widget' "$OUT")" = 1 ] || fail "list changed"
+grep -Eq '^widget +2 ' "$OUT" || fail "a rejected profile changed the stored version"
+
+# usage and lookups
+expect_exit 1 st profile add no-such-file.profile
+grep -q 'no-such-file.profile: No such file' "$ERR" || fail "missing file message"
+expect_exit 1 st profile show nope
+expect_exit 2 st profile
+expect_exit 2 st profile frob
+expect_exit 2 st profile add
+expect_exit 2 st profile add a b
+expect_exit 0 st profile --help
+grep -q 'usage: station profile add FILE' "$OUT" || fail "help"
+st audit verify >/dev/null || fail "audit chain broken"
+echo "profile_add: ok"
