@@ -260,8 +260,10 @@ static int pin_from_tty(const char *token, char *pin, struct errbuf *err)
 	quiet = old;
 	quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
 	quiet.c_lflag |= ICANON;
-	fprintf(tty, "PIN for token '%s': ", token);
+	/* echo off before the prompt shows: what is typed after it is never echoed
+	 * (TCSAFLUSH also drops anything typed ahead of it) */
 	tcsetattr(fileno(tty), TCSAFLUSH, &quiet);
+	fprintf(tty, "PIN for token '%s': ", token);
 	ok = fgets(pin, HSM_PIN_MAX, tty) != NULL;
 	tcsetattr(fileno(tty), TCSAFLUSH, &old);
 	fputc('\n', tty);

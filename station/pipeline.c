@@ -26,6 +26,7 @@ struct bay {
 	int      index;
 	char     port[EV_BAY_LEN];     /* "" = tile not yet bound to a port */
 	char     serial[EV_UID_LEN];   /* USB serial of the board present */
+	uint32_t instance;             /* pl_present.instance of that board */
 	int      present;              /* the detector sees a board there */
 	int      pending;              /* a board arrived and waits for the worker */
 	int      busy;                 /* the worker runs a unit */
@@ -72,6 +73,7 @@ struct unit_run {
 	void *h;
 	struct db_unit u;
 	int have_unit;
+	int recorded;           /* the verdict is in the database already */
 	enum ev_stage stage;
 	enum cert_state cert;
 	struct errbuf err;
@@ -95,8 +97,15 @@ static void emit(struct unit_run *r, enum ev_kind kind, enum ev_outcome out,
 	ev_emit(r->cfg->bus, &ev);
 }
 
-/* Enters a stage: event, and the unit row records how far it got (crash recovery
- * names the stage a unit was interrupted in). */
+/* The unit row records the stage from which a crash may leave a certificate
+ * on the board (recovery says so; the row's stage is "identify" before it).  Other stages only emit events: every row update is an fsync under the
+ * database's one lock, shared by all bays (docs/performance.md, "The line"). */
+static int milestone(enum ev_stage s)
+{
+	return s == EV_STAGE_INJECT;
+}
+
+/* Enters a stage. */
 static void stage(struct unit_run *r, enum ev_stage s)
 {
 	struct errbuf e;
@@ -104,7 +113,7 @@ static void stage(struct unit_run *r, enum ev_stage s)
 	r->stage = s;
 	snprintf(r->u.stage, sizeof(r->u.stage), "%s", ev_stage_name(s));
 	emit(r, EV_STAGE_BEGIN, EV_OUT_NONE, NULL);
-	if (r->have_unit && db_unit_update(r->cfg->db, &r->u, &e) != ST_OK)
+	if (r->have_unit && milestone(s) && db_unit_update(r->cfg->db, &r->u, &e) != ST_OK)
 		emit(r, EV_LOG, EV_OUT_NONE, e.msg);
 }
 
@@ -208,7 +217,7 @@ static enum ev_outcome finish(struct unit_run *r, enum db_unit_status st, const 
 	r->u.status = st;
 	snprintf(r->u.reason, sizeof(r->u.reason), "%s", reason ? reason : "");
 	r->u.finished_ms = now_ms();
-	if (r->have_unit && db_unit_finish(r->cfg->db, &r->u, &e) != ST_OK) {
+	if (r->have_unit && !r->recorded && db_unit_finish(r->cfg->db, &r->u, &e) != ST_OK) {
 		emit(r, EV_LOG, EV_OUT_NONE, e.msg);
 		if (st == DB_UNIT_PASS)
 			out = EV_OUT_FAIL;   /* not recorded: not a pass */
@@ -456,9 +465,7 @@ static enum ev_outcome run_unit(struct unit_run *r)
 	csr = NULL;
 	if (rc)
 		goto fail;
-	r->cert = CERT_ISSUED;
-	if ((rc = db_unit_update(cfg->db, &r->u, &r->err)))
-		goto fail;
+	r->cert = CERT_ISSUED;   /* the serial reaches the unit row with the verdict */
 	stage_ok(r);
 
 	/* inject, read back, proof of possession: not retried (not idempotent
@@ -493,7 +500,9 @@ static enum ev_outcome run_unit(struct unit_run *r)
 		goto fail;
 	stage_ok(r);
 
-	/* commit: the certificate is injected, then the unit passes */
+	/* commit: the certificate becomes injected and the unit passes in one
+	 * transaction (one fsync; no instant where one is recorded without the
+	 * other).  db_begin holds the database for this thread until commit. */
 	stage(r, EV_STAGE_COMMIT);
 	free(cert);
 	cert = NULL;
@@ -501,11 +510,22 @@ static enum ev_outcome run_unit(struct unit_run *r)
 		errbuf_set(&r->err, ST_EPOLICY, "clone: id %s appeared on another bay", r->u.unique_id);
 		return fail_with(r, DB_UNIT_REJECT, ST_EPOLICY);
 	}
-	if ((rc = ca->injected(ca->ctx, r->u.cert_serial, &r->err)))
-		goto fail;
-	r->cert = CERT_COMMITTED;
-	emit(r, EV_STAGE_END, EV_OUT_OK, NULL);
 	snprintf(reason, sizeof(reason), "certificate %s", r->u.cert_serial);
+	r->u.status = DB_UNIT_PASS;
+	snprintf(r->u.reason, sizeof(r->u.reason), "%s", reason);
+	r->u.finished_ms = now_ms();
+	if ((rc = db_begin(cfg->db, &r->err)))
+		goto fail;
+	if ((rc = ca->injected(ca->ctx, r->u.cert_serial, &r->err)) ||
+	    (rc = db_unit_finish(cfg->db, &r->u, &r->err)) ||
+	    (rc = db_commit(cfg->db, &r->err))) {
+		db_rollback(cfg->db);
+		r->u.status = DB_UNIT_IN_PROGRESS;
+		goto fail;
+	}
+	r->cert = CERT_COMMITTED;
+	r->recorded = 1;
+	emit(r, EV_STAGE_END, EV_OUT_OK, NULL);
 	out = finish(r, DB_UNIT_PASS, reason);
 	return out;
 
@@ -634,9 +654,16 @@ static void *detector_main(void *arg)
 						 line->cfg.nbays, seen[i].port);
 				continue;
 			}
-			if (b->present)
+			if (b->present && b->instance == seen[i].instance)
 				continue;
+			if (b->present) {
+				/* swapped between two scans: the old board left */
+				b->pending = 0;
+				ev_emitf(line->cfg.bus, EV_BAY_LEFT, b->index, b->port, "",
+					 EV_STAGE_NONE, EV_OUT_NONE, NULL);
+			}
 			b->present = 1;
+			b->instance = seen[i].instance;
 			b->uid[0] = '\0';
 			snprintf(b->serial, sizeof(b->serial), "%s", seen[i].serial);
 			b->pending = 1;
@@ -934,7 +961,9 @@ int pl_recover(struct db *db, const struct pl_ca_ops *ca, struct ev_bus *bus,
 		struct ev_event ev;
 
 		u->status = DB_UNIT_INTERRUPTED;
-		snprintf(u->reason, sizeof(u->reason), "station stopped during %s", u->stage);
+		/* the row holds the last stage recorded (identify, then inject) */
+		snprintf(u->reason, sizeof(u->reason),
+			 "station stopped (crash or power loss) at or after stage %s", u->stage);
 		u->finished_ms = now_ms();
 		if ((rc = db_unit_finish(db, u, err))) {
 			errbuf_prefix(err, "recovery: unit %lld: ", (long long)u->id);

@@ -85,6 +85,9 @@ struct pl_board_ops {
 struct pl_present {
 	char port[EV_BAY_LEN];        /* USB port path: the bay's identity */
 	char serial[EV_UID_LEN];      /* USB iSerialNumber if the scan knows it, else "" */
+	uint32_t instance;            /* changes when another board takes the port (USB:
+				       * bus and device address), so a swap faster than
+				       * the scan period is still seen as leave + arrive */
 };
 
 /* Where boards come from: scanned by the line's detector thread. */

@@ -58,6 +58,8 @@ int pl_hsm_open(const struct profile *p, struct db *db, const char *actor,
 		return errbuf_set(err, ST_ENOMEM, "hsm: out of memory");
 	hsm_config_init(&c);
 	if ((rc = hsm_config_set(&c, "module", p->hsm_module, err)) ||
+	    (p->hsm_softhsm2_conf[0] &&
+	     (rc = hsm_config_set(&c, "softhsm2_conf", p->hsm_softhsm2_conf, err))) ||
 	    (rc = hsm_config_set(&c, "token", p->hsm_token, err)) ||
 	    (rc = hsm_config_set(&c, "ca_key", p->hsm_ca_key, err)) ||
 	    (rc = hsm_config_set(&c, "ca_cert", p->hsm_ca_cert, err)) ||

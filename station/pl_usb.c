@@ -227,6 +227,7 @@ static int t_scan(void *ctx, struct pl_present *out, int max, int *n, struct err
 	for (size_t i = 0; i < got && *n < max; i++) {
 		snprintf(out[*n].port, sizeof(out[*n].port), "%s", found[i].bay);
 		out[*n].serial[0] = '\0';   /* read at open (usb_serial) */
+		out[*n].instance = (uint32_t)found[i].bus << 8 | found[i].addr;
 		(*n)++;
 	}
 	return ST_OK;

@@ -45,6 +45,7 @@ static const struct key_spec keys[] = {
 	{ "certificate", "validity_days",   V_DAYS,    1, 0, 0 },
 	{ "certificate", "san",             V_SAN,     0, F(san_template) },
 	{ "hsm",         "module",          V_PATH,    1, F(hsm_module) },
+	{ "hsm",         "softhsm2_conf",   V_PATH,    0, F(hsm_softhsm2_conf) },
 	{ "hsm",         "token",           V_TOKEN,   1, F(hsm_token) },
 	{ "hsm",         "ca_key",          V_LABEL,   1, F(hsm_ca_key) },
 	{ "hsm",         "ca_cert",         V_PATH,    1, F(hsm_ca_cert) },
@@ -476,8 +477,11 @@ int profile_canonical(const struct profile *p, char **out, size_t *len, struct e
 	fprintf(f, "[certificate]\nvalidity_days = %d\n", p->validity_days);
 	if (p->san_template[0])
 		fprintf(f, "san = %s\n", p->san_template);
-	fprintf(f, "\n[hsm]\nmodule = %s\ntoken = %s\nca_key = %s\nca_cert = %s\naudit_key = %s\n",
-		p->hsm_module, p->hsm_token, p->hsm_ca_key, p->hsm_ca_cert, p->hsm_audit_key);
+	fprintf(f, "\n[hsm]\nmodule = %s\n", p->hsm_module);
+	if (p->hsm_softhsm2_conf[0])
+		fprintf(f, "softhsm2_conf = %s\n", p->hsm_softhsm2_conf);
+	fprintf(f, "token = %s\nca_key = %s\nca_cert = %s\naudit_key = %s\n",
+		p->hsm_token, p->hsm_ca_key, p->hsm_ca_cert, p->hsm_audit_key);
 	if (p->hsm_pin_file[0])
 		fprintf(f, "pin_file = %s\n", p->hsm_pin_file);
 	else

@@ -46,6 +46,7 @@ struct profile {
 	int      validity_days;                      /* [certificate] 1..36500 */
 	char     san_template[PROFILE_SAN_MAX + 1];  /* "" or URI:/DNS: with {unique_id} */
 	char     hsm_module[PROFILE_PATH_MAX + 1];
+	char     hsm_softhsm2_conf[PROFILE_PATH_MAX + 1]; /* optional: SoftHSM's config (QA) */
 	char     hsm_token[33];                      /* PKCS#11 token labels are 32 bytes */
 	char     hsm_ca_key[PROFILE_LABEL_MAX + 1];
 	char     hsm_ca_cert[PROFILE_PATH_MAX + 1];

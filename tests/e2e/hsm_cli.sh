@@ -69,6 +69,23 @@ expect_exit 1 S crl --out x.crl --hsm-config hsm/hsm.ini
 grep -q "chmod 600" "$ERR" || fail "world-readable PIN file: $(cat "$ERR")"
 chmod 600 hsm/pin
 
+# --- PIN typed at the terminal prompt (a pty from script(1)): not echoed --------
+if command -v script >/dev/null; then
+	grep -v '^pin_file' hsm/hsm.ini > nopin.ini
+	rm -f in.fifo; mkfifo in.fifo
+	script -qec "'$STATION' --db st.db crl --out tty.crl --hsm-config nopin.ini" /dev/null \
+		<in.fifo >transcript.txt 2>&1 &
+	spid=$!
+	exec 3>in.fifo
+	for _ in $(seq 100); do grep -q "PIN for token 'e2e-ca'" transcript.txt && break; sleep 0.1; done
+	grep -q "PIN for token 'e2e-ca'" transcript.txt || fail "no PIN prompt: $(cat transcript.txt)"
+	printf '%s\n' "$(cat hsm/pin)" >&3
+	exec 3>&-
+	wait $spid || fail "crl with a typed PIN failed: $(cat transcript.txt)"
+	grep -qF "$(cat hsm/pin)" transcript.txt && fail "the typed PIN was echoed"
+	grep -q "wrote tty.crl" transcript.txt || fail "typed PIN: $(cat transcript.txt)"
+fi
+
 # --- signed audit checkpoint ---------------------------------------------------
 expect_exit 0 S checkpoint --hsm-config hsm/hsm.ini
 grep -q "signed checkpoint of st1 at seq" "$OUT" || fail "checkpoint: $(cat "$OUT")"

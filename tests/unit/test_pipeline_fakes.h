@@ -464,6 +464,7 @@ struct fake_transport {
 	int nports;
 	char port[FT_MAX_PORTS][EV_BAY_LEN];
 	struct fb_board *board[FT_MAX_PORTS];
+	uint32_t instance[FT_MAX_PORTS];   /* bumped by every plug */
 	int scans;
 };
 
@@ -480,6 +481,7 @@ static void ft_plug(struct fake_transport *t, int port, struct fb_board *b)
 {
 	pthread_mutex_lock(&t->lock);
 	t->board[port] = b;
+	t->instance[port]++;
 	if (b)
 		b->unplugged = 0;
 	pthread_mutex_unlock(&t->lock);
@@ -509,6 +511,7 @@ static int ft_scan(void *ctx, struct pl_present *out, int max, int *n, struct er
 			continue;
 		snprintf(out[*n].port, sizeof(out[*n].port), "%s", t->port[i]);
 		snprintf(out[*n].serial, sizeof(out[*n].serial), "%s", t->board[i]->usb_serial);
+		out[*n].instance = t->instance[i];
 		(*n)++;
 	}
 	pthread_mutex_unlock(&t->lock);
