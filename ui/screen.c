@@ -316,17 +316,18 @@ static void draw_tile(struct ui_screen *s, const struct ui_tile *t, int idx, int
 	} else if (t->verdict != UI_VERDICT_NONE) {
 		int rows_left = end - row, block = rows_left >= 5 ? 3 : 1;
 		attr_t a = verdict_attr(s, t->verdict);
-		char reason[EV_REASON_LEN + 64];
+		char reason[EV_REASON_LEN + 64], plain[EV_REASON_LEN];
 
 		for (int i = 0; i < block && row + i < end; i++)
 			put_centered(row + i, x, w, a, i == block / 2 ? ui_verdict_name(t->verdict) : "");
 		row += block;
 		if (t->verdict != UI_VERDICT_PASS) {
+			ui_plain_reason(plain, sizeof(plain), t->reason, t->bay);
 			snprintf(reason, sizeof(reason), "%s%s%s%s",
 				 t->verdict_stage != EV_STAGE_NONE ? "at " : "",
 				 t->verdict_stage != EV_STAGE_NONE ? ev_stage_name(t->verdict_stage) : "",
 				 t->verdict_stage != EV_STAGE_NONE ? ": " : "",
-				 t->reason[0] ? t->reason : "no reason given");
+				 plain[0] ? plain : "no reason given");
 			put_wrapped(row, x + 1, w - 1, end - row, A_BOLD, reason);
 		} else if (row < end) {
 			put(row, x, w, A_NORMAL, " %s", t->present ? "unplug it, plug the next" : "");
