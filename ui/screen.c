@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@ struct ui_screen {
 	pthread_mutex_t lock;
 	struct ui_model model;          /* shared with the sink, under lock */
 	int wake[2];                    /* self-pipe: sink -> UI thread */
+	atomic_int wake_pending;        /* a byte is in the pipe: no need for another */
 	struct ui_controls ctl;
 
 	/* UI thread only */
@@ -128,6 +130,7 @@ struct ui_screen *ui_screen_new(int nbays, const struct ui_controls *controls)
 		return NULL;
 	}
 	pthread_mutex_init(&s->lock, NULL);
+	atomic_init(&s->wake_pending, 0);
 	if (controls)
 		s->ctl = *controls;
 	return s;
@@ -150,8 +153,12 @@ static void wake_ui(struct ui_screen *s)
 	char c = 1;
 	ssize_t n;
 
-	/* A full pipe (EAGAIN) already holds a wake-up: losing this byte loses
-	 * nothing, and a sink has no one to report an error to. */
+	/* One byte per wake-up, not per event: the UI thread clears the flag
+	 * before it copies the model, so a change made after that copy always
+	 * writes a new byte.  A full pipe (EAGAIN) already holds a wake-up, and a
+	 * sink has no one to report an error to. */
+	if (atomic_exchange(&s->wake_pending, 1))
+		return;
 	n = write(s->wake[1], &c, 1);
 	(void)n;
 }
@@ -614,6 +621,7 @@ int ui_screen_run(struct ui_screen *s, struct errbuf *e)
 			break;
 		while (read(s->wake[0], drain, sizeof(drain)) > 0)
 			;
+		atomic_store(&s->wake_pending, 0);
 		if (tty_gone)
 			continue;
 		if (pfd[1].revents & (POLLHUP | POLLERR | POLLNVAL)) {
