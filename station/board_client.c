@@ -168,32 +168,44 @@ static int poll_once(struct board *b, struct proto_msg *rep, struct errbuf *e)
 	return send_safe(b, &req, rep, e);
 }
 
-/* GENKEY's reply was lost: ask the board what became of it. */
-static int genkey_recover(struct board *b, const struct proto_msg *req_in,
-			  struct proto_msg *rep, struct errbuf *e)
+/*
+ * A command that must not run twice (GENKEY).  A NAK means the board could not
+ * parse the frame: it never ran, send it again.  A lost or corrupt reply means it
+ * may have run: POLL asks (the board keeps the result of its last operation);
+ * only when the answer is about another operation did it never start.
+ */
+static int send_once(struct board *b, const struct proto_msg *req_in, struct proto_msg *rep,
+		     struct errbuf *e)
 {
 	uint8_t want = (uint8_t)(req_in->type | PROTO_RESPONSE);
-	struct proto_msg req;
+	struct proto_msg req = *req_in;
 	unsigned tries;
 	int rc, again;
 
-	for (tries = 0; tries < b->o.retries; tries++) {
-		b->st.retries++;
-		rc = poll_once(b, rep, e);
-		if (rc)
+	rc = exchange(b, &req, rep, &again, e);
+	for (tries = 0;; tries++) {
+		int nak = rc == ST_OK && rep->type == PROTO_NAK;
+
+		if (rc == ST_OK && !nak)
+			return ST_OK;
+		if (nak)
+			rc = errbuf_set(e, ST_EPROTO, "bay %s: board rejected the request frame (%s)",
+					usb_bay(b->ub), proto_status_name(rep->status));
+		else if (!again)
 			return rc;
-		if (rep->type == want)
-			return ST_OK;   /* it ran (or runs): take its result */
-		/* It never started: sending it now runs it once. */
+		if (tries >= b->o.retries)
+			return rc;
+		b->st.retries++;
+		if (!nak) {
+			rc = poll_once(b, rep, e);
+			if (rc)
+				return rc;
+			if (rep->type == want)
+				return ST_OK;   /* it ran (or runs): take its result */
+		}
 		req = *req_in;
 		rc = exchange(b, &req, rep, &again, e);
-		if (rc == ST_OK && rep->type != PROTO_NAK)
-			return ST_OK;
-		if (rc && !again)
-			return rc;
 	}
-	return errbuf_set(e, ST_EPROTO, "bay %s: no usable reply after %u attempts",
-			  usb_bay(b->ub), b->o.retries + 1);
 }
 
 /* "bay 1-2: no reply ..." becomes "bay 1-2: GENKEY: no reply ...". */
@@ -221,17 +233,12 @@ int board_call(struct board *b, const struct proto_msg *req_in, struct proto_msg
 	struct proto_msg req = *req_in;
 	int64_t deadline;
 	uint32_t wait;
-	int rc, again;
+	int rc;
 
-	if (proto_cmd_idempotent(cmd)) {
+	if (proto_cmd_idempotent(cmd))
 		rc = send_safe(b, &req, rep, e);
-	} else {
-		rc = exchange(b, &req, rep, &again, e);
-		if (rc == ST_OK && rep->type == PROTO_NAK)
-			rc = ST_EPROTO, again = 1;      /* never ran: resend via recover */
-		if (rc && again)
-			rc = genkey_recover(b, req_in, rep, e);
-	}
+	else
+		rc = send_once(b, req_in, rep, e);
 	if (rc)
 		goto fail;
 	deadline = now_ms() + b->o.busy_limit_ms;

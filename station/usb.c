@@ -169,7 +169,9 @@ int usb_scan(struct usb_ctx *c, struct usb_found *out, size_t max, size_t *n,
 		k++;
 	}
 	libusb_free_device_list(list, 1);
-	qsort(out, k < max ? k : max, sizeof(*out), cmp_found);
+	if (k > max)
+		k = max;
+	qsort(out, k, sizeof(*out), cmp_found);
 	*n = k;
 	return ST_OK;
 }

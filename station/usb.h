@@ -56,7 +56,7 @@ int usb_ctx_new(struct usb_ctx **out, uint16_t vid, uint16_t pid, struct errbuf 
 void usb_ctx_free(struct usb_ctx *ctx);
 
 /* Lists the matching boards present now (other VID:PIDs are ignored), sorted
- * by bay.  *n is set to the number found, at most max are stored. */
+ * by bay.  At most max are stored; *n is the number stored. */
 int usb_scan(struct usb_ctx *ctx, struct usb_found *out, size_t max, size_t *n,
 	     struct errbuf *e);
 

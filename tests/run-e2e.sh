@@ -17,8 +17,10 @@ for t in "$top"/tests/e2e/*.sh; do
 	name=$(basename "$t" .sh)
 	scratch=$(mktemp -d "${TMPDIR:-/tmp}/station-e2e-$name.XXXXXX")
 	echo "== e2e $name"
+	t0=$SECONDS
 	if (cd "$scratch" && timeout 900 bash "$t"); then
 		pass=$((pass + 1)); rm -rf "$scratch"
+		echo "-- $name: ok ($((SECONDS - t0)) s)"
 	else
 		fail=$((fail + 1)); failed+=("$name (scratch kept: $scratch)")
 	fi

@@ -11,8 +11,10 @@ for t in "$@"; do
 	name=$(basename "$t")
 	scratch=$(mktemp -d "${TMPDIR:-/tmp}/station-$name.XXXXXX")
 	echo "== $name"
+	t0=$SECONDS
 	if (cd "$scratch" && STATION_SCRATCH="$scratch" timeout 600 "$top/$t"); then
 		pass=$((pass + 1)); rm -rf "$scratch"
+		echo "-- $name: ok ($((SECONDS - t0)) s)"
 	else
 		fail=$((fail + 1)); failed+=("$name (scratch kept: $scratch)")
 	fi

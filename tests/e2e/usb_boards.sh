@@ -44,4 +44,16 @@ grep -q "station: bay 1-3: download, block 0: .*unplugged" flash3.txt || fail "r
 [ "$(cut -d' ' -f1 list2.txt | tr '\n' ' ')" = "1-1 1-2 " ] || fail "after unplug: $(cat list2.txt)"
 grep -q "fx-usbemu: 1-3 unplugged itself" "$ERR" || fail "fx-usbemu did not report the unplug: $(cat "$ERR")"
 "$BUILD/fx-board" show kit/boards/L1-0001 | grep -q "^firmware: 3.1.4" || fail "board 1 image not committed"
+# The control FIFO: a lot's next board goes into the bay the first one left.
+mkfifo ctl
+cat > run2.sh <<'IN'
+set -eu
+"$STATION" usb list > before.txt
+echo "unplug 1-1" > ctl
+echo "plug 1-1 kit/boards/L1-0002" > ctl
+for i in $(seq 50); do "$STATION" usb list > after.txt; grep -q "^1-1 $UID2$" after.txt && break; sleep 0.1; done
+IN
+UID2=$(uid 2) expect_exit 0 "$BUILD/fx-usbemu" --quiet --board 1-1=kit/boards/L1-0001 --control ctl -- bash run2.sh
+[ "$(cat before.txt)" = "1-1 $(uid 1)" ] || fail "before the swap: $(cat before.txt)"
+[ "$(cat after.txt)" = "1-1 $(uid 2)" ] || fail "after the swap: $(cat after.txt)"
 echo "usb_boards: ok"

@@ -422,6 +422,21 @@ static void test_genkey_sent_again_when_lost(void **state)
 	assert_int_equal(env->r.genkeys, 1);
 }
 
+static void test_genkey_nak_resent(void **state)
+{
+	struct env *env = *state;
+	struct proto_genkey gk;
+	struct errbuf e;
+
+	faults(env, 1, F_NAK);
+	if (board_genkey(env->b, PROTO_ALG_P256, &gk, &e) != ST_OK)
+		fail_msg("%s", e.msg);
+	assert_int_equal(env->r.genkeys, 1);
+	assert_int_equal(board_stats(env->b)->retries, 1);
+	/* Sent again at once: 2 GENKEY frames + the 2 POLLs of the BUSY phase. */
+	assert_int_equal(board_stats(env->b)->requests, 4);
+}
+
 static void test_always_corrupt_fails_cleanly(void **state)
 {
 	struct env *env = *state;
@@ -490,6 +505,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_stall_cleared, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_genkey_not_resent_after_corrupt_reply, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_genkey_sent_again_when_lost, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_genkey_nak_resent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_always_corrupt_fails_cleanly, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_error_status, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_endless_busy_bounded, setup, teardown),

@@ -280,7 +280,7 @@ static void test_dfu_download_upload(void **state)
 	assert_int_equal(ctl(r, 0x21, PROTO_DFU_DNLOAD, 0, 1, img, 4096, NULL), 0);
 	st = dfu_status(r);
 	assert_int_equal(st.bState, PROTO_DFU_DNBUSY);
-	assert_true(st.bwPollTimeout >= 500 && st.bwPollTimeout <= 1000);
+	assert_true(st.bwPollTimeout >= 100 && st.bwPollTimeout <= 1000);
 	assert_int_equal(ctl(r, 0xa1, PROTO_DFU_GETSTATE, 0, 1, &one, 1, &n), 0);
 	assert_int_equal(one, PROTO_DFU_DNBUSY);
 	/* a second block while busy is a protocol error: stall, dfuERROR */

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -67,6 +68,14 @@ static X509 *cert_file(const char *path)
 	assert_int_equal(fx_crypto_certs_from_pem((uint8_t *)pem, n, c, 1, NULL), 1);
 	free(pem);
 	return c[0];
+}
+
+static int access_ok(const char *dir, const char *name)
+{
+	char p[1200];
+
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	return access(p, X_OK);
 }
 
 static int setup(void **state)
@@ -256,12 +265,59 @@ static void test_samples(void **state)
 	assert_int_equal(k.power_loss_at.stage, PROTO_WRITE_CERT);
 }
 
+/* Debian's dfu-util against the simulated board, through libusb and the umockdev
+ * carrier (fx-usbemu): download, read back identical, a corrupt image refused with
+ * errFIRMWARE / errVERIFY and the previous image kept, then a good one again. */
+static void test_dfu_util_interop(void **state)
+{
+	char script[2048];
+	struct fx_board_view v;
+	FILE *f;
+
+	(void)state;
+	if (run("command -v dfu-util >/dev/null") != 0 || access_ok(bin, "fx-usbemu") != 0)
+		skip();
+	assert_int_equal(run("%s/fx-board create du --ca-dir mfr >/dev/null && "
+			     "%s/fx-board set du flash_bps 1048576 && "
+			     "%s/fx-board mkimage fw1.bin --version 5.0.1 --size 300000 && "
+			     "%s/fx-board mkimage fw2.bin --version 5.0.2 --size 70000 && "
+			     "head -c 9000 fw2.bin > cut.bin && cp fw2.bin flip.bin && "
+			     "printf 'X' | dd of=flip.bin bs=1 seek=100 conv=notrunc 2>/dev/null",
+			     bin, bin, bin, bin), 0);
+	snprintf(script, sizeof(script),
+		 "set -e\n"
+		 "dfu-util -d 1209:0001 -p 1-1 -D fw1.bin > dn1.log 2>&1\n"
+		 "dfu-util -d 1209:0001 -p 1-1 -U up1.bin > up1.log 2>&1\n"
+		 "cmp fw1.bin up1.bin\n"
+		 "dfu-util -d 1209:0001 -p 1-1 -D cut.bin > cut.log 2>&1 || true\n"
+		 "dfu-util -d 1209:0001 -p 1-1 -D flip.bin > flip.log 2>&1 || true\n"
+		 "dfu-util -d 1209:0001 -p 1-1 -U up2.bin > up2.log 2>&1\n"
+		 "cmp fw1.bin up2.bin\n"
+		 "dfu-util -d 1209:0001 -p 1-1 -D fw2.bin > dn2.log 2>&1\n"
+		 "dfu-util -d 1209:0001 -p 1-1 -U up3.bin > up3.log 2>&1\n"
+		 "cmp fw2.bin up3.bin\n");
+	f = fopen("interop.sh", "w");
+	assert_non_null(f);
+	fputs(script, f);
+	fclose(f);
+	if (run("timeout 120 %s/fx-usbemu --quiet --board 1-1=du -- bash interop.sh", bin) != 0) {
+		run("tail -n 3 *.log >&2");
+		fail_msg("dfu-util interop failed");
+	}
+	assert_int_equal(run("grep -q 'status(10) = ' cut.log"), 0);   /* errFIRMWARE */
+	assert_int_equal(run("grep -q 'status(7) = ' flip.log"), 0);   /* errVERIFY */
+	assert_int_equal(fx_board_inspect("du", &v, NULL), ST_OK);
+	assert_int_equal(v.state, PROTO_STATE_FLASHED);
+	assert_string_equal(v.fw_version, "5.0.2");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_mfgkit_lot),
 		cmocka_unit_test(test_fx_board_tool),
 		cmocka_unit_test(test_samples),
+		cmocka_unit_test(test_dfu_util_interop),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);
