@@ -87,4 +87,8 @@ done
 [ "$(q "SELECT count(*) FROM units WHERE status='in-progress'")" = 0 ] || fail "a unit left in progress"
 third=$(grep '^mfg/boards/LS-0003,' mfg/LS-boards.csv | cut -d, -f2)
 [ "$(q "SELECT count(*) FROM units WHERE unique_id='$third'")" = 0 ] || fail "a board was taken after the signal"
+# the run is on the audit record, with who ran it and what came of it
+S audit log | grep -q 'line-start	op	.*"lot":"LS","profile":"stopper"' || fail "no line-start audit event"
+S audit log | grep -q 'line-stop	op	.*"pass":2' || fail "no line-stop audit event"
+expect_exit 0 S audit verify
 echo "line_stop: ok"
