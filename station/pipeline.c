@@ -78,6 +78,7 @@ struct unit_run {
 	enum cert_state cert;
 	struct errbuf err;
 	uint64_t last_progress;
+	char serial[EV_UID_LEN];   /* USB serial: from the scan, then from open */
 };
 
 static void emit(struct unit_run *r, enum ev_kind kind, enum ev_outcome out,
@@ -305,7 +306,7 @@ static enum ev_outcome run_unit(struct unit_run *r)
 	memset(&r->u, 0, sizeof(r->u));
 	r->stage = EV_STAGE_DETECT;
 	snprintf(r->u.unique_id, sizeof(r->u.unique_id), "%s",
-		 pl_uid_valid(r->bay->serial) ? r->bay->serial : "");
+		 pl_uid_valid(r->serial) ? r->serial : "");
 	snprintf(r->u.lot, sizeof(r->u.lot), "%s", cfg->lot);
 	snprintf(r->u.bay, sizeof(r->u.bay), "%s", r->bay->port);
 	snprintf(r->u.operator_name, sizeof(r->u.operator_name), "%s", cfg->operator_name);
@@ -317,7 +318,17 @@ static enum ev_outcome run_unit(struct unit_run *r)
 	r->u.started_ms = now_ms();
 	emit(r, EV_STAGE_BEGIN, EV_OUT_NONE, NULL);
 	errbuf_clear(&r->err);
-	rc = cfg->transport.open(cfg->transport.ctx, r->bay->port, &r->ops, &r->h, &r->err);
+	{
+		char serial[EV_UID_LEN] = "";
+
+		rc = cfg->transport.open(cfg->transport.ctx, r->bay->port, &r->ops, &r->h,
+					 serial, &r->err);
+		serial[sizeof(serial) - 1] = '\0';
+		if (!rc && serial[0])
+			snprintf(r->serial, sizeof(r->serial), "%s", serial);
+		if (!rc && pl_uid_valid(serial))
+			snprintf(r->u.unique_id, sizeof(r->u.unique_id), "%s", serial);
+	}
 	if (rc) {
 		r->ops = NULL;
 		return fail_with(r, DB_UNIT_FAIL, rc);
@@ -341,7 +352,7 @@ static enum ev_outcome run_unit(struct unit_run *r)
 		return fail_with(r, DB_UNIT_FAIL, rc);
 	r->have_unit = 1;
 	{
-		const char *usb = info.usb_serial[0] ? info.usb_serial : r->bay->serial;
+		const char *usb = info.usb_serial[0] ? info.usb_serial : r->serial;
 
 		if (strcmp(info.unique_id, usb)) {
 			errbuf_set(&r->err, ST_EPOLICY, "board id %s differs from its USB serial '%s'",
@@ -557,12 +568,13 @@ static void *bay_main(void *arg)
 			break;
 		bay->pending = 0;
 		bay->busy = 1;
+		memset(&r, 0, sizeof(r));
+		snprintf(r.serial, sizeof(r.serial), "%s", bay->serial);
 		bay->clone = 0;
 		line->started_units++;
 		line->counts.in_flight++;
 		pthread_mutex_unlock(&line->lock);
 
-		memset(&r, 0, sizeof(r));
 		r.line = line;
 		r.bay = bay;
 		r.cfg = &line->cfg;
