@@ -123,8 +123,9 @@ const char *ui_model_log_line(const struct ui_model *m, int i);
 void ui_model_log(struct ui_model *m, int64_t t_ms, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* Deep copy for rendering outside the lock; dst must be initialised by
- * ui_model_snapshot itself (dst->uids is not copied and is left NULL). */
+/* Copy for rendering outside the lock.  dst needs no initialisation and no
+ * ui_model_free(): the id set is not copied (dst->uids is NULL), so the copy
+ * answers every query but must not be fed events. */
 void ui_model_snapshot(struct ui_model *dst, const struct ui_model *src);
 
 /* Copies at most dstlen-1 bytes of src (reading at most srclen bytes) as
