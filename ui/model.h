@@ -133,4 +133,9 @@ void ui_ascii_copy(char *dst, size_t dstlen, const char *src, size_t srclen);
 
 const char *ui_verdict_name(enum ui_verdict v);  /* "PASS", "FAIL", "REJECT", "" */
 
+/* The reason as an operator reads it on a tile: without the leading error-code
+ * word ("EPOLICY: ") and the bay prefix ("bay 1-2: ") that the tile already
+ * shows.  The log keeps the reason whole. */
+void ui_plain_reason(char *dst, size_t dstlen, const char *reason, const char *bay);
+
 #endif

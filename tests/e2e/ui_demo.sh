@@ -29,6 +29,7 @@ wait_for() {
 	fail "screen never showed /$pat/"
 }
 
+rm -f rc
 tm new-session -d -s demo -x 100 -y 30 \
 	"env BUILD='$BUILD' DEMO_VAR='$PWD/var' DEMO_BOARDS=4 DEMO_HOLD=1 '$TOP/fixtures/demo.sh'; echo \$? > '$PWD/rc'; sleep 60"
 
