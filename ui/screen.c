@@ -419,8 +419,11 @@ static void draw(struct ui_screen *s)
 		snprintf(state, sizeof(state), "PAUSED - intake stopped");
 	else
 		snprintf(state, sizeof(state), v->started ? "RUNNING" : "STARTING");
-	put(1, 0, COLS, A_NORMAL, " HSM %s | db %s",
+	put(1, 0, COLS, A_NORMAL, " HSM %s%s%s%s | db %s",
 	    v->hsm == UI_HSM_READY ? "ready" : v->hsm == UI_HSM_ERROR ? "ERROR" : "unknown",
+	    v->hsm == UI_HSM_ERROR && v->hsm_reason[0] ? " (" : "",
+	    v->hsm == UI_HSM_ERROR ? v->hsm_reason : "",
+	    v->hsm == UI_HSM_ERROR && v->hsm_reason[0] ? ")" : "",
 	    v->db_path[0] ? v->db_path : "-");
 	if (v->hsm == UI_HSM_ERROR)
 		put(1, 5, 5, warn_attr(s), "ERROR");
