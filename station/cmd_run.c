@@ -480,5 +480,8 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 	if (!o.headless && o.bays > UI_MAX_BAYS)
 		return cli_usage_error("run", "the screen shows at most %d bays (use --headless)",
 				       UI_MAX_BAYS);
+	/* refuse before the token is opened or anything is recorded */
+	if (!o.headless && (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)))
+		return cli_fail("run: the operator screen needs a terminal (use --headless otherwise)");
 	return run_line(ctx, &o);
 }
