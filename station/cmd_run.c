@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <openssl/pem.h>
 #include <openssl/sha.h>
 #include <openssl/x509.h>
@@ -215,6 +216,20 @@ static void *stopper_main(void *arg)
 	return NULL;
 }
 
+/* The run itself is on the audit record: who ran which profile version on
+ * which lot, and what came of it. */
+static void audit_line(struct db *db, const char *kind, const char *actor, json_t *detail)
+{
+	struct errbuf e;
+	char *text = detail ? json_dumps(detail, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+
+	if (!text || db_audit_append(db, kind, actor, text, NULL, &e))
+		fprintf(stderr, "station: run: audit event %s: %s\n", kind,
+			text ? e.msg : "out of memory");
+	free(text);
+	json_decref(detail);
+}
+
 struct run_opts {
 	const char *profile, *lot, *operator_name;
 	int headless, bays, max_units;
@@ -354,6 +369,11 @@ static int run_line(struct cli_ctx *ctx, const struct run_opts *o)
 		cli_fail("run: %s", e.msg);
 		goto out;
 	}
+	audit_line(db, "line-start", o->operator_name,
+		   json_pack("{s:s, s:i, s:s, s:s, s:i, s:i, s:i}", "profile", prof.name,
+			     "version", prof.version, "profile_sha256", prof.hash, "lot", o->lot,
+			     "bays", o->bays, "recovered_units", units,
+			     "revoked_orphans", revoked));
 	pthread_mutex_lock(&sig.lock);
 	sig.line = line;
 	if (sig.requested)
@@ -377,6 +397,14 @@ static int run_line(struct cli_ctx *ctx, const struct run_opts *o)
 			goto out;
 		}
 		pthread_join(stopper, NULL);
+	}
+	{
+		struct pl_counts c;
+
+		pl_line_counts(line, &c);
+		audit_line(db, "line-stop", o->operator_name,
+			   json_pack("{s:s, s:I, s:I, s:I}", "lot", o->lot, "pass", (json_int_t)c.pass,
+				     "fail", (json_int_t)c.fail, "reject", (json_int_t)c.reject));
 	}
 	if (pl_hsm_checkpoint(hsm, &e))
 		fprintf(stderr, "station: run: audit checkpoint: %s\n", e.msg);
@@ -452,5 +480,8 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 	if (!o.headless && o.bays > UI_MAX_BAYS)
 		return cli_usage_error("run", "the screen shows at most %d bays (use --headless)",
 				       UI_MAX_BAYS);
+	/* refuse before the token is opened or anything is recorded */
+	if (!o.headless && (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)))
+		return cli_fail("run: the operator screen needs a terminal (use --headless otherwise)");
 	return run_line(ctx, &o);
 }

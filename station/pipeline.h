@@ -95,9 +95,10 @@ struct pl_transport {
 	/* Fills up to max boards present now; *n gets how many.  Quick (no board I/O
 	 * beyond what enumeration needs). */
 	int (*scan)(void *ctx, struct pl_present *out, int max, int *n, struct errbuf *err);
-	/* Opens the board at port for one unit. */
+	/* Opens the board at port for one unit; serial gets its USB serial number
+	 * ("" if unknown), which names the unit if the board cannot identify. */
 	int (*open)(void *ctx, const char *port, const struct pl_board_ops **ops,
-		    void **handle, struct errbuf *err);
+		    void **handle, char serial[EV_UID_LEN], struct errbuf *err);
 	void *ctx;
 };
 

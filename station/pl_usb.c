@@ -234,7 +234,7 @@ static int t_scan(void *ctx, struct pl_present *out, int max, int *n, struct err
 }
 
 static int t_open(void *ctx, const char *port, const struct pl_board_ops **ops,
-		  void **handle, struct errbuf *err)
+		  void **handle, char serial[EV_UID_LEN], struct errbuf *err)
 {
 	struct pl_usb *u = ctx;
 	struct pl_usb_board *pb = calloc(1, sizeof(*pb));
@@ -252,6 +252,7 @@ static int t_open(void *ctx, const char *port, const struct pl_board_ops **ops,
 		free(pb);
 		return rc;
 	}
+	snprintf(serial, EV_UID_LEN, "%s", usb_serial(pb->ub));
 	*ops = &usb_board_ops;
 	*handle = pb;
 	return ST_OK;

@@ -32,13 +32,27 @@ struct usb_ctx {
 	int stop;
 	struct watch_ev q[WATCH_QUEUE];
 	int qn;
+
+	/* One libusb context per bay, made at the bay's first open and kept until
+	 * usb_ctx_free(): event handling for one bay then never reaps, waits on or
+	 * is delayed by another bay's transfers (a misbehaving board cannot stall
+	 * the others through a shared event loop).  They are kept, not made per
+	 * open: libusb 1.0.26 leaks a device (about 400 bytes) when a board is
+	 * unplugged while a context is being initialised (its scan lists the
+	 * board, but the disconnect is dropped before the context is ready), so
+	 * fewer initialisations mean fewer chances. */
+	pthread_mutex_t bay_mu;         /* guards bays[] */
+	struct bay_ctx {
+		char bay[USB_BAY_LEN];
+		libusb_context *lu;
+		int in_use;
+	} bays[USB_MAX_BAYS];
+	int nbays;
 };
 
-/* Each open board has a libusb context of its own: event handling for one bay
- * then never reaps, waits on or is delayed by another bay's transfers (and a
- * misbehaving board cannot stall the others through a shared event loop). */
 struct usb_board {
 	struct usb_ctx *ctx;
+	struct bay_ctx *slot;           /* the bay's context, held while open */
 	libusb_context *lu;
 	libusb_device_handle *h;
 	char bay[USB_BAY_LEN];
@@ -99,16 +113,22 @@ int usb_ctx_new(struct usb_ctx **out, uint16_t vid, uint16_t pid, struct errbuf 
 	c->pid = pid;
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_cond_init(&c->cv, NULL);
+	pthread_mutex_init(&c->bay_mu, NULL);
 	*out = c;
 	return ST_OK;
 }
 
 void usb_ctx_free(struct usb_ctx *c)
 {
+	int i;
+
 	if (!c)
 		return;
 	usb_watch_stop(c);
+	for (i = 0; i < c->nbays; i++)
+		libusb_exit(c->bays[i].lu);
 	libusb_exit(c->lu);
+	pthread_mutex_destroy(&c->bay_mu);
 	pthread_mutex_destroy(&c->mu);
 	pthread_cond_destroy(&c->cv);
 	free(c);
@@ -406,6 +426,43 @@ static int parse_config(struct usb_board *b, libusb_device *dev, struct errbuf *
 	return ST_OK;
 }
 
+/* The bay's context, made on first use; ST_EBUSY while the bay is open. */
+static int take_bay(struct usb_ctx *c, const char *bay, struct bay_ctx **out, struct errbuf *e)
+{
+	struct bay_ctx *s = NULL;
+	int i, r, rc = ST_OK;
+
+	pthread_mutex_lock(&c->bay_mu);
+	for (i = 0; i < c->nbays && !s; i++)
+		if (strcmp(c->bays[i].bay, bay) == 0)
+			s = &c->bays[i];
+	if (s && s->in_use) {
+		rc = errbuf_set(e, ST_EBUSY, "bay %s: already open in this station", bay);
+	} else if (!s && c->nbays >= USB_MAX_BAYS) {
+		rc = errbuf_set(e, ST_EBUSY, "bay %s: more than %d bays", bay, USB_MAX_BAYS);
+	} else if (!s) {
+		s = &c->bays[c->nbays];
+		r = libusb_init(&s->lu);
+		if (r != 0)
+			rc = errbuf_set(e, ST_EIO, "bay %s: libusb_init: %s", bay, libusb_strerror(r));
+		else
+			snprintf(c->bays[c->nbays++].bay, sizeof(s->bay), "%s", bay);
+	}
+	if (rc == ST_OK) {
+		s->in_use = 1;
+		*out = s;
+	}
+	pthread_mutex_unlock(&c->bay_mu);
+	return rc;
+}
+
+static void give_bay(struct usb_ctx *c, struct bay_ctx *s)
+{
+	pthread_mutex_lock(&c->bay_mu);
+	s->in_use = 0;
+	pthread_mutex_unlock(&c->bay_mu);
+}
+
 int usb_open(struct usb_ctx *c, const char *bay, struct usb_board **out, struct errbuf *e)
 {
 	libusb_device **list, *dev = NULL;
@@ -420,11 +477,12 @@ int usb_open(struct usb_ctx *c, const char *bay, struct usb_board **out, struct 
 	b = calloc(1, sizeof(*b));
 	if (!b)
 		return errbuf_set(e, ST_ENOMEM, "bay %s: out of memory", bay);
-	r = libusb_init(&b->lu);
-	if (r != 0) {
+	rc = take_bay(c, bay, &b->slot, e);
+	if (rc) {
 		free(b);
-		return errbuf_set(e, ST_EIO, "bay %s: libusb_init: %s", bay, libusb_strerror(r));
+		return rc;
 	}
+	b->lu = b->slot->lu;
 	cnt = libusb_get_device_list(b->lu, &list);
 	for (i = 0; i < cnt && !dev; i++)
 		if (matches(c, list[i]) && bay_of(list[i], here, sizeof(here)) &&
@@ -433,7 +491,7 @@ int usb_open(struct usb_ctx *c, const char *bay, struct usb_board **out, struct 
 	if (cnt >= 0)
 		libusb_free_device_list(list, 1);
 	if (!dev) {
-		libusb_exit(b->lu);
+		give_bay(c, b->slot);
 		free(b);
 		if (cnt < 0)
 			return errbuf_set(e, usb_rc((int)cnt), "bay %s: listing devices: %s", bay,
@@ -451,7 +509,7 @@ int usb_open(struct usb_ctx *c, const char *bay, struct usb_board **out, struct 
 	}
 	libusb_unref_device(dev);
 	if (rc != ST_OK) {
-		libusb_exit(b->lu);
+		give_bay(c, b->slot);
 		free(b);
 		return rc;
 	}
@@ -495,7 +553,7 @@ void usb_close(struct usb_board *b)
 		libusb_release_interface(b->h, b->vendor_if);
 	if (b->h)
 		libusb_close(b->h);
-	libusb_exit(b->lu);
+	give_bay(b->ctx, b->slot);
 	free(b);
 }
 
@@ -522,6 +580,15 @@ static void LIBUSB_CALL write_done(struct libusb_transfer *t)
 /* A frame whose length is a multiple of the packet size ends with a zero-length
  * packet (docs/protocol.md §2), so the OUT transfer is built by hand with
  * LIBUSB_TRANSFER_ADD_ZERO_PACKET; libusb_bulk_transfer() cannot ask for it. */
+/* libusb reads a timeout of 0 as "wait forever": no transfer of ours may do that. */
+static int check_timeout(const struct usb_board *b, unsigned timeout_ms, const char *what,
+			 struct errbuf *e)
+{
+	if (timeout_ms == 0)
+		return errbuf_set(e, ST_EINVAL, "bay %s: %s without a timeout refused", b->bay, what);
+	return ST_OK;
+}
+
 int usb_bulk_write(struct usb_board *b, const void *buf, size_t len, unsigned timeout_ms,
 		   struct errbuf *e)
 {
@@ -530,6 +597,8 @@ int usb_bulk_write(struct usb_board *b, const void *buf, size_t len, unsigned ti
 
 	if (len > INT32_MAX)
 		return errbuf_set(e, ST_EINVAL, "bay %s: bulk write of %zu bytes", b->bay, len);
+	if ((r = check_timeout(b, timeout_ms, "bulk write", e)) != ST_OK)
+		return r;
 	t = libusb_alloc_transfer(0);
 	if (!t)
 		return errbuf_set(e, ST_ENOMEM, "bay %s: bulk write: out of memory", b->bay);
@@ -579,6 +648,8 @@ int usb_bulk_read(struct usb_board *b, void *buf, size_t cap, size_t *got,
 	int r, done = 0;
 
 	*got = 0;
+	if ((r = check_timeout(b, timeout_ms, "bulk read", e)) != ST_OK)
+		return r;
 	if (cap > INT32_MAX)
 		cap = INT32_MAX;
 	r = libusb_bulk_transfer(b->h, b->ep_in, buf, (int)cap, &done, timeout_ms);
@@ -597,6 +668,8 @@ int usb_control(struct usb_board *b, uint8_t reqtype, uint8_t request, uint16_t 
 
 	if (got)
 		*got = 0;
+	if ((r = check_timeout(b, timeout_ms, "control transfer", e)) != ST_OK)
+		return r;
 	r = libusb_control_transfer(b->h, reqtype, request, value, index, data, len, timeout_ms);
 	if (r < 0) {
 		snprintf(what, sizeof(what), "control request 0x%02x", request);

@@ -18,9 +18,10 @@
  * must be quick.
  *
  * Threading: one struct usb_ctx (scanning, watching) is shared by all bays; each
- * struct usb_board has a libusb context of its own and is used by one thread at
- * a time, so transfers of different bays run concurrently and the event handling
- * of one bay never waits on or services another's.
+ * bay gets a libusb context of its own (kept until usb_ctx_free), and a struct
+ * usb_board is used by one thread at a time, so transfers of different bays run
+ * concurrently and the event handling of one bay never waits on or services
+ * another's.  A bay can be open once at a time (ST_EBUSY otherwise).
  */
 #ifndef STATION_USB_H
 #define STATION_USB_H
@@ -33,6 +34,7 @@
 #define USB_BAY_LEN    32
 #define USB_SERIAL_LEN 65
 #define USB_POLL_MS    250
+#define USB_MAX_BAYS   64     /* bays one usb_ctx can open */
 
 struct usb_ctx;
 struct usb_board;

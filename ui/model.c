@@ -89,6 +89,31 @@ const char *ui_verdict_name(enum ui_verdict v)
 	}
 }
 
+void ui_plain_reason(char *dst, size_t dstlen, const char *reason, const char *bay)
+{
+	const char *p = reason;
+	size_t n, bl = strlen(bay);
+
+	for (;;) {
+		/* "EPOLICY: ": E, upper-case letters, colon, space */
+		n = 0;
+		if (p[0] == 'E')
+			for (n = 1; p[n] >= 'A' && p[n] <= 'Z'; n++)
+				;
+		if (n >= 3 && p[n] == ':' && p[n + 1] == ' ') {
+			p += n + 2;
+			continue;
+		}
+		if (bl && !strncmp(p, "bay ", 4) && !strncmp(p + 4, bay, bl) &&
+		    p[4 + bl] == ':' && p[5 + bl] == ' ') {
+			p += bl + 6;
+			continue;
+		}
+		break;
+	}
+	snprintf(dst, dstlen, "%s", *p ? p : reason);
+}
+
 static void tile_reset(struct ui_tile *t)
 {
 	char bay[EV_BAY_LEN];

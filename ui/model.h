@@ -123,8 +123,9 @@ const char *ui_model_log_line(const struct ui_model *m, int i);
 void ui_model_log(struct ui_model *m, int64_t t_ms, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* Deep copy for rendering outside the lock; dst must be initialised by
- * ui_model_snapshot itself (dst->uids is not copied and is left NULL). */
+/* Copy for rendering outside the lock.  dst needs no initialisation and no
+ * ui_model_free(): the id set is not copied (dst->uids is NULL), so the copy
+ * answers every query but must not be fed events. */
 void ui_model_snapshot(struct ui_model *dst, const struct ui_model *src);
 
 /* Copies at most dstlen-1 bytes of src (reading at most srclen bytes) as
@@ -132,5 +133,10 @@ void ui_model_snapshot(struct ui_model *dst, const struct ui_model *src);
 void ui_ascii_copy(char *dst, size_t dstlen, const char *src, size_t srclen);
 
 const char *ui_verdict_name(enum ui_verdict v);  /* "PASS", "FAIL", "REJECT", "" */
+
+/* The reason as an operator reads it on a tile: without the leading error-code
+ * word ("EPOLICY: ") and the bay prefix ("bay 1-2: ") that the tile already
+ * shows.  The log keeps the reason whole. */
+void ui_plain_reason(char *dst, size_t dstlen, const char *reason, const char *bay);
 
 #endif

@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@ struct ui_screen {
 	pthread_mutex_t lock;
 	struct ui_model model;          /* shared with the sink, under lock */
 	int wake[2];                    /* self-pipe: sink -> UI thread */
+	atomic_int wake_pending;        /* a byte is in the pipe: no need for another */
 	struct ui_controls ctl;
 
 	/* UI thread only */
@@ -128,6 +130,7 @@ struct ui_screen *ui_screen_new(int nbays, const struct ui_controls *controls)
 		return NULL;
 	}
 	pthread_mutex_init(&s->lock, NULL);
+	atomic_init(&s->wake_pending, 0);
 	if (controls)
 		s->ctl = *controls;
 	return s;
@@ -150,8 +153,12 @@ static void wake_ui(struct ui_screen *s)
 	char c = 1;
 	ssize_t n;
 
-	/* A full pipe (EAGAIN) already holds a wake-up: losing this byte loses
-	 * nothing, and a sink has no one to report an error to. */
+	/* One byte per wake-up, not per event: the UI thread clears the flag
+	 * before it copies the model, so a change made after that copy always
+	 * writes a new byte.  A full pipe (EAGAIN) already holds a wake-up, and a
+	 * sink has no one to report an error to. */
+	if (atomic_exchange(&s->wake_pending, 1))
+		return;
 	n = write(s->wake[1], &c, 1);
 	(void)n;
 }
@@ -316,17 +323,18 @@ static void draw_tile(struct ui_screen *s, const struct ui_tile *t, int idx, int
 	} else if (t->verdict != UI_VERDICT_NONE) {
 		int rows_left = end - row, block = rows_left >= 5 ? 3 : 1;
 		attr_t a = verdict_attr(s, t->verdict);
-		char reason[EV_REASON_LEN + 64];
+		char reason[EV_REASON_LEN + 64], plain[EV_REASON_LEN];
 
 		for (int i = 0; i < block && row + i < end; i++)
 			put_centered(row + i, x, w, a, i == block / 2 ? ui_verdict_name(t->verdict) : "");
 		row += block;
 		if (t->verdict != UI_VERDICT_PASS) {
+			ui_plain_reason(plain, sizeof(plain), t->reason, t->bay);
 			snprintf(reason, sizeof(reason), "%s%s%s%s",
 				 t->verdict_stage != EV_STAGE_NONE ? "at " : "",
 				 t->verdict_stage != EV_STAGE_NONE ? ev_stage_name(t->verdict_stage) : "",
 				 t->verdict_stage != EV_STAGE_NONE ? ": " : "",
-				 t->reason[0] ? t->reason : "no reason given");
+				 plain[0] ? plain : "no reason given");
 			put_wrapped(row, x + 1, w - 1, end - row, A_BOLD, reason);
 		} else if (row < end) {
 			put(row, x, w, A_NORMAL, " %s", t->present ? "unplug it, plug the next" : "");
@@ -411,8 +419,11 @@ static void draw(struct ui_screen *s)
 		snprintf(state, sizeof(state), "PAUSED - intake stopped");
 	else
 		snprintf(state, sizeof(state), v->started ? "RUNNING" : "STARTING");
-	put(1, 0, COLS, A_NORMAL, " HSM %s | db %s",
+	put(1, 0, COLS, A_NORMAL, " HSM %s%s%s%s | db %s",
 	    v->hsm == UI_HSM_READY ? "ready" : v->hsm == UI_HSM_ERROR ? "ERROR" : "unknown",
+	    v->hsm == UI_HSM_ERROR && v->hsm_reason[0] ? " (" : "",
+	    v->hsm == UI_HSM_ERROR ? v->hsm_reason : "",
+	    v->hsm == UI_HSM_ERROR && v->hsm_reason[0] ? ")" : "",
 	    v->db_path[0] ? v->db_path : "-");
 	if (v->hsm == UI_HSM_ERROR)
 		put(1, 5, 5, warn_attr(s), "ERROR");
@@ -613,6 +624,7 @@ int ui_screen_run(struct ui_screen *s, struct errbuf *e)
 			break;
 		while (read(s->wake[0], drain, sizeof(drain)) > 0)
 			;
+		atomic_store(&s->wake_pending, 0);
 		if (tty_gone)
 			continue;
 		if (pfd[1].revents & (POLLHUP | POLLERR | POLLNVAL)) {

@@ -83,9 +83,9 @@ static const struct pl_board_ops bench_ops = {
 };
 
 static int bench_open(void *ctx, const char *port, const struct pl_board_ops **ops, void **h,
-		      struct errbuf *err)
+		      char serial[EV_UID_LEN], struct errbuf *err)
 {
-	int rc = ft_open(ctx, port, ops, h, err);
+	int rc = ft_open(ctx, port, ops, h, serial, err);
 
 	if (!rc)
 		*ops = &bench_ops;

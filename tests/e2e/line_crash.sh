@@ -8,7 +8,8 @@ set -eu
 . "$TOP/tests/lib.sh"
 command -v sqlite3 >/dev/null || fail "the sqlite3 shell is needed"
 
-S() { "$STATION" --db st.db --station-id crash-1 --user eng "$@"; }
+SID=crash-$$   # unique on this machine: see station_pids
+S() { "$STATION" --db st.db --station-id $SID --user eng "$@"; }
 q() { sqlite3 -batch -noheader st.db "$@"; }
 
 STAGES="detect identify allowlist flash verify-image keygen csr csr-policy attest reserve sign inject prove lock commit"
@@ -47,15 +48,19 @@ expect_exit 0 S allowlist import mfg/LC.csv --lot LC --sig mfg/LC.csv.sig --manu
 # One run of the line on one board: headless, 1 bay, stops after one result.
 run_line() {   # BOARD_DIR EVENTS_FILE
 	timeout 120 "$BUILD/fx-usbemu" --quiet --board "1-1=$PWD/$1" -- \
-		"$STATION" --db st.db --station-id crash-1 --user op run --profile crashy \
+		"$STATION" --db st.db --station-id $SID --user op run --profile crashy \
 		--lot LC --headless --bays 1 --max-units 1 > "$2" 2>> run.err
 }
 
-# The station process of this test (the run is timeout -> fx-usbemu -> station).
+# The station process of this run (timeout -> fx-usbemu -> station), and only
+# it: the same test may be running in another checkout on this machine, so a
+# process counts only if it is a station working in this scratch directory.
 station_pids() {
 	local p
-	for p in $(pgrep -f -- "--station-id crash-1 --user op run" || true); do
-		[ "$(cat /proc/$p/comm 2>/dev/null)" = station ] && echo "$p"
+	for p in $(pgrep -x station || true); do
+		[ "$(readlink "/proc/$p/cwd" 2>/dev/null)" = "$PWD" ] || continue
+		tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | grep -q -- "--station-id $SID --user op run" &&
+			echo "$p"
 	done
 	return 0
 }
@@ -81,13 +86,17 @@ for s in $STAGES; do
 
 	# --- run and kill the station as stage $s begins
 	rm -f ev1
+	SECONDS=0
 	run_line "$board" ev1 & emu=$!
 	for _ in $(seq 1 3000); do
 		grep -q "\"kind\":\"stage-begin\".*\"stage\":\"$s\"" ev1 2>/dev/null && break
 		kill -0 $emu 2>/dev/null || break
 		sleep 0.01
 	done
-	grep -q "\"kind\":\"stage-begin\".*\"stage\":\"$s\"" ev1 || fail "stage $s never began: $(tail -3 ev1)"
+	if ! grep -q "\"kind\":\"stage-begin\".*\"stage\":\"$s\"" ev1; then
+		erc=0; wait $emu || erc=$?
+		fail "stage $s never began (the run exited $erc after $SECONDS s): $(tail -2 ev1; tail -5 run.err)"
+	fi
 	for p in $(station_pids); do kill -KILL "$p" 2>/dev/null || true; done
 	wait $emu 2>/dev/null || true
 	if grep -q '"kind":"unit-result"' ev1; then

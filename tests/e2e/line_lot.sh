@@ -60,7 +60,13 @@ expect_exit 1 S run --profile widget --lot L50 --headless
 grep -q "HSM pre-flight failed" "$ERR" || fail "token refusal: $(cat "$ERR")"
 grep -q 000000 "$ERR" && fail "the PIN leaked into a message"
 cat pin.good > hsm/pin && rm pin.good
+expect_exit 1 S run --profile widget --lot L50 < /dev/null
+grep -q "needs a terminal (use --headless" "$ERR" || fail "screen without a terminal: $(cat "$ERR")"
+expect_exit 2 S run --profile widget
+expect_exit 2 S run --profile widget --lot L50 --bays 0
+expect_exit 2 S run --profile widget --lot L50 --max-units x
 [ "$(q "SELECT count(*) FROM units")" = 0 ] || fail "a refused run recorded units"
+[ "$(q "SELECT count(*) FROM events WHERE kind LIKE 'line-%'")" = 0 ] || fail "a refused run was audited as started"
 
 # --- feed the lot: 4 bays, boards in a shuffled order -------------------------
 tail -n +2 mfg/L50-boards.csv | awk -F, 'BEGIN { srand(7) } { print rand() "\t" $1 }' |

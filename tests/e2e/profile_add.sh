@@ -41,7 +41,7 @@ bad() {
 		echo "--- stderr"; cat "$ERR"; fail "$name: expected '$name:$want'"; }
 }
 sed 's/^\[policy\]/[extra]\nx = 1\n[policy]/' good.profile > unknown-section.profile
-bad unknown-section.profile '33: unknown section \[extra\]'
+bad unknown-section.profile '34: unknown section \[extra\]'
 sed 's/^usb = 1209:0001/usb = 1209:0001\ncolour = red/' good.profile > unknown-key.profile
 bad unknown-key.profile "8: unknown key 'colour' in \[product\]"
 sed 's/^usb = 1209:0001/usb = 1209:0001\nname = gadget/' good.profile > twice.profile
@@ -49,26 +49,26 @@ bad twice.profile '8: \[product\] name set twice (first at line 6)'
 sed 's/^usb = 1209:0001/usb = 1209_0001/' good.profile > bad-usb.profile
 bad bad-usb.profile '7: usb: expected VID:PID'
 sed 's/^sha256 = 0*/sha256 = 12/' good.profile > bad-hash.profile
-bad bad-hash.profile '12: sha256: expected 64 hex digits'
+bad bad-hash.profile '13: sha256: expected 64 hex digits'
 sed 's/^type = ec-p256/type = dsa-1024/' good.profile > bad-type.profile
-bad bad-type.profile "15: type: 'dsa-1024' is not one of"
+bad bad-type.profile "16: type: 'dsa-1024' is not one of"
 sed 's/^validity_days = 3650/validity_days = forever/' good.profile > bad-days.profile
-bad bad-days.profile '18: validity_days: expected a whole number'
+bad bad-days.profile '19: validity_days: expected a whole number'
 sed 's/^san = .*/san = URI:urn:fixed/' good.profile > bad-san.profile
-bad bad-san.profile '19: san: must contain {unique_id} exactly once'
+bad bad-san.profile '20: san: must contain {unique_id} exactly once'
 sed 's/^pin_env = STATION_HSM_PIN/pin = 123456/' good.profile > pin.profile
-bad pin.profile '28: a PIN must never be written in a profile'
+bad pin.profile '29: a PIN must never be written in a profile'
 grep -q 123456 "$ERR" && fail "the PIN value must not be echoed"
 sed '/^ca_key = /d' good.profile > missing-key.profile
-bad missing-key.profile "21: \[hsm\] missing required key 'ca_key'"
+bad missing-key.profile "22: \[hsm\] missing required key 'ca_key'"
 sed '/^\[attestation\]/,/^manufacturer_ca/d' good.profile > missing-section.profile
 bad missing-section.profile '.*: missing section \[attestation\]'
 sed 's/^pin_env = STATION_HSM_PIN/pin_env = STATION_HSM_PIN\npin_file = pin.txt/' good.profile > two-pins.profile
-bad two-pins.profile '21: \[hsm\] needs exactly one of pin_file or pin_env'
+bad two-pins.profile '22: \[hsm\] needs exactly one of pin_file or pin_env'
 sed 's/^\[key\]/[key/' good.profile > syntax.profile
-bad syntax.profile '14: syntax error'
+bad syntax.profile '15: syntax error'
 sed 's/^type = ec-p256/type = ec-p256\n  continued/' good.profile > indented.profile
-bad indented.profile '16: indented line'
+bad indented.profile '17: indented line'
 { cat good.profile; printf 'x%.0s' $(seq 1 250); echo; } > long.profile
 bad long.profile '.*: line too long'
 

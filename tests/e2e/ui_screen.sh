@@ -123,11 +123,12 @@ n=0; until [ -e rc ] || [ $n -ge 100 ]; do sleep 0.05; n=$((n+1)); done
 [ "$(cat rc 2>/dev/null)" = 0 ] || fail "held run did not quit cleanly"
 
 # The line stopping on its own (a signal, a unit limit) closes the screen too.
-printf '+0 line-started\n+0 log reason="about to stop"\n+300 line-stopping\n+300 line-stopped\n' > stop.events
+printf '+0 line-started\n+0 hsm-state outcome=fail reason="token not present"\n+0 log reason="about to stop"\n+300 line-stopping\n+300 line-stopped\n' > stop.events
 rm -f rc
 tm new-session -d -s stop -x 80 -y 24 "'$BUILD/fx-events' stop.events; echo \$? > '$PWD/rc'; sleep 30"
 n=0; until tm capture-pane -p -t stop | grep -q 'STOPPING: waiting for 0 units in flight' || [ $n -ge 100 ]; do sleep 0.05; n=$((n+1)); done
 tm capture-pane -p -t stop | grep -q 'STOPPING: waiting for 0 units' || fail "no STOPPING line before the stop"
+tm capture-pane -p -t stop | grep -q '^ HSM ERROR (token not present) | db' || fail "HSM error not in the header"
 n=0; until [ -e rc ] || [ $n -ge 100 ]; do sleep 0.05; n=$((n+1)); done
 [ "$(cat rc 2>/dev/null)" = 0 ] || fail "screen did not close when the line stopped"
 

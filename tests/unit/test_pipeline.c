@@ -501,6 +501,36 @@ static void test_bay_held_and_cleared(void **state)
 	assert_int_equal(count_events(&f->cap, EV_BAY_CLEARED, EV_OUT_NONE, NULL), 1);
 }
 
+/* Paused intake: a board that arrives waits; resumed, it runs.  max_units
+ * stops intake: a board beyond it is never opened. */
+static void test_pause_and_max_units(void **state)
+{
+	struct fx *f = *state;
+	struct fb_board *a = board(f, 0), *b = board(f, 1);
+	struct pl_counts c;
+
+	start(f, 2, 1);
+	pl_line_pause(f->line, 1);
+	assert_true(pl_line_paused(f->line));
+	ft_plug(&f->tr, 0, a);
+	while (count_events(&f->cap, EV_BAY_ARRIVED, EV_OUT_NONE, NULL) < 1)
+		fb_sleep_ms(2);
+	fb_sleep_ms(50);
+	assert_int_equal(a->opens, 0);
+	pl_line_pause(f->line, 0);
+	pl_line_wait(f->line);           /* returns after one result: max_units 1 */
+	ft_plug(&f->tr, 1, b);
+	fb_sleep_ms(50);
+	pl_line_stop(f->line);
+	assert_result(f, a, EV_OUT_PASS, EV_STAGE_COMMIT, NULL);
+	assert_int_equal(b->opens, 0);
+	assert_int_equal(count_events(&f->cap, EV_LINE_PAUSED, EV_OUT_NONE, NULL), 1);
+	assert_int_equal(count_events(&f->cap, EV_LINE_RESUMED, EV_OUT_NONE, NULL), 1);
+	pl_line_counts(f->line, &c);
+	assert_int_equal(c.pass, 1);
+	assert_int_equal(c.in_flight, 0);
+}
+
 /* The same unique id on two bays at once: both rejected, nothing committed. */
 static void test_clone_on_two_bays(void **state)
 {
@@ -623,6 +653,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_transient_retried, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_issue_failure_revokes_reserved, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bay_held_and_cleared, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pause_and_max_units, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_clone_on_two_bays, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slow_board_does_not_block, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recovery, setup, teardown),

@@ -519,7 +519,7 @@ static int ft_scan(void *ctx, struct pl_present *out, int max, int *n, struct er
 }
 
 static int ft_open(void *ctx, const char *port, const struct pl_board_ops **ops, void **h,
-		   struct errbuf *err)
+		   char serial[EV_UID_LEN], struct errbuf *err)
 {
 	struct fake_transport *t = ctx;
 	int rc = ST_ENODEV;
@@ -530,6 +530,7 @@ static int ft_open(void *ctx, const char *port, const struct pl_board_ops **ops,
 			continue;
 		*ops = &fb_ops;
 		*h = t->board[i];
+		snprintf(serial, EV_UID_LEN, "%s", t->board[i]->usb_serial);
 		t->board[i]->opens++;
 		rc = ST_OK;
 	}

@@ -394,6 +394,31 @@ static void test_log_ring_bounded(void **state)
 	assert_memory_equal(ui_model_log_line(m, 0), "22:26:40 000", 12);
 }
 
+static void test_plain_reason(void **state)
+{
+	char out[EV_REASON_LEN];
+
+	(void)state;
+	ui_plain_reason(out, sizeof(out), "EPOLICY: bay 1-2: LOCK: board answered EREFUSED: no", "1-2");
+	assert_string_equal(out, "LOCK: board answered EREFUSED: no");
+	ui_plain_reason(out, sizeof(out), "EIO: bay 1-1: WRITE_CERT: bulk write failed", "1-1");
+	assert_string_equal(out, "WRITE_CERT: bulk write failed");
+	/* another bay's name, a lower-case word, a short code: kept */
+	ui_plain_reason(out, sizeof(out), "bay 1-3: cable", "1-2");
+	assert_string_equal(out, "bay 1-3: cable");
+	ui_plain_reason(out, sizeof(out), "Error: x", "1-2");
+	assert_string_equal(out, "Error: x");
+	ui_plain_reason(out, sizeof(out), "EX: y", "");
+	assert_string_equal(out, "EX: y");
+	/* nothing but prefixes: the whole text rather than nothing */
+	ui_plain_reason(out, sizeof(out), "ETIMEOUT: ", "");
+	assert_string_equal(out, "ETIMEOUT: ");
+	ui_plain_reason(out, sizeof(out), "", "1-1");
+	assert_string_equal(out, "");
+	ui_plain_reason(out, 8, "EPOLICY: not on the allowlist", "");
+	assert_string_equal(out, "not on ");
+}
+
 static void test_snapshot_is_independent(void **state)
 {
 	struct ui_model *m = *state;
@@ -430,6 +455,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bays_beyond_config_and_range, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_strings_are_sanitised, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_log_ring_bounded, setup, teardown),
+		cmocka_unit_test(test_plain_reason),
 		cmocka_unit_test_setup_teardown(test_snapshot_is_independent, setup, teardown),
 	};
 

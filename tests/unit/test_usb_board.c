@@ -237,21 +237,29 @@ static void test_unplug_mid_protocol(void **state)
 struct flasher {
 	struct env *env;
 	char bay[16];
+	struct usb_board *ub;       /* opened before the thread starts */
 	int rc;
 	char msg[512];
 };
 
+/* Bays are opened before the flash threads start, so no bay's libusb context
+ * is being initialised while another board is pulled (libusb 1.0.26 leaks a
+ * device then). */
+static void open_flasher(struct flasher *f)
+{
+	struct errbuf e;
+
+	if (usb_open(f->env->usb, f->bay, &f->ub, &e) != ST_OK)
+		fail_msg("%s", e.msg);
+}
+
 static void *flash_thread(void *arg)
 {
 	struct flasher *f = arg;
-	struct usb_board *ub;
 	struct errbuf e;
 
-	f->rc = usb_open(f->env->usb, f->bay, &ub, &e);
-	if (f->rc == ST_OK) {
-		f->rc = dfu_flash(ub, image, image_len, image_sha, NULL, &e);
-		usb_close(ub);
-	}
+	f->rc = dfu_flash(f->ub, image, image_len, image_sha, NULL, &e);
+	usb_close(f->ub);
 	snprintf(f->msg, sizeof(f->msg), "%s", f->rc ? e.msg : "");
 	return NULL;
 }
@@ -265,6 +273,8 @@ static void test_unplug_mid_flash(void **state)
 
 	board(env, 0, "1-1", "unplug_at", "dfu_dnload", "flash_bps", "2000000", NULL);
 	board(env, 1, "1-2", "flash_bps", "2000000", NULL);
+	for (i = 0; i < 2; i++)
+		open_flasher(&f[i]);
 	for (i = 0; i < 2; i++)
 		assert_int_equal(pthread_create(&t[i], NULL, flash_thread, &f[i]), 0);
 	for (i = 0; i < 2; i++)
@@ -313,6 +323,8 @@ static void test_eight_boards(void **state)
 	}
 	assert_int_equal(usb_scan(env->usb, found, 16, &n, &e), ST_OK);
 	assert_int_equal(n, NB);
+	for (i = 0; i < NB; i++)
+		open_flasher(&f[i]);
 	for (i = 0; i < NB; i++)
 		assert_int_equal(pthread_create(&t[i], NULL, flash_thread, &f[i]), 0);
 	for (i = 0; i < NB; i++) {
