@@ -30,8 +30,13 @@ grep -q "$sid" run1/kit/QA-SMOKE.csv && fail "the stranger is on the allowlist"
   "$(sed -n 's/^good-1,\([0-9A-F]*\),.*/\1/p' run1/kit/boards.csv)" ] || fail "the twin's id"
 # the same database against a batch expecting otherwise: verdict alone, exit 1
 sed 's/{"board":"good-2"}/{"board":"good-2","expect":"fail","stage":"lock"}/' "$smoke" > wrong.batch
-expect_exit 1 "$BUILD/fx-batch" verdict wrong.batch --kit run1/kit --db run1/st.db
+expect_exit 1 "$BUILD/fx-batch" verdict wrong.batch --db run1/st.db
 grep -q "^MISMATCH good-2 expected fail@lock got pass@commit" "$OUT" || fail "verdict: $(cat "$OUT")"
+expect_exit 0 "$BUILD/fx-batch" verdict "$smoke" --kit run1/kit --db run1/st.db
+# a kit of another batch is refused, not misread
+printf '{"board":"nobody"}\n' > other.batch
+expect_exit 1 "$BUILD/fx-batch" verdict other.batch --kit run1/kit --db run1/st.db
+grep -q "boards.csv:2: not a board of this batch" "$ERR" || fail "other kit: $(cat "$ERR")"
 
 # --- one wrong expectation: exit 1, the MISMATCH line names that board --------
 sed 's/{"board":"no-lock","knobs":{"refuse_lock":"1"},"expect":"fail","stage":"lock"}/{"board":"no-lock","knobs":{"refuse_lock":"1"}}/' \
