@@ -14,7 +14,8 @@ n=$(grep -c '"board"' "$smoke")
 expect_exit 0 R "$smoke" --keep run1
 grep -q "^batch: $n as expected, 0 mismatched$" "$OUT" || fail "smoke summary: $(cat "$OUT")"
 [ "$(grep -c '^PASS ' "$OUT")" = "$n" ] || fail "one PASS line per board: $(cat "$OUT")"
-grep -q '^invariant 2: ok' "$OUT" && grep -q '^invariant 3: ok' "$OUT" || fail "invariants: $(cat "$OUT")"
+grep -q '^invariant 2: ok' "$OUT" && grep -q '^invariant 3: ok' "$OUT" &&
+	grep -q '^invariant 7: ok (OK [0-9]* events' "$OUT" || fail "invariants: $(cat "$OUT")"
 grep -q '^PASS twin expected reject@allowlist got reject@allowlist .*already provisioned' "$OUT" ||
 	fail "the clone: $(grep twin "$OUT")"
 # the verdict read the real database: cross-check it with the sqlite3 shell
