@@ -264,6 +264,10 @@ static void cmd_run_line(struct stdin_ctl *c, char *text)
 	char *cmd, *arg, *extra, *save = NULL;
 	int bay;
 
+	/* echoed in the answer: printable ASCII only (the event stream is UTF-8 JSON) */
+	for (char *p = text; *p; p++)
+		if ((unsigned char)*p < 0x20 ? *p != '\t' && *p != '\r' : (unsigned char)*p > 0x7e)
+			*p = '?';
 	cmd = strtok_r(text, " \t\r", &save);
 	if (!cmd || cmd[0] == '#')
 		return;       /* blank line or comment */
@@ -415,6 +419,14 @@ static int run_line(struct cli_ctx *ctx, const struct run_opts *o)
 	int rc = CLI_EXIT_FAIL, units = 0, revoked = 0, sig_started = 0;
 
 	errbuf_clear(&e);
+	/* A closed stdin would be reused by the next open (the database): line
+	 * commands must never read that. */
+	if (fcntl(STDIN_FILENO, F_GETFD) < 0 && errno == EBADF) {
+		int fd = open("/dev/null", O_RDONLY);
+
+		if (fd > STDIN_FILENO)
+			close(fd);
+	}
 	memset(&sig, 0, sizeof(sig));
 	pthread_mutex_init(&sig.lock, NULL);
 	/* Signals go to the signal thread only: block them before any thread starts. */

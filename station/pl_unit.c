@@ -198,7 +198,7 @@ static const char *doing(enum ev_stage s)
 	case EV_STAGE_RESERVE:
 	case EV_STAGE_SIGN:         return "signing the certificate";
 	case EV_STAGE_INJECT:       return "writing the certificate";
-	case EV_STAGE_PROVE:        return "checking the certificate on the board";
+	case EV_STAGE_PROVE:        return "reading back the certificate";
 	case EV_STAGE_LOCK:         return "locking the board";
 	case EV_STAGE_COMMIT:       return "recording the unit";
 	default:                    return "working";
@@ -213,7 +213,16 @@ static const char *doing(enum ev_stage s)
 static int plain_words(enum ev_stage s, int rc, const char *msg, char *out, size_t cap)
 {
 	const char *what = doing(s);
+	int below = !strncmp(msg, "bay ", 4);   /* board client, USB, DFU messages */
 
+	/* the board said no, with its own error code */
+	if (strstr(msg, "board answered E")) {
+		if (s == EV_STAGE_LOCK && strstr(msg, "EREFUSED"))
+			snprintf(out, cap, "board refused to lock");
+		else
+			snprintf(out, cap, "board reported an error while %s", what);
+		return 1;
+	}
 	switch (rc) {
 	case ST_ETIMEOUT:
 		snprintf(out, cap, "board stopped answering while %s", what);
@@ -222,12 +231,7 @@ static int plain_words(enum ev_stage s, int rc, const char *msg, char *out, size
 		snprintf(out, cap, "board was unplugged while %s", what);
 		return 1;
 	case ST_EPROTO:
-		if (s == EV_STAGE_LOCK && strstr(msg, "EREFUSED"))
-			snprintf(out, cap, "board refused to lock");
-		else if (strstr(msg, "board answered E"))
-			snprintf(out, cap, "board reported an error while %s", what);
-		else
-			snprintf(out, cap, "garbled USB traffic while %s (cable?)", what);
+		snprintf(out, cap, "garbled USB traffic while %s (cable?)", what);
 		return 1;
 	case ST_ESTATE:
 		snprintf(out, cap, "board was not ready for %s", what);
@@ -247,20 +251,19 @@ static int plain_words(enum ev_stage s, int rc, const char *msg, char *out, size
 		snprintf(out, cap, "the station ran out of memory while %s", what);
 		return 1;
 	case ST_ETAMPER:
-		if (!strncmp(msg, "bay ", 4)) {
+		if (below && s == EV_STAGE_FLASH) {
 			snprintf(out, cap, "image read back from the board is not the one written");
 			return 1;
 		}
-		return 0;
-	case ST_EIO:
-		if (!strncmp(msg, "bay ", 4)) {
-			snprintf(out, cap, "%s failed (board error)", what);
-			return 1;
-		}
-		return 0;
+		break;
 	default:
-		return 0;
+		break;
 	}
+	if (below) {
+		snprintf(out, cap, "%s failed (board error)", what);
+		return 1;
+	}
+	return 0;
 }
 
 static enum ev_outcome fail_with(struct pl_unit *r, enum db_unit_status st, int rc)

@@ -3,7 +3,9 @@
 # held after a failure is cleared by "clear 1-1"; "pause" keeps a board that
 # arrives from starting until "resume"; "quit" stops the line (exit 0).  A
 # second run with stdin at end of file from the start still provisions its
-# board.  Through libusb (fx-usbemu), SoftHSM and SQLite.
+# board.  The failures' reasons are plain words in the events, with the code and
+# the technical detail kept in the unit row.  Through libusb (fx-usbemu),
+# SoftHSM and SQLite.
 set -eu
 . "$TOP/tests/lib.sh"
 command -v sqlite3 >/dev/null || fail "the sqlite3 shell is needed"
@@ -13,7 +15,7 @@ S() { "$STATION" --db st.db --station-id $SID --user eng "$@"; }
 q() { sqlite3 -batch -noheader st.db "$@"; }
 
 "$TOP/hsm/softhsm-setup.sh" --dir hsm --label hctl-ca >/dev/null
-"$BUILD/fx-mfgkit" --lot LH --count 3 --out mfg --knob flash_bps=0 --knob keygen_ms=0 \
+"$BUILD/fx-mfgkit" --lot LH --count 4 --out mfg --knob flash_bps=0 --knob keygen_ms=0 \
 	--knob sign_ms=0 >/dev/null
 "$BUILD/fx-board" mkimage fw.bin --version 1.0 --size 20000 >/dev/null
 cat > p.profile <<EOF
@@ -42,6 +44,8 @@ expect_exit 0 S profile add p.profile
 expect_exit 0 S allowlist import mfg/LH.csv --lot LH --sig mfg/LH.csv.sig --manufacturer-cert mfg/mfr-ca.pem
 # the first board's flash fails once: one FAIL holds its bay
 "$BUILD/fx-board" set mfg/boards/LH-0001 flash_error_at dfu_dnload >/dev/null
+# the fourth refuses LOCK
+"$BUILD/fx-board" set mfg/boards/LH-0004 refuse_lock 1 >/dev/null
 
 # waits (bounded) until events.jsonl has a line matching $1; fails with $2
 wait_for() {
@@ -72,6 +76,8 @@ echo "clear 2" >&4
 wait_for "$log_fail.*clear 2: bay 2 is not held" "clearing a bay that is not held must fail"
 echo "clear 7" >&4
 wait_for "$log_fail.*clear 7: no such bay" "clearing a bay that does not exist must fail"
+printf 'p\001\377x\n' >&4
+wait_for "$log_fail.*unknown command 'p??x'" "bytes that are not printable must be answered as '?'"
 echo "pause now" >&4
 wait_for "$log_fail.*command 'pause' takes no argument" "a stray argument must be refused"
 echo "clear 1-1" >&4
@@ -96,15 +102,24 @@ grep -q '"kind":"line-stopped"' events.jsonl || fail "quit should stop the line"
 [ "$(q "SELECT count(*) FROM units WHERE status='pass'")" = 1 ] || fail "one pass expected"
 [ "$(q "SELECT count(*) FROM units WHERE status='fail' AND stage='flash'")" = 1 ] ||
 	fail "one FAIL at flash expected: $(q "SELECT status, stage, reason FROM units")"
+grep -q '"kind":"unit-result".*"bay":"1-1".*"stage":"flash","outcome":"fail","reason":"writing the image failed (board error)"' events.jsonl ||
+	fail "the flash failure should read in plain words: $(grep unit-result events.jsonl | head -1)"
+q "SELECT reason FROM units WHERE status='fail'" | grep -q '^writing the image failed (board error) (EIO: bay 1-1: ' ||
+	fail "the unit row should keep the code and detail: $(q "SELECT reason FROM units WHERE status='fail'")"
 
 # --- run 2: stdin at end of file from the start: the line runs on
-timeout 60 "$BUILD/fx-usbemu" --quiet --board "1-1=$PWD/mfg/boards/LH-0003" -- \
+timeout 60 "$BUILD/fx-usbemu" --quiet --board "1-1=$PWD/mfg/boards/LH-0003" \
+	--board "1-2=$PWD/mfg/boards/LH-0004" -- \
 	"$STATION" --db st.db --station-id $SID --user op run --profile hctl --lot LH \
-	--headless --bays 1 --max-units 1 < /dev/null > events2.jsonl 2> run2.err & emu=$!
+	--headless --bays 2 --max-units 2 < /dev/null > events2.jsonl 2> run2.err & emu=$!
 rc=0; wait $emu || rc=$?
 [ "$rc" = 0 ] || { tail -5 run2.err; fail "station run with stdin at EOF exited $rc"; }
 grep -q '"kind":"unit-result".*"outcome":"pass"' events2.jsonl ||
 	fail "with stdin at EOF the board should still pass: $(tail -3 events2.jsonl)"
 ! grep -q '"kind":"log".*command' events2.jsonl || fail "EOF must not read as a command"
+grep -q '"kind":"unit-result".*"bay":"1-2".*"stage":"lock","outcome":"fail","reason":"board refused to lock"' events2.jsonl ||
+	fail "a refused LOCK should read 'board refused to lock': $(grep unit-result events2.jsonl)"
+q "SELECT reason FROM units WHERE stage='lock'" | grep -q '^board refused to lock (EPOLICY: bay 1-2: LOCK: board answered EREFUSED' ||
+	fail "the unit row should keep the board's answer: $(q "SELECT reason FROM units WHERE stage='lock'")"
 expect_exit 0 S audit verify
 echo "line2_headless_control: ok"

@@ -415,7 +415,7 @@ static void test_faults(void **state)
 		{ FB_TIMEOUT,       EV_STAGE_LOCK,     EV_OUT_FAIL, EV_STAGE_LOCK,
 		  "board stopped answering while locking the board", "(ETIMEOUT: " },
 		{ FB_UNPLUG,        EV_STAGE_PROVE,    EV_OUT_FAIL, EV_STAGE_PROVE,
-		  "board was unplugged while checking the certificate on the board", "(ENODEV: " },
+		  "board was unplugged while reading back the certificate", "(ENODEV: " },
 	};
 	const size_t n = sizeof(cases) / sizeof(cases[0]);
 	struct fx *f = *state;
