@@ -13,7 +13,9 @@
  *   station/pl_hsm.c (hsm/); unit tests plug in-process fakes.
  * - Every attempt is a unit row (db_unit_begin before any board work that
  *   matters, db_unit_finish with stage and reason at the end); the row's stage
- *   follows every stage (progress marks, docs/database.md "units").  A certificate
+ *   follows every stage (progress marks, docs/database.md "units").  A failure's
+ *   reason is in plain words in the events (the tiles); the row keeps those words
+ *   with the error code and the technical detail.  A certificate
  *   signed for a unit that does not commit is revoked before the unit finishes.
  * - Policy: an id not on the lot's allowlist, already provisioned, a locked
  *   board, a public key seen before, a bad attestation, or the same id on two bays
