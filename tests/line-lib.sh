@@ -29,12 +29,7 @@
 #   pids of the station processes working in this scratch directory with
 #   station id $LINE_SID whose command line contains MATCH; the same test may
 #   be running in another checkout on this machine, so only those count.
-# line_count FILE REGEX  how many lines of FILE match the extended REGEX (0 when
-#   there is no FILE yet)
-# line_wait FILE REGEX [COUNT [PID [SECONDS]]]
-#   waits until COUNT (1) lines of FILE match the extended REGEX; gives up
-#   early when process PID is gone, or after SECONDS (120).  Returns 0 when
-#   they are there; callers assert on FILE afterwards with their own message.
+# (waiting for events: wait_lines and count_lines in tests/lib.sh)
 
 LINE_SID=${LINE_SID:-line-$$}
 
@@ -95,16 +90,4 @@ line_station_pids() {
 		tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | grep -q -F -- "$1" && echo "$p"
 	done
 	return 0
-}
-
-line_count() { local n; n=$(grep -Ec -- "$2" "$1" 2>/dev/null) || true; echo "${n:-0}"; }
-
-line_wait() {
-	local file=$1 re=$2 want=${3:-1} pid=${4:-} end=$((EPOCHSECONDS + ${5:-120}))
-	while [ "$EPOCHSECONDS" -lt "$end" ]; do
-		[ "$(line_count "$file" "$re")" -ge "$want" ] && return 0
-		[ -z "$pid" ] || kill -0 "$pid" 2>/dev/null || break
-		sleep 0.01
-	done
-	[ "$(line_count "$file" "$re")" -ge "$want" ]
 }

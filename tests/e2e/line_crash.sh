@@ -48,7 +48,7 @@ for s in $STAGES; do
 	rm -f ev1
 	SECONDS=0
 	run_line "$board" ev1 & emu=$!
-	if ! line_wait ev1 "\"kind\":\"stage-begin\".*\"stage\":\"$s\"" 1 $emu; then
+	if ! wait_lines ev1 "\"kind\":\"stage-begin\".*\"stage\":\"$s\"" 1 $emu; then
 		erc=0; wait $emu || erc=$?
 		fail "stage $s never began (the run exited $erc after $SECONDS s): $(tail -2 ev1; tail -5 run.err)"
 	fi

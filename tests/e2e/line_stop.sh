@@ -19,8 +19,8 @@ timeout 120 "$BUILD/fx-usbemu" --quiet --control ctl --board "1-1=$PWD/mfg/board
 	--at 600:plug:1-3 -- \
 	"$STATION" --db st.db --station-id "$LINE_SID" --user op run --profile stopper --lot LS \
 	--headless --bays 3 > events.jsonl 2> run.err & emu=$!
-line_wait events.jsonl '"kind":"stage-begin".*"stage":"keygen"' 2 $emu || true
-[ "$(line_count events.jsonl '"kind":"stage-begin".*"stage":"keygen"')" = 2 ] ||
+wait_lines events.jsonl '"kind":"stage-begin".*"stage":"keygen"' 2 $emu || true
+[ "$(count_lines events.jsonl '"kind":"stage-begin".*"stage":"keygen"')" = 2 ] ||
 	fail "two units should be in keygen: $(tail -3 events.jsonl; tail -3 run.err)"
 pid=$(line_station_pids " run ")
 [ -n "$pid" ] || fail "no station process"
