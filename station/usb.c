@@ -580,6 +580,15 @@ static void LIBUSB_CALL write_done(struct libusb_transfer *t)
 /* A frame whose length is a multiple of the packet size ends with a zero-length
  * packet (docs/protocol.md §2), so the OUT transfer is built by hand with
  * LIBUSB_TRANSFER_ADD_ZERO_PACKET; libusb_bulk_transfer() cannot ask for it. */
+/* libusb reads a timeout of 0 as "wait forever": no transfer of ours may do that. */
+static int check_timeout(const struct usb_board *b, unsigned timeout_ms, const char *what,
+			 struct errbuf *e)
+{
+	if (timeout_ms == 0)
+		return errbuf_set(e, ST_EINVAL, "bay %s: %s without a timeout refused", b->bay, what);
+	return ST_OK;
+}
+
 int usb_bulk_write(struct usb_board *b, const void *buf, size_t len, unsigned timeout_ms,
 		   struct errbuf *e)
 {
@@ -588,6 +597,8 @@ int usb_bulk_write(struct usb_board *b, const void *buf, size_t len, unsigned ti
 
 	if (len > INT32_MAX)
 		return errbuf_set(e, ST_EINVAL, "bay %s: bulk write of %zu bytes", b->bay, len);
+	if ((r = check_timeout(b, timeout_ms, "bulk write", e)) != ST_OK)
+		return r;
 	t = libusb_alloc_transfer(0);
 	if (!t)
 		return errbuf_set(e, ST_ENOMEM, "bay %s: bulk write: out of memory", b->bay);
@@ -637,6 +648,8 @@ int usb_bulk_read(struct usb_board *b, void *buf, size_t cap, size_t *got,
 	int r, done = 0;
 
 	*got = 0;
+	if ((r = check_timeout(b, timeout_ms, "bulk read", e)) != ST_OK)
+		return r;
 	if (cap > INT32_MAX)
 		cap = INT32_MAX;
 	r = libusb_bulk_transfer(b->h, b->ep_in, buf, (int)cap, &done, timeout_ms);
@@ -655,6 +668,8 @@ int usb_control(struct usb_board *b, uint8_t reqtype, uint8_t request, uint16_t 
 
 	if (got)
 		*got = 0;
+	if ((r = check_timeout(b, timeout_ms, "control transfer", e)) != ST_OK)
+		return r;
 	r = libusb_control_transfer(b->h, reqtype, request, value, index, data, len, timeout_ms);
 	if (r < 0) {
 		snprintf(what, sizeof(what), "control request 0x%02x", request);

@@ -188,6 +188,12 @@ static void test_timeout_discards(void **state)
 	assert_non_null(strstr(e.msg, "timed out"));
 	/* The timed-out request was discarded at the device, not left behind. */
 	assert_int_equal(testdev_pending_in(env->dev[0]), 0);
+	/* A zero timeout would mean "forever" to libusb: the transport refuses it. */
+	assert_int_equal(usb_bulk_read(b, buf, sizeof(buf), &got, 0, &e), ST_EINVAL);
+	assert_non_null(strstr(e.msg, "without a timeout"));
+	assert_int_equal(usb_bulk_write(b, buf, 8, 0, &e), ST_EINVAL);
+	assert_int_equal(usb_control(b, 0x80, 0x06, 0x0100, 0, buf, 18, &got, 0, &e), ST_EINVAL);
+	assert_int_equal(testdev_pending_in(env->dev[0]), 0);
 	roundtrip(b, 64, 6);
 	usb_close(b);
 }
