@@ -77,7 +77,7 @@ if command -v script >/dev/null; then
 		<in.fifo >transcript.txt 2>&1 &
 	spid=$!
 	exec 3>in.fifo
-	for _ in $(seq 100); do grep -q "PIN for token 'e2e-ca'" transcript.txt && break; sleep 0.1; done
+	wait_lines transcript.txt "PIN for token 'e2e-ca'" 1 $spid 60 || true
 	grep -q "PIN for token 'e2e-ca'" transcript.txt || fail "no PIN prompt: $(cat transcript.txt)"
 	printf '%s\n' "$(cat hsm/pin)" >&3
 	exec 3>&-
