@@ -12,3 +12,19 @@ expect_exit() {
 }
 # fail MSG: abort the script with a message.
 fail() { echo "FAIL: $*" >&2; exit 1; }
+# count_lines FILE REGEX: how many lines of FILE match the extended REGEX (0
+# while FILE does not exist yet).
+count_lines() { local n; n=$(grep -Ec -- "$2" "$1" 2>/dev/null) || true; echo "${n:-0}"; }
+# wait_lines FILE REGEX [COUNT [PID [SECONDS]]]: waits until COUNT (default 1)
+# lines of FILE match REGEX; gives up early when process PID is gone, or after
+# SECONDS (default 120: a deadline for a loaded machine, not a pace).  Returns
+# 0 when they are there; the caller asserts with its own message.
+wait_lines() {
+	local file=$1 re=$2 want=${3:-1} pid=${4:-} end=$((EPOCHSECONDS + ${5:-120}))
+	while [ "$EPOCHSECONDS" -lt "$end" ]; do
+		[ "$(count_lines "$file" "$re")" -ge "$want" ] && return 0
+		[ -z "$pid" ] || kill -0 "$pid" 2>/dev/null || break
+		sleep 0.01
+	done
+	[ "$(count_lines "$file" "$re")" -ge "$want" ]
+}

@@ -6,63 +6,23 @@
 # provisioned twice.  Through libusb (fx-usbemu), SoftHSM and SQLite.
 set -eu
 . "$TOP/tests/lib.sh"
-command -v sqlite3 >/dev/null || fail "the sqlite3 shell is needed"
-
-SID=crash-$$   # unique on this machine: see station_pids
-S() { "$STATION" --db st.db --station-id $SID --user eng "$@"; }
-q() { sqlite3 -batch -noheader st.db "$@"; }
+LINE_SID=crash-$$   # unique on this machine: see line_station_pids
+. "$TOP/tests/line-lib.sh"
 
 STAGES="detect identify allowlist flash verify-image keygen csr csr-policy attest reserve sign inject prove lock commit"
 n=0
 for s in $STAGES; do n=$((n + 1)); done
 
-"$TOP/hsm/softhsm-setup.sh" --dir hsm --label crash-ca >/dev/null
 # slow enough that a kill lands inside the long stages (flash ~0.25 s, keygen
 # 0.25 s, CSR/attest/prove 0.15 s each); the quick ones are hit when they can be
-"$BUILD/fx-mfgkit" --lot LC --count $n --out mfg --knob flash_bps=131072 --knob keygen_ms=250 \
-	--knob sign_ms=150 >/dev/null
-"$BUILD/fx-board" mkimage fw.bin --version 1.0 --size 32000 >/dev/null
-cat > p.profile <<EOF
-[product]
-name = crashy
-usb = 1209:0001
-[firmware]
-image = fw.bin
-sha256 = $(sha256sum fw.bin | cut -d' ' -f1)
-[certificate]
-validity_days = 30
-[hsm]
-module = /usr/lib/softhsm/libsofthsm2.so
-softhsm2_conf = hsm/softhsm2.conf
-token = crash-ca
-ca_key = station-ca-key
-ca_cert = hsm/ca.pem
-audit_key = station-audit-key
-pin_file = hsm/pin
-[attestation]
-manufacturer_ca = mfg/mfr-ca.pem
-EOF
-expect_exit 0 S profile add p.profile
-expect_exit 0 S allowlist import mfg/LC.csv --lot LC --sig mfg/LC.csv.sig --manufacturer-cert mfg/mfr-ca.pem
+LINE_FW_SIZE=32000 line_bench crashy LC $n --knob flash_bps=131072 --knob keygen_ms=250 \
+	--knob sign_ms=150
 
 # One run of the line on one board: headless, 1 bay, stops after one result.
 run_line() {   # BOARD_DIR EVENTS_FILE
 	timeout 120 "$BUILD/fx-usbemu" --quiet --board "1-1=$PWD/$1" -- \
-		"$STATION" --db st.db --station-id $SID --user op run --profile crashy \
+		"$STATION" --db st.db --station-id "$LINE_SID" --user op run --profile crashy \
 		--lot LC --headless --bays 1 --max-units 1 > "$2" 2>> run.err
-}
-
-# The station process of this run (timeout -> fx-usbemu -> station), and only
-# it: the same test may be running in another checkout on this machine, so a
-# process counts only if it is a station working in this scratch directory.
-station_pids() {
-	local p
-	for p in $(pgrep -x station || true); do
-		[ "$(readlink "/proc/$p/cwd" 2>/dev/null)" = "$PWD" ] || continue
-		tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | grep -q -- "--station-id $SID --user op run" &&
-			echo "$p"
-	done
-	return 0
 }
 
 check_at_rest() {   # CONTEXT
@@ -81,23 +41,18 @@ i=0; killed_mid_unit=0
 for s in $STAGES; do
 	i=$((i + 1))
 	board=mfg/boards/$(printf 'LC-%04d' $i)
-	uid=$(grep "^$board," mfg/LC-boards.csv | cut -d, -f2)
+	uid=$(line_board_uid "$board")
 	passes_before=$(q "SELECT count(*) FROM units WHERE status='pass'")
 
 	# --- run and kill the station as stage $s begins
 	rm -f ev1
 	SECONDS=0
 	run_line "$board" ev1 & emu=$!
-	for _ in $(seq 1 3000); do
-		grep -q "\"kind\":\"stage-begin\".*\"stage\":\"$s\"" ev1 2>/dev/null && break
-		kill -0 $emu 2>/dev/null || break
-		sleep 0.01
-	done
-	if ! grep -q "\"kind\":\"stage-begin\".*\"stage\":\"$s\"" ev1; then
+	if ! wait_lines ev1 "\"kind\":\"stage-begin\".*\"stage\":\"$s\"" 1 $emu; then
 		erc=0; wait $emu || erc=$?
 		fail "stage $s never began (the run exited $erc after $SECONDS s): $(tail -2 ev1; tail -5 run.err)"
 	fi
-	for p in $(station_pids); do kill -KILL "$p" 2>/dev/null || true; done
+	for p in $(line_station_pids "--user op run"); do kill -KILL "$p" 2>/dev/null || true; done
 	wait $emu 2>/dev/null || true
 	if grep -q '"kind":"unit-result"' ev1; then
 		echo "  $s: the unit finished before the kill landed"

@@ -5,10 +5,8 @@
 # left in progress and every certificate issued to a failed unit is revoked.
 set -eu
 . "$TOP/tests/lib.sh"
-command -v sqlite3 >/dev/null || fail "the sqlite3 shell is needed"
-
-S() { "$STATION" --db st.db --station-id faults-1 --user eng "$@"; }
-q() { sqlite3 -batch -noheader st.db "$@"; }
+LINE_SID=faults-1
+. "$TOP/tests/line-lib.sh"
 
 # port  knobs                                    verdict  stage(s)
 # (a corrupt GENKEY reply is recovered: the board client POLLs for the key the
@@ -33,32 +31,7 @@ CASES='
 '
 n=$(printf '%s\n' "$CASES" | grep -c .)
 
-"$TOP/hsm/softhsm-setup.sh" --dir hsm --label faults-ca >/dev/null
-"$BUILD/fx-mfgkit" --lot LF --count $n --out mfg --knob flash_bps=0 --knob keygen_ms=0 \
-	--knob sign_ms=0 >/dev/null
-"$BUILD/fx-board" mkimage fw.bin --version 1.0 --size 20000 >/dev/null
-cat > p.profile <<EOF
-[product]
-name = faulty
-usb = 1209:0001
-[firmware]
-image = fw.bin
-sha256 = $(sha256sum fw.bin | cut -d' ' -f1)
-[certificate]
-validity_days = 30
-[hsm]
-module = /usr/lib/softhsm/libsofthsm2.so
-softhsm2_conf = hsm/softhsm2.conf
-token = faults-ca
-ca_key = station-ca-key
-ca_cert = hsm/ca.pem
-audit_key = station-audit-key
-pin_file = hsm/pin
-[attestation]
-manufacturer_ca = mfg/mfr-ca.pem
-EOF
-expect_exit 0 S profile add p.profile
-expect_exit 0 S allowlist import mfg/LF.csv --lot LF --sig mfg/LF.csv.sig --manufacturer-cert mfg/mfr-ca.pem
+line_bench faulty LF $n
 
 i=0; boardargs=()
 while read -r port knobs verdict stages; do
@@ -73,7 +46,7 @@ done <<< "$CASES"
 SECONDS=0
 rc=0
 timeout 300 "$BUILD/fx-usbemu" --quiet "${boardargs[@]}" -- \
-	"$STATION" --db st.db --station-id faults-1 --user op run --profile faulty --lot LF \
+	"$STATION" --db st.db --station-id "$LINE_SID" --user op run --profile faulty --lot LF \
 	--headless --bays $n --max-units $n > events.jsonl 2> run.err || rc=$?
 [ "$rc" = 0 ] || { tail -5 run.err; fail "station run exited $rc"; }
 echo "  $n faulty boards settled in $SECONDS s"

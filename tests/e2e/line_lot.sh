@@ -6,47 +6,18 @@
 # audit chain verifies, every committed board is locked with its certificate).
 set -eu
 . "$TOP/tests/lib.sh"
-command -v sqlite3 >/dev/null || fail "the sqlite3 shell is needed"
-command -v openssl >/dev/null || fail "openssl is needed"
+LINE_SID=line-1
+. "$TOP/tests/line-lib.sh"
 
 N=50
 PORTS="1-1 1-2 1-3 1-4"
-S() { "$STATION" --db st.db --station-id line-1 --user eng "$@"; }
-q() { sqlite3 -batch -noheader st.db "$@"; }
 
 # --- the bench: token, lot, image, profile -----------------------------------
-"$TOP/hsm/softhsm-setup.sh" --dir hsm --label line-ca >/dev/null
-# boards answer at once (the timing is the benchmark's business)
-"$BUILD/fx-mfgkit" --lot L50 --count $N --out mfg --knob flash_bps=0 --knob keygen_ms=0 \
-	--knob sign_ms=0 --fault-mix "2*clone,1*foreign_attest,1*bad_attestation=1,1*csr_wrong_subject=1,1*csr_other_key=1,1*refuse_lock=1,1*unplug_at=write_cert,1*flash_error_at=dfu_dnload,1*drop_reply=genkey,1*corrupt_reply=get_csr,1*stall_in=attest" >/dev/null
-"$BUILD/fx-board" mkimage fw.bin --version 2.0 --size 40000 >/dev/null
-cat > widget.profile <<EOF
-[product]
-name = widget
-usb = 1209:0001
-[firmware]
-image = fw.bin
-sha256 = $(sha256sum fw.bin | cut -d' ' -f1)
-[certificate]
-validity_days = 365
-san = URI:urn:example:widget:{unique_id}
-[hsm]
-module = /usr/lib/softhsm/libsofthsm2.so
-softhsm2_conf = hsm/softhsm2.conf
-token = line-ca
-ca_key = station-ca-key
-ca_cert = hsm/ca.pem
-audit_key = station-audit-key
-pin_file = hsm/pin
-[attestation]
-manufacturer_ca = mfg/mfr-ca.pem
-[policy]
-; faults are mixed on purpose: do not hold a bay in this test
-max_failures_in_row = 50
-EOF
-expect_exit 0 S profile add widget.profile
-expect_exit 0 S allowlist import mfg/L50.csv --lot L50 --sig mfg/L50.csv.sig \
-	--manufacturer-cert mfg/mfr-ca.pem
+# boards answer at once (the timing is the benchmark's business); faults are
+# mixed on purpose, so no bay is held for failures in a row
+LINE_FW_VERSION=2.0 LINE_FW_SIZE=40000 LINE_VALIDITY=365 \
+LINE_SAN='URI:urn:example:widget:{unique_id}' LINE_MAX_FAILURES=50 \
+line_bench widget L50 $N --fault-mix "2*clone,1*foreign_attest,1*bad_attestation=1,1*csr_wrong_subject=1,1*csr_other_key=1,1*refuse_lock=1,1*unplug_at=write_cert,1*flash_error_at=dfu_dnload,1*drop_reply=genkey,1*corrupt_reply=get_csr,1*stall_in=attest"
 
 # --- refusals before any board is touched --------------------------------------
 expect_exit 1 S run --profile widget --lot NOLOT --headless
@@ -97,7 +68,7 @@ operator() {
 }
 rc=0
 timeout 600 "$BUILD/fx-usbemu" --quiet --control ctl "${boardargs[@]}" -- \
-	"$STATION" --db st.db --station-id line-1 --user op-olga run --profile widget \
+	"$STATION" --db st.db --station-id "$LINE_SID" --user op-olga run --profile widget \
 	--lot L50 --headless --bays 4 --max-units $N 2> run.err | operator || rc=$?
 [ "$rc" = 0 ] || { cat run.err; fail "station run exited $rc"; }
 
@@ -111,7 +82,7 @@ grep -q '"kind":"line-stopped"' events.jsonl || fail "no line-stopped event"
 [ "$(q "SELECT count(*) FROM units")" = $N ] || fail "units: $(q "SELECT count(*) FROM units")"
 [ "$(q "SELECT count(*) FROM units WHERE status='in-progress' OR finished_ms IS NULL")" = 0 ] ||
 	fail "a unit was left in progress"
-[ "$(q "SELECT count(*) FROM units WHERE operator <> 'op-olga' OR station_id <> 'line-1'
+[ "$(q "SELECT count(*) FROM units WHERE operator <> 'op-olga' OR station_id <> '$LINE_SID'
 	OR lot <> 'L50' OR bay NOT IN ('1-1','1-2','1-3','1-4')")" = 0 ] || fail "unit provenance"
 # the verdict each board must get, by its fault
 expect() {   # DIR STATUS STAGE

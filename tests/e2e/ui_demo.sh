@@ -47,10 +47,12 @@ seen=ever wait_for 'PASS [1-9][0-9]* +FAIL [1-9][0-9]* +REJECT [1-9][0-9]* +ALER
 seen=ever wait_for 'bay [1-4] \(1-[1-4]\): PASS [0-9A-F]{24}'
 seen=ever wait_for 'bay [1-4] \(1-[1-4]\): REJECT [0-9A-F]{24} at allowlist'
 
-# q while a board is being worked on: the screen waits for it, then the run ends
-wait_for 'working: ' 60
+# q while a board is being flashed (2 s at the demo's speed, then the rest of
+# its stages: the unit is surely still in flight when q lands, even on a slow
+# machine): the screen waits for it, then the run ends
+wait_for 'working: flash' 60
 tm send-keys -t demo q
-wait_for 'STOPPING: waiting for [1-9][0-9]* units? in flight' 5
+seen=ever wait_for 'STOPPING: waiting for [1-9][0-9]* units? in flight' 60
 # results shown when q was pressed: the unit(s) in flight must add to them
 at_q=$(grep -oE 'PASS [0-9]+ +FAIL [0-9]+ +REJECT [0-9]+' now.txt | tail -1 |
 	awk '{ print $2 + $4 + $6 }')

@@ -23,8 +23,12 @@ dfu-util -d 1209:0001 -p 1-1 -U up.bin > dfu-up.log 2>&1 || echo "dfu-util -U fa
 "$STATION" usb flash --bay 1-2 --image fw.bin > flash2.txt 2>&1 || echo "station flash 1-2 failed" >> errors.txt
 "$STATION" usb info --bay 1-2 > info2.txt
 "$STATION" usb flash --bay 1-3 --image fw.bin > flash3.txt 2>&1; echo "rc3=$?" > rc3.txt
-sleep 0.3
+# the harness removes a board that pulled itself from its own thread: poll
+end=$((EPOCHSECONDS + 60))
 "$STATION" usb list > list2.txt
+while grep -q '^1-3 ' list2.txt && [ "$EPOCHSECONDS" -lt "$end" ]; do
+	sleep 0.05; "$STATION" usb list > list2.txt
+done
 IN
 expect_exit 0 "$BUILD/fx-usbemu" --board 1-1=kit/boards/L1-0001 --board 1-2=kit/boards/L1-0002 \
 	--board 1-3=kit/boards/L1-0003 -- bash run.sh
@@ -51,7 +55,9 @@ set -eu
 "$STATION" usb list > before.txt
 echo "unplug 1-1" > ctl
 echo "plug 1-1 kit/boards/L1-0002" > ctl
-for i in $(seq 50); do "$STATION" usb list > after.txt; grep -q "^1-1 $UID2$" after.txt && break; sleep 0.1; done
+end=$((EPOCHSECONDS + 60))
+until "$STATION" usb list > after.txt && grep -q "^1-1 $UID2$" after.txt ||
+	[ "$EPOCHSECONDS" -ge "$end" ]; do sleep 0.05; done
 IN
 UID2=$(uid 2) expect_exit 0 "$BUILD/fx-usbemu" --quiet --board 1-1=kit/boards/L1-0001 --control ctl -- bash run2.sh
 [ "$(cat before.txt)" = "1-1 $(uid 1)" ] || fail "before the swap: $(cat before.txt)"
