@@ -162,6 +162,11 @@ const char *db_unit_status_name(enum db_unit_status s);
 int db_unit_begin(struct db *db, struct db_unit *u, struct errbuf *err);
 /* Updates stage and any filled hash/serial fields of an in-progress unit. */
 int db_unit_update(struct db *db, const struct db_unit *u, struct errbuf *err);
+/* The same, as a progress mark: written to the WAL without an fsync (survives
+ * the process being killed; a power loss may lose it until the next full
+ * commit makes it durable).  For stage marks, not for anything an invariant
+ * rests on. */
+int db_unit_progress(struct db *db, const struct db_unit *u, struct errbuf *err);
 /* Final verdict: status, stage, reason, finished time (now if 0) and any filled
  * hash/serial fields; appends an audit event (actor: the operator).  ST_EEXIST
  * when the id already has a PASS unit; ST_ESTATE when u is not in progress. */

@@ -1,5 +1,5 @@
 /*
- * station allowlist import FILE --lot LOT [--sig FILE.sig --manufacturer-cert CERT.pem]
+ * station allowlist import FILE --lot LOT (--sig FILE.sig --manufacturer-cert CERT.pem | --unsigned)
  * station allowlist list --lot LOT
  *
  * import: the manufacturer's CSV (docs/engineer.md "Allowlist"), all or nothing.
@@ -15,7 +15,8 @@
 static void allowlist_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: station allowlist import FILE --lot LOT [--sig FILE.sig --manufacturer-cert CERT.pem]\n"
+		"usage: station allowlist import FILE --lot LOT --sig FILE.sig --manufacturer-cert CERT.pem\n"
+		"       station allowlist import FILE --lot LOT --unsigned\n"
 		"       station allowlist list --lot LOT\n"
 		"\n"
 		"import  add the hardware ids of a manufacturer CSV (header\n"
@@ -23,6 +24,8 @@ static void allowlist_usage(FILE *f)
 		"        row, a duplicate id, or a signature that does not verify with the\n"
 		"        manufacturer certificate rejects the whole file (FILE:LINE: reason)\n"
 		"        and nothing is written.  The import is an audit event.\n"
+		"        A file without a signature is refused unless --unsigned says the\n"
+		"        engineer means it; the audit event then records signed:false.\n"
 		"list    print the number of ids on LOT's allowlist, then the ids.\n");
 }
 
@@ -32,6 +35,7 @@ static int allowlist_import(struct cli_ctx *ctx, int argc, char **argv)
 		{ "lot",               required_argument, NULL, 'l' },
 		{ "sig",               required_argument, NULL, 's' },
 		{ "manufacturer-cert", required_argument, NULL, 'c' },
+		{ "unsigned",          no_argument,       NULL, 'u' },
 		{ "help",              no_argument,       NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -39,7 +43,7 @@ static int allowlist_import(struct cli_ctx *ctx, int argc, char **argv)
 	struct errbuf err;
 	int64_t rows = 0;
 	struct db *db;
-	int c, rc;
+	int c, rc, unsigned_ok = 0;
 
 	/* FILE may come before or after the options. */
 	while (optind < argc) {
@@ -53,6 +57,7 @@ static int allowlist_import(struct cli_ctx *ctx, int argc, char **argv)
 		case 'l': lot = optarg; break;
 		case 's': sig = optarg; break;
 		case 'c': cert = optarg; break;
+		case 'u': unsigned_ok = 1; break;
 		case 'h':
 			allowlist_usage(stdout);
 			return CLI_EXIT_OK;
@@ -66,6 +71,12 @@ static int allowlist_import(struct cli_ctx *ctx, int argc, char **argv)
 		return cli_usage_error("allowlist", "import needs --lot LOT");
 	if (!sig != !cert)
 		return cli_usage_error("allowlist", "--sig and --manufacturer-cert go together");
+	/* Unsigned ids are unverified ids: make that the engineer's explicit choice. */
+	if (!sig && !unsigned_ok)
+		return cli_usage_error("allowlist", "no --sig: give the manufacturer's signature, "
+				       "or --unsigned to import an unverified file");
+	if (sig && unsigned_ok)
+		return cli_usage_error("allowlist", "--unsigned contradicts --sig");
 	errbuf_clear(&err);
 	if (db_open(ctx->db_path, ctx->station_id, &db, &err))
 		return cli_fail("allowlist import: %s", err.msg);

@@ -6,17 +6,20 @@
  * firmware image does not hash to the profile's SHA-256, the HSM token fails its
  * pre-flight, or the lot has no allowlist; then it recovers units a crash left
  * in progress (pipeline.h).  --headless prints one JSON object per event per
- * line on stdout (ui/headless.h); otherwise the ncurses screen runs.  The line
- * stops on q, SIGTERM/SIGINT or after --max-units results, once the units in
- * flight have finished.
+ * line on stdout (ui/headless.h) and takes line commands on stdin (see
+ * stdin_main); otherwise the ncurses screen runs.  The line stops on q (quit on
+ * stdin), SIGTERM/SIGINT or after --max-units results, once the units in flight
+ * have finished.
  */
 #include "cli.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,7 +56,11 @@ static void usage(FILE *f)
 		"Refuses to start if the firmware image does not match the profile's SHA-256,\n"
 		"the HSM token fails its pre-flight, or the lot has no allowlist.  The PIN\n"
 		"comes from the profile's pin_file or pin_env, never from the command line.\n"
-		"Stops on q (screen), SIGTERM or SIGINT, after the units in flight finish.\n",
+		"Stops on q (screen), SIGTERM or SIGINT, after the units in flight finish.\n"
+		"\n"
+		"Headless, with stdin not a terminal, the line reads commands on stdin, one\n"
+		"a line: pause, resume, clear BAY (tile 1..N or port label such as 1-2), quit.\n"
+		"Each is answered by a log event; end of file only stops the reading.\n",
 		PL_MAX_BAYS);
 }
 
@@ -205,6 +212,158 @@ static void ctl_quit(void *ctx)
 	if (s->line)
 		pl_line_request_stop(s->line);
 	pthread_mutex_unlock(&s->lock);
+}
+
+/* ---- headless line commands on stdin ------------------------------------------ */
+
+/*
+ * With --headless and stdin not a terminal (a pipe, FIFO, socket or file), the
+ * line reads one command per line: pause, resume, clear BAY (a tile number 1..N
+ * or a USB port label such as 1-2), quit (the units in flight finish first).
+ * Each command is answered on the event stream: EV_LOG with outcome "ok" when
+ * accepted, "fail" with the reason otherwise.  End of file only stops the
+ * reading (CI runs with stdin closed).  A terminal is left alone: a headless
+ * run put in the background would be stopped by SIGTTIN on its first read.
+ */
+#define CMD_LINE_MAX 128
+
+struct stdin_ctl {
+	struct sig_ctx *sig;
+	struct ev_bus *bus;
+	struct pl_line *line;
+	int nbays;
+	int wake[2];               /* written to when the line is done */
+};
+
+static void cmd_answer(struct stdin_ctl *c, enum ev_outcome out, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void cmd_answer(struct stdin_ctl *c, enum ev_outcome out, const char *fmt, ...)
+{
+	char reason[EV_REASON_LEN];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	ev_emitf(c->bus, EV_LOG, -1, "", "", EV_STAGE_NONE, out, "%s", reason);
+}
+
+/* The tile a BAY argument names: 1..N, or a port label bound to a tile. */
+static int cmd_bay(struct stdin_ctl *c, const char *arg)
+{
+	int n;
+
+	if (strspn(arg, "0123456789") == strlen(arg))
+		return parse_int(arg, 1, c->nbays, &n) ? -1 : n - 1;
+	return pl_line_bay_of_port(c->line, arg);
+}
+
+static void cmd_run_line(struct stdin_ctl *c, char *text)
+{
+	char *cmd, *arg, *extra, *save = NULL;
+	int bay;
+
+	cmd = strtok_r(text, " \t\r", &save);
+	if (!cmd || cmd[0] == '#')
+		return;       /* blank line or comment */
+	arg = strtok_r(NULL, " \t\r", &save);
+	extra = arg ? strtok_r(NULL, " \t\r", &save) : NULL;
+	if (!strcmp(cmd, "clear")) {
+		if (!arg || extra) {
+			cmd_answer(c, EV_OUT_FAIL, "command 'clear' needs one bay (1..%d or a port "
+				   "label such as 1-2)", c->nbays);
+			return;
+		}
+		if ((bay = cmd_bay(c, arg)) < 0) {
+			cmd_answer(c, EV_OUT_FAIL, "clear %.40s: no such bay (1..%d or a port label)",
+				   arg, c->nbays);
+			return;
+		}
+		if (pl_line_clear_bay(c->line, bay) != ST_OK) {
+			cmd_answer(c, EV_OUT_FAIL, "clear %.40s: bay %d is not held", arg, bay + 1);
+			return;
+		}
+		cmd_answer(c, EV_OUT_OK, "command 'clear %.40s' done: bay %d cleared", arg, bay + 1);
+		return;
+	}
+	if (arg) {
+		cmd_answer(c, EV_OUT_FAIL, "command '%.40s' takes no argument", cmd);
+		return;
+	}
+	if (!strcmp(cmd, "pause") || !strcmp(cmd, "resume")) {
+		int pause = cmd[0] == 'p';
+
+		pl_line_pause(c->line, pause);
+		cmd_answer(c, EV_OUT_OK, "command '%s' done: intake %s", cmd,
+			   pause ? "paused (units in flight finish)" : "running");
+	} else if (!strcmp(cmd, "quit")) {
+		cmd_answer(c, EV_OUT_OK, "command 'quit' done: stopping after the units in flight");
+		ctl_quit(c->sig);
+	} else {
+		cmd_answer(c, EV_OUT_FAIL, "unknown command '%.40s' (commands: pause, resume, "
+			   "clear BAY, quit)", cmd);
+	}
+}
+
+static void *stdin_main(void *arg)
+{
+	struct stdin_ctl *c = arg;
+	char buf[CMD_LINE_MAX + 1];
+	size_t len = 0;
+	int overlong = 0;
+
+	for (;;) {
+		struct pollfd pfd[2] = {
+			{ .fd = STDIN_FILENO, .events = POLLIN },
+			{ .fd = c->wake[0], .events = POLLIN },
+		};
+		ssize_t n;
+
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (pfd[1].revents)
+			break;
+		if (!pfd[0].revents)
+			continue;
+		n = read(STDIN_FILENO, buf + len, sizeof(buf) - 1 - len);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0)
+			break;        /* end of file or error: the line runs on */
+		len += (size_t)n;
+		for (;;) {
+			char *nl = memchr(buf, '\n', len);
+			size_t used;
+
+			if (!nl) {
+				if (len == sizeof(buf) - 1) {
+					/* no newline in CMD_LINE_MAX bytes: drop up to the next one */
+					if (!overlong)
+						cmd_answer(c, EV_OUT_FAIL, "command line longer than %d "
+							   "bytes ignored", CMD_LINE_MAX);
+					overlong = 1;
+					len = 0;
+				}
+				break;
+			}
+			*nl = '\0';
+			used = (size_t)(nl - buf) + 1;
+			if (!overlong) {
+				if (strlen(buf) != used - 1)
+					cmd_answer(c, EV_OUT_FAIL, "command line with a NUL byte ignored");
+				else
+					cmd_run_line(c, buf);
+			}
+			overlong = 0;
+			memmove(buf, buf + used, len - used);
+			len -= used;
+		}
+	}
+	return NULL;
 }
 
 static void *stopper_main(void *arg)
@@ -381,8 +540,28 @@ static int run_line(struct cli_ctx *ctx, const struct run_opts *o)
 	pthread_mutex_unlock(&sig.lock);
 
 	if (o->headless) {
+		struct stdin_ctl sc = { &sig, bus, line, o->bays, { -1, -1 } };
+		pthread_t reader;
+		int reading = 0;
+
+		if (!isatty(STDIN_FILENO) && pipe2(sc.wake, O_CLOEXEC) == 0) {
+			if (pthread_create(&reader, NULL, stdin_main, &sc) == 0) {
+				reading = 1;
+			} else {
+				close(sc.wake[0]);
+				close(sc.wake[1]);
+				fprintf(stderr, "station: run: cannot read commands on stdin\n");
+			}
+		}
 		pl_line_wait(line);
 		pl_line_stop(line);
+		if (reading) {
+			/* the reader may be between commands: wake it, then it exits */
+			(void)!write(sc.wake[1], "x", 1);
+			pthread_join(reader, NULL);
+			close(sc.wake[0]);
+			close(sc.wake[1]);
+		}
 	} else {
 		if (pthread_create(&stopper, NULL, stopper_main, line) != 0) {
 			pl_line_request_stop(line);

@@ -348,6 +348,18 @@ int pl_line_clear_bay(struct pl_line *line, int bay_index)
 	return ST_OK;
 }
 
+int pl_line_bay_of_port(struct pl_line *line, const char *port)
+{
+	int idx = -1;
+
+	pthread_mutex_lock(&line->lock);
+	for (int i = 0; i < line->cfg.nbays && idx < 0; i++)
+		if (line->bays[i].port[0] && !strcmp(line->bays[i].port, port))
+			idx = i;
+	pthread_mutex_unlock(&line->lock);
+	return idx;
+}
+
 void pl_line_counts(struct pl_line *line, struct pl_counts *out)
 {
 	pthread_mutex_lock(&line->lock);

@@ -12,7 +12,8 @@
  *   pl_ca_ops.  Adapters: station/pl_usb.c (libusb board_client + dfu) and
  *   station/pl_hsm.c (hsm/); unit tests plug in-process fakes.
  * - Every attempt is a unit row (db_unit_begin before any board work that
- *   matters, db_unit_finish with stage and reason at the end).  A certificate
+ *   matters, db_unit_finish with stage and reason at the end); the row's stage
+ *   follows every stage (progress marks, docs/database.md "units").  A certificate
  *   signed for a unit that does not commit is revoked before the unit finishes.
  * - Policy: an id not on the lot's allowlist, already provisioned, a locked
  *   board, a public key seen before, a bad attestation, or the same id on two bays
@@ -155,6 +156,8 @@ void pl_line_pause(struct pl_line *line, int paused);
 int  pl_line_paused(struct pl_line *line);
 /* Clears a held bay (0-based tile index); ST_EINVAL if it is not held. */
 int  pl_line_clear_bay(struct pl_line *line, int bay_index);
+/* The tile (0-based) bound to USB port label port ("1-2"), or -1 if none is. */
+int  pl_line_bay_of_port(struct pl_line *line, const char *port);
 
 struct pl_counts {
 	int64_t pass, fail, reject, in_flight;

@@ -103,9 +103,10 @@ int pl_recover(struct db *db, const struct pl_ca_ops *ca, struct ev_bus *bus,
 		struct ev_event ev;
 
 		u->status = DB_UNIT_INTERRUPTED;
-		/* the row holds the last stage recorded (identify, then inject) */
+		/* the row follows every stage (pl_unit.c); only a power loss can
+		 * leave it at an earlier one (identify or inject, the durable marks) */
 		snprintf(u->reason, sizeof(u->reason),
-			 "station stopped (crash or power loss) at or after stage %s", u->stage);
+			 "station stopped (crash or power loss) during stage %s", u->stage);
 		u->finished_ms = pl_now_ms();
 		if ((rc = db_unit_finish(db, u, err))) {
 			errbuf_prefix(err, "recovery: unit %lld: ", (long long)u->id);

@@ -31,10 +31,16 @@ static void emit(struct pl_unit *r, enum ev_kind kind, enum ev_outcome out,
 	ev_emit(r->cfg->bus, &ev);
 }
 
-/* The unit row records the stage from which a crash may leave a certificate
- * on the board (recovery says so; the row's stage is "identify" before it).  Other stages only emit events: every row update is an fsync under the
- * database's one lock, shared by all bays (docs/performance.md, "The line"). */
-static int milestone(enum ev_stage s)
+/*
+ * The unit row follows every stage, so an interrupted unit's record names the
+ * stage it was in.  Most marks are progress marks (db_unit_progress: written
+ * to the WAL, no fsync): they survive the station being killed, and the next
+ * full commit of any bay makes them durable.  An fsync per stage, under the
+ * database's one lock shared by all bays, would cost the line its scaling
+ * (docs/performance.md, "The line").  Inject is a full commit: after a power
+ * loss the row still says, at least, that a certificate may be on the board.
+ */
+static int durable_mark(enum ev_stage s)
 {
 	return s == EV_STAGE_INJECT;
 }
@@ -43,11 +49,20 @@ static int milestone(enum ev_stage s)
 static void stage(struct pl_unit *r, enum ev_stage s)
 {
 	struct errbuf e;
+	int rc;
 
 	r->stage = s;
 	snprintf(r->u.stage, sizeof(r->u.stage), "%s", ev_stage_name(s));
+	/* the mark before the event: whoever sees the stage begin (and kills
+	 * the station then) finds it in the row */
+	rc = ST_OK;
+	if (r->have_unit) {
+		errbuf_clear(&e);
+		rc = durable_mark(s) ? db_unit_update(r->cfg->db, &r->u, &e) :
+				       db_unit_progress(r->cfg->db, &r->u, &e);
+	}
 	emit(r, EV_STAGE_BEGIN, EV_OUT_NONE, NULL);
-	if (r->have_unit && milestone(s) && db_unit_update(r->cfg->db, &r->u, &e) != ST_OK)
+	if (rc != ST_OK)
 		emit(r, EV_LOG, EV_OUT_NONE, e.msg);
 }
 
@@ -136,8 +151,11 @@ static void revoke_unit_certs(struct pl_unit *r, const char *why)
 }
 
 /* Ends the unit: revokes a certificate that will not be committed, records the
- * verdict, tells the world.  Returns the outcome for the bay's failure count. */
-static enum ev_outcome finish(struct pl_unit *r, enum db_unit_status st, const char *reason)
+ * verdict, tells the world.  reason is what the tile and the events show;
+ * detail (NULL: the same) is what the unit row and the audit log keep.
+ * Returns the outcome for the bay's failure count. */
+static enum ev_outcome finish(struct pl_unit *r, enum db_unit_status st, const char *reason,
+			      const char *detail)
 {
 	enum ev_outcome out = st == DB_UNIT_PASS ? EV_OUT_PASS :
 			      st == DB_UNIT_REJECT ? EV_OUT_REJECT : EV_OUT_FAIL;
@@ -149,7 +167,7 @@ static enum ev_outcome finish(struct pl_unit *r, enum db_unit_status st, const c
 	if (r->cert == CERT_RESERVED || r->cert == CERT_ISSUED)
 		revoke_unit_certs(r, st == DB_UNIT_REJECT ? "keyCompromise" : "cessationOfOperation");
 	r->u.status = st;
-	snprintf(r->u.reason, sizeof(r->u.reason), "%s", reason ? reason : "");
+	snprintf(r->u.reason, sizeof(r->u.reason), "%s", detail ? detail : reason ? reason : "");
 	r->u.finished_ms = pl_now_ms();
 	if (r->have_unit && !r->recorded && db_unit_finish(r->cfg->db, &r->u, &e) != ST_OK) {
 		emit(r, EV_LOG, EV_OUT_NONE, e.msg);
@@ -164,13 +182,98 @@ static enum ev_outcome finish(struct pl_unit *r, enum db_unit_status st, const c
 	return out;
 }
 
+/* What the stage was doing, for a sentence an operator reads from a metre away. */
+static const char *doing(enum ev_stage s)
+{
+	switch (s) {
+	case EV_STAGE_DETECT:       return "opening the board";
+	case EV_STAGE_IDENTIFY:     return "reading the board's id";
+	case EV_STAGE_ALLOWLIST:    return "checking the allowlist";
+	case EV_STAGE_FLASH:        return "writing the image";
+	case EV_STAGE_VERIFY_IMAGE: return "checking the image";
+	case EV_STAGE_KEYGEN:       return "generating the key";
+	case EV_STAGE_CSR:          return "getting the certificate request";
+	case EV_STAGE_CSR_POLICY:   return "checking the certificate request";
+	case EV_STAGE_ATTEST:       return "checking the board's attestation";
+	case EV_STAGE_RESERVE:
+	case EV_STAGE_SIGN:         return "signing the certificate";
+	case EV_STAGE_INJECT:       return "writing the certificate";
+	case EV_STAGE_PROVE:        return "checking the certificate on the board";
+	case EV_STAGE_LOCK:         return "locking the board";
+	case EV_STAGE_COMMIT:       return "recording the unit";
+	default:                    return "working";
+	}
+}
+
+/*
+ * The operator's words for a failure below the pipeline (board, USB, HSM,
+ * database): those messages name transfers, states and codes.  The pipeline's
+ * own checks already say what is wrong in plain words: 0, use err.msg.
+ */
+static int plain_words(enum ev_stage s, int rc, const char *msg, char *out, size_t cap)
+{
+	const char *what = doing(s);
+
+	switch (rc) {
+	case ST_ETIMEOUT:
+		snprintf(out, cap, "board stopped answering while %s", what);
+		return 1;
+	case ST_ENODEV:
+		snprintf(out, cap, "board was unplugged while %s", what);
+		return 1;
+	case ST_EPROTO:
+		if (s == EV_STAGE_LOCK && strstr(msg, "EREFUSED"))
+			snprintf(out, cap, "board refused to lock");
+		else if (strstr(msg, "board answered E"))
+			snprintf(out, cap, "board reported an error while %s", what);
+		else
+			snprintf(out, cap, "garbled USB traffic while %s (cable?)", what);
+		return 1;
+	case ST_ESTATE:
+		snprintf(out, cap, "board was not ready for %s", what);
+		return 1;
+	case ST_EBUSY:
+	case ST_ENOTFOUND:
+		snprintf(out, cap, "board could not be opened");
+		return 1;
+	case ST_EHSM:
+	case ST_EPIN:
+		snprintf(out, cap, "the HSM failed while %s", what);
+		return 1;
+	case ST_EDB:
+		snprintf(out, cap, "the database failed while %s", what);
+		return 1;
+	case ST_ENOMEM:
+		snprintf(out, cap, "the station ran out of memory while %s", what);
+		return 1;
+	case ST_ETAMPER:
+		if (!strncmp(msg, "bay ", 4)) {
+			snprintf(out, cap, "image read back from the board is not the one written");
+			return 1;
+		}
+		return 0;
+	case ST_EIO:
+		if (!strncmp(msg, "bay ", 4)) {
+			snprintf(out, cap, "%s failed (board error)", what);
+			return 1;
+		}
+		return 0;
+	default:
+		return 0;
+	}
+}
+
 static enum ev_outcome fail_with(struct pl_unit *r, enum db_unit_status st, int rc)
 {
-	char reason[EV_REASON_LEN];
+	char plain[EV_REASON_LEN], detail[sizeof(r->u.reason)];
+	const char *msg = r->err.msg[0] ? r->err.msg : "failed";
 
-	snprintf(reason, sizeof(reason), "%s: %s", st_rc_name(rc),
-		 r->err.msg[0] ? r->err.msg : "failed");
-	return finish(r, st, reason);
+	if (plain_words(r->stage, rc, msg, plain, sizeof(plain))) {
+		snprintf(detail, sizeof(detail), "%s (%s: %s)", plain, st_rc_name(rc), msg);
+		return finish(r, st, plain, detail);
+	}
+	snprintf(detail, sizeof(detail), "%s: %s", st_rc_name(rc), msg);
+	return finish(r, st, msg, detail);
 }
 
 static int transient(int rc)
@@ -470,7 +573,7 @@ enum ev_outcome pl_unit_run(struct pl_unit *r)
 	r->cert = CERT_COMMITTED;
 	r->recorded = 1;
 	emit(r, EV_STAGE_END, EV_OUT_OK, NULL);
-	out = finish(r, DB_UNIT_PASS, reason);
+	out = finish(r, DB_UNIT_PASS, reason, NULL);
 	return out;
 
 fail:

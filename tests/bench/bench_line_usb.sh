@@ -54,7 +54,7 @@ EOF
 		cd "$d"
 		S() { "$station" --db st.db --station-id bench --user bench "$@"; }
 		S profile add p.profile >/dev/null
-		S allowlist import "mfg/$lot.csv" --lot "$lot" >/dev/null
+		S allowlist import "mfg/$lot.csv" --lot "$lot" --unsigned >/dev/null
 		tail -n +2 "mfg/$lot-boards.csv" | cut -d, -f1 > queue
 		for i in $(seq 1 "$nb"); do
 			ln -sfn "$PWD/$(sed -n "${i}p" queue)" "bay-1-$i"

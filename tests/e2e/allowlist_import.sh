@@ -38,8 +38,9 @@ before=$(counts)
 # reject FILE LINE-REGEX [import options...]: rejected, message names the
 # file:line and the reason, and nothing was written.
 reject() {
-	local file=$1 want=$2; shift 2
-	expect_exit 1 S allowlist import "$file" "$@"
+	local file=$1 want=$2 unsigned=--unsigned; shift 2
+	case " $* " in *" --sig "*) unsigned= ;; esac
+	expect_exit 1 S allowlist import "$file" "$@" $unsigned
 	grep -Eq "^station: allowlist import: $want" "$ERR" ||
 		fail "$file: expected '$want', got: $(cat "$ERR")"
 	[ "$(counts)" = "$before" ] || fail "$file: rows written ($before -> $(counts))"
@@ -106,12 +107,17 @@ reject lower.csv 'lower.csv.sig: signature does not verify' --lot LOT-B --sig lo
 expect_exit 2 S allowlist import signed.csv --lot LOT-S --sig signed.csv.sig
 expect_exit 2 S allowlist import signed.csv
 expect_exit 2 S allowlist import --lot LOT-S
+# No signature is an explicit choice: without --unsigned the file is refused untouched.
+expect_exit 2 S allowlist import good.csv --lot LOT-Z
+grep -q 'no --sig: give the manufacturer' "$ERR" || fail "unsigned refusal: $(cat "$ERR")"
+expect_exit 2 S allowlist import signed.csv --lot LOT-S --sig signed.csv.sig --manufacturer-cert mfr.pem --unsigned
+[ "$(counts)" = "$before" ] || fail "refused imports wrote rows"
 expect_exit 2 S allowlist frob
 expect_exit 0 S allowlist --help
 
 # A spreadsheet export: byte order mark and CRLF line endings are fine.
 printf '\357\273\277%s\r\n%s,LOT-S,"Widget, Pro",B\r\n' $HDR "$(uid 30)" > excel.csv
-expect_exit 0 S allowlist import excel.csv --lot LOT-S
+expect_exit 0 S allowlist import excel.csv --lot LOT-S --unsigned
 grep -q 'imported 1 ids into lot LOT-S (unsigned)' "$OUT" || fail "excel: $(cat "$OUT")"
 expect_exit 0 S allowlist import signed.csv --lot LOT-S --sig signed.csv.sig --manufacturer-cert mfr.pem
 expect_exit 0 S allowlist list --lot LOT-S

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "test_pipeline_fakes.h"
+#include "db_int.h"
 
 #define LOT "LOT-1"
 
@@ -252,6 +253,25 @@ static void assert_result(struct fx *f, struct fb_board *b, enum ev_outcome out,
 			 ev_outcome_name(out), ev_stage_name(st), why ? why : "");
 }
 
+/* The reason the unit row of b's last unit keeps. */
+static void assert_row_reason(struct fx *f, struct fb_board *b, const char *want)
+{
+	sqlite3_stmt *st = NULL;
+	char got[256] = "";
+
+	db_lock(f->db);
+	if (sqlite3_prepare_v2(f->db->sq, "SELECT reason FROM units WHERE unique_id = ?"
+			       " ORDER BY id DESC LIMIT 1", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, b->uid, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			snprintf(got, sizeof(got), "%s", (const char *)sqlite3_column_text(st, 0));
+	}
+	sqlite3_finalize(st);
+	db_unlock(f->db);
+	if (!strstr(got, want))
+		fail_msg("%s: unit row reason '%s' lacks '%s'", b->uid, got, want);
+}
+
 /* ---- tests ------------------------------------------------------------------ */
 
 static void test_one_board_passes(void **state)
@@ -367,21 +387,35 @@ static void test_faults(void **state)
 		enum ev_stage at;
 		enum ev_outcome want;
 		enum ev_stage want_stage;
-		const char *why;
+		const char *why;      /* in the event: the operator's words */
+		const char *detail;   /* in the unit row: the code and the technical detail */
 	} cases[] = {
-		{ FB_TIMEOUT,       EV_STAGE_IDENTIFY, EV_OUT_FAIL, EV_STAGE_IDENTIFY, "ETIMEOUT" },
-		{ FB_TIMEOUT,       EV_STAGE_FLASH,    EV_OUT_FAIL, EV_STAGE_FLASH, "ETIMEOUT" },
-		{ FB_UNPLUG,        EV_STAGE_FLASH,    EV_OUT_FAIL, EV_STAGE_FLASH, "ENODEV" },
-		{ FB_FLASH_CORRUPT, EV_STAGE_NONE,     EV_OUT_FAIL, EV_STAGE_VERIFY_IMAGE, "not the profile's" },
-		{ FB_TIMEOUT,       EV_STAGE_KEYGEN,   EV_OUT_FAIL, EV_STAGE_KEYGEN, "ETIMEOUT" },
-		{ FB_WRONG_SUBJECT, EV_STAGE_NONE,     EV_OUT_REJECT, EV_STAGE_CSR_POLICY, "subject" },
-		{ FB_WRONG_NONCE,   EV_STAGE_NONE,     EV_OUT_REJECT, EV_STAGE_CSR_POLICY, "nonce" },
-		{ FB_BAD_ATTEST,    EV_STAGE_NONE,     EV_OUT_REJECT, EV_STAGE_ATTEST, "signature" },
-		{ FB_UNPLUG,        EV_STAGE_INJECT,   EV_OUT_FAIL, EV_STAGE_INJECT, "ENODEV" },
-		{ FB_READBACK_BAD,  EV_STAGE_NONE,     EV_OUT_FAIL, EV_STAGE_PROVE, "differs" },
-		{ FB_PROVE_WRONG,   EV_STAGE_NONE,     EV_OUT_FAIL, EV_STAGE_PROVE, "possession" },
-		{ FB_TIMEOUT,       EV_STAGE_LOCK,     EV_OUT_FAIL, EV_STAGE_LOCK, "ETIMEOUT" },
-		{ FB_UNPLUG,        EV_STAGE_PROVE,    EV_OUT_FAIL, EV_STAGE_PROVE, "ENODEV" },
+		{ FB_TIMEOUT,       EV_STAGE_IDENTIFY, EV_OUT_FAIL, EV_STAGE_IDENTIFY,
+		  "board stopped answering while reading the board's id", "(ETIMEOUT: " },
+		{ FB_TIMEOUT,       EV_STAGE_FLASH,    EV_OUT_FAIL, EV_STAGE_FLASH,
+		  "board stopped answering while writing the image", "(ETIMEOUT: " },
+		{ FB_UNPLUG,        EV_STAGE_FLASH,    EV_OUT_FAIL, EV_STAGE_FLASH,
+		  "board was unplugged while writing the image", "(ENODEV: " },
+		{ FB_FLASH_CORRUPT, EV_STAGE_NONE,     EV_OUT_FAIL, EV_STAGE_VERIFY_IMAGE,
+		  "not the profile's", "EIO: image on the board" },
+		{ FB_TIMEOUT,       EV_STAGE_KEYGEN,   EV_OUT_FAIL, EV_STAGE_KEYGEN,
+		  "board stopped answering while generating the key", "(ETIMEOUT: " },
+		{ FB_WRONG_SUBJECT, EV_STAGE_NONE,     EV_OUT_REJECT, EV_STAGE_CSR_POLICY, "subject",
+		  "EPOLICY: CSR subject" },
+		{ FB_WRONG_NONCE,   EV_STAGE_NONE,     EV_OUT_REJECT, EV_STAGE_CSR_POLICY, "nonce",
+		  "EPOLICY: " },
+		{ FB_BAD_ATTEST,    EV_STAGE_NONE,     EV_OUT_REJECT, EV_STAGE_ATTEST, "signature",
+		  "EPOLICY: " },
+		{ FB_UNPLUG,        EV_STAGE_INJECT,   EV_OUT_FAIL, EV_STAGE_INJECT,
+		  "board was unplugged while writing the certificate", "(ENODEV: " },
+		{ FB_READBACK_BAD,  EV_STAGE_NONE,     EV_OUT_FAIL, EV_STAGE_PROVE, "differs",
+		  "EPOLICY: certificate read back" },
+		{ FB_PROVE_WRONG,   EV_STAGE_NONE,     EV_OUT_FAIL, EV_STAGE_PROVE, "possession",
+		  "EPOLICY: proof" },
+		{ FB_TIMEOUT,       EV_STAGE_LOCK,     EV_OUT_FAIL, EV_STAGE_LOCK,
+		  "board stopped answering while locking the board", "(ETIMEOUT: " },
+		{ FB_UNPLUG,        EV_STAGE_PROVE,    EV_OUT_FAIL, EV_STAGE_PROVE,
+		  "board was unplugged while checking the certificate on the board", "(ENODEV: " },
 	};
 	const size_t n = sizeof(cases) / sizeof(cases[0]);
 	struct fx *f = *state;
@@ -402,6 +436,10 @@ static void test_faults(void **state)
 	pl_line_stop(f->line);
 	for (size_t i = 0; i < n; i++) {
 		assert_result(f, bs[i], cases[i].want, cases[i].want_stage, cases[i].why);
+		assert_row_reason(f, bs[i], cases[i].detail);
+		/* no error code on the tile */
+		assert_null(strstr(result_for(f, bs[i]->uid)->reason, cases[i].detail[0] == '(' ?
+				   cases[i].detail + 1 : cases[i].detail));
 		if (cases[i].want_stage >= EV_STAGE_INJECT)
 			signed_units++;
 	}
@@ -462,7 +500,8 @@ static void test_issue_failure_revokes_reserved(void **state)
 	start(f, 1, 1);
 	pl_line_wait(f->line);
 	pl_line_stop(f->line);
-	assert_result(f, b, EV_OUT_FAIL, EV_STAGE_SIGN, "EHSM");
+	assert_result(f, b, EV_OUT_FAIL, EV_STAGE_SIGN, "the HSM failed while signing the certificate");
+	assert_row_reason(f, b, "(EHSM: ");
 	t = certs(f);
 	assert_int_equal(t.revoked, 1);
 	assert_int_equal(t.reserved + t.issued + t.injected, 0);
@@ -582,6 +621,68 @@ static void test_slow_board_does_not_block(void **state)
 	assert_result(f, slow, EV_OUT_PASS, EV_STAGE_COMMIT, NULL);
 }
 
+struct stage_seen {
+	char stage[32];
+	int n;
+};
+
+static int note_stage(const struct db_unit *u, void *ctx)
+{
+	struct stage_seen *s = ctx;
+
+	snprintf(s->stage, sizeof(s->stage), "%s", u->stage);
+	s->n++;
+	return 0;
+}
+
+/* The unit row follows every stage: another connection (what recovery after a
+ * kill reads) sees the stage the unit is in while it is in it, and the progress
+ * marks leave the connection at synchronous=FULL. */
+static void test_stage_marks(void **state)
+{
+	struct fx *f = *state;
+	struct fb_board *b = board(f, 0);
+	struct db *other;
+	struct stage_seen seen;
+	struct errbuf e;
+	sqlite3_stmt *st;
+	int sync = -1;
+
+	b->keygen_ms = 600;
+	ft_plug(&f->tr, 0, b);
+	start(f, 1, 1);
+	for (int i = 0; i < 1000; i++) {
+		int in_keygen = 0;
+
+		pthread_mutex_lock(&f->cap.lock);
+		for (int j = 0; j < f->cap.n; j++)
+			in_keygen |= f->cap.ev[j].kind == EV_STAGE_BEGIN &&
+				     f->cap.ev[j].stage == EV_STAGE_KEYGEN;
+		pthread_mutex_unlock(&f->cap.lock);
+		if (in_keygen)
+			break;
+		fb_sleep_ms(2);
+	}
+	if (db_open("pl.db", "test-station", &other, &e))
+		fail_msg("db_open: %s", e.msg);
+	memset(&seen, 0, sizeof(seen));
+	assert_int_equal(db_unit_foreach_in_progress(other, note_stage, &seen, &e), ST_OK);
+	assert_int_equal(seen.n, 1);
+	assert_string_equal(seen.stage, "keygen");
+	db_close(other);
+
+	db_lock(f->db);
+	if (sqlite3_prepare_v2(f->db->sq, "PRAGMA synchronous", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		sync = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	db_unlock(f->db);
+	assert_int_equal(sync, 2);   /* FULL */
+	pl_line_wait(f->line);
+	pl_line_stop(f->line);
+	assert_result(f, b, EV_OUT_PASS, EV_STAGE_COMMIT, NULL);
+}
+
 /* Units left in progress by a crash: interrupted, orphans revoked, a committed
  * unit untouched, and the board comes back as "already locked". */
 static void test_recovery(void **state)
@@ -656,6 +757,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pause_and_max_units, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_clone_on_two_bays, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slow_board_does_not_block, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stage_marks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recovery, setup, teardown),
 	};
 

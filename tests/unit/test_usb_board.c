@@ -234,6 +234,35 @@ static void test_unplug_mid_protocol(void **state)
 	usb_close(ub2);
 }
 
+/* A board that loses power answers nothing: through libusb the station sees its
+ * own timeout (not an I/O error), the board stays plugged, the other bay carries on. */
+static void test_power_loss_is_a_timeout(void **state)
+{
+	struct env *env = *state;
+	struct usb_board *ub, *ub2;
+	struct board *b, *b2;
+	struct proto_genkey gk;
+	struct proto_info info;
+	struct errbuf e;
+
+	board(env, 0, "1-1", "power_loss_at", "info", NULL);
+	board(env, 1, "1-2", NULL);
+	open_bay(env, "1-1", &ub, &b);
+	open_bay(env, "1-2", &ub2, &b2);
+	assert_int_equal(board_info(b, &info, &e), ST_ETIMEOUT);
+	assert_non_null(strstr(e.msg, "bay 1-1"));
+	/* Dead for every command now (a write the board never takes, too): each is a
+	 * timeout, not an I/O error, and the board is still plugged. */
+	assert_int_equal(board_genkey(b, PROTO_ALG_P256, &gk, &e), ST_ETIMEOUT);
+	assert_int_equal(usbemu_wait_gone(env->emu, "1-1", 100), 0);
+	assert_int_equal(board_info(b2, &info, &e), ST_OK);
+	assert_string_equal(info.uid, env->uid[1]);
+	board_free(b);
+	usb_close(ub);
+	board_free(b2);
+	usb_close(ub2);
+}
+
 struct flasher {
 	struct env *env;
 	char bay[16];
@@ -402,6 +431,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_stall_recovered, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dropped_reply_recovered, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unplug_mid_protocol, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_power_loss_is_a_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unplug_mid_flash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flash_error_then_retry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_eight_boards, setup, teardown),

@@ -1,0 +1,93 @@
+# The record of a unit interrupted by a crash names the stage it was in (not
+# just the last durable milestone): the station is killed with SIGKILL as the
+# flash, keygen and attest stages begin; after the restart each unit is
+# `interrupted` with "during stage <that stage>".  Through libusb (fx-usbemu),
+# SoftHSM and SQLite.
+set -eu
+. "$TOP/tests/lib.sh"
+command -v sqlite3 >/dev/null || fail "the sqlite3 shell is needed"
+
+SID=cst-$$
+S() { "$STATION" --db st.db --station-id $SID --user eng "$@"; }
+q() { sqlite3 -batch -noheader st.db "$@"; }
+
+"$TOP/hsm/softhsm-setup.sh" --dir hsm --label cst-ca >/dev/null
+# each killed stage lasts long enough for the kill to land inside it
+"$BUILD/fx-mfgkit" --lot LK --count 3 --out mfg --knob flash_bps=40000 --knob keygen_ms=1500 \
+	--knob sign_ms=1500 >/dev/null
+"$BUILD/fx-board" mkimage fw.bin --version 1.0 --size 60000 >/dev/null
+cat > p.profile <<EOF
+[product]
+name = cst
+usb = 1209:0001
+[firmware]
+image = fw.bin
+sha256 = $(sha256sum fw.bin | cut -d' ' -f1)
+[certificate]
+validity_days = 30
+[hsm]
+module = /usr/lib/softhsm/libsofthsm2.so
+softhsm2_conf = hsm/softhsm2.conf
+token = cst-ca
+ca_key = station-ca-key
+ca_cert = hsm/ca.pem
+audit_key = station-audit-key
+pin_file = hsm/pin
+[attestation]
+manufacturer_ca = mfg/mfr-ca.pem
+EOF
+expect_exit 0 S profile add p.profile
+expect_exit 0 S allowlist import mfg/LK.csv --lot LK --sig mfg/LK.csv.sig --manufacturer-cert mfg/mfr-ca.pem
+
+station_pids() {
+	local p
+	for p in $(pgrep -x station || true); do
+		[ "$(readlink "/proc/$p/cwd" 2>/dev/null)" = "$PWD" ] || continue
+		tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | grep -q -- "--station-id $SID " &&
+			echo "$p"
+	done
+	return 0
+}
+
+i=0
+for s in flash keygen attest; do
+	i=$((i + 1))
+	board=mfg/boards/$(printf 'LK-%04d' $i)
+	uid=$(grep "^$board," mfg/LK-boards.csv | cut -d, -f2)
+	rm -f ev
+	timeout 60 "$BUILD/fx-usbemu" --quiet --board "1-1=$PWD/$board" -- \
+		"$STATION" --db st.db --station-id $SID --user op run --profile cst --lot LK \
+		--headless --bays 1 --max-units 1 > ev 2> run.err & emu=$!
+	for _ in $(seq 1 3000); do
+		grep -q "\"kind\":\"stage-begin\".*\"stage\":\"$s\"" ev 2>/dev/null && break
+		kill -0 $emu 2>/dev/null || break
+		sleep 0.01
+	done
+	grep -q "\"kind\":\"stage-begin\".*\"stage\":\"$s\"" ev ||
+		fail "stage $s never began: $(tail -2 ev; tail -3 run.err)"
+	for p in $(station_pids); do kill -KILL "$p" 2>/dev/null || true; done
+	wait $emu 2>/dev/null || true
+	! grep -q '"kind":"unit-result"' ev || fail "$s: the unit finished before the kill"
+	got=$(q "SELECT stage FROM units WHERE unique_id='$uid' AND status='in-progress'")
+	[ "$got" = "$s" ] || fail "killed in $s, the unit row says '$got'"
+
+	# restart (the board at full speed): recovery marks the unit first
+	"$BUILD/fx-board" set "$board" flash_bps 0 keygen_ms 0 sign_ms 0 >/dev/null
+	rc=0
+	timeout 60 "$BUILD/fx-usbemu" --quiet --board "1-1=$PWD/$board" -- \
+		"$STATION" --db st.db --station-id $SID --user op run --profile cst --lot LK \
+		--headless --bays 1 --max-units 1 > ev2 2> run.err || rc=$?
+	[ "$rc" = 0 ] || fail "$s: the restart exited $rc: $(tail -3 run.err)"
+	reason=$(q "SELECT reason FROM units WHERE unique_id='$uid' AND status='interrupted'")
+	case $reason in
+	*"during stage $s") ;;
+	*) fail "$s: interrupted unit's reason is '$reason'" ;;
+	esac
+	grep -q "\"outcome\":\"interrupted\".*during stage $s" ev2 ||
+		fail "$s: no interrupted event naming the stage"
+done
+[ "$(q "SELECT count(*) FROM units WHERE status='in-progress'")" = 0 ] || fail "a unit left in progress"
+[ "$(q "SELECT count(*) FROM certificates WHERE status IN ('reserved','issued')")" = 0 ] ||
+	fail "an orphan certificate left unrevoked"
+expect_exit 0 S audit verify
+echo "line2_crash_stage: ok"
