@@ -23,6 +23,7 @@
 #define CKR_PIN_LEN_RANGE     0xA2UL
 #define CKR_PIN_EXPIRED       0xA3UL
 #define CKR_PIN_LOCKED        0xA4UL
+#define CKR_USER_PIN_NOT_INITIALIZED 0x102UL
 
 /* Two processes opening one SoftHSM token at once: 1-3 failures in 15 tries
  * were measured, so a handful of attempts with jitter is plenty. */
@@ -279,8 +280,9 @@ static int load_ca_cert(struct hsm *h, const char *path, struct errbuf *err)
 }
 
 /* One attempt at module load + token lookup + login.  *transient is 1 when
- * the failure is the CKR_GENERAL_ERROR worth retrying, 2 when the token was not
- * seen (retried less). */
+ * the failure is one a concurrent open causes and is worth retrying
+ * (CKR_GENERAL_ERROR, or a login that finds no user PIN on a token listed with
+ * one), 2 when the token was not seen (retried less). */
 static int open_once(struct hsm *h, const struct hsm_config *c, const char *pin,
 		     int *transient, struct errbuf *err)
 {
@@ -348,6 +350,11 @@ static int open_once(struct hsm *h, const struct hsm_config *c, const char *pin,
 			return errbuf_set(err, ST_EPIN, "token '%s': the user PIN has expired", c->token);
 		case CKR_GENERAL_ERROR:
 			*transient = 1;
+			break;
+		case CKR_USER_PIN_NOT_INITIALIZED:
+			/* The slot listing said the user PIN is set: SoftHSM read the
+			 * token file while another process was rewriting it. */
+			*transient = h->slot->token->userPinSet != 0;
 			break;
 		default:
 			break;

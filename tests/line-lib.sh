@@ -18,6 +18,8 @@
 #   after overrides, --fault-mix adds faults); fw.bin: a firmware image;
 #   PROFILE.profile, added as profile PROFILE; the lot's allowlist imported.
 #   Shell variables read at the call (e.g. `LINE_FW_SIZE=32000 line_bench ...`):
+#     LINE_TOKEN (line-ca)      the token's label
+#     LINE_PROFILE_FILE         the profile's file, PROFILE.profile when empty
 #     LINE_FW_VERSION (1.0), LINE_FW_SIZE (20000)   the image
 #     LINE_VALIDITY (30)        certificate validity_days
 #     LINE_SAN                  [certificate] san, none when empty
@@ -39,10 +41,11 @@ q() { sqlite3 -batch -noheader st.db "$@"; }
 
 line_bench() {
 	local profile=$1 lot=$2 count=$3 pin_line san_line="" policy=""
+	local token=${LINE_TOKEN:-line-ca} file=${LINE_PROFILE_FILE:-$1.profile}
 	shift 3
 	command -v sqlite3 >/dev/null || fail "the sqlite3 shell is needed"
 	command -v openssl >/dev/null || fail "openssl is needed"
-	"$TOP/hsm/softhsm-setup.sh" --dir hsm --label line-ca >/dev/null
+	"$TOP/hsm/softhsm-setup.sh" --dir hsm --label "$token" >/dev/null
 	"$BUILD/fx-mfgkit" --lot "$lot" --count "$count" --out mfg --knob flash_bps=0 \
 		--knob keygen_ms=0 --knob sign_ms=0 "$@" >/dev/null
 	"$BUILD/fx-board" mkimage fw.bin --version "${LINE_FW_VERSION:-1.0}" \
@@ -52,7 +55,7 @@ line_bench() {
 	[ -z "${LINE_SAN:-}" ] || san_line="san = $LINE_SAN"
 	[ -z "${LINE_MAX_FAILURES:-}" ] ||
 		policy=$(printf '[policy]\nmax_failures_in_row = %s' "$LINE_MAX_FAILURES")
-	cat > "$profile.profile" <<EOF
+	cat > "$file" <<EOF
 [product]
 name = $profile
 usb = 1209:0001
@@ -65,7 +68,7 @@ $san_line
 [hsm]
 module = /usr/lib/softhsm/libsofthsm2.so
 softhsm2_conf = hsm/softhsm2.conf
-token = line-ca
+token = $token
 ca_key = station-ca-key
 ca_cert = hsm/ca.pem
 audit_key = station-audit-key
@@ -74,7 +77,7 @@ $pin_line
 manufacturer_ca = mfg/mfr-ca.pem
 $policy
 EOF
-	expect_exit 0 S profile add "$profile.profile"
+	expect_exit 0 S profile add "$file"
 	expect_exit 0 S allowlist import "mfg/$lot.csv" --lot "$lot" --sig "mfg/$lot.csv.sig" \
 		--manufacturer-cert mfg/mfr-ca.pem
 }

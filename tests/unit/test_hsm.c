@@ -254,8 +254,9 @@ static void test_config_ini(void **state)
 	assert_int_equal(hsm_config_set(&c, "pin_env", "A-B", &e), ST_EINVAL);
 }
 
-/* Two processes opening one token at the same moment (SoftHSM's transient
- * CKR_GENERAL_ERROR) both succeed. */
+/* Processes opening one token at the same moment (SoftHSM's transient
+ * CKR_GENERAL_ERROR, or CKR_USER_PIN_NOT_INITIALIZED when it reads the token
+ * file while another login rewrites it) all succeed. */
 static void test_concurrent_processes(void **state)
 {
 	pid_t pids[4];
