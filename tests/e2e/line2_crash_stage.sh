@@ -5,55 +5,18 @@
 # SoftHSM and SQLite.
 set -eu
 . "$TOP/tests/lib.sh"
-command -v sqlite3 >/dev/null || fail "the sqlite3 shell is needed"
-
-SID=cst-$$
-S() { "$STATION" --db st.db --station-id $SID --user eng "$@"; }
-q() { sqlite3 -batch -noheader st.db "$@"; }
-
-"$TOP/hsm/softhsm-setup.sh" --dir hsm --label cst-ca >/dev/null
+LINE_SID=cst-$$
+. "$TOP/tests/line-lib.sh"
+SID=$LINE_SID
 # each killed stage lasts long enough for the kill to land inside it
-"$BUILD/fx-mfgkit" --lot LK --count 3 --out mfg --knob flash_bps=40000 --knob keygen_ms=1500 \
-	--knob sign_ms=1500 >/dev/null
-"$BUILD/fx-board" mkimage fw.bin --version 1.0 --size 60000 >/dev/null
-cat > p.profile <<EOF
-[product]
-name = cst
-usb = 1209:0001
-[firmware]
-image = fw.bin
-sha256 = $(sha256sum fw.bin | cut -d' ' -f1)
-[certificate]
-validity_days = 30
-[hsm]
-module = /usr/lib/softhsm/libsofthsm2.so
-softhsm2_conf = hsm/softhsm2.conf
-token = cst-ca
-ca_key = station-ca-key
-ca_cert = hsm/ca.pem
-audit_key = station-audit-key
-pin_file = hsm/pin
-[attestation]
-manufacturer_ca = mfg/mfr-ca.pem
-EOF
-expect_exit 0 S profile add p.profile
-expect_exit 0 S allowlist import mfg/LK.csv --lot LK --sig mfg/LK.csv.sig --manufacturer-cert mfg/mfr-ca.pem
-
-station_pids() {
-	local p
-	for p in $(pgrep -x station || true); do
-		[ "$(readlink "/proc/$p/cwd" 2>/dev/null)" = "$PWD" ] || continue
-		tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | grep -q -- "--station-id $SID " &&
-			echo "$p"
-	done
-	return 0
-}
+LINE_TOKEN=cst-ca LINE_FW_SIZE=60000 line_bench cst LK 3 --knob flash_bps=40000 \
+	--knob keygen_ms=1500 --knob sign_ms=1500
 
 i=0
 for s in flash keygen attest; do
 	i=$((i + 1))
 	board=mfg/boards/$(printf 'LK-%04d' $i)
-	uid=$(grep "^$board," mfg/LK-boards.csv | cut -d, -f2)
+	uid=$(line_board_uid "$board")
 	rm -f ev
 	timeout 60 "$BUILD/fx-usbemu" --quiet --board "1-1=$PWD/$board" -- \
 		"$STATION" --db st.db --station-id $SID --user op run --profile cst --lot LK \
@@ -65,7 +28,7 @@ for s in flash keygen attest; do
 	done
 	grep -q "\"kind\":\"stage-begin\".*\"stage\":\"$s\"" ev ||
 		fail "stage $s never began: $(tail -2 ev; tail -3 run.err)"
-	for p in $(station_pids); do kill -KILL "$p" 2>/dev/null || true; done
+	for p in $(line_station_pids " run "); do kill -KILL "$p" 2>/dev/null || true; done
 	wait $emu 2>/dev/null || true
 	! grep -q '"kind":"unit-result"' ev || fail "$s: the unit finished before the kill"
 	got=$(q "SELECT stage FROM units WHERE unique_id='$uid' AND status='in-progress'")

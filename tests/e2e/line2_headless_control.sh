@@ -8,40 +8,10 @@
 # SoftHSM and SQLite.
 set -eu
 . "$TOP/tests/lib.sh"
-command -v sqlite3 >/dev/null || fail "the sqlite3 shell is needed"
-
-SID=hctl-$$
-S() { "$STATION" --db st.db --station-id $SID --user eng "$@"; }
-q() { sqlite3 -batch -noheader st.db "$@"; }
-
-"$TOP/hsm/softhsm-setup.sh" --dir hsm --label hctl-ca >/dev/null
-"$BUILD/fx-mfgkit" --lot LH --count 4 --out mfg --knob flash_bps=0 --knob keygen_ms=0 \
-	--knob sign_ms=0 >/dev/null
-"$BUILD/fx-board" mkimage fw.bin --version 1.0 --size 20000 >/dev/null
-cat > p.profile <<EOF
-[product]
-name = hctl
-usb = 1209:0001
-[firmware]
-image = fw.bin
-sha256 = $(sha256sum fw.bin | cut -d' ' -f1)
-[certificate]
-validity_days = 30
-[hsm]
-module = /usr/lib/softhsm/libsofthsm2.so
-softhsm2_conf = hsm/softhsm2.conf
-token = hctl-ca
-ca_key = station-ca-key
-ca_cert = hsm/ca.pem
-audit_key = station-audit-key
-pin_file = hsm/pin
-[attestation]
-manufacturer_ca = mfg/mfr-ca.pem
-[policy]
-max_failures_in_row = 1
-EOF
-expect_exit 0 S profile add p.profile
-expect_exit 0 S allowlist import mfg/LH.csv --lot LH --sig mfg/LH.csv.sig --manufacturer-cert mfg/mfr-ca.pem
+LINE_SID=hctl-$$
+. "$TOP/tests/line-lib.sh"
+SID=$LINE_SID
+LINE_TOKEN=hctl-ca LINE_MAX_FAILURES=1 line_bench hctl LH 4
 # the first board's flash fails once: one FAIL holds its bay
 "$BUILD/fx-board" set mfg/boards/LH-0001 flash_error_at dfu_dnload >/dev/null
 # the fourth refuses LOCK
