@@ -25,34 +25,9 @@
 #include "fx_mfg.h"
 #include "fx_store.h"
 #include "proto.h"
+#include "board_rig.h"
 
 #define TMO 60000   /* an upper bound: RSA-3072 keygen on a loaded machine */
-
-static struct fx_mfg_ca ca;
-static int board_no;
-
-struct rig {
-	char dir[64];
-	char uid[25];
-	struct fx_board *b;
-	struct fx_local h;
-	uint8_t buf[PROTO_MAX_FRAME];
-	struct proto_msg rep;
-};
-
-static int group_setup(void **state)
-{
-	(void)state;
-	mkdir("mfr", 0700);
-	return fx_mfg_ca_open("mfr", "Test Manufacturer CA", &ca, NULL) == ST_OK ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	fx_mfg_ca_free(&ca);
-	return 0;
-}
 
 static void set_knobs(const char *dir, const char *const *kv)
 {
@@ -67,22 +42,6 @@ static void set_knobs(const char *dir, const char *const *kv)
 		if (fx_knobs_set(&k, kv[0], kv[1], &e) != ST_OK)
 			fail_msg("%s", e.msg);
 	assert_int_equal(fx_knobs_save(dir, &k, &e), ST_OK);
-}
-
-static void rig_open(struct rig *r)
-{
-	struct errbuf e;
-
-	if (fx_board_open(r->dir, &r->b, &e) != ST_OK)
-		fail_msg("open %s: %s", r->dir, e.msg);
-	fx_local_init(&r->h, r->b, &fx_board_ops);
-}
-
-static void rig_close(struct rig *r)
-{
-	fx_local_free(&r->h);
-	fx_board_close(r->b);
-	r->b = NULL;
 }
 
 /* Power cycle with new knobs. */
