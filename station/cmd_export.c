@@ -272,14 +272,17 @@ static int open_signer(const struct hsm_cli *hc, struct hsm **h, struct manifest
 		return cli_fail("%s: %s", cmd, err.msg);
 	if (hsm_audit_pubkey(*h, &der, &len) != ST_OK ||
 	    !(p = der, s->pub = d2i_PUBKEY(NULL, &p, (long)len))) {
-		hsm_close(*h);
-		return cli_fail("%s: token '%s': cannot read the audit key's public key", cmd,
-				hsm_token_label(*h));
-	}
-	if (manifest_kid(s->pub, kid, &err) != ST_OK) {
+		errbuf_set(&err, ST_ECRYPTO, "token '%s': cannot read the audit key's public key",
+			   hsm_token_label(*h));
+	} else if (manifest_kid(s->pub, kid, &err) != ST_OK) {
+		errbuf_prefix(&err, "audit key '%s': ", hsm_audit_key_label(*h));
 		EVP_PKEY_free(s->pub);
+		s->pub = NULL;
+	}
+	if (!s->pub) {
 		hsm_close(*h);
-		return cli_fail("%s: audit key '%s': %s", cmd, hsm_audit_key_label(*h), err.msg);
+		*h = NULL;
+		return cli_fail("%s: %s", cmd, err.msg);
 	}
 	s->sign = hsm_signer_sign;
 	s->ctx = *h;

@@ -206,4 +206,4 @@ grep -q "\"entries\":3,\"format\":\"manifest\".*\"out\":\"lx.manifest\"" exports
 grep -q "\"format\":\"jsonl\",\"lot\":\"LX\",\"out\":\"lx.jsonl\",\"pass\":3,\"sha256\":\"$(sha256sum lx.jsonl | cut -d' ' -f1)\",\"units\":4" exports ||
 	fail "jsonl export event: $(cat exports)"
 expect_exit 0 S audit verify
-echo "export: ok (4 units, 3 manifest entries verified twice, 8 tamperings caught)"
+echo "export: ok (4 units, 3 manifest entries verified twice, 10 tamperings caught)"
