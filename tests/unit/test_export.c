@@ -346,6 +346,50 @@ static void test_lot_unknown_empty_and_stop(void **state)
 	db_rollback(f->db);
 }
 
+/* The certificates table as a later migration may make it: a reserved row
+ * may have no unique id, public key hash or unit (NULL), and the times may be
+ * NULL.  Rebuilt here by hand; the export must neither crash nor attach such
+ * a row, and must still find the signed ones. */
+static void test_lot_nullable_certificates(void **state)
+{
+	static const char sql[] =
+		"BEGIN;"
+		"CREATE TABLE c2 (serial TEXT PRIMARY KEY, unit_id INTEGER REFERENCES units(id),"
+		" unique_id TEXT, pubkey_hash TEXT, status TEXT NOT NULL, der BLOB,"
+		" reserved_ms INTEGER, issued_ms INTEGER, injected_ms INTEGER, revoked_ms INTEGER,"
+		" revoke_reason TEXT);"
+		"INSERT INTO c2 SELECT serial, unit_id, unique_id, pubkey_hash, status, der,"
+		" reserved_ms, issued_ms, injected_ms, revoked_ms, revoke_reason FROM certificates;"
+		"DROP TABLE certificates; ALTER TABLE c2 RENAME TO certificates;"
+		"INSERT INTO certificates (serial, status) VALUES ('4001', 'reserved');"
+		"UPDATE certificates SET unique_id = NULL, pubkey_hash = NULL, unit_id = NULL,"
+		" issued_ms = NULL, reserved_ms = NULL WHERE status IN ('reserved', 'injected');"
+		/* C's unit now names a serial that is only reserved, with NULLs */
+		"UPDATE units SET cert_serial = '4001' WHERE unique_id = '" UID_C "';"
+		"COMMIT;";
+	struct fixture *f = *state;
+	struct db_export_counts c;
+	struct errbuf err;
+	struct got g = { 0 };
+	sqlite3 *sq;
+	char *msg = NULL;
+
+	db_close(f->db);
+	assert_int_equal(sqlite3_open(f->path, &sq), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(sq, sql, NULL, NULL, &msg), SQLITE_OK);
+	sqlite3_close(sq);
+	assert_int_equal(db_open(f->path, "st1", &f->db, &err), ST_OK);
+	assert_int_equal(db_export_lot(f->db, "L1", &c, collect, &g, &err), ST_OK);
+	assert_int_equal(g.n, 6);
+	assert_string_equal(g.r[0].serial, f->serial_pass);   /* injected, NULL unit_id */
+	assert_string_equal(g.r[0].cert_status, "injected");
+	assert_true(g.r[0].der_len > 100);
+	assert_string_equal(g.r[3].uid, UID_C);                /* reserved only: none */
+	assert_string_equal(g.r[3].serial, "");
+	assert_string_equal(g.r[4].serial, f->serial_int);     /* still found by unit id */
+	assert_string_equal(g.r[5].serial, "");
+}
+
 /* ---- CSV and JSON lines ------------------------------------------------------- */
 
 struct csv_rows {
@@ -744,6 +788,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_lot_rows_and_counts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lot_unknown_empty_and_stop, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lot_nullable_certificates, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_csv, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_jsonl, setup, teardown),
 		cmocka_unit_test(test_b64url),
