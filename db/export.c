@@ -16,8 +16,9 @@ static const char SQL_LOT_KNOWN[] =
 	" + (SELECT count(*) FROM units WHERE lot = ?1),"
 	" (SELECT count(*) FROM allowlist a JOIN lots l ON l.id = a.lot_id WHERE l.name = ?1)";
 
-/* The first finished attempt of each board: no earlier finished unit of the
- * same id in this lot. */
+/* The first finished attempt of each board: SQLite gives the bare column
+ * `status` from the row that holds min(id) of its group (one pass over the
+ * lot's units, where a NOT EXISTS per unit was quadratic on the lot index). */
 static const char SQL_COUNTS[] =
 	"SELECT count(*),"
 	" coalesce(sum(status = 'pass'), 0), coalesce(sum(status = 'fail'), 0),"
@@ -26,14 +27,17 @@ static const char SQL_COUNTS[] =
 	" count(DISTINCT CASE WHEN unique_id <> '' THEN unique_id END),"
 	" count(DISTINCT CASE WHEN unique_id <> '' AND status = 'pass' THEN unique_id END),"
 	" count(DISTINCT CASE WHEN unique_id <> '' AND status <> 'in-progress' THEN unique_id END),"
-	" (SELECT count(*) FROM units f WHERE f.lot = ?1 AND f.status = 'pass' AND f.unique_id <> ''"
-	"   AND NOT EXISTS (SELECT 1 FROM units e WHERE e.unique_id = f.unique_id AND e.lot = f.lot"
-	"   AND e.id < f.id AND e.status <> 'in-progress'))"
+	" (SELECT count(*) FROM (SELECT status, min(id) FROM units WHERE lot = ?1"
+	"   AND unique_id <> '' AND status <> 'in-progress' GROUP BY unique_id)"
+	"  WHERE status = 'pass')"
 	" FROM units WHERE lot = ?1";
 
-/* units.cert_serial names the certificate once the unit has a verdict; a unit
- * interrupted before that is found by its id (CASE evaluates lazily, so the
- * unindexed unit_id lookup runs only for those).  Only signed certificates. */
+/* units.cert_serial names the certificate once the unit has a verdict (pass
+ * or fail: the pipeline finishes a unit with the serial it was issued).  A
+ * unit interrupted before its verdict is found by its id; CASE evaluates
+ * lazily, so that lookup (certificates has no index on unit_id) runs only for
+ * interrupted and in-progress units without a serial, which a crash leaves a
+ * few of.  Only signed certificates. */
 static const char SQL_ROWS[] =
 	"SELECT u.id, u.unique_id, u.lot, u.bay, u.operator, u.station_id, u.status,"
 	" u.stage, u.reason, coalesce(p.name, ''), coalesce(p.version, 0), u.profile_hash,"
@@ -42,7 +46,8 @@ static const char SQL_ROWS[] =
 	" coalesce(c.revoked_ms, 0), coalesce(c.revoke_reason, '')"
 	" FROM units u"
 	" LEFT JOIN certificates c ON c.status IN ('issued', 'injected', 'revoked')"
-	"  AND c.serial = CASE WHEN u.cert_serial <> '' THEN u.cert_serial ELSE"
+	"  AND c.serial = CASE WHEN u.cert_serial <> '' THEN u.cert_serial"
+	"   WHEN u.status NOT IN ('interrupted', 'in-progress') THEN NULL ELSE"
 	"   (SELECT x.serial FROM certificates x WHERE x.unit_id = u.id"
 	"    AND x.status IN ('issued', 'injected', 'revoked')"
 	"    ORDER BY x.reserved_ms DESC, x.serial DESC LIMIT 1) END"

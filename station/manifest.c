@@ -390,6 +390,8 @@ int manifest_end(struct manifest_writer *w, struct errbuf *err)
 
 /* ---- verifying ---------------------------------------------------------- */
 
+static X509 *x5c_cert(json_t *a, size_t i, uint8_t **der, size_t *len);
+
 struct verify {
 	const char *path;
 	EVP_PKEY *signer;
@@ -401,7 +403,29 @@ struct verify {
 	unsigned char *seen;      /* index seen, [1..n] */
 	char (*uids)[25];
 	struct manifest_summary *sum;
+	/* the chain's CA, parsed once: every entry of a manifest carries the same */
+	char *ca_b64;
+	X509 *ca;
+	uint8_t *ca_x5c_der;
+	size_t ca_x5c_len;
 };
+
+/* x5c[1] as a certificate, from the cache when it is the previous entry's. */
+static X509 *chain_ca(struct verify *v, json_t *x5c)
+{
+	const char *s = json_string_value(json_array_get(x5c, 1));
+
+	if (!s)
+		return NULL;
+	if (v->ca && !strcmp(s, v->ca_b64))
+		return v->ca;
+	X509_free(v->ca);
+	free(v->ca_b64);
+	free(v->ca_x5c_der);
+	v->ca_b64 = strdup(s);
+	v->ca = v->ca_b64 ? x5c_cert(x5c, 1, &v->ca_x5c_der, &v->ca_x5c_len) : NULL;
+	return v->ca;
+}
 
 /* r||s (64 bytes) -> DER, then ECDSA-SHA256 verify. */
 static int es256_ok(EVP_PKEY *k, const char *input, size_t len, const uint8_t rs[64])
@@ -491,9 +515,9 @@ static int check_chain(struct verify *v, json_t *pay, const char *uid, struct er
 	json_t *keys = json_object_get(json_object_get(pay, "publicKeySet"), "keys");
 	json_t *key = json_array_get(keys, 0), *x5c = json_object_get(key, "x5c"), *mine = NULL;
 	json_t *cert = json_object_get(pay, "certificate");
-	uint8_t *dder = NULL, *cder = NULL;
-	size_t dlen = 0, clen = 0;
-	X509 *dev = NULL, *ca = NULL;
+	uint8_t *dder = NULL;
+	size_t dlen = 0;
+	X509 *dev = NULL, *ca;
 	char cn[64] = "", sha[65];
 	const char *k;
 	json_t *val;
@@ -503,7 +527,7 @@ static int check_chain(struct verify *v, json_t *pay, const char *uid, struct er
 		errbuf_set(err, rc, "publicKeySet must hold one key with an x5c chain of 2");
 		goto out;
 	}
-	if (!(dev = x5c_cert(x5c, 0, &dder, &dlen)) || !(ca = x5c_cert(x5c, 1, &cder, &clen))) {
+	if (!(dev = x5c_cert(x5c, 0, &dder, &dlen)) || !(ca = chain_ca(v, x5c))) {
 		errbuf_set(err, rc, "x5c holds something that is not a base64 DER certificate");
 		goto out;
 	}
@@ -535,7 +559,8 @@ static int check_chain(struct verify *v, json_t *pay, const char *uid, struct er
 		errbuf_set(err, rc, "the certificate is not signed by the chain's CA certificate");
 		goto out;
 	}
-	if (v->ca_der && (clen != (size_t)v->ca_len || memcmp(cder, v->ca_der, clen))) {
+	if (v->ca_der && (v->ca_x5c_len != (size_t)v->ca_len ||
+			  memcmp(v->ca_x5c_der, v->ca_der, v->ca_x5c_len))) {
 		errbuf_set(err, rc, "the chain's CA certificate is not the trusted CA (--ca)");
 		goto out;
 	}
@@ -543,9 +568,7 @@ static int check_chain(struct verify *v, json_t *pay, const char *uid, struct er
 out:
 	json_decref(mine);
 	X509_free(dev);
-	X509_free(ca);
 	free(dder);
-	free(cder);
 	return rc;
 }
 
@@ -719,6 +742,9 @@ int manifest_verify_file(const char *path, EVP_PKEY *signer, X509 *trusted_ca,
 	}
 	free(v.seen);
 	free(v.uids);
+	X509_free(v.ca);
+	free(v.ca_b64);
+	free(v.ca_x5c_der);
 	OPENSSL_free(v.ca_der);
 	json_decref(root);
 	return rc;

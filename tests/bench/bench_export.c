@@ -1,0 +1,301 @@
+/*
+ * bench_export: `station export` on a large lot.
+ *
+ * Builds a lot of N units (default 20,000; BENCH_EXPORT_UNITS), 90 % passed
+ * with an injected certificate (distinct, signed by a software CA), 10 %
+ * failed, in a real SQLite file.  Then, each against a same-run baseline:
+ *   1. CSV and JSON-lines exports (to a file) vs the bare walk of the same rows
+ *      (db_export_lot with a callback that does nothing): the cost of
+ *      formatting;
+ *   2. the manifest signed by the audit key of a real SoftHSM token vs the same
+ *      manifest signed by a software P-256 key: the cost of the HSM per entry;
+ *   3. `export verify` of that manifest vs writing it in software.
+ * Figures are ratios (and units/s for scale); absolute numbers depend on the
+ * machine.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "../unit/hsm_test_util.h"
+#include "db.h"
+#include "export.h"
+#include "export_fmt.h"
+#include "manifest.h"
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void die(const char *what, const struct errbuf *err)
+{
+	fprintf(stderr, "bench_export: %s: %s\n", what, err ? err->msg : "failed");
+	exit(1);
+}
+
+static X509 *make_cert(EVP_PKEY *key, const char *cn, long serial, EVP_PKEY *ca_key, X509 *ca)
+{
+	X509 *x = X509_new();
+
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), serial);
+	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+				   (const unsigned char *)cn, -1, -1, 0);
+	X509_set_issuer_name(x, ca ? X509_get_subject_name(ca) : X509_get_subject_name(x));
+	X509_gmtime_adj(X509_getm_notBefore(x), 0);
+	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+	X509_set_pubkey(x, key);
+	if (X509_sign(x, ca_key, EVP_sha256()) <= 0)
+		die("sign a certificate", NULL);
+	return x;
+}
+
+/* The lot, written straight into the tables in one transaction (how the
+ * rows got there is not what is measured; the line commits them one by one
+ * through db/, with their audit events). */
+static void build_lot(const char *path, long n, EVP_PKEY *ca_key, X509 *ca)
+{
+	static const char ins_unit[] =
+		"INSERT INTO units (id, unique_id, lot, bay, operator, station_id, profile_hash,"
+		" firmware_hash, cert_serial, pubkey_hash, status, stage, reason, started_ms,"
+		" finished_ms) VALUES (?1, ?2, 'BIG', ?3, 'op', 'bench', ?4, ?4, ?5, ?6, ?7, ?8,"
+		" ?9, 1795000000000 + ?1, 1795000000500 + ?1)";
+	static const char ins_cert[] =
+		"INSERT INTO certificates (serial, unit_id, unique_id, pubkey_hash, status, der,"
+		" reserved_ms, issued_ms, injected_ms) VALUES (?1, ?2, ?3, ?4, 'injected', ?5,"
+		" 1795000000100, 1795000000200, 1795000000300)";
+	EVP_PKEY *dev = tu_key("P-256");
+	sqlite3_stmt *su, *sc;
+	sqlite3 *sq;
+
+	if (sqlite3_open(path, &sq) != SQLITE_OK ||
+	    sqlite3_exec(sq, "BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(sq, ins_unit, -1, &su, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(sq, ins_cert, -1, &sc, NULL) != SQLITE_OK)
+		die(sqlite3_errmsg(sq), NULL);
+	for (long i = 0; i < n; i++) {
+		char uid[25], serial[32], pk[65], bay[8], prof[65];
+		int pass = i % 10 != 9;
+		uint8_t *der = NULL;
+		X509 *x;
+		int len;
+
+		snprintf(uid, sizeof(uid), "%024lX", 0xA0000000L + i);
+		snprintf(serial, sizeof(serial), "%lx", 0x100000L + i);
+		snprintf(pk, sizeof(pk), "%064lx", i);
+		snprintf(bay, sizeof(bay), "1-%ld", 1 + i % 8);
+		memset(prof, 'a', 64);
+		prof[64] = '\0';
+		sqlite3_bind_int64(su, 1, i + 1);
+		sqlite3_bind_text(su, 2, uid, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(su, 3, bay, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(su, 4, prof, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(su, 5, pass ? serial : "", -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(su, 6, pk, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(su, 7, pass ? "pass" : "fail", -1, SQLITE_STATIC);
+		sqlite3_bind_text(su, 8, pass ? "commit" : "flash", -1, SQLITE_STATIC);
+		sqlite3_bind_text(su, 9, pass ? "certificate" : "the board stopped answering, DFU",
+				  -1, SQLITE_STATIC);
+		if (sqlite3_step(su) != SQLITE_DONE)
+			die(sqlite3_errmsg(sq), NULL);
+		sqlite3_reset(su);
+		if (!pass)
+			continue;
+		x = make_cert(dev, uid, 0x100000L + i, ca_key, ca);
+		len = i2d_X509(x, &der);
+		X509_free(x);
+		sqlite3_bind_text(sc, 1, serial, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(sc, 2, i + 1);
+		sqlite3_bind_text(sc, 3, uid, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(sc, 4, pk, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_blob(sc, 5, der, len, SQLITE_TRANSIENT);
+		OPENSSL_free(der);
+		if (sqlite3_step(sc) != SQLITE_DONE)
+			die(sqlite3_errmsg(sq), NULL);
+		sqlite3_reset(sc);
+	}
+	sqlite3_finalize(su);
+	sqlite3_finalize(sc);
+	if (sqlite3_exec(sq, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		die(sqlite3_errmsg(sq), NULL);
+	sqlite3_close(sq);
+	EVP_PKEY_free(dev);
+}
+
+static int nothing(const struct db_export_row *r, void *ctx)
+{
+	(*(long *)ctx)++;
+	return 0;
+}
+
+struct fmt_ctx {
+	FILE *f;
+	int csv;
+	struct errbuf err;
+};
+
+static int fmt_row(const struct db_export_row *r, void *ctx)
+{
+	struct fmt_ctx *c = ctx;
+
+	return c->csv ? export_csv_row(c->f, r, &c->err) : export_jsonl_row(c->f, r, &c->err);
+}
+
+struct man_ctx {
+	struct manifest_writer w;
+	struct errbuf err;
+};
+
+static int man_row(const struct db_export_row *r, void *ctx)
+{
+	struct man_ctx *m = ctx;
+
+	return strcmp(r->status, "pass") ? 0 : manifest_add(&m->w, r, &m->err);
+}
+
+static int soft_sign(void *ctx, const uint8_t *msg, size_t len, uint8_t **sig, size_t *sig_len,
+		     struct errbuf *err)
+{
+	EVP_MD_CTX *mc = EVP_MD_CTX_new();
+	size_t n = 0;
+	int ok;
+
+	ok = EVP_DigestSignInit(mc, NULL, EVP_sha256(), NULL, ctx) == 1 &&
+	     EVP_DigestSign(mc, NULL, &n, msg, len) == 1 && (*sig = OPENSSL_malloc(n)) &&
+	     EVP_DigestSign(mc, *sig, &n, msg, len) == 1;
+	EVP_MD_CTX_free(mc);
+	*sig_len = n;
+	return ok ? ST_OK : errbuf_set(err, ST_ECRYPTO, "sign");
+}
+
+static int hsm_sign(void *ctx, const uint8_t *msg, size_t len, uint8_t **sig, size_t *sig_len,
+		    struct errbuf *err)
+{
+	return hsm_audit_sign(ctx, msg, len, sig, sig_len, err);
+}
+
+static double time_manifest(struct db *db, const struct manifest_signer *s, X509 *ca,
+			    int64_t count, const char *path)
+{
+	struct man_ctx m;
+	struct errbuf err;
+	FILE *f = fopen(path, "w");
+	double t0 = now_s();
+
+	if (!f || manifest_begin(&m.w, f, s, ca, count, &err))
+		die("manifest begin", &err);
+	if (db_export_lot(db, "BIG", NULL, man_row, &m, &err))
+		die("manifest", &m.err);
+	if (manifest_end(&m.w, &err))
+		die("manifest end", &err);
+	fclose(f);
+	return now_s() - t0;
+}
+
+static void set_top(void)
+{
+	const char *t = getenv("TOP");
+	char exe[4096];
+	ssize_t n;
+
+	if (t && *t) {
+		setenv("STATION_TOP", t, 1);
+		return;
+	}
+	/* build/bench/bench_export -> the tree is three levels up */
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		die("cannot find the source tree: set TOP", NULL);
+	exe[n] = '\0';
+	for (int i = 0; i < 3; i++)
+		*strrchr(exe, '/') = '\0';
+	setenv("STATION_TOP", exe, 1);
+}
+
+int main(void)
+{
+	const char *e = getenv("BENCH_EXPORT_UNITS");
+	long n = e ? atol(e) : 20000, walked = 0;
+	EVP_PKEY *ca_key = tu_key("P-256"), *soft = tu_key("P-256");
+	X509 *ca = make_cert(ca_key, "bench CA", 1, ca_key, NULL);
+	struct db_export_counts c;
+	struct manifest_signer ss = { soft_sign, soft, soft }, hs = { 0 };
+	struct manifest_summary sum;
+	struct hsm_config cfg;
+	struct hsm *h;
+	struct errbuf err;
+	struct db *db;
+	double t0, t_walk, t_csv, t_jsonl, t_soft, t_hsm, t_verify;
+	const uint8_t *der;
+	const unsigned char *p;
+	size_t len;
+
+	if (n < 100)
+		n = 100;
+	set_top();
+	unlink("export.db");
+	if (db_open("export.db", "bench", &db, &err))
+		die("open", &err);
+	t0 = now_s();
+	build_lot("export.db", n, ca_key, ca);
+	printf("lot of %ld units (%ld passed) built in %.1f s\n", n, n - n / 10, now_s() - t0);
+
+	t0 = now_s();
+	if (db_export_lot(db, "BIG", &c, nothing, &walked, &err) || walked != n)
+		die("walk", &err);
+	t_walk = now_s() - t0;
+	for (int csv = 1; csv >= 0; csv--) {
+		struct fmt_ctx fc = { fopen(csv ? "big.csv" : "big.jsonl", "w"), csv, { 0 } };
+
+		t0 = now_s();
+		if (csv)
+			export_csv_header(fc.f, &err);
+		if (db_export_lot(db, "BIG", &c, fmt_row, &fc, &err))
+			die("export", &fc.err);
+		if (!csv)
+			export_jsonl_summary(fc.f, "BIG", &c, &err);
+		fclose(fc.f);
+		*(csv ? &t_csv : &t_jsonl) = now_s() - t0;
+	}
+	printf("baseline: walk of the rows        %8.0f units/s\n", n / t_walk);
+	printf("csv export                        %8.0f units/s  %.2fx the walk's time\n",
+	       n / t_csv, t_csv / t_walk);
+	printf("jsonl export                      %8.0f units/s  %.2fx the walk's time\n",
+	       n / t_jsonl, t_jsonl / t_walk);
+
+	t_soft = time_manifest(db, &ss, ca, c.pass, "soft.manifest");
+	if (tu_make_token("bench-exp", "ec-p256", &cfg) || hsm_open(&cfg, &h, &err))
+		die("SoftHSM token", &err);
+	hsm_audit_pubkey(h, &der, &len);
+	p = der;
+	hs.pub = d2i_PUBKEY(NULL, &p, (long)len);
+	hs.sign = hsm_sign;
+	hs.ctx = h;
+	t_hsm = time_manifest(db, &hs, ca, c.pass, "hsm.manifest");
+	t0 = now_s();
+	if (manifest_verify_file("hsm.manifest", hs.pub, ca, &sum, &err) || sum.entries != c.pass)
+		die("verify", &err);
+	t_verify = now_s() - t0;
+	printf("baseline: manifest, software key  %8.0f entries/s\n", c.pass / t_soft);
+	printf("manifest, SoftHSM audit key       %8.0f entries/s  %.2fx the software time\n",
+	       c.pass / t_hsm, t_hsm / t_soft);
+	printf("export verify (offline)           %8.0f entries/s  %.2fx the software signing time\n",
+	       c.pass / t_verify, t_verify / t_soft);
+	EVP_PKEY_free(hs.pub);
+	hsm_close(h);
+	db_close(db);
+	X509_free(ca);
+	EVP_PKEY_free(ca_key);
+	EVP_PKEY_free(soft);
+	if (!getenv("BENCH_KEEP"))
+		unlink("export.db");
+	return 0;
+}
