@@ -242,8 +242,10 @@ static void print_summary(FILE *f, const char *lot, enum export_format fmt,
 	if (y < 0)
 		fprintf(f, "yield -");
 	else
-		fprintf(f, "yield %.1f%% (%lld of %lld boards), first-pass yield %.1f%%", 100 * y,
-			(long long)c->boards_passed, (long long)c->boards, fpy < 0 ? 0 : 100 * fpy);
+		fprintf(f, "yield %.1f%% (%lld of %lld boards)", 100 * y,
+			(long long)c->boards_passed, (long long)c->boards);
+	if (fpy >= 0)
+		fprintf(f, ", first-pass yield %.1f%%", 100 * fpy);
 	fprintf(f, "; sha256 %s -> %s\n", sha, out ? out : "stdout");
 }
 
@@ -359,8 +361,7 @@ static int do_verify(int argc, char **argv)
 		{ "ca",     required_argument, NULL, 'c' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *signer_path = NULL, *ca_path = NULL, *path;
-
+	const char *signer_path = NULL, *ca_path = NULL, *path = NULL;
 	struct manifest_summary sum;
 	struct errbuf err;
 	EVP_PKEY *signer = NULL;
@@ -369,7 +370,6 @@ static int do_verify(int argc, char **argv)
 	int c, rc;
 
 	optind = 0;
-	path = NULL;
 	/* MANIFEST may come before or after the options */
 	for (;;) {
 		if ((c = getopt_long(argc, argv, "+", opts, NULL)) == -1) {
