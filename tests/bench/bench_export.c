@@ -1,7 +1,7 @@
 /*
  * bench_export: `station export` on a large lot.
  *
- * Builds a lot of N units (default 20,000; BENCH_EXPORT_UNITS), 90 % passed
+ * Builds a lot of N units (default 5,000; BENCH_EXPORT_UNITS), 90 % passed
  * with an injected certificate (distinct, signed by a software CA), 10 %
  * failed, in a real SQLite file.  Then, each against a same-run baseline:
  *   1. CSV and JSON-lines exports (to a file) vs the bare walk of the same rows
@@ -223,7 +223,7 @@ static void set_top(void)
 int main(void)
 {
 	const char *e = getenv("BENCH_EXPORT_UNITS");
-	long n = e ? atol(e) : 20000, walked = 0;
+	long n = e ? atol(e) : 5000, walked = 0;
 	EVP_PKEY *ca_key = tu_key("P-256"), *soft = tu_key("P-256");
 	X509 *ca = make_cert(ca_key, "bench CA", 1, ca_key, NULL);
 	struct db_export_counts c;
