@@ -102,6 +102,10 @@ static const char SQL_INJECT[] =
 static const char SQL_REVOKE[] =
 	"UPDATE certificates SET status = 'revoked', revoked_ms = ?, revoke_reason = ?"
 	" WHERE serial = ? AND status NOT IN ('revoked', 'void')";
+static const char SQL_FOREACH_UNIT[] =
+	"SELECT serial, status, coalesce(unit_id, 0), coalesce(revoke_reason, ''),"
+	" coalesce(revoked_ms, 0), coalesce(unique_id, '') FROM certificates"
+	" WHERE unit_id = ? ORDER BY reserved_ms, serial";
 static const char SQL_FOREACH[] =
 	"SELECT serial, status, coalesce(unit_id, 0), coalesce(revoke_reason, ''),"
 	" coalesce(revoked_ms, 0), coalesce(unique_id, '') FROM certificates"
@@ -415,21 +419,13 @@ int db_pubkey_seen(struct db *db, const char *pubkey_hash, int *seen, struct err
 	return rc;
 }
 
-int db_cert_foreach(struct db *db, int status,
-		    int (*fn)(const struct db_cert_row *c, void *ctx), void *ctx,
-		    struct errbuf *err)
+/* Runs a bound listing, calling fn per row until it returns non-zero. */
+static int foreach_rows(struct db *db, sqlite3_stmt *st,
+			int (*fn)(const struct db_cert_row *c, void *ctx), void *ctx,
+			struct errbuf *err)
 {
-	sqlite3_stmt *st;
 	int rc;
 
-	if (status != -1 && (status < 0 || status >= NCSTATUS))
-		return errbuf_set(err, ST_EINVAL, "no certificate status %d", status);
-	db_lock(db);
-	if (!(st = db_stmt(db, SQL_FOREACH, err))) {
-		db_unlock(db);
-		return ST_EDB;
-	}
-	sqlite3_bind_text(st, 1, status < 0 ? "" : cert_status_names[status], -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct db_cert_row c;
 
@@ -450,7 +446,43 @@ int db_cert_foreach(struct db *db, int status,
 		}
 	}
 	sqlite3_reset(st);
-	rc = rc == SQLITE_DONE ? ST_OK : db_sqlerr(db, rc, err, "list certificates");
+	return rc == SQLITE_DONE ? ST_OK : db_sqlerr(db, rc, err, "list certificates");
+}
+
+int db_cert_foreach(struct db *db, int status,
+		    int (*fn)(const struct db_cert_row *c, void *ctx), void *ctx,
+		    struct errbuf *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (status != -1 && (status < 0 || status >= NCSTATUS))
+		return errbuf_set(err, ST_EINVAL, "no certificate status %d", status);
+	db_lock(db);
+	if (!(st = db_stmt(db, SQL_FOREACH, err))) {
+		db_unlock(db);
+		return ST_EDB;
+	}
+	sqlite3_bind_text(st, 1, status < 0 ? "" : cert_status_names[status], -1, SQLITE_STATIC);
+	rc = foreach_rows(db, st, fn, ctx, err);
+	db_unlock(db);
+	return rc;
+}
+
+int db_cert_foreach_unit(struct db *db, int64_t unit_id,
+			 int (*fn)(const struct db_cert_row *c, void *ctx), void *ctx,
+			 struct errbuf *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	db_lock(db);
+	if (!(st = db_stmt(db, SQL_FOREACH_UNIT, err))) {
+		db_unlock(db);
+		return ST_EDB;
+	}
+	sqlite3_bind_int64(st, 1, unit_id);
+	rc = foreach_rows(db, st, fn, ctx, err);
 	db_unlock(db);
 	return rc;
 }

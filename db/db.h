@@ -227,9 +227,15 @@ struct db_cert_row {
 	int64_t revoked_ms;
 	char    unique_id[65];    /* "" while reserved (no board yet) */
 };
-/* Calls fn for each certificate with the given status (-1 = all). */
+/* Calls fn for each certificate with the given status (-1 = all), oldest
+ * first, until fn returns non-zero.  fn runs under the handle's lock: it must
+ * not call db_* itself. */
 int db_cert_foreach(struct db *db, int status,
 		    int (*fn)(const struct db_cert_row *c, void *ctx), void *ctx,
 		    struct errbuf *err);
+/* The same for the certificates recorded for one unit (an index lookup). */
+int db_cert_foreach_unit(struct db *db, int64_t unit_id,
+			 int (*fn)(const struct db_cert_row *c, void *ctx), void *ctx,
+			 struct errbuf *err);
 
 #endif

@@ -124,7 +124,9 @@ const char *const db_migrations[] = {
 	"DROP TABLE certificates;"
 	"ALTER TABLE certificates_v2 RENAME TO certificates;"
 	"CREATE UNIQUE INDEX certificates_pubkey ON certificates(pubkey_hash);"
-	"CREATE INDEX certificates_status ON certificates(status);",
+	"CREATE INDEX certificates_status ON certificates(status);"
+	/* a failed unit revokes its own certificates without a table scan */
+	"CREATE INDEX certificates_unit ON certificates(unit_id);",
 };
 
 const int db_migrations_count = sizeof(db_migrations) / sizeof(db_migrations[0]);

@@ -298,6 +298,15 @@ static void test_certs(void **state)
 	memset(&cs, 0, sizeof(cs));
 	assert_int_equal(db_cert_foreach(db, DB_CERT_RESERVED, collect_cert, &cs, &err), ST_OK);
 	assert_int_equal(cs.n, 2);   /* 3c (the clone's) and 72: recovery revokes such rows */
+	/* by unit: the two certificates bound to it, none of the unbound serials */
+	memset(&cs, 0, sizeof(cs));
+	assert_int_equal(db_cert_foreach_unit(db, u.id, collect_cert, &cs, &err), ST_OK);
+	assert_int_equal(cs.n, 2);
+	assert_string_equal(cs.serial[0], "1a2b");
+	assert_string_equal(cs.serial[1], "5e");
+	memset(&cs, 0, sizeof(cs));
+	assert_int_equal(db_cert_foreach_unit(db, u.id + 1, collect_cert, &cs, &err), ST_OK);
+	assert_int_equal(cs.n, 0);
 	memset(&cs, 0, sizeof(cs));
 	assert_int_equal(db_cert_foreach(db, DB_CERT_INJECTED, collect_cert, &cs, &err), ST_OK);
 	assert_int_equal(cs.n, 1);
