@@ -39,7 +39,8 @@ struct db_export_row {
 	int64_t started_ms, finished_ms;   /* finished_ms 0 while in progress */
 	const char *cert_serial;       /* "" when no certificate was signed */
 	const char *cert_status;       /* "issued", "injected", "revoked" or "" */
-	const uint8_t *cert_der;       /* NULL when none */
+	const uint8_t *cert_der;       /* NULL when none, also for a revoked serial
+					  that was never recorded as signed */
 	size_t cert_der_len;
 	int64_t issued_ms, revoked_ms; /* 0 when not */
 	const char *revoke_reason;     /* RFC 5280 name, "" when not revoked */

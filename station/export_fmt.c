@@ -137,6 +137,11 @@ static json_t *cert_json(const struct db_export_row *r)
 
 	if (!r->cert_serial[0])
 		return json_null();
+	if (!r->cert_der_len)     /* revoked before it was recorded as signed */
+		return json_pack("{s:s, s:s, s:o, s:o, s:o, s:n}", "serial", r->cert_serial,
+				 "status", r->cert_status, "issued", time_json(r->issued_ms),
+				 "revoked", time_json(r->revoked_ms),
+				 "revoke_reason", str_or_null(r->revoke_reason), "pem");
 	if (!(der = b64(r->cert_der, r->cert_der_len)))
 		return NULL;
 	n = strlen(der);
