@@ -34,10 +34,10 @@ static const char SQL_COUNTS[] =
 
 /* units.cert_serial names the certificate once the unit has a verdict (pass
  * or fail: the pipeline finishes a unit with the serial it was issued).  A
- * unit interrupted before its verdict is found by its id; CASE evaluates
- * lazily, so that lookup (certificates has no index on unit_id) runs only for
- * interrupted and in-progress units without a serial, which a crash leaves a
- * few of.  Only signed certificates. */
+ * unit interrupted before its verdict is found by its id (certificates_unit);
+ * CASE evaluates lazily, so that lookup runs only for interrupted and
+ * in-progress units without a serial.  Only signed or revoked certificates:
+ * never a serial merely reserved ahead, nor a void one. */
 static const char SQL_ROWS[] =
 	"SELECT u.id, u.unique_id, u.lot, u.bay, u.operator, u.station_id, u.status,"
 	" u.stage, u.reason, coalesce(p.name, ''), coalesce(p.version, 0), u.profile_hash,"

@@ -7,9 +7,9 @@
  *   readers never block the line, and units committed while the export runs
  *   are not half in it).  It fills *counts first, then calls fn once per unit
  *   of the lot, passed and failed, in unit id order.
- * - A certificate is attached only when it was signed: status issued, injected
- *   or revoked.  A serial that was only reserved (never signed) is not a
- *   certificate and is not exported; cert_serial is then "".  The unit's
+ * - A certificate is attached only when it was signed or revoked: status
+ *   issued, injected or revoked.  A serial only reserved (ahead, in batches) or
+ *   void is not a certificate and is not exported; cert_serial is then "".  The unit's
  *   certificate is the one named in units.cert_serial, or, for a unit that
  *   never reached its verdict (interrupted), the latest one recorded with its
  *   unit id.
