@@ -32,12 +32,12 @@ static const char SQL_COUNTS[] =
 	"  WHERE status = 'pass')"
 	" FROM units WHERE lot = ?1";
 
-/* units.cert_serial names the certificate once the unit has a verdict (pass
- * or fail: the pipeline finishes a unit with the serial it was issued).  A
- * unit interrupted before its verdict is found by its id (certificates_unit);
- * CASE evaluates lazily, so that lookup runs only for interrupted and
- * in-progress units without a serial.  Only signed or revoked certificates:
- * never a serial merely reserved ahead, nor a void one. */
+/* units.cert_serial names the certificate once the unit has a verdict (the
+ * pipeline finishes a unit with the serial it was issued).  A unit without
+ * one (interrupted before its verdict) is looked up by its id, an index
+ * search (certificates_unit, schema 2) that CASE runs only for those.  Only
+ * signed or revoked certificates: never a serial merely reserved ahead, nor
+ * a void one. */
 static const char SQL_ROWS[] =
 	"SELECT u.id, u.unique_id, u.lot, u.bay, u.operator, u.station_id, u.status,"
 	" u.stage, u.reason, coalesce(p.name, ''), coalesce(p.version, 0), u.profile_hash,"
@@ -46,8 +46,7 @@ static const char SQL_ROWS[] =
 	" coalesce(c.revoked_ms, 0), coalesce(c.revoke_reason, '')"
 	" FROM units u"
 	" LEFT JOIN certificates c ON c.status IN ('issued', 'injected', 'revoked')"
-	"  AND c.serial = CASE WHEN u.cert_serial <> '' THEN u.cert_serial"
-	"   WHEN u.status NOT IN ('interrupted', 'in-progress') THEN NULL ELSE"
+	"  AND c.serial = CASE WHEN u.cert_serial <> '' THEN u.cert_serial ELSE"
 	"   (SELECT x.serial FROM certificates x WHERE x.unit_id = u.id"
 	"    AND x.status IN ('issued', 'injected', 'revoked')"
 	"    ORDER BY x.reserved_ms DESC, x.serial DESC LIMIT 1) END"
