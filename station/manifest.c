@@ -263,6 +263,11 @@ static char *jws_sig(const uint8_t *der, size_t len)
 	return s;
 }
 
+static json_t *str_or_null(const char *s)
+{
+	return s && *s ? json_string(s) : json_null();
+}
+
 static json_t *entry_payload(const struct manifest_writer *w, const struct db_export_row *r,
 			     X509 *cert)
 {
@@ -279,14 +284,17 @@ static json_t *entry_payload(const struct manifest_writer *w, const struct db_ex
 	free(dev);
 	iso_ms(r->finished_ms, fin);
 	sha256_hex(r->cert_der, r->cert_der_len, sha);
+	/* as in the JSON lines: an unknown profile or hash is null, not "" */
 	p = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s,"
-		      " s:{s:s, s:I, s:s}, s:s, s:s,"
+		      " s:{s:o, s:o, s:s}, s:o, s:o,"
 		      " s:{s:s, s:s, s:s}, s:{s:[o]}, s:{s:s, s:I, s:I, s:s}}",
 		      "version", MANIFEST_VERSION, "uniqueId", r->unique_id, "lot", r->lot,
 		      "stationId", r->station_id, "bay", r->bay, "provisioningTimestamp", fin,
-		      "profile", "name", r->profile_name, "version", (json_int_t)r->profile_version,
+		      "profile", "name", str_or_null(r->profile_name),
+		      "version", r->profile_version > 0 ? json_integer(r->profile_version) : json_null(),
 		      "sha256", r->profile_hash,
-		      "firmwareSha256", r->firmware_hash, "publicKeySha256", r->pubkey_hash,
+		      "firmwareSha256", str_or_null(r->firmware_hash),
+		      "publicKeySha256", str_or_null(r->pubkey_hash),
 		      "certificate", "serial", r->cert_serial, "status", r->cert_status, "sha256", sha,
 		      "publicKeySet", "keys", jwk,
 		      "manifest", "id", w->id, "index", (json_int_t)(w->written + 1),
