@@ -206,4 +206,9 @@ grep -q "\"entries\":3,\"format\":\"manifest\".*\"out\":\"lx.manifest\"" exports
 grep -q "\"format\":\"jsonl\",\"lot\":\"LX\",\"out\":\"lx.jsonl\",\"pass\":3,\"sha256\":\"$(sha256sum lx.jsonl | cut -d' ' -f1)\",\"units\":4" exports ||
 	fail "jsonl export event: $(cat exports)"
 expect_exit 0 S audit verify
+# invariant 5: the token PIN (20 random hex digits) is in nothing the export wrote
+pin=$(cat hsm/pin)
+[ ${#pin} -ge 16 ] || fail "hsm/pin"
+grep -l -F -- "$pin" lx.* signer.pem .out .err 2>/dev/null && fail "the PIN is in an export's output"
+[ "$(q "SELECT count(*) FROM events WHERE instr(detail, '$pin') > 0")" = 0 ] || fail "the PIN is in the audit log"
 echo "export: ok (4 units, 3 manifest entries verified twice, 10 tamperings caught)"
