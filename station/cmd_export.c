@@ -21,6 +21,7 @@
 #include "export_fmt.h"
 #include "hsm.h"
 #include "hsm_cli.h"
+#include "jose.h"
 #include "manifest.h"
 
 #include <errno.h>
@@ -276,7 +277,7 @@ static int open_signer(const struct hsm_cli *hc, struct hsm **h, struct manifest
 	    !(p = der, s->pub = d2i_PUBKEY(NULL, &p, (long)len))) {
 		errbuf_set(&err, ST_ECRYPTO, "token '%s': cannot read the audit key's public key",
 			   hsm_token_label(*h));
-	} else if (manifest_kid(s->pub, kid, &err) != ST_OK) {
+	} else if (jose_kid(s->pub, kid, &err) != ST_OK) {
 		errbuf_prefix(&err, "audit key '%s': ", hsm_audit_key_label(*h));
 		EVP_PKEY_free(s->pub);
 		s->pub = NULL;
@@ -450,7 +451,7 @@ static int do_signer(int argc, char **argv)
 		return cli_usage_error("export signer", "unexpected argument '%s'", argv[optind]);
 	if ((rc = open_signer(&hc, &h, &s, "export signer")))
 		return rc;
-	manifest_kid(s.pub, kid, NULL);
+	jose_kid(s.pub, kid, NULL);
 	if ((rc = out_open(&o, out, &err)) == ST_OK) {
 		if (PEM_write_PUBKEY(o.f, s.pub) != 1)
 			rc = errbuf_set(&err, ST_EIO, "cannot write the public key");

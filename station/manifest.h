@@ -36,12 +36,13 @@
 #include <openssl/x509.h>
 
 #include "errbuf.h"
-#include "export.h"
+
+struct db_export_row;          /* db/export.h */
 
 #define MANIFEST_TYP       "application/vnd.station.unit+jose"
 #define MANIFEST_VERSION   1
 #define MANIFEST_MAX_FILE  (256u << 20)   /* bytes verify will read */
-#define MANIFEST_MAX_JWS   (64u << 10)    /* one compact JWS */
+#define MANIFEST_MAX_JWS   (64u << 10)    /* one compact JWS (JOSE_MAX_B64) */
 
 /* Who signs: ECDSA-SHA256 over msg, DER signature (OPENSSL_malloc'd into
  * *sig), by the P-256 key whose public half is pub.  hsm_audit_sign() fits. */
@@ -51,10 +52,6 @@ struct manifest_signer {
 	void *ctx;
 	EVP_PKEY *pub;
 };
-
-/* RFC 7638 JWK thumbprint (SHA-256, base64url) of an EC P-256 public key:
- * the manifest's "kid".  ST_EINVAL if the key is not EC P-256. */
-int manifest_kid(EVP_PKEY *pub, char kid[64], struct errbuf *err);
 
 struct manifest_writer {
 	FILE *out;
@@ -85,14 +82,12 @@ struct manifest_summary {
 	char kid[64];
 };
 
-/* Verifies a manifest file; errors name "PATH: entry N (uniqueId): why". */
+/* Verifies a manifest file (at most MANIFEST_MAX_FILE bytes); errors name
+ * "PATH: entry N (uniqueId): why".  The signer's kid is jose_kid(signer). */
 int manifest_verify_file(const char *path, EVP_PKEY *signer, X509 *trusted_ca,
 			 struct manifest_summary *sum, struct errbuf *err);
-
-/* Base64url without padding: encode (returns malloc'd string) and strict
- * decode (malloc'd bytes; NULL on any character outside the alphabet or an
- * impossible length).  Exposed for the tests. */
-char *manifest_b64url(const uint8_t *b, size_t n);
-uint8_t *manifest_unb64url(const char *s, size_t len, size_t *out_len);
+/* The same on a buffer; name is used in messages in place of the path. */
+int manifest_verify_buf(const char *buf, size_t len, const char *name, EVP_PKEY *signer,
+			X509 *trusted_ca, struct manifest_summary *sum, struct errbuf *err);
 
 #endif

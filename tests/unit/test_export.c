@@ -20,6 +20,7 @@
 #include "export.h"
 #include "export_fmt.h"
 #include "hsm_test_util.h"
+#include "jose.h"
 #include "manifest.h"
 
 #define UID_A "0123456789ABCDEF01234567"
@@ -532,17 +533,17 @@ static void test_b64url(void **state)
 	char *s;
 
 	(void)state;
-	s = manifest_b64url(b, 4);
+	s = jose_b64url(b, 4);
 	assert_string_equal(s, "-__-YQ");
-	d = manifest_unb64url(s, strlen(s), &n);
+	d = jose_unb64url(s, strlen(s), &n);
 	assert_int_equal(n, 4);
 	assert_memory_equal(d, b, 4);
 	free(d);
 	free(s);
-	assert_null(manifest_unb64url("+__-YQ", 6, &n));     /* standard alphabet */
-	assert_null(manifest_unb64url("-__-YQ==", 8, &n));   /* padding */
-	assert_null(manifest_unb64url("-__-Y", 5, &n));      /* impossible length */
-	assert_null(manifest_unb64url("", 0, &n));
+	assert_null(jose_unb64url("+__-YQ", 6, &n));     /* standard alphabet */
+	assert_null(jose_unb64url("-__-YQ==", 8, &n));   /* padding */
+	assert_null(jose_unb64url("-__-Y", 5, &n));      /* impossible length */
+	assert_null(jose_unb64url("", 0, &n));
 }
 
 /* A P-256 key made with `openssl ecparam`; its RFC 7638 thumbprint computed
@@ -571,11 +572,11 @@ static void test_kid(void **state)
 	char kid[64];
 
 	(void)state;
-	assert_int_equal(manifest_kid(k, kid, &err), ST_OK);
+	assert_int_equal(jose_kid(k, kid, &err), ST_OK);
 	assert_string_equal(kid, "tzYe2KtrFeJ5BqtUrJRjZGrfubMoBrdx9iDKUPGhMcE");
-	assert_int_equal(manifest_kid(p384, kid, &err), ST_EINVAL);
+	assert_int_equal(jose_kid(p384, kid, &err), ST_EINVAL);
 	assert_non_null(strstr(err.msg, "P-256"));
-	assert_int_equal(manifest_kid(rsa, kid, &err), ST_EINVAL);
+	assert_int_equal(jose_kid(rsa, kid, &err), ST_EINVAL);
 	EVP_PKEY_free(k);
 	EVP_PKEY_free(p384);
 	EVP_PKEY_free(rsa);
