@@ -1,0 +1,92 @@
+/*
+ * libFuzzer target: the offline manifest verifier (station/manifest_verify.c
+ * and station/jose.c, compiled into this file: they need neither the database
+ * nor the token).  The first byte picks the mode:
+ *  - even: the rest is a manifest file, verified as it is (JSON shape,
+ *    base64url, header rules; the signature is out of a mutation's reach);
+ *  - odd: the rest is a JWS payload.  The harness signs it with its own key
+ *    under a valid header and wraps it as a one-entry manifest, so mutations
+ *    reach what lies behind the signature: the payload's fields, the x5c
+ *    chain, the JWK comparison, the manifest id/index/count rules.
+ * Any input must verify or fail with a message; never crash, hang or leak.
+ * The seeds (tests/fuzz/corpus/fuzz_manifest) are taken from a real export.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../station/jose.c"
+#include "../../station/manifest_verify.c"
+
+static EVP_PKEY *key;
+static char kid[64];
+
+static void check(const char *buf, size_t len)
+{
+	struct manifest_summary sum;
+	struct errbuf err;
+	int rc;
+
+	errbuf_clear(&err);
+	rc = manifest_verify_buf(buf, len, "fuzz", key, NULL, &sum, &err);
+	if (rc != ST_OK && !err.msg[0])
+		abort();                 /* every refusal says why */
+	if (rc == ST_OK && sum.entries < 1)
+		abort();
+}
+
+/* header.payload signed by our key, as a one-entry manifest. */
+static void signed_entry(const uint8_t *pay, size_t len)
+{
+	char *hdr = NULL, *h64, *p64, *s64 = NULL, *input = NULL, *text = NULL;
+	const char *uid = "0123456789ABCDEF01234567";
+	json_t *j, *p = json_loadb((const char *)pay, len, 0, NULL);
+	unsigned char der[128];
+	size_t dl = sizeof(der);
+	EVP_MD_CTX *mc;
+
+	if (p && json_is_string(json_object_get(p, "uniqueId")) &&
+	    strlen(json_string_value(json_object_get(p, "uniqueId"))) <= 64)
+		uid = json_string_value(json_object_get(p, "uniqueId"));
+	j = json_pack("{s:s, s:s, s:s}", "alg", "ES256", "kid", kid, "typ", MANIFEST_TYP);
+	hdr = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	h64 = jose_b64url((const uint8_t *)hdr, strlen(hdr));
+	p64 = len ? jose_b64url(pay, len) : strdup("");
+	if (h64 && p64 && asprintf(&input, "%s.%s", h64, p64) > 0 && (mc = EVP_MD_CTX_new())) {
+		if (EVP_DigestSignInit(mc, NULL, EVP_sha256(), NULL, key) == 1 &&
+		    EVP_DigestSign(mc, der, &dl, (const unsigned char *)input, strlen(input)) == 1)
+			s64 = jose_es256_sig(der, dl);
+		EVP_MD_CTX_free(mc);
+	}
+	if (s64) {
+		j = json_pack("[{s:s, s:s++}]", "uniqueId", uid, "jws", input, ".", s64);
+		text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+		json_decref(j);
+		if (text)
+			check(text, strlen(text));
+	}
+	json_decref(p);
+	free(hdr);
+	free(h64);
+	free(p64);
+	free(s64);
+	free(input);
+	free(text);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (!key) {
+		key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+		if (!key || jose_kid(key, kid, NULL) != ST_OK)
+			abort();
+	}
+	if (size < 1)
+		return 0;
+	if (data[0] & 1)
+		signed_entry(data + 1, size - 1);
+	else
+		check((const char *)data + 1, size - 1);
+	return 0;
+}
