@@ -96,6 +96,30 @@ const char *const db_migrations[] = {
 	"  pubkey_der  BLOB NOT NULL"
 	");"
 	"CREATE INDEX checkpoints_station_seq ON checkpoints(station_id, seq);",
+
+	/* rework (invariant 3; db/rework.h, docs/engineer.md "Rework").  An engineer's
+	 * single-use authorisation to provision a board again.  Authorising marks
+	 * the board's PASS unit superseded_by it, which takes that unit out of
+	 * units_one_pass; the unit that provisions the board again names it in
+	 * rework_id, and the authorisation names that unit (consumed).  At most one
+	 * open authorisation per board. */
+	"CREATE TABLE reworks ("
+	"  id            INTEGER PRIMARY KEY,"
+	"  unique_id     TEXT NOT NULL,"
+	"  old_unit_id   INTEGER NOT NULL REFERENCES units(id),"
+	"  old_serial    TEXT NOT NULL,"        /* the certificate revoked (superseded) */
+	"  reason        TEXT NOT NULL,"
+	"  authorised_by TEXT NOT NULL,"
+	"  authorised_ms INTEGER NOT NULL,"
+	"  new_unit_id   INTEGER UNIQUE REFERENCES units(id),"   /* NULL while open */
+	"  consumed_ms   INTEGER"
+	");"
+	"CREATE UNIQUE INDEX reworks_open ON reworks(unique_id) WHERE new_unit_id IS NULL;"
+	"ALTER TABLE units ADD COLUMN superseded_by INTEGER REFERENCES reworks(id);"
+	"ALTER TABLE units ADD COLUMN rework_id INTEGER REFERENCES reworks(id);"
+	"DROP INDEX units_one_pass;"
+	"CREATE UNIQUE INDEX units_one_pass ON units(unique_id)"
+	"  WHERE status = 'pass' AND superseded_by IS NULL;",
 };
 
 const int db_migrations_count = sizeof(db_migrations) / sizeof(db_migrations[0]);

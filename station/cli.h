@@ -53,5 +53,6 @@ int cmd_crl(struct cli_ctx *ctx, int argc, char **argv);        /* cmd_crl.c */
 int cmd_checkpoint(struct cli_ctx *ctx, int argc, char **argv); /* cmd_checkpoint.c */
 int cmd_profile(struct cli_ctx *ctx, int argc, char **argv);    /* cmd_profile.c */
 int cmd_run(struct cli_ctx *ctx, int argc, char **argv);        /* cmd_run.c */
+int cmd_rework(struct cli_ctx *ctx, int argc, char **argv);     /* cmd_rework.c */
 
 #endif

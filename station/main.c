@@ -23,6 +23,7 @@ static const struct cli_cmd commands[] = {
 	{ "checkpoint", "sign the audit chain head now with the HSM audit key", cmd_checkpoint },
 	{ "profile",   "add a product profile (validated, versioned); list, show", cmd_profile },
 	{ "run",       "run the provisioning line for a lot (screen or --headless JSON)", cmd_run },
+	{ "rework",    "authorise a passed board to be provisioned again (revokes its certificate)", cmd_rework },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
