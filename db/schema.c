@@ -120,6 +120,16 @@ const char *const db_migrations[] = {
 	"DROP INDEX units_one_pass;"
 	"CREATE UNIQUE INDEX units_one_pass ON units(unique_id)"
 	"  WHERE status = 'pass' AND superseded_by IS NULL;",
+
+	/* roles (db/roles.h, docs/engineer.md "Roles"): a person's name (--user, the
+	 * audit actor) bound to the OS login they must be using, and one role. */
+	"CREATE TABLE roles ("
+	"  name        TEXT PRIMARY KEY,"
+	"  login       TEXT NOT NULL,"
+	"  role        TEXT NOT NULL CHECK (role IN ('operator','qa','engineer')),"
+	"  granted_by  TEXT NOT NULL,"
+	"  granted_ms  INTEGER NOT NULL"
+	");",
 };
 
 const int db_migrations_count = sizeof(db_migrations) / sizeof(db_migrations[0]);

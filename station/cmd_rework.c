@@ -9,6 +9,7 @@
  * lists the revoked certificate.
  */
 #include "cli.h"
+#include "cli_role.h"
 #include "db.h"
 #include "rework.h"
 
@@ -74,6 +75,10 @@ int cmd_rework(struct cli_ctx *ctx, int argc, char **argv)
 		return cli_fail("rework: database %s does not exist", ctx->db_path);
 	if ((rc = db_open(ctx->db_path, ctx->station_id, &db, &err)) != ST_OK)
 		return cli_fail("rework: %s", err.msg);
+	if (cli_role_require(ctx, db, DB_ROLE_ENGINEER, "rework")) {
+		db_close(db);
+		return CLI_EXIT_FAIL;
+	}
 	rc = db_rework_authorise(db, uid, reason, ctx->actor, &w, &err);
 	db_close(db);
 	if (rc != ST_OK)
