@@ -97,7 +97,38 @@ const char *const db_migrations[] = {
 	");"
 	"CREATE INDEX checkpoints_station_seq ON checkpoints(station_id, seq);",
 
-	/* rework (invariant 3; db/rework.h, docs/engineer.md "Rework").  An engineer's
+	/* 1 -> 2: serials are reserved ahead, in batches (hsm/issue.c), before the
+	 * board they will certify is known: a 'reserved' row need not name its
+	 * unit, hardware id or public key until it is 'issued'.  A reserved serial
+	 * the issuer never signed with is released as 'void'.  SQLite cannot drop
+	 * a NOT NULL in place, so the table is rebuilt (nothing references it). */
+	"CREATE TABLE certificates_v2 ("
+	"  serial        TEXT PRIMARY KEY,"
+	"  unit_id       INTEGER REFERENCES units(id),"
+	"  unique_id     TEXT,"
+	"  pubkey_hash   TEXT,"
+	"  status        TEXT NOT NULL CHECK (status IN"
+	"                ('reserved','issued','injected','revoked','void')),"
+	"  der           BLOB,"
+	"  reserved_ms   INTEGER NOT NULL,"
+	"  issued_ms     INTEGER,"
+	"  injected_ms   INTEGER,"
+	"  revoked_ms    INTEGER,"
+	"  revoke_reason TEXT,"
+	/* what was signed names its board */
+	"  CHECK (status NOT IN ('issued','injected') OR"
+	"         (unique_id IS NOT NULL AND pubkey_hash IS NOT NULL AND der IS NOT NULL))"
+	");"
+	"INSERT INTO certificates_v2 SELECT serial, unit_id, unique_id, pubkey_hash, status, der,"
+	"  reserved_ms, issued_ms, injected_ms, revoked_ms, revoke_reason FROM certificates;"
+	"DROP TABLE certificates;"
+	"ALTER TABLE certificates_v2 RENAME TO certificates;"
+	"CREATE UNIQUE INDEX certificates_pubkey ON certificates(pubkey_hash);"
+	"CREATE INDEX certificates_status ON certificates(status);"
+	/* a failed unit revokes its own certificates without a table scan */
+	"CREATE INDEX certificates_unit ON certificates(unit_id);",
+
+	/* 2 -> 3: rework (invariant 3; db/rework.h, docs/engineer.md "Rework").  An engineer's
 	 * single-use authorisation to provision a board again.  Authorising marks
 	 * the board's PASS unit superseded_by it, which takes that unit out of
 	 * units_one_pass; the unit that provisions the board again names it in
@@ -121,7 +152,7 @@ const char *const db_migrations[] = {
 	"CREATE UNIQUE INDEX units_one_pass ON units(unique_id)"
 	"  WHERE status = 'pass' AND superseded_by IS NULL;",
 
-	/* roles (db/roles.h, docs/engineer.md "Roles"): a person's name (--user, the
+	/* 3 -> 4: roles (db/roles.h, docs/engineer.md "Roles"): a person's name (--user, the
 	 * audit actor) bound to the OS login they must be using, and one role. */
 	"CREATE TABLE roles ("
 	"  name        TEXT PRIMARY KEY,"

@@ -136,11 +136,12 @@ static int64_t begin_unit(struct db *db, const char *uid, int key, struct db_uni
 static void issue(struct db *db, struct db_unit *u, const char *serial)
 {
 	static const uint8_t der[] = { 0x30, 0x03, 0x02, 0x01, 0x01 };
+	const char *one[] = { serial };
 	struct errbuf e;
 
-	if (db_cert_reserve(db, serial, u->id, u->unique_id, u->pubkey_hash, &e))
+	if (db_cert_reserve(db, one, 1, &e))
 		fail_msg("reserve %s: %s", serial, e.msg);
-	if (db_cert_issued(db, serial, der, sizeof(der), &e))
+	if (db_cert_issued(db, serial, u->id, u->unique_id, u->pubkey_hash, der, sizeof(der), &e))
 		fail_msg("issued %s: %s", serial, e.msg);
 	snprintf(u->cert_serial, sizeof(u->cert_serial), "%s", serial);
 }
