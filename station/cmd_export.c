@@ -16,6 +16,7 @@
  * of the bytes written), appended before the file takes its name.
  */
 #include "cli.h"
+#include "cli_role.h"
 #include "db.h"
 #include "export.h"
 #include "export_fmt.h"
@@ -256,22 +257,29 @@ static int hsm_signer_sign(void *ctx, const uint8_t *msg, size_t len, uint8_t **
 	return hsm_audit_sign(ctx, msg, len, sig, sig_len, err);
 }
 
+/* The HSM options: a bad or incomplete configuration is a usage error. */
+static int signer_config(const struct hsm_cli *hc, struct hsm_config *cfg, const char *cmd)
+{
+	struct errbuf err;
+
+	if (hsm_cli_config(hc, cfg, &err) != ST_OK)
+		return cli_usage_error(cmd, "%s", err.msg);
+	if (!cfg->audit_key[0])
+		return cli_usage_error(cmd, "no audit key (audit_key in [hsm] or --audit-key): it signs the manifest");
+	return CLI_EXIT_OK;
+}
+
 /* Opens the token and wraps its audit key as a manifest signer. */
-static int open_signer(const struct hsm_cli *hc, struct hsm **h, struct manifest_signer *s,
+static int open_signer(const struct hsm_config *cfg, struct hsm **h, struct manifest_signer *s,
 		       const char *cmd)
 {
-	struct hsm_config cfg;
 	struct errbuf err;
 	const uint8_t *der;
 	const unsigned char *p;
 	size_t len;
 	char kid[64];
 
-	if (hsm_cli_config(hc, &cfg, &err) != ST_OK)
-		return cli_usage_error(cmd, "%s", err.msg);
-	if (!cfg.audit_key[0])
-		return cli_usage_error(cmd, "no audit key (audit_key in [hsm] or --audit-key): it signs the manifest");
-	if (hsm_open(&cfg, h, &err) != ST_OK)
+	if (hsm_open(cfg, h, &err) != ST_OK)
 		return cli_fail("%s: %s", cmd, err.msg);
 	if (hsm_audit_pubkey(*h, &der, &len) != ST_OK ||
 	    !(p = der, s->pub = d2i_PUBKEY(NULL, &p, (long)len))) {
@@ -296,6 +304,7 @@ static int do_export(struct cli_ctx *ctx, const char *lot, enum export_format fm
 		     const char *out, const struct hsm_cli *hc)
 {
 	struct manifest_signer signer = { 0 };
+	struct hsm_config cfg;
 	struct db_export_counts counts;
 	struct export_sink sink;
 	struct outfile o;
@@ -307,16 +316,25 @@ static int do_export(struct cli_ctx *ctx, const char *lot, enum export_format fm
 	FILE *hf;
 	int rc;
 
+	if (fmt == EXPORT_MANIFEST && (rc = signer_config(hc, &cfg, "export")))
+		return rc;
 	/* a missing database is a mistake (wrong --db), not an empty one */
 	if (access(ctx->db_path, F_OK) != 0)
 		return cli_fail("export: database %s does not exist", ctx->db_path);
-	if (fmt == EXPORT_MANIFEST && (rc = open_signer(hc, &h, &signer, "export")))
-		return rc;
 	if ((rc = db_open(ctx->db_path, ctx->station_id, &db, &err)) != ST_OK)
 		goto out;
-	/* an unknown lot is refused before any file is made */
+	/* exporting is the engineer's (before the token is opened) */
+	if (cli_role_require(ctx, db, DB_ROLE_ENGINEER, "export")) {
+		db_close(db);
+		return CLI_EXIT_FAIL;
+	}
+	/* an unknown lot is refused before the token is opened or a file made */
 	if ((rc = db_export_lot(db, lot, &counts, NULL, NULL, &err)) != ST_OK)
 		goto out;
+	if (fmt == EXPORT_MANIFEST && (rc = open_signer(&cfg, &h, &signer, "export"))) {
+		db_close(db);
+		return rc;
+	}
 	if ((rc = out_open(&o, out, &err)) != ST_OK)
 		goto out;
 	if (!(hf = export_sink_open(&sink, o.f))) {
@@ -430,6 +448,7 @@ static int do_signer(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct manifest_signer s = { 0 };
+	struct hsm_config cfg;
 	struct hsm_cli hc = { 0 };
 	struct errbuf err;
 	struct outfile o;
@@ -449,7 +468,8 @@ static int do_signer(int argc, char **argv)
 	}
 	if (optind < argc)
 		return cli_usage_error("export signer", "unexpected argument '%s'", argv[optind]);
-	if ((rc = open_signer(&hc, &h, &s, "export signer")))
+	if ((rc = signer_config(&hc, &cfg, "export signer")) ||
+	    (rc = open_signer(&cfg, &h, &s, "export signer")))
 		return rc;
 	jose_kid(s.pub, kid, NULL);
 	if ((rc = out_open(&o, out, &err)) == ST_OK) {
