@@ -24,6 +24,7 @@ static const char SQL_COUNTS[] =
 	" coalesce(sum(status = 'pass'), 0), coalesce(sum(status = 'fail'), 0),"
 	" coalesce(sum(status = 'reject'), 0), coalesce(sum(status = 'interrupted'), 0),"
 	" coalesce(sum(status = 'in-progress'), 0),"
+	" coalesce(sum(status = 'pass' AND superseded_by IS NOT NULL), 0),"
 	" count(DISTINCT CASE WHEN unique_id <> '' THEN unique_id END),"
 	" count(DISTINCT CASE WHEN unique_id <> '' AND status = 'pass' THEN unique_id END),"
 	" count(DISTINCT CASE WHEN unique_id <> '' AND status <> 'in-progress' THEN unique_id END),"
@@ -43,7 +44,8 @@ static const char SQL_ROWS[] =
 	" u.stage, u.reason, coalesce(p.name, ''), coalesce(p.version, 0), u.profile_hash,"
 	" u.firmware_hash, u.pubkey_hash, u.started_ms, coalesce(u.finished_ms, 0),"
 	" coalesce(c.serial, ''), coalesce(c.status, ''), c.der, coalesce(c.issued_ms, 0),"
-	" coalesce(c.revoked_ms, 0), coalesce(c.revoke_reason, '')"
+	" coalesce(c.revoked_ms, 0), coalesce(c.revoke_reason, ''),"
+	" coalesce(u.superseded_by, 0), coalesce(u.rework_id, 0)"
 	" FROM units u"
 	" LEFT JOIN certificates c ON c.status IN ('issued', 'injected', 'revoked')"
 	"  AND c.serial = CASE WHEN u.cert_serial <> '' THEN u.cert_serial ELSE"
@@ -108,10 +110,11 @@ static int read_counts(struct db *db, const char *lot, struct db_export_counts *
 		c->reject = sqlite3_column_int64(st, 3);
 		c->interrupted = sqlite3_column_int64(st, 4);
 		c->in_progress = sqlite3_column_int64(st, 5);
-		c->boards = sqlite3_column_int64(st, 6);
-		c->boards_passed = sqlite3_column_int64(st, 7);
-		c->boards_finished = sqlite3_column_int64(st, 8);
-		c->boards_first_pass = sqlite3_column_int64(st, 9);
+		c->superseded = sqlite3_column_int64(st, 6);
+		c->boards = sqlite3_column_int64(st, 7);
+		c->boards_passed = sqlite3_column_int64(st, 8);
+		c->boards_finished = sqlite3_column_int64(st, 9);
+		c->boards_first_pass = sqlite3_column_int64(st, 10);
 		rc = ST_OK;
 	} else {
 		rc = db_sqlerr(db, rc, err, "count units");
@@ -159,6 +162,8 @@ static int walk_rows(struct db *db, const char *lot,
 		r.issued_ms = sqlite3_column_int64(st, 19);
 		r.revoked_ms = sqlite3_column_int64(st, 20);
 		r.revoke_reason = col_str(st, 21);
+		r.superseded_by = sqlite3_column_int64(st, 22);
+		r.rework_id = sqlite3_column_int64(st, 23);
 		if ((stop = fn(&r, ctx))) {
 			sqlite3_finalize(st);
 			return stop;

@@ -37,6 +37,8 @@ struct db_export_row {
 	int64_t profile_version;       /* 0 when unknown */
 	const char *profile_hash, *firmware_hash, *pubkey_hash;
 	int64_t started_ms, finished_ms;   /* finished_ms 0 while in progress */
+	int64_t superseded_by;         /* the rework that superseded this PASS, 0 if none */
+	int64_t rework_id;             /* the rework this unit provisioned the board again for */
 	const char *cert_serial;       /* "" when no certificate was signed */
 	const char *cert_status;       /* "issued", "injected", "revoked" or "" */
 	const uint8_t *cert_der;       /* NULL when none, also for a revoked serial
@@ -51,6 +53,7 @@ struct db_export_row {
  * PASS / boards with a finished attempt (as the line's screen counts it). */
 struct db_export_counts {
 	int64_t units, pass, fail, reject, interrupted, in_progress;
+	int64_t superseded;            /* PASS units a rework superseded (in pass too) */
 	int64_t boards, boards_passed;
 	int64_t boards_finished, boards_first_pass;
 	int64_t allowlisted;           /* ids on the lot's allowlist */

@@ -163,12 +163,14 @@ static int walk_start(struct walk *w)
 	case EXPORT_CSV:
 		return export_csv_header(w->f, w->err);
 	case EXPORT_MANIFEST:
-		if (w->counts->pass < 1) {
+		/* one entry per board as provisioned now: not a PASS a rework superseded */
+		if (w->counts->pass - w->counts->superseded < 1) {
 			w->started = 0;
 			return errbuf_set(w->err, ST_ENOTFOUND,
 					  "lot %s has no passed unit: there is nothing to sign", w->lot);
 		}
-		return manifest_begin(&w->mw, w->f, w->signer, w->ca, w->counts->pass, w->err);
+		return manifest_begin(&w->mw, w->f, w->signer, w->ca,
+				      w->counts->pass - w->counts->superseded, w->err);
 	default:
 		return ST_OK;
 	}
@@ -187,7 +189,8 @@ static int walk_row(const struct db_export_row *r, void *ctx)
 	case EXPORT_JSONL:
 		return export_jsonl_row(w->f, r, w->err);
 	default:
-		return strcmp(r->status, "pass") ? ST_OK : manifest_add(&w->mw, r, w->err);
+		return strcmp(r->status, "pass") || r->superseded_by ? ST_OK :
+			manifest_add(&w->mw, r, w->err);
 	}
 }
 
@@ -237,10 +240,13 @@ static void print_summary(FILE *f, const char *lot, enum export_format fmt,
 {
 	double y = export_yield(c), fpy = export_first_pass_yield(c);
 
-	fprintf(f, "exported lot %s (%s): %lld units: %lld pass, %lld fail, %lld reject, "
-		"%lld interrupted, %lld in progress; ", lot, export_format_name(fmt),
-		(long long)c->units, (long long)c->pass, (long long)c->fail, (long long)c->reject,
-		(long long)c->interrupted, (long long)c->in_progress);
+	fprintf(f, "exported lot %s (%s): %lld units: %lld pass", lot, export_format_name(fmt),
+		(long long)c->units, (long long)c->pass);
+	if (c->superseded)
+		fprintf(f, " (%lld superseded by rework)", (long long)c->superseded);
+	fprintf(f, ", %lld fail, %lld reject, %lld interrupted, %lld in progress; ",
+		(long long)c->fail, (long long)c->reject, (long long)c->interrupted,
+		(long long)c->in_progress);
 	if (y < 0)
 		fprintf(f, "yield -");
 	else

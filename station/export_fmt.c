@@ -69,9 +69,9 @@ int export_csv_header(FILE *f, struct errbuf *err)
 
 int export_csv_row(FILE *f, const struct db_export_row *r, struct errbuf *err)
 {
-	char id[24], ver[24], started[32], finished[32], issued[32], revoked[32];
+	char id[24], ver[24], started[32], finished[32], issued[32], revoked[32], sup[24], rw[24];
 	char *der = b64(r->cert_der, r->cert_der_len);
-	const char *fields[22];
+	const char *fields[24];
 	int n = 0;
 
 	if (r->cert_der_len && !der)
@@ -84,6 +84,11 @@ int export_csv_row(FILE *f, const struct db_export_row *r, struct errbuf *err)
 	iso_ms(r->finished_ms, finished);
 	iso_ms(r->issued_ms, issued);
 	iso_ms(r->revoked_ms, revoked);
+	sup[0] = rw[0] = '\0';
+	if (r->superseded_by > 0)
+		snprintf(sup, sizeof(sup), "%lld", (long long)r->superseded_by);
+	if (r->rework_id > 0)
+		snprintf(rw, sizeof(rw), "%lld", (long long)r->rework_id);
 	fields[n++] = id;
 	fields[n++] = r->unique_id;
 	fields[n++] = r->lot;
@@ -100,6 +105,8 @@ int export_csv_row(FILE *f, const struct db_export_row *r, struct errbuf *err)
 	fields[n++] = r->pubkey_hash;
 	fields[n++] = started;
 	fields[n++] = finished;
+	fields[n++] = sup;
+	fields[n++] = rw;
 	fields[n++] = r->cert_serial;
 	fields[n++] = r->cert_status;
 	fields[n++] = issued;
@@ -121,6 +128,11 @@ static json_t *time_json(int64_t ms)
 
 	iso_ms(ms, s);
 	return s[0] ? json_string(s) : json_null();
+}
+
+static json_t *id_json(int64_t id)
+{
+	return id > 0 ? json_integer(id) : json_null();
 }
 
 static json_t *str_or_null(const char *s)
@@ -189,7 +201,7 @@ int export_jsonl_row(FILE *f, const struct db_export_row *r, struct errbuf *err)
 	if (!cert)
 		return errbuf_set(err, ST_ENOMEM, "unit %lld: out of memory", (long long)r->unit_id);
 	j = json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s,"
-		      " s:{s:o, s:o, s:s}, s:o, s:o, s:o, s:o, s:o}",
+		      " s:{s:o, s:o, s:s}, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
 		      "record", "unit", "unit_id", (json_int_t)r->unit_id, "unique_id", r->unique_id,
 		      "lot", r->lot, "status", r->status, "stage", r->stage, "reason", r->reason,
 		      "bay", r->bay, "station_id", r->station_id, "operator", r->operator_name,
@@ -199,6 +211,7 @@ int export_jsonl_row(FILE *f, const struct db_export_row *r, struct errbuf *err)
 		      "firmware_sha256", str_or_null(r->firmware_hash),
 		      "pubkey_sha256", str_or_null(r->pubkey_hash),
 		      "started", time_json(r->started_ms), "finished", time_json(r->finished_ms),
+		      "superseded_by", id_json(r->superseded_by), "rework_id", id_json(r->rework_id),
 		      "certificate", cert);
 	return put_json_line(f, j, 0, r->unit_id, err);
 }
@@ -221,9 +234,11 @@ static json_t *ratio_json(double v)
 int export_jsonl_summary(FILE *f, const char *lot, const struct db_export_counts *c,
 			 struct errbuf *err)
 {
-	json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o}",
+	json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
+			      " s:o, s:o}",
 			      "record", "summary", "lot", lot, "units", (json_int_t)c->units,
-			      "pass", (json_int_t)c->pass, "fail", (json_int_t)c->fail,
+			      "pass", (json_int_t)c->pass, "superseded", (json_int_t)c->superseded,
+			      "fail", (json_int_t)c->fail,
 			      "reject", (json_int_t)c->reject,
 			      "interrupted", (json_int_t)c->interrupted,
 			      "in_progress", (json_int_t)c->in_progress,

@@ -35,8 +35,8 @@ const char *export_format_name(enum export_format f);
 #define EXPORT_CSV_HEADER \
 	"unit_id,unique_id,lot,status,stage,reason,bay,station_id,operator," \
 	"profile_name,profile_version,profile_sha256,firmware_sha256,pubkey_sha256," \
-	"started,finished,cert_serial,cert_status,cert_issued,cert_revoked," \
-	"cert_revoke_reason,cert_der_base64"
+	"started,finished,superseded_by,rework_id,cert_serial,cert_status,cert_issued," \
+	"cert_revoked,cert_revoke_reason,cert_der_base64"
 
 int export_csv_header(FILE *f, struct errbuf *err);
 int export_csv_row(FILE *f, const struct db_export_row *r, struct errbuf *err);

@@ -81,7 +81,7 @@ static json_t *entry_payload(const struct manifest_writer *w, const struct db_ex
 	jose_sha256_hex(r->cert_der, r->cert_der_len, sha);
 	/* as in the JSON lines: an unknown profile or hash is null, not "" */
 	p = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s,"
-		      " s:{s:o, s:o, s:s}, s:o, s:o,"
+		      " s:{s:o, s:o, s:s}, s:o, s:o, s:o,"
 		      " s:{s:s, s:s, s:s}, s:{s:[o]}, s:{s:s, s:I, s:I, s:s}}",
 		      "version", MANIFEST_VERSION, "uniqueId", r->unique_id, "lot", r->lot,
 		      "stationId", r->station_id, "bay", r->bay, "provisioningTimestamp", fin,
@@ -90,6 +90,7 @@ static json_t *entry_payload(const struct manifest_writer *w, const struct db_ex
 		      "sha256", r->profile_hash,
 		      "firmwareSha256", str_or_null(r->firmware_hash),
 		      "publicKeySha256", str_or_null(r->pubkey_hash),
+		      "reworkId", r->rework_id > 0 ? json_integer(r->rework_id) : json_null(),
 		      "certificate", "serial", r->cert_serial, "status", r->cert_status, "sha256", sha,
 		      "publicKeySet", "keys", jwk,
 		      "manifest", "id", w->id, "index", (json_int_t)(w->written + 1),

@@ -62,7 +62,8 @@ python3 - lx.csv db.units db.certs <<'PY'
 import base64, csv, sys
 hdr = ("unit_id,unique_id,lot,status,stage,reason,bay,station_id,operator,profile_name,"
        "profile_version,profile_sha256,firmware_sha256,pubkey_sha256,started,finished,"
-       "cert_serial,cert_status,cert_issued,cert_revoked,cert_revoke_reason,cert_der_base64")
+       "superseded_by,rework_id,cert_serial,cert_status,cert_issued,cert_revoked,"
+       "cert_revoke_reason,cert_der_base64")
 raw = open(sys.argv[1], 'rb').read()
 assert raw.startswith(hdr.encode() + b'\r\n'), "header"
 assert raw.count(b'\r\n') == raw.count(b'\n'), "CRLF line ends"

@@ -22,6 +22,7 @@
 #include "hsm_test_util.h"
 #include "jose.h"
 #include "manifest.h"
+#include "rework.h"
 
 #define UID_A "0123456789ABCDEF01234567"
 #define UID_B "0123456789ABCDEF01234568"
@@ -235,7 +236,7 @@ struct got {
 		char uid[25], status[16], stage[32], serial[65], cert_status[16], profile[65];
 		char reason[200], revoke_reason[32];
 		size_t der_len;
-		int64_t revoked;
+		int64_t revoked, superseded_by, rework_id;
 	} r[16];
 };
 
@@ -257,6 +258,8 @@ static int collect(const struct db_export_row *r, void *ctx)
 	snprintf(g->r[g->n].revoke_reason, 32, "%s", r->revoke_reason);
 	g->r[g->n].der_len = r->cert_der_len;
 	g->r[g->n].revoked = r->revoked_ms;
+	g->r[g->n].superseded_by = r->superseded_by;
+	g->r[g->n].rework_id = r->rework_id;
 	assert_true(!r->cert_der || r->cert_serial[0]);
 	g->n++;
 	return 0;
@@ -398,7 +401,7 @@ static void test_lot_nullable_certificates(void **state)
 	assert_string_equal(g.r[5].serial, "");
 }
 
-/* ---- CSV and JSON lines ------------------------------------------------------- */
+
 
 struct csv_rows {
 	int row, field;
@@ -418,7 +421,7 @@ static void cb_row(int ch, void *ctx)
 {
 	struct csv_rows *c = ctx;
 
-	assert_int_equal(c->field, 22);
+	assert_int_equal(c->field, 24);
 	c->row++;
 	c->field = 0;
 }
@@ -454,27 +457,28 @@ static void test_csv(void **state)
 	assert_memory_equal(buf, EXPORT_CSV_HEADER "\r\n", strlen(EXPORT_CSV_HEADER) + 2);
 	/* the reason with a comma, quotes and a line break is one quoted field */
 	assert_non_null(strstr(buf, ",\"board refused LOCK, \"\"E5\"\"\nretry\","));
-	/* parsed back (libcsv, strict): 22 fields a row, the values as stored */
+	/* parsed back (libcsv, strict): 24 fields a row, the values as stored */
 	csv_init(&p, CSV_STRICT | CSV_STRICT_FINI);
 	assert_int_equal(csv_parse(&p, buf, len, cb_field, cb_row, &rows), len);
 	assert_int_equal(csv_fini(&p, cb_field, cb_row, &rows), 0);
 	csv_free(&p);
 	assert_int_equal(rows.row, 7);
 	assert_string_equal(rows.cells[0][0], "unit_id");
-	assert_string_equal(rows.cells[0][21], "cert_der_base64");
+	assert_string_equal(rows.cells[0][23], "cert_der_base64");
 	assert_string_equal(rows.cells[1][1], UID_A);
 	assert_string_equal(rows.cells[1][3], "pass");
 	assert_string_equal(rows.cells[1][9], "widget");
 	assert_string_equal(rows.cells[1][10], "1");
-	assert_string_equal(rows.cells[1][16], f->serial_pass);
-	assert_string_equal(rows.cells[1][17], "injected");
+	assert_string_equal(rows.cells[1][18], f->serial_pass);
+	assert_string_equal(rows.cells[1][19], "injected");
+	assert_string_equal(rows.cells[1][16], "");          /* not superseded */
 	assert_int_equal(strlen(rows.cells[1][14]), 24);     /* 2026-11-22T01:02:03.456Z */
-	assert_true(strlen(rows.cells[1][21]) > 100);
-	assert_string_equal(rows.cells[1][19], "");          /* not revoked */
+	assert_true(strlen(rows.cells[1][23]) > 100);
+	assert_string_equal(rows.cells[1][21], "");          /* not revoked */
 	assert_string_equal(rows.cells[2][5], "board refused LOCK, \"E5\"\nretry");
-	assert_string_equal(rows.cells[2][20], "cessationOfOperation");
+	assert_string_equal(rows.cells[2][22], "cessationOfOperation");
 	assert_string_equal(rows.cells[4][10], "");          /* unknown profile */
-	assert_string_equal(rows.cells[4][21], "");
+	assert_string_equal(rows.cells[4][23], "");
 	free(buf);
 }
 
@@ -609,6 +613,92 @@ static int add_pass(const struct db_export_row *r, void *ctx)
 	struct mctx *m = ctx;
 
 	return strcmp(r->status, "pass") ? ST_OK : manifest_add(&m->w, r, &m->err);
+}
+
+/* As `station export` does: one entry per board as provisioned now. */
+static int add_current_pass(const struct db_export_row *r, void *ctx)
+{
+	struct mctx *m = ctx;
+
+	return strcmp(r->status, "pass") || r->superseded_by ? ST_OK : manifest_add(&m->w, r, &m->err);
+}
+
+static int soft_sign_fwd(void *ctx, const uint8_t *msg, size_t len, uint8_t **sig,
+			 size_t *sig_len, struct errbuf *err);
+
+/* Rework: the board's first PASS is superseded (its certificate revoked,
+ * superseded) and a second PASS provisions it again.  Both are in the CSV
+ * and JSON lines, with superseded_by and rework_id; the manifest has one
+ * entry for the board, the current one, and verifies (no unique id twice). */
+static void test_lot_rework(void **state)
+{
+	struct fixture *f = *state;
+	EVP_PKEY *key = tu_key("P-256");
+	struct manifest_signer s = { soft_sign_fwd, key, key };
+	struct db_export_counts c;
+	struct manifest_summary sum;
+	struct db_rework rw;
+	struct errbuf err;
+	struct got g = { 0 };
+	struct mctx m;
+	char hex1[65], hex2[65], *buf = NULL;
+	size_t len = 0;
+	int64_t u1, u2, rows;
+	FILE *fp = fopen("l5.csv", "w");
+
+	fprintf(fp, "unique_id,lot,model,hw_revision\n%s,L5,W,A\n", UID_E);
+	fclose(fp);
+	assert_int_equal(db_allowlist_import(f->db, "l5.csv", "L5", NULL, NULL, "eng", &rows, &err), ST_OK);
+	u1 = unit(f->db, UID_E, "L5", "1-1", f->profile_hash);
+	issue(f, u1, UID_E, PK("5"), 0x5001, hex1);
+	assert_int_equal(db_cert_injected(f->db, hex1, &err), ST_OK);
+	finish(f->db, u1, UID_E, "L5", DB_UNIT_PASS, "commit", "certificate", hex1);
+	assert_int_equal(db_rework_authorise(f->db, UID_E, "replaced the MCU", "eng", &rw, &err), ST_OK);
+	u2 = unit(f->db, UID_E, "L5", "1-2", f->profile_hash);
+	issue(f, u2, UID_E, PK("6"), 0x5002, hex2);
+	assert_int_equal(db_begin(f->db, &err), ST_OK);
+	assert_int_equal(db_cert_injected(f->db, hex2, &err), ST_OK);
+	assert_int_equal(db_rework_consume(f->db, rw.id, u2, "op", &err), ST_OK);
+	finish(f->db, u2, UID_E, "L5", DB_UNIT_PASS, "commit", "certificate", hex2);
+	assert_int_equal(db_commit(f->db, &err), ST_OK);
+
+	assert_int_equal(db_export_lot(f->db, "L5", &c, collect, &g, &err), ST_OK);
+	assert_int_equal(c.pass, 2);
+	assert_int_equal(c.superseded, 1);
+	assert_int_equal(c.boards, 1);
+	assert_int_equal(c.boards_passed, 1);
+	assert_int_equal(g.n, 2);
+	assert_int_equal(g.r[0].superseded_by, rw.id);
+	assert_int_equal(g.r[0].rework_id, 0);
+	assert_string_equal(g.r[0].cert_status, "revoked");
+	assert_string_equal(g.r[0].revoke_reason, "superseded");
+	assert_int_equal(g.r[1].superseded_by, 0);
+	assert_int_equal(g.r[1].rework_id, rw.id);
+	assert_string_equal(g.r[1].cert_status, "injected");
+
+	{
+		struct writer w = { open_memstream(&buf, &len), 0 };
+		char want[64];
+
+		assert_int_equal(db_export_lot(f->db, "L5", NULL, write_row, &w, &err), ST_OK);
+		fclose(w.f);
+		snprintf(want, sizeof(want), "\"superseded_by\":%lld,\"rework_id\":null",
+			 (long long)rw.id);
+		assert_non_null(strstr(buf, want));
+		snprintf(want, sizeof(want), "\"superseded_by\":null,\"rework_id\":%lld",
+			 (long long)rw.id);
+		assert_non_null(strstr(buf, want));
+		free(buf);
+	}
+
+	fp = fopen("l5.json", "w");
+	assert_int_equal(manifest_begin(&m.w, fp, &s, f->pki.ca, c.pass - c.superseded, &err), ST_OK);
+	assert_int_equal(db_export_lot(f->db, "L5", NULL, add_current_pass, &m, &m.err), ST_OK);
+	assert_int_equal(manifest_end(&m.w, &err), ST_OK);
+	fclose(fp);
+	assert_int_equal(manifest_verify_file("l5.json", key, f->pki.ca, &sum, &err), ST_OK);
+	assert_int_equal(sum.entries, 1);
+	EVP_PKEY_free(key);
 }
 
 static void write_manifest(struct fixture *f, const struct manifest_signer *s, X509 *ca,
@@ -815,12 +905,19 @@ static void test_manifest_softhsm(void **state)
 	hsm_close(h);
 }
 
+static int soft_sign_fwd(void *ctx, const uint8_t *msg, size_t len, uint8_t **sig,
+			 size_t *sig_len, struct errbuf *err)
+{
+	return soft_sign(ctx, msg, len, sig, sig_len, err);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_lot_rows_and_counts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lot_unknown_empty_and_stop, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lot_nullable_certificates, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lot_rework, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_csv, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_jsonl, setup, teardown),
 		cmocka_unit_test(test_b64url),
