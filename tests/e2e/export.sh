@@ -207,6 +207,20 @@ grep -q "\"entries\":3,\"format\":\"manifest\".*\"out\":\"lx.manifest\"" exports
 grep -q "\"format\":\"jsonl\",\"lot\":\"LX\",\"out\":\"lx.jsonl\",\"pass\":3,\"sha256\":\"$(sha256sum lx.jsonl | cut -d' ' -f1)\",\"units\":4" exports ||
 	fail "jsonl export event: $(cat exports)"
 expect_exit 0 S audit verify
+# --- roles: once enforced, exporting is the engineer's; verifying is anyone's ---
+ME=$(id -un)
+expect_exit 0 S role grant eng engineer --login "$ME"
+expect_exit 0 S role grant op-olga operator --login "$ME"
+expect_exit 1 line_as op-olga export --lot LX --format csv --out olga.csv
+grep -q "op-olga is operator; this needs engineer" "$ERR" || fail "operator export: $(cat "$ERR")"
+expect_exit 1 line_as op-olga export --lot LX --format manifest --out olga.manifest "${HSM[@]}"
+grep -q "this needs engineer" "$ERR" || fail "operator manifest: $(cat "$ERR")"
+[ ! -e olga.csv ] && [ ! -e olga.manifest ] || fail "a refused export wrote a file"
+expect_exit 0 line_as op-olga export verify lx.manifest --signer signer.pem
+expect_exit 0 S export --lot LX --format csv --out eng.csv
+cmp -s eng.csv lx.csv || fail "the engineer's export differs"
+[ "$(q "SELECT count(*) FROM events WHERE kind='export'")" = 5 ] || fail "export events after roles"
+
 # invariant 5: the token PIN (20 random hex digits) is in nothing the export wrote
 pin=$(cat hsm/pin)
 [ ${#pin} -ge 16 ] || fail "hsm/pin"
