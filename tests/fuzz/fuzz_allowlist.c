@@ -2,8 +2,7 @@
  * libFuzzer target: the allowlist CSV import (db/allowlist.c: libcsv, one
  * physical line at a time, each row checked and inserted in one transaction).
  * The parse is the import, so each input is imported, unsigned, for lot QA1
- * into an in-memory database (SQLite ":memory:"; the fuzz runner's scratch
- * directory gets the empty file db_open() creates under that name), emptied
+ * into an in-memory database (SQLite ":memory:"), emptied
  * after each input (no AUTOINCREMENT: ids start again at 1, so every input
  * meets the same state): migrating a fresh database per input ran twelve
  * times slower.  The input reaches the importer as a file: a memfd, rewritten
@@ -29,12 +28,18 @@ static struct db *db;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
+	int existed;
+
 	fd = memfd_create("allowlist.csv", MFD_CLOEXEC);
 	if (fd < 0)
 		abort();
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	existed = access(":memory:", F_OK) == 0;
 	if (db_open(":memory:", "fuzz", &db, NULL) != ST_OK)
 		abort();
+	/* db_open() made an empty file by that name in the working directory */
+	if (!existed)
+		unlink(":memory:");
 	return 0;
 }
 
