@@ -2,11 +2,10 @@
  * libFuzzer target: the allowlist CSV import (db/allowlist.c: libcsv, one
  * physical line at a time, each row checked and inserted in one transaction).
  * The parse is the import, so each input is imported, unsigned, for lot QA1
- * into an in-memory database (SQLite ":memory:"), emptied
- * after each input (no AUTOINCREMENT: ids start again at 1, so every input
- * meets the same state): migrating a fresh database per input ran twelve
- * times slower.  The input reaches the importer as a file: a memfd, rewritten
- * per input.
+ * into an in-memory database (SQLite ":memory:"), emptied after each input (no
+ * AUTOINCREMENT: ids start again at 1, so every input meets the same state):
+ * migrating a fresh database per input ran twelve times slower.  The input
+ * reaches the importer as a file: a memfd, rewritten per input.
  *
  * Any input must import or be refused with ST_EINVAL / ST_EEXIST and a message
  * naming the file.  Invariant 8: a refused file writes nothing (no row, no
