@@ -283,6 +283,7 @@ int db_open(const char *path, const char *station_id, struct db **out, struct er
 		return errbuf_set(err, ST_ENOMEM, "out of memory");
 	snprintf(db->path, sizeof(db->path), "%s", path);
 	snprintf(db->station_id, sizeof(db->station_id), "%s", station_id);
+	db->wal_fd = -1;
 	pthread_mutexattr_init(&attr);
 	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
 	pthread_mutex_init(&db->mu, &attr);
@@ -320,8 +321,15 @@ void db_close(struct db *db)
 	if (db->in_txn)
 		sqlite3_exec(db->sq, "ROLLBACK", NULL, NULL, NULL);
 	sqlite3_close_v2(db->sq);
+	if (db->wal_fd >= 0)
+		close(db->wal_fd);
 	pthread_mutex_destroy(&db->mu);
 	free(db);
+}
+
+long db_wal_syncs(struct db *db)
+{
+	return __atomic_load_n(&db->wal_syncs, __ATOMIC_RELAXED);
 }
 
 int db_schema_version(struct db *db)
@@ -417,4 +425,91 @@ int db_txn_end(struct db *db, int owned, int rc, struct errbuf *err)
 	}
 	sqlite3_exec(db->sq, "ROLLBACK", NULL, NULL, NULL);
 	return rc;
+}
+
+/* ---- group commit (db_int.h) ------------------------------------------- */
+
+static int set_synchronous(struct db *db, const char *sql, struct errbuf *err)
+{
+	sqlite3_stmt *st = db_stmt(db, sql, err);
+	int rc;
+
+	if (!st)
+		return ST_EDB;
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return db_sqlerr(db, rc, err, "set synchronous");
+	return ST_OK;
+}
+
+static const char SQL_SYNC_NORMAL[] = "PRAGMA synchronous = NORMAL";
+static const char SQL_SYNC_FULL[] = "PRAGMA synchronous = FULL";
+
+int db_txn_begin_synced(struct db *db, int *owned, struct errbuf *err)
+{
+	int rc;
+
+	*owned = 0;
+	if (db->in_txn)
+		return ST_OK;  /* the caller's transaction decides; nothing to sync here */
+	if ((rc = set_synchronous(db, SQL_SYNC_NORMAL, err)))
+		return rc;
+	if ((rc = db_txn_begin(db, owned, err)))
+		set_synchronous(db, SQL_SYNC_FULL, NULL);
+	return rc;
+}
+
+/* The WAL exists once a commit went through it.  SQLite keeps that file (the
+ * same inode) while this connection is open; a link count of 0 would mean it
+ * was replaced, so it is opened again. */
+static int wal_open_locked(struct db *db, struct errbuf *err)
+{
+	char wal[sizeof(db->path) + 8];
+	struct stat sb;
+
+	int fd;
+
+	if (db->wal_fd >= 0 && fstat(db->wal_fd, &sb) == 0 && sb.st_nlink > 0)
+		return ST_OK;
+	snprintf(wal, sizeof(wal), "%s-wal", db->path);
+	fd = open(wal, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errbuf_set(err, ST_EDB, "database %s: cannot open its WAL to sync it: %s",
+				  db->path, strerror(errno));
+	if (db->wal_fd < 0) {
+		db->wal_fd = fd;
+		return ST_OK;
+	}
+	/* in place: a sync running outside the lock never sees a closed number */
+	if (dup3(fd, db->wal_fd, O_CLOEXEC) < 0) {
+		close(fd);
+		return errbuf_set(err, ST_EDB, "database %s: cannot reopen its WAL: %s",
+				  db->path, strerror(errno));
+	}
+	close(fd);
+	return ST_OK;
+}
+
+int db_txn_end_synced(struct db *db, int owned, int rc, struct errbuf *err)
+{
+	int rc2;
+
+	if (!owned)
+		return rc;
+	rc = db_txn_end(db, owned, rc, err);
+	rc2 = set_synchronous(db, SQL_SYNC_FULL, rc ? NULL : err);
+	if (!rc && !rc2)
+		rc2 = wal_open_locked(db, err);
+	return rc ? rc : rc2;
+}
+
+int db_wal_sync(struct db *db, struct errbuf *err)
+{
+	if (db->wal_fd < 0 || fdatasync(db->wal_fd) != 0)
+		return errbuf_set(err, ST_EDB, "database %s: syncing the WAL failed: %s: "
+				  "the last change may not be durable", db->path,
+				  db->wal_fd < 0 ? "not open" : strerror(errno));
+	__atomic_add_fetch(&db->wal_syncs, 1, __ATOMIC_RELAXED);
+	return ST_OK;
 }

@@ -29,6 +29,8 @@ struct db;
 int  db_open(const char *path, const char *station_id, struct db **out, struct errbuf *err);
 void db_close(struct db *db);
 int  db_schema_version(struct db *db);
+/* How many group-commit syncs of the WAL this handle made (tests, benchmarks). */
+long db_wal_syncs(struct db *db);
 const char *db_station_id(const struct db *db);
 
 /* Explicit transactions for callers that group several calls (e.g. an import).
@@ -181,28 +183,40 @@ int db_unit_foreach_in_progress(struct db *db,
 /* ---- certificates (db/certs.c) ----------------------------------------- */
 
 enum db_cert_status {
-	DB_CERT_RESERVED = 0,  /* serial reserved, nothing signed yet */
+	DB_CERT_RESERVED = 0,  /* serial reserved before signing; may be signed, not recorded */
 	DB_CERT_ISSUED,        /* signed, DER recorded, not yet confirmed on the board */
 	DB_CERT_INJECTED,      /* on the board and its unit committed */
 	DB_CERT_REVOKED,
+	DB_CERT_VOID,          /* reserved, never signed, released by its issuer */
 };
 
-/* "reserved", "issued", "injected", "revoked" (as stored). */
+/* "reserved", "issued", "injected", "revoked", "void" (as stored). */
 const char *db_cert_status_name(enum db_cert_status s);
 
-/* Reserves a fresh serial (hex, unique across the table) for unit_id; the caller
- * generated it from a CSPRNG.  ST_EEXIST if the serial is taken. */
-int db_cert_reserve(struct db *db, const char *serial_hex, int64_t unit_id,
-		    const char *unique_id, const char *pubkey_hash, struct errbuf *err);
-/* reserved -> issued with DER; committed and fsync'd before returning (invariant 2). */
-int db_cert_issued(struct db *db, const char *serial_hex, const uint8_t *der, size_t der_len,
-		   struct errbuf *err);
+#define DB_CERT_RESERVE_MAX 64
+/* Reserves n (1..DB_CERT_RESERVE_MAX) fresh serials in one committed
+ * transaction (the caller drew them from a CSPRNG).  A serial is reserved before
+ * anything is signed with it, so a crash after signing leaves it 'reserved' and
+ * recovery revokes it.  The row names no board yet.  ST_EEXIST if one is taken
+ * (then none is reserved). */
+int db_cert_reserve(struct db *db, const char *const *serials, size_t n, struct errbuf *err);
+/* reserved -> issued: binds the serial to its unit (0 = none), hardware id and
+ * public key hash, with the DER; committed and fsync'd before returning
+ * (invariant 2), so never inside a caller's transaction.  ST_EEXIST if the
+ * public key was already certified (a clone that raced this one). */
+int db_cert_issued(struct db *db, const char *serial_hex, int64_t unit_id,
+		   const char *unique_id, const char *pubkey_hash,
+		   const uint8_t *der, size_t der_len, struct errbuf *err);
+/* reserved -> void for serials nothing was signed with (an issuer closing with
+ * serials left); one transaction.  ST_ESTATE (none changed) if one is not a
+ * reserved row without a board. */
+int db_cert_void(struct db *db, const char *const *serials, size_t n, struct errbuf *err);
 /* issued -> injected. */
 int db_cert_injected(struct db *db, const char *serial_hex, struct errbuf *err);
-/* any -> revoked with reason (RFC 5280 name, e.g. "keyCompromise") and time. */
+/* any but void -> revoked with reason (RFC 5280 name, e.g. "keyCompromise") and time. */
 int db_cert_revoke(struct db *db, const char *serial_hex, const char *reason,
 		   const char *actor, struct errbuf *err);
-/* ST_OK + *seen=1 if a certificate was ever reserved for this public key hash. */
+/* ST_OK + *seen=1 if a certificate was ever issued for this public key hash. */
 int db_pubkey_seen(struct db *db, const char *pubkey_hash, int *seen, struct errbuf *err);
 
 struct db_cert_row {
@@ -211,10 +225,17 @@ struct db_cert_row {
 	int64_t unit_id;
 	char    revoke_reason[32];
 	int64_t revoked_ms;
+	char    unique_id[65];    /* "" while reserved (no board yet) */
 };
-/* Calls fn for each certificate with the given status (-1 = all). */
+/* Calls fn for each certificate with the given status (-1 = all), oldest
+ * first, until fn returns non-zero.  fn runs under the handle's lock: it must
+ * not call db_* itself. */
 int db_cert_foreach(struct db *db, int status,
 		    int (*fn)(const struct db_cert_row *c, void *ctx), void *ctx,
 		    struct errbuf *err);
+/* The same for the certificates recorded for one unit (an index lookup). */
+int db_cert_foreach_unit(struct db *db, int64_t unit_id,
+			 int (*fn)(const struct db_cert_row *c, void *ctx), void *ctx,
+			 struct errbuf *err);
 
 #endif

@@ -23,6 +23,8 @@ struct db {
 	char            path[4096];
 	char            station_id[64];
 	int             in_txn;          /* an explicit db_begin() is open */
+	int             wal_fd;          /* the -wal file, for syncs outside mu (-1: not open) */
+	long            wal_syncs;       /* successful syncs of it (atomic) */
 	struct {
 		const char   *sql;       /* identity of a static SQL string */
 		sqlite3_stmt *st;
@@ -40,6 +42,22 @@ int db_sqlerr(struct db *db, int rc, struct errbuf *err, const char *what);
  * back, and likewise leaves an outer transaction to its owner. */
 int  db_txn_begin(struct db *db, int *owned, struct errbuf *err);
 int  db_txn_end(struct db *db, int owned, int rc, struct errbuf *err);
+
+/*
+ * Group commit, for the hot durable writes (certificate records).  Under the
+ * lock: db_txn_begin_synced() switches the connection to synchronous=NORMAL and
+ * begins; db_txn_end_synced() commits (or rolls back) and switches back to
+ * FULL.  In WAL mode such a commit is written to the WAL but not fsync'd, so
+ * the lock is held only for the SQL and the writes.  Then, AFTER db_unlock(),
+ * the caller must call db_wal_sync() and report its failure: it fdatasyncs the
+ * WAL, making this commit (and any other made before it) durable.  Threads
+ * committing at once thus overlap their syncs instead of queueing behind each
+ * other's.  The call returns to its caller only after its own commit is on
+ * disk, as with synchronous=FULL.
+ */
+int  db_txn_begin_synced(struct db *db, int *owned, struct errbuf *err);
+int  db_txn_end_synced(struct db *db, int owned, int rc, struct errbuf *err);
+int  db_wal_sync(struct db *db, struct errbuf *err);
 
 void db_lock(struct db *db);
 void db_unlock(struct db *db);

@@ -96,6 +96,37 @@ const char *const db_migrations[] = {
 	"  pubkey_der  BLOB NOT NULL"
 	");"
 	"CREATE INDEX checkpoints_station_seq ON checkpoints(station_id, seq);",
+
+	/* 1 -> 2: serials are reserved ahead, in batches (hsm/issue.c), before the
+	 * board they will certify is known: a 'reserved' row need not name its
+	 * unit, hardware id or public key until it is 'issued'.  A reserved serial
+	 * the issuer never signed with is released as 'void'.  SQLite cannot drop
+	 * a NOT NULL in place, so the table is rebuilt (nothing references it). */
+	"CREATE TABLE certificates_v2 ("
+	"  serial        TEXT PRIMARY KEY,"
+	"  unit_id       INTEGER REFERENCES units(id),"
+	"  unique_id     TEXT,"
+	"  pubkey_hash   TEXT,"
+	"  status        TEXT NOT NULL CHECK (status IN"
+	"                ('reserved','issued','injected','revoked','void')),"
+	"  der           BLOB,"
+	"  reserved_ms   INTEGER NOT NULL,"
+	"  issued_ms     INTEGER,"
+	"  injected_ms   INTEGER,"
+	"  revoked_ms    INTEGER,"
+	"  revoke_reason TEXT,"
+	/* what was signed names its board */
+	"  CHECK (status NOT IN ('issued','injected') OR"
+	"         (unique_id IS NOT NULL AND pubkey_hash IS NOT NULL AND der IS NOT NULL))"
+	");"
+	"INSERT INTO certificates_v2 SELECT serial, unit_id, unique_id, pubkey_hash, status, der,"
+	"  reserved_ms, issued_ms, injected_ms, revoked_ms, revoke_reason FROM certificates;"
+	"DROP TABLE certificates;"
+	"ALTER TABLE certificates_v2 RENAME TO certificates;"
+	"CREATE UNIQUE INDEX certificates_pubkey ON certificates(pubkey_hash);"
+	"CREATE INDEX certificates_status ON certificates(status);"
+	/* a failed unit revokes its own certificates without a table scan */
+	"CREATE INDEX certificates_unit ON certificates(unit_id);",
 };
 
 const int db_migrations_count = sizeof(db_migrations) / sizeof(db_migrations[0]);

@@ -1,6 +1,7 @@
 /* issue: certificates from checked CSRs.  See issue.h. */
 #include "issue.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,10 +14,18 @@
 
 #define SERIAL_BYTES 16
 #define RESERVE_TRIES 4
+/* The reason recorded for a serial that was, or may have been, signed but
+ * never recorded as issued; recovery uses the same (station/pl_recover.c). */
+#define ORPHAN_REASON "cessationOfOperation"
 
 struct issue_ctx {
 	struct hsm *h;
+	struct hsm_certstore store;
 	struct issue_profile prof;
+	/* serials reserved (committed) and not yet used; taken under pool_lock */
+	pthread_mutex_t pool_lock;
+	char pool[ISSUE_SERIAL_BATCH][ISSUE_SERIAL_HEX];
+	size_t npool;
 	int san_type;                 /* GEN_URI or GEN_DNS, 0 = no SAN */
 	const char *san_fmt;          /* into prof.san_template, past "URI:" */
 	/* built once, added to every certificate (X509_add_ext copies) */
@@ -82,7 +91,7 @@ X509_EXTENSION *issue_aki_ext(X509 *ca)
 }
 
 int issue_ctx_new(struct hsm *h, const struct issue_profile *p,
-		  struct issue_ctx **out, struct errbuf *err)
+		  const struct hsm_certstore *store, struct issue_ctx **out, struct errbuf *err)
 {
 	struct issue_ctx *ic;
 	BASIC_CONSTRAINTS *bc;
@@ -90,6 +99,8 @@ int issue_ctx_new(struct hsm *h, const struct issue_profile *p,
 	int rc;
 
 	*out = NULL;
+	if (!store || !store->reserve || !store->issued || !store->release || !store->revoke)
+		return errbuf_set(err, ST_EINVAL, "issue: no certificate store (write-ahead required)");
 	if (p->validity_days < 1 || p->validity_days > 36500)
 		return errbuf_set(err, ST_EINVAL, "certificate validity must be 1..36500 days");
 	if ((rc = issue_san_template_check(p->san_template, err)) != ST_OK)
@@ -98,7 +109,9 @@ int issue_ctx_new(struct hsm *h, const struct issue_profile *p,
 	if (!ic)
 		return errbuf_set(err, ST_ENOMEM, "out of memory");
 	ic->h = h;
+	ic->store = *store;
 	ic->prof = *p;
+	pthread_mutex_init(&ic->pool_lock, NULL);
 	if (ic->prof.san_template[0]) {
 		ic->san_type = !strncmp(ic->prof.san_template, "URI:", 4) ? GEN_URI : GEN_DNS;
 		ic->san_fmt = ic->prof.san_template + 4;
@@ -127,8 +140,18 @@ int issue_ctx_new(struct hsm *h, const struct issue_profile *p,
 
 void issue_ctx_free(struct issue_ctx *ic)
 {
+	const char *left[ISSUE_SERIAL_BATCH];
+	struct errbuf e;
+
 	if (!ic)
 		return;
+	/* Nothing was signed with these.  If voiding them fails they stay
+	 * reserved, and the next start's recovery revokes them. */
+	for (size_t i = 0; i < ic->npool; i++)
+		left[i] = ic->pool[i];
+	if (ic->npool)
+		ic->store.release(ic->store.db, left, ic->npool, &e);
+	pthread_mutex_destroy(&ic->pool_lock);
 	X509_EXTENSION_free(ic->bc);
 	X509_EXTENSION_free(ic->ku_ec);
 	X509_EXTENSION_free(ic->ku_rsa);
@@ -252,7 +275,7 @@ static int copy_pubkey(X509 *x, X509_REQ *req)
 
 /* Builds and signs the certificate in x. */
 static int build_and_sign(struct issue_ctx *ic, const struct csr_info *csr, const char *serial_hex,
-			  X509 *x, struct errbuf *err)
+			  X509 *x, int *signed_it, struct errbuf *err)
 {
 	X509_EXTENSION *ski = NULL, *san = NULL;
 	ASN1_INTEGER *sn = NULL;
@@ -288,6 +311,7 @@ static int build_and_sign(struct issue_ctx *ic, const struct csr_info *csr, cons
 		ERR_clear_error();
 		return errbuf_set(err, ST_ECRYPTO, "cannot build the certificate for %s", csr->unique_id);
 	}
+	*signed_it = 1;  /* from here the token may have signed, even if it reports a failure */
 	if (X509_sign(x, hsm_ca_key(ic->h), hsm_ca_md(ic->h)) <= 0) {
 		ERR_clear_error();
 		return errbuf_set(err, ST_EHSM, "token '%s': signing the certificate for %s failed",
@@ -385,38 +409,69 @@ out:
 	return ST_OK;
 }
 
-int issue_cert(struct issue_ctx *ic, const struct hsm_certstore *store,
-	       const struct csr_info *csr, int64_t unit_id,
+/* Draws a batch of serials and reserves them, committed, in one transaction;
+ * a taken serial (a 2^-127 event, or a forged row) draws the batch again. */
+static int pool_refill(struct issue_ctx *ic, struct errbuf *err)
+{
+	const char *batch[ISSUE_SERIAL_BATCH];
+	int rc = ST_EEXIST;
+
+	for (int t = 0; t < RESERVE_TRIES && rc == ST_EEXIST; t++) {
+		for (size_t i = 0; i < ISSUE_SERIAL_BATCH; i++) {
+			if ((rc = issue_new_serial(ic->pool[i], err)) != ST_OK)
+				return rc;
+			batch[i] = ic->pool[i];
+		}
+		rc = ic->store.reserve(ic->store.db, batch, ISSUE_SERIAL_BATCH, err);
+	}
+	if (rc != ST_OK)
+		return errbuf_prefix(err, "reserve certificate serials: ");
+	ic->npool = ISSUE_SERIAL_BATCH;
+	return ST_OK;
+}
+
+/* A serial reserved before anything is signed with it (write-ahead). */
+static int take_serial(struct issue_ctx *ic, char serial[ISSUE_SERIAL_HEX], struct errbuf *err)
+{
+	int rc = ST_OK;
+
+	pthread_mutex_lock(&ic->pool_lock);
+	if (!ic->npool)
+		rc = pool_refill(ic, err);
+	if (rc == ST_OK)
+		memcpy(serial, ic->pool[--ic->npool], ISSUE_SERIAL_HEX);
+	pthread_mutex_unlock(&ic->pool_lock);
+	return rc;
+}
+
+/* Back to the pool: nothing was signed with it. */
+static void return_serial(struct issue_ctx *ic, const char serial[ISSUE_SERIAL_HEX])
+{
+	pthread_mutex_lock(&ic->pool_lock);
+	if (ic->npool < ISSUE_SERIAL_BATCH)
+		memcpy(ic->pool[ic->npool++], serial, ISSUE_SERIAL_HEX);
+	pthread_mutex_unlock(&ic->pool_lock);
+}
+
+int issue_cert(struct issue_ctx *ic, const struct csr_info *csr, int64_t unit_id,
 	       struct issue_result *out, struct errbuf *err)
 {
 	unsigned char *der = NULL;
+	struct errbuf e2;
 	X509 *x = NULL;
-	int rc = ST_EEXIST, len;
+	int rc, len = 0, signed_it = 0;
 
 	memset(out, 0, sizeof(*out));
-	if (!store || !store->reserve || !store->issued)
-		return errbuf_set(err, ST_EINVAL, "issue: no certificate store (write-ahead required)");
-	/* 1. write-ahead: the serial is durably reserved before anything is signed */
-	for (int i = 0; i < RESERVE_TRIES && rc == ST_EEXIST; i++) {
-		int seen = 0;
-
-		if ((rc = issue_new_serial(out->serial_hex, err)) != ST_OK)
-			return rc;
-		rc = store->reserve(store->db, out->serial_hex, unit_id, csr->unique_id,
-				    csr->pubkey_hash, err);
-		/* taken: the serial (draw again) or the key (a clone racing this
-		 * one from another bay: stop) */
-		if (rc == ST_EEXIST && store->pubkey_seen &&
-		    store->pubkey_seen(store->db, csr->pubkey_hash, &seen, NULL) == ST_OK && seen)
-			break;
-	}
-	if (rc != ST_OK)
-		return errbuf_prefix(err, "reserve certificate for %s: ", csr->unique_id);
+	/* 1. write-ahead: a serial durably reserved before anything is signed */
+	if ((rc = take_serial(ic, out->serial_hex, err)) != ST_OK)
+		return errbuf_prefix(err, "certificate for %s: ", csr->unique_id);
 	/* 2. build and sign in the token */
 	x = X509_new();
-	if (!x)
+	if (!x) {
+		return_serial(ic, out->serial_hex);
 		return errbuf_set(err, ST_ENOMEM, "out of memory");
-	rc = build_and_sign(ic, csr, out->serial_hex, x, err);
+	}
+	rc = build_and_sign(ic, csr, out->serial_hex, x, &signed_it, err);
 	if (rc == ST_OK) {
 		len = i2d_X509(x, &der);
 		if (len <= 0)
@@ -427,19 +482,28 @@ int issue_cert(struct issue_ctx *ic, const struct hsm_certstore *store,
 	/* 3. verify what we emit, as a relying party would */
 	if (rc == ST_OK)
 		rc = issue_verify(ic, csr, der, (size_t)len, err);
-	/* 4. record it, committed, before it leaves this module */
+	/* 4. record it, bound to its board, committed, before it leaves this module */
 	if (rc == ST_OK) {
-		rc = store->issued(store->db, out->serial_hex, der, (size_t)len, err);
+		rc = ic->store.issued(ic->store.db, out->serial_hex, unit_id, csr->unique_id,
+				      csr->pubkey_hash, der, (size_t)len, err);
 		if (rc != ST_OK)
 			errbuf_prefix(err, "record certificate %s: ", out->serial_hex);
 	}
-	if (rc != ST_OK) {
-		OPENSSL_free(der);
-		return rc;
+	if (rc == ST_OK) {
+		out->der = der;
+		out->der_len = (size_t)len;
+		return ST_OK;
 	}
-	out->der = der;
-	out->der_len = (size_t)len;
-	return ST_OK;
+	OPENSSL_free(der);
+	/* Signed (or perhaps signed: the token may fail after signing) and not
+	 * recorded: an orphan, revoked now.  If even that fails the serial stays
+	 * reserved, and the next start's recovery revokes it. */
+	if (signed_it)
+		ic->store.revoke(ic->store.db, out->serial_hex, ORPHAN_REASON, "station", &e2);
+	else
+		return_serial(ic, out->serial_hex);
+	memset(out, 0, sizeof(*out));
+	return rc;
 }
 
 void issue_result_clear(struct issue_result *r)

@@ -16,10 +16,18 @@
  * - Before returning, the emitted DER is parsed again and verified against the CA
  *   certificate: signature over the exact bytes by the CA key, issued by the CA
  *   (name, key id), client-auth end entity, valid now, certifies the CSR key.
- * - Write-ahead: store->reserve (serial, unit, unique id, public key hash) before
- *   signing; store->issued (the DER, committed and fsync'd) after verifying and
- *   before the DER is handed to the caller.  If issued fails, the DER is
- *   discarded and the reserved serial stays for recovery to revoke.
+ * - Write-ahead (invariant 2).  Serials are reserved ISSUE_SERIAL_BATCH at a
+ *   time, in one committed transaction (store->reserve), before anything is
+ *   signed with them; each certificate takes one.  After signing and verifying,
+ *   store->issued binds the serial to the unit, hardware id and public key and
+ *   stores the DER, committed and fsync'd, before the DER is handed to the
+ *   caller.  A certificate signed but not recorded (verification failed, the
+ *   record failed, or a clone raced it to the same public key) is discarded and
+ *   its serial revoked at once (store->revoke); should that fail too, the serial
+ *   stays reserved for the next start's recovery to revoke.  A serial never
+ *   signed goes back to the pool; issue_ctx_free() voids those left
+ *   (store->release).  A crash therefore leaves at most the pool's serials
+ *   reserved, and recovery revokes them all: one may have been signed.
  */
 #ifndef STATION_ISSUE_H
 #define STATION_ISSUE_H
@@ -34,6 +42,7 @@
 
 #define ISSUE_SAN_MAX 256
 #define ISSUE_SERIAL_HEX 41   /* 16 bytes -> at most 32 hex digits + NUL, with room */
+#define ISSUE_SERIAL_BATCH 8  /* serials reserved per commit: 1 + 1/8 commits per certificate */
 
 struct issue_profile {
 	int validity_days;              /* 1 .. 36500 */
@@ -44,8 +53,10 @@ struct issue_profile {
 
 struct issue_ctx;
 
+/* store (copied; its db must outlive the context) is required: write-ahead. */
 int  issue_ctx_new(struct hsm *h, const struct issue_profile *p,
-		   struct issue_ctx **out, struct errbuf *err);
+		   const struct hsm_certstore *store, struct issue_ctx **out, struct errbuf *err);
+/* Voids the serials reserved and not used, then frees. */
 void issue_ctx_free(struct issue_ctx *ic);
 
 /* Checks a SAN template (also used by profile parsers). */
@@ -57,9 +68,9 @@ struct issue_result {
 	size_t der_len;
 };
 
-/* csr must have passed csr_check().  store is required (write-ahead). */
-int issue_cert(struct issue_ctx *ic, const struct hsm_certstore *store,
-	       const struct csr_info *csr, int64_t unit_id,
+/* csr must have passed csr_check().  unit_id is recorded with the certificate
+ * (0 = none). */
+int issue_cert(struct issue_ctx *ic, const struct csr_info *csr, int64_t unit_id,
 	       struct issue_result *out, struct errbuf *err);
 void issue_result_clear(struct issue_result *r);
 

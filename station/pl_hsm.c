@@ -74,9 +74,9 @@ int pl_hsm_open(const struct profile *p, struct db *db, const char *actor,
 		goto fail;
 	if ((rc = hsm_open(&c, &h->hsm, err)))
 		goto fail;
-	if ((rc = issue_ctx_new(h->hsm, &ip, &h->ic, err)))
-		goto fail;
 	hsm_certstore_db(&h->store, db);
+	if ((rc = issue_ctx_new(h->hsm, &ip, &h->store, &h->ic, err)))
+		goto fail;
 	csr_policy_default(&h->pol);
 	hsm_checkpointer_init(&h->cp, 100);
 	h->db = db;
@@ -130,7 +130,7 @@ static int hsm_issue(void *ctx, int64_t unit_id, const char *unique_id,
 		csr_info_clear(&ci);
 		return errbuf_set(err, ST_EPOLICY, "CSR public key changed between checks");
 	}
-	rc = issue_cert(h->ic, &h->store, &ci, unit_id, &res, err);
+	rc = issue_cert(h->ic, &ci, unit_id, &res, err);
 	csr_info_clear(&ci);
 	if (rc) {
 		issue_result_clear(&res);

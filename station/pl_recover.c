@@ -94,9 +94,13 @@ int pl_recover(struct db *db, const struct pl_ca_ops *ca, struct ev_bus *bus,
 			goto out;
 		}
 		revoked++;
-		if (bus)
+		if (bus && c->unique_id[0])
+			ev_emitf(bus, EV_LOG, -1, "", c->unique_id, EV_STAGE_RECOVERY, EV_OUT_NONE,
+				 "orphan certificate %s revoked", c->serial_hex);
+		else if (bus)
 			ev_emitf(bus, EV_LOG, -1, "", "", EV_STAGE_RECOVERY, EV_OUT_NONE,
-			 "orphan certificate %s revoked", c->serial_hex);
+				 "reserved serial %s revoked (it may have been signed)",
+				 c->serial_hex);
 	}
 	for (size_t j = 0; j < l.nunits; j++) {
 		struct db_unit *u = &l.units[j];

@@ -93,7 +93,6 @@ static void progress(uint64_t done, uint64_t total, void *ctx)
 }
 
 struct cert_list {
-	int64_t unit_id;
 	char (*serials)[65];
 	size_t n, cap;
 	int oom;
@@ -103,7 +102,7 @@ static int collect_unit_cert(const struct db_cert_row *c, void *ctx)
 {
 	struct cert_list *l = ctx;
 
-	if (c->unit_id != l->unit_id || c->status == DB_CERT_REVOKED)
+	if (c->status == DB_CERT_REVOKED)
 		return 0;
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 4;
@@ -120,9 +119,9 @@ static int collect_unit_cert(const struct db_cert_row *c, void *ctx)
 	return 0;
 }
 
-/* Revokes every certificate of this unit that is not committed: the one it
- * was issued, and a serial a failed issue left reserved.  One that cannot be
- * revoked now stays issued and is revoked by recovery at the next start. */
+/* Revokes every certificate recorded for this unit that is not committed (the
+ * one it was issued).  One that cannot be revoked now stays issued and is
+ * revoked by recovery at the next start. */
 static void revoke_unit_certs(struct pl_unit *r, const char *why)
 {
 	const struct pl_ca_ops *ca = &r->cfg->ca;
@@ -131,9 +130,8 @@ static void revoke_unit_certs(struct pl_unit *r, const char *why)
 	char msg[EV_REASON_LEN];
 
 	memset(&l, 0, sizeof(l));
-	l.unit_id = r->u.id;
 	errbuf_clear(&e);
-	if (db_cert_foreach(r->cfg->db, -1, collect_unit_cert, &l, &e) || l.oom) {
+	if (db_cert_foreach_unit(r->cfg->db, r->u.id, collect_unit_cert, &l, &e) || l.oom) {
 		snprintf(msg, sizeof(msg), "listing certificates of unit %lld failed: %s",
 			 (long long)r->u.id, l.oom ? "out of memory" : e.msg);
 		emit(r, EV_LOG, EV_OUT_NONE, msg);

@@ -24,8 +24,8 @@ grep -q "database st.db does not exist" "$ERR" || fail "missing database: $(cat 
 printf 'unique_id,lot,model,hw_revision\n000000000000000000000001,LOT1,Widget,B\n' > lot.csv
 expect_exit 0 S allowlist import lot.csv --lot LOT1 --unsigned
 for s in 1a2b3c4d5e6f708192a3b4c5d6e7f809 7f00000000000000000000000000000a 2c0ffee0000000000000000000000001; do
-	sqlite3 st.db "INSERT INTO certificates (serial, unique_id, pubkey_hash, status, reserved_ms)
-		VALUES ('$s', '000000000000000000000001', 'pk-$s', 'issued', 0)"
+	sqlite3 st.db "INSERT INTO certificates (serial, unique_id, pubkey_hash, status, der, reserved_ms)
+		VALUES ('$s', '000000000000000000000001', 'pk-$s', 'issued', x'3000', 0)"
 done
 
 expect_exit 2 S revoke 1a2b3c4d5e6f708192a3b4c5d6e7f809

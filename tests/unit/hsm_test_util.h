@@ -139,7 +139,8 @@ static inline int tu_make_csr(EVP_PKEY *key, const char *cn, const char *org,
 
 struct tu_cert {
 	char serial[65];
-	char pubkey_hash[65];
+	char pubkey_hash[65];   /* "" while reserved */
+	char unique_id[65];
 	int status;
 	char reason[32];
 	int64_t revoked_ms;
@@ -151,7 +152,8 @@ struct tu_store {
 	struct tu_cert certs[TU_STORE_MAX];
 	int n;
 	int fail_issued;      /* make issued() fail (write-ahead test) */
-	int calls_reserve, calls_issued;
+	int fail_revoke;      /* make revoke() fail too */
+	int calls_reserve, calls_issued, calls_release, calls_revoke;
 };
 
 static inline struct tu_store *tu_store_of(struct db *db) { return (struct tu_store *)(void *)db; }
@@ -162,6 +164,16 @@ static inline struct tu_cert *tu_find(struct tu_store *s, const char *serial)
 		if (!strcmp(s->certs[i].serial, serial))
 			return &s->certs[i];
 	return NULL;
+}
+
+/* How many records have this status. */
+static inline int tu_count(struct tu_store *s, int status)
+{
+	int n = 0;
+
+	for (int i = 0; i < s->n; i++)
+		n += s->certs[i].status == status;
+	return n;
 }
 
 static inline int tu_pubkey_seen(struct db *db, const char *h, int *seen, struct errbuf *err)
@@ -177,32 +189,33 @@ static inline int tu_pubkey_seen(struct db *db, const char *h, int *seen, struct
 	return ST_OK;
 }
 
-static inline int tu_reserve(struct db *db, const char *serial, int64_t unit_id,
-			     const char *uid, const char *pkh, struct errbuf *err)
+/* All or nothing, like the database's transaction. */
+static inline int tu_reserve(struct db *db, const char *const *serials, size_t n,
+			     struct errbuf *err)
 {
 	struct tu_store *s = tu_store_of(db);
 	int rc = ST_OK;
 
 	pthread_mutex_lock(&s->mu);
 	s->calls_reserve++;
-	if (tu_find(s, serial))
-		rc = errbuf_set(err, ST_EEXIST, "serial %s taken", serial);
-	else if (s->n == TU_STORE_MAX)
+	for (size_t i = 0; i < n && rc == ST_OK; i++)
+		if (tu_find(s, serials[i]))
+			rc = errbuf_set(err, ST_EEXIST, "serial %s taken", serials[i]);
+	if (rc == ST_OK && s->n + (int)n > TU_STORE_MAX)
 		rc = errbuf_set(err, ST_EDB, "store full");
-	else {
+	for (size_t i = 0; i < n && rc == ST_OK; i++) {
 		struct tu_cert *c = &s->certs[s->n++];
 
 		memset(c, 0, sizeof(*c));
-		snprintf(c->serial, sizeof(c->serial), "%s", serial);
-		snprintf(c->pubkey_hash, sizeof(c->pubkey_hash), "%s", pkh);
+		snprintf(c->serial, sizeof(c->serial), "%s", serials[i]);
 		c->status = DB_CERT_RESERVED;
-		c->unit_id = unit_id;
 	}
 	pthread_mutex_unlock(&s->mu);
 	return rc;
 }
 
-static inline int tu_issued(struct db *db, const char *serial, const uint8_t *der, size_t len,
+static inline int tu_issued(struct db *db, const char *serial, int64_t unit_id,
+			    const char *uid, const char *pkh, const uint8_t *der, size_t len,
 			    struct errbuf *err)
 {
 	struct tu_store *s = tu_store_of(db);
@@ -214,24 +227,68 @@ static inline int tu_issued(struct db *db, const char *serial, const uint8_t *de
 	c = tu_find(s, serial);
 	if (s->fail_issued)
 		rc = errbuf_set(err, ST_EDB, "disk full (simulated)");
-	else if (!c || c->status != DB_CERT_RESERVED)
+	else if (!c || c->status != DB_CERT_RESERVED || c->pubkey_hash[0])
 		rc = errbuf_set(err, ST_EDB, "serial %s not reserved", serial);
-	else
+	for (int i = 0; i < s->n && rc == ST_OK; i++)
+		if (!strcmp(s->certs[i].pubkey_hash, pkh))
+			rc = errbuf_set(err, ST_EEXIST, "public key already certified (serial %s)",
+					s->certs[i].serial);
+	if (rc == ST_OK) {
 		c->status = DB_CERT_ISSUED;
+		c->unit_id = unit_id;
+		snprintf(c->unique_id, sizeof(c->unique_id), "%s", uid);
+		snprintf(c->pubkey_hash, sizeof(c->pubkey_hash), "%s", pkh);
+	}
 	pthread_mutex_unlock(&s->mu);
 	return rc;
 }
 
+static inline int tu_release(struct db *db, const char *const *serials, size_t n,
+			     struct errbuf *err)
+{
+	struct tu_store *s = tu_store_of(db);
+	int rc = ST_OK;
+
+	pthread_mutex_lock(&s->mu);
+	s->calls_release++;
+	for (size_t i = 0; i < n && rc == ST_OK; i++) {
+		struct tu_cert *c = tu_find(s, serials[i]);
+
+		if (!c || c->status != DB_CERT_RESERVED || c->pubkey_hash[0])
+			rc = errbuf_set(err, ST_ESTATE, "serial %s is not reserved and unsigned",
+					serials[i]);
+	}
+	for (size_t i = 0; i < n && rc == ST_OK; i++)
+		tu_find(s, serials[i])->status = DB_CERT_VOID;
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+/* Marks a record revoked (tests call it directly; the store's revoke goes through it). */
 static inline int tu_revoke(struct tu_store *s, const char *serial, const char *reason)
 {
 	struct tu_cert *c = tu_find(s, serial);
 
-	if (!c)
+	if (!c || c->status == DB_CERT_VOID || c->status == DB_CERT_REVOKED)
 		return -1;
 	c->status = DB_CERT_REVOKED;
 	snprintf(c->reason, sizeof(c->reason), "%s", reason);
 	c->revoked_ms = 1700000000000LL;
 	return 0;
+}
+
+static inline int tu_store_revoke(struct db *db, const char *serial, const char *reason,
+				  const char *actor, struct errbuf *err)
+{
+	struct tu_store *s = tu_store_of(db);
+	int rc = ST_OK;
+
+	pthread_mutex_lock(&s->mu);
+	s->calls_revoke++;
+	if (s->fail_revoke || tu_revoke(s, serial, reason))
+		rc = errbuf_set(err, ST_EDB, "cannot revoke %s (simulated)", serial);
+	pthread_mutex_unlock(&s->mu);
+	return rc;
 }
 
 static inline int tu_foreach(struct db *db, int status,
@@ -251,6 +308,7 @@ static inline int tu_foreach(struct db *db, int status,
 		r.unit_id = s->certs[i].unit_id;
 		snprintf(r.revoke_reason, sizeof(r.revoke_reason), "%s", s->certs[i].reason);
 		r.revoked_ms = s->certs[i].revoked_ms;
+		snprintf(r.unique_id, sizeof(r.unique_id), "%s", s->certs[i].unique_id);
 		if (fn(&r, ctx))
 			break;
 	}
@@ -265,6 +323,8 @@ static inline void tu_store_init(struct tu_store *s, struct hsm_certstore *cs)
 	cs->pubkey_seen = tu_pubkey_seen;
 	cs->reserve = tu_reserve;
 	cs->issued = tu_issued;
+	cs->release = tu_release;
+	cs->revoke = tu_store_revoke;
 	cs->foreach = tu_foreach;
 }
 

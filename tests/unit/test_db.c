@@ -109,6 +109,63 @@ static void test_newer_schema_refused(void **state)
 	db_close(db);
 }
 
+/* A database made by the first release (schema 1), with certificate rows in
+ * every state, migrates to schema 2 keeping them, and then allows a reserved
+ * serial without a board while still refusing an issued one without it. */
+static void test_migration_2_keeps_certificates(void **state)
+{
+	struct errbuf err;
+	struct db *db;
+	sqlite3 *sq;
+	const char *one[] = { "7a" };
+	const uint8_t der[] = { 0x30, 0x00 };
+	char *msg = NULL;
+
+	(void)state;
+	assert_int_equal(sqlite3_open("v1.db", &sq), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(sq, db_migrations[0], NULL, NULL, &msg), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(sq,
+		"INSERT INTO certificates (serial, unique_id, pubkey_hash, status, der, reserved_ms)"
+		" VALUES ('1a', '0123456789ABCDEF01234567', 'pk1', 'injected', x'3000', 1),"
+		"        ('2b', '0123456789ABCDEF01234568', 'pk2', 'reserved', NULL, 2),"
+		"        ('3c', '0123456789ABCDEF01234569', 'pk3', 'revoked', x'3000', 3);"
+		"PRAGMA user_version = 1;", NULL, NULL, &msg), SQLITE_OK);
+	sqlite3_close(sq);
+	assert_int_equal(db_open("v1.db", "st1", &db, &err), ST_OK);
+	assert_int_equal(db_schema_version(db), db_migrations_count);
+	assert_true(db_migrations_count >= 2);
+	db_close(db);
+	assert_int_equal(sqlite3_open("v1.db", &sq), SQLITE_OK);
+	sqlite3_extended_result_codes(sq, 1);
+	{
+		sqlite3_stmt *st;
+
+		assert_int_equal(sqlite3_prepare_v2(sq, "SELECT group_concat(serial || ':' || status ||"
+			" ':' || pubkey_hash, ' ') FROM (SELECT * FROM certificates ORDER BY serial)",
+			-1, &st, NULL), SQLITE_OK);
+		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+		assert_string_equal((const char *)sqlite3_column_text(st, 0),
+				    "1a:injected:pk1 2b:reserved:pk2 3c:revoked:pk3");
+		sqlite3_finalize(st);
+	}
+	/* the rebuilt table keeps its constraints: one key per certificate, no
+	 * issued row without its board */
+	assert_int_equal(sqlite3_exec(sq, "INSERT INTO certificates (serial, unique_id, pubkey_hash,"
+		" status, der, reserved_ms) VALUES ('4d', 'x', 'pk1', 'issued', x'30', 4)",
+		NULL, NULL, NULL), SQLITE_CONSTRAINT_UNIQUE);
+	assert_int_equal(sqlite3_exec(sq, "INSERT INTO certificates (serial, status, reserved_ms)"
+		" VALUES ('5e', 'issued', 5)", NULL, NULL, NULL), SQLITE_CONSTRAINT_CHECK);
+	sqlite3_close(sq);
+	/* and the new flow works on it */
+	assert_int_equal(db_open("v1.db", "st1", &db, &err), ST_OK);
+	assert_int_equal(db_cert_reserve(db, one, 1, &err), ST_OK);
+	assert_int_equal(db_cert_issued(db, "7a", 0, "0123456789ABCDEF0123456A",
+		"4444444444444444444444444444444444444444444444444444444444444444", der, sizeof(der),
+		&err), ST_OK);
+	db_close(db);
+	sqlite3_free(msg);
+}
+
 static void test_not_a_database(void **state)
 {
 	struct errbuf err;
@@ -267,6 +324,7 @@ int main(void)
 		cmocka_unit_test(test_fresh_db_is_0600_in_new_dir),
 		cmocka_unit_test(test_migration_idempotent_on_reopen),
 		cmocka_unit_test(test_newer_schema_refused),
+		cmocka_unit_test(test_migration_2_keeps_certificates),
 		cmocka_unit_test(test_not_a_database),
 		cmocka_unit_test(test_pragmas),
 		cmocka_unit_test(test_transactions),

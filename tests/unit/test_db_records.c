@@ -18,6 +18,7 @@
 
 #define PK1 "1111111111111111111111111111111111111111111111111111111111111111"
 #define PK2 "2222222222222222222222222222222222222222222222222222222222222222"
+#define PK3 "3333333333333333333333333333333333333333333333333333333333333333"
 #define UID1 "0123456789ABCDEF01234567"
 #define UID2 "0123456789ABCDEF01234568"
 
@@ -207,6 +208,12 @@ static int collect_cert(const struct db_cert_row *c, void *arg)
 	return 0;
 }
 
+/* One serial, as the batch calls take them. */
+static int reserve1(struct db *db, const char *serial, struct errbuf *err)
+{
+	return db_cert_reserve(db, &serial, 1, err);
+}
+
 static void test_certs(void **state)
 {
 	struct db *db = *state;
@@ -214,43 +221,71 @@ static void test_certs(void **state)
 	struct errbuf err;
 	struct certs cs;
 	const uint8_t der[] = { 0x30, 0x03, 0x02, 0x01, 0x01 };
+	const char *batch[] = { "1a2b", "3c", "5e", "6f" };
+	const char *bad_batch[] = { "71", "01a2" };
+	const char *taken[] = { "72", "3c" };
+	long syncs;
 	int seen;
 
 	unit_init(&u, UID1);
 	assert_int_equal(db_unit_begin(db, &u, &err), ST_OK);
+	/* a batch of serials, reserved before anything is signed: no board yet;
+	 * durable (the WAL synced) when the call returns */
+	syncs = db_wal_syncs(db);
+	assert_int_equal(db_cert_reserve(db, batch, 4, &err), ST_OK);
+	assert_int_equal(db_wal_syncs(db), syncs + 1);
 	assert_int_equal(db_pubkey_seen(db, PK1, &seen, &err), ST_OK);
 	assert_false(seen);
-	assert_int_equal(db_cert_reserve(db, "1a2b", u.id, UID1, PK1, &err), ST_OK);
-	assert_int_equal(db_pubkey_seen(db, PK1, &seen, &err), ST_OK);
-	assert_true(seen);
-	/* clone: same key again; collision: same serial again */
-	assert_int_equal(db_cert_reserve(db, "3c", u.id, UID1, PK1, &err), ST_EEXIST);
-	assert_non_null(strstr(err.msg, "already certified"));
-	assert_int_equal(db_cert_reserve(db, "1a2b", u.id, UID2, PK2, &err), ST_EEXIST);
-	assert_non_null(strstr(err.msg, "serial 1a2b is taken"));
-	/* malformed serials and hashes */
-	assert_int_equal(db_cert_reserve(db, "01a2", u.id, UID1, PK2, &err), ST_EINVAL);
-	assert_int_equal(db_cert_reserve(db, "1A2B", u.id, UID1, PK2, &err), ST_EINVAL);
-	assert_int_equal(db_cert_reserve(db, "77", u.id, UID1, "abc", &err), ST_EINVAL);
+	/* all or nothing: a taken or malformed serial reserves none of its batch */
+	assert_int_equal(db_cert_reserve(db, taken, 2, &err), ST_EEXIST);
+	assert_non_null(strstr(err.msg, "serial 3c is taken"));
+	assert_int_equal(db_begin(db, &err), ST_OK);
+	syncs = db_wal_syncs(db);
+	assert_int_equal(reserve1(db, "72", &err), ST_OK);
+	assert_int_equal(db_wal_syncs(db), syncs);       /* the caller's commit is FULL */
+	assert_int_equal(db_commit(db, &err), ST_OK);
+	assert_int_equal(db_cert_reserve(db, bad_batch, 2, &err), ST_EINVAL);
+	assert_int_equal(reserve1(db, "1A2B", &err), ST_EINVAL);
+	assert_int_equal(db_cert_reserve(db, batch, 0, &err), ST_EINVAL);
+	assert_int_equal(db_cert_reserve(db, batch, DB_CERT_RESERVE_MAX + 1, &err), ST_EINVAL);
 
 	/* state machine: injected needs issued; issued needs reserved */
 	assert_int_equal(db_cert_injected(db, "1a2b", &err), ST_ESTATE);
-	assert_int_equal(db_cert_issued(db, "ffff", der, sizeof(der), &err), ST_ENOTFOUND);
+	assert_int_equal(db_cert_issued(db, "ffff", u.id, UID1, PK1, der, sizeof(der), &err),
+			 ST_ENOTFOUND);
+	assert_int_equal(db_cert_issued(db, "1a2b", u.id, UID1, "abc", der, sizeof(der), &err),
+			 ST_EINVAL);
+	assert_int_equal(db_cert_issued(db, "1a2b", u.id, "", PK1, der, sizeof(der), &err), ST_EINVAL);
 	/* issued commits on its own, never inside a caller's transaction */
 	assert_int_equal(db_begin(db, &err), ST_OK);
-	assert_int_equal(db_cert_issued(db, "1a2b", der, sizeof(der), &err), ST_ESTATE);
+	assert_int_equal(db_cert_issued(db, "1a2b", u.id, UID1, PK1, der, sizeof(der), &err),
+			 ST_ESTATE);
 	db_rollback(db);
-	assert_int_equal(db_cert_issued(db, "1a2b", der, sizeof(der), &err), ST_OK);
-	assert_int_equal(db_cert_issued(db, "1a2b", der, sizeof(der), &err), ST_ESTATE);
+	syncs = db_wal_syncs(db);
+	assert_int_equal(db_cert_issued(db, "1a2b", u.id, UID1, PK1, der, sizeof(der), &err), ST_OK);
+	assert_int_equal(db_wal_syncs(db), syncs + 1);   /* its own commit synced before return */
+	assert_int_equal(db_pubkey_seen(db, PK1, &seen, &err), ST_OK);
+	assert_true(seen);
+	assert_int_equal(db_cert_issued(db, "1a2b", u.id, UID1, PK2, der, sizeof(der), &err),
+			 ST_ESTATE);
+	/* clone: the same key on another serial is refused, the serial stays reserved */
+	assert_int_equal(db_cert_issued(db, "3c", u.id, UID1, PK1, der, sizeof(der), &err), ST_EEXIST);
+	assert_non_null(strstr(err.msg, "already certified (serial 1a2b)"));
 	assert_int_equal(db_cert_injected(db, "1a2b", &err), ST_OK);
 
-	/* an orphan: reserved, issued, never injected -> revoked */
-	assert_int_equal(db_cert_reserve(db, "5e", u.id, UID1, PK2, &err), ST_OK);
-	assert_int_equal(db_cert_issued(db, "5e", der, sizeof(der), &err), ST_OK);
+	/* an orphan: issued, never injected -> revoked */
+	assert_int_equal(db_cert_issued(db, "5e", u.id, UID1, PK2, der, sizeof(der), &err), ST_OK);
 	assert_int_equal(db_cert_revoke(db, "5e", "badReason", "eng1", &err), ST_EINVAL);
 	assert_int_equal(db_cert_revoke(db, "5e", "cessationOfOperation", "eng1", &err), ST_OK);
 	assert_int_equal(db_cert_revoke(db, "5e", "keyCompromise", "eng1", &err), ST_ESTATE);
 	assert_int_equal(db_cert_revoke(db, "999", "keyCompromise", "eng1", &err), ST_ENOTFOUND);
+
+	/* unused serials are voided; an issued one cannot be; a void one is final */
+	assert_int_equal(db_cert_void(db, &batch[0], 1, &err), ST_ESTATE);
+	assert_int_equal(db_cert_void(db, &batch[3], 1, &err), ST_OK);
+	assert_int_equal(db_cert_void(db, &batch[3], 1, &err), ST_ESTATE);
+	assert_int_equal(db_cert_revoke(db, "6f", "superseded", "eng1", &err), ST_ESTATE);
+	assert_int_equal(db_cert_issued(db, "6f", u.id, UID2, PK3, der, sizeof(der), &err), ST_ESTATE);
 
 	memset(&cs, 0, sizeof(cs));
 	assert_int_equal(db_cert_foreach(db, DB_CERT_REVOKED, collect_cert, &cs, &err), ST_OK);
@@ -259,15 +294,28 @@ static void test_certs(void **state)
 	assert_string_equal(cs.reason[0], "cessationOfOperation");
 	memset(&cs, 0, sizeof(cs));
 	assert_int_equal(db_cert_foreach(db, -1, collect_cert, &cs, &err), ST_OK);
+	assert_int_equal(cs.n, 5);
+	memset(&cs, 0, sizeof(cs));
+	assert_int_equal(db_cert_foreach(db, DB_CERT_RESERVED, collect_cert, &cs, &err), ST_OK);
+	assert_int_equal(cs.n, 2);   /* 3c (the clone's) and 72: recovery revokes such rows */
+	/* by unit: the two certificates bound to it, none of the unbound serials */
+	memset(&cs, 0, sizeof(cs));
+	assert_int_equal(db_cert_foreach_unit(db, u.id, collect_cert, &cs, &err), ST_OK);
 	assert_int_equal(cs.n, 2);
+	assert_string_equal(cs.serial[0], "1a2b");
+	assert_string_equal(cs.serial[1], "5e");
+	memset(&cs, 0, sizeof(cs));
+	assert_int_equal(db_cert_foreach_unit(db, u.id + 1, collect_cert, &cs, &err), ST_OK);
+	assert_int_equal(cs.n, 0);
 	memset(&cs, 0, sizeof(cs));
 	assert_int_equal(db_cert_foreach(db, DB_CERT_INJECTED, collect_cert, &cs, &err), ST_OK);
 	assert_int_equal(cs.n, 1);
 	assert_string_equal(cs.serial[0], "1a2b");
 	assert_int_equal(cs.status[0], DB_CERT_INJECTED);
-	assert_string_equal(kinds(db), "cert-reserved cert-issued cert-injected cert-reserved "
-			    "cert-issued cert-revoked ");
+	assert_string_equal(kinds(db), "cert-reserved cert-reserved cert-issued cert-injected "
+			    "cert-issued cert-revoked cert-voided ");
 	assert_string_equal(db_cert_status_name(DB_CERT_ISSUED), "issued");
+	assert_string_equal(db_cert_status_name(DB_CERT_VOID), "void");
 	verify_ok(db);
 }
 
@@ -327,8 +375,8 @@ static void test_issued_survives_crash(void **state)
 
 		unit_init(&u, UID2);
 		if (db_open("crash.db", "st1", &c, &err) || db_unit_begin(c, &u, &err) ||
-		    db_cert_reserve(c, "abc", u.id, UID2, PK2, &err) ||
-		    db_cert_issued(c, "abc", der, sizeof(der), &err))
+		    reserve1(c, "abc", &err) ||
+		    db_cert_issued(c, "abc", u.id, UID2, PK2, der, sizeof(der), &err))
 			_exit(1);
 		_exit(0);   /* a crash: nothing closed, nothing flushed by us */
 	}

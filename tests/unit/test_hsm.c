@@ -324,10 +324,10 @@ static void test_issue_with_each_ca_type(void **state)
 		assert_int_equal(RAND_bytes(nonce, 32), 1);
 		assert_int_equal(tu_make_csr(k, "00000000000000000000ABCD", NULL, nonce, 0, &der, &len), 0);
 		assert_int_equal(hsm_open(cas[i].cfg, &h, &e), ST_OK);
-		assert_int_equal(issue_ctx_new(h, &prof, &ic, &e), ST_OK);
+		assert_int_equal(issue_ctx_new(h, &prof, &cs, &ic, &e), ST_OK);
 		assert_int_equal(csr_check(&pol, der, len, "00000000000000000000ABCD", nonce, &cs, &ci, &e),
 				 ST_OK);
-		assert_int_equal(issue_cert(ic, &cs, &ci, 1, &r, &e), ST_OK);
+		assert_int_equal(issue_cert(ic, &ci, 1, &r, &e), ST_OK);
 		p = r.der;
 		x = d2i_X509(NULL, &p, (long)r.der_len);
 		assert_non_null(x);

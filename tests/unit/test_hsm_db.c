@@ -37,12 +37,15 @@ static int group_setup(void **state)
 	if (tu_make_token("tokdb", "ec-p256", &cfg))
 		return -1;
 	snprintf(path, sizeof(path), "%s/station.db", tu_scratch());
-	if (db_open(path, "st-test", &db, &e) != ST_OK || hsm_open(&cfg, &hsm, &e) != ST_OK ||
-	    issue_ctx_new(hsm, &prof, &ic, &e) != ST_OK) {
+	if (db_open(path, "st-test", &db, &e) != ST_OK || hsm_open(&cfg, &hsm, &e) != ST_OK) {
 		fprintf(stderr, "setup: %s\n", e.msg);
 		return -1;
 	}
 	hsm_certstore_db(&store, db);
+	if (issue_ctx_new(hsm, &prof, &store, &ic, &e) != ST_OK) {
+		fprintf(stderr, "setup: %s\n", e.msg);
+		return -1;
+	}
 	csr_policy_default(&pol);
 	return 0;
 }
@@ -85,7 +88,7 @@ static int issue_one(EVP_PKEY *k, struct issue_result *r, struct errbuf *e)
 		return -1;
 	rc = csr_check(&pol, der, len, UID, nonce, &store, &ci, e);
 	if (rc == ST_OK)
-		rc = issue_cert(ic, &store, &ci, 0, r, e);
+		rc = issue_cert(ic, &ci, 0, r, e);
 	csr_info_clear(&ci);
 	OPENSSL_free(der);
 	return rc;
@@ -109,6 +112,64 @@ static void test_issue_records_then_clone_refused(void **state)
 	/* the same key again: the database remembers it */
 	assert_int_equal(issue_one(k, &r, &e), ST_EEXIST);
 	assert_null(r.der);
+	EVP_PKEY_free(k);
+}
+
+static int count_status(const struct db_cert_row *c, void *arg)
+{
+	int *n = arg;
+
+	n[c->status]++;
+	return 0;
+}
+
+static int first_serial(const struct db_cert_row *c, void *arg)
+{
+	snprintf(arg, 65, "%s", c->serial_hex);
+	return 1;
+}
+
+/* On a real database: serials are reserved in a committed batch before the
+ * first signature; a context that closes voids what it did not use; the audit
+ * chain records the three steps and verifies. */
+static void test_serial_batch_on_database(void **state)
+{
+	struct issue_profile prof = { .validity_days = 30 };
+	struct db_verify_result res;
+	struct issue_ctx *c;
+	struct issue_result r;
+	struct csr_info ci;
+	uint8_t nonce[32], *der;
+	size_t len;
+	int before[5] = { 0 }, mid[5] = { 0 }, after[5] = { 0 };
+	char voided[65] = "";
+	EVP_PKEY *k = tu_key("P-256");
+	struct errbuf e;
+
+	(void)state;
+	assert_int_equal(db_cert_foreach(db, -1, count_status, before, &e), ST_OK);
+	assert_int_equal(issue_ctx_new(hsm, &prof, &store, &c, &e), ST_OK);
+	RAND_bytes(nonce, sizeof(nonce));
+	assert_int_equal(tu_make_csr(k, UID, NULL, nonce, 0, &der, &len), 0);
+	assert_int_equal(csr_check(&pol, der, len, UID, nonce, &store, &ci, &e), ST_OK);
+	assert_int_equal(issue_cert(c, &ci, 0, &r, &e), ST_OK);
+	assert_int_equal(db_cert_foreach(db, -1, count_status, mid, &e), ST_OK);
+	assert_int_equal(mid[DB_CERT_ISSUED], before[DB_CERT_ISSUED] + 1);
+	assert_int_equal(mid[DB_CERT_RESERVED], before[DB_CERT_RESERVED] + ISSUE_SERIAL_BATCH - 1);
+	issue_ctx_free(c);
+	assert_int_equal(db_cert_foreach(db, -1, count_status, after, &e), ST_OK);
+	assert_int_equal(after[DB_CERT_RESERVED], before[DB_CERT_RESERVED]);
+	assert_int_equal(after[DB_CERT_VOID], before[DB_CERT_VOID] + ISSUE_SERIAL_BATCH - 1);
+	/* a void serial cannot be revoked or issued */
+	assert_int_equal(db_cert_foreach(db, DB_CERT_VOID, first_serial, voided, &e), ST_OK);
+	assert_true(voided[0] != '\0');
+	assert_int_equal(db_cert_revoke(db, voided, "superseded", "tester", &e), ST_ESTATE);
+	assert_int_equal(db_cert_issued(db, voided, 0, UID, ci.pubkey_hash, r.der, r.der_len, &e),
+			 ST_ESTATE);
+	assert_int_equal(db_audit_verify(db, &res, &e), ST_OK);
+	issue_result_clear(&r);
+	csr_info_clear(&ci);
+	OPENSSL_free(der);
 	EVP_PKEY_free(k);
 }
 
@@ -220,6 +281,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_issue_records_then_clone_refused),
+		cmocka_unit_test(test_serial_batch_on_database),
 		cmocka_unit_test(test_crl_from_database),
 		cmocka_unit_test(test_checkpoints_verify),
 		cmocka_unit_test(test_checkpoint_message_format),

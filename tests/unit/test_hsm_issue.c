@@ -20,20 +20,24 @@
 
 static struct hsm_config cfg;
 static struct hsm *hsm;
-static struct issue_ctx *ic;
+static struct issue_profile prof = { .validity_days = 3650 };
+static struct tu_store group_store;
+static struct hsm_certstore group_cs;
+static struct issue_ctx *ic;          /* on group_store, for tests that only verify */
 static struct csr_policy pol;
 static const char UID[] = "0123456789ABCDEF01234567";
 
 static int group_setup(void **state)
 {
-	struct issue_profile prof = { .validity_days = 3650 };
 	struct errbuf e;
 
 	(void)state;
 	snprintf(prof.san_template, sizeof(prof.san_template), "URI:urn:dev:uid:%%s");
 	if (tu_make_token("tok", "ec-p256", &cfg))
 		return -1;
-	if (hsm_open(&cfg, &hsm, &e) != ST_OK || issue_ctx_new(hsm, &prof, &ic, &e) != ST_OK) {
+	tu_store_init(&group_store, &group_cs);
+	if (hsm_open(&cfg, &hsm, &e) != ST_OK ||
+	    issue_ctx_new(hsm, &prof, &group_cs, &ic, &e) != ST_OK) {
 		fprintf(stderr, "setup: %s\n", e.msg);
 		return -1;
 	}
@@ -47,6 +51,17 @@ static int group_teardown(void **state)
 	issue_ctx_free(ic);
 	hsm_close(hsm);
 	return 0;
+}
+
+/* An issuing context of its own on the test's store (it reserves serials there). */
+static struct issue_ctx *ctx_on(const struct hsm_certstore *cs)
+{
+	struct issue_ctx *c = NULL;
+	struct errbuf e;
+
+	if (issue_ctx_new(hsm, &prof, cs, &c, &e) != ST_OK)
+		fail_msg("issue_ctx_new: %s", e.msg);
+	return c;
 }
 
 static void rand_nonce(uint8_t n[32])
@@ -256,10 +271,14 @@ static void test_issue_verifies_and_ignores_requested_extensions(void **state)
 	struct tu_store *s = calloc(1, sizeof(*s));
 	char path[3][1024], *paths[3];
 
+	struct issue_ctx *c;
+
 	(void)state;
 	tu_store_init(s, &cs);
+	c = ctx_on(&cs);
 	for (int i = 0; i < 3; i++) {
 		struct issue_result r;
+		struct tu_cert *rec;
 		struct csr_info ci;
 		struct errbuf e;
 		const unsigned char *p;
@@ -272,10 +291,15 @@ static void test_issue_verifies_and_ignores_requested_extensions(void **state)
 
 		/* every CSR asks for CA:TRUE and a DNS SAN: neither may appear */
 		assert_int_equal(check(kinds[i], UID, NULL, 0, 1, &cs, &ci, &e), ST_OK);
-		assert_int_equal(issue_cert(ic, &cs, &ci, 100 + i, &r, &e), ST_OK);
-		assert_int_equal(s->n, i + 1);
-		assert_int_equal(s->certs[i].status, DB_CERT_ISSUED);
-		assert_string_equal(s->certs[i].serial, r.serial_hex);
+		assert_int_equal(issue_cert(c, &ci, 100 + i, &r, &e), ST_OK);
+		/* recorded, bound to its unit, board and key */
+		assert_int_equal(tu_count(s, DB_CERT_ISSUED), i + 1);
+		rec = tu_find(s, r.serial_hex);
+		assert_non_null(rec);
+		assert_int_equal(rec->status, DB_CERT_ISSUED);
+		assert_int_equal(rec->unit_id, 100 + i);
+		assert_string_equal(rec->unique_id, UID);
+		assert_string_equal(rec->pubkey_hash, ci.pubkey_hash);
 		p = r.der;
 		x = d2i_X509(NULL, &p, (long)r.der_len);
 		assert_non_null(x);
@@ -320,6 +344,11 @@ static void test_issue_verifies_and_ignores_requested_extensions(void **state)
 		csr_info_clear(&ci);
 	}
 	assert_int_equal(openssl_verify(paths, 3), 0);
+	/* one batch reserved for the three; closing voids the rest, none left reserved */
+	assert_int_equal(s->calls_reserve, 1);
+	issue_ctx_free(c);
+	assert_int_equal(tu_count(s, DB_CERT_VOID), ISSUE_SERIAL_BATCH - 3);
+	assert_int_equal(tu_count(s, DB_CERT_RESERVED), 0);
 	free(s);
 }
 
@@ -334,12 +363,15 @@ static void test_pubkey_seen_before(void **state)
 	struct csr_info ci;
 	struct errbuf e;
 
+	struct issue_ctx *c;
+
 	(void)state;
 	tu_store_init(s, &cs);
+	c = ctx_on(&cs);
 	rand_nonce(nonce);
 	assert_int_equal(tu_make_csr(k, UID, NULL, nonce, 0, &der, &len), 0);
 	assert_int_equal(csr_check(&pol, der, len, UID, nonce, &cs, &ci, &e), ST_OK);
-	assert_int_equal(issue_cert(ic, &cs, &ci, 1, &r, &e), ST_OK);
+	assert_int_equal(issue_cert(c, &ci, 1, &r, &e), ST_OK);
 	issue_result_clear(&r);
 	csr_info_clear(&ci);
 	OPENSSL_free(der);
@@ -350,32 +382,166 @@ static void test_pubkey_seen_before(void **state)
 	assert_non_null(strstr(e.msg, "certified before"));
 	OPENSSL_free(der);
 	EVP_PKEY_free(k);
+	issue_ctx_free(c);
 	free(s);
 }
 
-/* If the record cannot be committed, no certificate leaves issue_cert(). */
+/* Two bays, one cloned key, both past the policy's lookup before either is
+ * recorded: the second certificate is signed, refused by the record (the key
+ * is certified once), never returned, and its serial revoked at once. */
+static void test_clone_race_revokes_the_loser(void **state)
+{
+	uint8_t nonce[2][32], *der[2];
+	size_t len[2];
+	EVP_PKEY *k = tu_key("P-256");
+	struct hsm_certstore cs;
+	struct tu_store *s = calloc(1, sizeof(*s));
+	struct issue_result r[2];
+	struct csr_info ci[2];
+	struct issue_ctx *c;
+	struct errbuf e;
+	struct tu_cert *lost = NULL;
+
+	(void)state;
+	tu_store_init(s, &cs);
+	c = ctx_on(&cs);
+	for (int i = 0; i < 2; i++) {
+		rand_nonce(nonce[i]);
+		assert_int_equal(tu_make_csr(k, UID, NULL, nonce[i], 0, &der[i], &len[i]), 0);
+		assert_int_equal(csr_check(&pol, der[i], len[i], UID, nonce[i], &cs, &ci[i], &e), ST_OK);
+	}
+	assert_int_equal(issue_cert(c, &ci[0], 1, &r[0], &e), ST_OK);
+	assert_int_equal(issue_cert(c, &ci[1], 2, &r[1], &e), ST_EEXIST);
+	assert_non_null(strstr(e.msg, "already certified"));
+	assert_null(r[1].der);
+	assert_int_equal(tu_count(s, DB_CERT_ISSUED), 1);
+	assert_int_equal(tu_count(s, DB_CERT_REVOKED), 1);
+	assert_int_equal(s->calls_revoke, 1);
+	for (int i = 0; i < s->n; i++)
+		if (s->certs[i].status == DB_CERT_REVOKED)
+			lost = &s->certs[i];
+	assert_non_null(lost);
+	assert_string_equal(lost->reason, "cessationOfOperation");
+	assert_string_not_equal(lost->serial, r[0].serial_hex);
+	issue_result_clear(&r[0]);
+	for (int i = 0; i < 2; i++) {
+		csr_info_clear(&ci[i]);
+		OPENSSL_free(der[i]);
+	}
+	EVP_PKEY_free(k);
+	issue_ctx_free(c);
+	assert_int_equal(tu_count(s, DB_CERT_RESERVED), 0);
+	free(s);
+}
+
+/* Serials come from committed batches: one reservation per ISSUE_SERIAL_BATCH
+ * certificates, each serial used once. */
+static void test_serial_batches(void **state)
+{
+	struct hsm_certstore cs;
+	struct tu_store *s = calloc(1, sizeof(*s));
+	char seen[2 * ISSUE_SERIAL_BATCH + 1][ISSUE_SERIAL_HEX];
+	struct issue_ctx *c;
+	struct errbuf e;
+	int n = 2 * ISSUE_SERIAL_BATCH + 1;
+
+	(void)state;
+	tu_store_init(s, &cs);
+	c = ctx_on(&cs);
+	assert_int_equal(s->calls_reserve, 0);  /* nothing reserved before it is needed */
+	for (int i = 0; i < n; i++) {
+		struct issue_result r;
+		struct csr_info ci;
+
+		assert_int_equal(check("P-256", UID, NULL, 0, 0, &cs, &ci, &e), ST_OK);
+		assert_int_equal(issue_cert(c, &ci, i + 1, &r, &e), ST_OK);
+		assert_int_equal(s->calls_reserve, i / ISSUE_SERIAL_BATCH + 1);
+		snprintf(seen[i], sizeof(seen[i]), "%s", r.serial_hex);
+		for (int j = 0; j < i; j++)
+			assert_string_not_equal(seen[i], seen[j]);
+		issue_result_clear(&r);
+		csr_info_clear(&ci);
+	}
+	assert_int_equal(tu_count(s, DB_CERT_ISSUED), n);
+	assert_int_equal(tu_count(s, DB_CERT_RESERVED), 3 * ISSUE_SERIAL_BATCH - n);
+	issue_ctx_free(c);
+	assert_int_equal(s->calls_release, 1);
+	assert_int_equal(tu_count(s, DB_CERT_VOID), 3 * ISSUE_SERIAL_BATCH - n);
+	assert_int_equal(tu_count(s, DB_CERT_RESERVED), 0);
+	free(s);
+}
+
+/* If the record cannot be committed, no certificate leaves issue_cert(), and
+ * the serial it was signed with is revoked (or, if even that fails, left
+ * reserved for recovery: never voided as if unsigned). */
 static void test_write_ahead(void **state)
+{
+	struct hsm_certstore cs, none;
+	struct tu_store *s = calloc(1, sizeof(*s));
+	struct issue_result r;
+	struct csr_info ci;
+	struct issue_ctx *c, *c2 = NULL;
+	struct errbuf e;
+
+	(void)state;
+	tu_store_init(s, &cs);
+	c = ctx_on(&cs);
+	s->fail_issued = 1;
+	assert_int_equal(check("P-256", UID, NULL, 0, 0, &cs, &ci, &e), ST_OK);
+	assert_int_equal(issue_cert(c, &ci, 1, &r, &e), ST_EDB);
+	assert_null(r.der);
+	assert_int_equal(r.der_len, 0);
+	assert_non_null(strstr(e.msg, "disk full"));
+	assert_int_equal(s->calls_reserve, 1);   /* reserved before signing */
+	assert_int_equal(s->calls_issued, 1);
+	assert_int_equal(s->calls_revoke, 1);    /* the signed orphan */
+	assert_int_equal(tu_count(s, DB_CERT_REVOKED), 1);
+	/* the revoke fails too: that serial stays reserved */
+	s->fail_revoke = 1;
+	assert_int_equal(issue_cert(c, &ci, 1, &r, &e), ST_EDB);
+	assert_int_equal(s->calls_revoke, 2);
+	assert_int_equal(tu_count(s, DB_CERT_RESERVED), ISSUE_SERIAL_BATCH - 1);
+	issue_ctx_free(c);
+	assert_int_equal(tu_count(s, DB_CERT_VOID), ISSUE_SERIAL_BATCH - 2);
+	assert_int_equal(tu_count(s, DB_CERT_RESERVED), 1);  /* for recovery to revoke */
+	/* a reservation that fails: nothing is signed */
+	s->fail_issued = 0;
+	memset(&none, 0, sizeof(none));
+	assert_int_equal(issue_ctx_new(hsm, &prof, &none, &c2, &e), ST_EINVAL);
+	assert_null(c2);
+	assert_int_equal(issue_ctx_new(hsm, &prof, NULL, &c2, &e), ST_EINVAL);
+	csr_info_clear(&ci);
+	free(s);
+}
+
+/* A serial reservation that fails stops issuing before anything is signed. */
+static int reserve_fails(struct db *db, const char *const *serials, size_t n, struct errbuf *err)
+{
+	return errbuf_set(err, ST_EDB, "database is locked (simulated)");
+}
+
+static void test_no_signature_without_reservation(void **state)
 {
 	struct hsm_certstore cs;
 	struct tu_store *s = calloc(1, sizeof(*s));
 	struct issue_result r;
 	struct csr_info ci;
+	struct issue_ctx *c;
 	struct errbuf e;
 
 	(void)state;
 	tu_store_init(s, &cs);
-	s->fail_issued = 1;
+	cs.reserve = reserve_fails;
+	c = ctx_on(&cs);
 	assert_int_equal(check("P-256", UID, NULL, 0, 0, &cs, &ci, &e), ST_OK);
-	assert_int_equal(issue_cert(ic, &cs, &ci, 1, &r, &e), ST_EDB);
+	assert_int_equal(issue_cert(c, &ci, 1, &r, &e), ST_EDB);
+	assert_non_null(strstr(e.msg, "reserve certificate serials"));
 	assert_null(r.der);
-	assert_int_equal(r.der_len, 0);
-	assert_non_null(strstr(e.msg, "disk full"));
-	assert_int_equal(s->calls_reserve, 1);
-	assert_int_equal(s->calls_issued, 1);
-	/* the serial stays reserved: recovery revokes it */
-	assert_int_equal(s->certs[0].status, DB_CERT_RESERVED);
-	/* no store at all: refused before anything is signed */
-	assert_int_equal(issue_cert(ic, NULL, &ci, 1, &r, &e), ST_EINVAL);
+	assert_int_equal(s->calls_issued, 0);
+	assert_int_equal(s->calls_revoke, 0);
+	assert_int_equal(s->n, 0);
+	issue_ctx_free(c);
+	assert_int_equal(s->calls_release, 0);
 	csr_info_clear(&ci);
 	free(s);
 }
@@ -397,7 +563,7 @@ static void test_verify_catches_bad_certificates(void **state)
 	(void)state;
 	tu_store_init(s, &cs);
 	assert_int_equal(check("P-256", UID, NULL, 0, 0, &cs, &ci, &e), ST_OK);
-	assert_int_equal(issue_cert(ic, &cs, &ci, 1, &r, &e), ST_OK);
+	assert_int_equal(issue_cert(ic, &ci, 1, &r, &e), ST_OK);
 	assert_int_equal(issue_verify(ic, &ci, r.der, r.der_len, &e), ST_OK);
 	/* a flipped bit in the signed part (the validity years) */
 	r.der[r.der_len / 3] ^= 0x01;
@@ -452,6 +618,7 @@ static void test_serials(void **state)
 
 struct worker {
 	struct hsm_certstore *cs;
+	struct issue_ctx *ic;
 	int index;
 	int failures;
 	uint8_t *der[PER_THREAD];
@@ -477,7 +644,7 @@ static void *issue_worker(void *arg)
 			continue;
 		}
 		if (csr_check(&pol, der, len, UID, nonce, w->cs, &ci, &e) != ST_OK ||
-		    issue_cert(ic, w->cs, &ci, w->index * 1000 + i, &r, &e) != ST_OK) {
+		    issue_cert(w->ic, &ci, w->index * 1000 + i, &r, &e) != ST_OK) {
 			fprintf(stderr, "thread %d: %s\n", w->index, e.msg);
 			w->failures++;
 		} else {
@@ -499,13 +666,16 @@ static void test_issue_from_threads(void **state)
 	pthread_t t[THREADS];
 	struct hsm_certstore cs;
 	struct tu_store *s = calloc(1, sizeof(*s));
+	struct issue_ctx *c;
 	int n = 0;
 
 	(void)state;
 	tu_store_init(s, &cs);
+	c = ctx_on(&cs);
 	for (int i = 0; i < THREADS; i++) {
 		memset(&w[i], 0, sizeof(w[i]));
 		w[i].cs = &cs;
+		w[i].ic = c;
 		w[i].index = i;
 		assert_int_equal(pthread_create(&t[i], NULL, issue_worker, &w[i]), 0);
 	}
@@ -521,14 +691,16 @@ static void test_issue_from_threads(void **state)
 			OPENSSL_free(w[i].der[j]);
 		}
 	}
-	/* every certificate recorded once, with a distinct serial */
-	assert_int_equal(s->n, THREADS * PER_THREAD);
-	for (int i = 0; i < s->n; i++) {
-		assert_int_equal(s->certs[i].status, DB_CERT_ISSUED);
+	/* every certificate recorded once, with a distinct serial; the serials
+	 * reserved and unused are voided when the context closes */
+	assert_int_equal(tu_count(s, DB_CERT_ISSUED), THREADS * PER_THREAD);
+	for (int i = 0; i < s->n; i++)
 		for (int j = i + 1; j < s->n; j++)
 			assert_string_not_equal(s->certs[i].serial, s->certs[j].serial);
-	}
 	assert_int_equal(openssl_verify(paths, n), 0);
+	issue_ctx_free(c);
+	assert_int_equal(tu_count(s, DB_CERT_RESERVED), 0);
+	assert_int_equal(tu_count(s, DB_CERT_ISSUED) + tu_count(s, DB_CERT_VOID), s->n);
 	free(s);
 }
 
@@ -549,25 +721,28 @@ static void test_crl_lists_exactly_the_revoked(void **state)
 	size_t len;
 	int64_t count;
 	int ngot = 0, saw_reason = 0;
+	struct issue_ctx *c;
 	struct errbuf e;
 	FILE *f;
 
 	(void)state;
 	tu_store_init(s, &cs);
+	c = ctx_on(&cs);
 	/* six issued certificates, three of them revoked */
 	for (int i = 0; i < 6; i++) {
 		struct issue_result r;
 		struct csr_info ci;
 
 		assert_int_equal(check("P-256", UID, NULL, 0, 0, &cs, &ci, &e), ST_OK);
-		assert_int_equal(issue_cert(ic, &cs, &ci, i, &r, &e), ST_OK);
+		assert_int_equal(issue_cert(c, &ci, i, &r, &e), ST_OK);
+		if (i % 2 == 0)
+			want[i / 2] = tu_find(s, r.serial_hex)->serial;
 		issue_result_clear(&r);
 		csr_info_clear(&ci);
 	}
-	for (int i = 0; i < 3; i++) {
-		assert_int_equal(tu_revoke(s, s->certs[2 * i].serial, reasons[i]), 0);
-		want[i] = s->certs[2 * i].serial;
-	}
+	issue_ctx_free(c);  /* the unused serials are void: not on the CRL */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(tu_revoke(s, want[i], reasons[i]), 0);
 	assert_int_equal(crl_build(hsm, &cs, 7, &der, &len, &count, &e), ST_OK);
 	assert_int_equal(count, 3);
 	snprintf(crl_path, sizeof(crl_path), "%s/ca.crl", tu_scratch());
@@ -627,6 +802,9 @@ int main(void)
 		cmocka_unit_test(test_issue_verifies_and_ignores_requested_extensions),
 		cmocka_unit_test(test_pubkey_seen_before),
 		cmocka_unit_test(test_write_ahead),
+		cmocka_unit_test(test_no_signature_without_reservation),
+		cmocka_unit_test(test_clone_race_revokes_the_loser),
+		cmocka_unit_test(test_serial_batches),
 		cmocka_unit_test(test_verify_catches_bad_certificates),
 		cmocka_unit_test(test_serials),
 		cmocka_unit_test(test_issue_from_threads),

@@ -597,7 +597,12 @@ static int fca_issue(void *ctx, int64_t unit_id, const char *uid, const char *pu
 	for (char *c = serial_hex; *c; c++)
 		*c = (char)tolower((unsigned char)*c);
 	OPENSSL_free(h);
-	if ((rc = db_cert_reserve(ca->db, serial_hex, unit_id, uid, pubkey_hash, err))) {
+	{
+		const char *one = serial_hex;
+
+		rc = db_cert_reserve(ca->db, &one, 1, err);
+	}
+	if (rc) {
 		BN_free(bn);
 		return rc;
 	}
@@ -606,7 +611,12 @@ static int fca_issue(void *ctx, int64_t unit_id, const char *uid, const char *pu
 	ca->fail_issue = 0;
 	pthread_mutex_unlock(&ca->lock);
 	if (fail) {
+		struct errbuf e2;
+
+		/* as issue_cert(): a token that fails while signing may have
+		 * signed, so the serial is revoked at once */
 		BN_free(bn);
+		db_cert_revoke(ca->db, serial_hex, "cessationOfOperation", "station", &e2);
 		return errbuf_set(err, ST_EHSM, "token refused to sign (test)");
 	}
 	req = d2i_X509_REQ(NULL, &p, (long)csr_len);
@@ -621,7 +631,7 @@ static int fca_issue(void *ctx, int64_t unit_id, const char *uid, const char *pu
 	X509_free(x);
 	if (n <= 0)
 		return errbuf_set(err, ST_ECRYPTO, "encode");
-	if ((rc = db_cert_issued(ca->db, serial_hex, out, (size_t)n, err))) {
+	if ((rc = db_cert_issued(ca->db, serial_hex, unit_id, uid, pubkey_hash, out, (size_t)n, err))) {
 		OPENSSL_free(out);
 		return rc;
 	}
