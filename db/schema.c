@@ -127,6 +127,40 @@ const char *const db_migrations[] = {
 	"CREATE INDEX certificates_status ON certificates(status);"
 	/* a failed unit revokes its own certificates without a table scan */
 	"CREATE INDEX certificates_unit ON certificates(unit_id);",
+
+	/* 2 -> 3: rework (invariant 3; db/rework.h, docs/engineer.md "Rework").  An engineer's
+	 * single-use authorisation to provision a board again.  Authorising marks
+	 * the board's PASS unit superseded_by it, which takes that unit out of
+	 * units_one_pass; the unit that provisions the board again names it in
+	 * rework_id, and the authorisation names that unit (consumed).  At most one
+	 * open authorisation per board. */
+	"CREATE TABLE reworks ("
+	"  id            INTEGER PRIMARY KEY,"
+	"  unique_id     TEXT NOT NULL,"
+	"  old_unit_id   INTEGER NOT NULL REFERENCES units(id),"
+	"  old_serial    TEXT NOT NULL,"        /* the certificate revoked (superseded) */
+	"  reason        TEXT NOT NULL,"
+	"  authorised_by TEXT NOT NULL,"
+	"  authorised_ms INTEGER NOT NULL,"
+	"  new_unit_id   INTEGER UNIQUE REFERENCES units(id),"   /* NULL while open */
+	"  consumed_ms   INTEGER"
+	");"
+	"CREATE UNIQUE INDEX reworks_open ON reworks(unique_id) WHERE new_unit_id IS NULL;"
+	"ALTER TABLE units ADD COLUMN superseded_by INTEGER REFERENCES reworks(id);"
+	"ALTER TABLE units ADD COLUMN rework_id INTEGER REFERENCES reworks(id);"
+	"DROP INDEX units_one_pass;"
+	"CREATE UNIQUE INDEX units_one_pass ON units(unique_id)"
+	"  WHERE status = 'pass' AND superseded_by IS NULL;",
+
+	/* 3 -> 4: roles (db/roles.h, docs/engineer.md "Roles"): a person's name (--user, the
+	 * audit actor) bound to the OS login they must be using, and one role. */
+	"CREATE TABLE roles ("
+	"  name        TEXT PRIMARY KEY,"
+	"  login       TEXT NOT NULL,"
+	"  role        TEXT NOT NULL CHECK (role IN ('operator','qa','engineer')),"
+	"  granted_by  TEXT NOT NULL,"
+	"  granted_ms  INTEGER NOT NULL"
+	");",
 };
 
 const int db_migrations_count = sizeof(db_migrations) / sizeof(db_migrations[0]);

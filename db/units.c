@@ -2,7 +2,8 @@
  * units: one row per attempt on a board.  A unit is created in progress before
  * any work on the board (so a crash leaves a trace), updated as stages pass,
  * and finished with a verdict that commits together with its audit event.
- * units_one_pass (a partial UNIQUE index) allows one PASS per hardware id.
+ * units_one_pass (a partial UNIQUE index) allows one PASS per hardware id,
+ * not counting a PASS an engineer's rework superseded (db/rework.h).
  */
 #include "db_int.h"
 
@@ -50,7 +51,7 @@ static const char SQL_FINISH[] =
 	" WHERE id = ?8 AND status = 'in-progress'";
 static const char SQL_STATUS_OF[] = "SELECT status FROM units WHERE id = ?";
 static const char SQL_PASS_OF[] =
-	"SELECT id FROM units WHERE unique_id = ? AND status = 'pass'";
+	"SELECT id FROM units WHERE unique_id = ? AND status = 'pass' AND superseded_by IS NULL";
 static const char SQL_IN_PROGRESS[] =
 	"SELECT id, unique_id, lot, bay, operator, station_id, profile_hash, firmware_hash,"
 	" cert_serial, pubkey_hash, status, stage, reason, started_ms,"

@@ -24,7 +24,8 @@ struct cli_ctx {
 	const char *prog;        /* "station" */
 	const char *db_path;     /* --db, default CLI_DEFAULT_DB */
 	char station_id[64];     /* --station-id, default: host name */
-	char actor[64];          /* --user, default: $USER or the uid */
+	char actor[64];          /* --user, default: the OS login (docs/engineer.md "Roles") */
+	char login[64];          /* the OS login: getpwuid(getuid()), or "uid:N" */
 };
 
 struct cli_cmd {
@@ -53,5 +54,7 @@ int cmd_crl(struct cli_ctx *ctx, int argc, char **argv);        /* cmd_crl.c */
 int cmd_checkpoint(struct cli_ctx *ctx, int argc, char **argv); /* cmd_checkpoint.c */
 int cmd_profile(struct cli_ctx *ctx, int argc, char **argv);    /* cmd_profile.c */
 int cmd_run(struct cli_ctx *ctx, int argc, char **argv);        /* cmd_run.c */
+int cmd_rework(struct cli_ctx *ctx, int argc, char **argv);     /* cmd_rework.c */
+int cmd_role(struct cli_ctx *ctx, int argc, char **argv);       /* cmd_role.c */
 
 #endif

@@ -6,6 +6,7 @@
  * list:   the count, then one id per line.
  */
 #include "cli.h"
+#include "cli_role.h"
 #include "db.h"
 
 #include <getopt.h>
@@ -80,6 +81,10 @@ static int allowlist_import(struct cli_ctx *ctx, int argc, char **argv)
 	errbuf_clear(&err);
 	if (db_open(ctx->db_path, ctx->station_id, &db, &err))
 		return cli_fail("allowlist import: %s", err.msg);
+	if (cli_role_require(ctx, db, DB_ROLE_ENGINEER, "allowlist import")) {
+		db_close(db);
+		return CLI_EXIT_FAIL;
+	}
 	rc = db_allowlist_import(db, file, lot, sig, cert, ctx->actor, &rows, &err);
 	db_close(db);
 	if (rc)

@@ -6,6 +6,7 @@
  * does the same every N events.
  */
 #include "cli.h"
+#include "cli_role.h"
 #include "db.h"
 #include "hsm.h"
 #include "hsm_checkpoint.h"
@@ -59,6 +60,10 @@ int cmd_checkpoint(struct cli_ctx *ctx, int argc, char **argv)
 		return cli_fail("checkpoint: database %s does not exist", ctx->db_path);
 	if ((rc = db_open(ctx->db_path, ctx->station_id, &db, &err)) != ST_OK)
 		return cli_fail("checkpoint: %s", err.msg);
+	if (cli_role_require(ctx, db, DB_ROLE_ENGINEER, "checkpoint")) {
+		db_close(db);
+		return CLI_EXIT_FAIL;
+	}
 	if ((rc = hsm_open(&cfg, &h, &err)) != ST_OK) {
 		db_close(db);
 		return cli_fail("checkpoint: %s", err.msg);

@@ -6,6 +6,7 @@
  * who did it).  Nothing is stored when the file has any error.
  */
 #include "cli.h"
+#include "cli_role.h"
 
 #include <getopt.h>
 #include <stdlib.h>
@@ -71,6 +72,11 @@ static int do_add(struct cli_ctx *ctx, const char *path)
 	if (db_open(ctx->db_path, ctx->station_id, &db, &e)) {
 		free(canon);
 		return cli_fail("profile add: %s", e.msg);
+	}
+	if (cli_role_require(ctx, db, DB_ROLE_ENGINEER, "profile add")) {
+		free(canon);
+		db_close(db);
+		return CLI_EXIT_FAIL;
 	}
 	if (db_profile_store(db, p.name, canon, len, ctx->actor, &version, hash, &e)) {
 		free(canon);

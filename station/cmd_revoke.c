@@ -6,6 +6,7 @@
  * HSM: the revocation is a record; the CRL is what the HSM signs.
  */
 #include "cli.h"
+#include "cli_role.h"
 #include "crl.h"
 #include "db.h"
 
@@ -96,6 +97,10 @@ int cmd_revoke(struct cli_ctx *ctx, int argc, char **argv)
 		return cli_fail("revoke: database %s does not exist", ctx->db_path);
 	if ((rc = db_open(ctx->db_path, ctx->station_id, &db, &err)) != ST_OK)
 		return cli_fail("revoke: %s", err.msg);
+	if (cli_role_require(ctx, db, DB_ROLE_ENGINEER, "revoke")) {
+		db_close(db);
+		return CLI_EXIT_FAIL;
+	}
 	rc = db_cert_revoke(db, serial, reason, ctx->actor, &err);
 	db_close(db);
 	if (rc != ST_OK)

@@ -12,6 +12,7 @@
  * have finished.
  */
 #include "cli.h"
+#include "cli_role.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -443,6 +444,9 @@ static int run_line(struct cli_ctx *ctx, const struct run_opts *o)
 		cli_fail("run: %s", e.msg);
 		goto out;
 	}
+	/* qa too: QA replays batches with `station run` (docs/qa.md) */
+	if (cli_role_require(ctx, db, DB_ROLE_OPERATOR | DB_ROLE_QA | DB_ROLE_ENGINEER, "run"))
+		goto out;
 	if (profile_load(db, o->profile, &prof, &e)) {
 		cli_fail("run: %s", e.msg);
 		goto out;

@@ -3,6 +3,7 @@
  * Global options, then one subcommand; see `station help`.
  */
 #include "cli.h"
+#include "cli_role.h"
 
 #include <getopt.h>
 #include <stdarg.h>
@@ -23,6 +24,8 @@ static const struct cli_cmd commands[] = {
 	{ "checkpoint", "sign the audit chain head now with the HSM audit key", cmd_checkpoint },
 	{ "profile",   "add a product profile (validated, versioned); list, show", cmd_profile },
 	{ "run",       "run the provisioning line for a lot (screen or --headless JSON)", cmd_run },
+	{ "rework",    "authorise a passed board to be provisioned again (revokes its certificate)", cmd_rework },
+	{ "role",      "grant, revoke or list the roles (operator, qa, engineer) of named users", cmd_role },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -34,7 +37,8 @@ static void global_usage(FILE *f)
 		"global options:\n"
 		"  --db PATH          audit database (default %s, created mode 0600)\n"
 		"  --station-id ID    this station's id in records (default: host name)\n"
-		"  --user NAME        who is acting, for the audit log (default: $USER)\n"
+		"  --user NAME        who is acting, as the audit log names them (default: the OS\n"
+		"                     login); with roles, NAME must be bound to this login\n"
 		"\n"
 		"commands:\n", CLI_DEFAULT_DB);
 	for (size_t i = 0; i < NCOMMANDS; i++)
@@ -133,7 +137,6 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct cli_ctx ctx;
-	const char *env;
 	int c;
 
 	harden_process();
@@ -143,11 +146,9 @@ int main(int argc, char **argv)
 	if (gethostname(ctx.station_id, sizeof(ctx.station_id)) != 0 || !ctx.station_id[0])
 		snprintf(ctx.station_id, sizeof(ctx.station_id), "station");
 	ctx.station_id[sizeof(ctx.station_id) - 1] = '\0';
-	env = getenv("USER");
-	if (env && *env)
-		snprintf(ctx.actor, sizeof(ctx.actor), "%s", env);
-	else
-		snprintf(ctx.actor, sizeof(ctx.actor), "uid:%u", (unsigned)getuid());
+	/* who is calling comes from the OS, not from $USER (cli_role.h) */
+	cli_role_login(ctx.login, sizeof(ctx.login));
+	snprintf(ctx.actor, sizeof(ctx.actor), "%s", ctx.login);
 
 	/* "+": stop at the command name; its own options follow it. */
 	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {

@@ -7,6 +7,7 @@
  * a board, the database or the CA.
  */
 #include "pl_int.h"
+#include "rework.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -336,11 +337,13 @@ enum ev_outcome pl_unit_run(struct pl_unit *r)
 	uint8_t *csr = NULL, *sig = NULL, *cert = NULL, *back = NULL;
 	size_t csr_len = 0, sig_len = 0, cert_len = 0, back_len = 0;
 	char san[PROFILE_SAN_MAX + 2 * EV_UID_LEN], reason[EV_REASON_LEN];
+	struct db_rework rw;
 	enum ev_outcome out;
-	int rc, found = 0;
+	int rc, found = 0, reworked = 0;
 
 	/* detect: the unit row exists before any work on the board */
 	memset(&r->u, 0, sizeof(r->u));
+	memset(&rw, 0, sizeof(rw));
 	r->stage = EV_STAGE_DETECT;
 	snprintf(r->u.unique_id, sizeof(r->u.unique_id), "%s",
 		 pl_uid_valid(r->serial) ? r->serial : "");
@@ -419,8 +422,19 @@ enum ev_outcome pl_unit_run(struct pl_unit *r)
 		errbuf_set(&r->err, ST_EPOLICY, "id %s is already provisioned", r->u.unique_id);
 		return fail_with(r, DB_UNIT_REJECT, ST_EPOLICY);
 	}
+	/* an engineer's rework authorisation: used (consumed) only by the commit
+	 * of a PASS, so a failed attempt leaves it for the next one */
+	if ((rc = db_rework_open(cfg->db, r->u.unique_id, &rw, &reworked, &r->err)))
+		return fail_with(r, DB_UNIT_FAIL, rc);
+	if (reworked) {
+		snprintf(reason, sizeof(reason), "rework authorised by %s: %s", rw.authorised_by,
+			 rw.reason);
+		emit(r, EV_LOG, EV_OUT_NONE, reason);
+	}
 	if (info.locked) {
-		errbuf_set(&r->err, ST_EPOLICY, "board is locked but has no committed unit (needs rework)");
+		errbuf_set(&r->err, ST_EPOLICY, "%s", reworked ?
+			   "board is still locked: reset it on the rework bench, then plug it again" :
+			   "board is locked but has no committed unit (needs rework)");
 		return fail_with(r, DB_UNIT_REJECT, ST_EPOLICY);
 	}
 	stage_ok(r);
@@ -558,13 +572,16 @@ enum ev_outcome pl_unit_run(struct pl_unit *r)
 		errbuf_set(&r->err, ST_EPOLICY, "clone: id %s appeared on another bay", r->u.unique_id);
 		return fail_with(r, DB_UNIT_REJECT, ST_EPOLICY);
 	}
-	snprintf(reason, sizeof(reason), "certificate %s", r->u.cert_serial);
+	snprintf(reason, sizeof(reason), "certificate %s%s", r->u.cert_serial,
+		 reworked ? " (rework)" : "");
 	r->u.status = DB_UNIT_PASS;
 	snprintf(r->u.reason, sizeof(r->u.reason), "%s", reason);
 	r->u.finished_ms = pl_now_ms();
 	if ((rc = db_begin(cfg->db, &r->err)))
 		goto fail;
 	if ((rc = ca->injected(ca->ctx, r->u.cert_serial, &r->err)) ||
+	    (reworked && (rc = db_rework_consume(cfg->db, rw.id, r->u.id, r->u.operator_name,
+						 &r->err))) ||
 	    (rc = db_unit_finish(cfg->db, &r->u, &r->err)) ||
 	    (rc = db_commit(cfg->db, &r->err))) {
 		db_rollback(cfg->db);

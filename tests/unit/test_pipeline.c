@@ -16,6 +16,7 @@
 
 #include "test_pipeline_fakes.h"
 #include "db_int.h"
+#include "rework.h"
 
 #define LOT "LOT-1"
 
@@ -748,6 +749,91 @@ static void test_recovery(void **state)
 	assert_int_equal(units + revoked, 0);
 }
 
+/* ---- rework (invariant 3, db/rework.h) ------------------------------------- */
+
+/* Plugs b into port, waits for its result (the nth of the test), unplugs it. */
+static void plug_once(struct fx *f, struct fb_board *b, int port, int nth)
+{
+	ft_plug(&f->tr, port, b);
+	wait_results(f, nth);
+	ft_unplug(&f->tr, port);
+}
+
+static void unlock_board(struct fb_board *b)
+{
+	pthread_mutex_lock(&b->lock);
+	b->locked = 0;
+	pthread_mutex_unlock(&b->lock);
+}
+
+/* A board that passed is refused until an engineer authorises rework; then,
+ * reset and with a fresh key, it passes again and uses the authorisation up. */
+static void test_rework_reprovisions(void **state)
+{
+	struct fx *f = *state;
+	struct fb_board *b = board(f, 3);
+	struct db_rework w;
+	struct cert_tally t;
+	struct errbuf e;
+	int found = -1;
+
+	start(f, 4, 0);
+	plug_once(f, b, 0, 1);
+	assert_result(f, b, EV_OUT_PASS, EV_STAGE_COMMIT, "certificate");
+	plug_once(f, b, 1, 2);
+	assert_result(f, b, EV_OUT_REJECT, EV_STAGE_ALLOWLIST, "already provisioned");
+	assert_int_equal(db_rework_authorise(f->db, b->uid, "new antenna", "eng", &w, &e), ST_OK);
+	/* authorised, but the board was not reset on the bench: still locked */
+	plug_once(f, b, 2, 3);
+	assert_result(f, b, EV_OUT_REJECT, EV_STAGE_ALLOWLIST, "still locked");
+	unlock_board(b);
+	plug_once(f, b, 3, 4);
+	pl_line_stop(f->line);
+	assert_result(f, b, EV_OUT_PASS, EV_STAGE_COMMIT, "(rework)");
+	assert_int_equal(b->keygens, 2);
+	t = certs(f);
+	assert_int_equal(t.injected, 1);
+	assert_int_equal(t.revoked, 1);
+	assert_int_equal(t.issued + t.reserved, 0);
+	assert_int_equal(db_unit_provisioned(f->db, b->uid, &found, &e), ST_OK);
+	assert_true(found);
+	assert_int_equal(db_rework_open(f->db, b->uid, &w, &found, &e), ST_OK);
+	assert_false(found);
+	{
+		int logged = 0;
+
+		for (int i = 0; i < f->cap.n; i++)
+			if (f->cap.ev[i].kind == EV_LOG &&
+			    strstr(f->cap.ev[i].reason, "rework authorised by eng: new antenna"))
+				logged++;
+		assert_int_equal(logged, 2);   /* the locked attempt and the pass */
+	}
+}
+
+/* Clone detection stays: a reworked board that comes back with its old key
+ * is refused, and the authorisation waits for a board with a fresh one. */
+static void test_rework_old_key_refused(void **state)
+{
+	struct fx *f = *state;
+	struct fb_board *b = board(f, 4);
+	struct db_rework w;
+	struct errbuf e;
+	int found = 0;
+
+	b->fault = FB_REUSE_KEY;
+	start(f, 2, 0);
+	plug_once(f, b, 0, 1);
+	assert_result(f, b, EV_OUT_PASS, EV_STAGE_COMMIT, NULL);
+	assert_int_equal(db_rework_authorise(f->db, b->uid, "reflash", "eng", NULL, &e), ST_OK);
+	unlock_board(b);
+	plug_once(f, b, 1, 2);
+	pl_line_stop(f->line);
+	assert_result(f, b, EV_OUT_REJECT, EV_STAGE_CSR_POLICY, "seen before");
+	assert_int_equal(certs(f).injected, 0);
+	assert_int_equal(db_rework_open(f->db, b->uid, &w, &found, &e), ST_OK);
+	assert_true(found);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -764,6 +850,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_slow_board_does_not_block, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stage_marks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recovery, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rework_reprovisions, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rework_old_key_refused, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
