@@ -58,8 +58,23 @@ FXBIN_SRCS = $(wildcard fixtures/bin/*.c)
 UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 BENCH_SRCS = $(wildcard tests/bench/bench_*.c)
 FUZZ_SRCS = $(wildcard tests/fuzz/fuzz_*.c)
-# What a fuzz target links: the pure parsers, nothing with I/O.
-FUZZ_DEPS = $(wildcard station/proto.c station/errbuf.c)
+# What a fuzz target links: the module it fuzzes and what that module needs,
+# compiled along with it (instrumented).  A target that names nothing gets
+# FUZZ_DEPS; FUZZ_SECONDS_<target> is its share of `make fuzz-run` (default 25).
+FUZZ_DEPS = station/proto.c station/errbuf.c
+FUZZ_DEPS_fuzz_csr       = hsm/csr_policy.c station/errbuf.c
+FUZZ_DEPS_fuzz_profile   = station/profile.c station/errbuf.c
+FUZZ_DEPS_fuzz_batch     = fixtures/board/fx_batch.c fixtures/board/fx_knobs.c \
+                           fixtures/board/fx_store.c station/event.c station/proto.c \
+                           station/errbuf.c
+FUZZ_DEPS_fuzz_allowlist = $(wildcard db/*.c) station/errbuf.c
+FUZZ_DEPS_fuzz_manifest  = station/manifest_verify.c station/jose.c station/errbuf.c
+FUZZ_SECONDS_fuzz_csr       = 15
+FUZZ_SECONDS_fuzz_profile   = 15
+FUZZ_SECONDS_fuzz_batch     = 15
+FUZZ_SECONDS_fuzz_allowlist = 15
+FUZZ_SECONDS_fuzz_manifest  = 15
+fuzz_deps = $(or $(FUZZ_DEPS_$(1)),$(FUZZ_DEPS))
 
 # `make V=1` shows full command lines.
 ifeq ($(V),1)
@@ -137,12 +152,15 @@ $(BUILD)/bench/%: $(BUILD)/obj/tests/bench/%.o $(ALL_LIBS)
 	$(say) LD $@
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(EMU_LIBS) $(LIB_LIBS)
 
-# libFuzzer targets: always clang, always with ASan+UBSan, only the parsers.
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_DEPS)
+# libFuzzer targets: always clang, always with ASan+UBSan, only the parsers
+# (each with its own FUZZ_DEPS_<target>, hence the second expansion).
+.SECONDEXPANSION:
+$(BUILD)/fuzz/%: tests/fuzz/%.c $$(call fuzz_deps,$$*)
 	@mkdir -p $(dir $@)
 	$(say) FUZZ $@
-	$(Q)$(CLANG) -D_GNU_SOURCE -I. -Istation -g -O1 -fsanitize=fuzzer,address,undefined \
-	  -fno-sanitize-recover=all $(LIB_CFLAGS) -o $@ $^ $(LIB_LIBS)
+	$(Q)$(CLANG) -D_GNU_SOURCE -I. -Istation -Idb -Ihsm -Ifixtures/board -g -O1 \
+	  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all $(LIB_CFLAGS) \
+	  -o $@ $^ $(LIB_LIBS)
 
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do \
@@ -170,7 +188,8 @@ check-asan:
 
 fuzz: $(FUZZERS)
 fuzz-run: fuzz
-	@BUILD=$(BUILD) tests/run-fuzz.sh $(FUZZERS)
+	@BUILD=$(BUILD) tests/run-fuzz.sh \
+	  $(foreach f,$(FUZZERS),$(f):$(or $(FUZZ_SECONDS_$(notdir $(f))),25))
 
 check: deps
 	$(MAKE) --no-print-directory check-fast

@@ -41,18 +41,29 @@ OSSL_LIB_CTX *csr_parse_libctx(void)
 	return parse_ctx;
 }
 
-/* 0 for an EC key whose point is not in uncompressed form (0x04 || X || Y). */
-static int uncompressed_or_not_ec(X509_PUBKEY *xpk)
+/*
+ * NULL for a key with one encoding only: RSA, or EC with a named curve (an OID
+ * as parameters) and an uncompressed point (0x04 || X || Y); else why not.  The
+ * same key with explicit curve parameters or a compressed point would hash
+ * differently and slip past the clone check.
+ */
+static const char *ec_encoding_problem(X509_PUBKEY *xpk)
 {
 	const unsigned char *bits;
-	ASN1_OBJECT *aobj;
-	int bitlen;
+	const ASN1_OBJECT *aobj;
+	X509_ALGOR *alg;
+	int bitlen, ptype;
 
-	if (X509_PUBKEY_get0_param(&aobj, &bits, &bitlen, NULL, xpk) != 1)
-		return 0;
+	if (X509_PUBKEY_get0_param(NULL, &bits, &bitlen, &alg, xpk) != 1)
+		return NULL;   /* unreadable: spki_to_pkey() says so */
+	X509_ALGOR_get0(&aobj, &ptype, NULL, alg);
 	if (OBJ_obj2nid(aobj) != NID_X9_62_id_ecPublicKey)
-		return 1;
-	return bitlen >= 1 && bits[0] == 0x04 && bitlen % 2 == 1;
+		return NULL;
+	if (ptype != V_ASN1_OBJECT)
+		return "CSR EC public key must name its curve (explicit parameters refused)";
+	if (bitlen < 1 || bits[0] != 0x04 || bitlen % 2 != 1)
+		return "CSR EC public key must be an uncompressed point";
+	return NULL;
 }
 
 static EVP_PKEY *spki_to_pkey(X509_PUBKEY *xpk)
@@ -257,6 +268,7 @@ int csr_check(const struct csr_policy *pol, const uint8_t *der, size_t len,
 	      struct errbuf *err)
 {
 	const unsigned char *p = der;
+	const char *why;
 	int rc, seen = 0;
 
 	memset(out, 0, sizeof(*out));
@@ -277,10 +289,8 @@ int csr_check(const struct csr_policy *pol, const uint8_t *der, size_t len,
 	}
 	memcpy(out->unique_id, unique_id, CSR_UID_LEN + 1);
 	ERR_clear_error();  /* the undecoded key left a note */
-	if (!uncompressed_or_not_ec(X509_REQ_get_X509_PUBKEY(out->req))) {
-		/* one key, one encoding: a compressed point would hash differently
-		 * and slip past the clone check */
-		rc = errbuf_set(err, ST_EPOLICY, "CSR EC public key must be an uncompressed point");
+	if ((why = ec_encoding_problem(X509_REQ_get_X509_PUBKEY(out->req)))) {
+		rc = errbuf_set(err, ST_EPOLICY, "%s", why);
 		goto fail;
 	}
 	out->pkey = spki_to_pkey(X509_REQ_get_X509_PUBKEY(out->req));

@@ -214,6 +214,11 @@ static int set_value(struct parse_ctx *c, const struct key_spec *k, const char *
 	size_t len = strlen(v);
 	int n;
 
+	/* inih reads "key =;x" as the value ";x", but "key = ;x" (the canonical
+	 * form) as a comment: the stored profile would not parse back */
+	if (v[0] == ';')
+		return fail_at(c, c->line, "%s: a value cannot start with ';' (a comment after '= ')",
+			       k->key);
 	switch (k->kind) {
 	case V_NAME:
 		if (len < 1 || len > PROFILE_NAME_MAX)

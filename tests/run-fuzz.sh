@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Runs each libFuzzer target for a bounded time (FUZZ_SECONDS each, default 25)
-# from its seed corpus in tests/fuzz/corpus/<target>/ (if any).  Fails on any crash.
-set -u
+# Runs each libFuzzer target for a bounded time from its seed corpus in
+# tests/fuzz/corpus/<target>/ (if any).  Fails on any crash.
+# Arguments: TARGET or TARGET:SECONDS (the Makefile passes FUZZ_SECONDS_<target>);
+# FUZZ_SECONDS in the environment overrides every target's time (default 25).
+set -u -o pipefail   # a crash must fail the run, not the `tail`
 top=$(cd "$(dirname "$0")/.." && pwd)
-secs=${FUZZ_SECONDS:-25}
 pass=0; fail=0
-for f in "$@"; do
+for arg in "$@"; do
+	f=${arg%%:*}
+	secs=25
+	[ "$f" != "$arg" ] && secs=${arg##*:}
+	secs=${FUZZ_SECONDS:-$secs}
 	name=$(basename "$f")
 	work=$(mktemp -d "${TMPDIR:-/tmp}/station-fuzz-$name.XXXXXX")
 	seeds="$top/tests/fuzz/corpus/$name"

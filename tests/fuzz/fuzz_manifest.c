@@ -1,6 +1,6 @@
 /*
  * libFuzzer target: the offline manifest verifier (station/manifest_verify.c
- * and station/jose.c, compiled into this file: they need neither the database
+ * and station/jose.c, linked by themselves: they need neither the database
  * nor the token).  The first byte picks the mode:
  *  - even: the rest is a manifest file, verified as it is (JSON shape,
  *    base64url, header rules; the signature is out of a mutation's reach);
@@ -15,8 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../station/jose.c"
-#include "../../station/manifest_verify.c"
+#include <openssl/evp.h>
+
+#include "jose.h"
+#include "manifest.h"
 
 static EVP_PKEY *key;
 static char kid[64];

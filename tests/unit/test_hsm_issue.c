@@ -184,6 +184,32 @@ static void test_csr_compressed_point(void **state)
 	EVP_PKEY_free(k);
 }
 
+/* Explicit curve parameters are the same key under another encoding (and
+ * hash): found by tests/fuzz/fuzz_csr.c (corpus fuzz_csr/p256-explicit.der). */
+static void test_csr_explicit_curve(void **state)
+{
+	uint8_t nonce[32], *der;
+	size_t len;
+	EVP_PKEY *k = tu_key("P-256");
+	struct csr_info ci;
+	struct errbuf e;
+
+	(void)state;
+	rand_nonce(nonce);
+	assert_int_equal(EVP_PKEY_set_utf8_string_param(k, "encoding", "explicit"), 1);
+	assert_int_equal(tu_make_csr(k, UID, NULL, nonce, 0, &der, &len), 0);
+	assert_int_equal(csr_check(&pol, der, len, UID, nonce, NULL, &ci, &e), ST_EPOLICY);
+	assert_non_null(strstr(e.msg, "name its curve"));
+	assert_null(ci.req);
+	OPENSSL_free(der);
+	assert_int_equal(EVP_PKEY_set_utf8_string_param(k, "encoding", "named_curve"), 1);
+	assert_int_equal(tu_make_csr(k, UID, NULL, nonce, 0, &der, &len), 0);
+	assert_int_equal(csr_check(&pol, der, len, UID, nonce, NULL, &ci, &e), ST_OK);
+	csr_info_clear(&ci);
+	OPENSSL_free(der);
+	EVP_PKEY_free(k);
+}
+
 static void test_csr_bad_signature(void **state)
 {
 	uint8_t nonce[32], *der;
@@ -769,6 +795,7 @@ int main(void)
 		cmocka_unit_test(test_csr_good_kinds),
 		cmocka_unit_test(test_csr_weak_keys),
 		cmocka_unit_test(test_csr_compressed_point),
+		cmocka_unit_test(test_csr_explicit_curve),
 		cmocka_unit_test(test_csr_bad_signature),
 		cmocka_unit_test(test_csr_subject),
 		cmocka_unit_test(test_csr_nonce),

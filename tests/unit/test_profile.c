@@ -149,6 +149,9 @@ static const struct bad_case bad_cases[] = {
 	{ "pin_file = pin.txt", "pin_env = lower", "b.profile:20: pin_env: expected an environment variable name" },
 	{ "max_failures_in_row = 5", "max_failures_in_row = 0", "b.profile:24: max_failures_in_row: expected" },
 	{ "image = fw/widget.bin", "image = ", "b.profile:7: image: empty path" },
+	/* "key =;x" is ";x" but its canonical "key = ;x" a comment (found by fuzz_profile) */
+	{ "audit_key = audit", "audit_key =;audit", "b.profile:19: audit_key: a value cannot start with ';'" },
+	{ "image = fw/widget.bin", "image =;fw", "b.profile:7: image: a value cannot start with ';'" },
 	/* the PIN itself is refused, whatever its value */
 	{ "pin_file = pin.txt", "pin = 1234", "b.profile:20: a PIN must never be written in a profile" },
 	/* missing required keys and sections; pin_file xor pin_env */

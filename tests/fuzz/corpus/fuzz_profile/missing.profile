@@ -1,0 +1,3 @@
+[product]
+name = x
+usb = 1209:0001
