@@ -43,6 +43,11 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 /* True when argv holds -h or --help anywhere before a "--". */
 int cli_wants_help(int argc, char **argv);
 
+/* Parses "OPERAND --reason TEXT" in either order (revoke, rework): fills
+ * *operand and *reason (NULL when absent) or returns a usage error for cmd. */
+int cli_operand_reason(const char *cmd, int argc, char **argv,
+		       const char **operand, const char **reason);
+
 /* The commands (one file each: station/cmd_<name>.c). */
 int cmd_help(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_version(struct cli_ctx *ctx, int argc, char **argv);

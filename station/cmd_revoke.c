@@ -10,7 +10,6 @@
 #include "crl.h"
 #include "db.h"
 
-#include <getopt.h>
 #include <unistd.h>
 #include <string.h>
 
@@ -52,36 +51,19 @@ static int normalise_serial(const char *in, char *out, size_t size)
 
 int cmd_revoke(struct cli_ctx *ctx, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "reason", required_argument, NULL, 'r' },
-		{ "help",   no_argument,       NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *reason = NULL, *serial_arg = NULL;
+	const char *reason, *serial_arg;
 	char serial[65];
 	struct errbuf err;
 	struct db *db;
-	int c, rc;
+	int rc;
 
 	if (cli_wants_help(argc, argv)) {
 		revoke_usage(stdout);
 		return CLI_EXIT_OK;
 	}
-	/* SERIAL may come before or after --reason: collect the operands */
-	while (optind < argc) {
-		c = getopt_long(argc, argv, "+r:h", opts, NULL);
-		if (c == -1) {
-			if (optind >= argc)
-				break;
-			if (serial_arg)
-				return cli_usage_error("revoke", "unexpected argument '%s'", argv[optind]);
-			serial_arg = argv[optind++];
-			continue;
-		}
-		if (c != 'r')
-			return cli_usage_error("revoke", "bad option");
-		reason = optarg;
-	}
+	/* SERIAL may come before or after --reason */
+	if ((rc = cli_operand_reason("revoke", argc, argv, &serial_arg, &reason)))
+		return rc;
 	if (!serial_arg)
 		return cli_usage_error("revoke", "missing SERIAL");
 	if (!reason)

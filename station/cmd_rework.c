@@ -13,7 +13,6 @@
 #include "db.h"
 #include "rework.h"
 
-#include <getopt.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -33,36 +32,19 @@ static void rework_usage(FILE *f)
 
 int cmd_rework(struct cli_ctx *ctx, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "reason", required_argument, NULL, 'r' },
-		{ "help",   no_argument,       NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *reason = NULL, *uid = NULL;
+	const char *reason, *uid;
 	struct db_rework w;
 	struct errbuf err;
 	struct db *db;
-	int c, rc;
+	int rc;
 
 	if (cli_wants_help(argc, argv)) {
 		rework_usage(stdout);
 		return CLI_EXIT_OK;
 	}
 	/* UNIQUE_ID may come before or after --reason */
-	while (optind < argc) {
-		c = getopt_long(argc, argv, "+r:h", opts, NULL);
-		if (c == -1) {
-			if (optind >= argc)
-				break;
-			if (uid)
-				return cli_usage_error("rework", "unexpected argument '%s'", argv[optind]);
-			uid = argv[optind++];
-			continue;
-		}
-		if (c != 'r')
-			return cli_usage_error("rework", "bad option");
-		reason = optarg;
-	}
+	if ((rc = cli_operand_reason("rework", argc, argv, &uid, &reason)))
+		return rc;
 	if (!uid)
 		return cli_usage_error("rework", "missing UNIQUE_ID");
 	if (!reason)

@@ -82,6 +82,34 @@ int cli_wants_help(int argc, char **argv)
 	return 0;
 }
 
+int cli_operand_reason(const char *cmd, int argc, char **argv,
+		       const char **operand, const char **reason)
+{
+	static const struct option opts[] = {
+		{ "reason", required_argument, NULL, 'r' },
+		{ "help",   no_argument,       NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	*operand = *reason = NULL;
+	while (optind < argc) {
+		c = getopt_long(argc, argv, "+r:h", opts, NULL);
+		if (c == -1) {
+			if (optind >= argc)
+				break;
+			if (*operand)
+				return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+			*operand = argv[optind++];
+			continue;
+		}
+		if (c != 'r')
+			return cli_usage_error(cmd, "bad option");
+		*reason = optarg;
+	}
+	return CLI_EXIT_OK;
+}
+
 int cmd_help(struct cli_ctx *ctx, int argc, char **argv)
 {
 	(void)ctx;
