@@ -76,6 +76,19 @@ void db_unlock(struct db *db)
 	pthread_mutex_unlock(&db->mu);
 }
 
+sqlite3_stmt *db_prepare_once(struct db *db, const char *sql, struct errbuf *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(db->sq, sql, -1, &st, NULL);
+
+	if (rc != SQLITE_OK) {
+		db_sqlerr(db, rc, err, "prepare");
+		sqlite3_finalize(st);
+		return NULL;
+	}
+	return st;
+}
+
 int db_sqlerr(struct db *db, int rc, struct errbuf *err, const char *what)
 {
 	int code = ST_EDB;

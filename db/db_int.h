@@ -33,6 +33,9 @@ struct db {
 
 /* A cached prepared statement for a static SQL string, reset and unbound. */
 sqlite3_stmt *db_stmt(struct db *db, const char *sql, struct errbuf *err);
+/* A statement prepared for one use, outside the cache (rare statements, so the
+ * cache keeps the hot ones); the caller finalizes it. */
+sqlite3_stmt *db_prepare_once(struct db *db, const char *sql, struct errbuf *err);
 /* Fills err with SQLite's message for rc; returns ST_EDB (ST_EEXIST on a
  * UNIQUE/PRIMARY KEY violation, ST_EBUSY when locked). */
 int db_sqlerr(struct db *db, int rc, struct errbuf *err, const char *what);

@@ -47,20 +47,6 @@ static void copy_col(char *dst, size_t size, sqlite3_stmt *st, int col)
 	snprintf(dst, size, "%s", s ? (const char *)s : "");
 }
 
-/* A statement prepared for this call only (see the top of the file). */
-static sqlite3_stmt *prepare(struct db *db, const char *sql, struct errbuf *err)
-{
-	sqlite3_stmt *st = NULL;
-	int rc = sqlite3_prepare_v2(db->sq, sql, -1, &st, NULL);
-
-	if (rc != SQLITE_OK) {
-		db_sqlerr(db, rc, err, "prepare");
-		sqlite3_finalize(st);
-		return NULL;
-	}
-	return st;
-}
-
 /* Runs a bound statement that returns no row; finalizes it. */
 static int run(struct db *db, sqlite3_stmt *st, const char *what, int *changes,
 	       struct errbuf *err)
@@ -148,7 +134,7 @@ int db_rework_open(struct db *db, const char *unique_id, struct db_rework *out,
 /* The lot whose allowlist holds the id, into lot (ST_ENOTFOUND if none). */
 static int lot_of(struct db *db, const char *unique_id, char lot[65], struct errbuf *err)
 {
-	sqlite3_stmt *st = prepare(db, SQL_LOT_OF, err);
+	sqlite3_stmt *st = db_prepare_once(db, SQL_LOT_OF, err);
 	int rc;
 
 	if (!st)
@@ -172,7 +158,7 @@ static int lot_of(struct db *db, const char *unique_id, char lot[65], struct err
 static int current_pass(struct db *db, const char *unique_id, struct db_rework *w,
 			struct errbuf *err)
 {
-	sqlite3_stmt *st = prepare(db, SQL_CURRENT_PASS, err);
+	sqlite3_stmt *st = db_prepare_once(db, SQL_CURRENT_PASS, err);
 	struct db_rework open;
 	int rc, found = 0;
 
@@ -205,7 +191,7 @@ static int current_pass(struct db *db, const char *unique_id, struct db_rework *
 /* Revokes the old certificate (superseded) unless it is revoked already. */
 static int revoke_old(struct db *db, struct db_rework *w, const char *actor, struct errbuf *err)
 {
-	sqlite3_stmt *st = prepare(db, SQL_CERT, err);
+	sqlite3_stmt *st = db_prepare_once(db, SQL_CERT, err);
 	char status[16] = "";
 	int rc;
 
@@ -238,7 +224,7 @@ static int authorise_locked(struct db *db, struct db_rework *w, struct errbuf *e
 	    (rc = current_pass(db, w->unique_id, w, err)) ||
 	    (rc = revoke_old(db, w, w->authorised_by, err)))
 		return rc;
-	if (!(st = prepare(db, SQL_INSERT, err)))
+	if (!(st = db_prepare_once(db, SQL_INSERT, err)))
 		return ST_EDB;
 	sqlite3_bind_text(st, 1, w->unique_id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, w->old_unit_id);
@@ -249,7 +235,7 @@ static int authorise_locked(struct db *db, struct db_rework *w, struct errbuf *e
 	if ((rc = run(db, st, "record rework", NULL, err)))
 		return rc;
 	w->id = sqlite3_last_insert_rowid(db->sq);
-	if (!(st = prepare(db, SQL_SUPERSEDE, err)))
+	if (!(st = db_prepare_once(db, SQL_SUPERSEDE, err)))
 		return ST_EDB;
 	sqlite3_bind_int64(st, 1, w->id);
 	sqlite3_bind_int64(st, 2, w->old_unit_id);
@@ -311,7 +297,7 @@ int db_rework_authorise(struct db *db, const char *unique_id, const char *reason
 static int consume_locked(struct db *db, int64_t rework_id, int64_t unit_id,
 			  const char *actor, struct errbuf *err)
 {
-	sqlite3_stmt *st = prepare(db, SQL_BY_ID, err);
+	sqlite3_stmt *st = db_prepare_once(db, SQL_BY_ID, err);
 	char uid[65] = "";
 	int64_t used = 0;
 	int rc, changes = 0;
@@ -332,7 +318,7 @@ static int consume_locked(struct db *db, int64_t rework_id, int64_t unit_id,
 	if (used)
 		return errbuf_set(err, ST_ESTATE, "rework authorisation %lld was already used by unit %lld",
 				  (long long)rework_id, (long long)used);
-	if (!(st = prepare(db, SQL_CONSUME_UNIT, err)))
+	if (!(st = db_prepare_once(db, SQL_CONSUME_UNIT, err)))
 		return ST_EDB;
 	sqlite3_bind_int64(st, 1, rework_id);
 	sqlite3_bind_int64(st, 2, unit_id);
@@ -343,7 +329,7 @@ static int consume_locked(struct db *db, int64_t rework_id, int64_t unit_id,
 		return errbuf_set(err, ST_ESTATE,
 				  "unit %lld is not an in-progress unit of id %s: it cannot use rework authorisation %lld",
 				  (long long)unit_id, uid, (long long)rework_id);
-	if (!(st = prepare(db, SQL_CONSUME, err)))
+	if (!(st = db_prepare_once(db, SQL_CONSUME, err)))
 		return ST_EDB;
 	sqlite3_bind_int64(st, 1, unit_id);
 	sqlite3_bind_int64(st, 2, db_now_ms());

@@ -56,19 +56,6 @@ int db_role_valid_name(const char *s)
 	return 1;
 }
 
-static sqlite3_stmt *prepare(struct db *db, const char *sql, struct errbuf *err)
-{
-	sqlite3_stmt *st = NULL;
-	int rc = sqlite3_prepare_v2(db->sq, sql, -1, &st, NULL);
-
-	if (rc != SQLITE_OK) {
-		db_sqlerr(db, rc, err, "prepare");
-		sqlite3_finalize(st);
-		return NULL;
-	}
-	return st;
-}
-
 static void row_from(sqlite3_stmt *st, struct db_role_row *r)
 {
 	const unsigned char *s;
@@ -87,7 +74,7 @@ static void row_from(sqlite3_stmt *st, struct db_role_row *r)
 static int get_locked(struct db *db, const char *name, struct db_role_row *out, int *found,
 		      struct errbuf *err)
 {
-	sqlite3_stmt *st = prepare(db, SQL_GET, err);
+	sqlite3_stmt *st = db_prepare_once(db, SQL_GET, err);
 	int rc;
 
 	*found = 0;
@@ -110,7 +97,7 @@ static int get_locked(struct db *db, const char *name, struct db_role_row *out, 
 
 static int count_locked(struct db *db, enum db_role role, int64_t *n, struct errbuf *err)
 {
-	sqlite3_stmt *st = prepare(db, SQL_COUNT, err);
+	sqlite3_stmt *st = db_prepare_once(db, SQL_COUNT, err);
 	int rc;
 
 	*n = 0;
@@ -171,7 +158,7 @@ static int grant_locked(struct db *db, const char *name, const char *login, enum
 
 	if (role != DB_ROLE_ENGINEER && (rc = not_last_engineer(db, name, "demote", err)))
 		return rc;
-	if (!(st = prepare(db, SQL_UPSERT, err)))
+	if (!(st = db_prepare_once(db, SQL_UPSERT, err)))
 		return ST_EDB;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, login, -1, SQLITE_STATIC);
@@ -220,7 +207,7 @@ static int revoke_locked(struct db *db, const char *name, const char *actor, str
 		return errbuf_set(err, ST_ENOTFOUND, "%s has no role", name);
 	if ((rc = not_last_engineer(db, name, "revoke", err)))
 		return rc;
-	if (!(st = prepare(db, SQL_DELETE, err)))
+	if (!(st = db_prepare_once(db, SQL_DELETE, err)))
 		return ST_EDB;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
@@ -282,7 +269,7 @@ int db_role_foreach(struct db *db, int (*fn)(const struct db_role_row *r, void *
 	int rc;
 
 	db_lock(db);
-	if (!(st = prepare(db, SQL_ALL, err))) {
+	if (!(st = db_prepare_once(db, SQL_ALL, err))) {
 		db_unlock(db);
 		return ST_EDB;
 	}
