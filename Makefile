@@ -69,11 +69,11 @@ FUZZ_DEPS_fuzz_batch     = fixtures/board/fx_batch.c fixtures/board/fx_knobs.c \
                            station/errbuf.c
 FUZZ_DEPS_fuzz_allowlist = $(wildcard db/*.c) station/errbuf.c
 FUZZ_DEPS_fuzz_manifest  = station/manifest_verify.c station/jose.c station/errbuf.c
-FUZZ_SECONDS_fuzz_csr       = 15
-FUZZ_SECONDS_fuzz_profile   = 15
-FUZZ_SECONDS_fuzz_batch     = 15
-FUZZ_SECONDS_fuzz_allowlist = 15
-FUZZ_SECONDS_fuzz_manifest  = 15
+FUZZ_SECONDS_fuzz_csr       = 10
+FUZZ_SECONDS_fuzz_profile   = 10
+FUZZ_SECONDS_fuzz_batch     = 10
+FUZZ_SECONDS_fuzz_allowlist = 10
+FUZZ_SECONDS_fuzz_manifest  = 10
 fuzz_deps = $(or $(FUZZ_DEPS_$(1)),$(FUZZ_DEPS))
 
 # `make V=1` shows full command lines.
