@@ -233,6 +233,21 @@ out:
 	return rc;
 }
 
+int db_audit_json_locked(struct db *db, const char *kind, const char *actor,
+			 json_t *j, struct errbuf *err)
+{
+	char *detail = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	int rc;
+
+	json_decref(j);
+	if (!detail)
+		return errbuf_set(err, ST_EINVAL, "%s: cannot encode the audit detail "
+				  "(out of memory, or a field that is not valid UTF-8)", kind);
+	rc = db_audit_append_locked(db, kind, actor, detail, NULL, err);
+	free(detail);
+	return rc;
+}
+
 int db_audit_append(struct db *db, const char *kind, const char *actor,
 		    const char *detail_json, int64_t *seq_out, struct errbuf *err)
 {

@@ -72,20 +72,6 @@ static int valid_hash_hex(const char *s)
 	return s && !db_unhex32(s, strlen(s), b);
 }
 
-static int audit_cert(struct db *db, const char *kind, const char *actor,
-		      json_t *j, struct errbuf *err)
-{
-	char *detail = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-	int rc;
-
-	json_decref(j);
-	if (!detail)
-		return errbuf_set(err, ST_ENOMEM, "out of memory");
-	rc = db_audit_append_locked(db, kind, actor, detail, NULL, err);
-	free(detail);
-	return rc;
-}
-
 static const char SQL_RESERVE[] =
 	"INSERT INTO certificates (serial, status, reserved_ms) VALUES (?, 'reserved', ?)";
 static const char SQL_BY_PUBKEY[] = "SELECT serial FROM certificates WHERE pubkey_hash = ?";
@@ -159,7 +145,7 @@ static int reserve_locked(struct db *db, const char *const *serials, size_t n,
 			return rc;
 		}
 	}
-	return audit_cert(db, "cert-reserved", "station", json_pack("{s:o}", "serials", list), err);
+	return db_audit_json_locked(db, "cert-reserved", "station", json_pack("{s:o}", "serials", list), err);
 }
 
 int db_cert_reserve(struct db *db, const char *const *serials, size_t n, struct errbuf *err)
@@ -229,7 +215,7 @@ static int transition_locked(struct db *db, sqlite3_stmt *st, const char *serial
 		json_decref(detail);
 		return rc;
 	}
-	return audit_cert(db, kind, actor, detail, err);
+	return db_audit_json_locked(db, kind, actor, detail, err);
 }
 
 /* The public key is certified already: name the serial that holds it. */
@@ -277,7 +263,7 @@ static int issued_locked(struct db *db, const char *serial_hex, int64_t unit_id,
 		return pubkey_taken(db, pubkey_hash, err);
 	if (rc)
 		return rc;
-	return audit_cert(db, "cert-issued", "station",
+	return db_audit_json_locked(db, "cert-issued", "station",
 			  json_pack("{s:s, s:I, s:s, s:s, s:s}", "serial", serial_hex,
 				    "unit", (json_int_t)unit_id, "unique_id", unique_id,
 				    "pubkey_hash", pubkey_hash, "der_sha256", hex), err);
@@ -333,7 +319,7 @@ int db_cert_void(struct db *db, const char *const *serials, size_t n, struct err
 			rc = step_guarded(db, st, serials[i], "reserved and unsigned", "void certificate serial", err);
 		}
 		if (!rc) {
-			rc = audit_cert(db, "cert-voided", "station", json_pack("{s:o}", "serials", list), err);
+			rc = db_audit_json_locked(db, "cert-voided", "station", json_pack("{s:o}", "serials", list), err);
 			list = NULL;
 		}
 		rc = db_txn_end(db, owned, rc, err);

@@ -77,6 +77,11 @@ int db_unhex32(const char *s, size_t len, uint8_t out[32]);
 /* Appends an audit event inside the caller's transaction (lock held). */
 int db_audit_append_locked(struct db *db, const char *kind, const char *actor,
 			   const char *detail_json, int64_t *seq_out, struct errbuf *err);
+/* The same with a jansson object as the detail; takes the reference (j may be
+ * NULL: a json_pack() that failed, reported as such). */
+struct json_t;
+int db_audit_json_locked(struct db *db, const char *kind, const char *actor,
+			 struct json_t *j, struct errbuf *err);
 
 /* 0 when sig is a valid ECDSA-SHA256 signature by the EC key pub_der (DER
  * SubjectPublicKeyInfo) over the checkpoint message; else -1 and *why. */

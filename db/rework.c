@@ -61,20 +61,6 @@ static int run(struct db *db, sqlite3_stmt *st, const char *what, int *changes,
 	return ST_OK;
 }
 
-static int audit(struct db *db, const char *kind, const char *actor, json_t *j,
-		 struct errbuf *err)
-{
-	char *detail = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-	int rc;
-
-	json_decref(j);
-	if (!detail)
-		return errbuf_set(err, ST_EINVAL, "%s: a field is not valid UTF-8", kind);
-	rc = db_audit_append_locked(db, kind, actor, detail, NULL, err);
-	free(detail);
-	return rc;
-}
-
 /* 1..max bytes, no control characters (the reason is shown on one line). */
 static int valid_text(const char *s, size_t max)
 {
@@ -244,7 +230,7 @@ static int authorise_locked(struct db *db, struct db_rework *w, struct errbuf *e
 	if (changes != 1)
 		return errbuf_set(err, ST_ESTATE, "unit %lld is no longer a current PASS",
 				  (long long)w->old_unit_id);
-	return audit(db, "rework-authorised", w->authorised_by,
+	return db_audit_json_locked(db, "rework-authorised", w->authorised_by,
 		     json_pack("{s:I, s:s, s:s, s:I, s:s, s:s, s:s}",
 			       "rework", (json_int_t)w->id, "unique_id", w->unique_id,
 			       "lot", w->lot, "old_unit", (json_int_t)w->old_unit_id,
@@ -339,7 +325,7 @@ static int consume_locked(struct db *db, int64_t rework_id, int64_t unit_id,
 	if (changes != 1)
 		return errbuf_set(err, ST_ESTATE, "rework authorisation %lld was already used",
 				  (long long)rework_id);
-	return audit(db, "rework-consumed", actor && *actor ? actor : "station",
+	return db_audit_json_locked(db, "rework-consumed", actor && *actor ? actor : "station",
 		     json_pack("{s:I, s:s, s:I}", "rework", (json_int_t)rework_id,
 			       "unique_id", uid, "unit", (json_int_t)unit_id), err);
 }

@@ -136,20 +136,6 @@ static int not_last_engineer(struct db *db, const char *name, const char *what,
 	return ST_OK;
 }
 
-static int audit(struct db *db, const char *kind, const char *actor, json_t *j,
-		 struct errbuf *err)
-{
-	char *detail = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-	int rc;
-
-	json_decref(j);
-	if (!detail)
-		return errbuf_set(err, ST_ENOMEM, "out of memory");
-	rc = db_audit_append_locked(db, kind, actor, detail, NULL, err);
-	free(detail);
-	return rc;
-}
-
 static int grant_locked(struct db *db, const char *name, const char *login, enum db_role role,
 			const char *actor, struct errbuf *err)
 {
@@ -169,7 +155,7 @@ static int grant_locked(struct db *db, const char *name, const char *login, enum
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
 		return db_sqlerr(db, rc, err, "grant role");
-	return audit(db, "role-grant", actor,
+	return db_audit_json_locked(db, "role-grant", actor,
 		     json_pack("{s:s, s:s, s:s}", "name", name, "login", login,
 			       "role", db_role_name(role)), err);
 }
@@ -214,7 +200,7 @@ static int revoke_locked(struct db *db, const char *name, const char *actor, str
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
 		return db_sqlerr(db, rc, err, "revoke role");
-	return audit(db, "role-revoke", actor,
+	return db_audit_json_locked(db, "role-revoke", actor,
 		     json_pack("{s:s, s:s, s:s}", "name", name, "login", r.login,
 			       "role", db_role_name(r.role) ? db_role_name(r.role) : "?"), err);
 }
