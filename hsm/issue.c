@@ -447,10 +447,19 @@ static int take_serial(struct issue_ctx *ic, char serial[ISSUE_SERIAL_HEX], stru
 /* Back to the pool: nothing was signed with it. */
 static void return_serial(struct issue_ctx *ic, const char serial[ISSUE_SERIAL_HEX])
 {
+	const char *one = serial;
+	struct errbuf e;
+	int kept = 0;
+
 	pthread_mutex_lock(&ic->pool_lock);
-	if (ic->npool < ISSUE_SERIAL_BATCH)
+	if (ic->npool < ISSUE_SERIAL_BATCH) {
 		memcpy(ic->pool[ic->npool++], serial, ISSUE_SERIAL_HEX);
+		kept = 1;
+	}
 	pthread_mutex_unlock(&ic->pool_lock);
+	/* another thread refilled the pool meanwhile: release this one now */
+	if (!kept)
+		ic->store.release(ic->store.db, &one, 1, &e);
 }
 
 int issue_cert(struct issue_ctx *ic, const struct csr_info *csr, int64_t unit_id,
