@@ -1,12 +1,13 @@
 # station: factory provisioning station.  `make help` lists the targets.
 #
 # Layout of the build (everything under $(BUILD), default build/):
-#   libstation.a  station/ db/ hsm/ ui/ (all but station/main.c)
+#   libstation.a  station/{core,proto,config,usb,line,export,app}, db/, hsm/, ui/
 #   libfx.a       fixtures/board/   (the simulated board; tests and tools only)
 #   libfxemu.a    fixtures/usbemu/  (the umockdev harness; needs glib/umockdev)
-#   station       the product binary (links libstation.a only)
+#   station       the product binary: station/cli/ + libstation.a
 #   fx-*          fixtures/bin/*.c  (simulator tools, manufacturer kit, harness)
-#   tests/test_*  tests/unit/test_*.c, cmocka, linked with everything
+#   tests/...     tests/{unit/<folder>,fixtures,integration}/test_*.c, cmocka
+#   inc/<layer>/  the folders a layer may include (see "layers" below)
 # A new module needs no Makefile edit: drop its .c in the right directory.
 
 BUILD   ?= build
@@ -29,20 +30,26 @@ DEB_PKGS = build-essential pkg-config clang libclang-rt-14-dev \
 pkg_cflags = $(shell $(PKG) --cflags $(1) 2>/dev/null)
 pkg_libs   = $(shell $(PKG) --libs $(1) 2>/dev/null)
 
+# CFLAGS, CPPFLAGS and LDFLAGS are the user's (default: optimise, debug info).
+# Everything the project requires -- language, warnings, hardening -- is in
+# ST_* and comes after the user's flags on every command line, so
+# `make CFLAGS=-O0` changes the optimisation and nothing else.
+CFLAGS  ?= -O2 -g
 WARN    = -Wall -Wextra -Werror -Wformat=2 -Wformat-security -Wno-unused-parameter \
-          -Wno-format-truncation   # bounded messages truncate on purpose
-HARDEN  = -fstack-protector-strong -fPIE -D_FORTIFY_SOURCE=2
-OPT     = -O2 -g
+          -Wno-format-truncation
+HARDEN  = -fstack-protector-strong -fstack-clash-protection -fcf-protection -fPIE \
+          -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=3
+SANFLAGS =
 ifeq ($(SAN),1)
   # FORTIFY and ASan both interpose the string functions; ASan checks more.
-  HARDEN = -fstack-protector-strong -fPIE
-  OPT    = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+  HARDEN   = -fstack-protector-strong -fstack-clash-protection -fcf-protection -fPIE \
+             -U_FORTIFY_SOURCE
+  SANFLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 endif
-CPPFLAGS += -D_GNU_SOURCE -I. -Istation -Idb -Ihsm -Iui -Ifixtures/board -Ifixtures/usbemu
-CFLAGS  ?=
-CFLAGS  += -std=c11 $(OPT) $(WARN) $(HARDEN) -MMD -MP
-SANITIZE = $(if $(filter 1,$(SAN)),-fsanitize=address -fsanitize=undefined)
-LDFLAGS += -pie -Wl,-z,relro,-z,now $(SANITIZE)
+ST_CPPFLAGS = -D_GNU_SOURCE
+ST_CFLAGS   = -std=c11 $(WARN) $(HARDEN) $(SANFLAGS) -MMD -MP
+SANLINK     = $(if $(filter 1,$(SAN)),-fsanitize=address -fsanitize=undefined)
+ST_LDFLAGS  = -pie -Wl,-z,relro,-z,now $(SANLINK)
 
 LIB_CFLAGS := $(call pkg_cflags,$(PKGS))
 LIB_LIBS   := $(call pkg_libs,$(PKGS)) -lcsv -lpthread -lm
@@ -51,24 +58,73 @@ EMU_LIBS   := $(call pkg_libs,$(EMU_PKGS))
 TEST_CFLAGS := $(call pkg_cflags,$(TEST_PKGS))
 TEST_LIBS  := $(call pkg_libs,$(TEST_PKGS))
 
-LIB_SRCS  = $(filter-out station/main.c,$(wildcard station/*.c db/*.c hsm/*.c ui/*.c))
-FX_SRCS   = $(wildcard fixtures/board/*.c)
-EMU_SRCS  = $(wildcard fixtures/usbemu/*.c)
-FXBIN_SRCS = $(wildcard fixtures/bin/*.c)
-UNIT_SRCS = $(wildcard tests/unit/test_*.c)
+# ---- layers ------------------------------------------------------------------
+# Every folder is a layer that may include only the folders listed for it
+# (docs/architecture.md has the picture).  Headers are always included with
+# their folder ("core/errbuf.h", "db/db.h", "fixtures/board/fx_board.h"), and
+# each layer is compiled with one include path, $(BUILD)/inc/<layer>, a
+# directory of links to exactly the folders it may see: an include that runs
+# up a layer does not compile.  tests/check-layers.sh checks the same rules
+# from the sources (and that no include uses "..").
+SEES_core    = core
+SEES_proto   = core proto
+SEES_config  = core config
+SEES_db      = core db
+SEES_hsm     = core hsm
+SEES_ui      = core ui
+SEES_usb     = core proto usb
+SEES_line    = core proto config db line
+SEES_export  = core config db export
+SEES_app     = core proto config db hsm ui usb line export app
+SEES_cli     = $(SEES_app) cli
+SEES_fxboard = core proto fixtures/board
+SEES_fxemu   = core fixtures/board fixtures/usbemu
+SEES_fxbin   = core proto ui fixtures/board fixtures/usbemu
+SEES_tests   = $(SEES_app) fixtures/board fixtures/usbemu tests
+LAYERS = core proto config db hsm ui usb line export app cli fxboard fxemu fxbin tests
+
+# Where a layer's sources are.
+DIRS_core = station/core
+DIRS_proto = station/proto
+DIRS_config = station/config
+DIRS_usb = station/usb
+DIRS_line = station/line
+DIRS_export = station/export
+DIRS_app = station/app
+DIRS_cli = station/cli
+DIRS_db = db
+DIRS_hsm = hsm
+DIRS_ui = ui
+DIRS_fxboard = fixtures/board
+DIRS_fxemu = fixtures/usbemu
+DIRS_fxbin = fixtures/bin
+DIRS_tests = tests/unit/* tests/fixtures tests/integration tests/bench tests/rig
+srcs_of = $(foreach d,$(DIRS_$(1)),$(wildcard $(d)/*.c))
+
+# The product library: every layer but the CLI (linked into the binary only).
+LIB_LAYERS = core proto config db hsm ui usb line export app
+LIB_SRCS  = $(foreach l,$(LIB_LAYERS),$(call srcs_of,$(l)))
+CLI_SRCS  = $(call srcs_of,cli)
+FX_SRCS   = $(call srcs_of,fxboard)
+EMU_SRCS  = $(call srcs_of,fxemu)
+FXBIN_SRCS = $(call srcs_of,fxbin)
+# Unit tests mirror the folders (tests/unit/<folder>/); the simulated board's
+# self-tests are in tests/fixtures/, tests across modules in tests/integration/.
+UNIT_SRCS = $(wildcard tests/unit/*/test_*.c tests/fixtures/test_*.c tests/integration/test_*.c)
 BENCH_SRCS = $(wildcard tests/bench/bench_*.c)
 FUZZ_SRCS = $(wildcard tests/fuzz/fuzz_*.c)
 # What a fuzz target links: the module it fuzzes and what that module needs,
 # compiled along with it (instrumented).  A target that names nothing gets
 # FUZZ_DEPS; FUZZ_SECONDS_<target> is its share of `make fuzz-run` (default 25).
-FUZZ_DEPS = station/proto.c station/errbuf.c
-FUZZ_DEPS_fuzz_csr       = hsm/csr_policy.c station/errbuf.c
-FUZZ_DEPS_fuzz_profile   = station/profile.c station/errbuf.c
+FUZZ_DEPS = station/proto/proto.c station/core/errbuf.c
+FUZZ_DEPS_fuzz_csr       = hsm/csr_policy.c station/core/errbuf.c
+FUZZ_DEPS_fuzz_profile   = station/config/profile.c station/core/errbuf.c
 FUZZ_DEPS_fuzz_batch     = fixtures/board/fx_batch.c fixtures/board/fx_knobs.c \
-                           fixtures/board/fx_store.c station/event.c station/proto.c \
-                           station/errbuf.c
-FUZZ_DEPS_fuzz_allowlist = $(wildcard db/*.c) station/errbuf.c
-FUZZ_DEPS_fuzz_manifest  = station/manifest_verify.c station/jose.c station/errbuf.c
+                           fixtures/board/fx_store.c station/core/event.c station/proto/proto.c \
+                           station/core/errbuf.c
+FUZZ_DEPS_fuzz_allowlist = $(wildcard db/*.c) station/core/errbuf.c
+FUZZ_DEPS_fuzz_manifest  = station/export/manifest_verify.c station/export/jose.c \
+                           station/core/errbuf.c
 FUZZ_SECONDS_fuzz_csr       = 10
 FUZZ_SECONDS_fuzz_profile   = 10
 FUZZ_SECONDS_fuzz_batch     = 10
@@ -92,13 +148,13 @@ EMU_OBJS = $(call obj,$(EMU_SRCS))
 
 STATION  = $(BUILD)/station
 FXBINS   = $(patsubst fixtures/bin/%.c,$(BUILD)/%,$(FXBIN_SRCS))
-UNITS    = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+UNITS    = $(patsubst tests/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 BENCHES  = $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 FUZZERS  = $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 
 ALL_LIBS = $(BUILD)/libfxemu.a $(BUILD)/libfx.a $(BUILD)/libstation.a
 
-.PHONY: all tests deps check check-fast test-unit test-e2e check-asan fuzz fuzz-run bench run clean help
+.PHONY: all tests deps check check-fast check-layers print-layers test-unit test-e2e check-asan fuzz fuzz-run bench run clean help
 all: $(STATION) $(FXBINS)
 
 tests: all $(UNITS)
@@ -106,20 +162,35 @@ tests: all $(UNITS)
 help:
 	@echo "make            build $(STATION) and the fixture tools"
 	@echo "make deps       install missing Debian packages (apt-get; sudo when not root)"
-	@echo "make check      the whole suite: unit + end-to-end, then again under ASan+UBSan, then fuzzing"
-	@echo "make check-fast unit + end-to-end tests once, no sanitizers, no fuzzing"
+	@echo "make check      the whole suite: layers, unit + end-to-end, then again under ASan+UBSan, then fuzzing"
+	@echo "make check-fast layers, unit + end-to-end tests once, no sanitizers, no fuzzing"
 	@echo "make run        the demo line: SoftHSM token, simulated lot, emulated boards, operator screen"
 	@echo "make bench      benchmarks; figures are printed as ratios against a same-run baseline"
 	@echo "make clean      remove build/ build-asan/"
 
+# The include farm of each layer: $(BUILD)/inc/<layer>/<folder> -> the folder.
+inc_src = $(if $(filter db hsm ui tests fixtures/%,$(1)),$(1),station/$(1))
+$(BUILD)/inc/%/.stamp: Makefile
+	$(Q)rm -rf $(BUILD)/inc/$* && mkdir -p $(BUILD)/inc/$*
+	$(Q)$(foreach d,$(SEES_$*),mkdir -p $(dir $(BUILD)/inc/$*/$(d)) && \
+	  ln -s $(CURDIR)/$(call inc_src,$(d)) $(BUILD)/inc/$*/$(d) && ) touch $@
+
+# Each object is compiled with its layer's farm and nothing else of the tree.
+define layer_rules
+$(call obj,$(call srcs_of,$(1))): LAYER := $(1)
+$(call obj,$(call srcs_of,$(1))): | $(BUILD)/inc/$(1)/.stamp
+endef
+$(foreach l,$(LAYERS),$(eval $(call layer_rules,$(l))))
+
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(say) CC $<
-	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LIB_CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(CPPFLAGS) $(ST_CPPFLAGS) -I$(BUILD)/inc/$(LAYER) $(CFLAGS) $(ST_CFLAGS) \
+	  $(LIB_CFLAGS) $(EXTRA_CFLAGS) -c $< -o $@
 
 # Only the harness and tools/tests that use it see glib and umockdev headers.
-$(EMU_OBJS) $(call obj,$(FXBIN_SRCS) $(UNIT_SRCS) $(BENCH_SRCS)): CFLAGS += $(EMU_CFLAGS)
-$(call obj,$(UNIT_SRCS)): CFLAGS += $(TEST_CFLAGS)
+$(EMU_OBJS) $(call obj,$(FXBIN_SRCS) $(UNIT_SRCS) $(BENCH_SRCS)): EXTRA_CFLAGS += $(EMU_CFLAGS)
+$(call obj,$(UNIT_SRCS)): EXTRA_CFLAGS += $(TEST_CFLAGS)
 
 $(BUILD)/libstation.a: $(LIB_OBJS)
 	@mkdir -p $(dir $@)
@@ -134,31 +205,34 @@ $(BUILD)/libfxemu.a: $(EMU_OBJS)
 	$(say) AR $@
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(STATION): $(call obj,station/main.c) $(BUILD)/libstation.a
+LINK = $(CC) $(CFLAGS) $(ST_CFLAGS) $(LDFLAGS) $(ST_LDFLAGS)
+
+$(STATION): $(call obj,$(CLI_SRCS)) $(BUILD)/libstation.a
 	$(say) LD $@
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIB_LIBS)
+	$(Q)$(LINK) -o $@ $^ $(LIB_LIBS)
 
 $(BUILD)/fx-%: $(BUILD)/obj/fixtures/bin/fx-%.o $(ALL_LIBS)
 	$(say) LD $@
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(EMU_LIBS) $(LIB_LIBS)
+	$(Q)$(LINK) -o $@ $^ $(EMU_LIBS) $(LIB_LIBS)
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(ALL_LIBS)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(ALL_LIBS)
 	@mkdir -p $(dir $@)
 	$(say) LD $@
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(TEST_LIBS) $(EMU_LIBS) $(LIB_LIBS)
+	$(Q)$(LINK) -o $@ $^ $(TEST_LIBS) $(EMU_LIBS) $(LIB_LIBS)
 
 $(BUILD)/bench/%: $(BUILD)/obj/tests/bench/%.o $(ALL_LIBS)
 	@mkdir -p $(dir $@)
 	$(say) LD $@
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(EMU_LIBS) $(LIB_LIBS)
+	$(Q)$(LINK) -o $@ $^ $(EMU_LIBS) $(LIB_LIBS)
 
 # libFuzzer targets: always clang, always with ASan+UBSan, only the parsers
-# (each with its own FUZZ_DEPS_<target>, hence the second expansion).
+# (each with its own FUZZ_DEPS_<target>, hence the second expansion).  A fuzz
+# target sees what the tests see.
 .SECONDEXPANSION:
-$(BUILD)/fuzz/%: tests/fuzz/%.c $$(call fuzz_deps,$$*)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $$(call fuzz_deps,$$*) | $(BUILD)/inc/tests/.stamp
 	@mkdir -p $(dir $@)
 	$(say) FUZZ $@
-	$(Q)$(CLANG) -D_GNU_SOURCE -I. -Istation -Idb -Ihsm -Ifixtures/board -g -O1 \
+	$(Q)$(CLANG) -D_GNU_SOURCE -I$(BUILD)/inc/tests -g -O1 \
 	  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all $(LIB_CFLAGS) \
 	  -o $@ $^ $(LIB_LIBS)
 
@@ -179,8 +253,11 @@ test-unit: tests
 test-e2e: all
 	@BUILD=$(BUILD) tests/run-e2e.sh
 
+check-layers:
+	@tests/check-layers.sh
+
 check-fast: tests
-	$(MAKE) --no-print-directory test-unit test-e2e
+	$(MAKE) --no-print-directory check-layers test-unit test-e2e
 
 check-asan:
 	$(MAKE) --no-print-directory BUILD=build-asan SAN=1 tests
@@ -209,3 +286,8 @@ clean:
 	rm -rf build build-asan
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# The layer table, for tests/check-layers.sh: "layer: folders it may include".
+print-layers:
+	@$(foreach l,$(LAYERS),echo "$(l): $(SEES_$(l))";)
+	@$(foreach l,$(LAYERS),echo "dirs $(l): $(DIRS_$(l))";)

@@ -12,7 +12,7 @@
  * inserted by this import have ids above the table's maximum before it, which
  * tells "twice in this file" from "already imported".
  */
-#include "db_int.h"
+#include "db/db_int.h"
 
 #include <csv.h>
 #include <errno.h>

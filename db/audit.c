@@ -16,7 +16,7 @@
  * not grow with the log.  See classify() for how the first bad row is named.
  * Signed checkpoints are stored by db/checkpoint.c and checked here.
  */
-#include "db_int.h"
+#include "db/db_int.h"
 
 #include <jansson.h>
 #include <openssl/evp.h>

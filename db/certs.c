@@ -16,7 +16,7 @@
  * certificates_pubkey (UNIQUE) makes a public key certifiable once: the clone
  * check.
  */
-#include "db_int.h"
+#include "db/db_int.h"
 
 #include <jansson.h>
 #include <openssl/evp.h>

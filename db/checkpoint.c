@@ -7,7 +7,7 @@
  * checkpoint is refused unless its signature verifies and its head is the
  * chain's hash at that seq; db_audit_verify() checks them all again (audit.c).
  */
-#include "db_int.h"
+#include "db/db_int.h"
 
 #include <openssl/evp.h>
 #include <openssl/x509.h>

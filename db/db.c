@@ -1,6 +1,6 @@
 /* db: open, migrate, lock and transactions.  See db.h and docs/database.md. */
-#include "db_int.h"
-#include "schema.h"
+#include "db/db_int.h"
+#include "db/schema.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -359,6 +359,20 @@ int db_schema_version(struct db *db)
 const char *db_station_id(const struct db *db)
 {
 	return db->station_id;
+}
+
+int db_synchronous(struct db *db)
+{
+	sqlite3_stmt *st = NULL;
+	int v = -1;
+
+	db_lock(db);
+	if (sqlite3_prepare_v2(db->sq, "PRAGMA synchronous", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	db_unlock(db);
+	return v;
 }
 
 /* The mutex stays held from begin to commit/rollback: see db_int.h. */

@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "errbuf.h"
+#include "core/errbuf.h"
 
 struct db;
 
@@ -32,6 +32,9 @@ int  db_schema_version(struct db *db);
 /* How many group-commit syncs of the WAL this handle made (tests, benchmarks). */
 long db_wal_syncs(struct db *db);
 const char *db_station_id(const struct db *db);
+/* The connection's PRAGMA synchronous (2 = FULL between commits), -1 on error
+ * (tests: a group commit must leave the handle at FULL). */
+int  db_synchronous(struct db *db);
 
 /* Explicit transactions for callers that group several calls (e.g. an import).
  * Nested use is an error.  Calls made between begin and commit run inside it. */

@@ -13,7 +13,7 @@
 #include <sqlite3.h>
 #include <stdint.h>
 
-#include "db.h"
+#include "db/db.h"
 
 #define DB_STMT_CACHE 48
 

@@ -6,8 +6,8 @@
  * statements are prepared here and finalised after use (an export runs once
  * per process; they need no slot in the handle's statement cache).
  */
-#include "db_int.h"
-#include "export.h"
+#include "db/db_int.h"
+#include "db/export.h"
 
 #include <string.h>
 

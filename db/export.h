@@ -25,8 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "db.h"
-#include "errbuf.h"
+#include "db/db.h"
+#include "core/errbuf.h"
 
 struct db_export_row {
 	int64_t unit_id;

@@ -4,7 +4,7 @@
  * content again returns the existing version; a change gets version + 1 and an
  * audit event naming who stored it.
  */
-#include "db_int.h"
+#include "db/db_int.h"
 
 #include <jansson.h>
 #include <openssl/evp.h>

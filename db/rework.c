@@ -6,8 +6,8 @@
  * statements run a few times a day and are prepared per call, which keeps the
  * cache's slots (DB_STMT_CACHE) for the hot paths.
  */
-#include "db_int.h"
-#include "rework.h"
+#include "db/db_int.h"
+#include "db/rework.h"
 
 #include <jansson.h>
 #include <stdlib.h>

@@ -24,7 +24,7 @@
 
 #include <stdint.h>
 
-#include "db.h"
+#include "db/db.h"
 
 #define DB_REWORK_REASON_MAX 200      /* bytes of the engineer's reason */
 

@@ -3,8 +3,8 @@
  * statements are prepared per call and keep out of the handle's statement
  * cache, which the line's hot paths use.
  */
-#include "db_int.h"
-#include "roles.h"
+#include "db/db_int.h"
+#include "db/roles.h"
 
 #include <jansson.h>
 #include <stdlib.h>

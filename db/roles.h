@@ -3,7 +3,7 @@
  *
  * A row binds a person's name (what --user gives, and what the audit log
  * records as the actor) to the OS login that person must be using, with one
- * role.  The check itself (station/cli_role.c) compares the calling process's
+ * role.  The check itself (station/cli/cli_role.c) compares the calling process's
  * login (getpwuid(getuid())) with the row: a name is not an identity unless
  * the OS agrees.  The table only stores and audits; every change appends a
  * "role-grant" or "role-revoke" event naming who made it, in the same
@@ -15,7 +15,7 @@
 
 #include <stdint.h>
 
-#include "db.h"
+#include "db/db.h"
 
 enum db_role {
 	DB_ROLE_NONE     = 0,

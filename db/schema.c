@@ -1,5 +1,5 @@
 /* schema: see schema.h and docs/database.md. */
-#include "schema.h"
+#include "db/schema.h"
 
 const char *const db_migrations[] = {
 	/* 0 -> 1: the initial schema */

@@ -5,7 +5,7 @@
  * units_one_pass (a partial UNIQUE index) allows one PASS per hardware id,
  * not counting a PASS an engineer's rework superseded (db/rework.h).
  */
-#include "db_int.h"
+#include "db/db_int.h"
 
 #include <jansson.h>
 #include <stdlib.h>

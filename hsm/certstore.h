@@ -1,13 +1,13 @@
 /*
  * certstore: the certificate records the HSM code writes through, as a table of
- * functions with db/db.h's signatures.
+ * functions over an opaque context.
  *
- * hsm/ never calls the database directly: the CSR policy asks whether a public
- * key was seen before; the issuer writes ahead (reserves serials in batches
- * before signing, records each signed certificate as issued, committed before
- * the DER is returned, revokes one it signed but could not record, voids the
- * serials it never used); the CRL builder lists revoked serials.  In the
- * station these are db_* (hsm_certstore_db()); tests may supply their own.
+ * hsm/ never calls the database: the CSR policy asks whether a public key was
+ * seen before; the issuer writes ahead (reserves serials in batches before
+ * signing, records each signed certificate as issued, committed before the DER
+ * is returned, revokes one it signed but could not record, voids the serials it
+ * never used); the CRL builder lists revoked serials.  In the station the
+ * context is the database (station/app/certstore_db.h); tests supply their own.
  */
 #ifndef STATION_CERTSTORE_H
 #define STATION_CERTSTORE_H
@@ -15,36 +15,33 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "db.h"
-#include "errbuf.h"
+#include "core/errbuf.h"
 
-struct hsm_certstore {
-	struct db *db;
-	int (*pubkey_seen)(struct db *db, const char *pubkey_hash, int *seen,
-			   struct errbuf *err);
-	int (*reserve)(struct db *db, const char *const *serials, size_t n, struct errbuf *err);
-	int (*issued)(struct db *db, const char *serial_hex, int64_t unit_id,
-		      const char *unique_id, const char *pubkey_hash,
-		      const uint8_t *der, size_t der_len, struct errbuf *err);
-	int (*release)(struct db *db, const char *const *serials, size_t n, struct errbuf *err);
-	int (*revoke)(struct db *db, const char *serial_hex, const char *reason,
-		      const char *actor, struct errbuf *err);
-	int (*foreach)(struct db *db, int status,
-		       int (*fn)(const struct db_cert_row *c, void *ctx), void *ctx,
-		       struct errbuf *err);
+/* One revoked certificate, as the CRL needs it. */
+struct hsm_revoked {
+	const char *serial_hex;
+	const char *reason;     /* RFC 5280 name ("keyCompromise") */
+	int64_t revoked_ms;
 };
 
-/* The station's store: the database.  Inline so that only callers that use the
- * database link it. */
-static inline void hsm_certstore_db(struct hsm_certstore *s, struct db *db)
-{
-	s->db = db;
-	s->pubkey_seen = db_pubkey_seen;
-	s->reserve = db_cert_reserve;
-	s->issued = db_cert_issued;
-	s->release = db_cert_void;
-	s->revoke = db_cert_revoke;
-	s->foreach = db_cert_foreach;
-}
+struct hsm_certstore {
+	void *ctx;
+	/* *seen = 1 when a certificate was ever reserved for this key hash. */
+	int (*pubkey_seen)(void *ctx, const char *pubkey_hash, int *seen, struct errbuf *err);
+	/* Records serials as reserved, committed, before any is signed. */
+	int (*reserve)(void *ctx, const char *const *serials, size_t n, struct errbuf *err);
+	/* Binds a reserved serial to its board and key with the DER, committed and
+	 * on disk before it returns; ST_EEXIST when the key is certified already. */
+	int (*issued)(void *ctx, const char *serial_hex, int64_t unit_id,
+		      const char *unique_id, const char *pubkey_hash,
+		      const uint8_t *der, size_t der_len, struct errbuf *err);
+	/* Voids reserved serials that were never signed. */
+	int (*release)(void *ctx, const char *const *serials, size_t n, struct errbuf *err);
+	int (*revoke)(void *ctx, const char *serial_hex, const char *reason,
+		      const char *actor, struct errbuf *err);
+	/* Calls fn for each revoked certificate until fn returns non-zero. */
+	int (*foreach_revoked)(void *ctx, int (*fn)(const struct hsm_revoked *r, void *arg),
+			       void *arg, struct errbuf *err);
+};
 
 #endif

@@ -1,5 +1,5 @@
 /* crl: revocation list signed in the HSM.  See crl.h. */
-#include "crl.h"
+#include "hsm/crl.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -14,7 +14,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
-#include "issue.h"
+#include "hsm/issue.h"
 
 static const struct {
 	const char *name;
@@ -53,7 +53,7 @@ struct collect {
 	char bad_serial[65];
 };
 
-static int add_revoked(const struct db_cert_row *c, void *arg)
+static int add_revoked(const struct hsm_revoked *c, void *arg)
 {
 	struct collect *col = arg;
 	X509_REVOKED *r = NULL;
@@ -61,11 +61,9 @@ static int add_revoked(const struct db_cert_row *c, void *arg)
 	ASN1_TIME *t = NULL;
 	ASN1_ENUMERATED *reason = NULL;
 	BIGNUM *bn = NULL;
-	int code = crl_reason_code(c->revoke_reason);
+	int code = crl_reason_code(c->reason);
 	int ok;
 
-	if (c->status != DB_CERT_REVOKED)
-		return 0;
 	/* RFC 5280: omit the reason rather than say "unspecified" */
 	ok = BN_hex2bn(&bn, c->serial_hex) > 0 && (sn = BN_to_ASN1_INTEGER(bn, NULL)) != NULL &&
 	     (r = X509_REVOKED_new()) != NULL &&
@@ -109,14 +107,14 @@ int crl_build(struct hsm *h, const struct hsm_certstore *store, int next_update_
 	*len = 0;
 	if (next_update_days < 1 || next_update_days > 3650)
 		return errbuf_set(err, ST_EINVAL, "CRL nextUpdate must be 1..3650 days ahead");
-	if (!store || !store->foreach)
+	if (!store || !store->foreach_revoked)
 		return errbuf_set(err, ST_EINVAL, "crl: no certificate store");
 	clock_gettime(CLOCK_REALTIME, &ts);
 	now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 	col.crl = X509_CRL_new();
 	if (!col.crl)
 		return errbuf_set(err, ST_ENOMEM, "out of memory");
-	rc = store->foreach(store->db, DB_CERT_REVOKED, add_revoked, &col, err);
+	rc = store->foreach_revoked(store->ctx, add_revoked, &col, err);
 	if (rc != ST_OK)
 		goto out;
 	if (col.failed) {

@@ -15,9 +15,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "certstore.h"
-#include "errbuf.h"
-#include "hsm.h"
+#include "hsm/certstore.h"
+#include "core/errbuf.h"
+#include "hsm/hsm.h"
 
 /* RFC 5280 CRLReason for a name, or -1 if the name is not one. */
 int crl_reason_code(const char *name);

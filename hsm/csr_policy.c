@@ -1,5 +1,5 @@
 /* csr_policy: CSR checks before issuing.  See csr_policy.h. */
-#include "csr_policy.h"
+#include "hsm/csr_policy.h"
 
 #include <pthread.h>
 #include <string.h>
@@ -316,7 +316,7 @@ int csr_check(const struct csr_policy *pol, const uint8_t *der, size_t len,
 		goto fail;
 	}
 	if (store && store->pubkey_seen) {
-		if ((rc = store->pubkey_seen(store->db, out->pubkey_hash, &seen, err)) != ST_OK)
+		if ((rc = store->pubkey_seen(store->ctx, out->pubkey_hash, &seen, err)) != ST_OK)
 			goto fail;
 		if (seen) {
 			rc = errbuf_set(err, ST_EEXIST,

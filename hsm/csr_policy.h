@@ -27,8 +27,8 @@
 
 #include <openssl/x509.h>
 
-#include "certstore.h"
-#include "errbuf.h"
+#include "hsm/certstore.h"
+#include "core/errbuf.h"
 
 #define CSR_MAX_DER   16384
 #define CSR_NONCE_LEN 32

@@ -1,5 +1,5 @@
 /* hsm: token access through libp11.  See hsm.h. */
-#include "hsm.h"
+#include "hsm/hsm.h"
 
 #include <errno.h>
 #include <libp11.h>

@@ -37,7 +37,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
-#include "errbuf.h"
+#include "core/errbuf.h"
 
 #define HSM_DEFAULT_MODULE "/usr/lib/softhsm/libsofthsm2.so"
 #define HSM_PATH_MAX  512

@@ -1,5 +1,5 @@
 /* hsm_config: the [hsm] settings and the PIN sources.  See hsm.h. */
-#include "hsm.h"
+#include "hsm/hsm.h"
 
 #include <ctype.h>
 #include <errno.h>

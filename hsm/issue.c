@@ -1,5 +1,5 @@
 /* issue: certificates from checked CSRs.  See issue.h. */
-#include "issue.h"
+#include "hsm/issue.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -15,7 +15,7 @@
 #define SERIAL_BYTES 16
 #define RESERVE_TRIES 4
 /* The reason recorded for a serial that was, or may have been, signed but
- * never recorded as issued; recovery uses the same (station/pl_recover.c). */
+ * never recorded as issued; recovery uses the same (station/line/pl_recover.c). */
 #define ORPHAN_REASON "cessationOfOperation"
 
 struct issue_ctx {
@@ -150,7 +150,7 @@ void issue_ctx_free(struct issue_ctx *ic)
 	for (size_t i = 0; i < ic->npool; i++)
 		left[i] = ic->pool[i];
 	if (ic->npool)
-		ic->store.release(ic->store.db, left, ic->npool, &e);
+		ic->store.release(ic->store.ctx, left, ic->npool, &e);
 	pthread_mutex_destroy(&ic->pool_lock);
 	X509_EXTENSION_free(ic->bc);
 	X509_EXTENSION_free(ic->ku_ec);
@@ -422,7 +422,7 @@ static int pool_refill(struct issue_ctx *ic, struct errbuf *err)
 				return rc;
 			batch[i] = ic->pool[i];
 		}
-		rc = ic->store.reserve(ic->store.db, batch, ISSUE_SERIAL_BATCH, err);
+		rc = ic->store.reserve(ic->store.ctx, batch, ISSUE_SERIAL_BATCH, err);
 	}
 	if (rc != ST_OK)
 		return errbuf_prefix(err, "reserve certificate serials: ");
@@ -459,7 +459,7 @@ static void return_serial(struct issue_ctx *ic, const char serial[ISSUE_SERIAL_H
 	pthread_mutex_unlock(&ic->pool_lock);
 	/* another thread refilled the pool meanwhile: release this one now */
 	if (!kept)
-		ic->store.release(ic->store.db, &one, 1, &e);
+		ic->store.release(ic->store.ctx, &one, 1, &e);
 }
 
 int issue_cert(struct issue_ctx *ic, const struct csr_info *csr, int64_t unit_id,
@@ -493,7 +493,7 @@ int issue_cert(struct issue_ctx *ic, const struct csr_info *csr, int64_t unit_id
 		rc = issue_verify(ic, csr, der, (size_t)len, err);
 	/* 4. record it, bound to its board, committed, before it leaves this module */
 	if (rc == ST_OK) {
-		rc = ic->store.issued(ic->store.db, out->serial_hex, unit_id, csr->unique_id,
+		rc = ic->store.issued(ic->store.ctx, out->serial_hex, unit_id, csr->unique_id,
 				      csr->pubkey_hash, der, (size_t)len, err);
 		if (rc != ST_OK)
 			errbuf_prefix(err, "record certificate %s: ", out->serial_hex);
@@ -508,7 +508,7 @@ int issue_cert(struct issue_ctx *ic, const struct csr_info *csr, int64_t unit_id
 	 * recorded: an orphan, revoked now.  If even that fails the serial stays
 	 * reserved, and the next start's recovery revokes it. */
 	if (signed_it)
-		ic->store.revoke(ic->store.db, out->serial_hex, ORPHAN_REASON, "station", &e2);
+		ic->store.revoke(ic->store.ctx, out->serial_hex, ORPHAN_REASON, "station", &e2);
 	else
 		return_serial(ic, out->serial_hex);
 	memset(out, 0, sizeof(*out));

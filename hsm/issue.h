@@ -35,10 +35,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "certstore.h"
-#include "csr_policy.h"
-#include "errbuf.h"
-#include "hsm.h"
+#include "hsm/certstore.h"
+#include "hsm/csr_policy.h"
+#include "core/errbuf.h"
+#include "hsm/hsm.h"
 
 #define ISSUE_SAN_MAX 256
 #define ISSUE_SERIAL_HEX 41   /* 16 bytes -> at most 32 hex digits + NUL, with room */

@@ -1,5 +1,5 @@
 /* ui_headless: see headless.h. */
-#include "headless.h"
+#include "ui/headless.h"
 
 #include <jansson.h>
 #include <stdlib.h>

@@ -24,7 +24,7 @@
 
 #include <stdio.h>
 
-#include "event.h"
+#include "core/event.h"
 
 struct ui_headless {
 	FILE *out;

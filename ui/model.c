@@ -1,5 +1,5 @@
 /* ui_model: see model.h. */
-#include "model.h"
+#include "ui/model.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -32,7 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "event.h"
+#include "core/event.h"
 
 #define UI_MAX_BAYS   16
 #define UI_LOG_LINES  256   /* ring of the most recent log lines */

@@ -1,5 +1,5 @@
 /* ui_screen: see screen.h. */
-#include "screen.h"
+#include "ui/screen.h"
 
 #include <curses.h>
 #include <errno.h>

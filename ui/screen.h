@@ -29,9 +29,9 @@
 
 #include <stdbool.h>
 
-#include "errbuf.h"
-#include "event.h"
-#include "model.h"
+#include "core/errbuf.h"
+#include "core/event.h"
+#include "ui/model.h"
 
 #define UI_MIN_COLS  40
 #define UI_MIN_LINES 12

@@ -26,7 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "db.h"
+#include "db/db.h"
 
 static double now_s(void)
 {

@@ -21,11 +21,11 @@
 
 #include <sqlite3.h>
 
-#include "../unit/hsm_test_util.h"
-#include "db.h"
-#include "export.h"
-#include "export_fmt.h"
-#include "manifest.h"
+#include "tests/rig/hsm_test_util.h"
+#include "db/db.h"
+#include "db/export.h"
+#include "export/export_fmt.h"
+#include "export/manifest.h"
 
 static double now_s(void)
 {

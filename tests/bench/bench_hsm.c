@@ -23,10 +23,11 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "../unit/hsm_test_util.h"
-#include "csr_policy.h"
-#include "db.h"
-#include "issue.h"
+#include "tests/rig/hsm_test_util.h"
+#include "hsm/csr_policy.h"
+#include "db/db.h"
+#include "app/certstore_db.h"
+#include "hsm/issue.h"
 
 #define MAX_CSRS 24000
 
@@ -215,18 +216,18 @@ static void *issue_worker(void *arg)
 static int next_csr;
 
 /* Records kept nowhere: the issuing path without the database's cost. */
-static int null_reserve(struct db *db, const char *const *serials, size_t n, struct errbuf *err)
+static int null_reserve(void *db, const char *const *serials, size_t n, struct errbuf *err)
 {
 	return ST_OK;
 }
 
-static int null_issued(struct db *db, const char *serial, int64_t unit_id, const char *uid,
+static int null_issued(void *db, const char *serial, int64_t unit_id, const char *uid,
 		       const char *pkh, const uint8_t *der, size_t len, struct errbuf *err)
 {
 	return ST_OK;
 }
 
-static int null_revoke(struct db *db, const char *serial, const char *reason, const char *actor,
+static int null_revoke(void *db, const char *serial, const char *reason, const char *actor,
 		       struct errbuf *err)
 {
 	return ST_OK;
@@ -427,7 +428,7 @@ int main(int argc, char **argv)
 		if (hsm_open(&cfg, &h, &e) != ST_OK ||
 		    (!db && db_open("bench.db", "bench", &db, &e) != ST_OK))
 			die(e.msg);
-		hsm_certstore_db(&dbstore, db);
+		app_certstore_db(&dbstore, db);
 		bm[0] = issue_rate(h, &prof, &memstore, 1);
 		bm[1] = issue_rate(h, &prof, &memstore, 2);
 		fs = fdatasync_us(0.5);  /* the disk as the database runs meet it */

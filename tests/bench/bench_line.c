@@ -5,8 +5,8 @@
  *   bench_line [UNITS_PER_BAY] [KEYGEN_MS] [FLASH_KIB] [FLASH_KIB_S] [SWAP_MS]
  *   defaults:   4               200         512         256           1000
  *
- * Backend: the pipeline (station/pipeline.c) with in-process fake boards
- * (tests/unit/test_pipeline_fakes.h: real OpenSSL keys, CSR, attestation and
+ * Backend: the pipeline (station/line/pipeline.c) with in-process fake boards
+ * (tests/rig/pipeline_fakes.h: real OpenSSL keys, CSR, attestation and
  * proof of possession; keygen and flash take the given time in sleeps), a CA
  * with an in-memory P-256 key, and the real SQLite database (WAL, FULL sync,
  * on disk: every stage update and the write-ahead records are fsync'd).  No
@@ -30,7 +30,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "tests/unit/test_pipeline_fakes.h"
+#include "tests/rig/pipeline_fakes.h"
 
 #define LOT "BENCH"
 

@@ -17,9 +17,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "event.h"
-#include "headless.h"
-#include "screen.h"
+#include "core/event.h"
+#include "ui/headless.h"
+#include "ui/screen.h"
 
 #define EVENTS_PER_UNIT 52
 

@@ -1,7 +1,7 @@
 /*
  * bench_usb: DFU flashing through libusb against emulated boards.
  *
- *   1. A 1 MiB image to one board: the station's DFU host (station/dfu.c) and
+ *   1. A 1 MiB image to one board: the station's DFU host (station/usb/dfu.c) and
  *      Debian's dfu-util, same board, same image, same run, alternating, best of
  *      N.  Once with an instant flash (host overhead only) and once with a
  *      realistic flash write speed.  Ratio = dfu-util time / station time
@@ -29,14 +29,14 @@
 
 #include <openssl/sha.h>
 
-#include "dfu.h"
-#include "fx_board.h"
-#include "fx_knobs.h"
-#include "fx_mfg.h"
-#include "fx_store.h"
-#include "proto.h"
-#include "usb.h"
-#include "usbemu.h"
+#include "usb/dfu.h"
+#include "fixtures/board/fx_board.h"
+#include "fixtures/board/fx_knobs.h"
+#include "fixtures/board/fx_mfg.h"
+#include "fixtures/board/fx_store.h"
+#include "proto/proto.h"
+#include "usb/usb.h"
+#include "fixtures/usbemu/usbemu.h"
 
 #define IMAGE_LEN (1u << 20)
 #define NBOARDS 8

@@ -65,7 +65,7 @@ grep -q 'deleted: signed checkpoint [0-9]* covers seq 6, which is not in the cha
 	fail "truncated: $(cat "$ERR")"
 
 # The chain no longer matches a signed head (as after rewriting and rehashing
-# every row up to it; tests/unit/test_db_audit.c does that rewrite for real).
+# every row up to it; tests/unit/db/test_db_audit.c does that rewrite for real).
 cp base.db rewritten.db
 sqlite3 rewritten.db "UPDATE checkpoints SET head_hash =
 	(SELECT hash FROM events WHERE seq = 2) WHERE seq = 3"

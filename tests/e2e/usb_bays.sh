@@ -66,7 +66,7 @@ done
 # processes at once races on the preload's uevent socket name (libusb_init
 # then fails, "Other error"), and 1-1 starts last so that no libusb_init runs
 # while it is being pulled (libusb 1.0.26 leaks a device then, see
-# station/usb.c).
+# station/usb/usb.c).
 cat > run.sh <<'IN'
 . "$TOP/tests/lib.sh"
 "$STATION" usb flash --bay 1-2 --image image.bin > f2.log 2>&1 & b=$!

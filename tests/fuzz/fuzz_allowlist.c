@@ -19,7 +19,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "db_int.h"
+#include "db/db_int.h"
 
 static int fd = -1;
 static char path[64];

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fx_batch.h"
+#include "fixtures/board/fx_batch.h"
 
 static int name_ok(const char *s)
 {

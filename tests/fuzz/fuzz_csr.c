@@ -24,7 +24,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
-#include "csr_policy.h"
+#include "hsm/csr_policy.h"
 
 /* The seeds in tests/fuzz/corpus/fuzz_csr/ carry this id and nonce. */
 static const char uid[] = "0123456789ABCDEF01234567";
@@ -32,7 +32,7 @@ static uint8_t nonce[CSR_NONCE_LEN];
 static EVP_PKEY *resign_key;
 static int stub_answer;
 
-static int stub_pubkey_seen(struct db *db, const char *hash, int *seen, struct errbuf *err)
+static int stub_pubkey_seen(void *db, const char *hash, int *seen, struct errbuf *err)
 {
 	*seen = stub_answer == 1;
 	if (stub_answer == 2)

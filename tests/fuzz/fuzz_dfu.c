@@ -1,5 +1,5 @@
 /*
- * libFuzzer target: the DFU parsers of station/proto.c: setup packet check,
+ * libFuzzer target: the DFU parsers of station/proto/proto.c: setup packet check,
  * GETSTATUS payload, functional descriptor walk, firmware image trailer.
  * The first input byte picks the parser, the rest is its input.
  */
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proto.h"
+#include "proto/proto.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

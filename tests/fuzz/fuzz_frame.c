@@ -1,5 +1,5 @@
 /*
- * libFuzzer target: the board protocol frame and message decoder (station/proto.c).
+ * libFuzzer target: the board protocol frame and message decoder (station/proto/proto.c).
  * Any input must decode or fail with ST_EPROTO; whatever decodes must re-encode to
  * the very same bytes (the encoding is canonical for the messages it accepts, except
  * that GENKEY's optional algorithm is always written), and the decoded views must
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proto.h"
+#include "proto/proto.h"
 
 static void inside(const uint8_t *buf, size_t len, const struct proto_blob *b)
 {

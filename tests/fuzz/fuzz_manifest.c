@@ -1,6 +1,6 @@
 /*
- * libFuzzer target: the offline manifest verifier (station/manifest_verify.c
- * and station/jose.c, linked by themselves: they need neither the database
+ * libFuzzer target: the offline manifest verifier (station/export/manifest_verify.c
+ * and station/export/jose.c, linked by themselves: they need neither the database
  * nor the token).  The first byte picks the mode:
  *  - even: the rest is a manifest file, verified as it is (JSON shape,
  *    base64url, header rules; the signature is out of a mutation's reach);
@@ -17,8 +17,8 @@
 
 #include <openssl/evp.h>
 
-#include "jose.h"
-#include "manifest.h"
+#include "export/jose.h"
+#include "export/manifest.h"
 
 static EVP_PKEY *key;
 static char kid[64];

@@ -1,5 +1,5 @@
 /*
- * libFuzzer target: the profile parser (station/profile.c, inih underneath).
+ * libFuzzer target: the profile parser (station/config/profile.c, inih underneath).
  * Any input must parse or fail with ST_EINVAL and a "FILE:LINE: reason" message,
  * leaving the profile zeroed.  What parses must survive the trip through its
  * canonical text, which is what the database stores and `station run` parses
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "profile.h"
+#include "config/profile.h"
 
 static const struct profile zero;
 

@@ -1,0 +1,65 @@
+/* certstore_db: see certstore_db.h. */
+#include "app/certstore_db.h"
+
+static int seen(void *ctx, const char *pubkey_hash, int *out, struct errbuf *err)
+{
+	return db_pubkey_seen(ctx, pubkey_hash, out, err);
+}
+
+static int reserve(void *ctx, const char *const *serials, size_t n, struct errbuf *err)
+{
+	return db_cert_reserve(ctx, serials, n, err);
+}
+
+static int issued(void *ctx, const char *serial_hex, int64_t unit_id, const char *unique_id,
+		  const char *pubkey_hash, const uint8_t *der, size_t der_len, struct errbuf *err)
+{
+	return db_cert_issued(ctx, serial_hex, unit_id, unique_id, pubkey_hash, der, der_len, err);
+}
+
+static int release(void *ctx, const char *const *serials, size_t n, struct errbuf *err)
+{
+	return db_cert_void(ctx, serials, n, err);
+}
+
+static int revoke(void *ctx, const char *serial_hex, const char *reason, const char *actor,
+		  struct errbuf *err)
+{
+	return db_cert_revoke(ctx, serial_hex, reason, actor, err);
+}
+
+struct revoked_walk {
+	int (*fn)(const struct hsm_revoked *r, void *arg);
+	void *arg;
+};
+
+static int one_revoked(const struct db_cert_row *c, void *ctx)
+{
+	const struct revoked_walk *w = ctx;
+	struct hsm_revoked r = {
+		.serial_hex = c->serial_hex,
+		.reason = c->revoke_reason,
+		.revoked_ms = c->revoked_ms,
+	};
+
+	return w->fn(&r, w->arg);
+}
+
+static int foreach_revoked(void *ctx, int (*fn)(const struct hsm_revoked *r, void *arg),
+			   void *arg, struct errbuf *err)
+{
+	struct revoked_walk w = { fn, arg };
+
+	return db_cert_foreach(ctx, DB_CERT_REVOKED, one_revoked, &w, err);
+}
+
+void app_certstore_db(struct hsm_certstore *s, struct db *db)
+{
+	s->ctx = db;
+	s->pubkey_seen = seen;
+	s->reserve = reserve;
+	s->issued = issued;
+	s->release = release;
+	s->revoke = revoke;
+	s->foreach_revoked = foreach_revoked;
+}

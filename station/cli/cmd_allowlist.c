@@ -1,0 +1,163 @@
+/*
+ * station allowlist import FILE --lot LOT (--sig FILE.sig --manufacturer-cert CERT.pem | --unsigned)
+ * station allowlist list --lot LOT
+ *
+ * import: the manufacturer's CSV (docs/engineer.md "Allowlist"), all or nothing.
+ * list:   the count, then one id per line.
+ */
+#include "cli/cli.h"
+#include "cli/cli_role.h"
+#include "db/db.h"
+
+#include <getopt.h>
+#include <string.h>
+#include <unistd.h>
+
+static void allowlist_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: station allowlist import FILE --lot LOT --sig FILE.sig --manufacturer-cert CERT.pem\n"
+		"       station allowlist import FILE --lot LOT --unsigned\n"
+		"       station allowlist list --lot LOT\n"
+		"\n"
+		"import  add the hardware ids of a manufacturer CSV (header\n"
+		"        unique_id,lot,model,hw_revision) to LOT in one transaction.  Any bad\n"
+		"        row, a duplicate id, or a signature that does not verify with the\n"
+		"        manufacturer certificate rejects the whole file (FILE:LINE: reason)\n"
+		"        and nothing is written.  The import is an audit event.\n"
+		"        A file without a signature is refused unless --unsigned says the\n"
+		"        engineer means it; the audit event then records signed:false.\n"
+		"list    print the number of ids on LOT's allowlist, then the ids.\n");
+}
+
+static int allowlist_import(struct cli_ctx *ctx, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "lot",               required_argument, NULL, 'l' },
+		{ "sig",               required_argument, NULL, 's' },
+		{ "manufacturer-cert", required_argument, NULL, 'c' },
+		{ "unsigned",          no_argument,       NULL, 'u' },
+		{ "help",              no_argument,       NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *lot = NULL, *sig = NULL, *cert = NULL, *file = NULL;
+	struct errbuf err;
+	int64_t rows = 0;
+	struct db *db;
+	int c, rc, unsigned_ok = 0;
+
+	/* FILE may come before or after the options. */
+	while (optind < argc) {
+		if ((c = getopt_long(argc, argv, "+h", opts, NULL)) == -1) {
+			if (file)
+				return cli_usage_error("allowlist", "unexpected argument '%s'", argv[optind]);
+			file = argv[optind++];
+			continue;
+		}
+		switch (c) {
+		case 'l': lot = optarg; break;
+		case 's': sig = optarg; break;
+		case 'c': cert = optarg; break;
+		case 'u': unsigned_ok = 1; break;
+		case 'h':
+			allowlist_usage(stdout);
+			return CLI_EXIT_OK;
+		default:
+			return cli_usage_error("allowlist", "bad option for allowlist import");
+		}
+	}
+	if (!file)
+		return cli_usage_error("allowlist", "import needs the CSV FILE");
+	if (!lot)
+		return cli_usage_error("allowlist", "import needs --lot LOT");
+	if (!sig != !cert)
+		return cli_usage_error("allowlist", "--sig and --manufacturer-cert go together");
+	/* Unsigned ids are unverified ids: make that the engineer's explicit choice. */
+	if (!sig && !unsigned_ok)
+		return cli_usage_error("allowlist", "no --sig: give the manufacturer's signature, "
+				       "or --unsigned to import an unverified file");
+	if (sig && unsigned_ok)
+		return cli_usage_error("allowlist", "--unsigned contradicts --sig");
+	errbuf_clear(&err);
+	if (db_open(ctx->db_path, ctx->station_id, &db, &err))
+		return cli_fail("allowlist import: %s", err.msg);
+	if (cli_role_require(ctx, db, DB_ROLE_ENGINEER, "allowlist import")) {
+		db_close(db);
+		return CLI_EXIT_FAIL;
+	}
+	rc = db_allowlist_import(db, file, lot, sig, cert, ctx->actor, &rows, &err);
+	db_close(db);
+	if (rc)
+		return cli_fail("allowlist import: %s", err.msg);
+	printf("imported %lld ids into lot %s%s\n", (long long)rows, lot,
+	       sig ? " (signature verified)" : " (unsigned)");
+	return CLI_EXIT_OK;
+}
+
+static int print_id(const char *uid, void *arg)
+{
+	(void)arg;
+	printf("%s\n", uid);
+	return 0;
+}
+
+static int allowlist_list(struct cli_ctx *ctx, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "lot",  required_argument, NULL, 'l' },
+		{ "help", no_argument,       NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *lot = NULL;
+	struct errbuf err;
+	int64_t count = 0;
+	struct db *db;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'l': lot = optarg; break;
+		case 'h':
+			allowlist_usage(stdout);
+			return CLI_EXIT_OK;
+		default:
+			return cli_usage_error("allowlist", "bad option for allowlist list");
+		}
+	}
+	if (optind < argc)
+		return cli_usage_error("allowlist", "unexpected argument '%s'", argv[optind]);
+	if (!lot)
+		return cli_usage_error("allowlist", "list needs --lot LOT");
+	if (access(ctx->db_path, F_OK) != 0)
+		return cli_fail("allowlist list: database %s does not exist", ctx->db_path);
+	errbuf_clear(&err);
+	if (db_open(ctx->db_path, ctx->station_id, &db, &err))
+		return cli_fail("allowlist list: %s", err.msg);
+	rc = db_allowlist_count(db, lot, &count, &err);
+	if (!rc) {
+		printf("%lld ids on lot %s\n", (long long)count, lot);
+		rc = db_allowlist_foreach(db, lot, print_id, NULL, &err);
+	}
+	db_close(db);
+	if (rc)
+		return cli_fail("allowlist list: %s", err.msg);
+	return CLI_EXIT_OK;
+}
+
+int cmd_allowlist(struct cli_ctx *ctx, int argc, char **argv)
+{
+	if (argc < 2) {
+		allowlist_usage(stderr);
+		return CLI_EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+		allowlist_usage(stdout);
+		return CLI_EXIT_OK;
+	}
+	optind = 0;    /* glibc: re-initialise getopt for the verb's argv */
+	if (!strcmp(argv[1], "import"))
+		return allowlist_import(ctx, argc - 1, argv + 1);
+	if (!strcmp(argv[1], "list"))
+		return allowlist_list(ctx, argc - 1, argv + 1);
+	return cli_usage_error("allowlist", "unknown action '%s' (import or list)", argv[1]);
+}

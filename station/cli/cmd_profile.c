@@ -1,0 +1,195 @@
+/*
+ * station profile add FILE | list | show NAME
+ *
+ * add validates the file strictly (profile.h), stores its canonical text as a
+ * new version with its SHA-256 (db_profile_store appends the audit event naming
+ * who did it).  Nothing is stored when the file has any error.
+ */
+#include "cli/cli.h"
+#include "cli/cli_role.h"
+
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "db/db.h"
+#include "config/profile.h"
+
+int profile_load(struct db *db, const char *name, struct profile *p, struct errbuf *err)
+{
+	char *content = NULL, label[128], hash[65];
+	size_t len = 0;
+	int version = 0, rc;
+
+	memset(p, 0, sizeof(*p));
+	rc = db_profile_load(db, name, &content, &len, &version, hash, err);
+	if (rc)
+		return rc;
+	snprintf(label, sizeof(label), "profile %s v%d", name, version);
+	rc = profile_parse(content, len, label, NULL, p, err);
+	free(content);
+	if (rc)
+		return rc;
+	if (strcmp(p->name, name)) {
+		memset(p, 0, sizeof(*p));
+		return errbuf_set(err, ST_EINVAL, "profile %s v%d: stored under another name", name,
+				  version);
+	}
+	p->version = version;
+	memcpy(p->hash, hash, sizeof(p->hash));
+	return ST_OK;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: station profile add FILE\n"
+		"       station profile list\n"
+		"       station profile show NAME\n"
+		"\n"
+		"add   validate FILE and store it as a new version (content hash recorded)\n"
+		"list  every profile: name, latest version, its SHA-256, when and by whom\n"
+		"show  the latest version of NAME in canonical form\n"
+		"The file format is described in docs/engineer.md (Profiles).\n");
+}
+
+static int do_add(struct cli_ctx *ctx, const char *path)
+{
+	struct profile p;
+	struct errbuf e;
+	struct db *db = NULL;
+	char *canon = NULL, hash[65];
+	size_t len = 0;
+	int version = 0;
+
+	errbuf_clear(&e);
+	if (profile_parse_file(path, &p, &e))
+		return cli_fail("profile add: %s", e.msg);
+	if (profile_canonical(&p, &canon, &len, &e))
+		return cli_fail("profile add: %s", e.msg);
+	if (db_open(ctx->db_path, ctx->station_id, &db, &e)) {
+		free(canon);
+		return cli_fail("profile add: %s", e.msg);
+	}
+	if (cli_role_require(ctx, db, DB_ROLE_ENGINEER, "profile add")) {
+		free(canon);
+		db_close(db);
+		return CLI_EXIT_FAIL;
+	}
+	if (db_profile_store(db, p.name, canon, len, ctx->actor, &version, hash, &e)) {
+		free(canon);
+		db_close(db);
+		return cli_fail("profile add: %s", e.msg);
+	}
+	free(canon);
+	db_close(db);
+	printf("profile %s version %d sha256 %s\n", p.name, version, hash);
+	return CLI_EXIT_OK;
+}
+
+/*
+ * db.h has no listing call for profiles: read the table through a read-only
+ * connection of our own (a prepared statement over the schema's columns).
+ */
+static int do_list(struct cli_ctx *ctx)
+{
+	static const char sql[] =
+		"SELECT p.name, p.version, p.sha256, p.created_ms, p.created_by FROM profiles p"
+		" WHERE p.version = (SELECT MAX(version) FROM profiles q WHERE q.name = p.name)"
+		" ORDER BY p.name";
+	struct errbuf e;
+	struct db *db = NULL;
+	sqlite3 *s = NULL;
+	sqlite3_stmt *st = NULL;
+	int rc, n = 0;
+
+	/* open through db_open first: creates/migrates and refuses a newer schema */
+	if (db_open(ctx->db_path, ctx->station_id, &db, &e))
+		return cli_fail("profile list: %s", e.msg);
+	db_close(db);
+	if (sqlite3_open_v2(ctx->db_path, &s, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s, sql, -1, &st, NULL) != SQLITE_OK) {
+		rc = cli_fail("profile list: %s: %s", ctx->db_path, s ? sqlite3_errmsg(s) : "open");
+		sqlite3_close(s);
+		return rc;
+	}
+	printf("%-24s %7s  %-64s  %s\n", "NAME", "VERSION", "SHA256", "CREATED BY");
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		printf("%-24s %7d  %-64s  %s\n", (const char *)sqlite3_column_text(st, 0),
+		       sqlite3_column_int(st, 1), (const char *)sqlite3_column_text(st, 2),
+		       (const char *)sqlite3_column_text(st, 4));
+		n++;
+	}
+	if (rc != SQLITE_DONE) {
+		rc = cli_fail("profile list: %s", sqlite3_errmsg(s));
+		sqlite3_finalize(st);
+		sqlite3_close(s);
+		return rc;
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(s);
+	if (!n)
+		fprintf(stderr, "station: no profiles (add one with `station profile add FILE`)\n");
+	return CLI_EXIT_OK;
+}
+
+static int do_show(struct cli_ctx *ctx, const char *name)
+{
+	struct errbuf e;
+	struct db *db = NULL;
+	char *content = NULL, hash[65];
+	size_t len = 0;
+	int version = 0;
+
+	if (db_open(ctx->db_path, ctx->station_id, &db, &e))
+		return cli_fail("profile show: %s", e.msg);
+	if (db_profile_load(db, name, &content, &len, &version, hash, &e)) {
+		db_close(db);
+		return cli_fail("profile show: %s", e.msg);
+	}
+	db_close(db);
+	printf("# profile %s version %d sha256 %s\n", name, version, hash);
+	fwrite(content, 1, len, stdout);
+	free(content);
+	return CLI_EXIT_OK;
+}
+
+int cmd_profile(struct cli_ctx *ctx, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		if (c == 'h') {
+			usage(stdout);
+			return CLI_EXIT_OK;
+		}
+		usage(stderr);
+		return CLI_EXIT_USAGE;
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc < 1)
+		return cli_usage_error("profile", "missing subcommand (add, list, show)");
+	if (!strcmp(argv[0], "add")) {
+		if (argc != 2)
+			return cli_usage_error("profile", "add takes exactly one FILE");
+		return do_add(ctx, argv[1]);
+	}
+	if (!strcmp(argv[0], "list")) {
+		if (argc != 1)
+			return cli_usage_error("profile", "list takes no argument");
+		return do_list(ctx);
+	}
+	if (!strcmp(argv[0], "show")) {
+		if (argc != 2)
+			return cli_usage_error("profile", "show takes exactly one NAME");
+		return do_show(ctx, argv[1]);
+	}
+	return cli_usage_error("profile", "unknown subcommand '%s'", argv[0]);
+}

@@ -1,0 +1,87 @@
+/*
+ * profile: a product's provisioning profile (human-edited INI file).
+ *
+ * Contract
+ * - profile_parse() reads INI text with inih.  Validation is strict: an unknown
+ *   section or key, a repeated key, a bad value, a missing required key, a line
+ *   too long or an indented continuation line fails with "FILE:LINE: reason" in
+ *   err and leaves *p zeroed.  Nothing is read from the files the profile names:
+ *   `station run` checks them (image hash, token pre-flight).
+ * - Relative paths are resolved against base_dir (the profile file's directory)
+ *   so that the stored canonical text names absolute paths.
+ * - profile_canonical() re-serialises a parsed profile in a fixed key order;
+ *   that text is what the database stores and hashes (a comment or blank line
+ *   changed in the source file does not make a new version).
+ * - A profile never holds the HSM PIN: only the name of a file or of an
+ *   environment variable that holds it.  A `pin` key is refused.
+ * The file format is documented in docs/engineer.md ("Profiles").
+ */
+#ifndef STATION_PROFILE_H
+#define STATION_PROFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/errbuf.h"
+
+enum profile_key_type {
+	PROFILE_KEY_EC_P256 = 0,
+	PROFILE_KEY_EC_P384,
+	PROFILE_KEY_RSA_3072,
+};
+
+/* inih reads lines of at most 199 characters; paths are bounded below that. */
+#define PROFILE_PATH_MAX   160
+#define PROFILE_NAME_MAX   64
+#define PROFILE_LABEL_MAX  64
+#define PROFILE_SAN_MAX    128
+#define PROFILE_FILE_MAX   (64 * 1024)
+
+struct profile {
+	char     name[PROFILE_NAME_MAX + 1];         /* [product] name: the profile's name */
+	uint16_t usb_vid, usb_pid;                   /* [product] usb = VVVV:PPPP */
+	char     firmware_image[PROFILE_PATH_MAX + 1];
+	char     firmware_sha256[65];                /* lower-case hex */
+	enum profile_key_type key_type;              /* [key] type, default ec-p256 */
+	int      validity_days;                      /* [certificate] 1..36500 */
+	char     san_template[PROFILE_SAN_MAX + 1];  /* "" or URI:/DNS: with {unique_id} */
+	char     hsm_module[PROFILE_PATH_MAX + 1];
+	char     hsm_softhsm2_conf[PROFILE_PATH_MAX + 1]; /* optional: SoftHSM's config (QA) */
+	char     hsm_token[33];                      /* PKCS#11 token labels are 32 bytes */
+	char     hsm_ca_key[PROFILE_LABEL_MAX + 1];
+	char     hsm_ca_cert[PROFILE_PATH_MAX + 1];
+	char     hsm_audit_key[PROFILE_LABEL_MAX + 1];
+	char     hsm_pin_file[PROFILE_PATH_MAX + 1]; /* exactly one of pin_file / pin_env */
+	char     hsm_pin_env[PROFILE_LABEL_MAX + 1];
+	char     mfr_ca_cert[PROFILE_PATH_MAX + 1];  /* [attestation] manufacturer_ca */
+	int      max_failures_in_row;                /* [policy] default 3 */
+	/* Set by profile_load() from the database, empty after a parse. */
+	int      version;
+	char     hash[65];
+};
+
+/* Parses text (len bytes) named filename (for messages).  base_dir may be NULL
+ * when every path in the text is already absolute (a stored profile). */
+int profile_parse(const char *text, size_t len, const char *filename,
+		  const char *base_dir, struct profile *p, struct errbuf *err);
+
+/* Reads and parses a file (at most PROFILE_FILE_MAX bytes). */
+int profile_parse_file(const char *path, struct profile *p, struct errbuf *err);
+
+/* The canonical text: malloc'd, NUL-terminated; *len excludes the NUL. */
+int profile_canonical(const struct profile *p, char **out, size_t *len, struct errbuf *err);
+
+/* "ec-p256", "ec-p384", "rsa-3072". */
+const char *profile_key_type_name(enum profile_key_type t);
+
+/* The subjectAltName for one board: the template with {unique_id} replaced,
+ * "" when the profile has none. */
+int profile_san_for(const struct profile *p, const char *unique_id, char *out,
+		    size_t outsz, struct errbuf *err);
+
+struct db;
+/* Loads the latest version of name from the database and parses it
+ * (station/cli/cmd_profile.c). */
+int profile_load(struct db *db, const char *name, struct profile *p, struct errbuf *err);
+
+#endif

@@ -1,0 +1,302 @@
+/* export_fmt: CSV and JSON-lines export records.  See export_fmt.h. */
+#include "export/export_fmt.h"
+
+#include <csv.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char *const format_names[] = {
+	[EXPORT_CSV] = "csv", [EXPORT_JSONL] = "jsonl", [EXPORT_MANIFEST] = "manifest",
+};
+
+int export_format_parse(const char *s)
+{
+	for (int i = 0; s && i < (int)(sizeof(format_names) / sizeof(format_names[0])); i++)
+		if (!strcmp(s, format_names[i]))
+			return i;
+	return -1;
+}
+
+const char *export_format_name(enum export_format f)
+{
+	return (int)f >= 0 && f <= EXPORT_MANIFEST ? format_names[f] : "unknown";
+}
+
+/* "" for 0 (no time), else ISO-8601 UTC with milliseconds. */
+static void iso_ms(int64_t ms, char out[32])
+{
+	time_t s = (time_t)(ms / 1000);
+	struct tm tm;
+
+	out[0] = '\0';
+	if (ms <= 0)
+		return;
+	gmtime_r(&s, &tm);
+	snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+}
+
+static char *b64(const uint8_t *b, size_t n)
+{
+	char *s;
+
+	if (!b || !n || n > (1u << 24) || !(s = malloc(4 * ((n + 2) / 3) + 1)))
+		return NULL;
+	EVP_EncodeBlock((unsigned char *)s, b, (int)n);
+	return s;
+}
+
+/* ---- CSV ---------------------------------------------------------------- */
+
+/* One field: as is when it needs no quoting, else through libcsv. */
+static void csv_field(FILE *f, const char *s, int last)
+{
+	if (strpbrk(s, ",\"\r\n"))
+		csv_fwrite(f, s, strlen(s));
+	else
+		fputs(s, f);
+	fputs(last ? "\r\n" : ",", f);
+}
+
+int export_csv_header(FILE *f, struct errbuf *err)
+{
+	fputs(EXPORT_CSV_HEADER "\r\n", f);
+	return ferror(f) ? errbuf_set(err, ST_EIO, "write CSV header: %s", strerror(errno)) : ST_OK;
+}
+
+int export_csv_row(FILE *f, const struct db_export_row *r, struct errbuf *err)
+{
+	char id[24], ver[24], started[32], finished[32], issued[32], revoked[32], sup[24], rw[24];
+	char *der = b64(r->cert_der, r->cert_der_len);
+	const char *fields[24];
+	int n = 0;
+
+	if (r->cert_der_len && !der)
+		return errbuf_set(err, ST_ENOMEM, "unit %lld: out of memory", (long long)r->unit_id);
+	snprintf(id, sizeof(id), "%lld", (long long)r->unit_id);
+	ver[0] = '\0';
+	if (r->profile_version > 0)
+		snprintf(ver, sizeof(ver), "%lld", (long long)r->profile_version);
+	iso_ms(r->started_ms, started);
+	iso_ms(r->finished_ms, finished);
+	iso_ms(r->issued_ms, issued);
+	iso_ms(r->revoked_ms, revoked);
+	sup[0] = rw[0] = '\0';
+	if (r->superseded_by > 0)
+		snprintf(sup, sizeof(sup), "%lld", (long long)r->superseded_by);
+	if (r->rework_id > 0)
+		snprintf(rw, sizeof(rw), "%lld", (long long)r->rework_id);
+	fields[n++] = id;
+	fields[n++] = r->unique_id;
+	fields[n++] = r->lot;
+	fields[n++] = r->status;
+	fields[n++] = r->stage;
+	fields[n++] = r->reason;
+	fields[n++] = r->bay;
+	fields[n++] = r->station_id;
+	fields[n++] = r->operator_name;
+	fields[n++] = r->profile_name;
+	fields[n++] = ver;
+	fields[n++] = r->profile_hash;
+	fields[n++] = r->firmware_hash;
+	fields[n++] = r->pubkey_hash;
+	fields[n++] = started;
+	fields[n++] = finished;
+	fields[n++] = sup;
+	fields[n++] = rw;
+	fields[n++] = r->cert_serial;
+	fields[n++] = r->cert_status;
+	fields[n++] = issued;
+	fields[n++] = revoked;
+	fields[n++] = r->revoke_reason;
+	fields[n++] = der ? der : "";
+	for (int i = 0; i < n; i++)
+		csv_field(f, fields[i], i == n - 1);
+	free(der);
+	return ferror(f) ? errbuf_set(err, ST_EIO, "write CSV row for unit %lld: %s",
+				      (long long)r->unit_id, strerror(errno)) : ST_OK;
+}
+
+/* ---- JSON lines --------------------------------------------------------- */
+
+static json_t *time_json(int64_t ms)
+{
+	char s[32];
+
+	iso_ms(ms, s);
+	return s[0] ? json_string(s) : json_null();
+}
+
+static json_t *id_json(int64_t id)
+{
+	return id > 0 ? json_integer(id) : json_null();
+}
+
+static json_t *str_or_null(const char *s)
+{
+	return s && *s ? json_string(s) : json_null();
+}
+
+/* The certificate: PEM text (what engineers paste into tools), or null. */
+static json_t *cert_json(const struct db_export_row *r)
+{
+	char *der, *pem, *p;
+	size_t n, lines;
+	json_t *j;
+
+	if (!r->cert_serial[0])
+		return json_null();
+	if (!r->cert_der_len)     /* revoked before it was recorded as signed */
+		return json_pack("{s:s, s:s, s:o, s:o, s:o, s:n}", "serial", r->cert_serial,
+				 "status", r->cert_status, "issued", time_json(r->issued_ms),
+				 "revoked", time_json(r->revoked_ms),
+				 "revoke_reason", str_or_null(r->revoke_reason), "pem");
+	if (!(der = b64(r->cert_der, r->cert_der_len)))
+		return NULL;
+	n = strlen(der);
+	lines = (n + 63) / 64;
+	pem = malloc(n + lines + 64);
+	if (!pem) {
+		free(der);
+		return NULL;
+	}
+	p = pem + sprintf(pem, "-----BEGIN CERTIFICATE-----\n");
+	for (size_t i = 0; i < n; i += 64) {
+		size_t k = n - i < 64 ? n - i : 64;
+
+		memcpy(p, der + i, k);
+		p += k;
+		*p++ = '\n';
+	}
+	strcpy(p, "-----END CERTIFICATE-----\n");
+	free(der);
+	j = json_pack("{s:s, s:s, s:o, s:o, s:o, s:s}", "serial", r->cert_serial,
+		      "status", r->cert_status, "issued", time_json(r->issued_ms),
+		      "revoked", time_json(r->revoked_ms),
+		      "revoke_reason", str_or_null(r->revoke_reason), "pem", pem);
+	free(pem);
+	return j;
+}
+
+static int put_json_line(FILE *f, json_t *j, size_t flags, int64_t unit, struct errbuf *err)
+{
+	char *s = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | flags) : NULL;
+
+	json_decref(j);
+	if (!s)
+		return errbuf_set(err, ST_EINVAL, "unit %lld: a field is not valid UTF-8",
+				  (long long)unit);
+	fprintf(f, "%s\n", s);
+	free(s);
+	return ferror(f) ? errbuf_set(err, ST_EIO, "write JSON line: %s", strerror(errno)) : ST_OK;
+}
+
+int export_jsonl_row(FILE *f, const struct db_export_row *r, struct errbuf *err)
+{
+	json_t *cert = cert_json(r), *j;
+
+	if (!cert)
+		return errbuf_set(err, ST_ENOMEM, "unit %lld: out of memory", (long long)r->unit_id);
+	j = json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s,"
+		      " s:{s:o, s:o, s:s}, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+		      "record", "unit", "unit_id", (json_int_t)r->unit_id, "unique_id", r->unique_id,
+		      "lot", r->lot, "status", r->status, "stage", r->stage, "reason", r->reason,
+		      "bay", r->bay, "station_id", r->station_id, "operator", r->operator_name,
+		      "profile", "name", str_or_null(r->profile_name),
+		      "version", r->profile_version > 0 ? json_integer(r->profile_version) : json_null(),
+		      "sha256", r->profile_hash,
+		      "firmware_sha256", str_or_null(r->firmware_hash),
+		      "pubkey_sha256", str_or_null(r->pubkey_hash),
+		      "started", time_json(r->started_ms), "finished", time_json(r->finished_ms),
+		      "superseded_by", id_json(r->superseded_by), "rework_id", id_json(r->rework_id),
+		      "certificate", cert);
+	return put_json_line(f, j, 0, r->unit_id, err);
+}
+
+double export_yield(const struct db_export_counts *c)
+{
+	return c->boards > 0 ? (double)c->boards_passed / (double)c->boards : -1;
+}
+
+double export_first_pass_yield(const struct db_export_counts *c)
+{
+	return c->boards_finished > 0 ? (double)c->boards_first_pass / (double)c->boards_finished : -1;
+}
+
+static json_t *ratio_json(double v)
+{
+	return v < 0 ? json_null() : json_real(v);
+}
+
+int export_jsonl_summary(FILE *f, const char *lot, const struct db_export_counts *c,
+			 struct errbuf *err)
+{
+	json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
+			      " s:o, s:o}",
+			      "record", "summary", "lot", lot, "units", (json_int_t)c->units,
+			      "pass", (json_int_t)c->pass, "superseded", (json_int_t)c->superseded,
+			      "fail", (json_int_t)c->fail,
+			      "reject", (json_int_t)c->reject,
+			      "interrupted", (json_int_t)c->interrupted,
+			      "in_progress", (json_int_t)c->in_progress,
+			      "allowlisted", (json_int_t)c->allowlisted,
+			      "boards", (json_int_t)c->boards,
+			      "boards_passed", (json_int_t)c->boards_passed,
+			      "boards_first_pass", (json_int_t)c->boards_first_pass,
+			      "yield", ratio_json(export_yield(c)),
+			      "first_pass_yield", ratio_json(export_first_pass_yield(c)));
+
+	return put_json_line(f, j, JSON_REAL_PRECISION(4), 0, err);
+}
+
+/* ---- the hashing sink --------------------------------------------------- */
+
+static ssize_t sink_write(void *cookie, const char *buf, size_t n)
+{
+	struct export_sink *s = cookie;
+
+	if (s->failed)
+		return -1;
+	if (fwrite(buf, 1, n, s->to) != n || EVP_DigestUpdate(s->md, buf, n) != 1) {
+		s->failed = errno ? errno : EIO;
+		return -1;
+	}
+	s->bytes += n;
+	return (ssize_t)n;
+}
+
+FILE *export_sink_open(struct export_sink *s, FILE *to)
+{
+	cookie_io_functions_t io = { .write = sink_write };
+	FILE *f;
+
+	memset(s, 0, sizeof(*s));
+	s->to = to;
+	if (!(s->md = EVP_MD_CTX_new()) || EVP_DigestInit_ex(s->md, EVP_sha256(), NULL) != 1 ||
+	    !(f = fopencookie(s, "w", io))) {
+		EVP_MD_CTX_free(s->md);
+		s->md = NULL;
+		return NULL;
+	}
+	return f;
+}
+
+int export_sink_close(FILE *f, struct export_sink *s, char sha_hex[65], struct errbuf *err)
+{
+	unsigned char md[32];
+	unsigned int n = 0;
+	int bad = fclose(f) != 0 || s->failed || fflush(s->to) != 0 || ferror(s->to);
+
+	EVP_DigestFinal_ex(s->md, md, &n);
+	EVP_MD_CTX_free(s->md);
+	s->md = NULL;
+	for (unsigned int i = 0; i < n && i < 32; i++)
+		snprintf(sha_hex + 2 * i, 3, "%02x", md[i]);
+	if (bad)
+		return errbuf_set(err, ST_EIO, "write export: %s",
+				  strerror(s->failed ? s->failed : errno ? errno : EIO));
+	return ST_OK;
+}

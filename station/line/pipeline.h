@@ -1,0 +1,224 @@
+/*
+ * pipeline: the provisioning line.  One state machine per bay, each on its own
+ * thread; bays run concurrently and share the database, the CA and the event bus.
+ *
+ *   detect → identify → allowlist + duplicate check → flash → verify image →
+ *   keygen → CSR (+ nonce) → CSR policy → attestation → reserve → HSM sign →
+ *   inject → read back + proof of possession → lock → commit unit
+ *
+ * Contract
+ * - The pipeline reaches boards only through struct pl_board_ops and finds them
+ *   only through struct pl_transport; it reaches the HSM only through struct
+ *   pl_ca_ops.  Adapters: station/app/pl_usb.c (libusb board_client + dfu) and
+ *   station/app/pl_hsm.c (hsm/); unit tests plug in-process fakes.
+ * - Every attempt is a unit row (db_unit_begin before any board work that
+ *   matters, db_unit_finish with stage and reason at the end); the row's stage
+ *   follows every stage (progress marks, docs/database.md "units").  A failure's
+ *   reason is in plain words in the events (the tiles); the row keeps those words
+ *   with the error code and the technical detail.  A certificate
+ *   signed for a unit that does not commit is revoked before the unit finishes.
+ * - Policy: an id not on the lot's allowlist, already provisioned, a locked
+ *   board, a public key seen before, a bad attestation, or the same id on two bays
+ *   at once → REJECT with EV_ALERT.  Transport-level faults → FAIL.  Only
+ *   idempotent steps (info, flash, keygen, CSR, attest, read-back) are retried,
+ *   once, after a timeout or protocol error.  A bay with max_failures_in_row FAILs
+ *   in a row is held until pl_line_clear_bay().
+ * - pl_recover() must run before the line accepts boards: units left in progress
+ *   by a crash are marked interrupted and their certificates (reserved, issued, or
+ *   injected but not committed) are revoked.
+ * - Nothing here blocks on a board without a bound: the board ops carry their own
+ *   timeouts (every USB transfer has one); a bay thread that waits on a slow board
+ *   holds no lock shared with other bays.
+ */
+#ifndef STATION_PIPELINE_H
+#define STATION_PIPELINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/errbuf.h"
+#include "core/event.h"
+#include "config/profile.h"
+
+struct db;
+
+#define PL_UID_LEN       24
+#define PL_MAX_BAYS      32
+#define PL_ATTEST_CERT_MAX 4096
+
+/* What INFO tells about a board. */
+struct pl_board_info {
+	char     unique_id[EV_UID_LEN];      /* as the board reports it (checked by the pipeline) */
+	char     usb_serial[EV_UID_LEN];     /* iSerialNumber read at open, "" if unknown */
+	char     firmware_sha256[65];        /* hex of the image in flash, "" if none */
+	int      locked;                     /* LOCK done: no new key or certificate */
+	int      has_cert;
+	uint8_t  attest_cert[PL_ATTEST_CERT_MAX];  /* manufacturer attestation cert, DER */
+	size_t   attest_cert_len;
+};
+
+typedef void (*pl_progress_fn)(uint64_t done, uint64_t total, void *ctx);
+
+/*
+ * One board, already opened.  Every call is bounded in time by the adapter and
+ * returns an st_rc: ST_ETIMEOUT / ST_EPROTO for a transient fault (retry may
+ * help), ST_ENODEV when the board went away, anything else is final.  Buffers
+ * returned through uint8_t ** are malloc'd; the caller frees them.
+ */
+struct pl_board_ops {
+	int  (*info)(void *h, struct pl_board_info *out, struct errbuf *err);
+	int  (*flash)(void *h, const uint8_t *image, size_t len, pl_progress_fn cb,
+		      void *cb_ctx, struct errbuf *err);
+	int  (*keygen)(void *h, enum profile_key_type type, struct errbuf *err);
+	int  (*get_csr)(void *h, const uint8_t nonce[32], uint8_t **der, size_t *len,
+			struct errbuf *err);
+	/* The board signs SHA-256("station-attest-v1" || nonce || csr_sha256). */
+	int  (*attest)(void *h, const uint8_t nonce[32], const uint8_t csr_sha256[32],
+		       uint8_t **sig, size_t *sig_len, struct errbuf *err);
+	int  (*write_cert)(void *h, const uint8_t *der, size_t len, struct errbuf *err);
+	int  (*read_cert)(void *h, uint8_t **der, size_t *len, struct errbuf *err);
+	/* The board signs SHA-256("station-prove-v1" || challenge) with its device key. */
+	int  (*prove)(void *h, const uint8_t challenge[32], uint8_t **sig, size_t *sig_len,
+		      struct errbuf *err);
+	int  (*lock)(void *h, struct errbuf *err);
+	void (*close)(void *h);
+};
+
+/* A board present on the bench, as the transport sees it. */
+struct pl_present {
+	char port[EV_BAY_LEN];        /* USB port path: the bay's identity */
+	char serial[EV_UID_LEN];      /* USB iSerialNumber if the scan knows it, else "" */
+	uint32_t instance;            /* changes when another board takes the port (USB:
+				       * bus and device address), so a swap faster than
+				       * the scan period is still seen as leave + arrive */
+};
+
+/* Where boards come from: scanned by the line's detector thread. */
+struct pl_transport {
+	/* Fills up to max boards present now; *n gets how many.  Quick (no board I/O
+	 * beyond what enumeration needs). */
+	int (*scan)(void *ctx, struct pl_present *out, int max, int *n, struct errbuf *err);
+	/* Opens the board at port for one unit; serial gets its USB serial number
+	 * ("" if unknown), which names the unit if the board cannot identify. */
+	int (*open)(void *ctx, const char *port, const struct pl_board_ops **ops,
+		    void **handle, char serial[EV_UID_LEN], struct errbuf *err);
+	void *ctx;
+};
+
+/* The certificate authority (HSM) as the pipeline needs it.  Thread-safe. */
+struct pl_ca_ops {
+	/* Issues a certificate for a CSR that passed pl_csr_check: write-ahead
+	 * (serial reserved for unit_id, durable) before signing, recorded as issued
+	 * (DER committed and fsync'd) before it returns (invariant 2).  serial_hex
+	 * gets the serial; *der is malloc'd.  On failure a reserved serial may be
+	 * left behind: the pipeline revokes every uncommitted certificate of a unit
+	 * that does not pass. */
+	int (*issue)(void *ca, int64_t unit_id, const char *unique_id,
+		     const char *pubkey_hash, const uint8_t *csr, size_t csr_len,
+		     const uint8_t nonce[32], const char *san, int validity_days,
+		     char serial_hex[65], uint8_t **der, size_t *len, struct errbuf *err);
+	/* Marks serial injected and committed. */
+	int (*injected)(void *ca, const char *serial_hex, struct errbuf *err);
+	/* Revokes serial (reason: RFC 5280 name); it appears on the next CRL. */
+	int (*revoke)(void *ca, const char *serial_hex, const char *reason, struct errbuf *err);
+	void *ctx;
+};
+
+struct pl_config {
+	const struct profile *profile;
+	const char *lot;
+	const char *operator_name;
+	const char *station_id;
+	int nbays;                     /* tiles: 1..PL_MAX_BAYS */
+	int max_units;                 /* stop intake after this many results (0 = no limit) */
+	int scan_interval_ms;          /* detector poll period (default 100) */
+	const uint8_t *image;          /* firmware image (hash checked by the caller) */
+	size_t image_len;
+	const uint8_t *mfr_ca_der;     /* manufacturer CA certificate for attestation */
+	size_t mfr_ca_len;
+	struct db *db;
+	struct ev_bus *bus;
+	struct pl_transport transport;
+	struct pl_ca_ops ca;
+};
+
+struct pl_line;
+
+/* Starts the detector and the bay threads.  pl_recover() first. */
+int  pl_line_start(const struct pl_config *cfg, struct pl_line **out, struct errbuf *err);
+/* Stops intake; units in flight finish; returns when every bay thread is done. */
+void pl_line_stop(struct pl_line *line);
+/* Blocks until max_units results were reached or pl_line_request_stop() was called. */
+void pl_line_wait(struct pl_line *line);
+/* Async-signal-unsafe but thread-safe: asks the line to stop (then pl_line_stop). */
+void pl_line_request_stop(struct pl_line *line);
+void pl_line_free(struct pl_line *line);
+
+void pl_line_pause(struct pl_line *line, int paused);
+int  pl_line_paused(struct pl_line *line);
+/* Clears a held bay (0-based tile index); ST_EINVAL if it is not held. */
+int  pl_line_clear_bay(struct pl_line *line, int bay_index);
+/* The tile (0-based) bound to USB port label port ("1-2"), or -1 if none is. */
+int  pl_line_bay_of_port(struct pl_line *line, const char *port);
+
+struct pl_counts {
+	int64_t pass, fail, reject, in_flight;
+};
+void pl_line_counts(struct pl_line *line, struct pl_counts *out);
+
+/* Crash recovery: units left in progress become interrupted, their certificates
+ * not committed are revoked.  *units and *revoked get the numbers (may be NULL). */
+int  pl_recover(struct db *db, const struct pl_ca_ops *ca, struct ev_bus *bus,
+		int *units, int *revoked, struct errbuf *err);
+
+/* ---- adapters ------------------------------------------------------------- */
+
+/* The CA over hsm/ (station/app/pl_hsm.c): opens the profile's token (pre-flight
+ * included) and builds the issue context from the profile's template. */
+struct pl_hsm;
+int  pl_hsm_open(const struct profile *p, struct db *db, const char *actor,
+		 struct pl_hsm **out, struct errbuf *err);
+void pl_hsm_ops(struct pl_hsm *h, struct pl_ca_ops *ops);
+/* Signs an audit checkpoint of the chain head now (no-op without events). */
+int  pl_hsm_checkpoint(struct pl_hsm *h, struct errbuf *err);
+void pl_hsm_close(struct pl_hsm *h);
+
+/* Boards over libusb (station/app/pl_usb.c): usb.h finds them by the profile's
+ * VID:PID, board_client.h speaks the protocol, dfu.h flashes.  ca_der (may be
+ * NULL) is written to boards as the chain above their certificate. */
+struct pl_usb;
+int  pl_usb_open(const struct profile *p, const uint8_t *ca_der, size_t ca_len,
+		 struct pl_usb **out, struct errbuf *err);
+void pl_usb_transport(struct pl_usb *u, struct pl_transport *t);
+void pl_usb_close(struct pl_usb *u);
+
+/* ---- checks the pipeline runs (station/line/pl_verify.c) ---------------------- */
+
+/* True when s is a unique id: exactly 24 upper-case hex digits. */
+int pl_uid_valid(const char *s);
+
+struct pl_csr_facts {
+	char    pubkey_hash[65];      /* hex SHA-256 of the SubjectPublicKeyInfo DER */
+	uint8_t csr_sha256[32];
+};
+/* CSR policy: DER parses, self-signature verifies, subject is exactly
+ * CN=<unique_id>, challengePassword is the hex nonce, key type and signature
+ * hash match the profile.  ST_EPOLICY with the reason otherwise. */
+int pl_csr_check(const uint8_t *der, size_t len, const char *unique_id,
+		 const uint8_t nonce[32], enum profile_key_type type,
+		 struct pl_csr_facts *facts, struct errbuf *err);
+
+/* Attestation: the attestation certificate chains to the manufacturer CA, its
+ * CN is the unique id, and sig verifies over the attest message. */
+int pl_attest_check(const uint8_t *attest_cert, size_t cert_len,
+		    const uint8_t *mfr_ca, size_t mfr_ca_len, const char *unique_id,
+		    const uint8_t nonce[32], const uint8_t csr_sha256[32],
+		    const uint8_t *sig, size_t sig_len, struct errbuf *err);
+
+/* Proof of possession: the certificate read back is the one issued, and sig
+ * verifies with its public key over the prove message. */
+int pl_prove_check(const uint8_t *issued, size_t issued_len, const uint8_t *readback,
+		   size_t readback_len, const uint8_t challenge[32], const uint8_t *sig,
+		   size_t sig_len, struct errbuf *err);
+
+#endif

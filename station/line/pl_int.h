@@ -1,0 +1,70 @@
+/*
+ * pl_int: what the pipeline's files share (station/line/pipeline.c: the line's
+ * threads; station/line/pl_unit.c: one unit's state machine).  Not a public API.
+ */
+#ifndef STATION_PL_INT_H
+#define STATION_PL_INT_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "db/db.h"
+#include "line/pipeline.h"
+
+struct bay {
+	struct pl_line *line;
+	int      index;
+	char     port[EV_BAY_LEN];     /* "" = tile not yet bound to a port */
+	char     serial[EV_UID_LEN];   /* USB serial of the board present */
+	uint32_t instance;             /* pl_present.instance of that board */
+	int      present;              /* the detector sees a board there */
+	int      pending;              /* a board arrived and waits for the worker */
+	int      busy;                 /* the worker runs a unit */
+	int      fails_in_row;
+	int      held;
+	char     uid[EV_UID_LEN];      /* id of the board in the bay (clone registry) */
+	int      clone;                /* set by another bay that saw the same id */
+	pthread_t thread;
+	int      started;
+};
+
+struct pl_line {
+	struct pl_config cfg;
+	pthread_mutex_t lock;
+	pthread_cond_t  cond;
+	struct bay bays[PL_MAX_BAYS];
+	pthread_t detector;
+	int detector_started;
+	int stop_threads;              /* workers and detector exit */
+	int stop_intake;               /* no new unit starts */
+	int stop_requested;            /* pl_line_wait returns */
+	int paused;
+	int64_t started_units;
+	struct pl_counts counts;
+};
+
+int64_t pl_now_ms(void);
+
+enum pl_cert_state { CERT_NONE, CERT_RESERVED, CERT_ISSUED, CERT_COMMITTED };
+
+struct pl_unit {
+	struct pl_line *line;
+	struct bay *bay;
+	const struct pl_config *cfg;
+	const struct pl_board_ops *ops;
+	void *h;
+	struct db_unit u;
+	int have_unit;
+	int recorded;           /* the verdict is in the database already */
+	enum ev_stage stage;
+	enum pl_cert_state cert;
+	struct errbuf err;
+	uint64_t last_progress;
+	char serial[EV_UID_LEN];   /* USB serial: from the scan, then from open */
+};
+
+/* Runs one unit in bay r->bay (r zeroed but for line, bay, cfg, serial); the
+ * caller closes r->ops/r->h if set.  Returns the verdict. */
+enum ev_outcome pl_unit_run(struct pl_unit *r);
+
+#endif

@@ -1,0 +1,338 @@
+/* dfu: see dfu.h.  USB DFU 1.1 (usb.org, "Device Class Specification for
+ * Device Firmware Upgrade", version 1.1), sections 6.1 (download), 6.2 (upload)
+ * and 6.1.3 (error recovery). */
+#include "usb/dfu.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+enum {
+	REQ_DETACH = 0, REQ_DNLOAD, REQ_UPLOAD, REQ_GETSTATUS, REQ_CLRSTATUS,
+	REQ_GETSTATE, REQ_ABORT,
+};
+#define RT_OUT 0x21   /* host to device, class, interface */
+#define RT_IN  0xa1
+
+#define DEF_TIMEOUT_MS 2000u
+#define DEF_BUSY_MS    30000u
+
+const char *dfu_state_name(int s)
+{
+	static const char *const n[] = {
+		"appIDLE", "appDETACH", "dfuIDLE", "dfuDNLOAD-SYNC", "dfuDNBUSY",
+		"dfuDNLOAD-IDLE", "dfuMANIFEST-SYNC", "dfuMANIFEST", "dfuMANIFEST-WAIT-RESET",
+		"dfuUPLOAD-IDLE", "dfuERROR",
+	};
+
+	return s >= 0 && s <= DFU_ERROR ? n[s] : "unknown state";
+}
+
+const char *dfu_status_name(int s)
+{
+	static const char *const n[] = {
+		"OK", "errTARGET", "errFILE", "errWRITE", "errERASE", "errCHECK_ERASED",
+		"errPROG", "errVERIFY", "errADDRESS", "errNOTDONE", "errFIRMWARE",
+		"errVENDOR", "errUSBR", "errPOR", "errUNKNOWN", "errSTALLEDPKT",
+	};
+
+	return s >= 0 && s <= 0x0f ? n[s] : "unknown status";
+}
+
+static unsigned tmo(const struct dfu_opts *o)
+{
+	return o && o->timeout_ms ? o->timeout_ms : DEF_TIMEOUT_MS;
+}
+
+static unsigned busy_limit(const struct dfu_opts *o)
+{
+	return o && o->busy_limit_ms ? o->busy_limit_ms : DEF_BUSY_MS;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(uint32_t ms)
+{
+	struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+/* Puts context after the "bay X: " head of a message: "bay X: <ctx>: rest". */
+static int ctx_insert(struct usb_board *b, struct errbuf *e, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int ctx_insert(struct usb_board *b, struct errbuf *e, const char *fmt, ...)
+{
+	char head[48], what[128], rest[sizeof(e->msg)];
+	size_t hl;
+	va_list ap;
+
+	if (!e)
+		return ST_EIO;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	snprintf(head, sizeof(head), "bay %s: ", usb_bay(b));
+	hl = strlen(head);
+	snprintf(rest, sizeof(rest), "%s", strncmp(e->msg, head, hl) == 0 ? e->msg + hl : e->msg);
+	snprintf(e->msg, sizeof(e->msg), "%s%s: %s", head, what, rest);
+	return e->code;
+}
+
+static const char *req_name(uint8_t req)
+{
+	static const char *const n[] = {
+		"DETACH", "DNLOAD", "UPLOAD", "GETSTATUS", "CLRSTATUS", "GETSTATE", "ABORT",
+	};
+
+	return req < 7 ? n[req] : "request";
+}
+
+/* One DFU class request; a failure reads "bay X: GETSTATUS: board unplugged". */
+static int dfu_req(struct usb_board *b, uint8_t reqtype, uint8_t req, uint16_t value,
+		   void *data, uint16_t len, size_t *got, const struct dfu_opts *o,
+		   struct errbuf *e)
+{
+	struct errbuf ue;
+	const char *why;
+	int rc;
+
+	rc = usb_control(b, reqtype, req, value, usb_dfu(b)->interface, data, len, got,
+			 tmo(o), &ue);
+	if (rc == ST_OK)
+		return ST_OK;
+	why = strrchr(ue.msg, ':');
+	return errbuf_set(e, rc, "bay %s: %s: %s", usb_bay(b), req_name(req),
+			  why ? why + 2 : ue.msg);
+}
+
+int dfu_get_status(struct usb_board *b, struct dfu_status *st, const struct dfu_opts *o,
+		   struct errbuf *e)
+{
+	uint8_t r[6];
+	size_t got;
+	int rc;
+
+	rc = dfu_req(b, RT_IN, REQ_GETSTATUS, 0, r, sizeof(r), &got, o, e);
+	if (rc)
+		return rc;
+	if (got != 6)
+		return errbuf_set(e, ST_EPROTO, "bay %s: DFU GETSTATUS answered %zu bytes, not 6",
+				  usb_bay(b), got);
+	st->status = r[0];
+	st->poll_ms = (uint32_t)r[1] | (uint32_t)r[2] << 8 | (uint32_t)r[3] << 16;
+	st->state = r[4];
+	return ST_OK;
+}
+
+static int simple(struct usb_board *b, uint8_t req, const struct dfu_opts *o, struct errbuf *e)
+{
+	return dfu_req(b, RT_OUT, req, 0, NULL, 0, NULL, o, e);
+}
+
+int dfu_to_idle(struct usb_board *b, const struct dfu_opts *o, struct errbuf *e)
+{
+	struct dfu_status st;
+	int rc, tries;
+
+	for (tries = 0; tries < 4; tries++) {
+		rc = dfu_get_status(b, &st, o, e);
+		if (rc)
+			return rc;
+		switch (st.state) {
+		case DFU_IDLE:
+			return ST_OK;
+		case DFU_ERROR:
+			rc = simple(b, REQ_CLRSTATUS, o, e);
+			break;
+		case DFU_DNLOAD_SYNC:
+		case DFU_DNLOAD_IDLE:
+		case DFU_MANIFEST_SYNC:
+		case DFU_UPLOAD_IDLE:
+			rc = simple(b, REQ_ABORT, o, e);
+			break;
+		case DFU_DNBUSY:
+		case DFU_MANIFEST:
+			/* Busy: wait as told, then look again. */
+			sleep_ms(st.poll_ms);
+			rc = ST_OK;
+			break;
+		default:
+			return errbuf_set(e, ST_ESTATE, "bay %s: DFU interface in %s, cannot reach dfuIDLE",
+					  usb_bay(b), dfu_state_name(st.state));
+		}
+		if (rc)
+			return rc;
+	}
+	return errbuf_set(e, ST_ESTATE, "bay %s: DFU interface stuck in %s",
+			  usb_bay(b), dfu_state_name(st.state));
+}
+
+/* Polls GETSTATUS, honouring bwPollTimeout, until the state is neither busy
+ * nor a sync state waiting for this poll; returns the final status. */
+static int wait_settled(struct usb_board *b, struct dfu_status *st, const struct dfu_opts *o,
+			const char *what, size_t block, struct errbuf *e)
+{
+	int64_t deadline = now_ms() + busy_limit(o);
+	int rc;
+
+	for (;;) {
+		rc = dfu_get_status(b, st, o, e);
+		if (rc)
+			return ctx_insert(b, e, "%s, block %zu", what, block);
+		if (st->state == DFU_ERROR) {
+			errbuf_set(e, ST_EIO, "bay %s: %s, block %zu: device error %s (bStatus %u)",
+				   usb_bay(b), what, block, dfu_status_name(st->status), st->status);
+			/* Leave the board recoverable for a retry. */
+			simple(b, REQ_CLRSTATUS, o, NULL);
+			return ST_EIO;
+		}
+		if (st->state != DFU_DNBUSY && st->state != DFU_MANIFEST &&
+		    st->state != DFU_DNLOAD_SYNC && st->state != DFU_MANIFEST_SYNC)
+			return ST_OK;
+		if (now_ms() + st->poll_ms > deadline)
+			return errbuf_set(e, ST_ETIMEOUT, "bay %s: %s, block %zu: still %s after %u ms",
+					  usb_bay(b), what, block, dfu_state_name(st->state),
+					  busy_limit(o));
+		/* At least 1 ms: a board that says 0 forever must not make us spin. */
+		sleep_ms(st->poll_ms ? st->poll_ms : 1);
+	}
+}
+
+int dfu_download(struct usb_board *b, const uint8_t *image, size_t len,
+		 const struct dfu_opts *o, struct errbuf *e)
+{
+	const struct usb_dfu_desc *d = usb_dfu(b);
+	size_t off = 0, n, block = 0;
+	struct dfu_status st;
+	int rc;
+
+	if (!(d->attributes & 0x01))
+		return errbuf_set(e, ST_EPROTO, "bay %s: DFU interface cannot download", usb_bay(b));
+	if (len == 0)
+		return errbuf_set(e, ST_EINVAL, "bay %s: download: empty image", usb_bay(b));
+	rc = dfu_to_idle(b, o, e);
+	if (rc)
+		return ctx_insert(b, e, "download");
+	while (off < len) {
+		n = len - off < d->transfer_size ? len - off : d->transfer_size;
+		/* wValue is the block number; it wraps at 16 bits (DFU 1.1, 6.1.1). */
+		rc = dfu_req(b, RT_OUT, REQ_DNLOAD, (uint16_t)block,
+			     (void *)(uintptr_t)(image + off), (uint16_t)n, NULL, o, e);
+		if (rc)
+			return ctx_insert(b, e, "download, block %zu", block);
+		rc = wait_settled(b, &st, o, "download", block, e);
+		if (rc)
+			return rc;
+		if (st.state != DFU_DNLOAD_IDLE)
+			return errbuf_set(e, ST_EPROTO, "bay %s: download, block %zu: device in %s",
+					  usb_bay(b), block, dfu_state_name(st.state));
+		off += n;
+		block++;
+		if (o && o->progress)
+			o->progress(o->arg, "download", off, len);
+	}
+	/* The zero-length DNLOAD ends the transfer and starts manifestation. */
+	rc = dfu_req(b, RT_OUT, REQ_DNLOAD, (uint16_t)block, NULL, 0, NULL, o, e);
+	if (rc)
+		return ctx_insert(b, e, "manifest");
+	rc = wait_settled(b, &st, o, "manifest", block, e);
+	if (rc)
+		return rc;
+	if (st.state == DFU_MANIFEST_WAIT_RESET)
+		return errbuf_set(e, ST_ESTATE, "bay %s: manifest: board waits for a USB reset "
+				  "(not manifestation tolerant)", usb_bay(b));
+	if (st.state != DFU_IDLE)
+		return errbuf_set(e, ST_EPROTO, "bay %s: manifest: device in %s, not dfuIDLE",
+				  usb_bay(b), dfu_state_name(st.state));
+	return ST_OK;
+}
+
+int dfu_verify(struct usb_board *b, size_t len, const uint8_t sha256[32],
+	       const struct dfu_opts *o, struct errbuf *e)
+{
+	const struct usb_dfu_desc *d = usb_dfu(b);
+	uint8_t *buf, md[32];
+	size_t total = 0, got, block = 0;
+	unsigned mdlen = 0;
+	EVP_MD_CTX *h;
+	int rc = ST_OK;
+
+	if (!(d->attributes & 0x02))
+		return errbuf_set(e, ST_EPROTO, "bay %s: DFU interface cannot upload", usb_bay(b));
+	rc = dfu_to_idle(b, o, e);
+	if (rc)
+		return ctx_insert(b, e, "verify");
+	buf = malloc(d->transfer_size);
+	h = EVP_MD_CTX_new();
+	if (!buf || !h || !EVP_DigestInit_ex(h, EVP_sha256(), NULL)) {
+		free(buf);
+		EVP_MD_CTX_free(h);
+		return errbuf_set(e, ST_ENOMEM, "bay %s: verify: out of memory", usb_bay(b));
+	}
+	for (;;) {
+		rc = dfu_req(b, RT_IN, REQ_UPLOAD, (uint16_t)block, buf, d->transfer_size, &got,
+			     o, e);
+		if (rc) {
+			ctx_insert(b, e, "verify, block %zu", block);
+			break;
+		}
+		if (total + got > len) {
+			/* Longer than the image: abort the upload, report. */
+			simple(b, REQ_ABORT, o, NULL);
+			rc = errbuf_set(e, ST_ETAMPER, "bay %s: verify: board holds more than the "
+					"%zu-byte image", usb_bay(b), len);
+			break;
+		}
+		EVP_DigestUpdate(h, buf, got);
+		total += got;
+		block++;
+		if (o && o->progress && got)
+			o->progress(o->arg, "verify", total, len);
+		if (got < d->transfer_size)
+			break;          /* a short block ends the upload */
+	}
+	if (rc == ST_OK) {
+		EVP_DigestFinal_ex(h, md, &mdlen);
+		if (total != len)
+			rc = errbuf_set(e, ST_ETAMPER, "bay %s: verify: read back %zu bytes, image is %zu",
+					usb_bay(b), total, len);
+		else if (CRYPTO_memcmp(md, sha256, 32) != 0)
+			rc = errbuf_set(e, ST_ETAMPER, "bay %s: verify: SHA-256 of the flash differs "
+					"from the firmware hash", usb_bay(b));
+	}
+	EVP_MD_CTX_free(h);
+	free(buf);
+	return rc;
+}
+
+int dfu_flash(struct usb_board *b, const uint8_t *image, size_t len,
+	      const uint8_t sha256[32], const struct dfu_opts *o, struct errbuf *e)
+{
+	uint8_t md[32];
+	unsigned mdlen = 0;
+	int rc;
+
+	if (!EVP_Digest(image, len, md, &mdlen, EVP_sha256(), NULL))
+		return errbuf_set(e, ST_ECRYPTO, "bay %s: hashing the image failed", usb_bay(b));
+	if (CRYPTO_memcmp(md, sha256, 32) != 0)
+		return errbuf_set(e, ST_EINVAL, "bay %s: the image does not match the firmware hash; "
+				  "not flashed", usb_bay(b));
+	rc = dfu_download(b, image, len, o, e);
+	if (rc)
+		return rc;
+	return dfu_verify(b, len, sha256, o, e);
+}

@@ -1,0 +1,69 @@
+/*
+ * dfu: the station's USB DFU 1.1 host (firmware download and read-back).
+ *
+ * dfu_flash() brings the board's DFU interface to dfuIDLE (CLRSTATUS out of
+ * dfuERROR, ABORT out of an unfinished transfer), downloads the image in
+ * wTransferSize blocks (DNLOAD, then GETSTATUS until dfuDNLOAD-IDLE, sleeping
+ * bwPollTimeout between polls), ends with the zero-length DNLOAD, waits through
+ * manifestation, then reads the image back with UPLOAD and compares its SHA-256
+ * with the expected hash (the profile's firmware hash).  The image itself must
+ * hash to that value too, so a wrong file is never written.
+ *
+ * Every control transfer has a timeout; a block that stays busy longer than
+ * opts->busy_limit_ms fails with ST_ETIMEOUT.  A device error (dfuERROR) is
+ * reported with its bStatus name and cleared with CLRSTATUS so the bay can retry.
+ * An unplugged board fails with ST_ENODEV.  Messages name the bay, the stage
+ * (download, manifest, verify) and the block.
+ */
+#ifndef STATION_DFU_H
+#define STATION_DFU_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/errbuf.h"
+#include "usb/usb.h"
+
+/* DFU 1.1 states (bState). */
+enum dfu_state {
+	DFU_APP_IDLE = 0, DFU_APP_DETACH, DFU_IDLE, DFU_DNLOAD_SYNC, DFU_DNBUSY,
+	DFU_DNLOAD_IDLE, DFU_MANIFEST_SYNC, DFU_MANIFEST, DFU_MANIFEST_WAIT_RESET,
+	DFU_UPLOAD_IDLE, DFU_ERROR,
+};
+
+struct dfu_status {
+	uint8_t status;             /* bStatus, 0 = OK */
+	uint32_t poll_ms;           /* bwPollTimeout */
+	uint8_t state;              /* bState */
+};
+
+/* Called after each block: done and total in bytes.  phase is "download" or
+ * "verify". */
+typedef void (*dfu_progress_fn)(void *arg, const char *phase, size_t done, size_t total);
+
+struct dfu_opts {
+	unsigned timeout_ms;        /* per control transfer; 0 = 2000 */
+	unsigned busy_limit_ms;     /* longest wait for one block or manifestation; 0 = 30000 */
+	dfu_progress_fn progress;   /* may be NULL */
+	void *arg;
+};
+
+/* Downloads, manifests and verifies (see above). */
+int dfu_flash(struct usb_board *b, const uint8_t *image, size_t len,
+	      const uint8_t sha256[32], const struct dfu_opts *o, struct errbuf *e);
+
+/* The pieces, for tests and tools. */
+int dfu_get_status(struct usb_board *b, struct dfu_status *st, const struct dfu_opts *o,
+		   struct errbuf *e);
+int dfu_to_idle(struct usb_board *b, const struct dfu_opts *o, struct errbuf *e);
+int dfu_download(struct usb_board *b, const uint8_t *image, size_t len,
+		 const struct dfu_opts *o, struct errbuf *e);
+/* Reads the whole image back (until a short block, at most max_len bytes) and
+ * compares its length with len and its SHA-256 with sha256. */
+int dfu_verify(struct usb_board *b, size_t len, const uint8_t sha256[32],
+	       const struct dfu_opts *o, struct errbuf *e);
+
+const char *dfu_state_name(int state);
+const char *dfu_status_name(int status);
+
+#endif

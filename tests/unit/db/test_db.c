@@ -1,0 +1,336 @@
+/* Unit tests: db_open (file mode, migrations, refusing newer schemas),
+ * transactions and the handle's thread safety. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "db/db.h"
+#include "db/schema.h"
+
+/* Tests run in a scratch directory (tests/run-unit.sh). */
+
+static void test_fresh_db_is_0600_in_new_dir(void **state)
+{
+	struct errbuf err;
+	struct stat sb;
+	struct db *db;
+	mode_t old = umask(0);   /* the file must be 0600 even with a lax umask */
+
+	(void)state;
+	assert_int_equal(db_open("var/a/b/fresh.db", "st1", &db, &err), ST_OK);
+	umask(old);
+	assert_int_equal(stat("var/a/b/fresh.db", &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+	assert_int_equal(stat("var/a", &sb), 0);
+	assert_true(S_ISDIR(sb.st_mode));
+	assert_int_equal(db_schema_version(db), db_migrations_count);
+	assert_string_equal(db_station_id(db), "st1");
+	db_close(db);
+}
+
+static int count_tables(const char *path)
+{
+	sqlite3 *sq;
+	sqlite3_stmt *st;
+	int n = -1;
+
+	assert_int_equal(sqlite3_open(path, &sq), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(sq, "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+					    -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(sq);
+	return n;
+}
+
+static void test_migration_idempotent_on_reopen(void **state)
+{
+	struct errbuf err;
+	struct db *db;
+	int64_t seq;
+	int tables;
+
+	(void)state;
+	assert_int_equal(db_open("re.db", "st1", &db, &err), ST_OK);
+	assert_int_equal(db_audit_append(db, "test", "me", NULL, &seq, &err), ST_OK);
+	db_close(db);
+	tables = count_tables("re.db");
+	assert_int_equal(tables, 9);   /* migration 1: 7; rework: reworks; roles */
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(db_open("re.db", "st1", &db, &err), ST_OK);
+		assert_int_equal(db_schema_version(db), db_migrations_count);
+		db_close(db);
+	}
+	assert_int_equal(count_tables("re.db"), tables);
+	/* the data survived the reopen */
+	assert_int_equal(db_open("re.db", "st1", &db, &err), ST_OK);
+	assert_int_equal(db_audit_append(db, "test", "me", NULL, &seq, &err), ST_OK);
+	assert_int_equal(seq, 2);
+	db_close(db);
+}
+
+static void set_user_version(const char *path, int v)
+{
+	sqlite3 *sq;
+	char sql[64];
+
+	assert_int_equal(sqlite3_open(path, &sq), SQLITE_OK);
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v);
+	assert_int_equal(sqlite3_exec(sq, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(sq);
+}
+
+static void test_newer_schema_refused(void **state)
+{
+	struct errbuf err;
+	struct db *db = (struct db *)1;
+
+	(void)state;
+	assert_int_equal(db_open("new.db", "st1", &db, &err), ST_OK);
+	db_close(db);
+	set_user_version("new.db", 999);
+	errbuf_clear(&err);
+	assert_int_equal(db_open("new.db", "st1", &db, &err), ST_ESCHEMA);
+	assert_null(db);
+	assert_non_null(strstr(err.msg, "schema version 999"));
+	assert_non_null(strstr(err.msg, "new.db"));
+	/* and it was left alone */
+	set_user_version("new.db", db_migrations_count);
+	assert_int_equal(db_open("new.db", "st1", &db, &err), ST_OK);
+	db_close(db);
+}
+
+/* A database made by the first release (schema 1), with certificate rows in
+ * every state, migrates to schema 2 keeping them, and then allows a reserved
+ * serial without a board while still refusing an issued one without it. */
+static void test_migration_2_keeps_certificates(void **state)
+{
+	struct errbuf err;
+	struct db *db;
+	sqlite3 *sq;
+	const char *one[] = { "7a" };
+	const uint8_t der[] = { 0x30, 0x00 };
+	char *msg = NULL;
+
+	(void)state;
+	assert_int_equal(sqlite3_open("v1.db", &sq), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(sq, db_migrations[0], NULL, NULL, &msg), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(sq,
+		"INSERT INTO certificates (serial, unique_id, pubkey_hash, status, der, reserved_ms)"
+		" VALUES ('1a', '0123456789ABCDEF01234567', 'pk1', 'injected', x'3000', 1),"
+		"        ('2b', '0123456789ABCDEF01234568', 'pk2', 'reserved', NULL, 2),"
+		"        ('3c', '0123456789ABCDEF01234569', 'pk3', 'revoked', x'3000', 3);"
+		"PRAGMA user_version = 1;", NULL, NULL, &msg), SQLITE_OK);
+	sqlite3_close(sq);
+	assert_int_equal(db_open("v1.db", "st1", &db, &err), ST_OK);
+	assert_int_equal(db_schema_version(db), db_migrations_count);
+	assert_true(db_migrations_count >= 2);
+	db_close(db);
+	assert_int_equal(sqlite3_open("v1.db", &sq), SQLITE_OK);
+	sqlite3_extended_result_codes(sq, 1);
+	{
+		sqlite3_stmt *st;
+
+		assert_int_equal(sqlite3_prepare_v2(sq, "SELECT group_concat(serial || ':' || status ||"
+			" ':' || pubkey_hash, ' ') FROM (SELECT * FROM certificates ORDER BY serial)",
+			-1, &st, NULL), SQLITE_OK);
+		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+		assert_string_equal((const char *)sqlite3_column_text(st, 0),
+				    "1a:injected:pk1 2b:reserved:pk2 3c:revoked:pk3");
+		sqlite3_finalize(st);
+	}
+	/* the rebuilt table keeps its constraints: one key per certificate, no
+	 * issued row without its board */
+	assert_int_equal(sqlite3_exec(sq, "INSERT INTO certificates (serial, unique_id, pubkey_hash,"
+		" status, der, reserved_ms) VALUES ('4d', 'x', 'pk1', 'issued', x'30', 4)",
+		NULL, NULL, NULL), SQLITE_CONSTRAINT_UNIQUE);
+	assert_int_equal(sqlite3_exec(sq, "INSERT INTO certificates (serial, status, reserved_ms)"
+		" VALUES ('5e', 'issued', 5)", NULL, NULL, NULL), SQLITE_CONSTRAINT_CHECK);
+	sqlite3_close(sq);
+	/* and the new flow works on it */
+	assert_int_equal(db_open("v1.db", "st1", &db, &err), ST_OK);
+	assert_int_equal(db_cert_reserve(db, one, 1, &err), ST_OK);
+	assert_int_equal(db_cert_issued(db, "7a", 0, "0123456789ABCDEF0123456A",
+		"4444444444444444444444444444444444444444444444444444444444444444", der, sizeof(der),
+		&err), ST_OK);
+	db_close(db);
+	sqlite3_free(msg);
+}
+
+static void test_not_a_database(void **state)
+{
+	struct errbuf err;
+	struct db *db;
+	FILE *f = fopen("junk.db", "w");
+
+	(void)state;
+	assert_non_null(f);
+	for (int i = 0; i < 200; i++)
+		fputs("this is not an SQLite database file. ", f);
+	fclose(f);
+	assert_int_equal(db_open("junk.db", "st1", &db, &err), ST_EDB);
+	assert_non_null(strstr(err.msg, "junk.db"));
+	assert_int_equal(db_open("", "st1", &db, &err), ST_EINVAL);
+	assert_int_equal(db_open("x.db", "", &db, &err), ST_EINVAL);
+}
+
+static void test_pragmas(void **state)
+{
+	struct errbuf err;
+	struct db *db;
+	sqlite3 *sq;
+	sqlite3_stmt *st;
+
+	(void)state;
+	assert_int_equal(db_open("p.db", "st1", &db, &err), ST_OK);
+	/* WAL is persistent in the file: another connection sees it. */
+	assert_int_equal(sqlite3_open("p.db", &sq), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(sq, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
+	sqlite3_finalize(st);
+	sqlite3_close(sq);
+	db_close(db);
+}
+
+static void test_transactions(void **state)
+{
+	struct errbuf err;
+	uint8_t h[32];
+	struct db *db;
+	int64_t seq;
+
+	(void)state;
+	assert_int_equal(db_open("t.db", "st1", &db, &err), ST_OK);
+	assert_int_equal(db_audit_append(db, "one", "me", NULL, NULL, &err), ST_OK);
+	assert_int_equal(db_begin(db, &err), ST_OK);
+	assert_int_equal(db_begin(db, &err), ST_ESTATE);
+	assert_int_equal(db_audit_append(db, "two", "me", NULL, &seq, &err), ST_OK);
+	assert_int_equal(seq, 2);
+	db_rollback(db);
+	assert_int_equal(db_audit_head(db, &seq, h, &err), ST_OK);
+	assert_int_equal(seq, 1);
+	assert_int_equal(db_commit(db, &err), ST_ESTATE);
+	assert_int_equal(db_begin(db, &err), ST_OK);
+	assert_int_equal(db_audit_append(db, "two", "me", NULL, &seq, &err), ST_OK);
+	assert_int_equal(db_audit_append(db, "three", "me", NULL, &seq, &err), ST_OK);
+	assert_int_equal(db_commit(db, &err), ST_OK);
+	assert_int_equal(db_audit_head(db, &seq, h, &err), ST_OK);
+	assert_int_equal(seq, 3);
+	db_close(db);
+}
+
+#define THREADS 4
+#define PER_THREAD 150
+
+static void *appender(void *arg)
+{
+	struct db *db = arg;
+	struct errbuf err;
+
+	for (int i = 0; i < PER_THREAD; i++) {
+		if (i % 50 == 10) {
+			/* a grouped pair from this thread must stay together */
+			if (db_begin(db, &err) || db_audit_append(db, "pair-a", "t", NULL, NULL, &err) ||
+			    db_audit_append(db, "pair-b", "t", NULL, NULL, &err) || db_commit(db, &err))
+				return (void *)1;
+			i++;
+			continue;
+		}
+		if (db_audit_append(db, "thread", "t", "{\"i\":1}", NULL, &err))
+			return (void *)1;
+	}
+	return NULL;
+}
+
+struct pairs {
+	char prev[16];
+	int  broken, pairs;
+};
+
+static int check_pair(const struct db_event *e, void *arg)
+{
+	struct pairs *p = arg;
+
+	if (!strcmp(e->kind, "pair-b")) {
+		p->pairs++;
+		if (strcmp(p->prev, "pair-a"))
+			p->broken++;
+	}
+	snprintf(p->prev, sizeof(p->prev), "%s", e->kind);
+	return 0;
+}
+
+static void test_one_handle_many_threads(void **state)
+{
+	struct pairs pairs = { "", 0, 0 };
+	struct db_verify_result res;
+	pthread_t t[THREADS];
+	struct errbuf err;
+	struct db *db;
+	void *ret;
+
+	(void)state;
+	assert_int_equal(db_open("threads.db", "st1", &db, &err), ST_OK);
+	for (int i = 0; i < THREADS; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, appender, db), 0);
+	for (int i = 0; i < THREADS; i++) {
+		assert_int_equal(pthread_join(t[i], &ret), 0);
+		assert_null(ret);
+	}
+	assert_int_equal(db_audit_verify(db, &res, &err), ST_OK);
+	assert_int_equal(res.events, THREADS * PER_THREAD);
+	/* no other thread's event landed inside a db_begin/db_commit pair */
+	assert_int_equal(db_audit_foreach(db, 0, check_pair, &pairs, &err), ST_OK);
+	assert_int_equal(pairs.pairs, THREADS * 3);
+	assert_int_equal(pairs.broken, 0);
+	db_close(db);
+}
+
+/* Two handles on one file act like two processes: appends serialise through
+ * SQLite's write lock and the chain stays whole. */
+static void test_two_connections(void **state)
+{
+	struct db_verify_result res;
+	struct errbuf err;
+	struct db *a, *b;
+	pthread_t t1, t2;
+
+	(void)state;
+	assert_int_equal(db_open("two.db", "st1", &a, &err), ST_OK);
+	assert_int_equal(db_open("two.db", "st1", &b, &err), ST_OK);
+	assert_int_equal(pthread_create(&t1, NULL, appender, a), 0);
+	assert_int_equal(pthread_create(&t2, NULL, appender, b), 0);
+	pthread_join(t1, NULL);
+	pthread_join(t2, NULL);
+	assert_int_equal(db_audit_verify(a, &res, &err), ST_OK);
+	assert_int_equal(res.events, 2 * PER_THREAD);
+	db_close(a);
+	db_close(b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_fresh_db_is_0600_in_new_dir),
+		cmocka_unit_test(test_migration_idempotent_on_reopen),
+		cmocka_unit_test(test_newer_schema_refused),
+		cmocka_unit_test(test_migration_2_keeps_certificates),
+		cmocka_unit_test(test_not_a_database),
+		cmocka_unit_test(test_pragmas),
+		cmocka_unit_test(test_transactions),
+		cmocka_unit_test(test_one_handle_many_threads),
+		cmocka_unit_test(test_two_connections),
+	};
+
+	return cmocka_run_group_tests_name("db", tests, NULL, NULL);
+}

@@ -1,0 +1,470 @@
+/* Unit tests: profiles, units, certificates and the allowlist queries, each
+ * checked for its audit event and its refusal cases. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "db/db.h"
+
+#define PK1 "1111111111111111111111111111111111111111111111111111111111111111"
+#define PK2 "2222222222222222222222222222222222222222222222222222222222222222"
+#define PK3 "3333333333333333333333333333333333333333333333333333333333333333"
+#define UID1 "0123456789ABCDEF01234567"
+#define UID2 "0123456789ABCDEF01234568"
+
+static int setup(void **state)
+{
+	static int n;
+	char path[64];
+	struct errbuf err;
+	struct db *db;
+
+	snprintf(path, sizeof(path), "rec%d.db", n++);
+	if (db_open(path, "st1", &db, &err))
+		return -1;
+	*state = db;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	db_close(*state);
+	return 0;
+}
+
+struct kinds {
+	char list[1024];
+};
+
+static int collect_kind(const struct db_event *e, void *arg)
+{
+	struct kinds *k = arg;
+
+	strncat(k->list, e->kind, sizeof(k->list) - strlen(k->list) - 2);
+	strcat(k->list, " ");
+	return 0;
+}
+
+static const char *kinds(struct db *db)
+{
+	static struct kinds k;
+	struct errbuf err;
+
+	k.list[0] = '\0';
+	assert_int_equal(db_audit_foreach(db, 0, collect_kind, &k, &err), ST_OK);
+	return k.list;
+}
+
+static void verify_ok(struct db *db)
+{
+	struct db_verify_result res;
+	struct errbuf err;
+
+	assert_int_equal(db_audit_verify(db, &res, &err), ST_OK);
+}
+
+static void test_profiles(void **state)
+{
+	struct db *db = *state;
+	struct errbuf err;
+	char hash[65], hash2[65], *content;
+	size_t len;
+	int v;
+
+	assert_int_equal(db_profile_load(db, "widget", &content, &len, &v, hash, &err), ST_ENOTFOUND);
+	assert_int_equal(db_profile_store(db, "widget", "a = 1\n", 6, "eng1", &v, hash, &err), ST_OK);
+	assert_int_equal(v, 1);
+	assert_string_equal(hash, "cb78bd8a17f7b751fe0d4663366dcbc257204033ef7ddd64b1f2969573b5b2e2");
+	/* same content: same version, no new audit event */
+	assert_int_equal(db_profile_store(db, "widget", "a = 1\n", 6, "eng1", &v, hash2, &err), ST_OK);
+	assert_int_equal(v, 1);
+	assert_string_equal(hash, hash2);
+	assert_int_equal(db_profile_store(db, "widget", "a = 2\n", 6, "eng2", &v, hash2, &err), ST_OK);
+	assert_int_equal(v, 2);
+	assert_string_not_equal(hash, hash2);
+	assert_int_equal(db_profile_load(db, "widget", &content, &len, &v, hash, &err), ST_OK);
+	assert_int_equal(v, 2);
+	assert_int_equal(len, 6);
+	assert_string_equal(content, "a = 2\n");
+	assert_string_equal(hash, hash2);
+	free(content);
+	assert_int_equal(db_profile_store(db, "bad name", "x", 1, "eng1", &v, hash, &err), ST_EINVAL);
+	assert_int_equal(db_profile_store(db, "empty", "", 0, "eng1", &v, hash, &err), ST_EINVAL);
+	assert_string_equal(kinds(db), "profile-store profile-store ");
+	verify_ok(db);
+}
+
+static void unit_init(struct db_unit *u, const char *uid)
+{
+	memset(u, 0, sizeof(*u));
+	snprintf(u->unique_id, sizeof(u->unique_id), "%s", uid);
+	snprintf(u->lot, sizeof(u->lot), "LOT-A");
+	snprintf(u->bay, sizeof(u->bay), "1-2");
+	snprintf(u->operator_name, sizeof(u->operator_name), "op1");
+	snprintf(u->profile_hash, sizeof(u->profile_hash), PK1);
+	snprintf(u->stage, sizeof(u->stage), "detect");
+}
+
+struct seen {
+	int n;
+	int64_t ids[8];
+};
+
+static int collect_unit(const struct db_unit *u, void *arg)
+{
+	struct seen *s = arg;
+
+	if (s->n < 8)
+		s->ids[s->n] = u->id;
+	s->n++;
+	return 0;
+}
+
+static void test_units(void **state)
+{
+	struct db *db = *state;
+	struct db_unit u, v, w;
+	struct errbuf err;
+	struct seen seen = { 0 };
+	int found;
+
+	unit_init(&u, UID1);
+	assert_int_equal(db_unit_begin(db, &u, &err), ST_OK);
+	assert_true(u.id > 0);
+	assert_string_equal(u.station_id, "st1");
+	assert_true(u.started_ms > 0);
+	snprintf(u.stage, sizeof(u.stage), "flash");
+	snprintf(u.firmware_hash, sizeof(u.firmware_hash), PK2);
+	assert_int_equal(db_unit_update(db, &u, &err), ST_OK);
+	unit_init(&v, UID2);
+	assert_int_equal(db_unit_begin(db, &v, &err), ST_OK);
+
+	assert_int_equal(db_unit_foreach_in_progress(db, collect_unit, &seen, &err), ST_OK);
+	assert_int_equal(seen.n, 2);
+	assert_int_equal(seen.ids[0], u.id);
+	assert_int_equal(seen.ids[1], v.id);
+
+	assert_int_equal(db_unit_provisioned(db, UID1, &found, &err), ST_OK);
+	assert_false(found);
+	u.status = DB_UNIT_PASS;
+	snprintf(u.stage, sizeof(u.stage), "commit");
+	assert_int_equal(db_unit_finish(db, &u, &err), ST_OK);
+	assert_int_equal(db_unit_provisioned(db, UID1, &found, &err), ST_OK);
+	assert_true(found);
+	/* finished units cannot move again */
+	assert_int_equal(db_unit_update(db, &u, &err), ST_ESTATE);
+	assert_int_equal(db_unit_finish(db, &u, &err), ST_ESTATE);
+	u.id = 9999;
+	assert_int_equal(db_unit_update(db, &u, &err), ST_ENOTFOUND);
+	v.status = DB_UNIT_IN_PROGRESS;
+	assert_int_equal(db_unit_finish(db, &v, &err), ST_EINVAL);
+
+	/* a second PASS for the same hardware id is refused (units_one_pass) */
+	unit_init(&w, UID1);
+	assert_int_equal(db_unit_begin(db, &w, &err), ST_OK);
+	w.status = DB_UNIT_PASS;
+	assert_int_equal(db_unit_finish(db, &w, &err), ST_EEXIST);
+	assert_non_null(strstr(err.msg, UID1));
+	w.status = DB_UNIT_FAIL;
+	snprintf(w.reason, sizeof(w.reason), "already provisioned");
+	assert_int_equal(db_unit_finish(db, &w, &err), ST_OK);
+	v.status = DB_UNIT_INTERRUPTED;
+	assert_int_equal(db_unit_finish(db, &v, &err), ST_OK);
+	seen.n = 0;
+	assert_int_equal(db_unit_foreach_in_progress(db, collect_unit, &seen, &err), ST_OK);
+	assert_int_equal(seen.n, 0);
+	assert_string_equal(kinds(db), "unit-result unit-result unit-result ");
+	assert_string_equal(db_unit_status_name(DB_UNIT_REJECT), "reject");
+	verify_ok(db);
+}
+
+struct certs {
+	int n;
+	char serial[4][65];
+	int status[4];
+	char reason[4][32];
+};
+
+static int collect_cert(const struct db_cert_row *c, void *arg)
+{
+	struct certs *s = arg;
+
+	if (s->n < 4) {
+		snprintf(s->serial[s->n], 65, "%s", c->serial_hex);
+		s->status[s->n] = c->status;
+		snprintf(s->reason[s->n], 32, "%s", c->revoke_reason);
+	}
+	s->n++;
+	return 0;
+}
+
+/* One serial, as the batch calls take them. */
+static int reserve1(struct db *db, const char *serial, struct errbuf *err)
+{
+	return db_cert_reserve(db, &serial, 1, err);
+}
+
+static void test_certs(void **state)
+{
+	struct db *db = *state;
+	struct db_unit u;
+	struct errbuf err;
+	struct certs cs;
+	const uint8_t der[] = { 0x30, 0x03, 0x02, 0x01, 0x01 };
+	const char *batch[] = { "1a2b", "3c", "5e", "6f" };
+	const char *bad_batch[] = { "71", "01a2" };
+	const char *taken[] = { "72", "3c" };
+	long syncs;
+	int seen;
+
+	unit_init(&u, UID1);
+	assert_int_equal(db_unit_begin(db, &u, &err), ST_OK);
+	/* a batch of serials, reserved before anything is signed: no board yet;
+	 * durable (the WAL synced) when the call returns */
+	syncs = db_wal_syncs(db);
+	assert_int_equal(db_cert_reserve(db, batch, 4, &err), ST_OK);
+	assert_int_equal(db_wal_syncs(db), syncs + 1);
+	assert_int_equal(db_pubkey_seen(db, PK1, &seen, &err), ST_OK);
+	assert_false(seen);
+	/* all or nothing: a taken or malformed serial reserves none of its batch */
+	assert_int_equal(db_cert_reserve(db, taken, 2, &err), ST_EEXIST);
+	assert_non_null(strstr(err.msg, "serial 3c is taken"));
+	assert_int_equal(db_begin(db, &err), ST_OK);
+	syncs = db_wal_syncs(db);
+	assert_int_equal(reserve1(db, "72", &err), ST_OK);
+	assert_int_equal(db_wal_syncs(db), syncs);       /* the caller's commit is FULL */
+	assert_int_equal(db_commit(db, &err), ST_OK);
+	assert_int_equal(db_cert_reserve(db, bad_batch, 2, &err), ST_EINVAL);
+	assert_int_equal(reserve1(db, "1A2B", &err), ST_EINVAL);
+	assert_int_equal(db_cert_reserve(db, batch, 0, &err), ST_EINVAL);
+	assert_int_equal(db_cert_reserve(db, batch, DB_CERT_RESERVE_MAX + 1, &err), ST_EINVAL);
+
+	/* state machine: injected needs issued; issued needs reserved */
+	assert_int_equal(db_cert_injected(db, "1a2b", &err), ST_ESTATE);
+	assert_int_equal(db_cert_issued(db, "ffff", u.id, UID1, PK1, der, sizeof(der), &err),
+			 ST_ENOTFOUND);
+	assert_int_equal(db_cert_issued(db, "1a2b", u.id, UID1, "abc", der, sizeof(der), &err),
+			 ST_EINVAL);
+	assert_int_equal(db_cert_issued(db, "1a2b", u.id, "", PK1, der, sizeof(der), &err), ST_EINVAL);
+	/* issued commits on its own, never inside a caller's transaction */
+	assert_int_equal(db_begin(db, &err), ST_OK);
+	assert_int_equal(db_cert_issued(db, "1a2b", u.id, UID1, PK1, der, sizeof(der), &err),
+			 ST_ESTATE);
+	db_rollback(db);
+	syncs = db_wal_syncs(db);
+	assert_int_equal(db_cert_issued(db, "1a2b", u.id, UID1, PK1, der, sizeof(der), &err), ST_OK);
+	assert_int_equal(db_wal_syncs(db), syncs + 1);   /* its own commit synced before return */
+	assert_int_equal(db_pubkey_seen(db, PK1, &seen, &err), ST_OK);
+	assert_true(seen);
+	assert_int_equal(db_cert_issued(db, "1a2b", u.id, UID1, PK2, der, sizeof(der), &err),
+			 ST_ESTATE);
+	/* clone: the same key on another serial is refused, the serial stays reserved */
+	assert_int_equal(db_cert_issued(db, "3c", u.id, UID1, PK1, der, sizeof(der), &err), ST_EEXIST);
+	assert_non_null(strstr(err.msg, "already certified (serial 1a2b)"));
+	assert_int_equal(db_cert_injected(db, "1a2b", &err), ST_OK);
+
+	/* an orphan: issued, never injected -> revoked */
+	assert_int_equal(db_cert_issued(db, "5e", u.id, UID1, PK2, der, sizeof(der), &err), ST_OK);
+	assert_int_equal(db_cert_revoke(db, "5e", "badReason", "eng1", &err), ST_EINVAL);
+	assert_int_equal(db_cert_revoke(db, "5e", "cessationOfOperation", "eng1", &err), ST_OK);
+	assert_int_equal(db_cert_revoke(db, "5e", "keyCompromise", "eng1", &err), ST_ESTATE);
+	assert_int_equal(db_cert_revoke(db, "999", "keyCompromise", "eng1", &err), ST_ENOTFOUND);
+
+	/* unused serials are voided; an issued one cannot be; a void one is final */
+	assert_int_equal(db_cert_void(db, &batch[0], 1, &err), ST_ESTATE);
+	assert_int_equal(db_cert_void(db, &batch[3], 1, &err), ST_OK);
+	assert_int_equal(db_cert_void(db, &batch[3], 1, &err), ST_ESTATE);
+	assert_int_equal(db_cert_revoke(db, "6f", "superseded", "eng1", &err), ST_ESTATE);
+	assert_int_equal(db_cert_issued(db, "6f", u.id, UID2, PK3, der, sizeof(der), &err), ST_ESTATE);
+
+	memset(&cs, 0, sizeof(cs));
+	assert_int_equal(db_cert_foreach(db, DB_CERT_REVOKED, collect_cert, &cs, &err), ST_OK);
+	assert_int_equal(cs.n, 1);
+	assert_string_equal(cs.serial[0], "5e");
+	assert_string_equal(cs.reason[0], "cessationOfOperation");
+	memset(&cs, 0, sizeof(cs));
+	assert_int_equal(db_cert_foreach(db, -1, collect_cert, &cs, &err), ST_OK);
+	assert_int_equal(cs.n, 5);
+	memset(&cs, 0, sizeof(cs));
+	assert_int_equal(db_cert_foreach(db, DB_CERT_RESERVED, collect_cert, &cs, &err), ST_OK);
+	assert_int_equal(cs.n, 2);   /* 3c (the clone's) and 72: recovery revokes such rows */
+	/* by unit: the two certificates bound to it, none of the unbound serials */
+	memset(&cs, 0, sizeof(cs));
+	assert_int_equal(db_cert_foreach_unit(db, u.id, collect_cert, &cs, &err), ST_OK);
+	assert_int_equal(cs.n, 2);
+	assert_string_equal(cs.serial[0], "1a2b");
+	assert_string_equal(cs.serial[1], "5e");
+	memset(&cs, 0, sizeof(cs));
+	assert_int_equal(db_cert_foreach_unit(db, u.id + 1, collect_cert, &cs, &err), ST_OK);
+	assert_int_equal(cs.n, 0);
+	memset(&cs, 0, sizeof(cs));
+	assert_int_equal(db_cert_foreach(db, DB_CERT_INJECTED, collect_cert, &cs, &err), ST_OK);
+	assert_int_equal(cs.n, 1);
+	assert_string_equal(cs.serial[0], "1a2b");
+	assert_int_equal(cs.status[0], DB_CERT_INJECTED);
+	assert_string_equal(kinds(db), "cert-reserved cert-reserved cert-issued cert-injected "
+			    "cert-issued cert-revoked cert-voided ");
+	assert_string_equal(db_cert_status_name(DB_CERT_ISSUED), "issued");
+	assert_string_equal(db_cert_status_name(DB_CERT_VOID), "void");
+	verify_ok(db);
+}
+
+static void test_allowlist_queries(void **state)
+{
+	struct db *db = *state;
+	struct errbuf err;
+	int64_t rows, count;
+	FILE *f = fopen("al.csv", "w");
+
+	assert_non_null(f);
+	fprintf(f, "unique_id,lot,model,hw_revision\n%s,LOT-A,W,1\n%s,LOT-A,W,1\n", UID1, UID2);
+	fclose(f);
+	assert_int_equal(db_allowlist_count(db, "LOT-A", &count, &err), ST_OK);
+	assert_int_equal(count, 0);
+	assert_int_equal(db_allowlist_import(db, "al.csv", "LOT-A", NULL, NULL, "eng1", &rows, NULL),
+			 ST_OK);
+	assert_int_equal(rows, 2);
+	assert_int_equal(db_allowlist_count(db, "LOT-A", &count, &err), ST_OK);
+	assert_int_equal(count, 2);
+	assert_int_equal(db_allowlist_contains(db, "LOT-A", UID2, &err), ST_OK);
+	assert_int_equal(db_allowlist_contains(db, "LOT-B", UID2, &err), ST_ENOTFOUND);
+	assert_int_equal(db_allowlist_contains(db, "LOT-A", "0123456789ABCDEF01234569", &err),
+			 ST_ENOTFOUND);
+	/* a second import of the same ids with a NULL errbuf fails cleanly */
+	assert_int_equal(db_allowlist_import(db, "al.csv", "LOT-A", NULL, NULL, "eng1", &rows, NULL),
+			 ST_EEXIST);
+	/* not inside a caller's transaction */
+	assert_int_equal(db_begin(db, &err), ST_OK);
+	assert_int_equal(db_allowlist_import(db, "al.csv", "LOT-A", NULL, NULL, "eng1", &rows, &err),
+			 ST_ESTATE);
+	db_rollback(db);
+	assert_true(db_valid_unique_id(UID1));
+	assert_false(db_valid_unique_id("0123456789abcdef01234567"));
+	assert_false(db_valid_unique_id("0123456789ABCDEF012345678"));
+	assert_false(db_valid_unique_id(""));
+	assert_string_equal(kinds(db), "allowlist-import ");
+}
+
+/* Invariant 2: once db_cert_issued() returns, the record survives the process
+ * dying on the spot (no close, no atexit). */
+static void test_issued_survives_crash(void **state)
+{
+	struct db *db = *state;
+	struct errbuf err;
+	struct certs cs;
+	int status;
+	pid_t pid;
+
+	(void)db;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct db *c;
+		struct db_unit u;
+		const uint8_t der[] = { 0x30, 0x00 };
+
+		unit_init(&u, UID2);
+		if (db_open("crash.db", "st1", &c, &err) || db_unit_begin(c, &u, &err) ||
+		    reserve1(c, "abc", &err) ||
+		    db_cert_issued(c, "abc", u.id, UID2, PK2, der, sizeof(der), &err))
+			_exit(1);
+		_exit(0);   /* a crash: nothing closed, nothing flushed by us */
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_int_equal(db_open("crash.db", "st1", &db, &err), ST_OK);
+	memset(&cs, 0, sizeof(cs));
+	assert_int_equal(db_cert_foreach(db, DB_CERT_ISSUED, collect_cert, &cs, &err), ST_OK);
+	assert_int_equal(cs.n, 1);
+	assert_string_equal(cs.serial[0], "abc");
+	verify_ok(db);
+	db_close(db);
+}
+
+/* A self-signed certificate valid from now+from_days to now+to_days, and a
+ * signature by its key over file's bytes. */
+static void make_signed(const char *file, const char *cert_path, const char *sig_path,
+			long from_days, long to_days)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	uint8_t buf[4096], sig[256];
+	size_t n, sl = sizeof(sig);
+	FILE *f;
+
+	assert_non_null(k);
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 7);
+	X509_gmtime_adj(X509_getm_notBefore(x), from_days * 86400);
+	X509_gmtime_adj(X509_getm_notAfter(x), to_days * 86400);
+	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+				   (const unsigned char *)"Old-Mfr", -1, -1, 0);
+	X509_set_issuer_name(x, X509_get_subject_name(x));
+	X509_set_pubkey(x, k);
+	assert_true(X509_sign(x, k, EVP_sha256()) > 0);
+	f = fopen(cert_path, "w");
+	PEM_write_X509(f, x);
+	fclose(f);
+	f = fopen(file, "r");
+	n = fread(buf, 1, sizeof(buf), f);
+	fclose(f);
+	assert_int_equal(EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, k), 1);
+	assert_int_equal(EVP_DigestSign(md, sig, &sl, buf, n), 1);
+	f = fopen(sig_path, "w");
+	fwrite(sig, 1, sl, f);
+	fclose(f);
+	EVP_MD_CTX_free(md);
+	X509_free(x);
+	EVP_PKEY_free(k);
+}
+
+static void test_allowlist_cert_validity(void **state)
+{
+	struct db *db = *state;
+	struct errbuf err;
+	int64_t rows = 0, count;
+	FILE *f = fopen("v.csv", "w");
+
+	fprintf(f, "unique_id,lot,model,hw_revision\n%s,LOT-V,W,1\n", UID1);
+	fclose(f);
+	make_signed("v.csv", "expired.pem", "expired.sig", -30, -1);
+	assert_int_equal(db_allowlist_import(db, "v.csv", "LOT-V", "expired.sig", "expired.pem",
+					     "eng1", &rows, &err), ST_ECRYPTO);
+	assert_non_null(strstr(err.msg, "expired or not yet valid"));
+	make_signed("v.csv", "future.pem", "future.sig", 2, 30);
+	assert_int_equal(db_allowlist_import(db, "v.csv", "LOT-V", "future.sig", "future.pem",
+					     "eng1", &rows, &err), ST_ECRYPTO);
+	make_signed("v.csv", "ok.pem", "ok.sig", -1, 30);
+	assert_int_equal(db_allowlist_import(db, "v.csv", "LOT-V", "ok.sig", NULL,
+					     "eng1", &rows, &err), ST_EINVAL);
+	assert_int_equal(db_allowlist_count(db, "LOT-V", &count, &err), ST_OK);
+	assert_int_equal(count, 0);
+	assert_int_equal(db_allowlist_import(db, "v.csv", "LOT-V", "ok.sig", "ok.pem",
+					     "eng1", &rows, &err), ST_OK);
+	assert_int_equal(rows, 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_profiles, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_units, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_certs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_allowlist_queries, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_issued_survives_crash, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_allowlist_cert_validity, setup, teardown),
+	};
+
+	return cmocka_run_group_tests_name("db_records", tests, NULL, NULL);
+}

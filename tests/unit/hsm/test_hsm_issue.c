@@ -1,0 +1,815 @@
+/*
+ * Unit tests: CSR policy, issuing, CRL, against a real SoftHSM EC P-256 token
+ * made in the scratch directory (one token for the whole binary).  Issued
+ * certificates and the CRL are also checked by the openssl command line.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <ctype.h>
+#include <openssl/bn.h>
+
+#include "hsm/crl.h"
+#include "hsm/csr_policy.h"
+#include "hsm/hsm.h"
+#include "tests/rig/hsm_test_util.h"
+#include "hsm/issue.h"
+
+static struct hsm_config cfg;
+static struct hsm *hsm;
+static struct issue_profile prof = { .validity_days = 3650 };
+static struct tu_store group_store;
+static struct hsm_certstore group_cs;
+static struct issue_ctx *ic;          /* on group_store, for tests that only verify */
+static struct csr_policy pol;
+static const char UID[] = "0123456789ABCDEF01234567";
+
+static int group_setup(void **state)
+{
+	struct errbuf e;
+
+	(void)state;
+	snprintf(prof.san_template, sizeof(prof.san_template), "URI:urn:dev:uid:%%s");
+	if (tu_make_token("tok", "ec-p256", &cfg))
+		return -1;
+	tu_store_init(&group_store, &group_cs);
+	if (hsm_open(&cfg, &hsm, &e) != ST_OK ||
+	    issue_ctx_new(hsm, &prof, &group_cs, &ic, &e) != ST_OK) {
+		fprintf(stderr, "setup: %s\n", e.msg);
+		return -1;
+	}
+	csr_policy_default(&pol);
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	issue_ctx_free(ic);
+	hsm_close(hsm);
+	return 0;
+}
+
+/* An issuing context of its own on the test's store (it reserves serials there). */
+static struct issue_ctx *ctx_on(const struct hsm_certstore *cs)
+{
+	struct issue_ctx *c = NULL;
+	struct errbuf e;
+
+	if (issue_ctx_new(hsm, &prof, cs, &c, &e) != ST_OK)
+		fail_msg("issue_ctx_new: %s", e.msg);
+	return c;
+}
+
+static void rand_nonce(uint8_t n[32])
+{
+	assert_int_equal(RAND_bytes(n, 32), 1);
+}
+
+/* Makes a CSR (key kind, subject cn, nonce), runs the policy; returns the rc. */
+static int check(const char *kind, const char *cn, const char *org, int nonce_mode,
+		 int evil, const struct hsm_certstore *store, struct csr_info *ci,
+		 struct errbuf *e)
+{
+	uint8_t nonce[32], other[32], *der;
+	size_t len;
+	EVP_PKEY *k = tu_key(kind);
+	int rc;
+
+	assert_non_null(k);
+	rand_nonce(nonce);
+	rand_nonce(other);
+	/* nonce_mode: 0 right nonce, 1 another nonce, 2 none */
+	assert_int_equal(tu_make_csr(k, cn, org, nonce_mode == 0 ? nonce : nonce_mode == 1 ? other : NULL,
+				     evil, &der, &len), 0);
+	rc = csr_check(&pol, der, len, UID, nonce, store, ci, e);
+	OPENSSL_free(der);
+	EVP_PKEY_free(k);
+	return rc;
+}
+
+static void write_pem_cert(const char *path, const uint8_t *der, size_t len)
+{
+	const unsigned char *p = der;
+	X509 *x = d2i_X509(NULL, &p, (long)len);
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(x);
+	assert_non_null(f);
+	assert_int_equal(PEM_write_X509(f, x), 1);
+	fclose(f);
+	X509_free(x);
+}
+
+/* `openssl verify -CAfile ca.pem` on the given files; 0 when all verify. */
+static int openssl_verify(char **paths, int n)
+{
+	char cmd[65536];
+	size_t off;
+
+	off = (size_t)snprintf(cmd, sizeof(cmd), "openssl verify -purpose sslclient -CAfile '%s'",
+			       cfg.ca_cert);
+	for (int i = 0; i < n; i++)
+		off += (size_t)snprintf(cmd + off, sizeof(cmd) - off, " '%s'", paths[i]);
+	snprintf(cmd + off, sizeof(cmd) - off, " >/dev/null");
+	assert_true(off < sizeof(cmd) - 16);
+	return system(cmd);
+}
+
+/* ---- CSR policy --------------------------------------------------------- */
+
+static void test_csr_good_kinds(void **state)
+{
+	const char *kinds[] = { "P-256", "P-384", "RSA-3072" };
+	struct csr_info ci;
+	struct errbuf e;
+
+	(void)state;
+	for (size_t i = 0; i < 3; i++) {
+		assert_int_equal(check(kinds[i], UID, NULL, 0, 0, NULL, &ci, &e), ST_OK);
+		assert_string_equal(ci.unique_id, UID);
+		assert_int_equal(strlen(ci.pubkey_hash), 64);
+		csr_info_clear(&ci);
+	}
+}
+
+static void test_csr_weak_keys(void **state)
+{
+	struct csr_info ci;
+	struct errbuf e;
+
+	(void)state;
+	assert_int_equal(check("RSA-2048", UID, NULL, 0, 0, NULL, &ci, &e), ST_EPOLICY);
+	assert_non_null(strstr(e.msg, "RSA-2048"));
+	assert_null(ci.req);
+	assert_int_equal(check("P-224", UID, NULL, 0, 0, NULL, &ci, &e), ST_EPOLICY);
+	assert_non_null(strstr(e.msg, "secp224r1"));
+	/* a profile that allows P-256 only refuses P-384 */
+	pol.key_kinds = CSR_KEY_EC_P256;
+	assert_int_equal(check("P-384", UID, NULL, 0, 0, NULL, &ci, &e), ST_EPOLICY);
+	csr_policy_default(&pol);
+}
+
+/* A compressed point is the same key under another encoding (and hash). */
+static void test_csr_compressed_point(void **state)
+{
+	uint8_t nonce[32], *der;
+	size_t len;
+	EVP_PKEY *k = tu_key("P-256");
+	struct csr_info ci;
+	struct errbuf e;
+
+	(void)state;
+	rand_nonce(nonce);
+	assert_int_equal(EVP_PKEY_set_utf8_string_param(k, "point-format", "compressed"), 1);
+	assert_int_equal(tu_make_csr(k, UID, NULL, nonce, 0, &der, &len), 0);
+	assert_int_equal(csr_check(&pol, der, len, UID, nonce, NULL, &ci, &e), ST_EPOLICY);
+	assert_non_null(strstr(e.msg, "uncompressed"));
+	OPENSSL_free(der);
+	assert_int_equal(EVP_PKEY_set_utf8_string_param(k, "point-format", "uncompressed"), 1);
+	assert_int_equal(tu_make_csr(k, UID, NULL, nonce, 0, &der, &len), 0);
+	assert_int_equal(csr_check(&pol, der, len, UID, nonce, NULL, &ci, &e), ST_OK);
+	/* the hash is the one the shared rule gives: SHA-256 of the key's DER SPKI */
+	{
+		char want[65];
+
+		assert_int_equal(csr_pubkey_hash(k, want), ST_OK);
+		assert_string_equal(ci.pubkey_hash, want);
+	}
+	csr_info_clear(&ci);
+	OPENSSL_free(der);
+	EVP_PKEY_free(k);
+}
+
+/* Explicit curve parameters are the same key under another encoding (and
+ * hash): found by tests/fuzz/fuzz_csr.c (corpus fuzz_csr/p256-explicit.der). */
+static void test_csr_explicit_curve(void **state)
+{
+	uint8_t nonce[32], *der;
+	size_t len;
+	EVP_PKEY *k = tu_key("P-256");
+	struct csr_info ci;
+	struct errbuf e;
+
+	(void)state;
+	rand_nonce(nonce);
+	assert_int_equal(EVP_PKEY_set_utf8_string_param(k, "encoding", "explicit"), 1);
+	assert_int_equal(tu_make_csr(k, UID, NULL, nonce, 0, &der, &len), 0);
+	assert_int_equal(csr_check(&pol, der, len, UID, nonce, NULL, &ci, &e), ST_EPOLICY);
+	assert_non_null(strstr(e.msg, "name its curve"));
+	assert_null(ci.req);
+	OPENSSL_free(der);
+	assert_int_equal(EVP_PKEY_set_utf8_string_param(k, "encoding", "named_curve"), 1);
+	assert_int_equal(tu_make_csr(k, UID, NULL, nonce, 0, &der, &len), 0);
+	assert_int_equal(csr_check(&pol, der, len, UID, nonce, NULL, &ci, &e), ST_OK);
+	csr_info_clear(&ci);
+	OPENSSL_free(der);
+	EVP_PKEY_free(k);
+}
+
+static void test_csr_bad_signature(void **state)
+{
+	uint8_t nonce[32], *der;
+	size_t len;
+	EVP_PKEY *k = tu_key("P-256");
+	struct csr_info ci;
+	struct errbuf e;
+
+	(void)state;
+	rand_nonce(nonce);
+	assert_int_equal(tu_make_csr(k, UID, NULL, nonce, 0, &der, &len), 0);
+	/* the signature's last byte (an integer inside the DER ECDSA signature) */
+	der[len - 1] ^= 0x01;
+	assert_int_equal(csr_check(&pol, der, len, UID, nonce, NULL, &ci, &e), ST_ECRYPTO);
+	assert_non_null(strstr(e.msg, "signature"));
+	/* truncated and trailing garbage */
+	der[len - 1] ^= 0x01;
+	assert_int_equal(csr_check(&pol, der, len - 10, UID, nonce, NULL, &ci, &e), ST_EINVAL);
+	assert_int_equal(csr_check(&pol, der, 0, UID, nonce, NULL, &ci, &e), ST_EINVAL);
+	assert_int_equal(csr_check(&pol, der, len, UID, nonce, NULL, &ci, &e), ST_OK);
+	csr_info_clear(&ci);
+	OPENSSL_free(der);
+	EVP_PKEY_free(k);
+}
+
+static void test_csr_subject(void **state)
+{
+	struct csr_info ci;
+	struct errbuf e;
+
+	(void)state;
+	assert_int_equal(check("P-256", "0123456789ABCDEF01234568", NULL, 0, 0, NULL, &ci, &e),
+			 ST_EPOLICY);
+	assert_non_null(strstr(e.msg, "0123456789ABCDEF01234568"));
+	assert_int_equal(check("P-256", UID, "Evil Corp", 0, 0, NULL, &ci, &e), ST_EPOLICY);
+	assert_int_equal(check("P-256", "0123456789abcdef01234567", NULL, 0, 0, NULL, &ci, &e),
+			 ST_EPOLICY);
+}
+
+static void test_csr_nonce(void **state)
+{
+	struct csr_info ci;
+	struct errbuf e;
+
+	(void)state;
+	/* a CSR made for another challenge (a replay) */
+	assert_int_equal(check("P-256", UID, NULL, 1, 0, NULL, &ci, &e), ST_EPOLICY);
+	assert_non_null(strstr(e.msg, "nonce"));
+	assert_int_equal(check("P-256", UID, NULL, 2, 0, NULL, &ci, &e), ST_EPOLICY);
+	assert_non_null(strstr(e.msg, "challengePassword"));
+}
+
+/* ---- issuing ------------------------------------------------------------ */
+
+static void test_issue_verifies_and_ignores_requested_extensions(void **state)
+{
+	const char *kinds[] = { "P-256", "P-384", "RSA-3072" };
+	struct hsm_certstore cs;
+	struct tu_store *s = calloc(1, sizeof(*s));
+	char path[3][1024], *paths[3];
+
+	struct issue_ctx *c;
+
+	(void)state;
+	tu_store_init(s, &cs);
+	c = ctx_on(&cs);
+	for (int i = 0; i < 3; i++) {
+		struct issue_result r;
+		struct tu_cert *rec;
+		struct csr_info ci;
+		struct errbuf e;
+		const unsigned char *p;
+		X509 *x;
+		BASIC_CONSTRAINTS *bc;
+		GENERAL_NAMES *san;
+		const GENERAL_NAME *gn;
+		char *sn_hex;
+		BIGNUM *sn_bn;
+
+		/* every CSR asks for CA:TRUE and a DNS SAN: neither may appear */
+		assert_int_equal(check(kinds[i], UID, NULL, 0, 1, &cs, &ci, &e), ST_OK);
+		assert_int_equal(issue_cert(c, &ci, 100 + i, &r, &e), ST_OK);
+		/* recorded, bound to its unit, board and key */
+		assert_int_equal(tu_count(s, TU_CERT_ISSUED), i + 1);
+		rec = tu_find(s, r.serial_hex);
+		assert_non_null(rec);
+		assert_int_equal(rec->status, TU_CERT_ISSUED);
+		assert_int_equal(rec->unit_id, 100 + i);
+		assert_string_equal(rec->unique_id, UID);
+		assert_string_equal(rec->pubkey_hash, ci.pubkey_hash);
+		p = r.der;
+		x = d2i_X509(NULL, &p, (long)r.der_len);
+		assert_non_null(x);
+		bc = X509_get_ext_d2i(x, NID_basic_constraints, NULL, NULL);
+		assert_non_null(bc);
+		assert_int_equal(bc->ca, 0);
+		assert_int_equal(X509_EXTENSION_get_critical(X509_get_ext(x,
+			X509_get_ext_by_NID(x, NID_basic_constraints, -1))), 1);
+		BASIC_CONSTRAINTS_free(bc);
+		san = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+		assert_non_null(san);
+		assert_int_equal(sk_GENERAL_NAME_num(san), 1);
+		gn = sk_GENERAL_NAME_value(san, 0);
+		assert_int_equal(gn->type, GEN_URI);
+		assert_string_equal((const char *)ASN1_STRING_get0_data(gn->d.uniformResourceIdentifier),
+				    "urn:dev:uid:0123456789ABCDEF01234567");
+		GENERAL_NAMES_free(san);
+		assert_true(X509_get_extension_flags(x) & EXFLAG_KUSAGE);
+		assert_true(X509_get_key_usage(x) & KU_DIGITAL_SIGNATURE);
+		assert_int_equal(!!(X509_get_key_usage(x) & KU_KEY_AGREEMENT), i < 2);
+		assert_true(X509_get_extended_key_usage(x) & XKU_SSL_CLIENT);
+		assert_non_null(X509_get0_subject_key_id(x));
+		assert_non_null(X509_get0_authority_key_id(x));
+		assert_int_equal(X509_get_signature_nid(x), NID_ecdsa_with_SHA256);
+		/* the serial: positive, the hex recorded, 64+ bits */
+		sn_bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+		assert_non_null(sn_bn);
+		assert_false(BN_is_negative(sn_bn));
+		sn_hex = BN_bn2hex(sn_bn);
+		BN_free(sn_bn);
+		for (char *c = sn_hex; *c; c++)
+			*c = (char)tolower((unsigned char)*c);
+		/* BN_bn2hex pads to whole bytes; the record has no leading zero */
+		assert_string_equal(sn_hex + (sn_hex[0] == '0'), r.serial_hex);
+		assert_true(strlen(r.serial_hex) >= 16);
+		OPENSSL_free(sn_hex);
+		X509_free(x);
+		snprintf(path[i], sizeof(path[i]), "%s/cert%d.pem", tu_scratch(), i);
+		write_pem_cert(path[i], r.der, r.der_len);
+		paths[i] = path[i];
+		issue_result_clear(&r);
+		csr_info_clear(&ci);
+	}
+	assert_int_equal(openssl_verify(paths, 3), 0);
+	/* one batch reserved for the three; closing voids the rest, none left reserved */
+	assert_int_equal(s->calls_reserve, 1);
+	issue_ctx_free(c);
+	assert_int_equal(tu_count(s, TU_CERT_VOID), ISSUE_SERIAL_BATCH - 3);
+	assert_int_equal(tu_count(s, TU_CERT_RESERVED), 0);
+	free(s);
+}
+
+static void test_pubkey_seen_before(void **state)
+{
+	uint8_t nonce[32], *der;
+	size_t len;
+	EVP_PKEY *k = tu_key("P-256");
+	struct hsm_certstore cs;
+	struct tu_store *s = calloc(1, sizeof(*s));
+	struct issue_result r;
+	struct csr_info ci;
+	struct errbuf e;
+
+	struct issue_ctx *c;
+
+	(void)state;
+	tu_store_init(s, &cs);
+	c = ctx_on(&cs);
+	rand_nonce(nonce);
+	assert_int_equal(tu_make_csr(k, UID, NULL, nonce, 0, &der, &len), 0);
+	assert_int_equal(csr_check(&pol, der, len, UID, nonce, &cs, &ci, &e), ST_OK);
+	assert_int_equal(issue_cert(c, &ci, 1, &r, &e), ST_OK);
+	issue_result_clear(&r);
+	csr_info_clear(&ci);
+	OPENSSL_free(der);
+	/* the same key again, in a fresh, correct CSR for another challenge */
+	rand_nonce(nonce);
+	assert_int_equal(tu_make_csr(k, UID, NULL, nonce, 0, &der, &len), 0);
+	assert_int_equal(csr_check(&pol, der, len, UID, nonce, &cs, &ci, &e), ST_EEXIST);
+	assert_non_null(strstr(e.msg, "certified before"));
+	OPENSSL_free(der);
+	EVP_PKEY_free(k);
+	issue_ctx_free(c);
+	free(s);
+}
+
+/* Two bays, one cloned key, both past the policy's lookup before either is
+ * recorded: the second certificate is signed, refused by the record (the key
+ * is certified once), never returned, and its serial revoked at once. */
+static void test_clone_race_revokes_the_loser(void **state)
+{
+	uint8_t nonce[2][32], *der[2];
+	size_t len[2];
+	EVP_PKEY *k = tu_key("P-256");
+	struct hsm_certstore cs;
+	struct tu_store *s = calloc(1, sizeof(*s));
+	struct issue_result r[2];
+	struct csr_info ci[2];
+	struct issue_ctx *c;
+	struct errbuf e;
+	struct tu_cert *lost = NULL;
+
+	(void)state;
+	tu_store_init(s, &cs);
+	c = ctx_on(&cs);
+	for (int i = 0; i < 2; i++) {
+		rand_nonce(nonce[i]);
+		assert_int_equal(tu_make_csr(k, UID, NULL, nonce[i], 0, &der[i], &len[i]), 0);
+		assert_int_equal(csr_check(&pol, der[i], len[i], UID, nonce[i], &cs, &ci[i], &e), ST_OK);
+	}
+	assert_int_equal(issue_cert(c, &ci[0], 1, &r[0], &e), ST_OK);
+	assert_int_equal(issue_cert(c, &ci[1], 2, &r[1], &e), ST_EEXIST);
+	assert_non_null(strstr(e.msg, "already certified"));
+	assert_null(r[1].der);
+	assert_int_equal(tu_count(s, TU_CERT_ISSUED), 1);
+	assert_int_equal(tu_count(s, TU_CERT_REVOKED), 1);
+	assert_int_equal(s->calls_revoke, 1);
+	for (int i = 0; i < s->n; i++)
+		if (s->certs[i].status == TU_CERT_REVOKED)
+			lost = &s->certs[i];
+	assert_non_null(lost);
+	assert_string_equal(lost->reason, "cessationOfOperation");
+	assert_string_not_equal(lost->serial, r[0].serial_hex);
+	issue_result_clear(&r[0]);
+	for (int i = 0; i < 2; i++) {
+		csr_info_clear(&ci[i]);
+		OPENSSL_free(der[i]);
+	}
+	EVP_PKEY_free(k);
+	issue_ctx_free(c);
+	assert_int_equal(tu_count(s, TU_CERT_RESERVED), 0);
+	free(s);
+}
+
+/* Serials come from committed batches: one reservation per ISSUE_SERIAL_BATCH
+ * certificates, each serial used once. */
+static void test_serial_batches(void **state)
+{
+	struct hsm_certstore cs;
+	struct tu_store *s = calloc(1, sizeof(*s));
+	char seen[2 * ISSUE_SERIAL_BATCH + 1][ISSUE_SERIAL_HEX];
+	struct issue_ctx *c;
+	struct errbuf e;
+	int n = 2 * ISSUE_SERIAL_BATCH + 1;
+
+	(void)state;
+	tu_store_init(s, &cs);
+	c = ctx_on(&cs);
+	assert_int_equal(s->calls_reserve, 0);  /* nothing reserved before it is needed */
+	for (int i = 0; i < n; i++) {
+		struct issue_result r;
+		struct csr_info ci;
+
+		assert_int_equal(check("P-256", UID, NULL, 0, 0, &cs, &ci, &e), ST_OK);
+		assert_int_equal(issue_cert(c, &ci, i + 1, &r, &e), ST_OK);
+		assert_int_equal(s->calls_reserve, i / ISSUE_SERIAL_BATCH + 1);
+		snprintf(seen[i], sizeof(seen[i]), "%s", r.serial_hex);
+		for (int j = 0; j < i; j++)
+			assert_string_not_equal(seen[i], seen[j]);
+		issue_result_clear(&r);
+		csr_info_clear(&ci);
+	}
+	assert_int_equal(tu_count(s, TU_CERT_ISSUED), n);
+	assert_int_equal(tu_count(s, TU_CERT_RESERVED), 3 * ISSUE_SERIAL_BATCH - n);
+	issue_ctx_free(c);
+	assert_int_equal(s->calls_release, 1);
+	assert_int_equal(tu_count(s, TU_CERT_VOID), 3 * ISSUE_SERIAL_BATCH - n);
+	assert_int_equal(tu_count(s, TU_CERT_RESERVED), 0);
+	free(s);
+}
+
+/* If the record cannot be committed, no certificate leaves issue_cert(), and
+ * the serial it was signed with is revoked (or, if even that fails, left
+ * reserved for recovery: never voided as if unsigned). */
+static void test_write_ahead(void **state)
+{
+	struct hsm_certstore cs, none;
+	struct tu_store *s = calloc(1, sizeof(*s));
+	struct issue_result r;
+	struct csr_info ci;
+	struct issue_ctx *c, *c2 = NULL;
+	struct errbuf e;
+
+	(void)state;
+	tu_store_init(s, &cs);
+	c = ctx_on(&cs);
+	s->fail_issued = 1;
+	assert_int_equal(check("P-256", UID, NULL, 0, 0, &cs, &ci, &e), ST_OK);
+	assert_int_equal(issue_cert(c, &ci, 1, &r, &e), ST_EDB);
+	assert_null(r.der);
+	assert_int_equal(r.der_len, 0);
+	assert_non_null(strstr(e.msg, "disk full"));
+	assert_int_equal(s->calls_reserve, 1);   /* reserved before signing */
+	assert_int_equal(s->calls_issued, 1);
+	assert_int_equal(s->calls_revoke, 1);    /* the signed orphan */
+	assert_int_equal(tu_count(s, TU_CERT_REVOKED), 1);
+	/* the revoke fails too: that serial stays reserved */
+	s->fail_revoke = 1;
+	assert_int_equal(issue_cert(c, &ci, 1, &r, &e), ST_EDB);
+	assert_int_equal(s->calls_revoke, 2);
+	assert_int_equal(tu_count(s, TU_CERT_RESERVED), ISSUE_SERIAL_BATCH - 1);
+	issue_ctx_free(c);
+	assert_int_equal(tu_count(s, TU_CERT_VOID), ISSUE_SERIAL_BATCH - 2);
+	assert_int_equal(tu_count(s, TU_CERT_RESERVED), 1);  /* for recovery to revoke */
+	/* a reservation that fails: nothing is signed */
+	s->fail_issued = 0;
+	memset(&none, 0, sizeof(none));
+	assert_int_equal(issue_ctx_new(hsm, &prof, &none, &c2, &e), ST_EINVAL);
+	assert_null(c2);
+	assert_int_equal(issue_ctx_new(hsm, &prof, NULL, &c2, &e), ST_EINVAL);
+	csr_info_clear(&ci);
+	free(s);
+}
+
+/* A serial reservation that fails stops issuing before anything is signed. */
+static int reserve_fails(void *db, const char *const *serials, size_t n, struct errbuf *err)
+{
+	return errbuf_set(err, ST_EDB, "database is locked (simulated)");
+}
+
+static void test_no_signature_without_reservation(void **state)
+{
+	struct hsm_certstore cs;
+	struct tu_store *s = calloc(1, sizeof(*s));
+	struct issue_result r;
+	struct csr_info ci;
+	struct issue_ctx *c;
+	struct errbuf e;
+
+	(void)state;
+	tu_store_init(s, &cs);
+	cs.reserve = reserve_fails;
+	c = ctx_on(&cs);
+	assert_int_equal(check("P-256", UID, NULL, 0, 0, &cs, &ci, &e), ST_OK);
+	assert_int_equal(issue_cert(c, &ci, 1, &r, &e), ST_EDB);
+	assert_non_null(strstr(e.msg, "reserve certificate serials"));
+	assert_null(r.der);
+	assert_int_equal(s->calls_issued, 0);
+	assert_int_equal(s->calls_revoke, 0);
+	assert_int_equal(s->n, 0);
+	issue_ctx_free(c);
+	assert_int_equal(s->calls_release, 0);
+	csr_info_clear(&ci);
+	free(s);
+}
+
+/* The post-signing check refuses what a relying party would refuse. */
+static void test_verify_catches_bad_certificates(void **state)
+{
+	struct hsm_certstore cs;
+	struct tu_store *s = calloc(1, sizeof(*s));
+	struct issue_result r;
+	struct csr_info ci, other;
+	struct errbuf e;
+	EVP_PKEY *k = tu_key("P-256");
+	X509 *x;
+	const unsigned char *p;
+	unsigned char *der2 = NULL;
+	int len2;
+
+	(void)state;
+	tu_store_init(s, &cs);
+	assert_int_equal(check("P-256", UID, NULL, 0, 0, &cs, &ci, &e), ST_OK);
+	assert_int_equal(issue_cert(ic, &ci, 1, &r, &e), ST_OK);
+	assert_int_equal(issue_verify(ic, &ci, r.der, r.der_len, &e), ST_OK);
+	/* a flipped bit in the signed part (the validity years) */
+	r.der[r.der_len / 3] ^= 0x01;
+	assert_int_equal(issue_verify(ic, &ci, r.der, r.der_len, &e), ST_ECRYPTO);
+	r.der[r.der_len / 3] ^= 0x01;
+	/* truncated */
+	assert_int_equal(issue_verify(ic, &ci, r.der, r.der_len - 1, &e), ST_ECRYPTO);
+	/* right CA, but not the CSR's key */
+	assert_int_equal(check("P-256", UID, NULL, 0, 0, NULL, &other, &e), ST_OK);
+	assert_int_equal(issue_verify(ic, &other, r.der, r.der_len, &e), ST_ECRYPTO);
+	assert_non_null(strstr(e.msg, "CSR's key"));
+	csr_info_clear(&other);
+	/* the same certificate re-signed by a key that is not the CA's */
+	p = r.der;
+	x = d2i_X509(NULL, &p, (long)r.der_len);
+	assert_non_null(x);
+	assert_true(X509_sign(x, k, EVP_sha256()) > 0);
+	len2 = i2d_X509(x, &der2);
+	assert_true(len2 > 0);
+	assert_int_equal(issue_verify(ic, &ci, der2, (size_t)len2, &e), ST_ECRYPTO);
+	assert_non_null(strstr(e.msg, "signature"));
+	OPENSSL_free(der2);
+	X509_free(x);
+	EVP_PKEY_free(k);
+	issue_result_clear(&r);
+	csr_info_clear(&ci);
+	free(s);
+}
+
+static void test_serials(void **state)
+{
+	char a[ISSUE_SERIAL_HEX], b[ISSUE_SERIAL_HEX];
+	struct errbuf e;
+
+	(void)state;
+	for (int i = 0; i < 200; i++) {
+		assert_int_equal(issue_new_serial(a, &e), ST_OK);
+		assert_int_equal(issue_new_serial(b, &e), ST_OK);
+		assert_string_not_equal(a, b);
+		assert_true(strlen(a) <= 32 && strlen(a) >= 16);
+		assert_true(a[0] != '0');
+		assert_true(strchr("1234567", a[0]) || strlen(a) < 32);  /* top bit clear */
+		for (char *c = a; *c; c++)
+			assert_non_null(strchr("0123456789abcdef", *c));
+	}
+}
+
+/* ---- threads ------------------------------------------------------------ */
+
+#define THREADS 4
+#define PER_THREAD 25
+
+struct worker {
+	struct hsm_certstore *cs;
+	struct issue_ctx *ic;
+	int index;
+	int failures;
+	uint8_t *der[PER_THREAD];
+	size_t len[PER_THREAD];
+};
+
+static void *issue_worker(void *arg)
+{
+	struct worker *w = arg;
+
+	for (int i = 0; i < PER_THREAD; i++) {
+		uint8_t nonce[32], *der;
+		size_t len;
+		EVP_PKEY *k = tu_key("P-256");
+		struct issue_result r;
+		struct csr_info ci;
+		struct errbuf e;
+
+		RAND_bytes(nonce, sizeof(nonce));
+		if (!k || tu_make_csr(k, UID, NULL, nonce, 0, &der, &len) != 0) {
+			w->failures++;
+			EVP_PKEY_free(k);
+			continue;
+		}
+		if (csr_check(&pol, der, len, UID, nonce, w->cs, &ci, &e) != ST_OK ||
+		    issue_cert(w->ic, &ci, w->index * 1000 + i, &r, &e) != ST_OK) {
+			fprintf(stderr, "thread %d: %s\n", w->index, e.msg);
+			w->failures++;
+		} else {
+			w->der[i] = r.der;
+			w->len[i] = r.der_len;
+			csr_info_clear(&ci);
+		}
+		OPENSSL_free(der);
+		EVP_PKEY_free(k);
+	}
+	return NULL;
+}
+
+static void test_issue_from_threads(void **state)
+{
+	static struct worker w[THREADS];
+	static char path[THREADS * PER_THREAD][512];
+	static char *paths[THREADS * PER_THREAD];
+	pthread_t t[THREADS];
+	struct hsm_certstore cs;
+	struct tu_store *s = calloc(1, sizeof(*s));
+	struct issue_ctx *c;
+	int n = 0;
+
+	(void)state;
+	tu_store_init(s, &cs);
+	c = ctx_on(&cs);
+	for (int i = 0; i < THREADS; i++) {
+		memset(&w[i], 0, sizeof(w[i]));
+		w[i].cs = &cs;
+		w[i].ic = c;
+		w[i].index = i;
+		assert_int_equal(pthread_create(&t[i], NULL, issue_worker, &w[i]), 0);
+	}
+	for (int i = 0; i < THREADS; i++)
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+	for (int i = 0; i < THREADS; i++) {
+		assert_int_equal(w[i].failures, 0);
+		for (int j = 0; j < PER_THREAD; j++) {
+			snprintf(path[n], sizeof(path[n]), "%s/t%d-%d.pem", tu_scratch(), i, j);
+			write_pem_cert(path[n], w[i].der[j], w[i].len[j]);
+			paths[n] = path[n];
+			n++;
+			OPENSSL_free(w[i].der[j]);
+		}
+	}
+	/* every certificate recorded once, with a distinct serial; the serials
+	 * reserved and unused are voided when the context closes */
+	assert_int_equal(tu_count(s, TU_CERT_ISSUED), THREADS * PER_THREAD);
+	for (int i = 0; i < s->n; i++)
+		for (int j = i + 1; j < s->n; j++)
+			assert_string_not_equal(s->certs[i].serial, s->certs[j].serial);
+	assert_int_equal(openssl_verify(paths, n), 0);
+	issue_ctx_free(c);
+	assert_int_equal(tu_count(s, TU_CERT_RESERVED), 0);
+	assert_int_equal(tu_count(s, TU_CERT_ISSUED) + tu_count(s, TU_CERT_VOID), s->n);
+	free(s);
+}
+
+/* ---- CRL ---------------------------------------------------------------- */
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void test_crl_lists_exactly_the_revoked(void **state)
+{
+	struct hsm_certstore cs;
+	struct tu_store *s = calloc(1, sizeof(*s));
+	const char *reasons[] = { "keyCompromise", "superseded", "cessationOfOperation" };
+	char *want[3], got[8][65], *gotp[8], cmd[2048], line[512], crl_path[1024];
+	uint8_t *der;
+	size_t len;
+	int64_t count;
+	int ngot = 0, saw_reason = 0;
+	struct issue_ctx *c;
+	struct errbuf e;
+	FILE *f;
+
+	(void)state;
+	tu_store_init(s, &cs);
+	c = ctx_on(&cs);
+	/* six issued certificates, three of them revoked */
+	for (int i = 0; i < 6; i++) {
+		struct issue_result r;
+		struct csr_info ci;
+
+		assert_int_equal(check("P-256", UID, NULL, 0, 0, &cs, &ci, &e), ST_OK);
+		assert_int_equal(issue_cert(c, &ci, i, &r, &e), ST_OK);
+		if (i % 2 == 0)
+			want[i / 2] = tu_find(s, r.serial_hex)->serial;
+		issue_result_clear(&r);
+		csr_info_clear(&ci);
+	}
+	issue_ctx_free(c);  /* the unused serials are void: not on the CRL */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(tu_revoke(s, want[i], reasons[i]), 0);
+	assert_int_equal(crl_build(hsm, &cs, 7, &der, &len, &count, &e), ST_OK);
+	assert_int_equal(count, 3);
+	snprintf(crl_path, sizeof(crl_path), "%s/ca.crl", tu_scratch());
+	assert_int_equal(crl_write(crl_path, der, len, 1, &e), ST_OK);
+	OPENSSL_free(der);
+	/* the openssl tool's reading: signature, and exactly these serials */
+	snprintf(cmd, sizeof(cmd), "openssl crl -in '%s' -CAfile '%s' -noout 2>&1", crl_path, cfg.ca_cert);
+	f = popen(cmd, "r");
+	assert_non_null(f);
+	assert_non_null(fgets(line, sizeof(line), f));
+	assert_non_null(strstr(line, "verify OK"));
+	pclose(f);
+	snprintf(cmd, sizeof(cmd), "openssl crl -in '%s' -noout -text", crl_path);
+	f = popen(cmd, "r");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		char *p = strstr(line, "Serial Number: ");
+
+		if (strstr(line, "Key Compromise") || strstr(line, "Superseded") ||
+		    strstr(line, "Cessation Of Operation"))
+			saw_reason++;
+		if (!p)
+			continue;
+		assert_true(ngot < 8);
+		p += strlen("Serial Number: ");
+		p[strcspn(p, "\r\n")] = '\0';
+		for (char *c = p; *c; c++)
+			*c = (char)tolower((unsigned char)*c);
+		while (p[0] == '0' && p[1])  /* openssl pads to whole bytes */
+			p++;
+		snprintf(got[ngot], sizeof(got[ngot]), "%s", p);
+		gotp[ngot] = got[ngot];
+		ngot++;
+	}
+	pclose(f);
+	assert_int_equal(ngot, 3);
+	assert_int_equal(saw_reason, 3);
+	qsort(want, 3, sizeof(want[0]), cmp_str);
+	qsort(gotp, 3, sizeof(gotp[0]), cmp_str);
+	for (int i = 0; i < 3; i++)
+		assert_string_equal(gotp[i], want[i]);
+	assert_int_equal(crl_reason_code("keyCompromise"), 1);
+	assert_int_equal(crl_reason_code("KeyCompromise"), -1);
+	free(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_csr_good_kinds),
+		cmocka_unit_test(test_csr_weak_keys),
+		cmocka_unit_test(test_csr_compressed_point),
+		cmocka_unit_test(test_csr_explicit_curve),
+		cmocka_unit_test(test_csr_bad_signature),
+		cmocka_unit_test(test_csr_subject),
+		cmocka_unit_test(test_csr_nonce),
+		cmocka_unit_test(test_issue_verifies_and_ignores_requested_extensions),
+		cmocka_unit_test(test_pubkey_seen_before),
+		cmocka_unit_test(test_write_ahead),
+		cmocka_unit_test(test_no_signature_without_reservation),
+		cmocka_unit_test(test_clone_race_revokes_the_loser),
+		cmocka_unit_test(test_serial_batches),
+		cmocka_unit_test(test_verify_catches_bad_certificates),
+		cmocka_unit_test(test_serials),
+		cmocka_unit_test(test_issue_from_threads),
+		cmocka_unit_test(test_crl_lists_exactly_the_revoked),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
