@@ -4,7 +4,7 @@
  * issuing with write-ahead (hsm/issue.h), and the database for the
  * injected/revoked transitions.  Also signs audit checkpoints as the line runs.
  */
-#include "line/pipeline.h"
+#include "app/pl_hsm.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -3,7 +3,7 @@
  * pl_board_ops) on top of usb.h, board_client.h and dfu.h.  Every call below is
  * bounded by the timeouts those modules apply to each transfer.
  */
-#include "line/pipeline.h"
+#include "app/pl_usb.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -2,44 +2,35 @@
  * station run --profile NAME --lot LOT [--headless] [--bays N] [--max-units N]
  *             [--operator NAME]
  *
- * Runs the line.  Before it accepts a board it refuses to start when the
+ * Runs the line.  The line session (app/session.h) refuses to start when the
  * firmware image does not hash to the profile's SHA-256, the HSM token fails its
- * pre-flight, or the lot has no allowlist; then it recovers units a crash left
- * in progress (pipeline.h).  --headless prints one JSON object per event per
- * line on stdout (ui/headless.h) and takes line commands on stdin (see
- * stdin_main); otherwise the ncurses screen runs.  The line stops on q (quit on
- * stdin), SIGTERM/SIGINT or after --max-units results, once the units in flight
- * have finished.
+ * pre-flight, or the lot has no allowlist, then recovers units a crash left in
+ * progress before it accepts a board.  --headless prints one JSON object per
+ * event per line on stdout (ui/headless.h) and takes line commands on stdin
+ * (run_control.h); otherwise the ncurses screen runs.  The line stops on q
+ * (quit on stdin), SIGTERM/SIGINT or after --max-units results, once the units
+ * in flight have finished.  This file is the command: options, the event
+ * sinks, and which thread waits for what.
  */
 #include "cli/cli.h"
 #include "cli/cli_role.h"
+#include "cli/run_control.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <poll.h>
 #include <pthread.h>
-#include <signal.h>
-#include <stdarg.h>
-#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include <jansson.h>
-#include <openssl/pem.h>
-#include <openssl/sha.h>
-#include <openssl/x509.h>
-
-#include "db/db.h"
-#include "core/event.h"
-#include "ui/headless.h"
-#include "line/pipeline.h"
+#include "app/session.h"
 #include "config/profile.h"
+#include "core/event.h"
+#include "db/db.h"
+#include "line/pipeline.h"
+#include "ui/headless.h"
 #include "ui/screen.h"
-
-#define IMAGE_MAX (64u * 1024 * 1024)
 
 static void usage(FILE *f)
 {
@@ -65,333 +56,21 @@ static void usage(FILE *f)
 		PL_MAX_BAYS);
 }
 
-static int read_file(const char *path, size_t max, uint8_t **out, size_t *len,
-		     struct errbuf *err)
-{
-	struct stat st;
-	uint8_t *buf;
-	size_t got = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return errbuf_set(err, ST_EIO, "%s: %s", path, strerror(errno));
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
-		close(fd);
-		return errbuf_set(err, ST_EINVAL, "%s: not a regular file of at most %zu bytes",
-				  path, max);
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		close(fd);
-		return errbuf_set(err, ST_ENOMEM, "%s: out of memory", path);
-	}
-	while (got < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	close(fd);
-	if (got != (size_t)st.st_size) {
-		free(buf);
-		return errbuf_set(err, ST_EIO, "%s: short read", path);
-	}
-	*out = buf;
-	*len = got;
-	return ST_OK;
-}
-
-/* A PEM certificate file as DER. */
-static int cert_der(const char *path, uint8_t **der, size_t *len, struct errbuf *err)
-{
-	FILE *f = fopen(path, "r");
-	X509 *x;
-	unsigned char *p = NULL;
-	int n;
-
-	if (!f)
-		return errbuf_set(err, ST_EIO, "%s: %s", path, strerror(errno));
-	x = PEM_read_X509(f, NULL, NULL, NULL);
-	fclose(f);
-	if (!x)
-		return errbuf_set(err, ST_EINVAL, "%s: not a PEM certificate", path);
-	n = i2d_X509(x, &p);
-	X509_free(x);
-	if (n <= 0)
-		return errbuf_set(err, ST_ECRYPTO, "%s: cannot encode", path);
-	*der = malloc((size_t)n);
-	if (!*der) {
-		OPENSSL_free(p);
-		return errbuf_set(err, ST_ENOMEM, "out of memory");
-	}
-	memcpy(*der, p, (size_t)n);
-	*len = (size_t)n;
-	OPENSSL_free(p);
-	return ST_OK;
-}
-
-static int parse_int(const char *s, int lo, int hi, int *out)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || !*s || *end || v < lo || v > hi)
-		return -1;
-	*out = (int)v;
-	return 0;
-}
-
-/* ---- signals: a thread of their own, so handlers need no async-safe tricks -- */
-
-struct sig_ctx {
-	pthread_mutex_t lock;
-	struct pl_line *line;      /* set once the line runs */
-	int requested;             /* a signal came before the line existed */
-	sigset_t set;
-};
-
-static void *signal_main(void *arg)
-{
-	struct sig_ctx *s = arg;
-	int sig;
-
-	for (;;) {
-		if (sigwait(&s->set, &sig) != 0)
-			continue;
-		if (sig == SIGUSR1)
-			break;   /* we are done */
-		pthread_mutex_lock(&s->lock);
-		s->requested = 1;
-		if (s->line)
-			pl_line_request_stop(s->line);
-		pthread_mutex_unlock(&s->lock);
-	}
-	return NULL;
-}
-
-/* ---- screen controls ---------------------------------------------------------- */
-
-/* The screen exists before the line does (it shows recovery): its controls
- * reach the line through the same holder as the signal thread. */
-static struct pl_line *held_line(struct sig_ctx *s)
-{
-	struct pl_line *line;
-
-	pthread_mutex_lock(&s->lock);
-	line = s->line;
-	pthread_mutex_unlock(&s->lock);
-	return line;
-}
-
-static void ctl_pause(void *ctx, bool paused)
-{
-	struct pl_line *line = held_line(ctx);
-
-	if (line)
-		pl_line_pause(line, paused);
-}
-
-static void ctl_clear(void *ctx, int bay_index)
-{
-	struct pl_line *line = held_line(ctx);
-
-	if (line)
-		pl_line_clear_bay(line, bay_index);
-}
-
-static void ctl_quit(void *ctx)
-{
-	struct sig_ctx *s = ctx;
-
-	pthread_mutex_lock(&s->lock);
-	s->requested = 1;
-	if (s->line)
-		pl_line_request_stop(s->line);
-	pthread_mutex_unlock(&s->lock);
-}
-
-/* ---- headless line commands on stdin ------------------------------------------ */
-
-/*
- * With --headless and stdin not a terminal (a pipe, FIFO, socket or file), the
- * line reads one command per line: pause, resume, clear BAY (a tile number 1..N
- * or a USB port label such as 1-2), quit (the units in flight finish first).
- * Each command is answered on the event stream: EV_LOG with outcome "ok" when
- * accepted, "fail" with the reason otherwise.  End of file only stops the
- * reading (CI runs with stdin closed).  A terminal is left alone: a headless
- * run put in the background would be stopped by SIGTTIN on its first read.
- */
-#define CMD_LINE_MAX 128
-
-struct stdin_ctl {
-	struct sig_ctx *sig;
-	struct ev_bus *bus;
-	struct pl_line *line;
-	int nbays;
-	int wake[2];               /* written to when the line is done */
-};
-
-static void cmd_answer(struct stdin_ctl *c, enum ev_outcome out, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void cmd_answer(struct stdin_ctl *c, enum ev_outcome out, const char *fmt, ...)
-{
-	char reason[EV_REASON_LEN];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(reason, sizeof(reason), fmt, ap);
-	va_end(ap);
-	ev_emitf(c->bus, EV_LOG, -1, "", "", EV_STAGE_NONE, out, "%s", reason);
-}
-
-/* The tile a BAY argument names: 1..N, or a port label bound to a tile. */
-static int cmd_bay(struct stdin_ctl *c, const char *arg)
-{
-	int n;
-
-	if (strspn(arg, "0123456789") == strlen(arg))
-		return parse_int(arg, 1, c->nbays, &n) ? -1 : n - 1;
-	return pl_line_bay_of_port(c->line, arg);
-}
-
-static void cmd_run_line(struct stdin_ctl *c, char *text)
-{
-	char *cmd, *arg, *extra, *save = NULL;
-	int bay;
-
-	/* echoed in the answer: printable ASCII only (the event stream is UTF-8 JSON) */
-	for (char *p = text; *p; p++)
-		if ((unsigned char)*p < 0x20 ? *p != '\t' && *p != '\r' : (unsigned char)*p > 0x7e)
-			*p = '?';
-	cmd = strtok_r(text, " \t\r", &save);
-	if (!cmd || cmd[0] == '#')
-		return;       /* blank line or comment */
-	arg = strtok_r(NULL, " \t\r", &save);
-	extra = arg ? strtok_r(NULL, " \t\r", &save) : NULL;
-	if (!strcmp(cmd, "clear")) {
-		if (!arg || extra) {
-			cmd_answer(c, EV_OUT_FAIL, "command 'clear' needs one bay (1..%d or a port "
-				   "label such as 1-2)", c->nbays);
-			return;
-		}
-		if ((bay = cmd_bay(c, arg)) < 0) {
-			cmd_answer(c, EV_OUT_FAIL, "clear %.40s: no such bay (1..%d or a port label)",
-				   arg, c->nbays);
-			return;
-		}
-		if (pl_line_clear_bay(c->line, bay) != ST_OK) {
-			cmd_answer(c, EV_OUT_FAIL, "clear %.40s: bay %d is not held", arg, bay + 1);
-			return;
-		}
-		cmd_answer(c, EV_OUT_OK, "command 'clear %.40s' done: bay %d cleared", arg, bay + 1);
-		return;
-	}
-	if (arg) {
-		cmd_answer(c, EV_OUT_FAIL, "command '%.40s' takes no argument", cmd);
-		return;
-	}
-	if (!strcmp(cmd, "pause") || !strcmp(cmd, "resume")) {
-		int pause = cmd[0] == 'p';
-
-		pl_line_pause(c->line, pause);
-		cmd_answer(c, EV_OUT_OK, "command '%s' done: intake %s", cmd,
-			   pause ? "paused (units in flight finish)" : "running");
-	} else if (!strcmp(cmd, "quit")) {
-		cmd_answer(c, EV_OUT_OK, "command 'quit' done: stopping after the units in flight");
-		ctl_quit(c->sig);
-	} else {
-		cmd_answer(c, EV_OUT_FAIL, "unknown command '%.40s' (commands: pause, resume, "
-			   "clear BAY, quit)", cmd);
-	}
-}
-
-static void *stdin_main(void *arg)
-{
-	struct stdin_ctl *c = arg;
-	char buf[CMD_LINE_MAX + 1];
-	size_t len = 0;
-	int overlong = 0;
-
-	for (;;) {
-		struct pollfd pfd[2] = {
-			{ .fd = STDIN_FILENO, .events = POLLIN },
-			{ .fd = c->wake[0], .events = POLLIN },
-		};
-		ssize_t n;
-
-		if (poll(pfd, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		if (pfd[1].revents)
-			break;
-		if (!pfd[0].revents)
-			continue;
-		n = read(STDIN_FILENO, buf + len, sizeof(buf) - 1 - len);
-		if (n < 0 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (n <= 0)
-			break;        /* end of file or error: the line runs on */
-		len += (size_t)n;
-		for (;;) {
-			char *nl = memchr(buf, '\n', len);
-			size_t used;
-
-			if (!nl) {
-				if (len == sizeof(buf) - 1) {
-					/* no newline in CMD_LINE_MAX bytes: drop up to the next one */
-					if (!overlong)
-						cmd_answer(c, EV_OUT_FAIL, "command line longer than %d "
-							   "bytes ignored", CMD_LINE_MAX);
-					overlong = 1;
-					len = 0;
-				}
-				break;
-			}
-			*nl = '\0';
-			used = (size_t)(nl - buf) + 1;
-			if (!overlong) {
-				if (strlen(buf) != used - 1)
-					cmd_answer(c, EV_OUT_FAIL, "command line with a NUL byte ignored");
-				else
-					cmd_run_line(c, buf);
-			}
-			overlong = 0;
-			memmove(buf, buf + used, len - used);
-			len -= used;
-		}
-	}
-	return NULL;
-}
-
+/* The screen runs on the main thread: the line is stopped beside it, and the
+ * screen quits when it sees the line stopped. */
 static void *stopper_main(void *arg)
 {
-	struct pl_line *line = arg;
+	struct app_session *s = arg;
 
-	pl_line_wait(line);
-	pl_line_stop(line);
+	app_session_wait(s);
+	app_session_stop(s);
 	return NULL;
 }
 
-/* The run itself is on the audit record: who ran which profile version on
- * which lot, and what came of it. */
-static void audit_line(struct db *db, const char *kind, const char *actor, json_t *detail)
+static void run_warn(void *ctx, const char *msg)
 {
-	struct errbuf e;
-	char *text = detail ? json_dumps(detail, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-
-	if (!text || db_audit_append(db, kind, actor, text, NULL, &e))
-		fprintf(stderr, "station: run: audit event %s: %s\n", kind,
-			text ? e.msg : "out of memory");
-	free(text);
-	json_decref(detail);
+	(void)ctx;
+	fprintf(stderr, "station: run: %s\n", msg);
 }
 
 struct run_opts {
@@ -399,27 +78,117 @@ struct run_opts {
 	int headless, bays, max_units;
 };
 
-static int run_line(struct cli_ctx *ctx, const struct run_opts *o)
-{
-	struct errbuf e;
-	struct db *db = NULL;
+/* What one run holds; run_line() frees it. */
+struct run {
+	struct db *db;
 	struct profile prof;
-	struct pl_hsm *hsm = NULL;
-	struct pl_usb *usb = NULL;
-	struct ev_bus *bus = NULL;
+	struct ev_bus *bus;
 	struct ui_headless hl;
-	struct ui_screen *screen = NULL;
-	struct pl_line *line = NULL;
-	struct pl_config cfg;
-	struct sig_ctx sig;
-	pthread_t sig_thread, stopper;
-	uint8_t *image = NULL, *mfr = NULL, *ca = NULL, d[SHA256_DIGEST_LENGTH];
-	size_t image_len = 0, mfr_len = 0, ca_len = 0;
-	char hexd[65];
-	int64_t allowed = 0;
-	int rc = CLI_EXIT_FAIL, units = 0, revoked = 0, sig_started = 0;
+	struct ui_screen *screen;
+	struct app_session *session;
+	struct run_control ctl;
+};
+
+/* The events' sinks: the JSON writer, or the screen (which shows recovery, so
+ * it exists before the line does). */
+static int ui_open(struct cli_ctx *ctx, const struct run_opts *o, struct run *r)
+{
+	struct ui_controls ctl;
+
+	if (o->headless) {
+		ui_headless_init(&r->hl, stdout);
+		ev_subscribe(r->bus, ui_headless_sink, &r->hl);
+		return CLI_EXIT_OK;
+	}
+	runctl_screen_controls(&r->ctl, &ctl);
+	r->screen = ui_screen_new(o->bays, &ctl);
+	if (!r->screen)
+		return cli_fail("run: cannot create the screen");
+	ui_screen_set_header(r->screen, ctx->station_id, o->operator_name, r->prof.name, o->lot,
+			     ctx->db_path);
+	ev_subscribe(r->bus, ui_screen_sink, r->screen);
+	return CLI_EXIT_OK;
+}
+
+/* Headless: the line runs to its stop while line commands are read on stdin. */
+static void run_headless(struct run *r, const struct run_opts *o)
+{
+	runctl_stdin_start(&r->ctl, r->bus, o->bays);
+	app_session_wait(r->session);
+	app_session_stop(r->session);
+	runctl_stdin_stop(&r->ctl);
+}
+
+/* The screen: the line is stopped on another thread while the screen runs. */
+static int run_screen(struct run *r)
+{
+	pthread_t stopper;
+	struct errbuf e;
+
+	if (pthread_create(&stopper, NULL, stopper_main, r->session) != 0) {
+		app_session_request_stop(r->session);
+		app_session_stop(r->session);
+		return cli_fail("run: cannot start a thread");
+	}
+	if (ui_screen_run(r->screen, &e)) {
+		app_session_request_stop(r->session);
+		pthread_join(stopper, NULL);
+		return cli_fail("run: %s", e.msg);
+	}
+	pthread_join(stopper, NULL);
+	return CLI_EXIT_OK;
+}
+
+/* From the database to the session's end; r is freed by the caller. */
+static int run_session(struct cli_ctx *ctx, const struct run_opts *o, struct run *r)
+{
+	struct app_session_opts so;
+	struct errbuf e;
+	int rc;
 
 	errbuf_clear(&e);
+	if (db_open(ctx->db_path, ctx->station_id, &r->db, &e))
+		return cli_fail("run: %s", e.msg);
+	/* qa too: QA replays batches with `station run` (docs/qa.md) */
+	if (cli_role_require(ctx, r->db, DB_ROLE_OPERATOR | DB_ROLE_QA | DB_ROLE_ENGINEER, "run"))
+		return CLI_EXIT_FAIL;
+	if (profile_load(r->db, o->profile, &r->prof, &e))
+		return cli_fail("run: %s", e.msg);
+	if (!(r->bus = ev_bus_new()))
+		return cli_fail("run: out of memory");
+	memset(&so, 0, sizeof(so));
+	so.db = r->db;
+	so.profile = &r->prof;
+	so.lot = o->lot;
+	so.operator_name = o->operator_name;
+	so.actor = ctx->actor;
+	so.station_id = ctx->station_id;
+	so.nbays = o->bays;
+	so.max_units = o->max_units;
+	so.bus = r->bus;
+	so.warn = run_warn;
+	if (app_session_open(&so, &r->session, &e))
+		return cli_fail("run: %s", e.msg);
+	if ((rc = ui_open(ctx, o, r)))
+		return rc;
+	if (app_session_start(r->session, &e))
+		return cli_fail("run: %s", e.msg);
+	runctl_attach(&r->ctl, app_session_line(r->session));
+	if (o->headless)
+		run_headless(r, o);
+	else if ((rc = run_screen(r)))
+		return rc;
+	app_session_end(r->session);
+	if (o->headless && r->hl.write_failed)
+		return cli_fail("run: writing events to stdout failed");
+	return CLI_EXIT_OK;
+}
+
+static int run_line(struct cli_ctx *ctx, const struct run_opts *o)
+{
+	struct run r;
+	int rc;
+
 	/* A closed stdin would be reused by the next open (the database): line
 	 * commands must never read that. */
 	if (fcntl(STDIN_FILENO, F_GETFD) < 0 && errno == EBADF) {
@@ -428,199 +197,14 @@ static int run_line(struct cli_ctx *ctx, const struct run_opts *o)
 		if (fd > STDIN_FILENO)
 			close(fd);
 	}
-	memset(&sig, 0, sizeof(sig));
-	pthread_mutex_init(&sig.lock, NULL);
-	/* Signals go to the signal thread only: block them before any thread starts. */
-	sigemptyset(&sig.set);
-	sigaddset(&sig.set, SIGTERM);
-	sigaddset(&sig.set, SIGINT);
-	sigaddset(&sig.set, SIGUSR1);
-	pthread_sigmask(SIG_BLOCK, &sig.set, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	if (pthread_create(&sig_thread, NULL, signal_main, &sig) == 0)
-		sig_started = 1;
-
-	if (db_open(ctx->db_path, ctx->station_id, &db, &e)) {
-		cli_fail("run: %s", e.msg);
-		goto out;
-	}
-	/* qa too: QA replays batches with `station run` (docs/qa.md) */
-	if (cli_role_require(ctx, db, DB_ROLE_OPERATOR | DB_ROLE_QA | DB_ROLE_ENGINEER, "run"))
-		goto out;
-	if (profile_load(db, o->profile, &prof, &e)) {
-		cli_fail("run: %s", e.msg);
-		goto out;
-	}
-	/* refusals, in the order an engineer would fix them */
-	if (read_file(prof.firmware_image, IMAGE_MAX, &image, &image_len, &e)) {
-		cli_fail("run: firmware image: %s", e.msg);
-		goto out;
-	}
-	SHA256(image, image_len, d);
-	for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
-		snprintf(hexd + 2 * i, 3, "%02x", d[i]);
-	if (strcmp(hexd, prof.firmware_sha256)) {
-		cli_fail("run: firmware image %s has SHA-256 %s, profile %s v%d expects %s",
-			 prof.firmware_image, hexd, prof.name, prof.version, prof.firmware_sha256);
-		goto out;
-	}
-	if (db_allowlist_count(db, o->lot, &allowed, &e)) {
-		cli_fail("run: %s", e.msg);
-		goto out;
-	}
-	if (allowed == 0) {
-		cli_fail("run: lot %s has no allowlist (station allowlist import FILE --lot %s)",
-			 o->lot, o->lot);
-		goto out;
-	}
-	if (cert_der(prof.mfr_ca_cert, &mfr, &mfr_len, &e) ||
-	    cert_der(prof.hsm_ca_cert, &ca, &ca_len, &e)) {
-		cli_fail("run: %s", e.msg);
-		goto out;
-	}
-	if (pl_hsm_open(&prof, db, ctx->actor, &hsm, &e)) {
-		cli_fail("run: HSM pre-flight failed: %s", e.msg);
-		goto out;
-	}
-
-	bus = ev_bus_new();
-	if (!bus) {
-		cli_fail("run: out of memory");
-		goto out;
-	}
-	if (o->headless) {
-		ui_headless_init(&hl, stdout);
-		ev_subscribe(bus, ui_headless_sink, &hl);
-	} else {
-		struct ui_controls ctl = { ctl_pause, ctl_clear, ctl_quit, &sig };
-
-		screen = ui_screen_new(o->bays, &ctl);
-		if (!screen) {
-			cli_fail("run: cannot create the screen");
-			goto out;
-		}
-		ui_screen_set_header(screen, ctx->station_id, o->operator_name, prof.name, o->lot,
-				     ctx->db_path);
-		ev_subscribe(bus, ui_screen_sink, screen);
-	}
-	ev_emitf(bus, EV_HSM_STATE, -1, "", "", EV_STAGE_NONE, EV_OUT_OK,
-		 "token %s ready (pre-flight passed)", prof.hsm_token);
-
-	/* recovery before any board is accepted */
-	{
-		struct pl_ca_ops ops;
-
-		pl_hsm_ops(hsm, &ops);
-		if (pl_recover(db, &ops, bus, &units, &revoked, &e)) {
-			cli_fail("run: recovery: %s", e.msg);
-			goto out;
-		}
-		if (units || revoked)
-			ev_emitf(bus, EV_LOG, -1, "", "", EV_STAGE_RECOVERY, EV_OUT_NONE,
-				 "recovered %d interrupted unit(s), revoked %d orphan certificate(s)",
-				 units, revoked);
-	}
-	if (pl_usb_open(&prof, ca, ca_len, &usb, &e)) {
-		cli_fail("run: usb: %s", e.msg);
-		goto out;
-	}
-
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.profile = &prof;
-	cfg.lot = o->lot;
-	cfg.operator_name = o->operator_name;
-	cfg.station_id = ctx->station_id;
-	cfg.nbays = o->bays;
-	cfg.max_units = o->max_units;
-	cfg.image = image;
-	cfg.image_len = image_len;
-	cfg.mfr_ca_der = mfr;
-	cfg.mfr_ca_len = mfr_len;
-	cfg.db = db;
-	cfg.bus = bus;
-	pl_usb_transport(usb, &cfg.transport);
-	pl_hsm_ops(hsm, &cfg.ca);
-	if (pl_line_start(&cfg, &line, &e)) {
-		cli_fail("run: %s", e.msg);
-		goto out;
-	}
-	audit_line(db, "line-start", o->operator_name,
-		   json_pack("{s:s, s:i, s:s, s:s, s:i, s:i, s:i}", "profile", prof.name,
-			     "version", prof.version, "profile_sha256", prof.hash, "lot", o->lot,
-			     "bays", o->bays, "recovered_units", units,
-			     "revoked_orphans", revoked));
-	pthread_mutex_lock(&sig.lock);
-	sig.line = line;
-	if (sig.requested)
-		pl_line_request_stop(line);
-	pthread_mutex_unlock(&sig.lock);
-
-	if (o->headless) {
-		struct stdin_ctl sc = { &sig, bus, line, o->bays, { -1, -1 } };
-		pthread_t reader;
-		int reading = 0;
-
-		if (!isatty(STDIN_FILENO) && pipe2(sc.wake, O_CLOEXEC) == 0) {
-			if (pthread_create(&reader, NULL, stdin_main, &sc) == 0) {
-				reading = 1;
-			} else {
-				close(sc.wake[0]);
-				close(sc.wake[1]);
-				fprintf(stderr, "station: run: cannot read commands on stdin\n");
-			}
-		}
-		pl_line_wait(line);
-		pl_line_stop(line);
-		if (reading) {
-			/* the reader may be between commands: wake it, then it exits */
-			(void)!write(sc.wake[1], "x", 1);
-			pthread_join(reader, NULL);
-			close(sc.wake[0]);
-			close(sc.wake[1]);
-		}
-	} else {
-		if (pthread_create(&stopper, NULL, stopper_main, line) != 0) {
-			pl_line_request_stop(line);
-			pl_line_stop(line);
-			cli_fail("run: cannot start a thread");
-			goto out;
-		}
-		if (ui_screen_run(screen, &e)) {
-			pl_line_request_stop(line);
-			pthread_join(stopper, NULL);
-			cli_fail("run: %s", e.msg);
-			goto out;
-		}
-		pthread_join(stopper, NULL);
-	}
-	{
-		struct pl_counts c;
-
-		pl_line_counts(line, &c);
-		audit_line(db, "line-stop", o->operator_name,
-			   json_pack("{s:s, s:I, s:I, s:I}", "lot", o->lot, "pass", (json_int_t)c.pass,
-				     "fail", (json_int_t)c.fail, "reject", (json_int_t)c.reject));
-	}
-	if (pl_hsm_checkpoint(hsm, &e))
-		fprintf(stderr, "station: run: audit checkpoint: %s\n", e.msg);
-	rc = CLI_EXIT_OK;
-	if (o->headless && hl.write_failed)
-		rc = cli_fail("run: writing events to stdout failed");
-out:
-	if (sig_started) {
-		pthread_kill(sig_thread, SIGUSR1);
-		pthread_join(sig_thread, NULL);
-	}
-	pl_line_free(line);
-	pl_usb_close(usb);
-	pl_hsm_close(hsm);
-	ui_screen_free(screen);
-	ev_bus_free(bus);
-	db_close(db);
-	free(image);
-	free(mfr);
-	free(ca);
-	pthread_mutex_destroy(&sig.lock);
+	memset(&r, 0, sizeof(r));
+	runctl_init(&r.ctl);
+	rc = run_session(ctx, o, &r);
+	runctl_destroy(&r.ctl);
+	app_session_close(r.session);
+	ui_screen_free(r.screen);
+	ev_bus_free(r.bus);
+	db_close(r.db);
 	return rc;
 }
 
@@ -653,11 +237,11 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 			o.operator_name = optarg;
 			break;
 		case 'b':
-			if (parse_int(optarg, 1, PL_MAX_BAYS, &o.bays))
+			if (runctl_parse_int(optarg, 1, PL_MAX_BAYS, &o.bays))
 				return cli_usage_error("run", "--bays must be 1..%d", PL_MAX_BAYS);
 			break;
 		case 'm':
-			if (parse_int(optarg, 1, 1000000000, &o.max_units))
+			if (runctl_parse_int(optarg, 1, 1000000000, &o.max_units))
 				return cli_usage_error("run", "--max-units must be a positive number");
 			break;
 		case 'h':

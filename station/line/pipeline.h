@@ -9,8 +9,9 @@
  * Contract
  * - The pipeline reaches boards only through struct pl_board_ops and finds them
  *   only through struct pl_transport; it reaches the HSM only through struct
- *   pl_ca_ops.  Adapters: station/app/pl_usb.c (libusb board_client + dfu) and
- *   station/app/pl_hsm.c (hsm/); unit tests plug in-process fakes.
+ *   pl_ca_ops.  The line does not know its adapters: the application wires
+ *   them in (app/session.h: app/pl_usb.h over libusb, app/pl_hsm.h over hsm/);
+ *   unit tests and the bench plug in-process fakes.
  * - Every attempt is a unit row (db_unit_begin before any board work that
  *   matters, db_unit_finish with stage and reason at the end); the row's stage
  *   follows every stage (progress marks, docs/database.md "units").  A failure's
@@ -170,27 +171,6 @@ void pl_line_counts(struct pl_line *line, struct pl_counts *out);
  * not committed are revoked.  *units and *revoked get the numbers (may be NULL). */
 int  pl_recover(struct db *db, const struct pl_ca_ops *ca, struct ev_bus *bus,
 		int *units, int *revoked, struct errbuf *err);
-
-/* ---- adapters ------------------------------------------------------------- */
-
-/* The CA over hsm/ (station/app/pl_hsm.c): opens the profile's token (pre-flight
- * included) and builds the issue context from the profile's template. */
-struct pl_hsm;
-int  pl_hsm_open(const struct profile *p, struct db *db, const char *actor,
-		 struct pl_hsm **out, struct errbuf *err);
-void pl_hsm_ops(struct pl_hsm *h, struct pl_ca_ops *ops);
-/* Signs an audit checkpoint of the chain head now (no-op without events). */
-int  pl_hsm_checkpoint(struct pl_hsm *h, struct errbuf *err);
-void pl_hsm_close(struct pl_hsm *h);
-
-/* Boards over libusb (station/app/pl_usb.c): usb.h finds them by the profile's
- * VID:PID, board_client.h speaks the protocol, dfu.h flashes.  ca_der (may be
- * NULL) is written to boards as the chain above their certificate. */
-struct pl_usb;
-int  pl_usb_open(const struct profile *p, const uint8_t *ca_der, size_t ca_len,
-		 struct pl_usb **out, struct errbuf *err);
-void pl_usb_transport(struct pl_usb *u, struct pl_transport *t);
-void pl_usb_close(struct pl_usb *u);
 
 /* ---- checks the pipeline runs (station/line/pl_verify.c) ---------------------- */
 
