@@ -219,6 +219,8 @@ int app_session_start(struct app_session *s, struct errbuf *err)
 	struct pl_line *line;
 	int rc;
 
+	if (app_session_line(s))
+		return errbuf_set(err, ST_ESTATE, "session: the line is already started");
 	ev_emitf(o->bus, EV_HSM_STATE, -1, "", "", EV_STAGE_NONE, EV_OUT_OK,
 		 "token %s ready (pre-flight passed)", o->profile->hsm_token);
 	if ((rc = recover(s, err)))

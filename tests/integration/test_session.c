@@ -356,6 +356,7 @@ static void test_run_provisions_boards(void **state)
 	if (app_session_start(s, &e) != ST_OK)
 		fail_msg("%s", e.msg);
 	assert_non_null(app_session_line(s));
+	assert_int_equal(app_session_start(s, &e), ST_ESTATE);
 	assert_int_equal(env->seen.kind[0], EV_HSM_STATE);
 	assert_int_equal(env->seen.out[0], EV_OUT_OK);
 	assert_string_equal(env->seen.reason[0], "token " TOKEN " ready (pre-flight passed)");
