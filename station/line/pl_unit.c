@@ -125,7 +125,6 @@ static int collect_unit_cert(const struct db_cert_row *c, void *ctx)
  * revoked by recovery at the next start. */
 static void revoke_unit_certs(struct pl_unit *r, const char *why)
 {
-	const struct pl_ca_ops *ca = &r->cfg->ca;
 	struct cert_list l;
 	struct errbuf e;
 	char msg[EV_REASON_LEN];
@@ -139,7 +138,7 @@ static void revoke_unit_certs(struct pl_unit *r, const char *why)
 	}
 	for (size_t i = 0; i < l.n; i++) {
 		errbuf_clear(&e);
-		if (ca->revoke(ca->ctx, l.serials[i], why, &e))
+		if (db_cert_revoke(r->cfg->db, l.serials[i], why, r->cfg->actor, &e))
 			snprintf(msg, sizeof(msg), "revoking %s failed: %s", l.serials[i], e.msg);
 		else
 			snprintf(msg, sizeof(msg), "certificate %s revoked (not committed)",
@@ -333,10 +332,11 @@ enum ev_outcome pl_unit_run(struct pl_unit *r)
 	const struct pl_ca_ops *ca = &cfg->ca;
 	struct pl_board_info info;
 	struct pl_csr_facts facts;
+	struct pl_csr *checked = NULL;
 	uint8_t nonce[32], challenge[32];
 	uint8_t *csr = NULL, *sig = NULL, *cert = NULL, *back = NULL;
 	size_t csr_len = 0, sig_len = 0, cert_len = 0, back_len = 0;
-	char san[PROFILE_SAN_MAX + 2 * EV_UID_LEN], reason[EV_REASON_LEN];
+	char reason[EV_REASON_LEN];
 	struct db_rework rw;
 	enum ev_outcome out;
 	int rc, found = 0, reworked = 0;
@@ -473,21 +473,24 @@ enum ev_outcome pl_unit_run(struct pl_unit *r)
 		goto fail;
 	stage_ok(r);
 
+	/* the CA parses and judges the CSR once: its refusals are the board's
+	 * fault, a key seen before is a possible clone */
 	stage(r, EV_STAGE_CSR_POLICY);
-	if ((rc = pl_csr_check(csr, csr_len, r->u.unique_id, nonce, cfg->profile->key_type,
-			       &facts, &r->err))) {
-		free(csr);
-		return fail_with(r, DB_UNIT_REJECT, rc);
-	}
+	errbuf_clear(&r->err);
+	rc = ca->check_csr(ca->ctx, csr, csr_len, r->u.unique_id, nonce, &checked, &facts,
+			   &r->err);
 	snprintf(r->u.pubkey_hash, sizeof(r->u.pubkey_hash), "%s", facts.pubkey_hash);
-	if ((rc = db_pubkey_seen(cfg->db, facts.pubkey_hash, &found, &r->err)))
-		goto fail;
-	if (found) {
-		free(csr);
+	free(csr);
+	csr = NULL;
+	if (rc == ST_EEXIST) {
 		errbuf_set(&r->err, ST_EPOLICY, "public key %.16s... was seen before (cloned key)",
 			   facts.pubkey_hash);
 		return fail_with(r, DB_UNIT_REJECT, ST_EPOLICY);
 	}
+	if (rc == ST_EINVAL || rc == ST_ECRYPTO || rc == ST_EPOLICY)
+		return fail_with(r, DB_UNIT_REJECT, ST_EPOLICY);
+	if (rc)
+		goto fail;
 	stage_ok(r);
 
 	/* attestation: the manufacturer vouches for this board and this CSR */
@@ -502,7 +505,7 @@ enum ev_outcome pl_unit_run(struct pl_unit *r)
 	free(sig);
 	sig = NULL;
 	if (rc) {
-		free(csr);
+		ca->csr_free(ca->ctx, checked);
 		return fail_with(r, rc == ST_EPOLICY ? DB_UNIT_REJECT : DB_UNIT_FAIL, rc);
 	}
 	stage_ok(r);
@@ -510,21 +513,17 @@ enum ev_outcome pl_unit_run(struct pl_unit *r)
 	/* reserve (write-ahead), sign */
 	stage(r, EV_STAGE_RESERVE);
 	if (clone_flagged(r)) {
-		free(csr);
+		ca->csr_free(ca->ctx, checked);
 		errbuf_set(&r->err, ST_EPOLICY, "clone: id %s appeared on another bay", r->u.unique_id);
 		return fail_with(r, DB_UNIT_REJECT, ST_EPOLICY);
 	}
 	r->cert = CERT_RESERVED;   /* from here a failure revokes what was issued */
 	stage_ok(r);
 	stage(r, EV_STAGE_SIGN);
-	if ((rc = profile_san_for(cfg->profile, r->u.unique_id, san, sizeof(san), &r->err)))
-		goto fail;
 	errbuf_clear(&r->err);
-	rc = ca->issue(ca->ctx, r->u.id, r->u.unique_id, facts.pubkey_hash, csr, csr_len,
-		       nonce, san, cfg->profile->validity_days, r->u.cert_serial, &cert,
-		       &cert_len, &r->err);
-	free(csr);
-	csr = NULL;
+	rc = ca->sign(ca->ctx, checked, r->u.id, r->u.cert_serial, &cert, &cert_len, &r->err);
+	ca->csr_free(ca->ctx, checked);
+	checked = NULL;
 	if (rc)
 		goto fail;
 	r->cert = CERT_ISSUED;   /* the serial reaches the unit row with the verdict */
@@ -579,7 +578,7 @@ enum ev_outcome pl_unit_run(struct pl_unit *r)
 	r->u.finished_ms = pl_now_ms();
 	if ((rc = db_begin(cfg->db, &r->err)))
 		goto fail;
-	if ((rc = ca->injected(ca->ctx, r->u.cert_serial, &r->err)) ||
+	if ((rc = db_cert_injected(cfg->db, r->u.cert_serial, &r->err)) ||
 	    (reworked && (rc = db_rework_consume(cfg->db, rw.id, r->u.id, r->u.operator_name,
 						 &r->err))) ||
 	    (rc = db_unit_finish(cfg->db, &r->u, &r->err)) ||
@@ -595,6 +594,8 @@ enum ev_outcome pl_unit_run(struct pl_unit *r)
 	return out;
 
 fail:
+	if (checked)
+		ca->csr_free(ca->ctx, checked);
 	free(csr);
 	free(sig);
 	free(cert);
