@@ -17,14 +17,6 @@
 #include <string.h>
 #include <time.h>
 
-int64_t pl_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- threads -------------------------------------------------------------- */
 
 static void *bay_main(void *arg)
