@@ -186,7 +186,7 @@ int app_session_open(const struct app_session_opts *o, struct app_session **out,
 	if ((rc = cert_der(o->profile->mfr_ca_cert, &s->mfr, &s->mfr_len, err)) ||
 	    (rc = cert_der(o->profile->hsm_ca_cert, &s->ca, &s->ca_len, err)))
 		goto fail;
-	if ((rc = pl_hsm_open(o->profile, o->db, o->actor, &s->hsm, err))) {
+	if ((rc = pl_hsm_open(o->profile, o->db, &s->hsm, err))) {
 		errbuf_prefix(err, "HSM pre-flight failed: ");
 		goto fail;
 	}
@@ -200,10 +200,7 @@ fail:
 /* Units a crash left in progress are settled before any board is accepted. */
 static int recover(struct app_session *s, struct errbuf *err)
 {
-	struct pl_ca_ops ops;
-
-	pl_hsm_ops(s->hsm, &ops);
-	if (pl_recover(s->o.db, &ops, s->o.bus, &s->units, &s->revoked, err))
+	if (pl_recover(s->o.db, s->o.actor, s->o.bus, &s->units, &s->revoked, err))
 		return errbuf_prefix(err, "recovery: ");
 	if (s->units || s->revoked)
 		ev_emitf(s->o.bus, EV_LOG, -1, "", "", EV_STAGE_RECOVERY, EV_OUT_NONE,
@@ -245,6 +242,7 @@ int app_session_start(struct app_session *s, struct errbuf *err)
 	cfg.mfr_ca_der = s->mfr;
 	cfg.mfr_ca_len = s->mfr_len;
 	cfg.db = o->db;
+	cfg.actor = o->actor;
 	cfg.bus = o->bus;
 	pl_hsm_ops(s->hsm, &cfg.ca);
 	if ((rc = pl_line_start(&cfg, &line, err)))

@@ -52,7 +52,7 @@ struct app_session_opts {
 	const struct profile *profile;
 	const char *lot;
 	const char *operator_name;     /* on the events and the line audit records */
-	const char *actor;             /* the HSM adapter's audit actor (--user) */
+	const char *actor;             /* who revokes in the audit log (--user) */
 	const char *station_id;
 	int nbays;                     /* 1..PL_MAX_BAYS */
 	int max_units;                 /* 0 = until stopped */
