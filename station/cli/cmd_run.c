@@ -24,6 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "app/profile_db.h"
 #include "app/session.h"
 #include "config/profile.h"
 #include "core/event.h"
