@@ -1,10 +1,11 @@
 /*
  * Integration tests: the line session (station/app/session.h) against real
- * parts: a SoftHSM token made by hsm/softhsm-setup.sh, a SQLite file, and
- * simulated boards presented over libusb by the umockdev harness
- * (fixtures/usbemu), as `station run` sees them.  What is checked: the
- * pre-flight refusals and their words, the events and the audit records of a
- * run from start to end, start-up recovery, and that stop is idempotent.
+ * parts, as `station run` sees them: a SoftHSM token made by
+ * hsm/softhsm-setup.sh, a SQLite file, the profile stored and loaded back
+ * (app/profile_db.h), and simulated boards presented over libusb by the
+ * umockdev harness (fixtures/usbemu).  What is checked: the pre-flight
+ * refusals and their words, the events and the audit records of a run from
+ * start to end, start-up recovery, and that stop is idempotent.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,6 +21,7 @@
 
 #include <openssl/sha.h>
 
+#include "app/profile_db.h"
 #include "app/session.h"
 #include "config/profile.h"
 #include "core/event.h"
@@ -150,12 +152,15 @@ static int group_teardown(void **state)
 	return 0;
 }
 
-/* The profile `station profile add` would store, pointing at this scratch dir. */
-static void make_profile(struct profile *p, const char *sha256, const char *pin_file)
+/* The profile as `station run` gets it: parsed, stored as `station profile
+ * add` stores it, and loaded back with its version and hash. */
+static void make_profile(struct db *db, struct profile *p, const char *sha256,
+			 const char *pin_file)
 {
-	char text[2048];
+	char text[2048], *canon, hash[65];
+	size_t len;
 	struct errbuf e;
-	int n;
+	int n, version;
 
 	n = snprintf(text, sizeof(text),
 		     "[product]\nname = sess\nusb = 1209:0001\n"
@@ -167,10 +172,14 @@ static void make_profile(struct profile *p, const char *sha256, const char *pin_
 		     "[attestation]\nmanufacturer_ca = mfr/%s\n",
 		     sha256, TOKEN, pin_file, FX_MFG_CA_CERT);
 	assert_true(n > 0 && (size_t)n < sizeof(text));
-	if (profile_parse(text, (size_t)n, "sess.profile", tu_scratch(), p, &e) != ST_OK)
+	if (profile_parse(text, (size_t)n, "sess.profile", tu_scratch(), p, &e) != ST_OK ||
+	    profile_canonical(p, &canon, &len, &e) != ST_OK)
 		fail_msg("%s", e.msg);
-	p->version = 1;
-	snprintf(p->hash, sizeof(p->hash), "%064d", 7);
+	if (db_profile_store(db, "sess", canon, len, "eng", &version, hash, &e) != ST_OK ||
+	    profile_load(db, "sess", p, &e) != ST_OK)
+		fail_msg("%s", e.msg);
+	free(canon);
+	assert_string_equal(p->hash, hash);
 }
 
 /* The lot's allowlist: the given ids (none when n is 0: no import). */
@@ -208,7 +217,7 @@ static int setup(void **state)
 	env->bus = ev_bus_new();
 	assert_non_null(env->bus);
 	ev_subscribe(env->bus, sink, &env->seen);
-	make_profile(&env->prof, fw_sha, "tok/pin");
+	make_profile(env->db, &env->prof, fw_sha, "tok/pin");
 	env->o.db = env->db;
 	env->o.profile = &env->prof;
 	env->o.lot = LOT;
@@ -312,8 +321,9 @@ static void test_refuses_image_not_in_profile(void **state)
 	allow(env, 1);
 	memset(other, 'a', 64);
 	other[64] = '\0';
-	make_profile(&env->prof, other, "tok/pin");
-	snprintf(want, sizeof(want), "firmware image %s/fw.bin has SHA-256 %s, profile sess v1 "
+	make_profile(env->db, &env->prof, other, "tok/pin");
+	/* the second version of the profile in this database */
+	snprintf(want, sizeof(want), "firmware image %s/fw.bin has SHA-256 %s, profile sess v2 "
 		 "expects %s", tu_scratch(), fw_sha, other);
 	refused(env, want);
 }
@@ -331,7 +341,7 @@ static void test_refuses_token_that_fails_preflight(void **state)
 
 	board(env, 0, "1-1");
 	allow(env, 1);
-	make_profile(&env->prof, fw_sha, "wrong-pin");
+	make_profile(env->db, &env->prof, fw_sha, "wrong-pin");
 	refused(env, "HSM pre-flight failed: ");
 }
 
@@ -343,6 +353,7 @@ static void test_run_provisions_boards(void **state)
 	struct pl_counts c;
 	struct audit_text a;
 	struct errbuf e;
+	char want[1024];
 	int found;
 
 	board(env, 0, "1-1");
@@ -374,11 +385,13 @@ static void test_run_provisions_boards(void **state)
 	}
 	app_session_end(s);
 	line_audit(env, &a);
-	assert_string_equal(a.text,
-		"line-start:{\"bays\":2,\"lot\":\"" LOT "\",\"profile\":\"sess\","
-		"\"profile_sha256\":\"0000000000000000000000000000000000000000000000000000000000000007\","
-		"\"recovered_units\":0,\"revoked_orphans\":0,\"version\":1}\n"
-		"line-stop:{\"fail\":0,\"lot\":\"" LOT "\",\"pass\":2,\"reject\":0}\n");
+	snprintf(want, sizeof(want),
+		 "line-start:{\"bays\":2,\"lot\":\"" LOT "\",\"profile\":\"sess\","
+		 "\"profile_sha256\":\"%s\",\"recovered_units\":0,\"revoked_orphans\":0,"
+		 "\"version\":1}\n"
+		 "line-stop:{\"fail\":0,\"lot\":\"" LOT "\",\"pass\":2,\"reject\":0}\n",
+		 env->prof.hash);
+	assert_string_equal(a.text, want);
 	assert_int_equal(env->warnings, 0);
 	app_session_close(s);
 	assert_int_equal(count(&env->seen, EV_LINE_STOPPED, EV_OUT_COUNT), 1);
