@@ -28,6 +28,8 @@ static void emit(struct pl_unit *r, enum ev_kind kind, enum ev_outcome out,
 	ev.stage = r->stage;
 	ev.outcome = out;
 	snprintf(ev.reason, sizeof(ev.reason), "%s", reason ? reason : "");
+	if (out == EV_OUT_FAIL || out == EV_OUT_REJECT)
+		ev.reason_code = r->u.reason_code;
 	ev.unit_id = r->u.id;
 	ev_emit(r->cfg->bus, &ev);
 }
@@ -170,8 +172,10 @@ static enum ev_outcome finish(struct pl_unit *r, enum db_unit_status st, const c
 	r->u.finished_ms = pl_now_ms();
 	if (r->have_unit && !r->recorded && db_unit_finish(r->cfg->db, &r->u, &e) != ST_OK) {
 		emit(r, EV_LOG, EV_OUT_NONE, e.msg);
-		if (st == DB_UNIT_PASS)
+		if (st == DB_UNIT_PASS) {
 			out = EV_OUT_FAIL;   /* not recorded: not a pass */
+			r->u.reason_code = e.reason;
+		}
 	}
 	if (st != DB_UNIT_PASS)
 		emit(r, EV_STAGE_END, out, reason);
@@ -207,19 +211,22 @@ static const char *doing(enum ev_stage s)
 /*
  * The operator's words for a failure below the pipeline (board, USB, HSM,
  * database): those messages name transfers, states and codes.  The pipeline's
- * own checks already say what is wrong in plain words: 0, use err.msg.
+ * own checks already say what is wrong in plain words: 0, use err->msg.
+ * Decided on the codes alone (rc, err's origin and reason), never on the text.
  */
-static int plain_words(enum ev_stage s, int rc, const char *msg, char *out, size_t cap)
+static int plain_words(enum ev_stage s, int rc, const struct errbuf *err, char *out, size_t cap)
 {
 	const char *what = doing(s);
-	int below = !strncmp(msg, "bay ", 4);   /* board client, USB, DFU messages */
+	/* the board client, the USB transport, the DFU host */
+	int below = err->origin == ST_ORIGIN_BOARD || err->origin == ST_ORIGIN_USB;
 
 	/* the board said no, with its own error code */
-	if (strstr(msg, "board answered E")) {
-		if (s == EV_STAGE_LOCK && strstr(msg, "EREFUSED"))
-			snprintf(out, cap, "board refused to lock");
-		else
-			snprintf(out, cap, "board reported an error while %s", what);
+	if (err->reason == ST_R_LOCK_REFUSED && s == EV_STAGE_LOCK) {
+		snprintf(out, cap, "board refused to lock");
+		return 1;
+	}
+	if (err->reason == ST_R_BOARD_ERROR || err->reason == ST_R_LOCK_REFUSED) {
+		snprintf(out, cap, "board reported an error while %s", what);
 		return 1;
 	}
 	switch (rc) {
@@ -250,7 +257,7 @@ static int plain_words(enum ev_stage s, int rc, const char *msg, char *out, size
 		snprintf(out, cap, "the station ran out of memory while %s", what);
 		return 1;
 	case ST_ETAMPER:
-		if (below && s == EV_STAGE_FLASH) {
+		if (err->reason == ST_R_FLASH_READBACK && s == EV_STAGE_FLASH) {
 			snprintf(out, cap, "image read back from the board is not the one written");
 			return 1;
 		}
@@ -265,12 +272,16 @@ static int plain_words(enum ev_stage s, int rc, const char *msg, char *out, size
 	return 0;
 }
 
+/* Ends the unit on a failure: the reason code is the one set where the cause
+ * arose (r->err), or the generic one of rc when the callee left err unset. */
 static enum ev_outcome fail_with(struct pl_unit *r, enum db_unit_status st, int rc)
 {
 	char plain[EV_REASON_LEN], detail[sizeof(r->u.reason)];
 	const char *msg = r->err.msg[0] ? r->err.msg : "failed";
 
-	if (plain_words(r->stage, rc, msg, plain, sizeof(plain))) {
+	r->u.reason_code = r->err.code != ST_OK && r->err.reason != ST_R_NONE ? r->err.reason :
+			   st_rc_reason(rc);
+	if (plain_words(r->stage, rc, &r->err, plain, sizeof(plain))) {
 		snprintf(detail, sizeof(detail), "%s (%s: %s)", plain, st_rc_name(rc), msg);
 		return finish(r, st, plain, detail);
 	}
@@ -384,7 +395,8 @@ enum ev_outcome pl_unit_run(struct pl_unit *r)
 	info.unique_id[sizeof(info.unique_id) - 1] = '\0';
 	info.usb_serial[sizeof(info.usb_serial) - 1] = '\0';
 	if (!pl_uid_valid(info.unique_id)) {
-		errbuf_set(&r->err, ST_EPOLICY, "board reports a malformed unique id");
+		errbuf_setr(&r->err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_MALFORMED_ID,
+			    "board reports a malformed unique id");
 		return fail_with(r, DB_UNIT_REJECT, ST_EPOLICY);
 	}
 	snprintf(r->u.unique_id, sizeof(r->u.unique_id), "%s", info.unique_id);
@@ -395,13 +407,15 @@ enum ev_outcome pl_unit_run(struct pl_unit *r)
 		const char *usb = info.usb_serial[0] ? info.usb_serial : r->serial;
 
 		if (strcmp(info.unique_id, usb)) {
-			errbuf_set(&r->err, ST_EPOLICY, "board id %s differs from its USB serial '%s'",
-				   info.unique_id, usb);
+			errbuf_setr(&r->err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_ID_MISMATCH,
+				    "board id %s differs from its USB serial '%s'", info.unique_id,
+				    usb);
 			return fail_with(r, DB_UNIT_REJECT, ST_EPOLICY);
 		}
 	}
 	if (clone_register(r, info.unique_id)) {
-		errbuf_set(&r->err, ST_EPOLICY, "clone: id %s is on two bays at once", info.unique_id);
+		errbuf_setr(&r->err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_CLONE,
+			    "clone: id %s is on two bays at once", info.unique_id);
 		return fail_with(r, DB_UNIT_REJECT, ST_EPOLICY);
 	}
 	stage_ok(r);
@@ -410,8 +424,8 @@ enum ev_outcome pl_unit_run(struct pl_unit *r)
 	stage(r, EV_STAGE_ALLOWLIST);
 	rc = db_allowlist_contains(cfg->db, cfg->lot, r->u.unique_id, &r->err);
 	if (rc == ST_ENOTFOUND) {
-		errbuf_set(&r->err, ST_EPOLICY, "id %s is not on lot %s's allowlist",
-			   r->u.unique_id, cfg->lot);
+		errbuf_setr(&r->err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_NOT_ON_LOT,
+			    "id %s is not on lot %s's allowlist", r->u.unique_id, cfg->lot);
 		return fail_with(r, DB_UNIT_REJECT, ST_EPOLICY);
 	}
 	if (rc)
@@ -419,7 +433,8 @@ enum ev_outcome pl_unit_run(struct pl_unit *r)
 	if ((rc = db_unit_provisioned(cfg->db, r->u.unique_id, &found, &r->err)))
 		return fail_with(r, DB_UNIT_FAIL, rc);
 	if (found) {
-		errbuf_set(&r->err, ST_EPOLICY, "id %s is already provisioned", r->u.unique_id);
+		errbuf_setr(&r->err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_PROVISIONED,
+			    "id %s is already provisioned", r->u.unique_id);
 		return fail_with(r, DB_UNIT_REJECT, ST_EPOLICY);
 	}
 	/* an engineer's rework authorisation: used (consumed) only by the commit
@@ -432,9 +447,10 @@ enum ev_outcome pl_unit_run(struct pl_unit *r)
 		emit(r, EV_LOG, EV_OUT_NONE, reason);
 	}
 	if (info.locked) {
-		errbuf_set(&r->err, ST_EPOLICY, "%s", reworked ?
-			   "board is still locked: reset it on the rework bench, then plug it again" :
-			   "board is locked but has no committed unit (needs rework)");
+		errbuf_setr(&r->err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_BOARD_LOCKED, "%s",
+			    reworked ?
+			    "board is still locked: reset it on the rework bench, then plug it again" :
+			    "board is locked but has no committed unit (needs rework)");
 		return fail_with(r, DB_UNIT_REJECT, ST_EPOLICY);
 	}
 	stage_ok(r);
@@ -451,8 +467,9 @@ enum ev_outcome pl_unit_run(struct pl_unit *r)
 	if (rc)
 		return fail_with(r, DB_UNIT_FAIL, rc);
 	if (strcasecmp(info.firmware_sha256, cfg->profile->firmware_sha256)) {
-		errbuf_set(&r->err, ST_EIO, "image on the board (%.16s...) is not the profile's",
-			   info.firmware_sha256[0] ? info.firmware_sha256 : "none");
+		errbuf_setr(&r->err, ST_EIO, ST_ORIGIN_POLICY, ST_R_FIRMWARE_HASH,
+			    "image on the board (%.16s...) is not the profile's",
+			    info.firmware_sha256[0] ? info.firmware_sha256 : "none");
 		return fail_with(r, DB_UNIT_FAIL, ST_EIO);
 	}
 	stage_ok(r);
@@ -465,7 +482,8 @@ enum ev_outcome pl_unit_run(struct pl_unit *r)
 	stage_ok(r);
 	stage(r, EV_STAGE_CSR);
 	if (RAND_bytes(nonce, sizeof(nonce)) != 1) {
-		errbuf_set(&r->err, ST_ECRYPTO, "no randomness for the nonce");
+		errbuf_setr(&r->err, ST_ECRYPTO, ST_ORIGIN_STATION, ST_R_NO_RANDOMNESS,
+			    "no randomness for the nonce");
 		return fail_with(r, DB_UNIT_FAIL, ST_ECRYPTO);
 	}
 	RETRY(r, rc, (free(csr), csr = NULL, r->ops->get_csr(r->h, nonce, &csr, &csr_len, &r->err)));
@@ -484,8 +502,8 @@ enum ev_outcome pl_unit_run(struct pl_unit *r)
 		goto fail;
 	if (found) {
 		free(csr);
-		errbuf_set(&r->err, ST_EPOLICY, "public key %.16s... was seen before (cloned key)",
-			   facts.pubkey_hash);
+		errbuf_setr(&r->err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_KEY_SEEN,
+			    "public key %.16s... was seen before (cloned key)", facts.pubkey_hash);
 		return fail_with(r, DB_UNIT_REJECT, ST_EPOLICY);
 	}
 	stage_ok(r);
@@ -511,7 +529,8 @@ enum ev_outcome pl_unit_run(struct pl_unit *r)
 	stage(r, EV_STAGE_RESERVE);
 	if (clone_flagged(r)) {
 		free(csr);
-		errbuf_set(&r->err, ST_EPOLICY, "clone: id %s appeared on another bay", r->u.unique_id);
+		errbuf_setr(&r->err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_CLONE,
+			    "clone: id %s appeared on another bay", r->u.unique_id);
 		return fail_with(r, DB_UNIT_REJECT, ST_EPOLICY);
 	}
 	r->cert = CERT_RESERVED;   /* from here a failure revokes what was issued */
@@ -542,7 +561,8 @@ enum ev_outcome pl_unit_run(struct pl_unit *r)
 	if (rc)
 		goto fail;
 	if (RAND_bytes(challenge, sizeof(challenge)) != 1) {
-		rc = errbuf_set(&r->err, ST_ECRYPTO, "no randomness for the challenge");
+		rc = errbuf_setr(&r->err, ST_ECRYPTO, ST_ORIGIN_STATION, ST_R_NO_RANDOMNESS,
+				 "no randomness for the challenge");
 		goto fail;
 	}
 	errbuf_clear(&r->err);
@@ -569,7 +589,8 @@ enum ev_outcome pl_unit_run(struct pl_unit *r)
 	free(cert);
 	cert = NULL;
 	if (clone_flagged(r)) {
-		errbuf_set(&r->err, ST_EPOLICY, "clone: id %s appeared on another bay", r->u.unique_id);
+		errbuf_setr(&r->err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_CLONE,
+			    "clone: id %s appeared on another bay", r->u.unique_id);
 		return fail_with(r, DB_UNIT_REJECT, ST_EPOLICY);
 	}
 	snprintf(reason, sizeof(reason), "certificate %s%s", r->u.cert_serial,

@@ -114,19 +114,23 @@ int pl_csr_check(const uint8_t *der, size_t len, const char *unique_id,
 
 	memset(facts, 0, sizeof(*facts));
 	if (!len || len > DER_MAX)
-		return errbuf_set(err, ST_EPOLICY, "CSR of %zu bytes", len);
+		return errbuf_setr(err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_CSR_MALFORMED,
+				   "CSR of %zu bytes", len);
 	req = d2i_X509_REQ(NULL, &p, (long)len);
 	if (!req || p != der + len) {
-		errbuf_set(err, ST_EPOLICY, "CSR is not one well-formed DER request");
+		errbuf_setr(err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_CSR_MALFORMED,
+			    "CSR is not one well-formed DER request");
 		goto out;
 	}
 	pk = X509_REQ_get_pubkey(req);
 	if (!pk || X509_REQ_verify(req, pk) != 1) {
-		errbuf_set(err, ST_EPOLICY, "CSR signature does not verify with its own key");
+		errbuf_setr(err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_CSR_SIGNATURE,
+			    "CSR signature does not verify with its own key");
 		goto out;
 	}
 	if (only_cn(X509_REQ_get_subject_name(req), cn, sizeof(cn)) || strcmp(cn, unique_id)) {
-		errbuf_set(err, ST_EPOLICY, "CSR subject is not exactly CN=%s", unique_id);
+		errbuf_setr(err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_CSR_SUBJECT,
+			    "CSR subject is not exactly CN=%s", unique_id);
 		goto out;
 	}
 	idx = X509_REQ_get_attr_by_NID(req, NID_pkcs9_challengePassword, -1);
@@ -135,24 +139,27 @@ int pl_csr_check(const uint8_t *der, size_t len, const char *unique_id,
 	    !(t = X509_ATTRIBUTE_get0_type(attr, 0)) ||
 	    (t->type != V_ASN1_PRINTABLESTRING && t->type != V_ASN1_UTF8STRING &&
 	     t->type != V_ASN1_IA5STRING)) {
-		errbuf_set(err, ST_EPOLICY, "CSR has no single challengePassword (nonce)");
+		errbuf_setr(err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_CSR_NONCE,
+			    "CSR has no single challengePassword (nonce)");
 		goto out;
 	}
 	hex(nonce, 32, want);
 	if (ASN1_STRING_length(t->value.asn1_string) != 64 ||
 	    memcmp(ASN1_STRING_get0_data(t->value.asn1_string), want, 64)) {
-		errbuf_set(err, ST_EPOLICY, "CSR nonce does not match the one sent (replayed CSR?)");
+		errbuf_setr(err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_CSR_NONCE,
+			    "CSR nonce does not match the one sent (replayed CSR?)");
 		goto out;
 	}
 	if (!OBJ_find_sigid_algs(X509_REQ_get_signature_nid(req), &md_nid, &pk_nid) ||
 	    !key_matches(pk, type, md_nid)) {
-		errbuf_set(err, ST_EPOLICY, "CSR key or signature hash is not %s",
-			   profile_key_type_name(type));
+		errbuf_setr(err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_CSR_KEY,
+			    "CSR key or signature hash is not %s", profile_key_type_name(type));
 		goto out;
 	}
 	spki_len = i2d_PUBKEY(pk, &spki);
 	if (spki_len <= 0) {
-		errbuf_set(err, ST_ECRYPTO, "CSR public key does not encode");
+		errbuf_setr(err, ST_ECRYPTO, ST_ORIGIN_POLICY, ST_R_CSR_KEY,
+			    "CSR public key does not encode");
 		goto out;
 	}
 	SHA256(spki, (size_t)spki_len, h);
@@ -213,33 +220,39 @@ int pl_attest_check(const uint8_t *attest_cert, size_t cert_len,
 	int rc = ST_EPOLICY;
 
 	if (!ca) {
-		errbuf_set(err, ST_EINVAL, "manufacturer CA certificate does not parse");
+		errbuf_setr(err, ST_EINVAL, ST_ORIGIN_CONFIG, ST_R_MFR_CA,
+			    "manufacturer CA certificate does not parse");
 		goto out;
 	}
 	if (!cert) {
-		errbuf_set(err, ST_EPOLICY, "attestation certificate does not parse");
+		errbuf_setr(err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_ATTEST_CHAIN,
+			    "attestation certificate does not parse");
 		goto out;
 	}
 	store = X509_STORE_new();
 	sctx = X509_STORE_CTX_new();
 	if (!store || !sctx || X509_STORE_add_cert(store, ca) != 1 ||
 	    X509_STORE_CTX_init(sctx, store, cert, NULL) != 1) {
-		errbuf_set(err, ST_ENOMEM, "attestation: out of memory");
+		errbuf_setr(err, ST_ENOMEM, ST_ORIGIN_STATION, ST_R_NOMEM,
+			    "attestation: out of memory");
 		goto out;
 	}
 	if (X509_verify_cert(sctx) != 1) {
-		errbuf_set(err, ST_EPOLICY, "attestation certificate does not chain to the manufacturer CA: %s",
-			   X509_verify_cert_error_string(X509_STORE_CTX_get_error(sctx)));
+		errbuf_setr(err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_ATTEST_CHAIN,
+			    "attestation certificate does not chain to the manufacturer CA: %s",
+			    X509_verify_cert_error_string(X509_STORE_CTX_get_error(sctx)));
 		goto out;
 	}
 	if (subject_cn(cert, cn, sizeof(cn)) || strcmp(cn, unique_id)) {
-		errbuf_set(err, ST_EPOLICY, "attestation certificate is for another board (CN is not %s)",
-			   unique_id);
+		errbuf_setr(err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_ATTEST_SUBJECT,
+			    "attestation certificate is for another board (CN is not %s)",
+			    unique_id);
 		goto out;
 	}
 	pk = X509_get0_pubkey(cert);
 	if (!pk || !verify_msg(pk, "station-attest-v1", nonce, 32, csr_sha256, 32, sig, sig_len)) {
-		errbuf_set(err, ST_EPOLICY, "attestation signature does not verify");
+		errbuf_setr(err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_ATTEST_SIGNATURE,
+			    "attestation signature does not verify");
 		goto out;
 	}
 	rc = ST_OK;
@@ -259,14 +272,17 @@ int pl_prove_check(const uint8_t *issued, size_t issued_len, const uint8_t *read
 	int rc = ST_EPOLICY;
 
 	if (issued_len != readback_len || memcmp(issued, readback, issued_len))
-		return errbuf_set(err, ST_EPOLICY, "certificate read back differs from the one written");
+		return errbuf_setr(err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_READBACK,
+				   "certificate read back differs from the one written");
 	cert = parse_cert(readback, readback_len);
 	if (!cert)
-		return errbuf_set(err, ST_EPOLICY, "certificate read back does not parse");
+		return errbuf_setr(err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_READBACK,
+				   "certificate read back does not parse");
 	if (!X509_get0_pubkey(cert) ||
 	    !verify_msg(X509_get0_pubkey(cert), "station-prove-v1", challenge, 32, NULL, 0,
 			sig, sig_len))
-		errbuf_set(err, ST_EPOLICY, "proof of possession fails: the board does not hold the key");
+		errbuf_setr(err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_PROOF,
+			    "proof of possession fails: the board does not hold the key");
 	else
 		rc = ST_OK;
 	X509_free(cert);
