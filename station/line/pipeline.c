@@ -17,14 +17,6 @@
 #include <string.h>
 #include <time.h>
 
-int64_t pl_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- threads -------------------------------------------------------------- */
 
 static void *bay_main(void *arg)
@@ -221,7 +213,7 @@ int pl_line_start(const struct pl_config *cfg, struct pl_line **out, struct errb
 	if (cfg->nbays < 1 || cfg->nbays > PL_MAX_BAYS)
 		return errbuf_set(err, ST_EINVAL, "bays must be 1..%d", PL_MAX_BAYS);
 	if (!cfg->profile || !cfg->db || !cfg->bus || !cfg->transport.scan || !cfg->transport.open ||
-	    !cfg->ca.issue || !cfg->ca.injected || !cfg->ca.revoke)
+	    !cfg->ca.check_csr || !cfg->ca.sign || !cfg->ca.csr_free)
 		return errbuf_set(err, ST_EINVAL, "line: incomplete configuration");
 	line = calloc(1, sizeof(*line));
 	if (!line)

@@ -1,14 +1,18 @@
 /*
  * pl_int: what the pipeline's files share (station/line/pipeline.c: the line's
- * threads; station/line/pl_unit.c: one unit's state machine).  Not a public API.
+ * threads; station/line/pl_unit.c: one unit's stages; station/line/pl_recover.c).
+ * Not a public API.  Calls between the files go one way: pipeline.c calls
+ * pl_unit_run(); pl_unit.c and pl_recover.c call neither of the others.
  */
 #ifndef STATION_PL_INT_H
 #define STATION_PL_INT_H
 
 #include <pthread.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "db/db.h"
+#include "db/rework.h"
 #include "line/pipeline.h"
 
 struct bay {
@@ -43,9 +47,22 @@ struct pl_line {
 	struct pl_counts counts;
 };
 
-int64_t pl_now_ms(void);
+/* UTC wall time in ms, as the unit rows keep it. */
+static inline int64_t pl_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 enum pl_cert_state { CERT_NONE, CERT_RESERVED, CERT_ISSUED, CERT_COMMITTED };
+
+/* A buffer a board op or the CA returned (malloc'd). */
+struct pl_buf {
+	uint8_t *p;
+	size_t len;
+};
 
 struct pl_unit {
 	struct pl_line *line;
@@ -61,6 +78,18 @@ struct pl_unit {
 	struct errbuf err;
 	uint64_t last_progress;
 	char serial[EV_UID_LEN];   /* USB serial: from the scan, then from open */
+
+	/* What the stages hand on.  The buffers are the unit's: released
+	 * together when it ends (pl_unit.c unit_release). */
+	int reject;                /* the failure is a REJECT, not a FAIL */
+	struct pl_board_info info; /* the board's last INFO answer */
+	uint8_t nonce[32];
+	struct pl_buf csr, attest_sig, issued, back, prove_sig;
+	struct pl_csr *checked;    /* the CSR the CA accepted */
+	struct pl_csr_facts facts;
+	struct db_rework rw;       /* an engineer's rework authorisation, if reworked */
+	int reworked;
+	char pass_reason[EV_REASON_LEN];
 };
 
 /* Runs one unit in bay r->bay (r zeroed but for line, bay, cfg, serial); the

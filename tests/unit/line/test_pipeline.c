@@ -771,7 +771,6 @@ static void test_stage_marks(void **state)
 static void test_recovery(void **state)
 {
 	struct fx *f = *state;
-	struct pl_ca_ops ops;
 	struct db_unit u;
 	struct errbuf e;
 	struct cert_tally t;
@@ -814,8 +813,7 @@ static void test_recovery(void **state)
 							"2222222222222222222222222222222222222222222222222222222222222222",
 							der, sizeof(der), &e), ST_OK);
 	}
-	fca_ops(&f->ca, &ops);
-	if (pl_recover(f->db, &ops, f->bus, &units, &revoked, &e))
+	if (pl_recover(f->db, "station", f->bus, &units, &revoked, &e))
 		fail_msg("recover: %s", e.msg);
 	assert_int_equal(units, 2);
 	assert_int_equal(revoked, 2);
@@ -837,7 +835,7 @@ static void test_recovery(void **state)
 				assert_int_equal(f->cap.ev[i].reason_code, ST_R_INTERRUPTED);
 	}
 	/* idempotent: nothing left to recover */
-	assert_int_equal(pl_recover(f->db, &ops, f->bus, &units, &revoked, &e), ST_OK);
+	assert_int_equal(pl_recover(f->db, "station", f->bus, &units, &revoked, &e), ST_OK);
 	assert_int_equal(units + revoked, 0);
 }
 
