@@ -41,7 +41,7 @@ fi
 # "<file> <file> <symbol>": the first file uses a symbol the second defines.
 # nm -P -A prints "<object>: <symbol> <type> ...": an upper-case type but U
 # is a global definition (T, D, B, R, W, V, ...), U (and w, v) a reference.
-nm -P -A "${objects[@]}" 2>/dev/null | awk -v obj="$obj/" '
+nm -P -A "${objects[@]}" | awk -v obj="$obj/" '
 function src(o) {
 	sub(/:$/, "", o)
 	if (index(o, obj) == 1) o = substr(o, length(obj) + 1)
@@ -66,7 +66,7 @@ END {
 	}
 	for (s in dup)
 		print s ": " def[s] dup[s] > "/dev/stderr"
-}' >"$tmp/syms" 2>"$tmp/dups" || exit 1
+}' >"$tmp/syms" 2>"$tmp/dups" || { echo "calls: nm failed on $obj"; echo "calls: 0 passed, 1 failed"; exit 1; }
 
 # file edges with the symbols behind them: "from to sym,sym,..."
 awk '{ k = $1 " " $2; if (k in e) e[k] = e[k] "," $3; else e[k] = $3 }
