@@ -118,8 +118,6 @@ int db_allowlist_count(struct db *db, const char *lot, int64_t *count, struct er
 int db_allowlist_foreach(struct db *db, const char *lot,
 			 int (*fn)(const char *unique_id, void *ctx), void *ctx,
 			 struct errbuf *err);
-/* 1 if s is a hardware unique id: exactly 24 upper-case hex digits. */
-int db_valid_unique_id(const char *s);
 
 /* ---- profiles (db/profiles.c) ------------------------------------------ */
 

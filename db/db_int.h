@@ -13,6 +13,9 @@
 #include <sqlite3.h>
 #include <stdint.h>
 
+#include "core/clock.h"
+#include "core/hex.h"
+#include "core/ids.h"
 #include "db/db.h"
 
 #define DB_STMT_CACHE 48
@@ -64,15 +67,6 @@ int  db_wal_sync(struct db *db, struct errbuf *err);
 
 void db_lock(struct db *db);
 void db_unlock(struct db *db);
-
-/* UTC now in ms, and its ISO-8601 form "2026-11-22T01:02:03.456Z". */
-int64_t db_now_ms(void);
-void db_iso_ms(int64_t ms, char out[32]);
-
-/* Lower-case hex of n bytes into out (2n+1). */
-void db_hex(const uint8_t *b, size_t n, char *out);
-/* Parses exactly 64 lower-case hex chars into 32 bytes; 0 ok, -1 bad. */
-int db_unhex32(const char *s, size_t len, uint8_t out[32]);
 
 /* Appends an audit event inside the caller's transaction (lock held). */
 int db_audit_append_locked(struct db *db, const char *kind, const char *actor,

@@ -29,10 +29,14 @@
 
 #include "hsm/certstore.h"
 #include "core/errbuf.h"
+#include "core/ids.h"
 
 #define CSR_MAX_DER   16384
+/* The station's challenge: the board's wire format (proto/proto.h) owns its
+ * length, which hsm/ cannot see; app/pl_hsm.c, which sees both, asserts they
+ * are equal. */
 #define CSR_NONCE_LEN 32
-#define CSR_UID_LEN   24
+#define CSR_UID_LEN   IDS_UID_LEN
 
 enum csr_key_kind {
 	CSR_KEY_EC_P256 = 1 << 0,
@@ -65,9 +69,6 @@ int csr_check(const struct csr_policy *pol, const uint8_t *der, size_t len,
 	      const struct hsm_certstore *store, struct csr_info *out,
 	      struct errbuf *err);
 void csr_info_clear(struct csr_info *ci);
-
-/* 1 if s is a unique id (24 upper-case hex digits), 0 if not. */
-int csr_valid_unique_id(const char *s);
 
 /* A library context with no providers, for parsing without decoding public
  * keys (OpenSSL 3.0's generic key decoders dominate parse time).  NULL if it

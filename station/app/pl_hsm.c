@@ -20,6 +20,12 @@
 #include "app/checkpoint.h"
 #include "hsm/hsm_checkpoint.h"
 #include "hsm/issue.h"
+#include "proto/proto.h"
+
+/* hsm/ checks the board's answer without seeing the wire format: the lengths
+ * it assumes are the protocol's. */
+_Static_assert(CSR_NONCE_LEN == PROTO_NONCE_LEN, "CSR nonce is the protocol's nonce");
+_Static_assert(CSR_UID_LEN == PROTO_UID_LEN, "CSR unique id is the protocol's");
 
 struct pl_hsm {
 	struct hsm *hsm;
@@ -114,7 +120,7 @@ int pl_hsm_checkpoint(struct pl_hsm *h, struct errbuf *err)
 
 static int hsm_issue(void *ctx, int64_t unit_id, const char *unique_id,
 		     const char *pubkey_hash, const uint8_t *csr, size_t csr_len,
-		     const uint8_t nonce[32], const char *san, int validity_days,
+		     const uint8_t nonce[CSR_NONCE_LEN], const char *san, int validity_days,
 		     char serial_hex[65], uint8_t **der, size_t *len, struct errbuf *err)
 {
 	struct pl_hsm *h = ctx;

@@ -4,6 +4,8 @@
  * bounded by the timeouts those modules apply to each transfer.
  */
 #include "line/pipeline.h"
+#include "core/hex.h"
+#include "core/str.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,17 +31,6 @@ struct pl_usb_board {
 	struct board *b;
 };
 
-static void hex(const uint8_t *b, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[b[i] >> 4];
-		out[2 * i + 1] = digits[b[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
 static uint8_t *dup_blob(const struct proto_blob *bl, size_t *len)
 {
 	uint8_t *p = malloc(bl->len ? bl->len : 1);
@@ -62,7 +53,7 @@ static int ub_info(void *h, struct pl_board_info *out, struct errbuf *err)
 	snprintf(out->unique_id, sizeof(out->unique_id), "%s", info.uid);
 	snprintf(out->usb_serial, sizeof(out->usb_serial), "%s", usb_serial(pb->ub));
 	if (info.has_fw_sha256)
-		hex(info.fw_sha256, sizeof(info.fw_sha256), out->firmware_sha256);
+		hex_encode(info.fw_sha256, sizeof(info.fw_sha256), out->firmware_sha256);
 	out->locked = info.state == PROTO_STATE_LOCKED;
 	out->has_cert = info.state >= PROTO_STATE_CERTIFIED;
 	if (info.att_cert.len > sizeof(out->attest_cert))
@@ -225,7 +216,9 @@ static int t_scan(void *ctx, struct pl_present *out, int max, int *n, struct err
 	if ((rc = usb_scan(u->ctx, found, sizeof(found) / sizeof(found[0]), &got, err)))
 		return rc;
 	for (size_t i = 0; i < got && *n < max; i++) {
-		snprintf(out[*n].port, sizeof(out[*n].port), "%s", found[i].bay);
+		if (str_copy(out[*n].port, sizeof(out[*n].port), found[i].bay))
+			return errbuf_set(err, ST_EINVAL, "usb: bay label %.32s... is too long",
+					  found[i].bay);
 		out[*n].serial[0] = '\0';   /* read at open (usb_serial) */
 		out[*n].instance = (uint32_t)found[i].bus << 8 | found[i].addr;
 		(*n)++;

@@ -32,6 +32,9 @@
 #include <openssl/sha.h>
 #include <openssl/x509.h>
 
+#include "core/certfile.h"
+#include "core/fileio.h"
+#include "core/hex.h"
 #include "db/db.h"
 #include "core/event.h"
 #include "ui/headless.h"
@@ -63,74 +66,6 @@ static void usage(FILE *f)
 		"a line: pause, resume, clear BAY (tile 1..N or port label such as 1-2), quit.\n"
 		"Each is answered by a log event; end of file only stops the reading.\n",
 		PL_MAX_BAYS);
-}
-
-static int read_file(const char *path, size_t max, uint8_t **out, size_t *len,
-		     struct errbuf *err)
-{
-	struct stat st;
-	uint8_t *buf;
-	size_t got = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return errbuf_set(err, ST_EIO, "%s: %s", path, strerror(errno));
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
-		close(fd);
-		return errbuf_set(err, ST_EINVAL, "%s: not a regular file of at most %zu bytes",
-				  path, max);
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		close(fd);
-		return errbuf_set(err, ST_ENOMEM, "%s: out of memory", path);
-	}
-	while (got < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	close(fd);
-	if (got != (size_t)st.st_size) {
-		free(buf);
-		return errbuf_set(err, ST_EIO, "%s: short read", path);
-	}
-	*out = buf;
-	*len = got;
-	return ST_OK;
-}
-
-/* A PEM certificate file as DER. */
-static int cert_der(const char *path, uint8_t **der, size_t *len, struct errbuf *err)
-{
-	FILE *f = fopen(path, "r");
-	X509 *x;
-	unsigned char *p = NULL;
-	int n;
-
-	if (!f)
-		return errbuf_set(err, ST_EIO, "%s: %s", path, strerror(errno));
-	x = PEM_read_X509(f, NULL, NULL, NULL);
-	fclose(f);
-	if (!x)
-		return errbuf_set(err, ST_EINVAL, "%s: not a PEM certificate", path);
-	n = i2d_X509(x, &p);
-	X509_free(x);
-	if (n <= 0)
-		return errbuf_set(err, ST_ECRYPTO, "%s: cannot encode", path);
-	*der = malloc((size_t)n);
-	if (!*der) {
-		OPENSSL_free(p);
-		return errbuf_set(err, ST_ENOMEM, "out of memory");
-	}
-	memcpy(*der, p, (size_t)n);
-	*len = (size_t)n;
-	OPENSSL_free(p);
-	return ST_OK;
 }
 
 static int parse_int(const char *s, int lo, int hi, int *out)
@@ -452,13 +387,12 @@ static int run_line(struct cli_ctx *ctx, const struct run_opts *o)
 		goto out;
 	}
 	/* refusals, in the order an engineer would fix them */
-	if (read_file(prof.firmware_image, IMAGE_MAX, &image, &image_len, &e)) {
+	if (fileio_read(prof.firmware_image, IMAGE_MAX, "firmware image", &image, &image_len, &e)) {
 		cli_fail("run: firmware image: %s", e.msg);
 		goto out;
 	}
 	SHA256(image, image_len, d);
-	for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
-		snprintf(hexd + 2 * i, 3, "%02x", d[i]);
+	hex_encode(d, SHA256_DIGEST_LENGTH, hexd);
 	if (strcmp(hexd, prof.firmware_sha256)) {
 		cli_fail("run: firmware image %s has SHA-256 %s, profile %s v%d expects %s",
 			 prof.firmware_image, hexd, prof.name, prof.version, prof.firmware_sha256);
@@ -473,8 +407,8 @@ static int run_line(struct cli_ctx *ctx, const struct run_opts *o)
 			 o->lot, o->lot);
 		goto out;
 	}
-	if (cert_der(prof.mfr_ca_cert, &mfr, &mfr_len, &e) ||
-	    cert_der(prof.hsm_ca_cert, &ca, &ca_len, &e)) {
+	if (certfile_load(prof.mfr_ca_cert, CERTFILE_MAX, NULL, &mfr, &mfr_len, &e) ||
+	    certfile_load(prof.hsm_ca_cert, CERTFILE_MAX, NULL, &ca, &ca_len, &e)) {
 		cli_fail("run: %s", e.msg);
 		goto out;
 	}

@@ -28,6 +28,6 @@ int64_t clock_realtime_ms(void);
 int64_t clock_monotonic_ms(void);
 void clock_sleep_ms(int64_t ms);
 void clock_deadline(clockid_t clk, int64_t ms, struct timespec *ts);
-ST_MUST_CHECK int clock_iso_ms(int64_t ms, char out[CLOCK_ISO_LEN]);
+int clock_iso_ms(int64_t ms, char out[CLOCK_ISO_LEN]);
 
 #endif

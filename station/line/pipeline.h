@@ -42,7 +42,6 @@
 
 struct db;
 
-#define PL_UID_LEN       24
 #define PL_MAX_BAYS      32
 #define PL_ATTEST_CERT_MAX 4096
 
@@ -193,9 +192,6 @@ void pl_usb_transport(struct pl_usb *u, struct pl_transport *t);
 void pl_usb_close(struct pl_usb *u);
 
 /* ---- checks the pipeline runs (station/line/pl_verify.c) ---------------------- */
-
-/* True when s is a unique id: exactly 24 upper-case hex digits. */
-int pl_uid_valid(const char *s);
 
 struct pl_csr_facts {
 	char    pubkey_hash[65];      /* hex SHA-256 of the SubjectPublicKeyInfo DER */

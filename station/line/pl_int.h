@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "db/db.h"
+#include "core/clock.h"
 #include "line/pipeline.h"
 
 struct bay {
@@ -42,8 +43,6 @@ struct pl_line {
 	int64_t started_units;
 	struct pl_counts counts;
 };
-
-int64_t pl_now_ms(void);
 
 enum pl_cert_state { CERT_NONE, CERT_RESERVED, CERT_ISSUED, CERT_COMMITTED };
 

@@ -111,7 +111,7 @@ int pl_recover(struct db *db, const struct pl_ca_ops *ca, struct ev_bus *bus,
 		 * leave it at an earlier one (identify or inject, the durable marks) */
 		snprintf(u->reason, sizeof(u->reason),
 			 "station stopped (crash or power loss) during stage %s", u->stage);
-		u->finished_ms = pl_now_ms();
+		u->finished_ms = clock_realtime_ms();
 		if ((rc = db_unit_finish(db, u, err))) {
 			errbuf_prefix(err, "recovery: unit %lld: ", (long long)u->id);
 			goto out;

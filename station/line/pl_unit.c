@@ -7,6 +7,8 @@
  * a board, the database or the CA.
  */
 #include "line/pl_int.h"
+#include "core/ids.h"
+#include "core/str.h"
 #include "db/rework.h"
 
 #include <stdio.h>
@@ -133,17 +135,17 @@ static void revoke_unit_certs(struct pl_unit *r, const char *why)
 	memset(&l, 0, sizeof(l));
 	errbuf_clear(&e);
 	if (db_cert_foreach_unit(r->cfg->db, r->u.id, collect_unit_cert, &l, &e) || l.oom) {
-		snprintf(msg, sizeof(msg), "listing certificates of unit %lld failed: %s",
-			 (long long)r->u.id, l.oom ? "out of memory" : e.msg);
+		str_fmt_cut(msg, sizeof(msg), "listing certificates of unit %lld failed: %s",
+			    (long long)r->u.id, l.oom ? "out of memory" : e.msg);
 		emit(r, EV_LOG, EV_OUT_NONE, msg);
 	}
 	for (size_t i = 0; i < l.n; i++) {
 		errbuf_clear(&e);
 		if (ca->revoke(ca->ctx, l.serials[i], why, &e))
-			snprintf(msg, sizeof(msg), "revoking %s failed: %s", l.serials[i], e.msg);
+			str_fmt_cut(msg, sizeof(msg), "revoking %s failed: %s", l.serials[i], e.msg);
 		else
-			snprintf(msg, sizeof(msg), "certificate %s revoked (not committed)",
-				 l.serials[i]);
+			str_fmt_cut(msg, sizeof(msg), "certificate %s revoked (not committed)",
+				    l.serials[i]);
 		emit(r, EV_LOG, EV_OUT_NONE, msg);
 	}
 	free(l.serials);
@@ -167,7 +169,7 @@ static enum ev_outcome finish(struct pl_unit *r, enum db_unit_status st, const c
 		revoke_unit_certs(r, st == DB_UNIT_REJECT ? "keyCompromise" : "cessationOfOperation");
 	r->u.status = st;
 	snprintf(r->u.reason, sizeof(r->u.reason), "%s", detail ? detail : reason ? reason : "");
-	r->u.finished_ms = pl_now_ms();
+	r->u.finished_ms = clock_realtime_ms();
 	if (r->have_unit && !r->recorded && db_unit_finish(r->cfg->db, &r->u, &e) != ST_OK) {
 		emit(r, EV_LOG, EV_OUT_NONE, e.msg);
 		if (st == DB_UNIT_PASS)
@@ -271,10 +273,10 @@ static enum ev_outcome fail_with(struct pl_unit *r, enum db_unit_status st, int 
 	const char *msg = r->err.msg[0] ? r->err.msg : "failed";
 
 	if (plain_words(r->stage, rc, msg, plain, sizeof(plain))) {
-		snprintf(detail, sizeof(detail), "%s (%s: %s)", plain, st_rc_name(rc), msg);
+		str_fmt_cut(detail, sizeof(detail), "%s (%s: %s)", plain, st_rc_name(rc), msg);
 		return finish(r, st, plain, detail);
 	}
-	snprintf(detail, sizeof(detail), "%s: %s", st_rc_name(rc), msg);
+	str_fmt_cut(detail, sizeof(detail), "%s: %s", st_rc_name(rc), msg);
 	return finish(r, st, msg, detail);
 }
 
@@ -346,7 +348,7 @@ enum ev_outcome pl_unit_run(struct pl_unit *r)
 	memset(&rw, 0, sizeof(rw));
 	r->stage = EV_STAGE_DETECT;
 	snprintf(r->u.unique_id, sizeof(r->u.unique_id), "%s",
-		 pl_uid_valid(r->serial) ? r->serial : "");
+		 ids_uid_valid(r->serial) ? r->serial : "");
 	snprintf(r->u.lot, sizeof(r->u.lot), "%s", cfg->lot);
 	snprintf(r->u.bay, sizeof(r->u.bay), "%s", r->bay->port);
 	snprintf(r->u.operator_name, sizeof(r->u.operator_name), "%s", cfg->operator_name);
@@ -355,7 +357,7 @@ enum ev_outcome pl_unit_run(struct pl_unit *r)
 	snprintf(r->u.firmware_hash, sizeof(r->u.firmware_hash), "%s", cfg->profile->firmware_sha256);
 	snprintf(r->u.stage, sizeof(r->u.stage), "%s", ev_stage_name(EV_STAGE_DETECT));
 	r->u.status = DB_UNIT_IN_PROGRESS;
-	r->u.started_ms = pl_now_ms();
+	r->u.started_ms = clock_realtime_ms();
 	emit(r, EV_STAGE_BEGIN, EV_OUT_NONE, NULL);
 	errbuf_clear(&r->err);
 	{
@@ -366,7 +368,7 @@ enum ev_outcome pl_unit_run(struct pl_unit *r)
 		serial[sizeof(serial) - 1] = '\0';
 		if (!rc && serial[0])
 			snprintf(r->serial, sizeof(r->serial), "%s", serial);
-		if (!rc && pl_uid_valid(serial))
+		if (!rc && ids_uid_valid(serial))
 			snprintf(r->u.unique_id, sizeof(r->u.unique_id), "%s", serial);
 	}
 	if (rc) {
@@ -383,7 +385,7 @@ enum ev_outcome pl_unit_run(struct pl_unit *r)
 		return fail_with(r, DB_UNIT_FAIL, rc);
 	info.unique_id[sizeof(info.unique_id) - 1] = '\0';
 	info.usb_serial[sizeof(info.usb_serial) - 1] = '\0';
-	if (!pl_uid_valid(info.unique_id)) {
+	if (!ids_uid_valid(info.unique_id)) {
 		errbuf_set(&r->err, ST_EPOLICY, "board reports a malformed unique id");
 		return fail_with(r, DB_UNIT_REJECT, ST_EPOLICY);
 	}
@@ -427,8 +429,8 @@ enum ev_outcome pl_unit_run(struct pl_unit *r)
 	if ((rc = db_rework_open(cfg->db, r->u.unique_id, &rw, &reworked, &r->err)))
 		return fail_with(r, DB_UNIT_FAIL, rc);
 	if (reworked) {
-		snprintf(reason, sizeof(reason), "rework authorised by %s: %s", rw.authorised_by,
-			 rw.reason);
+		str_fmt_cut(reason, sizeof(reason), "rework authorised by %s: %s", rw.authorised_by,
+			    rw.reason);
 		emit(r, EV_LOG, EV_OUT_NONE, reason);
 	}
 	if (info.locked) {
@@ -576,7 +578,7 @@ enum ev_outcome pl_unit_run(struct pl_unit *r)
 		 reworked ? " (rework)" : "");
 	r->u.status = DB_UNIT_PASS;
 	snprintf(r->u.reason, sizeof(r->u.reason), "%s", reason);
-	r->u.finished_ms = pl_now_ms();
+	r->u.finished_ms = clock_realtime_ms();
 	if ((rc = db_begin(cfg->db, &r->err)))
 		goto fail;
 	if ((rc = ca->injected(ca->ctx, r->u.cert_serial, &r->err)) ||

@@ -4,8 +4,9 @@
  * Everything is bounded by the DER length given; nothing trusts the board.
  */
 #include "line/pipeline.h"
+#include "core/hex.h"
+#include "proto/proto.h"
 
-#include <ctype.h>
 #include <string.h>
 
 #include <openssl/evp.h>
@@ -15,27 +16,6 @@
 #include <openssl/x509v3.h>
 
 #define DER_MAX (64 * 1024)
-
-int pl_uid_valid(const char *s)
-{
-	size_t i;
-
-	for (i = 0; s[i]; i++)
-		if (i >= PL_UID_LEN || !isxdigit((unsigned char)s[i]) || islower((unsigned char)s[i]))
-			return 0;
-	return i == PL_UID_LEN;
-}
-
-static void hex(const uint8_t *b, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[b[i] >> 4];
-		out[2 * i + 1] = digits[b[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
 
 /* The single CN of a name, or -1 if the name is not exactly one CN. */
 static int only_cn(const X509_NAME *name, char *out, size_t outsz)
@@ -107,7 +87,7 @@ int pl_csr_check(const uint8_t *der, size_t len, const char *unique_id,
 	EVP_PKEY *pk = NULL;
 	X509_ATTRIBUTE *attr;
 	ASN1_TYPE *t;
-	char cn[80], want[65];
+	char cn[80], want[HEX_LEN(PROTO_NONCE_LEN)];
 	unsigned char *spki = NULL;
 	int spki_len, md_nid = 0, pk_nid = 0, idx, rc = ST_EPOLICY;
 	uint8_t h[32];
@@ -138,9 +118,9 @@ int pl_csr_check(const uint8_t *der, size_t len, const char *unique_id,
 		errbuf_set(err, ST_EPOLICY, "CSR has no single challengePassword (nonce)");
 		goto out;
 	}
-	hex(nonce, 32, want);
-	if (ASN1_STRING_length(t->value.asn1_string) != 64 ||
-	    memcmp(ASN1_STRING_get0_data(t->value.asn1_string), want, 64)) {
+	hex_encode(nonce, PROTO_NONCE_LEN, want);
+	if (ASN1_STRING_length(t->value.asn1_string) != 2 * PROTO_NONCE_LEN ||
+	    memcmp(ASN1_STRING_get0_data(t->value.asn1_string), want, 2 * PROTO_NONCE_LEN)) {
 		errbuf_set(err, ST_EPOLICY, "CSR nonce does not match the one sent (replayed CSR?)");
 		goto out;
 	}
@@ -156,7 +136,7 @@ int pl_csr_check(const uint8_t *der, size_t len, const char *unique_id,
 		goto out;
 	}
 	SHA256(spki, (size_t)spki_len, h);
-	hex(h, 32, facts->pubkey_hash);
+	hex_encode(h, 32, facts->pubkey_hash);
 	SHA256(der, len, facts->csr_sha256);
 	rc = ST_OK;
 out:
@@ -238,7 +218,8 @@ int pl_attest_check(const uint8_t *attest_cert, size_t cert_len,
 		goto out;
 	}
 	pk = X509_get0_pubkey(cert);
-	if (!pk || !verify_msg(pk, "station-attest-v1", nonce, 32, csr_sha256, 32, sig, sig_len)) {
+	if (!pk || !verify_msg(pk, PROTO_ATTEST_CONTEXT, nonce, PROTO_NONCE_LEN, csr_sha256,
+				 PROTO_SHA256_LEN, sig, sig_len)) {
 		errbuf_set(err, ST_EPOLICY, "attestation signature does not verify");
 		goto out;
 	}
@@ -264,8 +245,8 @@ int pl_prove_check(const uint8_t *issued, size_t issued_len, const uint8_t *read
 	if (!cert)
 		return errbuf_set(err, ST_EPOLICY, "certificate read back does not parse");
 	if (!X509_get0_pubkey(cert) ||
-	    !verify_msg(X509_get0_pubkey(cert), "station-prove-v1", challenge, 32, NULL, 0,
-			sig, sig_len))
+	    !verify_msg(X509_get0_pubkey(cert), PROTO_PROVE_CONTEXT, challenge, PROTO_NONCE_LEN,
+			NULL, 0, sig, sig_len))
 		errbuf_set(err, ST_EPOLICY, "proof of possession fails: the board does not hold the key");
 	else
 		rc = ST_OK;

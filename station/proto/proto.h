@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "core/errbuf.h"
+#include "core/ids.h"
 
 /* ---------------------------------------------------------------- frames */
 
@@ -120,7 +121,7 @@ enum proto_tag {
 
 #define PROTO_NONCE_LEN     32
 #define PROTO_SHA256_LEN    32
-#define PROTO_UID_LEN       24
+#define PROTO_UID_LEN       IDS_UID_LEN   /* the unique-id rule: core/ids.h */
 #define PROTO_MAX_TEXT      64
 #define PROTO_MAX_FWVER     32
 #define PROTO_MAX_MESSAGE   255
