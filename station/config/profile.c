@@ -1,5 +1,6 @@
 /* profile: see profile.h. */
 #include "config/profile.h"
+#include "core/fileio.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -404,38 +405,14 @@ int profile_parse(const char *text, size_t len, const char *filename,
 int profile_parse_file(const char *path, struct profile *p, struct errbuf *err)
 {
 	char *buf = NULL, *dir = NULL, *slash, real[PATH_MAX];
-	struct stat st;
-	ssize_t n;
-	size_t got = 0;
-	int fd, rc;
+	uint8_t *text;
+	size_t got;
+	int rc;
 
 	memset(p, 0, sizeof(*p));
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errbuf_set(err, ST_EIO, "%s: %s", path, strerror(errno));
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return errbuf_set(err, ST_EINVAL, "%s: not a regular file", path);
-	}
-	if (st.st_size > PROFILE_FILE_MAX) {
-		close(fd);
-		return errbuf_set(err, ST_EINVAL, "%s: larger than %d bytes", path, PROFILE_FILE_MAX);
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		close(fd);
-		return errbuf_set(err, ST_ENOMEM, "%s: out of memory", path);
-	}
-	while (got < (size_t)st.st_size) {
-		n = read(fd, buf + got, (size_t)st.st_size - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	close(fd);
-	buf[got] = '\0';
+	if ((rc = fileio_read(path, PROFILE_FILE_MAX, "profile", &text, &got, err)) != ST_OK)
+		return rc;
+	buf = (char *)text;
 
 	if (!realpath(path, real)) {
 		free(buf);

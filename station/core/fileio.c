@@ -21,8 +21,8 @@ enum st_rc fileio_read(const char *path, size_t max, const char *what, uint8_t *
 	*len = 0;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return errbuf_set(err, errno == ENOENT ? ST_ENOTFOUND : ST_EIO,
-				  "%s: cannot open %s: %s", path, what, strerror(errno));
+		return errbuf_set(err, ST_EIO, "%s: cannot open %s: %s", path, what,
+				  strerror(errno));
 	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
 		close(fd);
 		return errbuf_set(err, ST_EINVAL, "%s: %s is not a regular file", path, what);

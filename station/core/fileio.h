@@ -5,7 +5,7 @@
  * malloc'd buffer with a NUL after the last byte (so text can be parsed in
  * place; *len does not count it).  what names the file for the operator
  * ("allowlist", "firmware image"); every message starts with the path:
- *   "PATH: cannot open WHAT: <errno text>"   ST_ENOTFOUND (absent) / ST_EIO
+ *   "PATH: cannot open WHAT: <errno text>"   ST_EIO
  *   "PATH: WHAT is not a regular file"       ST_EINVAL
  *   "PATH: WHAT is larger than MAX bytes"    ST_EINVAL
  *   "PATH: read error: <errno text>"         ST_EIO

@@ -31,6 +31,14 @@ int hex_digit(int c)
 	return -1;
 }
 
+int hex_all_digits(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (hex_digit((unsigned char)s[i]) < 0)
+			return 0;
+	return 1;
+}
+
 static int decode(const char *s, size_t len, uint8_t *out, size_t n, int lower_only)
 {
 	if (!s || len != 2 * n)

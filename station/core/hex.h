@@ -34,4 +34,8 @@ ST_MUST_CHECK int hex_decode_lower(const char *s, size_t len, uint8_t *out, size
 /* The value of one hex digit of either case, -1 if c is none. */
 int hex_digit(int c);
 
+/* 1 when the n characters at s are all hex digits of either case (a
+ * validator's test; the decoders check this themselves), else 0. */
+int hex_all_digits(const char *s, size_t n);
+
 #endif

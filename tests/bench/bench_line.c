@@ -221,7 +221,7 @@ static void run(int nbays, int per_bay, int keygen_ms, size_t image_len, int fla
 	SHA256(image, image_len, d);
 	memset(&prof, 0, sizeof(prof));
 	snprintf(prof.name, sizeof(prof.name), "bench");
-	fb_hex(d, 32, prof.firmware_sha256);
+	hex_encode(d, 32, prof.firmware_sha256);
 	prof.key_type = PROFILE_KEY_EC_P256;
 	prof.validity_days = 365;
 	prof.max_failures_in_row = 3;
@@ -287,7 +287,7 @@ static void run(int nbays, int per_bay, int keygen_ms, size_t image_len, int fla
 				pthread_mutex_unlock(&f.lock);
 				plugged++;
 			}
-			fb_sleep_ms(2);
+			clock_sleep_ms(2);
 		}
 	}
 	pl_line_wait(line);

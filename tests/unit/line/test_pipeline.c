@@ -120,7 +120,7 @@ static int setup(void **state)
 		f->image[i] = (uint8_t)(i * 7);
 	SHA256(f->image, sizeof(f->image), d);
 	snprintf(f->prof.name, sizeof(f->prof.name), "widget");
-	fb_hex(d, 32, f->prof.firmware_sha256);
+	hex_encode(d, 32, f->prof.firmware_sha256);
 	f->prof.key_type = PROFILE_KEY_EC_P256;
 	f->prof.validity_days = 365;
 	snprintf(f->prof.san_template, sizeof(f->prof.san_template), "URI:urn:w:{unique_id}");
@@ -196,7 +196,7 @@ static void wait_results(struct fx *f, int n)
 	for (int i = 0; i < 3000; i++) {
 		if (count_events(&f->cap, EV_UNIT_RESULT, EV_OUT_NONE, NULL) >= n)
 			return;
-		fb_sleep_ms(5);
+		clock_sleep_ms(5);
 	}
 	fail_msg("timed out waiting for %d unit results (have %d)", n,
 		 count_events(&f->cap, EV_UNIT_RESULT, EV_OUT_NONE, NULL));
@@ -335,7 +335,7 @@ static void test_four_bays_many_boards(void **state)
 		/* the detector must see them leave before the next board arrives */
 		for (int i = 0; i < 400 && count_events(&f->cap, EV_BAY_LEFT, EV_OUT_NONE, NULL) <
 					    (round + 1) * 4; i++)
-			fb_sleep_ms(5);
+			clock_sleep_ms(5);
 	}
 	pl_line_stop(f->line);
 	for (int i = 0; i < 12; i++)
@@ -366,14 +366,14 @@ static void test_policy_rejects(void **state)
 	assert_result(f, reused1, EV_OUT_PASS, EV_STAGE_COMMIT, NULL);
 	ft_unplug(&f->tr, 0);
 	ft_unplug(&f->tr, 1);
-	fb_sleep_ms(50);
+	clock_sleep_ms(50);
 	reused2 = board(f, 2);
 	reused2->fault = FB_REUSE_KEY;
 	ft_plug(&f->tr, 0, reused2);
 	wait_results(f, 3);
 	assert_result(f, reused2, EV_OUT_REJECT, EV_STAGE_CSR_POLICY, "seen before");
 	ft_unplug(&f->tr, 0);
-	fb_sleep_ms(50);
+	clock_sleep_ms(50);
 	/* the provisioned board comes back */
 	dup = reused1;
 	ft_plug(&f->tr, 1, dup);
@@ -530,12 +530,12 @@ static void test_bay_held_and_cleared(void **state)
 		wait_results(f, i + 1);
 		ft_unplug(&f->tr, 0);
 		while (count_events(&f->cap, EV_BAY_LEFT, EV_OUT_NONE, NULL) < i + 1)
-			fb_sleep_ms(2);
+			clock_sleep_ms(2);
 	}
 	assert_int_equal(count_events(&f->cap, EV_BAY_HELD, EV_OUT_NONE, NULL), 1);
 	good = board(f, 10);
 	ft_plug(&f->tr, 0, good);
-	fb_sleep_ms(100);
+	clock_sleep_ms(100);
 	/* held: the board waits */
 	assert_int_equal(count_events(&f->cap, EV_UNIT_RESULT, EV_OUT_NONE, NULL), 3);
 	assert_int_equal(good->opens, 0);
@@ -560,13 +560,13 @@ static void test_pause_and_max_units(void **state)
 	assert_true(pl_line_paused(f->line));
 	ft_plug(&f->tr, 0, a);
 	while (count_events(&f->cap, EV_BAY_ARRIVED, EV_OUT_NONE, NULL) < 1)
-		fb_sleep_ms(2);
-	fb_sleep_ms(50);
+		clock_sleep_ms(2);
+	clock_sleep_ms(50);
 	assert_int_equal(a->opens, 0);
 	pl_line_pause(f->line, 0);
 	pl_line_wait(f->line);           /* returns after one result: max_units 1 */
 	ft_plug(&f->tr, 1, b);
-	fb_sleep_ms(50);
+	clock_sleep_ms(50);
 	pl_line_stop(f->line);
 	assert_result(f, a, EV_OUT_PASS, EV_STAGE_COMMIT, NULL);
 	assert_int_equal(b->opens, 0);
@@ -587,7 +587,7 @@ static void test_clone_on_two_bays(void **state)
 	ft_plug(&f->tr, 0, a);
 	start(f, 2, 0);
 	for (int i = 0; i < 400 && count_events(&f->cap, EV_STAGE_BEGIN, EV_OUT_NONE, a->uid) < 5; i++)
-		fb_sleep_ms(2);
+		clock_sleep_ms(2);
 	ft_plug(&f->tr, 1, b);
 	wait_results(f, 2);
 	pl_line_stop(f->line);
@@ -619,7 +619,7 @@ static void test_slow_board_does_not_block(void **state)
 		wait_results(f, i + 1);
 		ft_unplug(&f->tr, 1);
 		while (count_events(&f->cap, EV_BAY_LEFT, EV_OUT_NONE, NULL) < i + 1)
-			fb_sleep_ms(2);
+			clock_sleep_ms(2);
 	}
 	/* three fast boards done while the slow one is still in keygen */
 	assert_null(result_for(f, slow->uid));
@@ -666,7 +666,7 @@ static void test_stage_marks(void **state)
 		pthread_mutex_unlock(&f->cap.lock);
 		if (in_keygen)
 			break;
-		fb_sleep_ms(2);
+		clock_sleep_ms(2);
 	}
 	if (db_open("pl.db", "test-station", &other, &e))
 		fail_msg("db_open: %s", e.msg);
