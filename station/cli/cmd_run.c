@@ -387,7 +387,7 @@ static int run_line(struct cli_ctx *ctx, const struct run_opts *o)
 		goto out;
 	}
 	/* refusals, in the order an engineer would fix them */
-	if (fileio_read(prof.firmware_image, IMAGE_MAX, "firmware image", &image, &image_len, &e)) {
+	if (fileio_read(prof.firmware_image, IMAGE_MAX, NULL, &image, &image_len, &e)) {
 		cli_fail("run: firmware image: %s", e.msg);
 		goto out;
 	}

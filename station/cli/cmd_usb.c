@@ -68,7 +68,7 @@ static int read_image(const char *path, uint8_t **out, size_t *len, struct errbu
 {
 	int rc;
 
-	if ((rc = fileio_read(path, PROTO_FW_MAX_IMAGE, "firmware image", out, len, e)))
+	if ((rc = fileio_read(path, PROTO_FW_MAX_IMAGE, NULL, out, len, e)))
 		return rc;
 	if (*len == 0) {
 		free(*out);

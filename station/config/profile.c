@@ -1,6 +1,7 @@
 /* profile: see profile.h. */
 #include "config/profile.h"
 #include "core/fileio.h"
+#include "core/hex.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -172,19 +173,6 @@ static char *reader(char *str, int num, void *stream)
 	return str;
 }
 
-static int hex_run(const char *v, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (!isxdigit((unsigned char)v[i]))
-			return 0;
-	return 1;
-}
-
-static int all_hex(const char *v, size_t n)
-{
-	return hex_run(v, n) && v[n] == '\0';
-}
-
 static int parse_int(const char *v, int lo, int hi, int *out)
 {
 	char *end;
@@ -231,7 +219,7 @@ static int set_value(struct parse_ctx *c, const struct key_spec *k, const char *
 	case V_USBID: {
 		unsigned vid, pid;
 
-		if (len != 9 || v[4] != ':' || !hex_run(v, 4) || !hex_run(v + 5, 4) ||
+		if (len != 9 || v[4] != ':' || !hex_all_digits(v, 4) || !hex_all_digits(v + 5, 4) ||
 		    sscanf(v, "%4x:%4x", &vid, &pid) != 2)
 			return fail_at(c, c->line, "usb: expected VID:PID as 4+4 hex digits (e.g. 1209:0001)");
 		p->usb_vid = (uint16_t)vid;
@@ -255,7 +243,7 @@ static int set_value(struct parse_ctx *c, const struct key_spec *k, const char *
 				       k->key, PROFILE_PATH_MAX);
 		break;
 	case V_SHA256:
-		if (len != 64 || !all_hex(v, 64))
+		if (len != 64 || !hex_all_digits(v, 64))
 			return fail_at(c, c->line, "%s: expected 64 hex digits", k->key);
 		for (size_t i = 0; i < 64; i++)
 			((char *)p + k->off)[i] = (char)tolower((unsigned char)v[i]);
@@ -410,7 +398,7 @@ int profile_parse_file(const char *path, struct profile *p, struct errbuf *err)
 	int rc;
 
 	memset(p, 0, sizeof(*p));
-	if ((rc = fileio_read(path, PROFILE_FILE_MAX, "profile", &text, &got, err)) != ST_OK)
+	if ((rc = fileio_read(path, PROFILE_FILE_MAX, NULL, &text, &got, err)) != ST_OK)
 		return rc;
 	buf = (char *)text;
 

@@ -46,7 +46,7 @@ enum st_rc certfile_load(const char *path, size_t max, X509 **xp, uint8_t **der,
 		*der = NULL;
 		*der_len = 0;
 	}
-	if ((rc = fileio_read(path, max, "certificate", &buf, &len, err)) != ST_OK)
+	if ((rc = fileio_read(path, max, NULL, &buf, &len, err)) != ST_OK)
 		return rc;
 	x = parse(buf, len);
 	free(buf);

@@ -8,7 +8,7 @@
  * DER encoding (der and der_len, malloc'd, the caller frees it), or both; a
  * NULL out-pointer means "not wanted".  On failure nothing is returned and the
  * message names the file: "PATH: not a PEM certificate (nor DER)" is
- * ST_ECRYPTO; the read errors are those of fileio_read() with what = "certificate".
+ * ST_ECRYPTO; the read errors are those of fileio_read() (what = NULL).
  * The OpenSSL error queue is left empty.
  */
 #ifndef STATION_CERTFILE_H

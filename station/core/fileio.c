@@ -10,9 +10,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* "PATH: WHAT <text>", or "PATH: <text>" when the caller named no WHAT. */
+static int fail(struct errbuf *err, int code, const char *path, const char *what,
+		const char *text, const char *detail)
+{
+	return errbuf_set(err, code, "%s: %s%s%s%s%s", path, what ? what : "", what ? " " : "",
+			  text, detail ? ": " : "", detail ? detail : "");
+}
+
 enum st_rc fileio_read(const char *path, size_t max, const char *what, uint8_t **buf,
 		       size_t *len, struct errbuf *err)
 {
+	char limit[48];
 	struct stat sb;
 	size_t got = 0;
 	int fd;
@@ -20,16 +29,21 @@ enum st_rc fileio_read(const char *path, size_t max, const char *what, uint8_t *
 	*buf = NULL;
 	*len = 0;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errbuf_set(err, ST_EIO, "%s: cannot open %s: %s", path, what,
-				  strerror(errno));
+	if (fd < 0) {
+		if (what)
+			return errbuf_set(err, ST_EIO, "%s: cannot open %s: %s", path, what,
+					  strerror(errno));
+		return errbuf_set(err, ST_EIO, "%s: %s", path, strerror(errno));
+	}
 	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
 		close(fd);
-		return errbuf_set(err, ST_EINVAL, "%s: %s is not a regular file", path, what);
+		return fail(err, ST_EINVAL, path, what, what ? "is not a regular file" :
+			    "not a regular file", NULL);
 	}
 	if ((uint64_t)sb.st_size > max) {
 		close(fd);
-		return errbuf_set(err, ST_EINVAL, "%s: %s is larger than %zu bytes", path, what, max);
+		snprintf(limit, sizeof(limit), "%s than %zu bytes", what ? "is larger" : "larger", max);
+		return fail(err, ST_EINVAL, path, what, limit, NULL);
 	}
 	*buf = malloc((size_t)sb.st_size + 1);
 	if (!*buf) {

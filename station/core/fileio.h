@@ -3,14 +3,16 @@
  *
  * fileio_read() reads the regular file path, of at most max bytes, into a
  * malloc'd buffer with a NUL after the last byte (so text can be parsed in
- * place; *len does not count it).  what names the file for the operator
- * ("allowlist", "firmware image"); every message starts with the path:
- *   "PATH: cannot open WHAT: <errno text>"   ST_EIO
- *   "PATH: WHAT is not a regular file"       ST_EINVAL
- *   "PATH: WHAT is larger than MAX bytes"    ST_EINVAL
- *   "PATH: read error: <errno text>"         ST_EIO
- * On failure *buf is NULL.  A file that grows while it is read is read up to
- * the size it had when opened.
+ * place; *len does not count it).  Every message starts with the path; what
+ * names the file for the operator ("allowlist"), or is NULL when the path
+ * says enough:
+ *   what given                              what NULL
+ *   "PATH: cannot open WHAT: <errno text>"  "PATH: <errno text>"       ST_EIO
+ *   "PATH: WHAT is not a regular file"      "PATH: not a regular file" ST_EINVAL
+ *   "PATH: WHAT is larger than MAX bytes"   "PATH: larger than MAX bytes" ST_EINVAL
+ *   "PATH: read error: <errno text>"                                   ST_EIO
+ * On failure *buf is NULL.  A file that shrinks while it is read is what was
+ * read; one that grows is read up to the size it had when opened.
  *
  * fileio_atomic_*() replace path so that a reader, or the file system after a
  * power loss, sees the old file or the whole new one, never a part: the bytes

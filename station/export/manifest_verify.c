@@ -275,7 +275,7 @@ int manifest_verify_file(const char *path, EVP_PKEY *signer, X509 *trusted_ca,
 	int rc;
 
 	memset(sum, 0, sizeof(*sum));
-	if ((rc = fileio_read(path, MANIFEST_MAX_FILE, "manifest", &buf, &len, err)))
+	if ((rc = fileio_read(path, MANIFEST_MAX_FILE, NULL, &buf, &len, err)))
 		return rc;
 	rc = manifest_verify_buf((const char *)buf, len, path, signer, trusted_ca, sum, err);
 	free(buf);
