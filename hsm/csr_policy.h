@@ -64,10 +64,10 @@ struct csr_info {
 };
 
 /* store may be NULL (no clone check: tests and tools only). */
-int csr_check(const struct csr_policy *pol, const uint8_t *der, size_t len,
-	      const char *unique_id, const uint8_t nonce[CSR_NONCE_LEN],
-	      const struct hsm_certstore *store, struct csr_info *out,
-	      struct errbuf *err);
+ST_MUST_CHECK int csr_check(const struct csr_policy *pol, const uint8_t *der, size_t len,
+			    const char *unique_id, const uint8_t nonce[CSR_NONCE_LEN],
+			    const struct hsm_certstore *store, struct csr_info *out,
+			    struct errbuf *err);
 void csr_info_clear(struct csr_info *ci);
 
 /* A library context with no providers, for parsing without decoding public

@@ -325,8 +325,8 @@ static int do_export(struct cli_ctx *ctx, const char *lot, enum export_format fm
 	rc = walk_end(&w, lot, rc);
 	if (rc == ST_OK)
 		rc = export_sink_close(hf, &sink, sha, &err);
-	else
-		export_sink_close(hf, &sink, sha, NULL);
+	else	/* cleanup on a path that already failed: its error is the one to report */
+		ST_IGNORE(export_sink_close(hf, &sink, sha, NULL));
 	if (rc == ST_OK)
 		rc = out_sync(&o, &err);
 	if (rc == ST_OK)
@@ -434,8 +434,7 @@ static int do_signer(int argc, char **argv)
 	if ((rc = signer_config(&hc, &cfg, "export signer")) ||
 	    (rc = open_signer(&cfg, &h, &s, "export signer")))
 		return rc;
-	jose_kid(s.pub, kid, NULL);
-	if ((rc = out_open(&o, out, &err)) == ST_OK) {
+	if ((rc = jose_kid(s.pub, kid, &err)) == ST_OK && (rc = out_open(&o, out, &err)) == ST_OK) {
 		if (PEM_write_PUBKEY(o.f, s.pub) != 1)
 			rc = errbuf_set(&err, ST_EIO, "cannot write the public key");
 		if (rc == ST_OK)

@@ -144,7 +144,8 @@ struct pl_config {
 struct pl_line;
 
 /* Starts the detector and the bay threads.  pl_recover() first. */
-int  pl_line_start(const struct pl_config *cfg, struct pl_line **out, struct errbuf *err);
+ST_MUST_CHECK int  pl_line_start(const struct pl_config *cfg, struct pl_line **out,
+				 struct errbuf *err);
 /* Stops intake; units in flight finish; returns when every bay thread is done. */
 void pl_line_stop(struct pl_line *line);
 /* Blocks until max_units results were reached or pl_line_request_stop() was called. */
@@ -167,27 +168,27 @@ void pl_line_counts(struct pl_line *line, struct pl_counts *out);
 
 /* Crash recovery: units left in progress become interrupted, their certificates
  * not committed are revoked.  *units and *revoked get the numbers (may be NULL). */
-int  pl_recover(struct db *db, const struct pl_ca_ops *ca, struct ev_bus *bus,
-		int *units, int *revoked, struct errbuf *err);
+ST_MUST_CHECK int  pl_recover(struct db *db, const struct pl_ca_ops *ca, struct ev_bus *bus,
+			      int *units, int *revoked, struct errbuf *err);
 
 /* ---- adapters ------------------------------------------------------------- */
 
 /* The CA over hsm/ (station/app/pl_hsm.c): opens the profile's token (pre-flight
  * included) and builds the issue context from the profile's template. */
 struct pl_hsm;
-int  pl_hsm_open(const struct profile *p, struct db *db, const char *actor,
-		 struct pl_hsm **out, struct errbuf *err);
+ST_MUST_CHECK int  pl_hsm_open(const struct profile *p, struct db *db, const char *actor,
+			       struct pl_hsm **out, struct errbuf *err);
 void pl_hsm_ops(struct pl_hsm *h, struct pl_ca_ops *ops);
 /* Signs an audit checkpoint of the chain head now (no-op without events). */
-int  pl_hsm_checkpoint(struct pl_hsm *h, struct errbuf *err);
+ST_MUST_CHECK int  pl_hsm_checkpoint(struct pl_hsm *h, struct errbuf *err);
 void pl_hsm_close(struct pl_hsm *h);
 
 /* Boards over libusb (station/app/pl_usb.c): usb.h finds them by the profile's
  * VID:PID, board_client.h speaks the protocol, dfu.h flashes.  ca_der (may be
  * NULL) is written to boards as the chain above their certificate. */
 struct pl_usb;
-int  pl_usb_open(const struct profile *p, const uint8_t *ca_der, size_t ca_len,
-		 struct pl_usb **out, struct errbuf *err);
+ST_MUST_CHECK int  pl_usb_open(const struct profile *p, const uint8_t *ca_der, size_t ca_len,
+			       struct pl_usb **out, struct errbuf *err);
 void pl_usb_transport(struct pl_usb *u, struct pl_transport *t);
 void pl_usb_close(struct pl_usb *u);
 
@@ -200,21 +201,22 @@ struct pl_csr_facts {
 /* CSR policy: DER parses, self-signature verifies, subject is exactly
  * CN=<unique_id>, challengePassword is the hex nonce, key type and signature
  * hash match the profile.  ST_EPOLICY with the reason otherwise. */
-int pl_csr_check(const uint8_t *der, size_t len, const char *unique_id,
-		 const uint8_t nonce[32], enum profile_key_type type,
-		 struct pl_csr_facts *facts, struct errbuf *err);
+ST_MUST_CHECK int pl_csr_check(const uint8_t *der, size_t len, const char *unique_id,
+			       const uint8_t nonce[32], enum profile_key_type type,
+			       struct pl_csr_facts *facts, struct errbuf *err);
 
 /* Attestation: the attestation certificate chains to the manufacturer CA, its
  * CN is the unique id, and sig verifies over the attest message. */
-int pl_attest_check(const uint8_t *attest_cert, size_t cert_len,
-		    const uint8_t *mfr_ca, size_t mfr_ca_len, const char *unique_id,
-		    const uint8_t nonce[32], const uint8_t csr_sha256[32],
-		    const uint8_t *sig, size_t sig_len, struct errbuf *err);
+ST_MUST_CHECK int pl_attest_check(const uint8_t *attest_cert, size_t cert_len,
+				  const uint8_t *mfr_ca, size_t mfr_ca_len, const char *unique_id,
+				  const uint8_t nonce[32], const uint8_t csr_sha256[32],
+				  const uint8_t *sig, size_t sig_len, struct errbuf *err);
 
 /* Proof of possession: the certificate read back is the one issued, and sig
  * verifies with its public key over the prove message. */
-int pl_prove_check(const uint8_t *issued, size_t issued_len, const uint8_t *readback,
-		   size_t readback_len, const uint8_t challenge[32], const uint8_t *sig,
-		   size_t sig_len, struct errbuf *err);
+ST_MUST_CHECK int pl_prove_check(const uint8_t *issued, size_t issued_len, const uint8_t *readback,
+				 size_t readback_len, const uint8_t challenge[32],
+				 const uint8_t *sig,
+				 size_t sig_len, struct errbuf *err);
 
 #endif
