@@ -116,6 +116,14 @@ void csr_policy_default(struct csr_policy *p)
 {
 	p->key_kinds = CSR_KEY_EC_P256 | CSR_KEY_EC_P384 | CSR_KEY_RSA;
 	p->rsa_min_bits = 3072;
+	p->rsa_max_bits = 0;
+}
+
+void csr_policy_for_key(struct csr_policy *p, enum csr_key_kind kind, int rsa_bits)
+{
+	p->key_kinds = kind;
+	p->rsa_min_bits = kind == CSR_KEY_RSA ? rsa_bits : 3072;
+	p->rsa_max_bits = kind == CSR_KEY_RSA ? rsa_bits : 0;
 }
 
 /* From the request's own X509_PUBKEY: i2d_PUBKEY(EVP_PKEY) would run
@@ -170,6 +178,10 @@ static int check_key(const struct csr_policy *pol, struct csr_info *ci, struct e
 		if (ci->bits < pol->rsa_min_bits)
 			return errbuf_set(err, ST_EPOLICY, "CSR key RSA-%d is weaker than RSA-%d",
 					  ci->bits, pol->rsa_min_bits);
+		if (pol->rsa_max_bits && ci->bits > pol->rsa_max_bits)
+			return errbuf_set(err, ST_EPOLICY,
+					  "CSR key RSA-%d not allowed by the profile (RSA-%d)",
+					  ci->bits, pol->rsa_max_bits);
 	} else {
 		return errbuf_set(err, ST_EPOLICY, "CSR key type %s not allowed",
 				  OBJ_nid2sn(id));
@@ -178,6 +190,24 @@ static int check_key(const struct csr_policy *pol, struct csr_info *ci, struct e
 		return errbuf_set(err, ST_EPOLICY, "CSR key type %s not allowed by the profile",
 				  ci->kind == CSR_KEY_RSA ? "RSA" :
 				  ci->kind == CSR_KEY_EC_P256 ? "EC P-256" : "EC P-384");
+	return ST_OK;
+}
+
+/*
+ * The hash the request is signed with goes with its key: SHA-256 for P-256 and
+ * RSA, SHA-384 for P-384 (what the board is built to do; anything else is not
+ * our board's firmware).  Read from the algorithm identifier alone, so it works
+ * in the provider-less parse context.
+ */
+static int check_sig_hash(X509_REQ *req, enum csr_key_kind kind, struct errbuf *err)
+{
+	int sig = X509_REQ_get_signature_nid(req), md = NID_undef, pk = NID_undef;
+	int want = kind == CSR_KEY_EC_P384 ? NID_sha384 : NID_sha256;
+
+	if (!OBJ_find_sigid_algs(sig, &md, &pk) || md != want)
+		return errbuf_set(err, ST_EPOLICY, "CSR signature %s does not use %s (the hash for its key)",
+				  sig != NID_undef ? OBJ_nid2sn(sig) : "(unknown algorithm)",
+				  OBJ_nid2sn(want));
 	return ST_OK;
 }
 
@@ -278,7 +308,8 @@ int csr_check(const struct csr_policy *pol, const uint8_t *der, size_t len,
 		rc = errbuf_set(err, ST_EINVAL, "CSR public key is unreadable");
 		goto fail;
 	}
-	if ((rc = check_key(pol, out, err)) != ST_OK)
+	if ((rc = check_key(pol, out, err)) != ST_OK ||
+	    (rc = check_sig_hash(out->req, out->kind, err)) != ST_OK)
 		goto fail;
 	if (X509_REQ_verify_ex(out->req, out->pkey, NULL, NULL) != 1) {
 		rc = errbuf_set(err, ST_ECRYPTO, "CSR signature does not verify");
@@ -295,14 +326,22 @@ int csr_check(const struct csr_policy *pol, const uint8_t *der, size_t len,
 		rc = errbuf_set(err, ST_ECRYPTO, "CSR public key cannot be encoded");
 		goto fail;
 	}
+	SHA256(der, len, out->der_sha256);
 	if (store && store->pubkey_seen) {
-		if ((rc = store->pubkey_seen(store->ctx, out->pubkey_hash, &seen, err)) != ST_OK)
-			goto fail;
-		if (seen) {
+		if ((rc = store->pubkey_seen(store->ctx, out->pubkey_hash, &seen, err)) == ST_OK &&
+		    seen)
 			rc = errbuf_set(err, ST_EEXIST,
 					"CSR public key %.16s... was certified before (cloned key?)",
 					out->pubkey_hash);
-			goto fail;
+		if (rc != ST_OK) {
+			/* the caller records which key it was */
+			char hash[sizeof(out->pubkey_hash)];
+
+			memcpy(hash, out->pubkey_hash, sizeof(hash));
+			ERR_clear_error();
+			csr_info_clear(out);
+			memcpy(out->pubkey_hash, hash, sizeof(hash));
+			return rc;
 		}
 	}
 	return ST_OK;

@@ -1,8 +1,9 @@
 /*
  * pl_hsm: the pipeline's CA (struct pl_ca_ops) over hsm/: the token opened with
- * the profile's [hsm] keys (hsm_open runs the pre-flight), CSR policy and
- * issuing with write-ahead (hsm/issue.h), and the database for the
- * injected/revoked transitions.  Also signs audit checkpoints as the line runs.
+ * the profile's [hsm] keys (hsm_open runs the pre-flight), the CSR policy
+ * (hsm/csr_policy.h, set to the profile's key type) and issuing with
+ * write-ahead (hsm/issue.h), the database as the certificate store.  Also
+ * signs audit checkpoints as the line runs.
  */
 #include "line/pipeline.h"
 
@@ -15,7 +16,6 @@
 #include "hsm/certstore.h"
 #include "app/certstore_db.h"
 #include "hsm/csr_policy.h"
-#include "db/db.h"
 #include "hsm/hsm.h"
 #include "app/checkpoint.h"
 #include "hsm/hsm_checkpoint.h"
@@ -34,8 +34,29 @@ struct pl_hsm {
 	struct csr_policy pol;
 	struct app_checkpointer cp;
 	struct db *db;
-	char actor[64];
 };
+
+/* A CSR csr_check() accepted (pipeline.h: opaque to the line). */
+struct pl_csr {
+	struct csr_info ci;
+};
+
+/* The profile names the one key type its boards make. */
+static void profile_policy(const struct profile *p, struct csr_policy *pol)
+{
+	switch (p->key_type) {
+	case PROFILE_KEY_EC_P384:
+		csr_policy_for_key(pol, CSR_KEY_EC_P384, 0);
+		break;
+	case PROFILE_KEY_RSA_3072:
+		csr_policy_for_key(pol, CSR_KEY_RSA, 3072);
+		break;
+	case PROFILE_KEY_EC_P256:
+	default:
+		csr_policy_for_key(pol, CSR_KEY_EC_P256, 0);
+		break;
+	}
+}
 
 /* "{unique_id}" in the profile is "%s" for hsm/issue (profile.c allows no '%'). */
 static int san_template(const struct profile *p, char *out, size_t outsz, struct errbuf *err)
@@ -52,8 +73,8 @@ static int san_template(const struct profile *p, char *out, size_t outsz, struct
 	return issue_san_template_check(out, err);
 }
 
-int pl_hsm_open(const struct profile *p, struct db *db, const char *actor,
-		struct pl_hsm **out, struct errbuf *err)
+int pl_hsm_open(const struct profile *p, struct db *db, struct pl_hsm **out,
+		struct errbuf *err)
 {
 	struct hsm_config c;
 	struct issue_profile ip;
@@ -85,10 +106,9 @@ int pl_hsm_open(const struct profile *p, struct db *db, const char *actor,
 	app_certstore_db(&h->store, db);
 	if ((rc = issue_ctx_new(h->hsm, &ip, &h->store, &h->ic, err)))
 		goto fail;
-	csr_policy_default(&h->pol);
+	profile_policy(p, &h->pol);
 	app_checkpointer_init(&h->cp, 100);
 	h->db = db;
-	snprintf(h->actor, sizeof(h->actor), "%s", actor);
 	OPENSSL_cleanse(&c, sizeof(c));
 	*out = h;
 	return ST_OK;
@@ -118,29 +138,50 @@ int pl_hsm_checkpoint(struct pl_hsm *h, struct errbuf *err)
 	return rc == ST_ENOTFOUND ? ST_OK : rc;
 }
 
-static int hsm_issue(void *ctx, int64_t unit_id, const char *unique_id,
-		     const char *pubkey_hash, const uint8_t *csr, size_t csr_len,
-		     const uint8_t nonce[CSR_NONCE_LEN], const char *san, int validity_days,
-		     char serial_hex[65], uint8_t **der, size_t *len, struct errbuf *err)
+/* The one parse and check of a board's CSR; csr_check's codes go to the line
+ * as they are (pipeline.h says what each means there). */
+static int hsm_check_csr(void *ctx, const uint8_t *der, size_t len, const char *unique_id,
+			 const uint8_t nonce[CSR_NONCE_LEN], struct pl_csr **out,
+			 struct pl_csr_facts *facts, struct errbuf *err)
 {
 	struct pl_hsm *h = ctx;
-	struct csr_info ci;
+	struct pl_csr *c;
+	int rc;
+
+	*out = NULL;
+	memset(facts, 0, sizeof(*facts));
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return errbuf_set(err, ST_ENOMEM, "out of memory");
+	rc = csr_check(&h->pol, der, len, unique_id, nonce, &h->store, &c->ci, err);
+	snprintf(facts->pubkey_hash, sizeof(facts->pubkey_hash), "%s", c->ci.pubkey_hash);
+	if (rc) {
+		free(c);
+		return rc;
+	}
+	memcpy(facts->csr_sha256, c->ci.der_sha256, sizeof(facts->csr_sha256));
+	*out = c;
+	return ST_OK;
+}
+
+static void hsm_csr_free(void *ctx, struct pl_csr *c)
+{
+	(void)ctx;
+	if (!c)
+		return;
+	csr_info_clear(&c->ci);
+	free(c);
+}
+
+static int hsm_sign(void *ctx, const struct pl_csr *csr, int64_t unit_id, char serial_hex[65],
+		    uint8_t **der, size_t *len, struct errbuf *err)
+{
+	struct pl_hsm *h = ctx;
 	struct issue_result res;
 	int rc;
 
-	(void)san;            /* the issue context expands the profile's template */
-	(void)validity_days;  /* ... and carries its validity */
-	memset(&ci, 0, sizeof(ci));
 	memset(&res, 0, sizeof(res));
-	if ((rc = csr_check(&h->pol, csr, csr_len, unique_id, nonce, &h->store, &ci, err)))
-		return rc == ST_EEXIST ? ST_EPOLICY : rc;
-	if (strcmp(ci.pubkey_hash, pubkey_hash)) {
-		csr_info_clear(&ci);
-		return errbuf_set(err, ST_EPOLICY, "CSR public key changed between checks");
-	}
-	rc = issue_cert(h->ic, &ci, unit_id, &res, err);
-	csr_info_clear(&ci);
-	if (rc) {
+	if ((rc = issue_cert(h->ic, &csr->ci, unit_id, &res, err))) {
 		issue_result_clear(&res);
 		return rc;
 	}
@@ -161,24 +202,10 @@ static int hsm_issue(void *ctx, int64_t unit_id, const char *unique_id,
 	return ST_OK;
 }
 
-static int hsm_injected(void *ctx, const char *serial_hex, struct errbuf *err)
-{
-	struct pl_hsm *h = ctx;
-
-	return db_cert_injected(h->db, serial_hex, err);
-}
-
-static int hsm_revoke(void *ctx, const char *serial_hex, const char *reason, struct errbuf *err)
-{
-	struct pl_hsm *h = ctx;
-
-	return db_cert_revoke(h->db, serial_hex, reason, h->actor, err);
-}
-
 void pl_hsm_ops(struct pl_hsm *h, struct pl_ca_ops *ops)
 {
-	ops->issue = hsm_issue;
-	ops->injected = hsm_injected;
-	ops->revoke = hsm_revoke;
+	ops->check_csr = hsm_check_csr;
+	ops->sign = hsm_sign;
+	ops->csr_free = hsm_csr_free;
 	ops->ctx = h;
 }

@@ -412,7 +412,7 @@ static int run_line(struct cli_ctx *ctx, const struct run_opts *o)
 		cli_fail("run: %s", e.msg);
 		goto out;
 	}
-	if (pl_hsm_open(&prof, db, ctx->actor, &hsm, &e)) {
+	if (pl_hsm_open(&prof, db, &hsm, &e)) {
 		cli_fail("run: HSM pre-flight failed: %s", e.msg);
 		goto out;
 	}
@@ -441,19 +441,14 @@ static int run_line(struct cli_ctx *ctx, const struct run_opts *o)
 		 "token %s ready (pre-flight passed)", prof.hsm_token);
 
 	/* recovery before any board is accepted */
-	{
-		struct pl_ca_ops ops;
-
-		pl_hsm_ops(hsm, &ops);
-		if (pl_recover(db, &ops, bus, &units, &revoked, &e)) {
-			cli_fail("run: recovery: %s", e.msg);
-			goto out;
-		}
-		if (units || revoked)
-			ev_emitf(bus, EV_LOG, -1, "", "", EV_STAGE_RECOVERY, EV_OUT_NONE,
-				 "recovered %d interrupted unit(s), revoked %d orphan certificate(s)",
-				 units, revoked);
+	if (pl_recover(db, ctx->actor, bus, &units, &revoked, &e)) {
+		cli_fail("run: recovery: %s", e.msg);
+		goto out;
 	}
+	if (units || revoked)
+		ev_emitf(bus, EV_LOG, -1, "", "", EV_STAGE_RECOVERY, EV_OUT_NONE,
+			 "recovered %d interrupted unit(s), revoked %d orphan certificate(s)",
+			 units, revoked);
 	if (pl_usb_open(&prof, ca, ca_len, &usb, &e)) {
 		cli_fail("run: usb: %s", e.msg);
 		goto out;
@@ -471,6 +466,7 @@ static int run_line(struct cli_ctx *ctx, const struct run_opts *o)
 	cfg.mfr_ca_der = mfr;
 	cfg.mfr_ca_len = mfr_len;
 	cfg.db = db;
+	cfg.actor = ctx->actor;
 	cfg.bus = bus;
 	pl_usb_transport(usb, &cfg.transport);
 	pl_hsm_ops(hsm, &cfg.ca);

@@ -188,7 +188,7 @@ int pl_line_start(const struct pl_config *cfg, struct pl_line **out, struct errb
 	if (cfg->nbays < 1 || cfg->nbays > PL_MAX_BAYS)
 		return errbuf_set(err, ST_EINVAL, "bays must be 1..%d", PL_MAX_BAYS);
 	if (!cfg->profile || !cfg->db || !cfg->bus || !cfg->transport.scan || !cfg->transport.open ||
-	    !cfg->ca.issue || !cfg->ca.injected || !cfg->ca.revoke)
+	    !cfg->ca.check_csr || !cfg->ca.sign || !cfg->ca.csr_free)
 		return errbuf_set(err, ST_EINVAL, "line: incomplete configuration");
 	line = calloc(1, sizeof(*line));
 	if (!line)

@@ -17,6 +17,11 @@
  *   reason is in plain words in the events (the tiles); the row keeps those words
  *   with the error code and the technical detail.  A certificate
  *   signed for a unit that does not commit is revoked before the unit finishes.
+ * - The CSR is parsed and judged once, by the CA (pl_ca_ops.check_csr); the
+ *   line signs what it accepted (pl_ca_ops.sign).  Certificate state after
+ *   that is the database's: db_cert_injected in the commit transaction,
+ *   db_cert_revoke (actor: pl_config.actor) for a unit that does not pass.  No
+ *   database transaction is open across a CA call.
  * - Policy: an id not on the lot's allowlist, already provisioned, a locked
  *   board, a public key seen before, a bad attestation, or the same id on two bays
  *   at once → REJECT with EV_ALERT.  Transport-level faults → FAIL.  Only
@@ -104,22 +109,42 @@ struct pl_transport {
 	void *ctx;
 };
 
-/* The certificate authority (HSM) as the pipeline needs it.  Thread-safe. */
+/* What the line keeps of a CSR the CA checked. */
+struct pl_csr_facts {
+	char    pubkey_hash[65];      /* hex SHA-256 of the SubjectPublicKeyInfo DER */
+	uint8_t csr_sha256[32];       /* SHA-256 of the CSR's DER: what attestation covers */
+};
+
+/* A CSR the CA parsed and judged (opaque; the CA's csr_free releases it). */
+struct pl_csr;
+
+/*
+ * The certificate authority (HSM) as the pipeline needs it.  Thread-safe.
+ * Certificate state after signing (injected, revoked) is the database's
+ * (db_cert_injected, db_cert_revoke), not the CA's.
+ */
 struct pl_ca_ops {
-	/* Issues a certificate for a CSR that passed pl_csr_check: write-ahead
-	 * (serial reserved for unit_id, durable) before signing, recorded as issued
-	 * (DER committed and fsync'd) before it returns (invariant 2).  serial_hex
-	 * gets the serial; *der is malloc'd.  On failure a reserved serial may be
-	 * left behind: the pipeline revokes every uncommitted certificate of a unit
-	 * that does not pass. */
-	int (*issue)(void *ca, int64_t unit_id, const char *unique_id,
-		     const char *pubkey_hash, const uint8_t *csr, size_t csr_len,
-		     const uint8_t nonce[32], const char *san, int validity_days,
-		     char serial_hex[65], uint8_t **der, size_t *len, struct errbuf *err);
-	/* Marks serial injected and committed. */
-	int (*injected)(void *ca, const char *serial_hex, struct errbuf *err);
-	/* Revokes serial (reason: RFC 5280 name); it appears on the next CRL. */
-	int (*revoke)(void *ca, const char *serial_hex, const char *reason, struct errbuf *err);
+	/* Parses the board's DER CSR once and applies the CSR policy (the
+	 * adapter's: hsm/csr_policy.h, the profile's key type): self-signature,
+	 * key type and signature hash, subject CN=unique_id, challengePassword =
+	 * the hex nonce, public key never seen before.  ST_OK: *out is the checked
+	 * CSR to sign, facts filled.  ST_EINVAL, ST_ECRYPTO, ST_EPOLICY: the CSR is
+	 * refused (err says by which rule).  ST_EEXIST: its public key was seen
+	 * before (a cloned key).  Anything else: the CA or its store failed.
+	 * facts->pubkey_hash is filled whenever the key was looked up (also on
+	 * ST_EEXIST), else "". */
+	int (*check_csr)(void *ca, const uint8_t *der, size_t len, const char *unique_id,
+			 const uint8_t nonce[32], struct pl_csr **out,
+			 struct pl_csr_facts *facts, struct errbuf *err);
+	/* Issues the certificate for a checked CSR (validity and SAN: the CA's
+	 * profile): write-ahead (serial reserved, durable) before signing, recorded
+	 * as issued for unit_id (DER committed and fsync'd) before it returns
+	 * (invariant 2).  serial_hex gets the serial; *der is malloc'd.  On failure
+	 * a reserved serial may be left behind: the pipeline revokes every
+	 * uncommitted certificate of a unit that does not pass. */
+	int (*sign)(void *ca, const struct pl_csr *csr, int64_t unit_id, char serial_hex[65],
+		    uint8_t **der, size_t *len, struct errbuf *err);
+	void (*csr_free)(void *ca, struct pl_csr *csr);
 	void *ctx;
 };
 
@@ -136,6 +161,8 @@ struct pl_config {
 	const uint8_t *mfr_ca_der;     /* manufacturer CA certificate for attestation */
 	size_t mfr_ca_len;
 	struct db *db;
+	const char *actor;             /* who revokes a failed unit's certificate in the
+					* audit log (NULL: "station") */
 	struct ev_bus *bus;
 	struct pl_transport transport;
 	struct pl_ca_ops ca;
@@ -167,17 +194,19 @@ struct pl_counts {
 void pl_line_counts(struct pl_line *line, struct pl_counts *out);
 
 /* Crash recovery: units left in progress become interrupted, their certificates
- * not committed are revoked.  *units and *revoked get the numbers (may be NULL). */
-ST_MUST_CHECK int  pl_recover(struct db *db, const struct pl_ca_ops *ca, struct ev_bus *bus,
+ * not committed are revoked (audit actor: actor, NULL for "station").  *units
+ * and *revoked get the numbers (may be NULL). */
+ST_MUST_CHECK int  pl_recover(struct db *db, const char *actor, struct ev_bus *bus,
 			      int *units, int *revoked, struct errbuf *err);
 
 /* ---- adapters ------------------------------------------------------------- */
 
 /* The CA over hsm/ (station/app/pl_hsm.c): opens the profile's token (pre-flight
- * included) and builds the issue context from the profile's template. */
+ * included), builds the issue context from the profile's template and the CSR
+ * policy from its key type. */
 struct pl_hsm;
-ST_MUST_CHECK int  pl_hsm_open(const struct profile *p, struct db *db, const char *actor,
-			       struct pl_hsm **out, struct errbuf *err);
+ST_MUST_CHECK int  pl_hsm_open(const struct profile *p, struct db *db, struct pl_hsm **out,
+			       struct errbuf *err);
 void pl_hsm_ops(struct pl_hsm *h, struct pl_ca_ops *ops);
 /* Signs an audit checkpoint of the chain head now (no-op without events). */
 ST_MUST_CHECK int  pl_hsm_checkpoint(struct pl_hsm *h, struct errbuf *err);
@@ -194,16 +223,6 @@ void pl_usb_close(struct pl_usb *u);
 
 /* ---- checks the pipeline runs (station/line/pl_verify.c) ---------------------- */
 
-struct pl_csr_facts {
-	char    pubkey_hash[65];      /* hex SHA-256 of the SubjectPublicKeyInfo DER */
-	uint8_t csr_sha256[32];
-};
-/* CSR policy: DER parses, self-signature verifies, subject is exactly
- * CN=<unique_id>, challengePassword is the hex nonce, key type and signature
- * hash match the profile.  ST_EPOLICY with the reason otherwise. */
-ST_MUST_CHECK int pl_csr_check(const uint8_t *der, size_t len, const char *unique_id,
-			       const uint8_t nonce[32], enum profile_key_type type,
-			       struct pl_csr_facts *facts, struct errbuf *err);
 
 /* Attestation: the attestation certificate chains to the manufacturer CA, its
  * CN is the unique id, and sig verifies over the attest message. */

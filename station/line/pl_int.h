@@ -1,6 +1,8 @@
 /*
  * pl_int: what the pipeline's files share (station/line/pipeline.c: the line's
- * threads; station/line/pl_unit.c: one unit's state machine).  Not a public API.
+ * threads; station/line/pl_unit.c: one unit's stages; station/line/pl_recover.c).
+ * Not a public API.  Calls between the files go one way: pipeline.c calls
+ * pl_unit_run(); pl_unit.c and pl_recover.c call neither of the others.
  */
 #ifndef STATION_PL_INT_H
 #define STATION_PL_INT_H
@@ -9,6 +11,7 @@
 #include <stdint.h>
 
 #include "db/db.h"
+#include "db/rework.h"
 #include "core/clock.h"
 #include "line/pipeline.h"
 
@@ -46,6 +49,12 @@ struct pl_line {
 
 enum pl_cert_state { CERT_NONE, CERT_RESERVED, CERT_ISSUED, CERT_COMMITTED };
 
+/* A buffer a board op or the CA returned (malloc'd). */
+struct pl_buf {
+	uint8_t *p;
+	size_t len;
+};
+
 struct pl_unit {
 	struct pl_line *line;
 	struct bay *bay;
@@ -60,6 +69,18 @@ struct pl_unit {
 	struct errbuf err;
 	uint64_t last_progress;
 	char serial[EV_UID_LEN];   /* USB serial: from the scan, then from open */
+
+	/* What the stages hand on.  The buffers are the unit's: released
+	 * together when it ends (pl_unit.c unit_release). */
+	int reject;                /* the failure is a REJECT, not a FAIL */
+	struct pl_board_info info; /* the board's last INFO answer */
+	uint8_t nonce[32];
+	struct pl_buf csr, attest_sig, issued, back, prove_sig;
+	struct pl_csr *checked;    /* the CSR the CA accepted */
+	struct pl_csr_facts facts;
+	struct db_rework rw;       /* an engineer's rework authorisation, if reworked */
+	int reworked;
+	char pass_reason[EV_REASON_LEN];
 };
 
 /* Runs one unit in bay r->bay (r zeroed but for line, bay, cfg, serial); the

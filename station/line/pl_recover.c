@@ -58,7 +58,7 @@ static int collect_cert(const struct db_cert_row *c, void *ctx)
 	return 0;
 }
 
-int pl_recover(struct db *db, const struct pl_ca_ops *ca, struct ev_bus *bus,
+int pl_recover(struct db *db, const char *actor, struct ev_bus *bus,
 	       int *units_out, int *revoked_out, struct errbuf *err)
 {
 	struct rec_list l;
@@ -89,7 +89,7 @@ int pl_recover(struct db *db, const struct pl_ca_ops *ca, struct ev_bus *bus,
 			orphan = l.units[j].id == c->unit_id;
 		if (!orphan)
 			continue;
-		if ((rc = ca->revoke(ca->ctx, c->serial_hex, "cessationOfOperation", err))) {
+		if ((rc = db_cert_revoke(db, c->serial_hex, "cessationOfOperation", actor, err))) {
 			errbuf_prefix(err, "recovery: revoking %s: ", c->serial_hex);
 			goto out;
 		}

@@ -3,13 +3,20 @@
  * detect → identify → allowlist + duplicate check → flash → verify image →
  * keygen → CSR (+ nonce) → CSR policy → attestation → reserve → sign →
  * inject → read back + proof of possession → lock → commit.
+ *
+ * The stages are a table of steps (steps[] below): each step is one function
+ * over the unit, and a stage is the run of steps that name it (the events and
+ * the row's stage mark follow stages, not steps).  A step marked retry_safe is
+ * one idempotent board call: after a transient fault (ST_ETIMEOUT,
+ * ST_EPROTO) it runs once more.  A step that fails ends the unit: FAIL, or
+ * REJECT when the step said so (rejected()).  What steps hand on lives in
+ * struct pl_unit; its buffers are released in one place, unit_release().
  * It holds the line's lock only for the clone registry, never while it calls
  * a board, the database or the CA.
  */
 #include "line/pl_int.h"
 #include "core/ids.h"
 #include "core/str.h"
-#include "db/rework.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,7 +134,6 @@ static int collect_unit_cert(const struct db_cert_row *c, void *ctx)
  * revoked by recovery at the next start. */
 static void revoke_unit_certs(struct pl_unit *r, const char *why)
 {
-	const struct pl_ca_ops *ca = &r->cfg->ca;
 	struct cert_list l;
 	struct errbuf e;
 	char msg[EV_REASON_LEN];
@@ -141,7 +147,7 @@ static void revoke_unit_certs(struct pl_unit *r, const char *why)
 	}
 	for (size_t i = 0; i < l.n; i++) {
 		errbuf_clear(&e);
-		if (ca->revoke(ca->ctx, l.serials[i], why, &e))
+		if (db_cert_revoke(r->cfg->db, l.serials[i], why, r->cfg->actor, &e))
 			str_fmt_cut(msg, sizeof(msg), "revoking %s failed: %s", l.serials[i], e.msg);
 		else
 			str_fmt_cut(msg, sizeof(msg), "certificate %s revoked (not committed)",
@@ -280,23 +286,6 @@ static enum ev_outcome fail_with(struct pl_unit *r, enum db_unit_status st, int 
 	return finish(r, st, msg, detail);
 }
 
-static int transient(int rc)
-{
-	return rc == ST_ETIMEOUT || rc == ST_EPROTO;
-}
-
-/* Runs an idempotent board call, once more after a transient fault. */
-#define RETRY(r, rc, call)                                                  \
-	do {                                                                \
-		for (int attempt_ = 0;; attempt_++) {                       \
-			errbuf_clear(&(r)->err);                            \
-			(rc) = (call);                                      \
-			if (!(rc) || attempt_ >= 1 || !transient(rc))       \
-				break;                                      \
-			emit((r), EV_LOG, EV_OUT_NONE, "transient fault, retrying"); \
-		}                                                           \
-	} while (0)
-
 static int clone_flagged(struct pl_unit *r)
 {
 	int c;
@@ -329,24 +318,29 @@ static int clone_register(struct pl_unit *r, const char *uid)
 	return clash;
 }
 
-enum ev_outcome pl_unit_run(struct pl_unit *r)
+/* The step's failure is a REJECT (the board must not be provisioned). */
+static int rejected(struct pl_unit *r, int rc)
+{
+	r->reject = 1;
+	return rc;
+}
+
+static void buf_free(struct pl_buf *b)
+{
+	free(b->p);
+	b->p = NULL;
+	b->len = 0;
+}
+
+/* ---- the steps ------------------------------------------------------------ */
+
+/* detect: the unit row exists before any work on the board (written at the
+ * latest by finish(): a board that fails here still gets its record) */
+static void unit_init(struct pl_unit *r)
 {
 	const struct pl_config *cfg = r->cfg;
-	const struct pl_ca_ops *ca = &cfg->ca;
-	struct pl_board_info info;
-	struct pl_csr_facts facts;
-	uint8_t nonce[32], challenge[32];
-	uint8_t *csr = NULL, *sig = NULL, *cert = NULL, *back = NULL;
-	size_t csr_len = 0, sig_len = 0, cert_len = 0, back_len = 0;
-	char san[PROFILE_SAN_MAX + 2 * EV_UID_LEN], reason[EV_REASON_LEN];
-	struct db_rework rw;
-	enum ev_outcome out;
-	int rc, found = 0, reworked = 0;
 
-	/* detect: the unit row exists before any work on the board */
 	memset(&r->u, 0, sizeof(r->u));
-	memset(&rw, 0, sizeof(rw));
-	r->stage = EV_STAGE_DETECT;
 	snprintf(r->u.unique_id, sizeof(r->u.unique_id), "%s",
 		 ids_uid_valid(r->serial) ? r->serial : "");
 	snprintf(r->u.lot, sizeof(r->u.lot), "%s", cfg->lot);
@@ -355,251 +349,351 @@ enum ev_outcome pl_unit_run(struct pl_unit *r)
 	snprintf(r->u.station_id, sizeof(r->u.station_id), "%s", cfg->station_id);
 	snprintf(r->u.profile_hash, sizeof(r->u.profile_hash), "%s", cfg->profile->hash);
 	snprintf(r->u.firmware_hash, sizeof(r->u.firmware_hash), "%s", cfg->profile->firmware_sha256);
-	snprintf(r->u.stage, sizeof(r->u.stage), "%s", ev_stage_name(EV_STAGE_DETECT));
 	r->u.status = DB_UNIT_IN_PROGRESS;
 	r->u.started_ms = clock_realtime_ms();
-	emit(r, EV_STAGE_BEGIN, EV_OUT_NONE, NULL);
-	errbuf_clear(&r->err);
-	{
-		char serial[EV_UID_LEN] = "";
+}
 
-		rc = cfg->transport.open(cfg->transport.ctx, r->bay->port, &r->ops, &r->h,
-					 serial, &r->err);
-		serial[sizeof(serial) - 1] = '\0';
-		if (!rc && serial[0])
-			snprintf(r->serial, sizeof(r->serial), "%s", serial);
-		if (!rc && ids_uid_valid(serial))
-			snprintf(r->u.unique_id, sizeof(r->u.unique_id), "%s", serial);
-	}
+static int step_open(struct pl_unit *r)
+{
+	const struct pl_transport *t = &r->cfg->transport;
+	char serial[EV_UID_LEN] = "";
+	int rc;
+
+	rc = t->open(t->ctx, r->bay->port, &r->ops, &r->h, serial, &r->err);
 	if (rc) {
 		r->ops = NULL;
-		return fail_with(r, DB_UNIT_FAIL, rc);
+		return rc;
 	}
-	stage_ok(r);
+	serial[sizeof(serial) - 1] = '\0';
+	if (serial[0])
+		snprintf(r->serial, sizeof(r->serial), "%s", serial);
+	if (ids_uid_valid(serial))
+		snprintf(r->u.unique_id, sizeof(r->u.unique_id), "%s", serial);
+	return ST_OK;
+}
 
-	/* identify: the id the board reports must be well-formed and match USB;
-	 * the unit row exists from here on, before the board is changed */
-	stage(r, EV_STAGE_IDENTIFY);
-	RETRY(r, rc, r->ops->info(r->h, &info, &r->err));
-	if (rc)
-		return fail_with(r, DB_UNIT_FAIL, rc);
-	info.unique_id[sizeof(info.unique_id) - 1] = '\0';
-	info.usb_serial[sizeof(info.usb_serial) - 1] = '\0';
-	if (!ids_uid_valid(info.unique_id)) {
-		errbuf_set(&r->err, ST_EPOLICY, "board reports a malformed unique id");
-		return fail_with(r, DB_UNIT_REJECT, ST_EPOLICY);
-	}
-	snprintf(r->u.unique_id, sizeof(r->u.unique_id), "%s", info.unique_id);
-	if ((rc = db_unit_begin(cfg->db, &r->u, &r->err)))
-		return fail_with(r, DB_UNIT_FAIL, rc);
+static int step_info(struct pl_unit *r)
+{
+	int rc = r->ops->info(r->h, &r->info, &r->err);
+
+	r->info.unique_id[sizeof(r->info.unique_id) - 1] = '\0';
+	r->info.usb_serial[sizeof(r->info.usb_serial) - 1] = '\0';
+	return rc;
+}
+
+/* identify: the id the board reports must be well-formed and match USB; the
+ * unit row exists from here on, before the board is changed */
+static int step_identify(struct pl_unit *r)
+{
+	const char *usb = r->info.usb_serial[0] ? r->info.usb_serial : r->serial;
+	int rc;
+
+	if (!ids_uid_valid(r->info.unique_id))
+		return rejected(r, errbuf_set(&r->err, ST_EPOLICY,
+					      "board reports a malformed unique id"));
+	snprintf(r->u.unique_id, sizeof(r->u.unique_id), "%s", r->info.unique_id);
+	if ((rc = db_unit_begin(r->cfg->db, &r->u, &r->err)))
+		return rc;
 	r->have_unit = 1;
-	{
-		const char *usb = info.usb_serial[0] ? info.usb_serial : r->serial;
+	if (strcmp(r->info.unique_id, usb))
+		return rejected(r, errbuf_set(&r->err, ST_EPOLICY,
+					      "board id %s differs from its USB serial '%s'",
+					      r->info.unique_id, usb));
+	if (clone_register(r, r->info.unique_id))
+		return rejected(r, errbuf_set(&r->err, ST_EPOLICY,
+					      "clone: id %s is on two bays at once",
+					      r->info.unique_id));
+	return ST_OK;
+}
 
-		if (strcmp(info.unique_id, usb)) {
-			errbuf_set(&r->err, ST_EPOLICY, "board id %s differs from its USB serial '%s'",
-				   info.unique_id, usb);
-			return fail_with(r, DB_UNIT_REJECT, ST_EPOLICY);
-		}
-	}
-	if (clone_register(r, info.unique_id)) {
-		errbuf_set(&r->err, ST_EPOLICY, "clone: id %s is on two bays at once", info.unique_id);
-		return fail_with(r, DB_UNIT_REJECT, ST_EPOLICY);
-	}
-	stage_ok(r);
+/* allowlist + duplicate check */
+static int step_allowlist(struct pl_unit *r)
+{
+	const struct pl_config *cfg = r->cfg;
+	char note[EV_REASON_LEN];
+	int rc, found = 0;
 
-	/* allowlist + duplicate check */
-	stage(r, EV_STAGE_ALLOWLIST);
 	rc = db_allowlist_contains(cfg->db, cfg->lot, r->u.unique_id, &r->err);
-	if (rc == ST_ENOTFOUND) {
-		errbuf_set(&r->err, ST_EPOLICY, "id %s is not on lot %s's allowlist",
-			   r->u.unique_id, cfg->lot);
-		return fail_with(r, DB_UNIT_REJECT, ST_EPOLICY);
-	}
+	if (rc == ST_ENOTFOUND)
+		return rejected(r, errbuf_set(&r->err, ST_EPOLICY, "id %s is not on lot %s's allowlist",
+					      r->u.unique_id, cfg->lot));
 	if (rc)
-		return fail_with(r, DB_UNIT_FAIL, rc);
+		return rc;
 	if ((rc = db_unit_provisioned(cfg->db, r->u.unique_id, &found, &r->err)))
-		return fail_with(r, DB_UNIT_FAIL, rc);
-	if (found) {
-		errbuf_set(&r->err, ST_EPOLICY, "id %s is already provisioned", r->u.unique_id);
-		return fail_with(r, DB_UNIT_REJECT, ST_EPOLICY);
-	}
+		return rc;
+	if (found)
+		return rejected(r, errbuf_set(&r->err, ST_EPOLICY, "id %s is already provisioned",
+					      r->u.unique_id));
 	/* an engineer's rework authorisation: used (consumed) only by the commit
 	 * of a PASS, so a failed attempt leaves it for the next one */
-	if ((rc = db_rework_open(cfg->db, r->u.unique_id, &rw, &reworked, &r->err)))
-		return fail_with(r, DB_UNIT_FAIL, rc);
-	if (reworked) {
-		str_fmt_cut(reason, sizeof(reason), "rework authorised by %s: %s", rw.authorised_by,
-			    rw.reason);
-		emit(r, EV_LOG, EV_OUT_NONE, reason);
+	if ((rc = db_rework_open(cfg->db, r->u.unique_id, &r->rw, &r->reworked, &r->err)))
+		return rc;
+	if (r->reworked) {
+		str_fmt_cut(note, sizeof(note), "rework authorised by %s: %s", r->rw.authorised_by,
+			    r->rw.reason);
+		emit(r, EV_LOG, EV_OUT_NONE, note);
 	}
-	if (info.locked) {
-		errbuf_set(&r->err, ST_EPOLICY, "%s", reworked ?
-			   "board is still locked: reset it on the rework bench, then plug it again" :
-			   "board is locked but has no committed unit (needs rework)");
-		return fail_with(r, DB_UNIT_REJECT, ST_EPOLICY);
-	}
-	stage_ok(r);
+	if (r->info.locked)
+		return rejected(r, errbuf_set(&r->err, ST_EPOLICY, "%s", r->reworked ?
+			"board is still locked: reset it on the rework bench, then plug it again" :
+			"board is locked but has no committed unit (needs rework)"));
+	return ST_OK;
+}
 
-	/* flash, then verify the image the board reports */
-	stage(r, EV_STAGE_FLASH);
-	r->last_progress = 0;
-	RETRY(r, rc, r->ops->flash(r->h, cfg->image, cfg->image_len, progress, r, &r->err));
-	if (rc)
-		return fail_with(r, DB_UNIT_FAIL, rc);
-	stage_ok(r);
-	stage(r, EV_STAGE_VERIFY_IMAGE);
-	RETRY(r, rc, r->ops->info(r->h, &info, &r->err));
-	if (rc)
-		return fail_with(r, DB_UNIT_FAIL, rc);
-	if (strcasecmp(info.firmware_sha256, cfg->profile->firmware_sha256)) {
-		errbuf_set(&r->err, ST_EIO, "image on the board (%.16s...) is not the profile's",
-			   info.firmware_sha256[0] ? info.firmware_sha256 : "none");
-		return fail_with(r, DB_UNIT_FAIL, ST_EIO);
-	}
-	stage_ok(r);
+static int step_flash(struct pl_unit *r)
+{
+	const struct pl_config *cfg = r->cfg;
 
-	/* keygen on the board, CSR bound to a fresh nonce */
-	stage(r, EV_STAGE_KEYGEN);
-	RETRY(r, rc, r->ops->keygen(r->h, cfg->profile->key_type, &r->err));
-	if (rc)
-		return fail_with(r, DB_UNIT_FAIL, rc);
-	stage_ok(r);
-	stage(r, EV_STAGE_CSR);
-	if (RAND_bytes(nonce, sizeof(nonce)) != 1) {
-		errbuf_set(&r->err, ST_ECRYPTO, "no randomness for the nonce");
-		return fail_with(r, DB_UNIT_FAIL, ST_ECRYPTO);
-	}
-	RETRY(r, rc, (free(csr), csr = NULL, r->ops->get_csr(r->h, nonce, &csr, &csr_len, &r->err)));
-	if (rc)
-		goto fail;
-	stage_ok(r);
+	return r->ops->flash(r->h, cfg->image, cfg->image_len, progress, r, &r->err);
+}
 
-	stage(r, EV_STAGE_CSR_POLICY);
-	if ((rc = pl_csr_check(csr, csr_len, r->u.unique_id, nonce, cfg->profile->key_type,
-			       &facts, &r->err))) {
-		free(csr);
-		return fail_with(r, DB_UNIT_REJECT, rc);
-	}
-	snprintf(r->u.pubkey_hash, sizeof(r->u.pubkey_hash), "%s", facts.pubkey_hash);
-	if ((rc = db_pubkey_seen(cfg->db, facts.pubkey_hash, &found, &r->err)))
-		goto fail;
-	if (found) {
-		free(csr);
-		errbuf_set(&r->err, ST_EPOLICY, "public key %.16s... was seen before (cloned key)",
-			   facts.pubkey_hash);
-		return fail_with(r, DB_UNIT_REJECT, ST_EPOLICY);
-	}
-	stage_ok(r);
+/* verify image: the board's own hash of what it holds (a fresh INFO) */
+static int step_image_hash(struct pl_unit *r)
+{
+	if (strcasecmp(r->info.firmware_sha256, r->cfg->profile->firmware_sha256))
+		return errbuf_set(&r->err, ST_EIO, "image on the board (%.16s...) is not the profile's",
+				  r->info.firmware_sha256[0] ? r->info.firmware_sha256 : "none");
+	return ST_OK;
+}
 
-	/* attestation: the manufacturer vouches for this board and this CSR */
-	stage(r, EV_STAGE_ATTEST);
-	RETRY(r, rc, (free(sig), sig = NULL,
-		      r->ops->attest(r->h, nonce, facts.csr_sha256, &sig, &sig_len, &r->err)));
-	if (rc)
-		goto fail;
-	rc = pl_attest_check(info.attest_cert, info.attest_cert_len, cfg->mfr_ca_der,
-			     cfg->mfr_ca_len, r->u.unique_id, nonce, facts.csr_sha256,
-			     sig, sig_len, &r->err);
-	free(sig);
-	sig = NULL;
-	if (rc) {
-		free(csr);
-		return fail_with(r, rc == ST_EPOLICY ? DB_UNIT_REJECT : DB_UNIT_FAIL, rc);
-	}
-	stage_ok(r);
+static int step_keygen(struct pl_unit *r)
+{
+	return r->ops->keygen(r->h, r->cfg->profile->key_type, &r->err);
+}
 
-	/* reserve (write-ahead), sign */
-	stage(r, EV_STAGE_RESERVE);
-	if (clone_flagged(r)) {
-		free(csr);
-		errbuf_set(&r->err, ST_EPOLICY, "clone: id %s appeared on another bay", r->u.unique_id);
-		return fail_with(r, DB_UNIT_REJECT, ST_EPOLICY);
+/* CSR bound to a fresh nonce: drawn once, the same for a retried GET_CSR */
+static int step_nonce(struct pl_unit *r)
+{
+	if (RAND_bytes(r->nonce, sizeof(r->nonce)) != 1)
+		return errbuf_set(&r->err, ST_ECRYPTO, "no randomness for the nonce");
+	return ST_OK;
+}
+
+static int step_get_csr(struct pl_unit *r)
+{
+	buf_free(&r->csr);   /* a failed attempt's, if any */
+	return r->ops->get_csr(r->h, r->nonce, &r->csr.p, &r->csr.len, &r->err);
+}
+
+/*
+ * CSR policy: the CA parses and judges the CSR once (pl_ca_ops.check_csr).
+ * Its refusals are the board's fault (REJECT, as EPOLICY); a key seen before
+ * is a possible clone; anything else is the station's failure.
+ */
+static int step_check_csr(struct pl_unit *r)
+{
+	const struct pl_ca_ops *ca = &r->cfg->ca;
+	int rc;
+
+	rc = ca->check_csr(ca->ctx, r->csr.p, r->csr.len, r->u.unique_id, r->nonce, &r->checked,
+			   &r->facts, &r->err);
+	snprintf(r->u.pubkey_hash, sizeof(r->u.pubkey_hash), "%s", r->facts.pubkey_hash);
+	switch (rc) {
+	case ST_OK:
+		return ST_OK;
+	case ST_EEXIST:
+		return rejected(r, errbuf_set(&r->err, ST_EPOLICY,
+					      "public key %.16s... was seen before (cloned key)",
+					      r->facts.pubkey_hash));
+	case ST_EINVAL:
+	case ST_ECRYPTO:
+	case ST_EPOLICY:
+		return rejected(r, ST_EPOLICY);   /* err names the rule */
+	default:
+		return rc;
 	}
+}
+
+/* attestation: the manufacturer vouches for this board and this CSR */
+static int step_attest(struct pl_unit *r)
+{
+	buf_free(&r->attest_sig);
+	return r->ops->attest(r->h, r->nonce, r->facts.csr_sha256, &r->attest_sig.p,
+			      &r->attest_sig.len, &r->err);
+}
+
+static int step_attest_check(struct pl_unit *r)
+{
+	const struct pl_config *cfg = r->cfg;
+	int rc;
+
+	rc = pl_attest_check(r->info.attest_cert, r->info.attest_cert_len, cfg->mfr_ca_der,
+			     cfg->mfr_ca_len, r->u.unique_id, r->nonce, r->facts.csr_sha256,
+			     r->attest_sig.p, r->attest_sig.len, &r->err);
+	return rc == ST_EPOLICY ? rejected(r, rc) : rc;
+}
+
+/* reserve: the last look at the clone registry before anything is signed */
+static int step_reserve(struct pl_unit *r)
+{
+	if (clone_flagged(r))
+		return rejected(r, errbuf_set(&r->err, ST_EPOLICY, "clone: id %s appeared on another bay",
+					      r->u.unique_id));
 	r->cert = CERT_RESERVED;   /* from here a failure revokes what was issued */
-	stage_ok(r);
-	stage(r, EV_STAGE_SIGN);
-	if ((rc = profile_san_for(cfg->profile, r->u.unique_id, san, sizeof(san), &r->err)))
-		goto fail;
-	errbuf_clear(&r->err);
-	rc = ca->issue(ca->ctx, r->u.id, r->u.unique_id, facts.pubkey_hash, csr, csr_len,
-		       nonce, san, cfg->profile->validity_days, r->u.cert_serial, &cert,
-		       &cert_len, &r->err);
-	free(csr);
-	csr = NULL;
+	return ST_OK;
+}
+
+/* sign: the CA writes ahead (reserve, then issued) itself */
+static int step_sign(struct pl_unit *r)
+{
+	const struct pl_ca_ops *ca = &r->cfg->ca;
+	int rc;
+
+	rc = ca->sign(ca->ctx, r->checked, r->u.id, r->u.cert_serial, &r->issued.p,
+		      &r->issued.len, &r->err);
 	if (rc)
-		goto fail;
+		return rc;
 	r->cert = CERT_ISSUED;   /* the serial reaches the unit row with the verdict */
-	stage_ok(r);
+	return ST_OK;
+}
 
-	/* inject, read back, proof of possession: not retried (not idempotent
-	 * from the CA's point of view); any failure revokes */
-	stage(r, EV_STAGE_INJECT);
-	errbuf_clear(&r->err);
-	if ((rc = r->ops->write_cert(r->h, cert, cert_len, &r->err)))
-		goto fail;
-	stage_ok(r);
-	stage(r, EV_STAGE_PROVE);
-	RETRY(r, rc, (free(back), back = NULL, r->ops->read_cert(r->h, &back, &back_len, &r->err)));
-	if (rc)
-		goto fail;
-	if (RAND_bytes(challenge, sizeof(challenge)) != 1) {
-		rc = errbuf_set(&r->err, ST_ECRYPTO, "no randomness for the challenge");
-		goto fail;
-	}
-	errbuf_clear(&r->err);
-	if ((rc = r->ops->prove(r->h, challenge, &sig, &sig_len, &r->err)))
-		goto fail;
-	rc = pl_prove_check(cert, cert_len, back, back_len, challenge, sig, sig_len, &r->err);
-	free(sig);
-	free(back);
-	sig = back = NULL;
-	if (rc)
-		goto fail;
-	stage_ok(r);
+/* inject, read back, proof of possession: only the read-back is retried (a
+ * write or a proof is not idempotent from the CA's point of view); any
+ * failure revokes */
+static int step_inject(struct pl_unit *r)
+{
+	return r->ops->write_cert(r->h, r->issued.p, r->issued.len, &r->err);
+}
 
-	stage(r, EV_STAGE_LOCK);
-	errbuf_clear(&r->err);
-	if ((rc = r->ops->lock(r->h, &r->err)))
-		goto fail;
-	stage_ok(r);
+static int step_read_back(struct pl_unit *r)
+{
+	buf_free(&r->back);
+	return r->ops->read_cert(r->h, &r->back.p, &r->back.len, &r->err);
+}
 
-	/* commit: the certificate becomes injected and the unit passes in one
-	 * transaction (one fsync; no instant where one is recorded without the
-	 * other).  db_begin holds the database for this thread until commit. */
-	stage(r, EV_STAGE_COMMIT);
-	free(cert);
-	cert = NULL;
-	if (clone_flagged(r)) {
-		errbuf_set(&r->err, ST_EPOLICY, "clone: id %s appeared on another bay", r->u.unique_id);
-		return fail_with(r, DB_UNIT_REJECT, ST_EPOLICY);
-	}
-	snprintf(reason, sizeof(reason), "certificate %s%s", r->u.cert_serial,
-		 reworked ? " (rework)" : "");
+static int step_prove(struct pl_unit *r)
+{
+	uint8_t challenge[32];
+	int rc;
+
+	if (RAND_bytes(challenge, sizeof(challenge)) != 1)
+		return errbuf_set(&r->err, ST_ECRYPTO, "no randomness for the challenge");
+	if ((rc = r->ops->prove(r->h, challenge, &r->prove_sig.p, &r->prove_sig.len, &r->err)))
+		return rc;
+	return pl_prove_check(r->issued.p, r->issued.len, r->back.p, r->back.len, challenge,
+			      r->prove_sig.p, r->prove_sig.len, &r->err);
+}
+
+static int step_lock(struct pl_unit *r)
+{
+	return r->ops->lock(r->h, &r->err);
+}
+
+/* commit: the certificate becomes injected and the unit passes in one
+ * transaction (one fsync; no instant where one is recorded without the
+ * other).  db_begin holds the database for this thread until commit; nothing
+ * but the database is called inside. */
+static int step_commit(struct pl_unit *r)
+{
+	const struct pl_config *cfg = r->cfg;
+	int rc;
+
+	if (clone_flagged(r))
+		return rejected(r, errbuf_set(&r->err, ST_EPOLICY, "clone: id %s appeared on another bay",
+					      r->u.unique_id));
+	snprintf(r->pass_reason, sizeof(r->pass_reason), "certificate %s%s", r->u.cert_serial,
+		 r->reworked ? " (rework)" : "");
 	r->u.status = DB_UNIT_PASS;
-	snprintf(r->u.reason, sizeof(r->u.reason), "%s", reason);
+	snprintf(r->u.reason, sizeof(r->u.reason), "%s", r->pass_reason);
 	r->u.finished_ms = clock_realtime_ms();
 	if ((rc = db_begin(cfg->db, &r->err)))
-		goto fail;
-	if ((rc = ca->injected(ca->ctx, r->u.cert_serial, &r->err)) ||
-	    (reworked && (rc = db_rework_consume(cfg->db, rw.id, r->u.id, r->u.operator_name,
-						 &r->err))) ||
+		return rc;
+	if ((rc = db_cert_injected(cfg->db, r->u.cert_serial, &r->err)) ||
+	    (r->reworked && (rc = db_rework_consume(cfg->db, r->rw.id, r->u.id, r->u.operator_name,
+						     &r->err))) ||
 	    (rc = db_unit_finish(cfg->db, &r->u, &r->err)) ||
 	    (rc = db_commit(cfg->db, &r->err))) {
 		db_rollback(cfg->db);
 		r->u.status = DB_UNIT_IN_PROGRESS;
-		goto fail;
+		return rc;
 	}
 	r->cert = CERT_COMMITTED;
 	r->recorded = 1;
-	emit(r, EV_STAGE_END, EV_OUT_OK, NULL);
-	out = finish(r, DB_UNIT_PASS, reason, NULL);
-	return out;
+	return ST_OK;
+}
 
-fail:
-	free(csr);
-	free(sig);
-	free(cert);
-	free(back);
-	return fail_with(r, DB_UNIT_FAIL, rc);
+/* ---- the table and its runner ------------------------------------------- */
+
+struct pl_step {
+	enum ev_stage stage;
+	int (*run)(struct pl_unit *r);
+	int retry_safe;   /* one idempotent board call: once more after a transient fault */
+};
+
+static const struct pl_step steps[] = {
+	{ EV_STAGE_DETECT,       step_open,         0 },
+	{ EV_STAGE_IDENTIFY,     step_info,         1 },
+	{ EV_STAGE_IDENTIFY,     step_identify,     0 },
+	{ EV_STAGE_ALLOWLIST,    step_allowlist,    0 },
+	{ EV_STAGE_FLASH,        step_flash,        1 },
+	{ EV_STAGE_VERIFY_IMAGE, step_info,         1 },
+	{ EV_STAGE_VERIFY_IMAGE, step_image_hash,   0 },
+	{ EV_STAGE_KEYGEN,       step_keygen,       1 },
+	{ EV_STAGE_CSR,          step_nonce,        0 },
+	{ EV_STAGE_CSR,          step_get_csr,      1 },
+	{ EV_STAGE_CSR_POLICY,   step_check_csr,    0 },
+	{ EV_STAGE_ATTEST,       step_attest,       1 },
+	{ EV_STAGE_ATTEST,       step_attest_check, 0 },
+	{ EV_STAGE_RESERVE,      step_reserve,      0 },
+	{ EV_STAGE_SIGN,         step_sign,         0 },
+	{ EV_STAGE_INJECT,       step_inject,       0 },
+	{ EV_STAGE_PROVE,        step_read_back,    1 },
+	{ EV_STAGE_PROVE,        step_prove,        0 },
+	{ EV_STAGE_LOCK,         step_lock,         0 },
+	{ EV_STAGE_COMMIT,       step_commit,       0 },
+};
+
+static int transient(int rc)
+{
+	return rc == ST_ETIMEOUT || rc == ST_EPROTO;
+}
+
+static int run_step(struct pl_unit *r, const struct pl_step *s)
+{
+	int rc;
+
+	for (int attempt = 0;; attempt++) {
+		errbuf_clear(&r->err);
+		rc = s->run(r);
+		if (!rc || !s->retry_safe || attempt >= 1 || !transient(rc))
+			return rc;
+		emit(r, EV_LOG, EV_OUT_NONE, "transient fault, retrying");
+	}
+}
+
+/* The one cleanup path of a unit. */
+static void unit_release(struct pl_unit *r)
+{
+	const struct pl_ca_ops *ca = &r->cfg->ca;
+
+	if (r->checked)
+		ca->csr_free(ca->ctx, r->checked);
+	r->checked = NULL;
+	buf_free(&r->csr);
+	buf_free(&r->attest_sig);
+	buf_free(&r->issued);
+	buf_free(&r->back);
+	buf_free(&r->prove_sig);
+}
+
+enum ev_outcome pl_unit_run(struct pl_unit *r)
+{
+	const size_t n = sizeof(steps) / sizeof(steps[0]);
+	enum ev_outcome out;
+	int rc = ST_OK;
+
+	unit_init(r);
+	for (size_t i = 0; i < n && rc == ST_OK; i++) {
+		if (i == 0 || steps[i - 1].stage != steps[i].stage)
+			stage(r, steps[i].stage);
+		rc = run_step(r, &steps[i]);
+		if (rc == ST_OK && (i + 1 == n || steps[i + 1].stage != steps[i].stage))
+			stage_ok(r);
+	}
+	if (rc == ST_OK)
+		out = finish(r, DB_UNIT_PASS, r->pass_reason, NULL);
+	else
+		out = fail_with(r, r->reject ? DB_UNIT_REJECT : DB_UNIT_FAIL, rc);
+	unit_release(r);
+	return out;
 }

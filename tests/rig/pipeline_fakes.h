@@ -3,7 +3,9 @@
  * a board that speaks pl_board_ops with real OpenSSL keys (device key made on
  * the "board", CSR bound to the nonce, manufacturer attestation, proof of
  * possession) and fault knobs per stage; a transport over a table of such
- * boards; a CA with an in-memory key that writes ahead to the real database.
+ * boards; a CA with an in-memory key that checks CSRs with the station's own
+ * policy (hsm/csr_policy.h, P-256 as the profiles here) and writes ahead to
+ * the real database.
  *
  * These are mocks for one module's tests (tests/unit/line/test_pipeline.c) and for
  * the in-process figures of tests/bench/bench_line.c.  End-to-end claims go
@@ -31,6 +33,8 @@
 #include "core/clock.h"
 #include "core/hex.h"
 #include "db/db.h"
+#include "hsm/certstore.h"
+#include "hsm/csr_policy.h"
 #include "line/pipeline.h"
 
 enum fb_fault {
@@ -534,10 +538,23 @@ struct fake_ca {
 	struct db *db;
 	EVP_PKEY *key;
 	X509 *cert;
+	struct csr_policy pol;
+	struct hsm_certstore store;  /* the clone lookup: the real database */
+	int days;                  /* validity: the CA's profile's */
 	pthread_mutex_t lock;
 	int fail_issue;            /* the next issue fails after reserving */
 	int issued;
 };
+
+/* A CSR the policy accepted. */
+struct pl_csr {
+	struct csr_info ci;
+};
+
+static int fca_pubkey_seen(void *ctx, const char *pubkey_hash, int *seen, struct errbuf *err)
+{
+	return db_pubkey_seen(ctx, pubkey_hash, seen, err);
+}
 
 static void fca_init(struct fake_ca *ca, struct db *db)
 {
@@ -545,6 +562,10 @@ static void fca_init(struct fake_ca *ca, struct db *db)
 	ca->db = db;
 	ca->key = fb_ec_key("P-256");
 	ca->cert = fb_make_cert("Test Station CA", ca->key, NULL, ca->key, 1, 3650);
+	csr_policy_for_key(&ca->pol, CSR_KEY_EC_P256, 0);
+	ca->store.ctx = db;
+	ca->store.pubkey_seen = fca_pubkey_seen;
+	ca->days = 365;
 	pthread_mutex_init(&ca->lock, NULL);
 }
 
@@ -555,15 +576,42 @@ static void fca_free(struct fake_ca *ca)
 	pthread_mutex_destroy(&ca->lock);
 }
 
-static int fca_issue(void *ctx, int64_t unit_id, const char *uid, const char *pubkey_hash,
-		     const uint8_t *csr, size_t csr_len, const uint8_t nonce[32],
-		     const char *san, int days, char serial_hex[65], uint8_t **der,
-		     size_t *len, struct errbuf *err)
+static int fca_check_csr(void *ctx, const uint8_t *der, size_t len, const char *uid,
+			 const uint8_t nonce[32], struct pl_csr **out,
+			 struct pl_csr_facts *facts, struct errbuf *err)
 {
 	struct fake_ca *ca = ctx;
-	const unsigned char *p = csr;
-	X509_REQ *req;
-	EVP_PKEY *pk;
+	struct pl_csr *c = calloc(1, sizeof(*c));
+	int rc;
+
+	*out = NULL;
+	memset(facts, 0, sizeof(*facts));
+	if (!c)
+		return errbuf_set(err, ST_ENOMEM, "out of memory");
+	rc = csr_check(&ca->pol, der, len, uid, nonce, &ca->store, &c->ci, err);
+	snprintf(facts->pubkey_hash, sizeof(facts->pubkey_hash), "%s", c->ci.pubkey_hash);
+	if (rc) {
+		free(c);
+		return rc;
+	}
+	memcpy(facts->csr_sha256, c->ci.der_sha256, 32);
+	*out = c;
+	return ST_OK;
+}
+
+static void fca_csr_free(void *ctx, struct pl_csr *c)
+{
+	(void)ctx;
+	if (!c)
+		return;
+	csr_info_clear(&c->ci);
+	free(c);
+}
+
+static int fca_sign(void *ctx, const struct pl_csr *csr, int64_t unit_id, char serial_hex[65],
+		    uint8_t **der, size_t *len, struct errbuf *err)
+{
+	struct fake_ca *ca = ctx;
 	X509 *x;
 	uint8_t sn[16];
 	BIGNUM *bn;
@@ -609,19 +657,16 @@ static int fca_issue(void *ctx, int64_t unit_id, const char *uid, const char *pu
 					 &e2));
 		return errbuf_set(err, ST_EHSM, "token refused to sign (test)");
 	}
-	req = d2i_X509_REQ(NULL, &p, (long)csr_len);
-	pk = X509_REQ_get_pubkey(req);
-	x = fb_make_cert(uid, pk, ca->cert, ca->key, 0, days);
+	x = fb_make_cert(csr->ci.unique_id, csr->ci.pkey, ca->cert, ca->key, 0, ca->days);
 	BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x));
 	X509_sign(x, ca->key, EVP_sha256());
 	BN_free(bn);
-	EVP_PKEY_free(pk);
-	X509_REQ_free(req);
 	n = i2d_X509(x, &out);
 	X509_free(x);
 	if (n <= 0)
 		return errbuf_set(err, ST_ECRYPTO, "encode");
-	if ((rc = db_cert_issued(ca->db, serial_hex, unit_id, uid, pubkey_hash, out, (size_t)n, err))) {
+	if ((rc = db_cert_issued(ca->db, serial_hex, unit_id, csr->ci.unique_id,
+				 csr->ci.pubkey_hash, out, (size_t)n, err))) {
 		OPENSSL_free(out);
 		return rc;
 	}
@@ -635,25 +680,11 @@ static int fca_issue(void *ctx, int64_t unit_id, const char *uid, const char *pu
 	return ST_OK;
 }
 
-static int fca_injected(void *ctx, const char *serial, struct errbuf *err)
-{
-	struct fake_ca *ca = ctx;
-
-	return db_cert_injected(ca->db, serial, err);
-}
-
-static int fca_revoke(void *ctx, const char *serial, const char *reason, struct errbuf *err)
-{
-	struct fake_ca *ca = ctx;
-
-	return db_cert_revoke(ca->db, serial, reason, "station", err);
-}
-
 static void fca_ops(struct fake_ca *ca, struct pl_ca_ops *ops)
 {
-	ops->issue = fca_issue;
-	ops->injected = fca_injected;
-	ops->revoke = fca_revoke;
+	ops->check_csr = fca_check_csr;
+	ops->sign = fca_sign;
+	ops->csr_free = fca_csr_free;
 	ops->ctx = ca;
 }
 

@@ -687,7 +687,6 @@ static void test_stage_marks(void **state)
 static void test_recovery(void **state)
 {
 	struct fx *f = *state;
-	struct pl_ca_ops ops;
 	struct db_unit u;
 	struct errbuf e;
 	struct cert_tally t;
@@ -730,8 +729,7 @@ static void test_recovery(void **state)
 							"2222222222222222222222222222222222222222222222222222222222222222",
 							der, sizeof(der), &e), ST_OK);
 	}
-	fca_ops(&f->ca, &ops);
-	if (pl_recover(f->db, &ops, f->bus, &units, &revoked, &e))
+	if (pl_recover(f->db, "station", f->bus, &units, &revoked, &e))
 		fail_msg("recover: %s", e.msg);
 	assert_int_equal(units, 2);
 	assert_int_equal(revoked, 2);
@@ -741,7 +739,7 @@ static void test_recovery(void **state)
 	assert_int_equal(t.issued + t.reserved, 0);
 	assert_int_equal(count_events(&f->cap, EV_UNIT_RESULT, EV_OUT_INTERRUPTED, NULL), 2);
 	/* idempotent: nothing left to recover */
-	assert_int_equal(pl_recover(f->db, &ops, f->bus, &units, &revoked, &e), ST_OK);
+	assert_int_equal(pl_recover(f->db, "station", f->bus, &units, &revoked, &e), ST_OK);
 	assert_int_equal(units + revoked, 0);
 }
 
