@@ -88,6 +88,6 @@ void csr_info_clear(struct csr_info *ci);
 OSSL_LIB_CTX *csr_parse_libctx(void);
 
 /* Lower-case hex SHA-256 of the DER SubjectPublicKeyInfo of pkey. */
-int csr_pubkey_hash(EVP_PKEY *pkey, char out[65]);
+ST_MUST_CHECK int csr_pubkey_hash(EVP_PKEY *pkey, char out[65]);
 
 #endif

@@ -93,7 +93,7 @@ ST_MUST_CHECK int hsm_audit_sign(struct hsm *h, const uint8_t *msg, size_t len,
 				 uint8_t **sig, size_t *sig_len, struct errbuf *err);
 /* The audit key's label and public key (DER SubjectPublicKeyInfo, owned by h). */
 const char *hsm_audit_key_label(const struct hsm *h);
-int hsm_audit_pubkey(const struct hsm *h, const uint8_t **der, size_t *len);
+ST_MUST_CHECK int hsm_audit_pubkey(const struct hsm *h, const uint8_t **der, size_t *len);
 
 /* Reads the PIN from the configured source into pin (NUL-terminated).  Exposed
  * for tests; hsm_open() uses it and wipes the buffer. */

@@ -184,7 +184,7 @@ void pl_line_free(struct pl_line *line);
 void pl_line_pause(struct pl_line *line, int paused);
 int  pl_line_paused(struct pl_line *line);
 /* Clears a held bay (0-based tile index); ST_EINVAL if it is not held. */
-int  pl_line_clear_bay(struct pl_line *line, int bay_index);
+ST_MUST_CHECK int  pl_line_clear_bay(struct pl_line *line, int bay_index);
 /* The tile (0-based) bound to USB port label port ("1-2"), or -1 if none is. */
 int  pl_line_bay_of_port(struct pl_line *line, const char *port);
 
