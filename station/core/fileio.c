@@ -10,18 +10,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* "PATH: WHAT <text>", or "PATH: <text>" when the caller named no WHAT. */
-static int fail(struct errbuf *err, int code, const char *path, const char *what,
-		const char *text, const char *detail)
-{
-	return errbuf_set(err, code, "%s: %s%s%s%s%s", path, what ? what : "", what ? " " : "",
-			  text, detail ? ": " : "", detail ? detail : "");
-}
-
 enum st_rc fileio_read(const char *path, size_t max, const char *what, uint8_t **buf,
 		       size_t *len, struct errbuf *err)
 {
-	char limit[48];
 	struct stat sb;
 	size_t got = 0;
 	int fd;
@@ -37,13 +28,16 @@ enum st_rc fileio_read(const char *path, size_t max, const char *what, uint8_t *
 	}
 	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
 		close(fd);
-		return fail(err, ST_EINVAL, path, what, what ? "is not a regular file" :
-			    "not a regular file", NULL);
+		if (what)
+			return errbuf_set(err, ST_EINVAL, "%s: %s is not a regular file", path, what);
+		return errbuf_set(err, ST_EINVAL, "%s: not a regular file", path);
 	}
 	if ((uint64_t)sb.st_size > max) {
 		close(fd);
-		snprintf(limit, sizeof(limit), "%s than %zu bytes", what ? "is larger" : "larger", max);
-		return fail(err, ST_EINVAL, path, what, limit, NULL);
+		if (what)
+			return errbuf_set(err, ST_EINVAL, "%s: %s is larger than %zu bytes", path,
+					  what, max);
+		return errbuf_set(err, ST_EINVAL, "%s: larger than %zu bytes", path, max);
 	}
 	*buf = malloc((size_t)sb.st_size + 1);
 	if (!*buf) {
