@@ -104,7 +104,7 @@ static int ub_keygen(void *h, enum profile_key_type type, struct errbuf *err)
 	return board_genkey(pb->b, alg, &g, err);
 }
 
-static int ub_get_csr(void *h, const uint8_t nonce[32], uint8_t **der, size_t *len,
+static int ub_get_csr(void *h, const uint8_t nonce[PROTO_NONCE_LEN], uint8_t **der, size_t *len,
 		      struct errbuf *err)
 {
 	struct pl_usb_board *pb = h;
@@ -118,8 +118,9 @@ static int ub_get_csr(void *h, const uint8_t nonce[32], uint8_t **der, size_t *l
 	return ST_OK;
 }
 
-static int ub_attest(void *h, const uint8_t nonce[32], const uint8_t csr_sha256[32],
-		     uint8_t **sig, size_t *sig_len, struct errbuf *err)
+static int ub_attest(void *h, const uint8_t nonce[PROTO_NONCE_LEN],
+		     const uint8_t csr_sha256[PROTO_SHA256_LEN], uint8_t **sig, size_t *sig_len,
+		     struct errbuf *err)
 {
 	struct pl_usb_board *pb = h;
 	struct proto_attest a;
@@ -164,8 +165,8 @@ static int ub_read_cert(void *h, uint8_t **der, size_t *len, struct errbuf *err)
 	return ST_OK;
 }
 
-static int ub_prove(void *h, const uint8_t challenge[32], uint8_t **sig, size_t *sig_len,
-		    struct errbuf *err)
+static int ub_prove(void *h, const uint8_t challenge[PROTO_NONCE_LEN], uint8_t **sig,
+		    size_t *sig_len, struct errbuf *err)
 {
 	struct pl_usb_board *pb = h;
 	struct proto_sig s;

@@ -44,6 +44,7 @@
 #include "core/errbuf.h"
 #include "core/event.h"
 #include "config/profile.h"
+#include "proto/proto.h"
 
 struct db;
 
@@ -74,16 +75,17 @@ struct pl_board_ops {
 	int  (*flash)(void *h, const uint8_t *image, size_t len, pl_progress_fn cb,
 		      void *cb_ctx, struct errbuf *err);
 	int  (*keygen)(void *h, enum profile_key_type type, struct errbuf *err);
-	int  (*get_csr)(void *h, const uint8_t nonce[32], uint8_t **der, size_t *len,
-			struct errbuf *err);
+	int  (*get_csr)(void *h, const uint8_t nonce[PROTO_NONCE_LEN], uint8_t **der,
+			size_t *len, struct errbuf *err);
 	/* The board signs SHA-256("station-attest-v1" || nonce || csr_sha256). */
-	int  (*attest)(void *h, const uint8_t nonce[32], const uint8_t csr_sha256[32],
-		       uint8_t **sig, size_t *sig_len, struct errbuf *err);
+	int  (*attest)(void *h, const uint8_t nonce[PROTO_NONCE_LEN],
+		       const uint8_t csr_sha256[PROTO_SHA256_LEN], uint8_t **sig, size_t *sig_len,
+		       struct errbuf *err);
 	int  (*write_cert)(void *h, const uint8_t *der, size_t len, struct errbuf *err);
 	int  (*read_cert)(void *h, uint8_t **der, size_t *len, struct errbuf *err);
 	/* The board signs SHA-256("station-prove-v1" || challenge) with its device key. */
-	int  (*prove)(void *h, const uint8_t challenge[32], uint8_t **sig, size_t *sig_len,
-		      struct errbuf *err);
+	int  (*prove)(void *h, const uint8_t challenge[PROTO_NONCE_LEN], uint8_t **sig,
+		      size_t *sig_len, struct errbuf *err);
 	int  (*lock)(void *h, struct errbuf *err);
 	void (*close)(void *h);
 };
@@ -112,7 +114,7 @@ struct pl_transport {
 /* What the line keeps of a CSR the CA checked. */
 struct pl_csr_facts {
 	char    pubkey_hash[65];      /* hex SHA-256 of the SubjectPublicKeyInfo DER */
-	uint8_t csr_sha256[32];       /* SHA-256 of the CSR's DER: what attestation covers */
+	uint8_t csr_sha256[PROTO_SHA256_LEN]; /* SHA-256 of the CSR's DER: what attestation covers */
 };
 
 /* A CSR the CA parsed and judged (opaque; the CA's csr_free releases it). */
@@ -134,7 +136,7 @@ struct pl_ca_ops {
 	 * facts->pubkey_hash is filled whenever the key was looked up (also on
 	 * ST_EEXIST), else "". */
 	int (*check_csr)(void *ca, const uint8_t *der, size_t len, const char *unique_id,
-			 const uint8_t nonce[32], struct pl_csr **out,
+			 const uint8_t nonce[PROTO_NONCE_LEN], struct pl_csr **out,
 			 struct pl_csr_facts *facts, struct errbuf *err);
 	/* Issues the certificate for a checked CSR (validity and SAN: the CA's
 	 * profile): write-ahead (serial reserved, durable) before signing, recorded
@@ -228,14 +230,14 @@ void pl_usb_close(struct pl_usb *u);
  * CN is the unique id, and sig verifies over the attest message. */
 ST_MUST_CHECK int pl_attest_check(const uint8_t *attest_cert, size_t cert_len,
 				  const uint8_t *mfr_ca, size_t mfr_ca_len, const char *unique_id,
-				  const uint8_t nonce[32], const uint8_t csr_sha256[32],
+				  const uint8_t nonce[PROTO_NONCE_LEN],
+				  const uint8_t csr_sha256[PROTO_SHA256_LEN],
 				  const uint8_t *sig, size_t sig_len, struct errbuf *err);
 
 /* Proof of possession: the certificate read back is the one issued, and sig
  * verifies with its public key over the prove message. */
 ST_MUST_CHECK int pl_prove_check(const uint8_t *issued, size_t issued_len, const uint8_t *readback,
-				 size_t readback_len, const uint8_t challenge[32],
-				 const uint8_t *sig,
-				 size_t sig_len, struct errbuf *err);
+				 size_t readback_len, const uint8_t challenge[PROTO_NONCE_LEN],
+				 const uint8_t *sig, size_t sig_len, struct errbuf *err);
 
 #endif

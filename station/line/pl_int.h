@@ -74,7 +74,7 @@ struct pl_unit {
 	 * together when it ends (pl_unit.c unit_release). */
 	int reject;                /* the failure is a REJECT, not a FAIL */
 	struct pl_board_info info; /* the board's last INFO answer */
-	uint8_t nonce[32];
+	uint8_t nonce[PROTO_NONCE_LEN];
 	struct pl_buf csr, attest_sig, issued, back, prove_sig;
 	struct pl_csr *checked;    /* the CSR the CA accepted */
 	struct pl_csr_facts facts;

@@ -563,7 +563,7 @@ static int step_read_back(struct pl_unit *r)
 
 static int step_prove(struct pl_unit *r)
 {
-	uint8_t challenge[32];
+	uint8_t challenge[PROTO_NONCE_LEN];
 	int rc;
 
 	if (RAND_bytes(challenge, sizeof(challenge)) != 1)

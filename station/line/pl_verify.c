@@ -71,7 +71,7 @@ static int verify_msg(EVP_PKEY *pk, const char *tag, const uint8_t *a, size_t al
 
 int pl_attest_check(const uint8_t *attest_cert, size_t cert_len,
 		    const uint8_t *mfr_ca, size_t mfr_ca_len, const char *unique_id,
-		    const uint8_t nonce[32], const uint8_t csr_sha256[32],
+		    const uint8_t nonce[PROTO_NONCE_LEN], const uint8_t csr_sha256[PROTO_SHA256_LEN],
 		    const uint8_t *sig, size_t sig_len, struct errbuf *err)
 {
 	X509 *cert = parse_cert(attest_cert, cert_len), *ca = parse_cert(mfr_ca, mfr_ca_len);
@@ -122,7 +122,7 @@ out:
 }
 
 int pl_prove_check(const uint8_t *issued, size_t issued_len, const uint8_t *readback,
-		   size_t readback_len, const uint8_t challenge[32], const uint8_t *sig,
+		   size_t readback_len, const uint8_t challenge[PROTO_NONCE_LEN], const uint8_t *sig,
 		   size_t sig_len, struct errbuf *err)
 {
 	X509 *cert;
