@@ -1,11 +1,12 @@
 /*
- * allowlist: lots and the manufacturer's list of hardware ids per lot.
+ * allowlist: lots and the manufacturer's list of hardware ids per lot (the
+ * storage; the file format is db/allowlist_csv.c).
  *
  * Import order (invariant 8: a bad file is rejected whole, nothing written):
  *   1. read the file (regular file, at most ALLOW_FILE_MAX bytes);
  *   2. verify the detached signature over those bytes, when given;
- *   3. parse with libcsv one physical line at a time (so errors name the
- *      line), inserting each row inside one transaction;
+ *   3. parse it (allowlist_csv_parse), inserting each row inside one
+ *      transaction;
  *   4. any bad row rolls the transaction back; otherwise an audit event
  *      (actor, file SHA-256, rows, lot, signer) commits with the rows.
  * Duplicates are caught by the UNIQUE index on allowlist.unique_id: rows
@@ -13,14 +14,13 @@
  * tells "twice in this file" from "already imported".
  */
 #include "db/db_int.h"
+#include "db/allowlist_csv.h"
 #include "core/certfile.h"
 #include "core/fileio.h"
 
-#include <csv.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
-#include <stdarg.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -31,13 +31,8 @@
 #include <unistd.h>
 
 #define ALLOW_FILE_MAX  (64u * 1024 * 1024)
-#define ALLOW_FIELD_MAX 256
-#define ALLOW_LINE_MAX  4096
-#define ALLOW_TEXT_MAX  64       /* model, hw_revision: characters */
 #define ALLOW_SIG_MAX   16384
 #define ALLOW_CERT_MAX  (256 * 1024)
-
-static const char HEADER[4][16] = { "unique_id", "lot", "model", "hw_revision" };
 
 /* Verifies sig (as `openssl dgst -sha256 -sign`) over data with the key of the
  * PEM certificate, which must be within its validity period. */
@@ -77,243 +72,66 @@ out:
 	return rc;
 }
 
-/* Copies s into out for a message: printable ASCII only, at most 40 chars. */
-static const char *shown(const char *s, char out[48])
-{
-	size_t i;
-
-	for (i = 0; s[i] && i < 40; i++)
-		out[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
-	if (s[i]) {
-		memcpy(out + i, "...", 3);
-		i += 3;
-	}
-	out[i] = '\0';
-	return out;
-}
-
-/* 1..max characters of well-formed UTF-8 with no control characters. */
-static int valid_text(const char *s, size_t len, size_t max_chars)
-{
-	size_t chars = 0;
-
-	for (size_t i = 0; i < len; chars++) {
-		unsigned char c = (unsigned char)s[i];
-		int extra;
-		uint32_t cp;
-
-		if (c < 0x20 || c == 0x7f)
-			return 0;
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			extra = 1; cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			extra = 2; cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			extra = 3; cp = c & 0x07;
-		} else {
-			return 0;
-		}
-		if (i + (size_t)extra >= len)
-			return 0;
-		for (int k = 1; k <= extra; k++) {
-			unsigned char cc = (unsigned char)s[i + k];
-
-			if ((cc & 0xc0) != 0x80)
-				return 0;
-			cp = cp << 6 | (cc & 0x3f);
-		}
-		if ((extra == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-		    (extra == 3 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0x80 && cp < 0xa0))
-			return 0;
-		i += (size_t)extra + 1;
-	}
-	return chars >= 1 && chars <= max_chars;
-}
-
 struct import {
 	struct db     *db;
 	const char    *path, *lot;
 	int64_t        lot_id, base_id, rows;
-	long           line;             /* physical line being parsed */
-	int            header_done;
-	int            nfields;
-	char           field[4][ALLOW_FIELD_MAX + 1];
-	size_t         flen[4];
-	int            rc;               /* first error, then everything stops */
-	struct errbuf *err;
 	char           sha_hex[65];
 	sqlite3_stmt  *ins;
 };
-
-static void row_fail(struct import *im, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void row_fail(struct import *im, int code, const char *fmt, ...)
-{
-	char msg[400];
-	va_list ap;
-
-	if (im->rc)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	im->rc = errbuf_set(im->err, code, "%s:%ld: %s", im->path, im->line, msg);
-}
-
-static void on_field(void *s, size_t len, void *data)
-{
-	struct import *im = data;
-	int i = im->nfields++;
-
-	if (im->rc || i >= 4)
-		return;
-	if (len > ALLOW_FIELD_MAX) {
-		row_fail(im, ST_EINVAL, "field %d is longer than %d bytes", i + 1, ALLOW_FIELD_MAX);
-		return;
-	}
-	if (s && memchr(s, '\0', len)) {
-		row_fail(im, ST_EINVAL, "field %d contains a NUL byte", i + 1);
-		return;
-	}
-	if (len)
-		memcpy(im->field[i], s, len);
-	im->field[i][len] = '\0';
-	im->flen[i] = len;
-}
 
 static const char SQL_DUP[] =
 	"SELECT a.id, a.line, l.name, a.import_sha256 FROM allowlist a"
 	" JOIN lots l ON l.id = a.lot_id WHERE a.unique_id = ?";
 
-static void explain_duplicate(struct import *im, const char *uid)
+static int explain_duplicate(struct import *im, const struct allowlist_row *row,
+			     struct errbuf *err)
 {
-	sqlite3_stmt *st = db_stmt(im->db, SQL_DUP, im->err);
+	sqlite3_stmt *st = db_stmt(im->db, SQL_DUP, err);
+	const char *uid = row->unique_id;
 	char s1[48], s2[48];
+	int rc;
 
-	if (!st) {
-		im->rc = ST_EDB;
-		return;
-	}
+	if (!st)
+		return ST_EDB;
 	sqlite3_bind_text(st, 1, uid, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_ROW) {
 		sqlite3_reset(st);
-		row_fail(im, ST_EEXIST, "unique id %s rejected as a duplicate", uid);
-		return;
+		return allowlist_csv_fail(row, err, ST_EEXIST, "unique id %s rejected as a duplicate",
+					  uid);
 	}
 	if (sqlite3_column_int64(st, 0) > im->base_id)
-		row_fail(im, ST_EEXIST, "duplicate unique id %s (first on line %lld of this file)",
-			 uid, (long long)sqlite3_column_int64(st, 1));
+		rc = allowlist_csv_fail(row, err, ST_EEXIST,
+					"duplicate unique id %s (first on line %lld of this file)",
+					uid, (long long)sqlite3_column_int64(st, 1));
 	else
-		row_fail(im, ST_EEXIST,
-			 "unique id %s was already imported for lot %s (line %lld of file sha256 %.16s...)",
-			 uid, shown((const char *)sqlite3_column_text(st, 2), s1),
-			 (long long)sqlite3_column_int64(st, 1),
-			 shown((const char *)sqlite3_column_text(st, 3), s2));
+		rc = allowlist_csv_fail(row, err, ST_EEXIST,
+					"unique id %s was already imported for lot %s (line %lld of file sha256 %.16s...)",
+					uid, allowlist_csv_shown((const char *)sqlite3_column_text(st, 2), s1),
+					(long long)sqlite3_column_int64(st, 1),
+					allowlist_csv_shown((const char *)sqlite3_column_text(st, 3), s2));
 	sqlite3_reset(st);
+	return rc;
 }
 
-static void on_row(int c, void *data)
+/* allowlist_row_fn: one checked row into the import's transaction. */
+static int insert_row(const struct allowlist_row *row, void *ctx, struct errbuf *err)
 {
-	struct import *im = data;
-	char s1[48], s2[48];
-	int n = im->nfields, rc;
+	struct import *im = ctx;
+	int rc;
 
-	im->nfields = 0;
-	(void)c;
-	if (im->rc)
-		return;
-	if (n != 4) {
-		row_fail(im, ST_EINVAL, "expected 4 fields (unique_id,lot,model,hw_revision), found %d", n);
-		return;
-	}
-	if (!im->header_done) {
-		for (int i = 0; i < 4; i++)
-			if (strcmp(im->field[i], HEADER[i])) {
-				row_fail(im, ST_EINVAL, "header must be exactly "
-					 "\"unique_id,lot,model,hw_revision\" (field %d is \"%s\")",
-					 i + 1, shown(im->field[i], s1));
-				return;
-			}
-		im->header_done = 1;
-		return;
-	}
-	if (!ids_uid_valid(im->field[0])) {
-		row_fail(im, ST_EINVAL, "unique id \"%s\" is not 24 upper-case hex digits",
-			 shown(im->field[0], s1));
-		return;
-	}
-	if (strcmp(im->field[1], im->lot)) {
-		row_fail(im, ST_EINVAL, "lot \"%s\" does not match --lot %s",
-			 shown(im->field[1], s1), shown(im->lot, s2));
-		return;
-	}
-	if (!valid_text(im->field[2], im->flen[2], ALLOW_TEXT_MAX)) {
-		row_fail(im, ST_EINVAL, "model must be 1..%d printable UTF-8 characters",
-			 ALLOW_TEXT_MAX);
-		return;
-	}
-	if (!valid_text(im->field[3], im->flen[3], ALLOW_TEXT_MAX)) {
-		row_fail(im, ST_EINVAL, "hw_revision must be 1..%d printable UTF-8 characters",
-			 ALLOW_TEXT_MAX);
-		return;
-	}
 	sqlite3_reset(im->ins);
 	sqlite3_bind_int64(im->ins, 1, im->lot_id);
-	sqlite3_bind_text(im->ins, 2, im->field[0], IDS_UID_LEN, SQLITE_STATIC);
+	sqlite3_bind_text(im->ins, 2, row->unique_id, IDS_UID_LEN, SQLITE_STATIC);
 	sqlite3_bind_text(im->ins, 3, im->sha_hex, 64, SQLITE_STATIC);
-	sqlite3_bind_int64(im->ins, 4, im->line);
+	sqlite3_bind_int64(im->ins, 4, row->line);
 	rc = sqlite3_step(im->ins);
 	sqlite3_reset(im->ins);
-	if (rc == SQLITE_DONE) {
-		im->rows++;
-		return;
-	}
-	if (db_sqlerr(im->db, rc, im->err, "insert allowlist row") == ST_EEXIST) {
-		im->err->code = ST_OK;
-		explain_duplicate(im, im->field[0]);
-		return;
-	}
-	im->rc = ST_EDB;
-}
-
-/* Feeds buf to libcsv one physical line at a time so errors carry a line. */
-static int parse_csv(struct import *im, const uint8_t *buf, size_t len)
-{
-	struct csv_parser p;
-	size_t off = 0;
-
-	if (csv_init(&p, CSV_STRICT | CSV_STRICT_FINI | CSV_APPEND_NULL) != 0)
-		return errbuf_set(im->err, ST_ENOMEM, "out of memory");
-	if (len >= 3 && !memcmp(buf, "\xef\xbb\xbf", 3))
-		off = 3;   /* a UTF-8 byte order mark, as spreadsheets write */
-	im->line = 0;
-	while (off < len && !im->rc) {
-		const uint8_t *nl = memchr(buf + off, '\n', len - off);
-		size_t n = nl ? (size_t)(nl - (buf + off)) + 1 : len - off;
-
-		im->line++;
-		if (n > ALLOW_LINE_MAX) {
-			row_fail(im, ST_EINVAL, "line longer than %d bytes", ALLOW_LINE_MAX);
-			break;
-		}
-		if (csv_parse(&p, buf + off, n, on_field, on_row, im) != n && !im->rc)
-			row_fail(im, ST_EINVAL, "malformed CSV: %s", csv_strerror(csv_error(&p)));
-		off += n;
-	}
-	if (!im->rc && csv_fini(&p, on_field, on_row, im) != 0)
-		row_fail(im, ST_EINVAL, "malformed CSV: %s", csv_strerror(csv_error(&p)));
-	csv_free(&p);
-	if (!im->rc && !im->header_done)
-		im->rc = errbuf_set(im->err, ST_EINVAL,
-				    "%s:1: empty file: expected the header \"unique_id,lot,model,hw_revision\"",
-				    im->path);
-	if (!im->rc && im->rows == 0)
-		im->rc = errbuf_set(im->err, ST_EINVAL, "%s: no rows after the header", im->path);
-	return im->rc;
+	if (rc == SQLITE_DONE)
+		return ST_OK;
+	if (db_sqlerr(im->db, rc, err, "insert allowlist row") == ST_EEXIST)
+		return explain_duplicate(im, row, err);
+	return ST_EDB;
 }
 
 static const char SQL_LOT_INSERT[] =
@@ -355,7 +173,7 @@ static int lot_id_locked(struct db *db, const char *lot, int create, int64_t *id
 }
 
 static int import_locked(struct import *im, const uint8_t *buf, size_t len,
-			 const char *signer, const char *actor)
+			 const char *signer, const char *actor, struct errbuf *err)
 {
 	struct db *db = im->db;
 	sqlite3_stmt *st;
@@ -364,19 +182,19 @@ static int import_locked(struct import *im, const uint8_t *buf, size_t len,
 	const char *base;
 	int rc;
 
-	if ((rc = lot_id_locked(db, im->lot, 1, &im->lot_id, im->err)))
+	if ((rc = lot_id_locked(db, im->lot, 1, &im->lot_id, err)))
 		return rc;
-	if (!(st = db_stmt(db, SQL_ALLOW_MAX, im->err)))
+	if (!(st = db_stmt(db, SQL_ALLOW_MAX, err)))
 		return ST_EDB;
 	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
 		sqlite3_reset(st);
-		return db_sqlerr(db, rc, im->err, "read allowlist");
+		return db_sqlerr(db, rc, err, "read allowlist");
 	}
 	im->base_id = sqlite3_column_int64(st, 0);
 	sqlite3_reset(st);
-	if (!(im->ins = db_stmt(db, SQL_ALLOW_INSERT, im->err)))
+	if (!(im->ins = db_stmt(db, SQL_ALLOW_INSERT, err)))
 		return ST_EDB;
-	if ((rc = parse_csv(im, buf, len)))
+	if ((rc = allowlist_csv_parse(buf, len, im->path, im->lot, insert_row, im, &im->rows, err)))
 		return rc;
 
 	base = strrchr(im->path, '/');
@@ -387,8 +205,8 @@ static int import_locked(struct import *im, const uint8_t *buf, size_t len,
 	detail = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	json_decref(j);
 	if (!detail)
-		return errbuf_set(im->err, ST_EINVAL, "%s: file name is not valid UTF-8", im->path);
-	rc = db_audit_append_locked(db, "allowlist-import", actor, detail, NULL, im->err);
+		return errbuf_set(err, ST_EINVAL, "%s: file name is not valid UTF-8", im->path);
+	rc = db_audit_append_locked(db, "allowlist-import", actor, detail, NULL, err);
 	free(detail);
 	return rc;
 }
@@ -397,7 +215,6 @@ int db_allowlist_import(struct db *db, const char *csv_path, const char *lot,
 			const char *sig_path, const char *mfr_cert_path,
 			const char *actor, int64_t *rows_out, struct errbuf *err)
 {
-	struct errbuf local;
 	struct import im;
 	uint8_t *buf = NULL, sha[32];
 	char subject[256];
@@ -405,8 +222,6 @@ int db_allowlist_import(struct db *db, const char *csv_path, const char *lot,
 	size_t len = 0;
 	int owned = 0, rc;
 
-	if (!err)
-		err = &local;   /* the row callbacks inspect the error code */
 	errbuf_clear(err);
 	if (rows_out)
 		*rows_out = 0;
@@ -430,14 +245,13 @@ int db_allowlist_import(struct db *db, const char *csv_path, const char *lot,
 	im.db = db;
 	im.path = csv_path;
 	im.lot = lot;
-	im.err = err;
 	hex_encode(sha, 32, im.sha_hex);
 
 	db_lock(db);
 	if (db->in_txn) {
 		rc = errbuf_set(err, ST_ESTATE, "allowlist import runs in its own transaction");
 	} else if (!(rc = db_txn_begin(db, &owned, err))) {
-		rc = import_locked(&im, buf, len, sig_path ? subject : NULL, actor);
+		rc = import_locked(&im, buf, len, sig_path ? subject : NULL, actor, err);
 		rc = db_txn_end(db, owned, rc, err);
 	}
 	db_unlock(db);

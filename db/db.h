@@ -134,6 +134,21 @@ ST_MUST_CHECK int db_profile_store(struct db *db, const char *name, const char *
 ST_MUST_CHECK int db_profile_load(struct db *db, const char *name, char **content, size_t *len,
 				  int *version, char hash_hex[65], struct errbuf *err);
 
+/* One profile as listed: its latest version; the strings live until fn returns. */
+struct db_profile_row {
+	const char *name;
+	int         version;
+	const char *sha256;          /* hex */
+	int64_t     created_ms;
+	const char *created_by;
+};
+/* Calls fn for the latest version of each profile, by name; fn returns
+ * non-zero to stop.  Holds the handle while it runs (as the other foreach). */
+ST_MUST_CHECK int db_profile_foreach(struct db *db,
+				     int (*fn)(const struct db_profile_row *r, void *ctx),
+				     void *ctx,
+				     struct errbuf *err);
+
 /* ---- units (db/units.c) ------------------------------------------------ */
 
 enum db_unit_status {

@@ -1,6 +1,7 @@
 /*
  * profiles: versioned provisioning profiles.  The db stores the canonical text
- * and its SHA-256; parsing and approval live in station/.  Storing identical
+ * and its SHA-256; parsing lives in station/config, the stored profile parsed
+ * in station/app/profile_db.c.  Storing identical
  * content again returns the existing version; a change gets version + 1 and an
  * audit event naming who stored it.
  */
@@ -16,6 +17,10 @@
 static const char SQL_LATEST[] =
 	"SELECT version, sha256, content FROM profiles WHERE name = ?"
 	" ORDER BY version DESC LIMIT 1";
+static const char SQL_LIST[] =
+	"SELECT p.name, p.version, p.sha256, p.created_ms, p.created_by FROM profiles p"
+	" WHERE p.version = (SELECT MAX(version) FROM profiles q WHERE q.name = p.name)"
+	" ORDER BY p.name";
 static const char SQL_INSERT[] =
 	"INSERT INTO profiles (name, version, sha256, content, created_ms, created_by)"
 	" VALUES (?, ?, ?, ?, ?, ?)";
@@ -147,6 +152,36 @@ int db_profile_load(struct db *db, const char *name, char **content, size_t *len
 		rc = db_sqlerr(db, rc, err, "load profile");
 	}
 	sqlite3_reset(st);
+	db_unlock(db);
+	return rc;
+}
+
+int db_profile_foreach(struct db *db,
+		       int (*fn)(const struct db_profile_row *r, void *ctx), void *ctx,
+		       struct errbuf *err)
+{
+	struct db_profile_row r;
+	sqlite3_stmt *st;
+	int rc;
+
+	db_lock(db);
+	if (!(st = db_prepare_once(db, SQL_LIST, err))) {
+		db_unlock(db);
+		return ST_EDB;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		r.name = (const char *)sqlite3_column_text(st, 0);
+		r.version = sqlite3_column_int(st, 1);
+		r.sha256 = (const char *)sqlite3_column_text(st, 2);
+		r.created_ms = sqlite3_column_int64(st, 3);
+		r.created_by = (const char *)sqlite3_column_text(st, 4);
+		if (fn(&r, ctx)) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	rc = rc == SQLITE_DONE ? ST_OK : db_sqlerr(db, rc, err, "list profiles");
+	sqlite3_finalize(st);
 	db_unlock(db);
 	return rc;
 }

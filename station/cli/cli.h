@@ -48,7 +48,8 @@ int cli_wants_help(int argc, char **argv);
 int cli_operand_reason(const char *cmd, int argc, char **argv,
 		       const char **operand, const char **reason);
 
-/* The commands (one file each: station/cmd_<name>.c). */
+/* The commands (one file each: station/cli/cmd_<name>.c; help and version in
+ * main.c, which holds the command table).  The helpers above are cli.c. */
 int cmd_help(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_version(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_audit(struct cli_ctx *ctx, int argc, char **argv);      /* cmd_audit.c */

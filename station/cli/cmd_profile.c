@@ -12,35 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sqlite3.h>
-
 #include "db/db.h"
 #include "config/profile.h"
-
-int profile_load(struct db *db, const char *name, struct profile *p, struct errbuf *err)
-{
-	char *content = NULL, label[128], hash[65];
-	size_t len = 0;
-	int version = 0, rc;
-
-	memset(p, 0, sizeof(*p));
-	rc = db_profile_load(db, name, &content, &len, &version, hash, err);
-	if (rc)
-		return rc;
-	snprintf(label, sizeof(label), "profile %s v%d", name, version);
-	rc = profile_parse(content, len, label, NULL, p, err);
-	free(content);
-	if (rc)
-		return rc;
-	if (strcmp(p->name, name)) {
-		memset(p, 0, sizeof(*p));
-		return errbuf_set(err, ST_EINVAL, "profile %s v%d: stored under another name", name,
-				  version);
-	}
-	p->version = version;
-	memcpy(p->hash, hash, sizeof(p->hash));
-	return ST_OK;
-}
 
 static void usage(FILE *f)
 {
@@ -89,47 +62,28 @@ static int do_add(struct cli_ctx *ctx, const char *path)
 	return CLI_EXIT_OK;
 }
 
-/*
- * db.h has no listing call for profiles: read the table through a read-only
- * connection of our own (a prepared statement over the schema's columns).
- */
+static int print_profile(const struct db_profile_row *r, void *ctx)
+{
+	int *n = ctx;
+
+	printf("%-24s %7d  %-64s  %s\n", r->name, r->version, r->sha256, r->created_by);
+	(*n)++;
+	return 0;
+}
+
 static int do_list(struct cli_ctx *ctx)
 {
-	static const char sql[] =
-		"SELECT p.name, p.version, p.sha256, p.created_ms, p.created_by FROM profiles p"
-		" WHERE p.version = (SELECT MAX(version) FROM profiles q WHERE q.name = p.name)"
-		" ORDER BY p.name";
 	struct errbuf e;
 	struct db *db = NULL;
-	sqlite3 *s = NULL;
-	sqlite3_stmt *st = NULL;
-	int rc, n = 0;
+	int n = 0, rc;
 
-	/* open through db_open first: creates/migrates and refuses a newer schema */
 	if (db_open(ctx->db_path, ctx->station_id, &db, &e))
 		return cli_fail("profile list: %s", e.msg);
-	db_close(db);
-	if (sqlite3_open_v2(ctx->db_path, &s, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(s, sql, -1, &st, NULL) != SQLITE_OK) {
-		rc = cli_fail("profile list: %s: %s", ctx->db_path, s ? sqlite3_errmsg(s) : "open");
-		sqlite3_close(s);
-		return rc;
-	}
 	printf("%-24s %7s  %-64s  %s\n", "NAME", "VERSION", "SHA256", "CREATED BY");
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		printf("%-24s %7d  %-64s  %s\n", (const char *)sqlite3_column_text(st, 0),
-		       sqlite3_column_int(st, 1), (const char *)sqlite3_column_text(st, 2),
-		       (const char *)sqlite3_column_text(st, 4));
-		n++;
-	}
-	if (rc != SQLITE_DONE) {
-		rc = cli_fail("profile list: %s", sqlite3_errmsg(s));
-		sqlite3_finalize(st);
-		sqlite3_close(s);
-		return rc;
-	}
-	sqlite3_finalize(st);
-	sqlite3_close(s);
+	rc = db_profile_foreach(db, print_profile, &n, &e);
+	db_close(db);
+	if (rc)
+		return cli_fail("profile list: %s", e.msg);
 	if (!n)
 		fprintf(stderr, "station: no profiles (add one with `station profile add FILE`)\n");
 	return CLI_EXIT_OK;

@@ -40,6 +40,7 @@
 #include "ui/headless.h"
 #include "line/pipeline.h"
 #include "config/profile.h"
+#include "app/profile_db.h"
 #include "ui/screen.h"
 
 #define IMAGE_MAX (64u * 1024 * 1024)

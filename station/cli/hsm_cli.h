@@ -9,6 +9,8 @@
  *
  * Use: put HSM_CLI_LONG_OPTIONS in the command's getopt_long table, pass every
  * option code >= HSM_CLI_OPT_BASE to hsm_cli_option(), then hsm_cli_config().
+ * Option parsing is the CLI's: hsm/ only ever sees the struct hsm_config built
+ * here (hsm/hsm.h), the same one the line builds from a profile.
  */
 #ifndef STATION_HSM_CLI_H
 #define STATION_HSM_CLI_H

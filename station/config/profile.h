@@ -55,7 +55,7 @@ struct profile {
 	char     hsm_pin_env[PROFILE_LABEL_MAX + 1];
 	char     mfr_ca_cert[PROFILE_PATH_MAX + 1];  /* [attestation] manufacturer_ca */
 	int      max_failures_in_row;                /* [policy] default 3 */
-	/* Set by profile_load() from the database, empty after a parse. */
+	/* Set by profile_load() (app/profile_db.h), empty after a parse. */
 	int      version;
 	char     hash[65];
 };
@@ -79,11 +79,5 @@ const char *profile_key_type_name(enum profile_key_type t);
  * "" when the profile has none. */
 ST_MUST_CHECK int profile_san_for(const struct profile *p, const char *unique_id, char *out,
 				  size_t outsz, struct errbuf *err);
-
-struct db;
-/* Loads the latest version of name from the database and parses it
- * (station/cli/cmd_profile.c). */
-ST_MUST_CHECK int profile_load(struct db *db, const char *name, struct profile *p,
-			       struct errbuf *err);
 
 #endif

@@ -180,6 +180,62 @@ static double cpu_s(void)
 	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
+/* A firmware image of image_len bytes and the profile that names its hash. */
+static void bench_image(uint8_t *image, size_t image_len, struct profile *prof)
+{
+	uint8_t d[32];
+
+	for (size_t i = 0; i < image_len; i++)
+		image[i] = (uint8_t)(i * 31);
+	SHA256(image, image_len, d);
+	memset(prof, 0, sizeof(*prof));
+	snprintf(prof->name, sizeof(prof->name), "bench");
+	hex_encode(d, 32, prof->firmware_sha256);
+	prof->key_type = PROFILE_KEY_EC_P256;
+	prof->validity_days = 365;
+	prof->max_failures_in_row = 3;
+	snprintf(prof->hash, sizeof(prof->hash), "%064d", 0);
+}
+
+/*
+ * The operator, until total boards were plugged (nbays of them already are):
+ * swaps the board of an emptied bay after 0..swap_ms (random, the same
+ * distribution for every bay count), so bays run out of step, as on a real
+ * bench, instead of hitting the database in lockstep.
+ */
+static void operate(struct feeder *f, int nbays, int total, int swap_ms)
+{
+	double due[FT_MAX_PORTS];
+	unsigned seed = 12345u * (unsigned)nbays;
+	int plugged = nbays;
+
+	for (int p = 0; p < nbays; p++)
+		due[p] = 0;
+	while (plugged < total) {
+		for (int p = 0; p < nbays && plugged < total; p++) {
+			int empty;
+
+			pthread_mutex_lock(&f->tr.lock);
+			empty = f->tr.board[p] == NULL;
+			pthread_mutex_unlock(&f->tr.lock);
+			if (!empty)
+				continue;
+			if (due[p] == 0) {
+				due[p] = mono() + (swap_ms ? (double)(rand_r(&seed) % (swap_ms + 1)) / 1000.0 : 0);
+				continue;
+			}
+			if (mono() < due[p])
+				continue;
+			due[p] = 0;
+			pthread_mutex_lock(&f->lock);
+			ft_plug(&f->tr, p, fresh_board(f));
+			pthread_mutex_unlock(&f->lock);
+			plugged++;
+		}
+		clock_sleep_ms(2);
+	}
+}
+
 static void run(int nbays, int per_bay, int keygen_ms, size_t image_len, int flash_ms,
 		int swap_ms, struct result *res)
 {
@@ -192,8 +248,8 @@ static void run(int nbays, int per_bay, int keygen_ms, size_t image_len, int fla
 	struct pl_line *line;
 	struct errbuf e;
 	struct rusage ru;
-	uint8_t *image = malloc(image_len), d[32];
-	int total = nbays * per_bay, plugged = 0;
+	uint8_t *image = malloc(image_len);
+	int total = nbays * per_bay;
 	char dbname[64];
 	double t0, c0;
 	int64_t main0;
@@ -216,17 +272,7 @@ static void run(int nbays, int per_bay, int keygen_ms, size_t image_len, int fla
 	fca_init(&ca, db);
 	bus = ev_bus_new();
 	ev_subscribe(bus, feeder_sink, &f);
-	for (size_t i = 0; i < image_len; i++)
-		image[i] = (uint8_t)(i * 31);
-	SHA256(image, image_len, d);
-	memset(&prof, 0, sizeof(prof));
-	snprintf(prof.name, sizeof(prof.name), "bench");
-	hex_encode(d, 32, prof.firmware_sha256);
-	prof.key_type = PROFILE_KEY_EC_P256;
-	prof.validity_days = 365;
-	prof.max_failures_in_row = 3;
-	snprintf(prof.hash, sizeof(prof.hash), "%064d", 0);
-
+	bench_image(image, image_len, &prof);
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.profile = &prof;
 	cfg.lot = LOT;
@@ -249,7 +295,6 @@ static void run(int nbays, int per_bay, int keygen_ms, size_t image_len, int fla
 	/* every bay starts with a board */
 	for (int p = 0; p < nbays; p++)
 		ft_plug(&f.tr, p, fresh_board(&f));
-	plugged = nbays;
 	t0 = mono();
 	c0 = cpu_s();
 	main0 = thread_cpu_ns();
@@ -257,39 +302,7 @@ static void run(int nbays, int per_bay, int keygen_ms, size_t image_len, int fla
 		fprintf(stderr, "bench_line: %s\n", e.msg);
 		exit(1);
 	}
-	/* the operator swaps the board of an emptied bay after 0..swap_ms (random,
-	 * the same distribution for every bay count): bays run out of step, as on
-	 * a real bench, instead of hitting the database in lockstep */
-	{
-		double due[FT_MAX_PORTS];
-		unsigned seed = 12345u * (unsigned)nbays;
-
-		for (int p = 0; p < nbays; p++)
-			due[p] = 0;
-		while (plugged < total) {
-			for (int p = 0; p < nbays && plugged < total; p++) {
-				int empty;
-
-				pthread_mutex_lock(&f.tr.lock);
-				empty = f.tr.board[p] == NULL;
-				pthread_mutex_unlock(&f.tr.lock);
-				if (!empty)
-					continue;
-				if (due[p] == 0) {
-					due[p] = mono() + (swap_ms ? (double)(rand_r(&seed) % (swap_ms + 1)) / 1000.0 : 0);
-					continue;
-				}
-				if (mono() < due[p])
-					continue;
-				due[p] = 0;
-				pthread_mutex_lock(&f.lock);
-				ft_plug(&f.tr, p, fresh_board(&f));
-				pthread_mutex_unlock(&f.lock);
-				plugged++;
-			}
-			clock_sleep_ms(2);
-		}
-	}
+	operate(&f, nbays, total, swap_ms);
 	pl_line_wait(line);
 	pl_line_stop(line);
 	res->seconds = mono() - t0;
