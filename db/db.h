@@ -173,6 +173,8 @@ struct db_unit {
 	enum db_unit_status status;
 	char    stage[32];           /* last stage reached (ev_stage_name) */
 	char    reason[200];
+	enum st_reason reason_code;  /* why it did not pass (stored as st_reason_name,
+				      * '' for ST_R_NONE) */
 	int64_t started_ms, finished_ms;
 };
 
@@ -189,7 +191,7 @@ ST_MUST_CHECK int db_unit_update(struct db *db, const struct db_unit *u, struct 
  * commit makes it durable).  For stage marks, not for anything an invariant
  * rests on. */
 ST_MUST_CHECK int db_unit_progress(struct db *db, const struct db_unit *u, struct errbuf *err);
-/* Final verdict: status, stage, reason, finished time (now if 0) and any filled
+/* Final verdict: status, stage, reason, reason code, finished time (now if 0) and any filled
  * hash/serial fields; appends an audit event (actor: the operator).  ST_EEXIST
  * when the id already has a PASS unit; ST_ESTATE when u is not in progress. */
 ST_MUST_CHECK int db_unit_finish(struct db *db, const struct db_unit *u, struct errbuf *err);

@@ -161,6 +161,12 @@ const char *const db_migrations[] = {
 	"  granted_by  TEXT NOT NULL,"
 	"  granted_ms  INTEGER NOT NULL"
 	");",
+
+	/* 4 -> 5: the unit's reason code (core/errbuf.h enum st_reason, by its
+	 * st_reason_name; docs/architecture.md "Reason codes"): what the screen and
+	 * the records decide on, where reason is the sentence for people.  '' for
+	 * a pass, an older row and a unit in progress. */
+	"ALTER TABLE units ADD COLUMN reason_code TEXT NOT NULL DEFAULT '';",
 };
 
 const int db_migrations_count = sizeof(db_migrations) / sizeof(db_migrations[0]);

@@ -47,7 +47,8 @@ static const char SQL_FINISH[] =
 	"UPDATE units SET status = ?1, stage = ?2, reason = ?3, finished_ms = ?4,"
 	" firmware_hash = CASE WHEN ?5 = '' THEN firmware_hash ELSE ?5 END,"
 	" cert_serial = CASE WHEN ?6 = '' THEN cert_serial ELSE ?6 END,"
-	" pubkey_hash = CASE WHEN ?7 = '' THEN pubkey_hash ELSE ?7 END"
+	" pubkey_hash = CASE WHEN ?7 = '' THEN pubkey_hash ELSE ?7 END,"
+	" reason_code = ?9"
 	" WHERE id = ?8 AND status = 'in-progress'";
 static const char SQL_STATUS_OF[] = "SELECT status FROM units WHERE id = ?";
 static const char SQL_PASS_OF[] =
@@ -209,6 +210,8 @@ static int finish_locked(struct db *db, const struct db_unit *u, int64_t finishe
 	sqlite3_bind_text(st, 6, u->cert_serial, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 7, u->pubkey_hash, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 8, u->id);
+	sqlite3_bind_text(st, 9, u->reason_code == ST_R_NONE ? "" : st_reason_name(u->reason_code),
+			  -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE) {

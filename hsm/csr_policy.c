@@ -171,25 +171,28 @@ static int check_key(const struct csr_policy *pol, struct csr_info *ci, struct e
 		else if (!strcmp(group, "secp384r1"))
 			ci->kind = CSR_KEY_EC_P384;
 		else
-			return errbuf_set(err, ST_EPOLICY, "CSR key type EC %s not allowed",
-					  group[0] ? group : "(explicit curve)");
+			return errbuf_setr(err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_CSR_KEY,
+					   "CSR key type EC %s not allowed",
+					   group[0] ? group : "(explicit curve)");
 	} else if (id == EVP_PKEY_RSA) {
 		ci->kind = CSR_KEY_RSA;
 		if (ci->bits < pol->rsa_min_bits)
-			return errbuf_set(err, ST_EPOLICY, "CSR key RSA-%d is weaker than RSA-%d",
-					  ci->bits, pol->rsa_min_bits);
+			return errbuf_setr(err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_CSR_KEY,
+					   "CSR key RSA-%d is weaker than RSA-%d", ci->bits,
+					   pol->rsa_min_bits);
 		if (pol->rsa_max_bits && ci->bits > pol->rsa_max_bits)
-			return errbuf_set(err, ST_EPOLICY,
-					  "CSR key RSA-%d not allowed by the profile (RSA-%d)",
-					  ci->bits, pol->rsa_max_bits);
+			return errbuf_setr(err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_CSR_KEY,
+					   "CSR key RSA-%d not allowed by the profile (RSA-%d)",
+					   ci->bits, pol->rsa_max_bits);
 	} else {
-		return errbuf_set(err, ST_EPOLICY, "CSR key type %s not allowed",
-				  OBJ_nid2sn(id));
+		return errbuf_setr(err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_CSR_KEY,
+				   "CSR key type %s not allowed", OBJ_nid2sn(id));
 	}
 	if (!(pol->key_kinds & ci->kind))
-		return errbuf_set(err, ST_EPOLICY, "CSR key type %s not allowed by the profile",
-				  ci->kind == CSR_KEY_RSA ? "RSA" :
-				  ci->kind == CSR_KEY_EC_P256 ? "EC P-256" : "EC P-384");
+		return errbuf_setr(err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_CSR_KEY,
+				   "CSR key type %s not allowed by the profile",
+				   ci->kind == CSR_KEY_RSA ? "RSA" :
+				   ci->kind == CSR_KEY_EC_P256 ? "EC P-256" : "EC P-384");
 	return ST_OK;
 }
 
@@ -205,9 +208,10 @@ static int check_sig_hash(X509_REQ *req, enum csr_key_kind kind, struct errbuf *
 	int want = kind == CSR_KEY_EC_P384 ? NID_sha384 : NID_sha256;
 
 	if (!OBJ_find_sigid_algs(sig, &md, &pk) || md != want)
-		return errbuf_set(err, ST_EPOLICY, "CSR signature %s does not use %s (the hash for its key)",
-				  sig != NID_undef ? OBJ_nid2sn(sig) : "(unknown algorithm)",
-				  OBJ_nid2sn(want));
+		return errbuf_setr(err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_CSR_KEY,
+				   "CSR signature %s does not use %s (the hash for its key)",
+				   sig != NID_undef ? OBJ_nid2sn(sig) : "(unknown algorithm)",
+				   OBJ_nid2sn(want));
 	return ST_OK;
 }
 
@@ -219,11 +223,13 @@ static int check_subject(X509_REQ *req, const char *unique_id, struct errbuf *er
 	int n = name ? X509_NAME_entry_count(name) : 0;
 
 	if (n != 1)
-		return errbuf_set(err, ST_EPOLICY, "CSR subject must be exactly CN=%s (%d attributes)",
-				  unique_id, n);
+		return errbuf_setr(err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_CSR_SUBJECT,
+				   "CSR subject must be exactly CN=%s (%d attributes)", unique_id,
+				   n);
 	ne = X509_NAME_get_entry(name, 0);
 	if (OBJ_obj2nid(X509_NAME_ENTRY_get_object(ne)) != NID_commonName)
-		return errbuf_set(err, ST_EPOLICY, "CSR subject must be exactly CN=%s", unique_id);
+		return errbuf_setr(err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_CSR_SUBJECT,
+				   "CSR subject must be exactly CN=%s", unique_id);
 	v = X509_NAME_ENTRY_get_data(ne);
 	if (ASN1_STRING_length(v) != CSR_UID_LEN ||
 	    memcmp(ASN1_STRING_get0_data(v), unique_id, CSR_UID_LEN) != 0) {
@@ -237,8 +243,9 @@ static int check_subject(X509_REQ *req, const char *unique_id, struct errbuf *er
 			shown[i] = c >= 0x20 && c < 0x7f ? (char)c : '?';
 			shown[i + 1] = '\0';
 		}
-		return errbuf_set(err, ST_EPOLICY, "CSR subject CN=%s%s is not the board's id %s",
-				  shown, len > CSR_UID_LEN ? "..." : "", unique_id);
+		return errbuf_setr(err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_CSR_SUBJECT,
+				   "CSR subject CN=%s%s is not the board's id %s", shown,
+				   len > CSR_UID_LEN ? "..." : "", unique_id);
 	}
 	return ST_OK;
 }
@@ -252,23 +259,27 @@ static int check_nonce(X509_REQ *req, const uint8_t nonce[CSR_NONCE_LEN], struct
 
 	idx = X509_REQ_get_attr_by_NID(req, NID_pkcs9_challengePassword, -1);
 	if (idx < 0)
-		return errbuf_set(err, ST_EPOLICY, "CSR has no challengePassword (station nonce)");
+		return errbuf_setr(err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_CSR_NONCE,
+				   "CSR has no challengePassword (station nonce)");
 	if (X509_REQ_get_attr_by_NID(req, NID_pkcs9_challengePassword, idx) >= 0)
-		return errbuf_set(err, ST_EPOLICY, "CSR has two challengePassword attributes");
+		return errbuf_setr(err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_CSR_NONCE,
+				   "CSR has two challengePassword attributes");
 	attr = X509_REQ_get_attr(req, idx);
 	if (X509_ATTRIBUTE_count(attr) != 1)
-		return errbuf_set(err, ST_EPOLICY, "CSR challengePassword must have one value");
+		return errbuf_setr(err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_CSR_NONCE,
+				   "CSR challengePassword must have one value");
 	t = X509_ATTRIBUTE_get0_type(attr, 0);
 	if (!t || (t->type != V_ASN1_UTF8STRING && t->type != V_ASN1_PRINTABLESTRING &&
 		   t->type != V_ASN1_IA5STRING))
-		return errbuf_set(err, ST_EPOLICY, "CSR challengePassword is not a string");
+		return errbuf_setr(err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_CSR_NONCE,
+				   "CSR challengePassword is not a string");
 	hex_encode(nonce, CSR_NONCE_LEN, want);
 	ok = ASN1_STRING_length(t->value.asn1_string) == 2 * CSR_NONCE_LEN &&
 	     CRYPTO_memcmp(ASN1_STRING_get0_data(t->value.asn1_string), want,
 			   2 * CSR_NONCE_LEN) == 0;
 	if (!ok)
-		return errbuf_set(err, ST_EPOLICY,
-				  "CSR nonce does not match this station's challenge (replayed CSR?)");
+		return errbuf_setr(err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_CSR_NONCE,
+				   "CSR nonce does not match this station's challenge (replayed CSR?)");
 	return ST_OK;
 }
 
@@ -286,7 +297,8 @@ int csr_check(const struct csr_policy *pol, const uint8_t *der, size_t len,
 		return errbuf_set(err, ST_EINVAL, "unique id '%.32s' is not 24 upper-case hex digits",
 				  unique_id);
 	if (len == 0 || len > CSR_MAX_DER)
-		return errbuf_set(err, ST_EINVAL, "CSR is %zu bytes (1..%d allowed)", len, CSR_MAX_DER);
+		return errbuf_setr(err, ST_EINVAL, ST_ORIGIN_POLICY, ST_R_CSR_MALFORMED,
+				   "CSR is %zu bytes (1..%d allowed)", len, CSR_MAX_DER);
 	if (csr_parse_libctx())
 		out->req = (X509_REQ *)ASN1_item_d2i_ex(NULL, &p, (long)len,
 							 ASN1_ITEM_rptr(X509_REQ), parse_ctx, NULL);
@@ -295,24 +307,27 @@ int csr_check(const struct csr_policy *pol, const uint8_t *der, size_t len,
 	if (!out->req || p != der + len) {
 		ERR_clear_error();
 		csr_info_clear(out);
-		return errbuf_set(err, ST_EINVAL, "CSR is not one DER PKCS#10 request");
+		return errbuf_setr(err, ST_EINVAL, ST_ORIGIN_POLICY, ST_R_CSR_MALFORMED,
+				   "CSR is not one DER PKCS#10 request");
 	}
 	memcpy(out->unique_id, unique_id, CSR_UID_LEN + 1);
 	ERR_clear_error();  /* the undecoded key left a note */
 	if ((why = ec_encoding_problem(X509_REQ_get_X509_PUBKEY(out->req)))) {
-		rc = errbuf_set(err, ST_EPOLICY, "%s", why);
+		rc = errbuf_setr(err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_CSR_KEY, "%s", why);
 		goto fail;
 	}
 	out->pkey = spki_to_pkey(X509_REQ_get_X509_PUBKEY(out->req));
 	if (!out->pkey) {
-		rc = errbuf_set(err, ST_EINVAL, "CSR public key is unreadable");
+		rc = errbuf_setr(err, ST_EINVAL, ST_ORIGIN_POLICY, ST_R_CSR_KEY,
+				 "CSR public key is unreadable");
 		goto fail;
 	}
 	if ((rc = check_key(pol, out, err)) != ST_OK ||
 	    (rc = check_sig_hash(out->req, out->kind, err)) != ST_OK)
 		goto fail;
 	if (X509_REQ_verify_ex(out->req, out->pkey, NULL, NULL) != 1) {
-		rc = errbuf_set(err, ST_ECRYPTO, "CSR signature does not verify");
+		rc = errbuf_setr(err, ST_ECRYPTO, ST_ORIGIN_POLICY, ST_R_CSR_SIGNATURE,
+				 "CSR signature does not verify");
 		goto fail;
 	}
 	if ((rc = check_subject(out->req, unique_id, err)) != ST_OK)
@@ -323,16 +338,17 @@ int csr_check(const struct csr_policy *pol, const uint8_t *der, size_t len,
 	 * point); anything else is re-encoded from the key */
 	if ((out->kind == CSR_KEY_RSA ? csr_pubkey_hash(out->pkey, out->pubkey_hash)
 				      : req_pubkey_hash(out->req, out->pubkey_hash)) != ST_OK) {
-		rc = errbuf_set(err, ST_ECRYPTO, "CSR public key cannot be encoded");
+		rc = errbuf_setr(err, ST_ECRYPTO, ST_ORIGIN_POLICY, ST_R_CSR_KEY,
+				 "CSR public key cannot be encoded");
 		goto fail;
 	}
 	SHA256(der, len, out->der_sha256);
 	if (store && store->pubkey_seen) {
 		if ((rc = store->pubkey_seen(store->ctx, out->pubkey_hash, &seen, err)) == ST_OK &&
 		    seen)
-			rc = errbuf_set(err, ST_EEXIST,
-					"CSR public key %.16s... was certified before (cloned key?)",
-					out->pubkey_hash);
+			rc = errbuf_setr(err, ST_EEXIST, ST_ORIGIN_POLICY, ST_R_KEY_SEEN,
+					 "CSR public key %.16s... was certified before (cloned key?)",
+					 out->pubkey_hash);
 		if (rc != ST_OK) {
 			/* the caller records which key it was */
 			char hash[sizeof(out->pubkey_hash)];

@@ -77,6 +77,17 @@ static json_t *str_or_null(const char *field, size_t size)
 	return buf[0] ? json_string(buf) : json_null();
 }
 
+/* The fields of line-started, the same facts as its reason sentence. */
+static void add_line_fields(json_t *o, const struct ev_line_info *l)
+{
+	json_object_set_new(o, "station_id", str_or_null(l->station_id, sizeof(l->station_id)));
+	json_object_set_new(o, "operator", str_or_null(l->operator_name, sizeof(l->operator_name)));
+	json_object_set_new(o, "profile", str_or_null(l->profile, sizeof(l->profile)));
+	json_object_set_new(o, "profile_version", json_integer(l->profile_version));
+	json_object_set_new(o, "lot", str_or_null(l->lot, sizeof(l->lot)));
+	json_object_set_new(o, "bays", json_integer(l->nbays));
+}
+
 char *ui_headless_format(const struct ev_event *ev)
 {
 	json_t *o = json_object();
@@ -96,6 +107,8 @@ char *ui_headless_format(const struct ev_event *ev)
 	json_object_set_new(o, "stage", json_string(ev_stage_name(ev->stage)));
 	json_object_set_new(o, "outcome", json_string(ev_outcome_name(ev->outcome)));
 	json_object_set_new(o, "reason", str_or_null(ev->reason, sizeof(ev->reason)));
+	if (ev->reason_code != ST_R_NONE)
+		json_object_set_new(o, "reason_code", json_string(st_reason_name(ev->reason_code)));
 	if (ev->unit_id > 0)
 		json_object_set_new(o, "unit_id", json_integer((json_int_t)ev->unit_id));
 	if (ev->kind == EV_PROGRESS) {
@@ -104,6 +117,8 @@ char *ui_headless_format(const struct ev_event *ev)
 		json_object_set_new(o, "progress",
 				    json_real(ev->total ? (double)ev->done / (double)ev->total : 0.0));
 	}
+	if (ev->kind == EV_LINE_STARTED)
+		add_line_fields(o, &ev->line);
 	text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(o);
 	if (!text)

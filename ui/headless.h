@@ -14,8 +14,14 @@
  *   stage      ev_stage_name(): "flash" ..., "none"
  *   outcome    ev_outcome_name(): "pass", "fail", "reject", "ok", "none" ...
  *   reason     plain words, or null
+ *   reason_code  st_reason_name() of a failed, rejected or interrupted unit
+ *              ("not_on_lot", "board_timeout" ...), present only then: the
+ *              stable code to decide on (reason is for people)
  *   unit_id    database row of the unit, present only when known
  *   done, total, progress   only for "progress" events (progress = done/total)
+ *   station_id, operator, profile, profile_version, lot, bays
+ *              only for "line-started": the line, as fields (string or null,
+ *              integers 0 when not given)
  * Strings are valid UTF-8 (invalid bytes become '?').  Events carry no secrets
  * (event.h), and this sink adds nothing but the formatting.
  */

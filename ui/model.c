@@ -171,77 +171,31 @@ void ui_model_set_header(struct ui_model *m, const char *station_id, const char 
 	m->version++;
 }
 
-static char *header_field(struct ui_model *m, const char *key, size_t keylen, size_t *dstlen)
+/* Fills a header field from an event field (maybe not NUL-terminated) unless
+ * the caller already set it. */
+static void header_fill(char *dst, size_t dstlen, const char *val, size_t vallen)
 {
-	static const char *const keys[] = { "station", "operator", "profile", "lot", "db" };
-	char *const dsts[] = { m->station_id, m->operator_name, m->profile, m->lot, m->db_path };
-	const size_t lens[] = { sizeof(m->station_id), sizeof(m->operator_name),
-				sizeof(m->profile), sizeof(m->lot), sizeof(m->db_path) };
-
-	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
-		if (strlen(keys[k]) == keylen && !strncmp(keys[k], key, keylen)) {
-			*dstlen = lens[k];
-			return dsts[k];
-		}
-	return NULL;
+	if (!dst[0] && val[0])
+		ui_ascii_copy(dst, dstlen, val, strnlen(val, vallen));
 }
 
-/* Sets a header field from an event unless the caller already set it. */
-static void header_set(struct ui_model *m, const char *key, size_t keylen, const char *val,
-		       size_t vallen)
+/* The header from the fields of a line-started event (its reason is only logged). */
+static void header_from_event(struct ui_model *m, const struct ev_line_info *l)
 {
-	size_t dstlen;
-	char *dst = header_field(m, key, keylen, &dstlen);
+	char profile[sizeof(l->profile) + 16];
 
-	while (vallen && val[vallen - 1] == ' ')
-		vallen--;
-	if (dst && !dst[0] && vallen)
-		ui_ascii_copy(dst, dstlen, val, vallen);
-}
-
-/*
- * Header fields from a line-started text, in either form:
- *   "station=S1 operator=ann profile=p lot=L db=x.db"  (key=value words)
- *   "profile widget v2, lot L1, operator ann, station S1"  (comma phrases)
- */
-static void parse_header_words(struct ui_model *m, const char *text)
-{
-	const char *phrase = text;
-
-	while (*phrase) {
-		size_t plen = strcspn(phrase, ","), first = 1;
-		const char *p = phrase, *pend = phrase + plen;
-
-		while (p < pend) {
-			const char *eq;
-			size_t len;
-
-			while (p < pend && *p == ' ')
-				p++;
-			len = strcspn(p, " ,");
-			if (p + len > pend)
-				len = (size_t)(pend - p);
-			if (!len)
-				break;
-			eq = memchr(p, '=', len);
-			if (eq) {
-				header_set(m, p, (size_t)(eq - p), eq + 1, len - (size_t)(eq - p) - 1);
-			} else if (first) {
-				size_t dstlen;
-				const char *val = p + len;
-
-				if (header_field(m, p, len, &dstlen)) {
-					while (val < pend && *val == ' ')
-						val++;
-					header_set(m, p, len, val, (size_t)(pend - val));
-					break;
-				}
-			}
-			first = 0;
-			p += len;
-		}
-		phrase = *pend ? pend + 1 : pend;
-	}
+	header_fill(m->station_id, sizeof(m->station_id), l->station_id, sizeof(l->station_id));
+	header_fill(m->operator_name, sizeof(m->operator_name), l->operator_name,
+		    sizeof(l->operator_name));
+	/* the name and version as the line names them: "widget v2" */
+	if (l->profile_version > 0)
+		snprintf(profile, sizeof(profile), "%.*s v%d", (int)sizeof(l->profile) - 1,
+			 l->profile, l->profile_version);
+	else
+		snprintf(profile, sizeof(profile), "%.*s", (int)sizeof(l->profile) - 1, l->profile);
+	header_fill(m->profile, sizeof(m->profile), profile, sizeof(profile));
+	header_fill(m->lot, sizeof(m->lot), l->lot, sizeof(l->lot));
+	header_fill(m->db_path, sizeof(m->db_path), l->db_path, sizeof(l->db_path));
 }
 
 void ui_model_log(struct ui_model *m, int64_t t_ms, const char *fmt, ...)
@@ -372,7 +326,7 @@ static void apply_line_event(struct ui_model *m, const struct ev_event *ev, cons
 	case EV_LINE_STARTED:
 		m->started = 1;
 		m->stopping = m->stopped = 0;
-		parse_header_words(m, reason);
+		header_from_event(m, &ev->line);
 		ui_model_log(m, ev->t_ms, "line started%s%s", reason[0] ? ": " : "", reason);
 		break;
 	case EV_LINE_STOPPING:
@@ -408,50 +362,37 @@ static void apply_line_event(struct ui_model *m, const struct ev_event *ev, cons
 	}
 }
 
-void ui_model_apply(struct ui_model *m, const struct ev_event *ev)
+/* A unit's verdict on its tile. */
+static void apply_unit_result(struct ui_model *m, const struct ev_event *ev, struct ui_tile *t,
+			      const char *where, const char *reason, const char *uid)
 {
-	char reason[EV_REASON_LEN], uid[EV_UID_LEN], bay[EV_BAY_LEN], where[64];
-	struct ui_tile *t = NULL;
+	if (uid[0])
+		memcpy(t->unique_id, uid, sizeof(t->unique_id));
+	t->busy = 0;
+	t->progress = -1;
+	t->verdict_stage = ev->stage;
+	memcpy(t->reason, reason, sizeof(t->reason));
+	if (ev->outcome == EV_OUT_PASS)
+		t->verdict = UI_VERDICT_PASS;
+	else if (ev->outcome == EV_OUT_REJECT)
+		t->verdict = UI_VERDICT_REJECT;
+	else
+		t->verdict = UI_VERDICT_FAIL;
+	count_result(m, t->unique_id, ev->outcome);
+	if (t->verdict == UI_VERDICT_PASS)
+		ui_model_log(m, ev->t_ms, "%s: PASS %s", where, t->unique_id);
+	else
+		ui_model_log(m, ev->t_ms, "%s: %s %s at %s: %s", where,
+			     ui_verdict_name(t->verdict),
+			     t->unique_id[0] ? t->unique_id : "(no id)",
+			     ev_stage_name(ev->stage), reason[0] ? reason : "no reason given");
+}
+
+/* A bay's event; t is NULL for the kinds that can do without a tile. */
+static void apply_bay_event(struct ui_model *m, const struct ev_event *ev, struct ui_tile *t,
+			    const char *where, const char *reason, const char *uid)
+{
 	const char *stage = ev_stage_name(ev->stage);
-
-	COPY_FIELD(reason, ev->reason);
-	COPY_FIELD(uid, ev->unique_id);
-	COPY_FIELD(bay, ev->bay);
-	if (!m->t_first_ms && ev->t_ms > 0)
-		m->t_first_ms = ev->t_ms;
-	m->version++;
-
-	switch (ev->kind) {
-	case EV_LINE_STARTED: case EV_LINE_STOPPING: case EV_LINE_STOPPED:
-	case EV_LINE_PAUSED: case EV_LINE_RESUMED: case EV_HSM_STATE:
-		apply_line_event(m, ev, reason);
-		return;
-	case EV_LOG:
-		if (ev->bay_index >= 0)
-			ui_model_log(m, ev->t_ms, "bay %d%s%s%s: %s", ev->bay_index + 1,
-				     bay[0] ? " (" : "", bay, bay[0] ? ")" : "", reason);
-		else
-			ui_model_log(m, ev->t_ms, "%s", reason);
-		return;
-	default:
-		break;
-	}
-
-	if (ev->bay_index >= 0 && ev->bay_index < UI_MAX_BAYS) {
-		t = &m->tiles[ev->bay_index];
-		if (ev->bay_index >= m->ntiles)
-			m->ntiles = ev->bay_index + 1;
-		if (bay[0])
-			memcpy(t->bay, bay, sizeof(t->bay));
-	}
-	bay_words(where, sizeof(where), ev, t ? t->bay : bay);
-	/* Without a tile (line-wide recovery, a bay past UI_MAX_BAYS) only the
-	 * log and the counters can show the event. */
-	if (!t && ev->kind != EV_ALERT && ev->kind != EV_STAGE_BEGIN && ev->kind != EV_PROGRESS &&
-	    ev->kind != EV_STAGE_END && ev->kind != EV_UNIT_RESULT) {
-		ui_model_log(m, ev->t_ms, "%s %s: %s", where, ev_kind_name(ev->kind), reason);
-		return;
-	}
 
 	switch (ev->kind) {
 	case EV_BAY_ARRIVED:
@@ -504,26 +445,7 @@ void ui_model_apply(struct ui_model *m, const struct ev_event *ev)
 				     uid, reason);
 			break;
 		}
-		if (uid[0])
-			memcpy(t->unique_id, uid, sizeof(t->unique_id));
-		t->busy = 0;
-		t->progress = -1;
-		t->verdict_stage = ev->stage;
-		memcpy(t->reason, reason, sizeof(t->reason));
-		if (ev->outcome == EV_OUT_PASS)
-			t->verdict = UI_VERDICT_PASS;
-		else if (ev->outcome == EV_OUT_REJECT)
-			t->verdict = UI_VERDICT_REJECT;
-		else
-			t->verdict = UI_VERDICT_FAIL;
-		count_result(m, t->unique_id, ev->outcome);
-		if (t->verdict == UI_VERDICT_PASS)
-			ui_model_log(m, ev->t_ms, "%s: PASS %s", where, t->unique_id);
-		else
-			ui_model_log(m, ev->t_ms, "%s: %s %s at %s: %s", where,
-				     ui_verdict_name(t->verdict),
-				     t->unique_id[0] ? t->unique_id : "(no id)",
-				     ev_stage_name(ev->stage), reason[0] ? reason : "no reason given");
+		apply_unit_result(m, ev, t, where, reason, uid);
 		break;
 	case EV_BAY_HELD:
 		t->held = 1;
@@ -547,4 +469,50 @@ void ui_model_apply(struct ui_model *m, const struct ev_event *ev)
 		ui_model_log(m, ev->t_ms, "%s: event %d: %s", where, (int)ev->kind, reason);
 		break;
 	}
+}
+
+void ui_model_apply(struct ui_model *m, const struct ev_event *ev)
+{
+	char reason[EV_REASON_LEN], uid[EV_UID_LEN], bay[EV_BAY_LEN], where[64];
+	struct ui_tile *t = NULL;
+
+	COPY_FIELD(reason, ev->reason);
+	COPY_FIELD(uid, ev->unique_id);
+	COPY_FIELD(bay, ev->bay);
+	if (!m->t_first_ms && ev->t_ms > 0)
+		m->t_first_ms = ev->t_ms;
+	m->version++;
+
+	switch (ev->kind) {
+	case EV_LINE_STARTED: case EV_LINE_STOPPING: case EV_LINE_STOPPED:
+	case EV_LINE_PAUSED: case EV_LINE_RESUMED: case EV_HSM_STATE:
+		apply_line_event(m, ev, reason);
+		return;
+	case EV_LOG:
+		if (ev->bay_index >= 0)
+			ui_model_log(m, ev->t_ms, "bay %d%s%s%s: %s", ev->bay_index + 1,
+				     bay[0] ? " (" : "", bay, bay[0] ? ")" : "", reason);
+		else
+			ui_model_log(m, ev->t_ms, "%s", reason);
+		return;
+	default:
+		break;
+	}
+
+	if (ev->bay_index >= 0 && ev->bay_index < UI_MAX_BAYS) {
+		t = &m->tiles[ev->bay_index];
+		if (ev->bay_index >= m->ntiles)
+			m->ntiles = ev->bay_index + 1;
+		if (bay[0])
+			memcpy(t->bay, bay, sizeof(t->bay));
+	}
+	bay_words(where, sizeof(where), ev, t ? t->bay : bay);
+	/* Without a tile (line-wide recovery, a bay past UI_MAX_BAYS) only the
+	 * log and the counters can show the event. */
+	if (!t && ev->kind != EV_ALERT && ev->kind != EV_STAGE_BEGIN && ev->kind != EV_PROGRESS &&
+	    ev->kind != EV_STAGE_END && ev->kind != EV_UNIT_RESULT) {
+		ui_model_log(m, ev->t_ms, "%s %s: %s", where, ev_kind_name(ev->kind), reason);
+		return;
+	}
+	apply_bay_event(m, ev, t, where, reason, uid);
 }

@@ -16,11 +16,10 @@
  *    result without a unique id (board never identified) counts in fail or
  *    reject but not in the yield.  Units per hour = PASS results per hour since
  *    the first event the model saw.
- *  - EV_LINE_STARTED may carry header fields in its reason, as key=value words
- *    ("station=S1 operator=ann profile=p lot=L db=x.db") or as comma-separated
- *    phrases ("profile widget v2, lot L1, operator ann, station S1"); they fill
- *    only fields still empty, so ui_model_set_header() (the caller's own
- *    values) wins.
+ *  - EV_LINE_STARTED's fields (ev_event.line) fill the header fields still
+ *    empty, so ui_model_set_header() (the caller's own values) wins; the
+ *    profile shows as "name vN" when the event gives a version.  Its reason is
+ *    only logged: no text of an event is parsed.
  *  - A result with outcome INTERRUPTED (start-up recovery of an earlier run) is
  *    logged but not counted.
  *  - Strings are stored as printable ASCII: other bytes become '?', so nothing

@@ -57,8 +57,8 @@ static int ub_info(void *h, struct pl_board_info *out, struct errbuf *err)
 	out->locked = info.state == PROTO_STATE_LOCKED;
 	out->has_cert = info.state >= PROTO_STATE_CERTIFIED;
 	if (info.att_cert.len > sizeof(out->attest_cert))
-		return errbuf_set(err, ST_EPROTO, "attestation certificate of %zu bytes",
-				  info.att_cert.len);
+		return errbuf_setr(err, ST_EPROTO, ST_ORIGIN_BOARD, ST_R_GARBLED,
+				   "attestation certificate of %zu bytes", info.att_cert.len);
 	memcpy(out->attest_cert, info.att_cert.p, info.att_cert.len);
 	out->attest_cert_len = info.att_cert.len;
 	return ST_OK;
@@ -130,7 +130,8 @@ static int ub_attest(void *h, const uint8_t nonce[PROTO_NONCE_LEN],
 		return rc;
 	/* the board names the CSR it attested: it must be the one we checked */
 	if (memcmp(a.csr_sha256, csr_sha256, 32))
-		return errbuf_set(err, ST_EPOLICY, "board attested another CSR than the one it sent");
+		return errbuf_setr(err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_ATTEST_OTHER_CSR,
+				   "board attested another CSR than the one it sent");
 	if (!(*sig = dup_blob(&a.sig, sig_len)))
 		return errbuf_set(err, ST_ENOMEM, "out of memory");
 	return ST_OK;
@@ -188,7 +189,8 @@ static int ub_lock(void *h, struct errbuf *err)
 	if ((rc = board_lock(pb->b, &state, err)))
 		return rc;
 	if (state != PROTO_STATE_LOCKED)
-		return errbuf_set(err, ST_EPROTO, "board reports state %u after LOCK", state);
+		return errbuf_setr(err, ST_EPROTO, ST_ORIGIN_BOARD, ST_R_LOCK_UNCONFIRMED,
+				   "board reports state %u after LOCK", state);
 	return ST_OK;
 }
 

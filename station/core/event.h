@@ -15,6 +15,8 @@
 
 #include <stdint.h>
 
+#include "core/errbuf.h"
+
 /* Stages of one unit, in pipeline order (ARCHITECTURE.md "Data flow"). */
 enum ev_stage {
 	EV_STAGE_NONE = 0,
@@ -38,7 +40,7 @@ enum ev_stage {
 };
 
 enum ev_kind {
-	EV_LINE_STARTED = 0,  /* line is up: profile, lot, station id in text */
+	EV_LINE_STARTED = 0,  /* line is up: ev_event.line says which profile, lot ... */
 	EV_LINE_STOPPING,     /* quit requested: waiting for units in flight */
 	EV_LINE_STOPPED,
 	EV_LINE_PAUSED,       /* intake paused / resumed by the operator */
@@ -70,6 +72,20 @@ enum ev_outcome {
 #define EV_BAY_LEN    32   /* "1-2.3": bus + port chain */
 #define EV_UID_LEN    65
 #define EV_REASON_LEN 200
+#define EV_FIELD_LEN  65
+#define EV_PATH_LEN   256
+
+/* What EV_LINE_STARTED says about the line, as fields ("" / 0: not given).
+ * Its reason is a sentence for people; nothing parses it. */
+struct ev_line_info {
+	char station_id[EV_FIELD_LEN];
+	char operator_name[EV_FIELD_LEN];
+	char profile[EV_FIELD_LEN];     /* the profile's name */
+	int  profile_version;
+	char lot[EV_FIELD_LEN];
+	char db_path[EV_PATH_LEN];
+	int  nbays;
+};
 
 struct ev_event {
 	uint64_t seq;                   /* set by ev_emit */
@@ -81,8 +97,12 @@ struct ev_event {
 	enum ev_stage stage;
 	enum ev_outcome outcome;
 	char     reason[EV_REASON_LEN]; /* plain words, no secrets */
+	enum st_reason reason_code;     /* outcome FAIL/REJECT/INTERRUPTED of a unit
+					 * (stage-end, alert, unit-result): why, as the
+					 * stable code stored with the unit; else ST_R_NONE */
 	uint64_t done, total;           /* EV_PROGRESS only */
 	int64_t  unit_id;               /* database row of the unit, 0 if none */
+	struct ev_line_info line;       /* EV_LINE_STARTED only */
 };
 
 typedef void (*ev_sink_fn)(const struct ev_event *ev, void *ctx);

@@ -180,6 +180,29 @@ static void *detector_main(void *arg)
 	return NULL;
 }
 
+/* The line-started event: its fields for programs, its sentence for people. */
+static void emit_started(const struct pl_config *cfg)
+{
+	struct ev_event ev;
+	struct ev_line_info *l = &ev.line;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = EV_LINE_STARTED;
+	ev.bay_index = -1;
+	ev.stage = EV_STAGE_NONE;
+	ev.outcome = EV_OUT_NONE;
+	snprintf(l->station_id, sizeof(l->station_id), "%s", cfg->station_id);
+	snprintf(l->operator_name, sizeof(l->operator_name), "%s", cfg->operator_name);
+	snprintf(l->profile, sizeof(l->profile), "%s", cfg->profile->name);
+	l->profile_version = cfg->profile->version;
+	snprintf(l->lot, sizeof(l->lot), "%s", cfg->lot);
+	l->nbays = cfg->nbays;
+	snprintf(ev.reason, sizeof(ev.reason), "profile %s v%d, lot %s, operator %s, station %s, %d bays",
+		 cfg->profile->name, cfg->profile->version, cfg->lot, cfg->operator_name,
+		 cfg->station_id, cfg->nbays);
+	ev_emit(cfg->bus, &ev);
+}
+
 int pl_line_start(const struct pl_config *cfg, struct pl_line **out, struct errbuf *err)
 {
 	struct pl_line *line;
@@ -203,10 +226,7 @@ int pl_line_start(const struct pl_config *cfg, struct pl_line **out, struct errb
 		pthread_cond_init(&line->cond, &ca);
 		pthread_condattr_destroy(&ca);
 	}
-	ev_emitf(cfg->bus, EV_LINE_STARTED, -1, "", "", EV_STAGE_NONE, EV_OUT_NONE,
-		 "profile %s v%d, lot %s, operator %s, station %s, %d bays",
-		 cfg->profile->name, cfg->profile->version, cfg->lot, cfg->operator_name,
-		 cfg->station_id, cfg->nbays);
+	emit_started(cfg);
 	for (int i = 0; i < cfg->nbays; i++) {
 		struct bay *b = &line->bays[i];
 

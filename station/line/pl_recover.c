@@ -111,6 +111,7 @@ int pl_recover(struct db *db, const char *actor, struct ev_bus *bus,
 		 * leave it at an earlier one (identify or inject, the durable marks) */
 		snprintf(u->reason, sizeof(u->reason),
 			 "station stopped (crash or power loss) during stage %s", u->stage);
+		u->reason_code = ST_R_INTERRUPTED;
 		u->finished_ms = clock_realtime_ms();
 		if ((rc = db_unit_finish(db, u, err))) {
 			errbuf_prefix(err, "recovery: unit %lld: ", (long long)u->id);
@@ -124,6 +125,7 @@ int pl_recover(struct db *db, const char *actor, struct ev_bus *bus,
 		ev.stage = EV_STAGE_RECOVERY;
 		ev.outcome = EV_OUT_INTERRUPTED;
 		snprintf(ev.reason, sizeof(ev.reason), "%s", u->reason);
+		ev.reason_code = u->reason_code;
 		ev.unit_id = u->id;
 		if (bus)
 			ev_emit(bus, &ev);

@@ -37,6 +37,8 @@ static void emit(struct pl_unit *r, enum ev_kind kind, enum ev_outcome out,
 	ev.stage = r->stage;
 	ev.outcome = out;
 	snprintf(ev.reason, sizeof(ev.reason), "%s", reason ? reason : "");
+	if (out == EV_OUT_FAIL || out == EV_OUT_REJECT)
+		ev.reason_code = r->u.reason_code;
 	ev.unit_id = r->u.id;
 	ev_emit(r->cfg->bus, &ev);
 }
@@ -178,8 +180,10 @@ static enum ev_outcome finish(struct pl_unit *r, enum db_unit_status st, const c
 	r->u.finished_ms = clock_realtime_ms();
 	if (r->have_unit && !r->recorded && db_unit_finish(r->cfg->db, &r->u, &e) != ST_OK) {
 		emit(r, EV_LOG, EV_OUT_NONE, e.msg);
-		if (st == DB_UNIT_PASS)
+		if (st == DB_UNIT_PASS) {
 			out = EV_OUT_FAIL;   /* not recorded: not a pass */
+			r->u.reason_code = e.reason;
+		}
 	}
 	if (st != DB_UNIT_PASS)
 		emit(r, EV_STAGE_END, out, reason);
@@ -215,19 +219,22 @@ static const char *doing(enum ev_stage s)
 /*
  * The operator's words for a failure below the pipeline (board, USB, HSM,
  * database): those messages name transfers, states and codes.  The pipeline's
- * own checks already say what is wrong in plain words: 0, use err.msg.
+ * own checks already say what is wrong in plain words: 0, use err->msg.
+ * Decided on the codes alone (rc, err's origin and reason), never on the text.
  */
-static int plain_words(enum ev_stage s, int rc, const char *msg, char *out, size_t cap)
+static int plain_words(enum ev_stage s, int rc, const struct errbuf *err, char *out, size_t cap)
 {
 	const char *what = doing(s);
-	int below = !strncmp(msg, "bay ", 4);   /* board client, USB, DFU messages */
+	/* the board client, the USB transport, the DFU host */
+	int below = err->origin == ST_ORIGIN_BOARD || err->origin == ST_ORIGIN_USB;
 
 	/* the board said no, with its own error code */
-	if (strstr(msg, "board answered E")) {
-		if (s == EV_STAGE_LOCK && strstr(msg, "EREFUSED"))
-			snprintf(out, cap, "board refused to lock");
-		else
-			snprintf(out, cap, "board reported an error while %s", what);
+	if (err->reason == ST_R_LOCK_REFUSED && s == EV_STAGE_LOCK) {
+		snprintf(out, cap, "board refused to lock");
+		return 1;
+	}
+	if (err->reason == ST_R_BOARD_ERROR || err->reason == ST_R_LOCK_REFUSED) {
+		snprintf(out, cap, "board reported an error while %s", what);
 		return 1;
 	}
 	switch (rc) {
@@ -258,7 +265,7 @@ static int plain_words(enum ev_stage s, int rc, const char *msg, char *out, size
 		snprintf(out, cap, "the station ran out of memory while %s", what);
 		return 1;
 	case ST_ETAMPER:
-		if (below && s == EV_STAGE_FLASH) {
+		if (err->reason == ST_R_FLASH_READBACK && s == EV_STAGE_FLASH) {
 			snprintf(out, cap, "image read back from the board is not the one written");
 			return 1;
 		}
@@ -273,12 +280,16 @@ static int plain_words(enum ev_stage s, int rc, const char *msg, char *out, size
 	return 0;
 }
 
+/* Ends the unit on a failure: the reason code is the one set where the cause
+ * arose (r->err), or the generic one of rc when the callee left err unset. */
 static enum ev_outcome fail_with(struct pl_unit *r, enum db_unit_status st, int rc)
 {
 	char plain[EV_REASON_LEN], detail[sizeof(r->u.reason)];
 	const char *msg = r->err.msg[0] ? r->err.msg : "failed";
 
-	if (plain_words(r->stage, rc, msg, plain, sizeof(plain))) {
+	r->u.reason_code = r->err.code != ST_OK && r->err.reason != ST_R_NONE ? r->err.reason :
+			   st_rc_reason(rc);
+	if (plain_words(r->stage, rc, &r->err, plain, sizeof(plain))) {
 		str_fmt_cut(detail, sizeof(detail), "%s (%s: %s)", plain, st_rc_name(rc), msg);
 		return finish(r, st, plain, detail);
 	}
@@ -389,20 +400,20 @@ static int step_identify(struct pl_unit *r)
 	int rc;
 
 	if (!ids_uid_valid(r->info.unique_id))
-		return rejected(r, errbuf_set(&r->err, ST_EPOLICY,
-					      "board reports a malformed unique id"));
+		return rejected(r, errbuf_setr(&r->err, ST_EPOLICY, ST_ORIGIN_POLICY,
+					       ST_R_MALFORMED_ID, "board reports a malformed unique id"));
 	snprintf(r->u.unique_id, sizeof(r->u.unique_id), "%s", r->info.unique_id);
 	if ((rc = db_unit_begin(r->cfg->db, &r->u, &r->err)))
 		return rc;
 	r->have_unit = 1;
 	if (strcmp(r->info.unique_id, usb))
-		return rejected(r, errbuf_set(&r->err, ST_EPOLICY,
-					      "board id %s differs from its USB serial '%s'",
-					      r->info.unique_id, usb));
+		return rejected(r, errbuf_setr(&r->err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_ID_MISMATCH,
+					       "board id %s differs from its USB serial '%s'",
+					       r->info.unique_id, usb));
 	if (clone_register(r, r->info.unique_id))
-		return rejected(r, errbuf_set(&r->err, ST_EPOLICY,
-					      "clone: id %s is on two bays at once",
-					      r->info.unique_id));
+		return rejected(r, errbuf_setr(&r->err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_CLONE,
+					       "clone: id %s is on two bays at once",
+					       r->info.unique_id));
 	return ST_OK;
 }
 
@@ -415,15 +426,17 @@ static int step_allowlist(struct pl_unit *r)
 
 	rc = db_allowlist_contains(cfg->db, cfg->lot, r->u.unique_id, &r->err);
 	if (rc == ST_ENOTFOUND)
-		return rejected(r, errbuf_set(&r->err, ST_EPOLICY, "id %s is not on lot %s's allowlist",
-					      r->u.unique_id, cfg->lot));
+		return rejected(r, errbuf_setr(&r->err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_NOT_ON_LOT,
+					       "id %s is not on lot %s's allowlist",
+					       r->u.unique_id, cfg->lot));
 	if (rc)
 		return rc;
 	if ((rc = db_unit_provisioned(cfg->db, r->u.unique_id, &found, &r->err)))
 		return rc;
 	if (found)
-		return rejected(r, errbuf_set(&r->err, ST_EPOLICY, "id %s is already provisioned",
-					      r->u.unique_id));
+		return rejected(r, errbuf_setr(&r->err, ST_EPOLICY, ST_ORIGIN_POLICY,
+					       ST_R_PROVISIONED, "id %s is already provisioned",
+					       r->u.unique_id));
 	/* an engineer's rework authorisation: used (consumed) only by the commit
 	 * of a PASS, so a failed attempt leaves it for the next one */
 	if ((rc = db_rework_open(cfg->db, r->u.unique_id, &r->rw, &r->reworked, &r->err)))
@@ -434,7 +447,8 @@ static int step_allowlist(struct pl_unit *r)
 		emit(r, EV_LOG, EV_OUT_NONE, note);
 	}
 	if (r->info.locked)
-		return rejected(r, errbuf_set(&r->err, ST_EPOLICY, "%s", r->reworked ?
+		return rejected(r, errbuf_setr(&r->err, ST_EPOLICY, ST_ORIGIN_POLICY,
+					       ST_R_BOARD_LOCKED, "%s", r->reworked ?
 			"board is still locked: reset it on the rework bench, then plug it again" :
 			"board is locked but has no committed unit (needs rework)"));
 	return ST_OK;
@@ -451,8 +465,9 @@ static int step_flash(struct pl_unit *r)
 static int step_image_hash(struct pl_unit *r)
 {
 	if (strcasecmp(r->info.firmware_sha256, r->cfg->profile->firmware_sha256))
-		return errbuf_set(&r->err, ST_EIO, "image on the board (%.16s...) is not the profile's",
-				  r->info.firmware_sha256[0] ? r->info.firmware_sha256 : "none");
+		return errbuf_setr(&r->err, ST_EIO, ST_ORIGIN_POLICY, ST_R_FIRMWARE_HASH,
+				   "image on the board (%.16s...) is not the profile's",
+				   r->info.firmware_sha256[0] ? r->info.firmware_sha256 : "none");
 	return ST_OK;
 }
 
@@ -465,7 +480,8 @@ static int step_keygen(struct pl_unit *r)
 static int step_nonce(struct pl_unit *r)
 {
 	if (RAND_bytes(r->nonce, sizeof(r->nonce)) != 1)
-		return errbuf_set(&r->err, ST_ECRYPTO, "no randomness for the nonce");
+		return errbuf_setr(&r->err, ST_ECRYPTO, ST_ORIGIN_STATION, ST_R_NO_RANDOMNESS,
+				   "no randomness for the nonce");
 	return ST_OK;
 }
 
@@ -492,9 +508,9 @@ static int step_check_csr(struct pl_unit *r)
 	case ST_OK:
 		return ST_OK;
 	case ST_EEXIST:
-		return rejected(r, errbuf_set(&r->err, ST_EPOLICY,
-					      "public key %.16s... was seen before (cloned key)",
-					      r->facts.pubkey_hash));
+		return rejected(r, errbuf_setr(&r->err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_KEY_SEEN,
+					       "public key %.16s... was seen before (cloned key)",
+					       r->facts.pubkey_hash));
 	case ST_EINVAL:
 	case ST_ECRYPTO:
 	case ST_EPOLICY:
@@ -527,8 +543,9 @@ static int step_attest_check(struct pl_unit *r)
 static int step_reserve(struct pl_unit *r)
 {
 	if (clone_flagged(r))
-		return rejected(r, errbuf_set(&r->err, ST_EPOLICY, "clone: id %s appeared on another bay",
-					      r->u.unique_id));
+		return rejected(r, errbuf_setr(&r->err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_CLONE,
+					       "clone: id %s appeared on another bay",
+					       r->u.unique_id));
 	r->cert = CERT_RESERVED;   /* from here a failure revokes what was issued */
 	return ST_OK;
 }
@@ -567,7 +584,8 @@ static int step_prove(struct pl_unit *r)
 	int rc;
 
 	if (RAND_bytes(challenge, sizeof(challenge)) != 1)
-		return errbuf_set(&r->err, ST_ECRYPTO, "no randomness for the challenge");
+		return errbuf_setr(&r->err, ST_ECRYPTO, ST_ORIGIN_STATION, ST_R_NO_RANDOMNESS,
+				   "no randomness for the challenge");
 	if ((rc = r->ops->prove(r->h, challenge, &r->prove_sig.p, &r->prove_sig.len, &r->err)))
 		return rc;
 	return pl_prove_check(r->issued.p, r->issued.len, r->back.p, r->back.len, challenge,
@@ -589,8 +607,9 @@ static int step_commit(struct pl_unit *r)
 	int rc;
 
 	if (clone_flagged(r))
-		return rejected(r, errbuf_set(&r->err, ST_EPOLICY, "clone: id %s appeared on another bay",
-					      r->u.unique_id));
+		return rejected(r, errbuf_setr(&r->err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_CLONE,
+					       "clone: id %s appeared on another bay",
+					       r->u.unique_id));
 	snprintf(r->pass_reason, sizeof(r->pass_reason), "certificate %s%s", r->u.cert_serial,
 		 r->reworked ? " (rework)" : "");
 	r->u.status = DB_UNIT_PASS;

@@ -82,34 +82,39 @@ int pl_attest_check(const uint8_t *attest_cert, size_t cert_len,
 	int rc = ST_EPOLICY;
 
 	if (!ca) {
-		errbuf_set(err, ST_EINVAL, "manufacturer CA certificate does not parse");
+		errbuf_setr(err, ST_EINVAL, ST_ORIGIN_CONFIG, ST_R_MFR_CA,
+			    "manufacturer CA certificate does not parse");
 		goto out;
 	}
 	if (!cert) {
-		errbuf_set(err, ST_EPOLICY, "attestation certificate does not parse");
+		errbuf_setr(err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_ATTEST_CHAIN,
+			    "attestation certificate does not parse");
 		goto out;
 	}
 	store = X509_STORE_new();
 	sctx = X509_STORE_CTX_new();
 	if (!store || !sctx || X509_STORE_add_cert(store, ca) != 1 ||
 	    X509_STORE_CTX_init(sctx, store, cert, NULL) != 1) {
-		errbuf_set(err, ST_ENOMEM, "attestation: out of memory");
+		errbuf_setr(err, ST_ENOMEM, ST_ORIGIN_STATION, ST_R_NOMEM,
+			    "attestation: out of memory");
 		goto out;
 	}
 	if (X509_verify_cert(sctx) != 1) {
-		errbuf_set(err, ST_EPOLICY, "attestation certificate does not chain to the manufacturer CA: %s",
-			   X509_verify_cert_error_string(X509_STORE_CTX_get_error(sctx)));
+		errbuf_setr(err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_ATTEST_CHAIN,
+			    "attestation certificate does not chain to the manufacturer CA: %s",
+			    X509_verify_cert_error_string(X509_STORE_CTX_get_error(sctx)));
 		goto out;
 	}
 	if (subject_cn(cert, cn, sizeof(cn)) || strcmp(cn, unique_id)) {
-		errbuf_set(err, ST_EPOLICY, "attestation certificate is for another board (CN is not %s)",
-			   unique_id);
+		errbuf_setr(err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_ATTEST_SUBJECT,
+			    "attestation certificate is for another board (CN is not %s)",
+			    unique_id);
 		goto out;
 	}
 	pk = X509_get0_pubkey(cert);
-	if (!pk || !verify_msg(pk, PROTO_ATTEST_CONTEXT, nonce, PROTO_NONCE_LEN, csr_sha256,
-				 PROTO_SHA256_LEN, sig, sig_len)) {
-		errbuf_set(err, ST_EPOLICY, "attestation signature does not verify");
+	if (!pk || !verify_msg(pk, "station-attest-v1", nonce, 32, csr_sha256, 32, sig, sig_len)) {
+		errbuf_setr(err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_ATTEST_SIGNATURE,
+			    "attestation signature does not verify");
 		goto out;
 	}
 	rc = ST_OK;
@@ -129,14 +134,17 @@ int pl_prove_check(const uint8_t *issued, size_t issued_len, const uint8_t *read
 	int rc = ST_EPOLICY;
 
 	if (issued_len != readback_len || memcmp(issued, readback, issued_len))
-		return errbuf_set(err, ST_EPOLICY, "certificate read back differs from the one written");
+		return errbuf_setr(err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_READBACK,
+				   "certificate read back differs from the one written");
 	cert = parse_cert(readback, readback_len);
 	if (!cert)
-		return errbuf_set(err, ST_EPOLICY, "certificate read back does not parse");
+		return errbuf_setr(err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_READBACK,
+				   "certificate read back does not parse");
 	if (!X509_get0_pubkey(cert) ||
-	    !verify_msg(X509_get0_pubkey(cert), PROTO_PROVE_CONTEXT, challenge, PROTO_NONCE_LEN,
-			NULL, 0, sig, sig_len))
-		errbuf_set(err, ST_EPOLICY, "proof of possession fails: the board does not hold the key");
+	    !verify_msg(X509_get0_pubkey(cert), "station-prove-v1", challenge, 32, NULL, 0,
+			sig, sig_len))
+		errbuf_setr(err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_PROOF,
+			    "proof of possession fails: the board does not hold the key");
 	else
 		rc = ST_OK;
 	X509_free(cert);

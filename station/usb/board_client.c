@@ -30,7 +30,8 @@ int board_new(struct board **out, struct usb_board *ub, const struct board_opts 
 	*out = NULL;
 	b = calloc(1, sizeof(*b));
 	if (!b)
-		return errbuf_set(e, ST_ENOMEM, "bay %s: out of memory", usb_bay(ub));
+		return errbuf_setr(e, ST_ENOMEM, ST_ORIGIN_STATION, ST_R_NOMEM,
+				   "bay %s: out of memory", usb_bay(ub));
 	b->ub = ub;
 	if (o)
 		b->o = *o;
@@ -96,14 +97,16 @@ static int exchange(struct board *b, struct proto_msg *req, struct proto_msg *re
 
 		if (left <= 0) {
 			*again = 1;
-			return errbuf_set(e, ST_ETIMEOUT, "bay %s: no reply within %u ms",
-					  usb_bay(b->ub), b->o.timeout_ms);
+			return errbuf_setr(e, ST_ETIMEOUT, ST_ORIGIN_BOARD, ST_R_BOARD_TIMEOUT,
+					   "bay %s: no reply within %u ms", usb_bay(b->ub),
+					   b->o.timeout_ms);
 		}
 		rc = usb_bulk_read(b->ub, b->rx, sizeof(b->rx), &got, (unsigned)left, e);
 		if (rc == ST_ETIMEOUT) {
 			*again = 1;
-			return errbuf_set(e, ST_ETIMEOUT, "bay %s: no reply within %u ms",
-					  usb_bay(b->ub), b->o.timeout_ms);
+			return errbuf_setr(e, ST_ETIMEOUT, ST_ORIGIN_BOARD, ST_R_BOARD_TIMEOUT,
+					   "bay %s: no reply within %u ms", usb_bay(b->ub),
+					   b->o.timeout_ms);
 		}
 		if (rc == ST_EPROTO) {
 			b->st.stalls++;
@@ -115,8 +118,8 @@ static int exchange(struct board *b, struct proto_msg *req, struct proto_msg *re
 		if (proto_msg_decode(b->rx, got, rep, &de) != ST_OK) {
 			b->st.corrupt++;
 			*again = 1;
-			return errbuf_set(e, ST_EPROTO, "bay %s: corrupt reply: %s",
-					  usb_bay(b->ub), de.msg);
+			return errbuf_setr(e, ST_EPROTO, ST_ORIGIN_USB, ST_R_GARBLED,
+					   "bay %s: corrupt reply: %s", usb_bay(b->ub), de.msg);
 		}
 		if (rep->seq == req->seq)
 			return ST_OK;
@@ -137,8 +140,9 @@ static int send_safe(struct board *b, struct proto_msg *req, struct proto_msg *r
 		rc = exchange(b, req, rep, &again, e);
 		if (rc == ST_OK && rep->type == PROTO_NAK) {
 			again = 1;
-			rc = errbuf_set(e, ST_EPROTO, "bay %s: board rejected the request frame (%s)",
-					usb_bay(b->ub), proto_status_name(rep->status));
+			rc = errbuf_setr(e, ST_EPROTO, ST_ORIGIN_USB, ST_R_GARBLED,
+					 "bay %s: board rejected the request frame (%s)",
+					 usb_bay(b->ub), proto_status_name(rep->status));
 		}
 		if (rc == ST_OK || !again || tries >= b->o.retries)
 			return rc;
@@ -175,8 +179,9 @@ static int send_once(struct board *b, const struct proto_msg *req_in, struct pro
 		if (rc == ST_OK && !nak)
 			return ST_OK;
 		if (nak)
-			rc = errbuf_set(e, ST_EPROTO, "bay %s: board rejected the request frame (%s)",
-					usb_bay(b->ub), proto_status_name(rep->status));
+			rc = errbuf_setr(e, ST_EPROTO, ST_ORIGIN_USB, ST_R_GARBLED,
+					 "bay %s: board rejected the request frame (%s)",
+					 usb_bay(b->ub), proto_status_name(rep->status));
 		else if (!again)
 			return rc;
 		if (tries >= b->o.retries)
@@ -231,10 +236,11 @@ int board_call(struct board *b, const struct proto_msg *req_in, struct proto_msg
 	deadline = clock_monotonic_ms() + b->o.busy_limit_ms;
 	for (;;) {
 		if (rep->type != want) {
-			rc = errbuf_set(e, ST_EPROTO, "bay %s: board answered %s%s (%s)",
-					usb_bay(b->ub), proto_cmd_name(rep->type),
-					rep->type & PROTO_RESPONSE ? "" : " request",
-					proto_status_name(rep->status));
+			rc = errbuf_setr(e, ST_EPROTO, ST_ORIGIN_BOARD, ST_R_GARBLED,
+					 "bay %s: board answered %s%s (%s)", usb_bay(b->ub),
+					 proto_cmd_name(rep->type),
+					 rep->type & PROTO_RESPONSE ? "" : " request",
+					 proto_status_name(rep->status));
 			goto fail;
 		}
 		if (rep->status != PROTO_ST_BUSY)
@@ -246,8 +252,9 @@ int board_call(struct board *b, const struct proto_msg *req_in, struct proto_msg
 		if (wait < 1)
 			wait = 1;
 		if (clock_monotonic_ms() + wait > deadline) {
-			rc = errbuf_set(e, ST_ETIMEOUT, "bay %s: still busy after %u ms",
-					usb_bay(b->ub), b->o.busy_limit_ms);
+			rc = errbuf_setr(e, ST_ETIMEOUT, ST_ORIGIN_BOARD, ST_R_BOARD_TIMEOUT,
+					 "bay %s: still busy after %u ms", usb_bay(b->ub),
+					 b->o.busy_limit_ms);
 			goto fail;
 		}
 		clock_sleep_ms(wait);
@@ -258,10 +265,14 @@ int board_call(struct board *b, const struct proto_msg *req_in, struct proto_msg
 	}
 	if (rep->status != PROTO_ST_OK) {
 		rc = proto_status_rc(rep->status);
-		errbuf_set(e, rc ? rc : ST_EPROTO, "bay %s: board answered %s%s%s",
-			   usb_bay(b->ub), proto_status_name(rep->status),
-			   rep->u.error.message[0] ? ": " : "", rep->u.error.message);
 		rc = rc ? rc : ST_EPROTO;
+		/* the line tells a refused LOCK from any other error by this code */
+		errbuf_setr(e, rc, ST_ORIGIN_BOARD,
+			    cmd == PROTO_LOCK && rep->status == PROTO_ST_EREFUSED ?
+			    ST_R_LOCK_REFUSED : ST_R_BOARD_ERROR,
+			    "bay %s: board answered %s%s%s", usb_bay(b->ub),
+			    proto_status_name(rep->status), rep->u.error.message[0] ? ": " : "",
+			    rep->u.error.message);
 		goto fail;
 	}
 	return ST_OK;

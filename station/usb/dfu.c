@@ -102,8 +102,8 @@ static int dfu_req(struct usb_board *b, uint8_t reqtype, uint8_t req, uint16_t v
 	if (rc == ST_OK)
 		return ST_OK;
 	why = strrchr(ue.msg, ':');
-	return errbuf_set(e, rc, "bay %s: %s: %s", usb_bay(b), req_name(req),
-			  why ? why + 2 : ue.msg);
+	return errbuf_setr(e, rc, ue.origin, ue.reason, "bay %s: %s: %s", usb_bay(b), req_name(req),
+			   why ? why + 2 : ue.msg);
 }
 
 int dfu_get_status(struct usb_board *b, struct dfu_status *st, const struct dfu_opts *o,
@@ -117,8 +117,9 @@ int dfu_get_status(struct usb_board *b, struct dfu_status *st, const struct dfu_
 	if (rc)
 		return rc;
 	if (got != 6)
-		return errbuf_set(e, ST_EPROTO, "bay %s: DFU GETSTATUS answered %zu bytes, not 6",
-				  usb_bay(b), got);
+		return errbuf_setr(e, ST_EPROTO, ST_ORIGIN_BOARD, ST_R_GARBLED,
+				   "bay %s: DFU GETSTATUS answered %zu bytes, not 6", usb_bay(b),
+				   got);
 	st->status = r[0];
 	st->poll_ms = (uint32_t)r[1] | (uint32_t)r[2] << 8 | (uint32_t)r[3] << 16;
 	st->state = r[4];
@@ -158,14 +159,16 @@ int dfu_to_idle(struct usb_board *b, const struct dfu_opts *o, struct errbuf *e)
 			rc = ST_OK;
 			break;
 		default:
-			return errbuf_set(e, ST_ESTATE, "bay %s: DFU interface in %s, cannot reach dfuIDLE",
-					  usb_bay(b), dfu_state_name(st.state));
+			return errbuf_setr(e, ST_ESTATE, ST_ORIGIN_BOARD, ST_R_FLASH_STATE,
+					   "bay %s: DFU interface in %s, cannot reach dfuIDLE",
+					   usb_bay(b), dfu_state_name(st.state));
 		}
 		if (rc)
 			return rc;
 	}
-	return errbuf_set(e, ST_ESTATE, "bay %s: DFU interface stuck in %s",
-			  usb_bay(b), dfu_state_name(st.state));
+	return errbuf_setr(e, ST_ESTATE, ST_ORIGIN_BOARD, ST_R_FLASH_STATE,
+			   "bay %s: DFU interface stuck in %s", usb_bay(b),
+			   dfu_state_name(st.state));
 }
 
 /* Polls GETSTATUS, honouring bwPollTimeout, until the state is neither busy
@@ -181,8 +184,10 @@ static int wait_settled(struct usb_board *b, struct dfu_status *st, const struct
 		if (rc)
 			return ctx_insert(b, e, "%s, block %zu", what, block);
 		if (st->state == DFU_ERROR) {
-			errbuf_set(e, ST_EIO, "bay %s: %s, block %zu: device error %s (bStatus %u)",
-				   usb_bay(b), what, block, dfu_status_name(st->status), st->status);
+			errbuf_setr(e, ST_EIO, ST_ORIGIN_BOARD, ST_R_FLASH_ERROR,
+				    "bay %s: %s, block %zu: device error %s (bStatus %u)",
+				    usb_bay(b), what, block, dfu_status_name(st->status),
+				    st->status);
 			/* Leave the board recoverable for a retry. */
 			simple(b, REQ_CLRSTATUS, o, NULL);
 			return ST_EIO;
@@ -191,9 +196,10 @@ static int wait_settled(struct usb_board *b, struct dfu_status *st, const struct
 		    st->state != DFU_DNLOAD_SYNC && st->state != DFU_MANIFEST_SYNC)
 			return ST_OK;
 		if (clock_monotonic_ms() + st->poll_ms > deadline)
-			return errbuf_set(e, ST_ETIMEOUT, "bay %s: %s, block %zu: still %s after %u ms",
-					  usb_bay(b), what, block, dfu_state_name(st->state),
-					  busy_limit(o));
+			return errbuf_setr(e, ST_ETIMEOUT, ST_ORIGIN_BOARD, ST_R_FLASH_TIMEOUT,
+					   "bay %s: %s, block %zu: still %s after %u ms",
+					   usb_bay(b), what, block, dfu_state_name(st->state),
+					   busy_limit(o));
 		/* At least 1 ms: a board that says 0 forever must not make us spin. */
 		clock_sleep_ms(st->poll_ms ? st->poll_ms : 1);
 	}
@@ -208,9 +214,11 @@ int dfu_download(struct usb_board *b, const uint8_t *image, size_t len,
 	int rc;
 
 	if (!(d->attributes & 0x01))
-		return errbuf_set(e, ST_EPROTO, "bay %s: DFU interface cannot download", usb_bay(b));
+		return errbuf_setr(e, ST_EPROTO, ST_ORIGIN_BOARD, ST_R_FLASH_STATE,
+				   "bay %s: DFU interface cannot download", usb_bay(b));
 	if (len == 0)
-		return errbuf_set(e, ST_EINVAL, "bay %s: download: empty image", usb_bay(b));
+		return errbuf_setr(e, ST_EINVAL, ST_ORIGIN_USB, ST_R_INVALID,
+				   "bay %s: download: empty image", usb_bay(b));
 	rc = dfu_to_idle(b, o, e);
 	if (rc)
 		return ctx_insert(b, e, "download");
@@ -225,8 +233,9 @@ int dfu_download(struct usb_board *b, const uint8_t *image, size_t len,
 		if (rc)
 			return rc;
 		if (st.state != DFU_DNLOAD_IDLE)
-			return errbuf_set(e, ST_EPROTO, "bay %s: download, block %zu: device in %s",
-					  usb_bay(b), block, dfu_state_name(st.state));
+			return errbuf_setr(e, ST_EPROTO, ST_ORIGIN_BOARD, ST_R_FLASH_STATE,
+					   "bay %s: download, block %zu: device in %s", usb_bay(b),
+					   block, dfu_state_name(st.state));
 		off += n;
 		block++;
 		if (o && o->progress)
@@ -240,11 +249,13 @@ int dfu_download(struct usb_board *b, const uint8_t *image, size_t len,
 	if (rc)
 		return rc;
 	if (st.state == DFU_MANIFEST_WAIT_RESET)
-		return errbuf_set(e, ST_ESTATE, "bay %s: manifest: board waits for a USB reset "
-				  "(not manifestation tolerant)", usb_bay(b));
+		return errbuf_setr(e, ST_ESTATE, ST_ORIGIN_BOARD, ST_R_FLASH_STATE,
+				   "bay %s: manifest: board waits for a USB reset "
+				   "(not manifestation tolerant)", usb_bay(b));
 	if (st.state != DFU_IDLE)
-		return errbuf_set(e, ST_EPROTO, "bay %s: manifest: device in %s, not dfuIDLE",
-				  usb_bay(b), dfu_state_name(st.state));
+		return errbuf_setr(e, ST_EPROTO, ST_ORIGIN_BOARD, ST_R_FLASH_STATE,
+				   "bay %s: manifest: device in %s, not dfuIDLE", usb_bay(b),
+				   dfu_state_name(st.state));
 	return ST_OK;
 }
 
@@ -259,7 +270,8 @@ int dfu_verify(struct usb_board *b, size_t len, const uint8_t sha256[32],
 	int rc = ST_OK;
 
 	if (!(d->attributes & 0x02))
-		return errbuf_set(e, ST_EPROTO, "bay %s: DFU interface cannot upload", usb_bay(b));
+		return errbuf_setr(e, ST_EPROTO, ST_ORIGIN_BOARD, ST_R_FLASH_STATE,
+				   "bay %s: DFU interface cannot upload", usb_bay(b));
 	rc = dfu_to_idle(b, o, e);
 	if (rc)
 		return ctx_insert(b, e, "verify");
@@ -268,7 +280,8 @@ int dfu_verify(struct usb_board *b, size_t len, const uint8_t sha256[32],
 	if (!buf || !h || !EVP_DigestInit_ex(h, EVP_sha256(), NULL)) {
 		free(buf);
 		EVP_MD_CTX_free(h);
-		return errbuf_set(e, ST_ENOMEM, "bay %s: verify: out of memory", usb_bay(b));
+		return errbuf_setr(e, ST_ENOMEM, ST_ORIGIN_STATION, ST_R_NOMEM,
+				   "bay %s: verify: out of memory", usb_bay(b));
 	}
 	for (;;) {
 		rc = dfu_req(b, RT_IN, REQ_UPLOAD, (uint16_t)block, buf, d->transfer_size, &got,
@@ -280,8 +293,9 @@ int dfu_verify(struct usb_board *b, size_t len, const uint8_t sha256[32],
 		if (total + got > len) {
 			/* Longer than the image: abort the upload, report. */
 			simple(b, REQ_ABORT, o, NULL);
-			rc = errbuf_set(e, ST_ETAMPER, "bay %s: verify: board holds more than the "
-					"%zu-byte image", usb_bay(b), len);
+			rc = errbuf_setr(e, ST_ETAMPER, ST_ORIGIN_BOARD, ST_R_FLASH_READBACK,
+					 "bay %s: verify: board holds more than the "
+					 "%zu-byte image", usb_bay(b), len);
 			break;
 		}
 		EVP_DigestUpdate(h, buf, got);
@@ -295,11 +309,13 @@ int dfu_verify(struct usb_board *b, size_t len, const uint8_t sha256[32],
 	if (rc == ST_OK) {
 		EVP_DigestFinal_ex(h, md, &mdlen);
 		if (total != len)
-			rc = errbuf_set(e, ST_ETAMPER, "bay %s: verify: read back %zu bytes, image is %zu",
-					usb_bay(b), total, len);
+			rc = errbuf_setr(e, ST_ETAMPER, ST_ORIGIN_BOARD, ST_R_FLASH_READBACK,
+					 "bay %s: verify: read back %zu bytes, image is %zu",
+					 usb_bay(b), total, len);
 		else if (CRYPTO_memcmp(md, sha256, 32) != 0)
-			rc = errbuf_set(e, ST_ETAMPER, "bay %s: verify: SHA-256 of the flash differs "
-					"from the firmware hash", usb_bay(b));
+			rc = errbuf_setr(e, ST_ETAMPER, ST_ORIGIN_BOARD, ST_R_FLASH_READBACK,
+					 "bay %s: verify: SHA-256 of the flash differs "
+					 "from the firmware hash", usb_bay(b));
 	}
 	EVP_MD_CTX_free(h);
 	free(buf);
@@ -314,10 +330,12 @@ int dfu_flash(struct usb_board *b, const uint8_t *image, size_t len,
 	int rc;
 
 	if (!EVP_Digest(image, len, md, &mdlen, EVP_sha256(), NULL))
-		return errbuf_set(e, ST_ECRYPTO, "bay %s: hashing the image failed", usb_bay(b));
+		return errbuf_setr(e, ST_ECRYPTO, ST_ORIGIN_USB, ST_R_CRYPTO,
+				   "bay %s: hashing the image failed", usb_bay(b));
 	if (CRYPTO_memcmp(md, sha256, 32) != 0)
-		return errbuf_set(e, ST_EINVAL, "bay %s: the image does not match the firmware hash; "
-				  "not flashed", usb_bay(b));
+		return errbuf_setr(e, ST_EINVAL, ST_ORIGIN_USB, ST_R_IMAGE_MISMATCH,
+				   "bay %s: the image does not match the firmware hash; "
+				   "not flashed", usb_bay(b));
 	rc = dfu_download(b, image, len, o, e);
 	if (rc)
 		return rc;

@@ -85,15 +85,17 @@ int usb_rc(int err)
 /* The bay's words for a libusb error. */
 static int fail(struct usb_board *b, int err, const char *what, struct errbuf *e)
 {
+	enum st_reason reason = st_rc_reason(usb_rc(err));
 	const char *why;
 
 	switch (err) {
 	case LIBUSB_ERROR_NO_DEVICE: why = "board unplugged"; break;
-	case LIBUSB_ERROR_TIMEOUT:   why = "timed out"; break;
+	case LIBUSB_ERROR_TIMEOUT:   why = "timed out"; reason = ST_R_BOARD_TIMEOUT; break;
 	case LIBUSB_ERROR_PIPE:      why = "endpoint stalled"; break;
 	default:                     why = libusb_strerror(err); break;
 	}
-	return errbuf_set(e, usb_rc(err), "bay %s: %s: %s", b->bay, what, why);
+	return errbuf_setr(e, usb_rc(err), ST_ORIGIN_USB, reason, "bay %s: %s: %s", b->bay, what,
+			   why);
 }
 
 int usb_ctx_new(struct usb_ctx **out, uint16_t vid, uint16_t pid, struct errbuf *e)
@@ -416,11 +418,11 @@ static int parse_config(struct usb_board *b, libusb_device *dev, struct errbuf *
 	}
 	libusb_free_config_descriptor(cfg);
 	if (!found_vendor)
-		return errbuf_set(e, ST_EPROTO, "bay %s: no vendor interface with bulk endpoints",
-				  b->bay);
+		return errbuf_setr(e, ST_EPROTO, ST_ORIGIN_USB, ST_R_OPEN_FAILED,
+				   "bay %s: no vendor interface with bulk endpoints", b->bay);
 	if (!b->has_dfu || b->dfu.transfer_size == 0)
-		return errbuf_set(e, ST_EPROTO, "bay %s: no DFU interface with a functional descriptor",
-				  b->bay);
+		return errbuf_setr(e, ST_EPROTO, ST_ORIGIN_USB, ST_R_OPEN_FAILED,
+				   "bay %s: no DFU interface with a functional descriptor", b->bay);
 	return ST_OK;
 }
 
@@ -435,14 +437,17 @@ static int take_bay(struct usb_ctx *c, const char *bay, struct bay_ctx **out, st
 		if (strcmp(c->bays[i].bay, bay) == 0)
 			s = &c->bays[i];
 	if (s && s->in_use) {
-		rc = errbuf_set(e, ST_EBUSY, "bay %s: already open in this station", bay);
+		rc = errbuf_setr(e, ST_EBUSY, ST_ORIGIN_USB, ST_R_OPEN_FAILED,
+				 "bay %s: already open in this station", bay);
 	} else if (!s && c->nbays >= USB_MAX_BAYS) {
-		rc = errbuf_set(e, ST_EBUSY, "bay %s: more than %d bays", bay, USB_MAX_BAYS);
+		rc = errbuf_setr(e, ST_EBUSY, ST_ORIGIN_USB, ST_R_OPEN_FAILED,
+				 "bay %s: more than %d bays", bay, USB_MAX_BAYS);
 	} else if (!s) {
 		s = &c->bays[c->nbays];
 		r = libusb_init(&s->lu);
 		if (r != 0)
-			rc = errbuf_set(e, ST_EIO, "bay %s: libusb_init: %s", bay, libusb_strerror(r));
+			rc = errbuf_setr(e, ST_EIO, ST_ORIGIN_USB, ST_R_OPEN_FAILED,
+					 "bay %s: libusb_init: %s", bay, libusb_strerror(r));
 		else
 			snprintf(c->bays[c->nbays++].bay, sizeof(s->bay), "%s", bay);
 	}
@@ -474,7 +479,8 @@ int usb_open(struct usb_ctx *c, const char *bay, struct usb_board **out, struct 
 	*out = NULL;
 	b = calloc(1, sizeof(*b));
 	if (!b)
-		return errbuf_set(e, ST_ENOMEM, "bay %s: out of memory", bay);
+		return errbuf_setr(e, ST_ENOMEM, ST_ORIGIN_STATION, ST_R_NOMEM,
+				   "bay %s: out of memory", bay);
 	rc = take_bay(c, bay, &b->slot, e);
 	if (rc) {
 		free(b);
@@ -492,10 +498,12 @@ int usb_open(struct usb_ctx *c, const char *bay, struct usb_board **out, struct 
 		give_bay(c, b->slot);
 		free(b);
 		if (cnt < 0)
-			return errbuf_set(e, usb_rc((int)cnt), "bay %s: listing devices: %s", bay,
-					  libusb_strerror((int)cnt));
-		return errbuf_set(e, ST_ENOTFOUND, "bay %s: no board %04x:%04x there", bay,
-				  c->vid, c->pid);
+			return errbuf_setr(e, usb_rc((int)cnt), ST_ORIGIN_USB,
+					   st_rc_reason(usb_rc((int)cnt)),
+					   "bay %s: listing devices: %s", bay,
+					   libusb_strerror((int)cnt));
+		return errbuf_setr(e, ST_ENOTFOUND, ST_ORIGIN_USB, ST_R_OPEN_FAILED,
+				   "bay %s: no board %04x:%04x there", bay, c->vid, c->pid);
 	}
 	b->ctx = c;
 	snprintf(b->bay, sizeof(b->bay), "%s", bay);
@@ -583,7 +591,8 @@ static int check_timeout(const struct usb_board *b, unsigned timeout_ms, const c
 			 struct errbuf *e)
 {
 	if (timeout_ms == 0)
-		return errbuf_set(e, ST_EINVAL, "bay %s: %s without a timeout refused", b->bay, what);
+		return errbuf_setr(e, ST_EINVAL, ST_ORIGIN_USB, ST_R_INVALID,
+				   "bay %s: %s without a timeout refused", b->bay, what);
 	return ST_OK;
 }
 
@@ -594,12 +603,14 @@ int usb_bulk_write(struct usb_board *b, const void *buf, size_t len, unsigned ti
 	int r, done = 0, st, actual;
 
 	if (len > INT32_MAX)
-		return errbuf_set(e, ST_EINVAL, "bay %s: bulk write of %zu bytes", b->bay, len);
+		return errbuf_setr(e, ST_EINVAL, ST_ORIGIN_USB, ST_R_INVALID,
+				   "bay %s: bulk write of %zu bytes", b->bay, len);
 	if ((r = check_timeout(b, timeout_ms, "bulk write", e)) != ST_OK)
 		return r;
 	t = libusb_alloc_transfer(0);
 	if (!t)
-		return errbuf_set(e, ST_ENOMEM, "bay %s: bulk write: out of memory", b->bay);
+		return errbuf_setr(e, ST_ENOMEM, ST_ORIGIN_STATION, ST_R_NOMEM,
+				   "bay %s: bulk write: out of memory", b->bay);
 	libusb_fill_bulk_transfer(t, b->h, b->ep_out, (unsigned char *)(uintptr_t)buf, (int)len,
 				  write_done, &done, timeout_ms);
 	if (b->out_mps && len % b->out_mps == 0)
@@ -635,8 +646,8 @@ int usb_bulk_write(struct usb_board *b, const void *buf, size_t len, unsigned ti
 		return fail(b, LIBUSB_ERROR_IO, "bulk write", e);
 	}
 	if ((size_t)actual != len)
-		return errbuf_set(e, ST_EIO, "bay %s: bulk write: %d of %zu bytes sent", b->bay,
-				  actual, len);
+		return errbuf_setr(e, ST_EIO, ST_ORIGIN_USB, ST_R_IO,
+				   "bay %s: bulk write: %d of %zu bytes sent", b->bay, actual, len);
 	return ST_OK;
 }
 

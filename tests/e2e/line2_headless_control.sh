@@ -76,6 +76,11 @@ grep -q '"kind":"unit-result".*"bay":"1-1".*"stage":"flash","outcome":"fail","re
 	fail "the flash failure should read in plain words: $(grep unit-result events.jsonl | head -1)"
 q "SELECT reason FROM units WHERE status='fail'" | grep -q '^writing the image failed (board error) (EIO: bay 1-1: ' ||
 	fail "the unit row should keep the code and detail: $(q "SELECT reason FROM units WHERE status='fail'")"
+# the cause as a stable code, in the event and in the row (docs/architecture.md "Reason codes")
+grep -q '"kind":"unit-result".*"bay":"1-1".*"outcome":"fail","reason":"[^"]*","reason_code":"flash_error"' events.jsonl ||
+	fail "the flash failure should carry reason_code flash_error: $(grep unit-result events.jsonl | head -1)"
+[ "$(q "SELECT reason_code FROM units WHERE status='fail'")" = flash_error ] ||
+	fail "the unit row should keep reason_code flash_error: $(q "SELECT reason_code FROM units")"
 
 # --- run 2: stdin at end of file from the start: the line runs on
 timeout 60 "$BUILD/fx-usbemu" --quiet --board "1-1=$PWD/mfg/boards/LH-0003" \
@@ -91,5 +96,9 @@ grep -q '"kind":"unit-result".*"bay":"1-2".*"stage":"lock","outcome":"fail","rea
 	fail "a refused LOCK should read 'board refused to lock': $(grep unit-result events2.jsonl)"
 q "SELECT reason FROM units WHERE stage='lock'" | grep -q '^board refused to lock (EPOLICY: bay 1-2: LOCK: board answered EREFUSED' ||
 	fail "the unit row should keep the board's answer: $(q "SELECT reason FROM units WHERE stage='lock'")"
+grep -q '"kind":"unit-result".*"bay":"1-2".*"reason":"board refused to lock","reason_code":"lock_refused"' events2.jsonl ||
+	fail "a refused LOCK should carry reason_code lock_refused: $(grep unit-result events2.jsonl)"
+[ "$(q "SELECT reason_code FROM units WHERE stage='lock'")" = lock_refused ] ||
+	fail "the unit row should keep reason_code lock_refused: $(q "SELECT reason_code FROM units")"
 expect_exit 0 S audit verify
 echo "line2_headless_control: ok"

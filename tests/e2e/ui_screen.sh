@@ -101,7 +101,7 @@ n=0; until [ -e rc ] || [ $n -ge 1200 ]; do sleep 0.05; n=$((n+1)); done
 
 # Several held bays: c asks which one; a key that is not a held bay clears nothing.
 cat > held.events <<'EOT'
-+0 line-started reason="station=st-08 operator=bo profile=p lot=L"
++0 line-started station=st-08 operator=bo profile=p lot=L
 +0 bay-held bay_index=1 bay=2-1 reason="3 failures in a row"
 +0 bay-held bay_index=2 bay=2-2 reason="3 failures in a row"
 +0 log reason="both held"

@@ -41,6 +41,56 @@ static void test_errbuf_truncates(void **state)
 	assert_memory_equal(e.msg, "ctx: aaa", 8);
 }
 
+/* Origin and reason: set where the cause arises, kept through errbuf_prefix(),
+ * generic ones from errbuf_set(), stable names for each code. */
+static void test_errbuf_origin_and_reason(void **state)
+{
+	struct errbuf e;
+
+	(void)state;
+	errbuf_clear(&e);
+	assert_int_equal(e.origin, ST_ORIGIN_NONE);
+	assert_int_equal(e.reason, ST_R_NONE);
+	assert_int_equal(errbuf_setr(&e, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_NOT_ON_LOT,
+				     "id %s is not on lot %s's allowlist", "A1", "L"), ST_EPOLICY);
+	errbuf_prefix(&e, "bay %s: ", "1-2");
+	assert_string_equal(e.msg, "bay 1-2: id A1 is not on lot L's allowlist");
+	assert_int_equal(e.code, ST_EPOLICY);
+	assert_int_equal(e.origin, ST_ORIGIN_POLICY);
+	assert_int_equal(e.reason, ST_R_NOT_ON_LOT);
+	assert_string_equal(st_reason_name(e.reason), "not_on_lot");
+	assert_string_equal(st_origin_name(e.origin), "policy");
+	/* errbuf_set: the generic origin and reason of the rc */
+	errbuf_set(&e, ST_ETIMEOUT, "x");
+	assert_int_equal(e.origin, ST_ORIGIN_NONE);
+	assert_int_equal(e.reason, ST_R_TIMEOUT);
+	errbuf_set(&e, ST_EDB, "x");
+	assert_int_equal(e.origin, ST_ORIGIN_DB);
+	assert_string_equal(st_reason_name(e.reason), "db_failure");
+	errbuf_set(&e, ST_EHSM, "x");
+	assert_int_equal(e.origin, ST_ORIGIN_HSM);
+	assert_string_equal(st_reason_name(e.reason), "hsm_failure");
+	for (int rc = ST_EINVAL; rc < ST_RC_COUNT; rc++)
+		assert_int_not_equal(st_rc_reason(rc), ST_R_NONE);
+	assert_int_equal(st_rc_reason(ST_OK), ST_R_NONE);
+	assert_int_equal(errbuf_tag(&e, ST_ORIGIN_BOARD, ST_R_BOARD_ERROR), ST_EHSM);
+	assert_int_equal(e.reason, ST_R_BOARD_ERROR);
+	assert_int_equal(errbuf_setr(NULL, ST_EIO, ST_ORIGIN_IO, ST_R_IO, "x"), ST_EIO);
+	assert_string_equal(st_reason_name(ST_R_COUNT), "unknown");
+	assert_string_equal(st_origin_name(ST_ORIGIN_COUNT), "unknown");
+	/* every code has one distinct lower-case name that maps back to it */
+	for (int r = 0; r < ST_R_COUNT; r++) {
+		const char *n = st_reason_name((enum st_reason)r);
+
+		assert_string_not_equal(n, "unknown");
+		for (const char *c = n; *c; c++)
+			assert_true((*c >= 'a' && *c <= 'z') || *c == '_');
+		assert_int_equal(st_reason_from_name(n), r);
+	}
+	assert_int_equal(st_reason_from_name(""), ST_R_NONE);
+	assert_int_equal(st_reason_from_name("no-such-code"), ST_R_NONE);
+}
+
 struct collect {
 	int n;
 	uint64_t seqs[8];
@@ -90,6 +140,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_errbuf_set_and_prefix),
 		cmocka_unit_test(test_errbuf_truncates),
+		cmocka_unit_test(test_errbuf_origin_and_reason),
 		cmocka_unit_test(test_event_bus_orders_and_fans_out),
 	};
 

@@ -109,6 +109,51 @@ static void test_newer_schema_refused(void **state)
 	db_close(db);
 }
 
+/* A database made before reason codes (schema 4), with a failed unit in it,
+ * migrates: the old row keeps its reason and gets an empty reason code, and a
+ * unit finished now stores its code by name. */
+static void test_migration_5_adds_reason_code(void **state)
+{
+	struct errbuf err;
+	struct db_unit u;
+	struct db *db;
+	sqlite3_stmt *st;
+	sqlite3 *sq;
+
+	(void)state;
+	assert_int_equal(sqlite3_open("v4.db", &sq), SQLITE_OK);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(sqlite3_exec(sq, db_migrations[i], NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(sq,
+		"INSERT INTO units (unique_id, lot, bay, operator, station_id, profile_hash, status,"
+		" stage, reason, started_ms, finished_ms) VALUES ('0123456789ABCDEF01234567', 'L',"
+		" '1-1', 'ann', 'st1', 'ph', 'fail', 'flash', 'board stopped answering', 1, 2);"
+		"PRAGMA user_version = 4;", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(sq);
+	assert_int_equal(db_open("v4.db", "st1", &db, &err), ST_OK);
+	assert_int_equal(db_schema_version(db), db_migrations_count);
+	assert_true(db_migrations_count >= 5);
+	memset(&u, 0, sizeof(u));
+	snprintf(u.unique_id, sizeof(u.unique_id), "0123456789ABCDEF01234568");
+	snprintf(u.lot, sizeof(u.lot), "L");
+	snprintf(u.stage, sizeof(u.stage), "allowlist");
+	assert_int_equal(db_unit_begin(db, &u, &err), ST_OK);
+	u.status = DB_UNIT_REJECT;
+	u.reason_code = ST_R_NOT_ON_LOT;
+	snprintf(u.reason, sizeof(u.reason), "not on the allowlist");
+	assert_int_equal(db_unit_finish(db, &u, &err), ST_OK);
+	db_close(db);
+	assert_int_equal(sqlite3_open("v4.db", &sq), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(sq, "SELECT group_concat(status || ':' || reason_code ||"
+		" ':' || reason, '|') FROM (SELECT * FROM units ORDER BY id)", -1, &st, NULL),
+		SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(st, 0),
+			    "fail::board stopped answering|reject:not_on_lot:not on the allowlist");
+	sqlite3_finalize(st);
+	sqlite3_close(sq);
+}
+
 /* A database made by the first release (schema 1), with certificate rows in
  * every state, migrates to schema 2 keeping them, and then allows a reserved
  * serial without a board while still refusing an issued one without it. */
@@ -325,6 +370,7 @@ int main(void)
 		cmocka_unit_test(test_migration_idempotent_on_reopen),
 		cmocka_unit_test(test_newer_schema_refused),
 		cmocka_unit_test(test_migration_2_keeps_certificates),
+		cmocka_unit_test(test_migration_5_adds_reason_code),
 		cmocka_unit_test(test_not_a_database),
 		cmocka_unit_test(test_pragmas),
 		cmocka_unit_test(test_transactions),

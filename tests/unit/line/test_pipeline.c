@@ -278,6 +278,40 @@ static void assert_row_reason(struct fx *f, struct fb_board *b, const char *want
 		fail_msg("%s: unit row reason '%s' lacks '%s'", b->uid, got, want);
 }
 
+/* The reason code the unit row of uid's last unit keeps ("" for none). */
+static void row_reason_code(const char *uid, char *got, size_t cap)
+{
+	sqlite3_stmt *st = NULL;
+	sqlite3 *sq = NULL;
+
+	snprintf(got, cap, "(no row)");
+	if (sqlite3_open_v2("pl.db", &sq, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+	    sqlite3_prepare_v2(sq, "SELECT reason_code FROM units WHERE unique_id = ?"
+			       " ORDER BY id DESC LIMIT 1", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, uid, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			snprintf(got, cap, "%s", (const char *)sqlite3_column_text(st, 0));
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(sq);
+}
+
+/* b's last unit: the row keeps reason code want, and its result event says the same. */
+static void assert_reason_code(struct fx *f, struct fb_board *b, const char *want)
+{
+	const struct ev_event *r = result_for(f, b->uid);
+	char got[64];
+
+	row_reason_code(b->uid, got, sizeof(got));
+	if (strcmp(got, want))
+		fail_msg("%s: unit row reason_code '%s', want '%s'", b->uid, got, want);
+	if (!r)
+		fail_msg("no result for %s", b->uid);
+	if (strcmp(want[0] ? want : "none", st_reason_name(r->reason_code)))
+		fail_msg("%s: result event reason_code '%s', want '%s'", b->uid,
+			 st_reason_name(r->reason_code), want);
+}
+
 /* ---- tests ------------------------------------------------------------------ */
 
 static void test_one_board_passes(void **state)
@@ -380,6 +414,9 @@ static void test_policy_rejects(void **state)
 	wait_results(f, 4);
 	pl_line_stop(f->line);
 	assert_result(f, dup, EV_OUT_REJECT, EV_STAGE_ALLOWLIST, "already provisioned");
+	assert_reason_code(f, stranger, "not_on_lot");
+	assert_reason_code(f, reused2, "key_seen_before");
+	assert_reason_code(f, dup, "already_provisioned");
 	assert_int_equal(count_events(&f->cap, EV_ALERT, EV_OUT_REJECT, NULL), 3);
 	assert_int_equal(certs(f).injected, 1);
 }
@@ -456,6 +493,51 @@ static void test_faults(void **state)
 	assert_int_equal(f->ca.issued, signed_units);
 }
 
+/* The unit's reason code is stored with its row and carried by its result
+ * event: one code per cause, whatever the words (docs/architecture.md
+ * "Reason codes"); a pass keeps none. */
+static void test_reason_code_stored(void **state)
+{
+	static const struct {
+		enum fb_fault fault;
+		enum ev_stage at;
+		const char *code;
+	} cases[] = {
+		{ FB_TIMEOUT,       EV_STAGE_FLASH,  "timeout" },
+		{ FB_UNPLUG,        EV_STAGE_INJECT, "board_unplugged" },
+		{ FB_FLASH_CORRUPT, EV_STAGE_NONE,   "firmware_hash" },
+		{ FB_WRONG_SUBJECT, EV_STAGE_NONE,   "csr_subject" },
+		{ FB_WRONG_NONCE,   EV_STAGE_NONE,   "csr_nonce" },
+		{ FB_BAD_ATTEST,    EV_STAGE_NONE,   "attest_signature" },
+		{ FB_READBACK_BAD,  EV_STAGE_NONE,   "readback_mismatch" },
+		{ FB_PROVE_WRONG,   EV_STAGE_NONE,   "proof_failed" },
+		{ FB_OK,            EV_STAGE_NONE,   "" },
+	};
+	const size_t n = sizeof(cases) / sizeof(cases[0]);
+	struct fx *f = *state;
+	struct fb_board *bs[16], *foreign;
+	char uid[EV_UID_LEN];
+
+	f->prof.max_failures_in_row = 100;
+	start(f, (int)n + 1, 0);
+	for (size_t i = 0; i < n; i++) {
+		bs[i] = board(f, (int)i);
+		bs[i]->fault = cases[i].fault;
+		bs[i]->fault_stage = cases[i].at;
+		ft_plug(&f->tr, (int)i, bs[i]);
+	}
+	uid_for(30, uid);
+	foreign = fb_board_new(uid, &f->other_mfr);
+	f->boards[f->nboards++] = foreign;
+	ft_plug(&f->tr, (int)n, foreign);
+	wait_results(f, (int)n + 1);
+	pl_line_stop(f->line);
+	for (size_t i = 0; i < n; i++)
+		assert_reason_code(f, bs[i], cases[i].code);
+	assert_result(f, foreign, EV_OUT_REJECT, EV_STAGE_ATTEST, NULL);
+	assert_reason_code(f, foreign, "attest_chain");
+}
+
 /* The bad attestation knobs: foreign CA, and a chain that does not verify. */
 static void test_attestation_foreign_ca(void **state)
 {
@@ -509,6 +591,7 @@ static void test_issue_failure_revokes_reserved(void **state)
 	pl_line_stop(f->line);
 	assert_result(f, b, EV_OUT_FAIL, EV_STAGE_SIGN, "the HSM failed while signing the certificate");
 	assert_row_reason(f, b, "(EHSM: ");
+	assert_reason_code(f, b, "hsm_failure");
 	t = certs(f);
 	assert_int_equal(t.revoked, 1);
 	assert_int_equal(t.reserved + t.issued + t.injected, 0);
@@ -592,6 +675,7 @@ static void test_clone_on_two_bays(void **state)
 	wait_results(f, 2);
 	pl_line_stop(f->line);
 	assert_result(f, a, EV_OUT_REJECT, EV_STAGE_NONE, "clone");
+	assert_reason_code(f, a, "clone_two_bays");
 	{
 		int rejects = 0;
 
@@ -738,6 +822,18 @@ static void test_recovery(void **state)
 	assert_int_equal(t.revoked, 2);
 	assert_int_equal(t.issued + t.reserved, 0);
 	assert_int_equal(count_events(&f->cap, EV_UNIT_RESULT, EV_OUT_INTERRUPTED, NULL), 2);
+	{
+		char uid[EV_UID_LEN], got[64];
+
+		for (int i = 0; i < 2; i++) {
+			uid_for(20 + i, uid);
+			row_reason_code(uid, got, sizeof(got));
+			assert_string_equal(got, "interrupted");
+		}
+		for (int i = 0; i < f->cap.n; i++)
+			if (f->cap.ev[i].outcome == EV_OUT_INTERRUPTED)
+				assert_int_equal(f->cap.ev[i].reason_code, ST_R_INTERRUPTED);
+	}
 	/* idempotent: nothing left to recover */
 	assert_int_equal(pl_recover(f->db, "station", f->bus, &units, &revoked, &e), ST_OK);
 	assert_int_equal(units + revoked, 0);
@@ -835,6 +931,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_four_bays_many_boards, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_policy_rejects, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_faults, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reason_code_stored, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_attestation_foreign_ca, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transient_retried, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_issue_failure_revokes_reserved, setup, teardown),

@@ -62,6 +62,41 @@ static void test_unit_result_exact_line(void **state)
 	free(out);
 }
 
+/* A failed unit's reason code follows reason; line-started carries its
+ * fields as keys after the common ones. */
+static void test_reason_code_and_line_fields(void **state)
+{
+	struct ev_event evs[2];
+	char *out, *nl;
+
+	(void)state;
+	evs[0] = base(EV_UNIT_RESULT);
+	evs[0].stage = EV_STAGE_LOCK;
+	evs[0].outcome = EV_OUT_FAIL;
+	evs[0].reason_code = ST_R_LOCK_REFUSED;
+	evs[0].unit_id = 9;
+	snprintf(evs[0].reason, sizeof(evs[0].reason), "board refused to lock");
+	evs[1] = base(EV_LINE_STARTED);
+	evs[1].bay_index = -1;
+	evs[1].bay[0] = evs[1].unique_id[0] = '\0';
+	snprintf(evs[1].line.station_id, sizeof(evs[1].line.station_id), "st-07");
+	snprintf(evs[1].line.operator_name, sizeof(evs[1].line.operator_name), "ann");
+	snprintf(evs[1].line.profile, sizeof(evs[1].line.profile), "widget");
+	evs[1].line.profile_version = 2;
+	snprintf(evs[1].line.lot, sizeof(evs[1].line.lot), "L1");
+	evs[1].line.nbays = 4;
+	out = through_sink(evs, 2);
+	nl = strchr(out, '\n');
+	assert_non_null(nl);
+	*nl = '\0';
+	assert_non_null(strstr(out, "\"outcome\":\"fail\",\"reason\":\"board refused to lock\","
+				    "\"reason_code\":\"lock_refused\",\"unit_id\":9}"));
+	assert_non_null(strstr(nl + 1, "\"reason\":null,\"station_id\":\"st-07\",\"operator\":\"ann\","
+				       "\"profile\":\"widget\",\"profile_version\":2,\"lot\":\"L1\","
+				       "\"bays\":4}\n"));
+	free(out);
+}
+
 static void test_line_event_nulls_and_parse_back(void **state)
 {
 	struct ev_event evs[2];
@@ -195,6 +230,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_unit_result_exact_line),
 		cmocka_unit_test(test_line_event_nulls_and_parse_back),
+		cmocka_unit_test(test_reason_code_and_line_fields),
 		cmocka_unit_test(test_bad_utf8_and_unterminated_fields),
 		cmocka_unit_test(test_every_kind_is_valid_json),
 		cmocka_unit_test(test_iso8601),

@@ -233,12 +233,27 @@ static void test_units_per_hour(void **state)
 	assert_float_equal(ui_model_uph(m, T0 + 1000), 1800.0, 1e-6);
 }
 
+/* A line-started event with its typed fields (ev_event.line). */
+static void line_started(struct ui_model *m, const char *station, const char *op,
+			 const char *profile, int version, const char *lot, const char *db,
+			 const char *reason)
+{
+	struct ev_event ev = mk(EV_LINE_STARTED, -1, NULL, EV_STAGE_NONE, EV_OUT_NONE, reason);
+
+	snprintf(ev.line.station_id, sizeof(ev.line.station_id), "%s", station ? station : "");
+	snprintf(ev.line.operator_name, sizeof(ev.line.operator_name), "%s", op ? op : "");
+	snprintf(ev.line.profile, sizeof(ev.line.profile), "%s", profile ? profile : "");
+	ev.line.profile_version = version;
+	snprintf(ev.line.lot, sizeof(ev.line.lot), "%s", lot ? lot : "");
+	snprintf(ev.line.db_path, sizeof(ev.line.db_path), "%s", db ? db : "");
+	ui_model_apply(m, &ev);
+}
+
 static void test_line_state_and_header(void **state)
 {
 	struct ui_model *m = *state;
 
-	apply(m, EV_LINE_STARTED, -1, NULL, EV_STAGE_NONE, EV_OUT_NONE,
-	      "station=st-07 operator=ann profile=widget-v2 lot=LOT-42 db=var/station.db extra=1");
+	line_started(m, "st-07", "ann", "widget-v2", 0, "LOT-42", "var/station.db", NULL);
 	assert_true(m->started);
 	assert_string_equal(m->station_id, "st-07");
 	assert_string_equal(m->operator_name, "ann");
@@ -248,8 +263,8 @@ static void test_line_state_and_header(void **state)
 	ui_model_set_header(m, NULL, "bob", NULL, NULL, NULL);
 	assert_string_equal(m->operator_name, "bob");
 	assert_string_equal(m->lot, "LOT-42");
-	/* the caller's header wins over a later line-started text */
-	apply(m, EV_LINE_STARTED, -1, NULL, EV_STAGE_NONE, EV_OUT_NONE, "operator=eve lot=X");
+	/* the caller's header wins over a later line-started event */
+	line_started(m, NULL, "eve", NULL, 0, "X", NULL, NULL);
 	assert_string_equal(m->operator_name, "bob");
 	assert_string_equal(m->lot, "LOT-42");
 
@@ -277,14 +292,32 @@ static void test_header_from_comma_phrases(void **state)
 	struct ui_model *m = *state;
 
 	ui_model_set_header(m, NULL, NULL, NULL, NULL, "var/st.db");
-	apply(m, EV_LINE_STARTED, -1, NULL, EV_STAGE_NONE, EV_OUT_NONE,
-	      "profile widget-v2 v3, lot LOT-9, operator ann lee, station st-07, 4 bays, db other");
+	line_started(m, "st-07", "ann lee", "widget-v2", 3, "LOT-9", "other",
+		     "profile widget-v2 v3, lot LOT-9, operator ann lee, station st-07, 4 bays");
 	assert_string_equal(m->profile, "widget-v2 v3");
 	assert_string_equal(m->lot, "LOT-9");
 	assert_string_equal(m->operator_name, "ann lee");
 	assert_string_equal(m->station_id, "st-07");
 	assert_string_equal(m->db_path, "var/st.db");
 	assert_non_null(strstr(ui_model_log_line(m, 0), "line started: profile widget-v2 v3, lot"));
+}
+
+/* The sentence of line-started is only logged: a reason that reads like
+ * header fields fills nothing (rewording it cannot change the header). */
+static void test_header_not_parsed_from_text(void **state)
+{
+	struct ui_model *m = *state;
+
+	apply(m, EV_LINE_STARTED, -1, NULL, EV_STAGE_NONE, EV_OUT_NONE,
+	      "station=st-07 operator=ann profile=p lot=L db=x.db");
+	apply(m, EV_LINE_STARTED, -1, NULL, EV_STAGE_NONE, EV_OUT_NONE,
+	      "profile widget v2, lot L1, operator ann, station S1");
+	assert_string_equal(m->station_id, "");
+	assert_string_equal(m->operator_name, "");
+	assert_string_equal(m->profile, "");
+	assert_string_equal(m->lot, "");
+	assert_string_equal(m->db_path, "");
+	assert_non_null(strstr(ui_model_log_line(m, 0), "line started: profile widget v2"));
 }
 
 static void test_interrupted_units_are_logged_not_counted(void **state)
@@ -450,6 +483,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_units_per_hour, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_line_state_and_header, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_header_from_comma_phrases, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_header_not_parsed_from_text, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_interrupted_units_are_logged_not_counted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_held_and_cleared, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bays_beyond_config_and_range, setup, teardown),

@@ -446,6 +446,8 @@ static void test_always_corrupt_fails_cleanly(void **state)
 	env->r.always_corrupt = 1;
 	assert_int_equal(board_info(env->b, &info, &e), ST_EPROTO);
 	assert_non_null(strstr(e.msg, "bay 1-1: INFO: corrupt reply"));
+	assert_int_equal(e.origin, ST_ORIGIN_USB);
+	assert_int_equal(e.reason, ST_R_GARBLED);
 	assert_int_equal(board_stats(env->b)->requests, 3);
 	env->r.always_corrupt = 0;
 	info_ok(env);
@@ -459,6 +461,10 @@ static void test_error_status(void **state)
 
 	assert_int_equal(board_lock(env->b, &st, &e), ST_EPOLICY);
 	assert_non_null(strstr(e.msg, "bay 1-1: LOCK: board answered EREFUSED: lock refused by knob"));
+	/* what the line decides on: the code, not the words */
+	assert_int_equal(e.origin, ST_ORIGIN_BOARD);
+	assert_int_equal(e.reason, ST_R_LOCK_REFUSED);
+	assert_string_equal(st_reason_name(e.reason), "lock_refused");
 }
 
 static void test_endless_busy_bounded(void **state)
@@ -473,6 +479,7 @@ static void test_endless_busy_bounded(void **state)
 	env->r.always_busy = 1;
 	assert_int_equal(board_genkey(b, PROTO_ALG_P256, &gk, &e), ST_ETIMEOUT);
 	assert_non_null(strstr(e.msg, "bay 1-1: GENKEY: still busy after 200 ms"));
+	assert_int_equal(e.reason, ST_R_BOARD_TIMEOUT);
 	/* POLL 0 ms is taken as 1 ms: about 200 polls, not thousands. */
 	assert_true(board_stats(b)->polls <= 210);
 	board_free(b);
@@ -489,6 +496,8 @@ static void test_unplug_mid_protocol(void **state)
 	assert_int_equal(board_info(env->b, &info, &e), ST_ENODEV);
 	assert_non_null(strstr(e.msg, "bay 1-1: INFO:"));
 	assert_non_null(strstr(e.msg, "unplugged"));
+	assert_int_equal(e.origin, ST_ORIGIN_USB);
+	assert_int_equal(e.reason, ST_R_UNPLUGGED);
 	/* Not retried: a gone board is final. */
 	assert_int_equal(board_stats(env->b)->retries, 0);
 }

@@ -155,6 +155,7 @@ static void test_wrong_image_not_flashed(void **state)
 	md[0] ^= 1;
 	assert_int_equal(dfu_flash(env->b[0], env->img, 1000, md, NULL, &e), ST_EINVAL);
 	assert_non_null(strstr(e.msg, "not flashed"));
+	assert_int_equal(e.reason, ST_R_IMAGE_MISMATCH);
 	assert_int_equal(testdev_image(env->dev[0], env->back, 16), 0);
 }
 
@@ -169,6 +170,8 @@ static void test_verify_detects_other_image(void **state)
 	SHA256(env->img + 1, 5000, md);
 	assert_int_equal(dfu_verify(env->b[0], 5000, md, NULL, &e), ST_ETAMPER);
 	assert_non_null(strstr(e.msg, "SHA-256"));
+	assert_int_equal(e.origin, ST_ORIGIN_BOARD);
+	assert_int_equal(e.reason, ST_R_FLASH_READBACK);
 	SHA256(env->img, 4999, md);
 	assert_int_equal(dfu_verify(env->b[0], 4999, md, NULL, &e), ST_ETAMPER);
 }
