@@ -154,7 +154,7 @@ FUZZERS  = $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 
 ALL_LIBS = $(BUILD)/libfxemu.a $(BUILD)/libfx.a $(BUILD)/libstation.a
 
-.PHONY: all tests deps check check-fast check-layers print-layers test-unit test-e2e check-asan fuzz fuzz-run bench run clean help
+.PHONY: all tests deps check check-fast check-layers check-calls print-layers test-unit test-e2e check-asan fuzz fuzz-run bench run clean help
 all: $(STATION) $(FXBINS)
 
 tests: all $(UNITS)
@@ -162,8 +162,8 @@ tests: all $(UNITS)
 help:
 	@echo "make            build $(STATION) and the fixture tools"
 	@echo "make deps       install missing Debian packages (apt-get; sudo when not root)"
-	@echo "make check      the whole suite: layers, unit + end-to-end, then again under ASan+UBSan, then fuzzing"
-	@echo "make check-fast layers, unit + end-to-end tests once, no sanitizers, no fuzzing"
+	@echo "make check      the whole suite: layers, calls, unit + end-to-end, then again under ASan+UBSan, then fuzzing"
+	@echo "make check-fast layers, calls, unit + end-to-end tests once, no sanitizers, no fuzzing"
 	@echo "make run        the demo line: SoftHSM token, simulated lot, emulated boards, operator screen"
 	@echo "make bench      benchmarks; figures are printed as ratios against a same-run baseline"
 	@echo "make clean      remove build/ build-asan/"
@@ -256,8 +256,12 @@ test-e2e: all
 check-layers:
 	@tests/check-layers.sh
 
+# The call graph of the objects (tests/check-calls.sh): it needs the build.
+check-calls: tests
+	@BUILD=$(BUILD) tests/check-calls.sh
+
 check-fast: tests
-	$(MAKE) --no-print-directory check-layers test-unit test-e2e
+	$(MAKE) --no-print-directory check-layers check-calls test-unit test-e2e
 
 check-asan:
 	$(MAKE) --no-print-directory BUILD=build-asan SAN=1 tests
@@ -287,7 +291,7 @@ clean:
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
-# The layer table, for tests/check-layers.sh: "layer: folders it may include".
+# The layer table, for tests/check-layers.sh and check-calls.sh: "layer: folders it may include".
 print-layers:
 	@$(foreach l,$(LAYERS),echo "$(l): $(SEES_$(l))";)
 	@$(foreach l,$(LAYERS),echo "dirs $(l): $(DIRS_$(l))";)
