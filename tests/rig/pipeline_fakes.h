@@ -7,9 +7,9 @@
  * policy (hsm/csr_policy.h, P-256 as the profiles here) and writes ahead to
  * the real database.
  *
- * These are mocks for one module's tests (tests/unit/line/test_pipeline.c) and for
- * the in-process figures of tests/bench/bench_line.c.  End-to-end claims go
- * through libusb and the real board (tests/e2e/line_*.sh).
+ * These are mocks for one module's tests (tests/unit/line/, through its
+ * pipeline_rig.h) and for the in-process figures of tests/bench/bench_line.c.
+ * End-to-end claims go through libusb and the real board (tests/e2e/line_*.sh).
  * Header-only (static functions) so both can include it.
  */
 #ifndef TEST_PIPELINE_FAKES_H

@@ -3,7 +3,7 @@
  * Authorising revokes the old certificate (superseded), supersedes the PASS
  * unit and records a single-use authorisation, all in one transaction; the
  * next PASS consumes it; refusals write nothing; clone detection stays.
- * The pipeline's use of it is tested in test_pipeline.c and
+ * The pipeline's use of it is tested in tests/unit/line/test_pl_unit.c and
  * tests/e2e/rework.sh.
  */
 #include <setjmp.h>

@@ -1,21 +1,19 @@
 /*
- * Unit tests: CSR policy, issuing, CRL, against a real SoftHSM EC P-256 token
- * made in the scratch directory (one token for the whole binary).  Issued
- * certificates and the CRL are also checked by the openssl command line.
+ * Unit tests: issuing and the CRL (hsm/issue.c, hsm/crl.c) against a real
+ * SoftHSM EC P-256 token made in the scratch directory (one token for the
+ * whole binary), on CSRs that passed the policy (csr_rig.h): the certificate's
+ * contents, the write-ahead serial reservation and what happens when its
+ * records fail, the clone race, the post-signing check, serials, issuing from
+ * threads, and the CRL.  Issued certificates and the CRL are also checked by
+ * the openssl command line.  The CSR policy alone is in test_csr_policy.c.
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "tests/unit/hsm/csr_rig.h"
 
 #include <ctype.h>
 #include <openssl/bn.h>
 
 #include "hsm/crl.h"
-#include "hsm/csr_policy.h"
 #include "hsm/hsm.h"
-#include "tests/rig/hsm_test_util.h"
 #include "hsm/issue.h"
 
 static struct hsm_config cfg;
@@ -24,8 +22,6 @@ static struct issue_profile prof = { .validity_days = 3650 };
 static struct tu_store group_store;
 static struct hsm_certstore group_cs;
 static struct issue_ctx *ic;          /* on group_store, for tests that only verify */
-static struct csr_policy pol;
-static const char UID[] = "0123456789ABCDEF01234567";
 
 static int group_setup(void **state)
 {
@@ -64,33 +60,6 @@ static struct issue_ctx *ctx_on(const struct hsm_certstore *cs)
 	return c;
 }
 
-static void rand_nonce(uint8_t n[32])
-{
-	assert_int_equal(RAND_bytes(n, 32), 1);
-}
-
-/* Makes a CSR (key kind, subject cn, nonce), runs the policy; returns the rc. */
-static int check(const char *kind, const char *cn, const char *org, int nonce_mode,
-		 int evil, const struct hsm_certstore *store, struct csr_info *ci,
-		 struct errbuf *e)
-{
-	uint8_t nonce[32], other[32], *der;
-	size_t len;
-	EVP_PKEY *k = tu_key(kind);
-	int rc;
-
-	assert_non_null(k);
-	rand_nonce(nonce);
-	rand_nonce(other);
-	/* nonce_mode: 0 right nonce, 1 another nonce, 2 none */
-	assert_int_equal(tu_make_csr(k, cn, org, nonce_mode == 0 ? nonce : nonce_mode == 1 ? other : NULL,
-				     evil, &der, &len), 0);
-	rc = csr_check(&pol, der, len, UID, nonce, store, ci, e);
-	OPENSSL_free(der);
-	EVP_PKEY_free(k);
-	return rc;
-}
-
 static void write_pem_cert(const char *path, const uint8_t *der, size_t len)
 {
 	const unsigned char *p = der;
@@ -117,245 +86,6 @@ static int openssl_verify(char **paths, int n)
 	snprintf(cmd + off, sizeof(cmd) - off, " >/dev/null");
 	assert_true(off < sizeof(cmd) - 16);
 	return system(cmd);
-}
-
-/* ---- CSR policy --------------------------------------------------------- */
-
-static void test_csr_good_kinds(void **state)
-{
-	const char *kinds[] = { "P-256", "P-384", "RSA-3072" };
-	struct csr_info ci;
-	struct errbuf e;
-
-	(void)state;
-	for (size_t i = 0; i < 3; i++) {
-		assert_int_equal(check(kinds[i], UID, NULL, 0, 0, NULL, &ci, &e), ST_OK);
-		assert_string_equal(ci.unique_id, UID);
-		assert_int_equal(strlen(ci.pubkey_hash), 64);
-		csr_info_clear(&ci);
-	}
-}
-
-/* The CSR of k (right subject and nonce) signed with md instead of the hash
- * that goes with its key.  DER in *der (OPENSSL_free). */
-static void make_csr_signed_with(EVP_PKEY *k, const uint8_t nonce[32], const EVP_MD *md,
-				 uint8_t **der, size_t *len)
-{
-	const unsigned char *p;
-	X509_REQ *req;
-	int n;
-
-	assert_int_equal(tu_make_csr(k, UID, NULL, nonce, 0, der, len), 0);
-	p = *der;
-	req = d2i_X509_REQ(NULL, &p, (long)*len);
-	assert_non_null(req);
-	assert_true(X509_REQ_sign(req, k, md) > 0);
-	OPENSSL_free(*der);
-	*der = NULL;
-	n = i2d_X509_REQ(req, der);
-	assert_true(n > 0);
-	*len = (size_t)n;
-	X509_REQ_free(req);
-}
-
-/* The signature hash goes with the key: SHA-256 for P-256 and RSA, SHA-384
- * for P-384 (the rule the line's own check had, now the policy's). */
-static void test_csr_signature_hash(void **state)
-{
-	static const struct {
-		const char *kind;
-		int sha384;
-		int want;
-	} cases[] = {
-		{ "P-256", 0, ST_OK }, { "P-256", 1, ST_EPOLICY },
-		{ "P-384", 1, ST_OK }, { "P-384", 0, ST_EPOLICY },
-		{ "RSA-3072", 0, ST_OK }, { "RSA-3072", 1, ST_EPOLICY },
-	};
-	uint8_t nonce[32], *der, d[32];
-	size_t len;
-	struct csr_info ci;
-	struct errbuf e;
-
-	(void)state;
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		EVP_PKEY *k = tu_key(cases[i].kind);
-
-		rand_nonce(nonce);
-		make_csr_signed_with(k, nonce, cases[i].sha384 ? EVP_sha384() : EVP_sha256(),
-				     &der, &len);
-		assert_int_equal(csr_check(&pol, der, len, UID, nonce, NULL, &ci, &e), cases[i].want);
-		if (cases[i].want == ST_OK) {
-			/* the digest attestation covers: of the DER as given */
-			SHA256(der, len, d);
-			assert_memory_equal(ci.der_sha256, d, 32);
-			csr_info_clear(&ci);
-		} else {
-			assert_non_null(strstr(e.msg, "signature"));
-			assert_null(ci.req);
-		}
-		OPENSSL_free(der);
-		EVP_PKEY_free(k);
-	}
-}
-
-/* A station's policy is its profile's one key type (csr_policy_for_key). */
-static void test_csr_policy_for_key(void **state)
-{
-	struct csr_policy one;
-	uint8_t nonce[32], *der;
-	size_t len;
-	EVP_PKEY *k;
-	struct csr_info ci;
-	struct errbuf e;
-
-	(void)state;
-	csr_policy_for_key(&one, CSR_KEY_EC_P256, 0);
-	pol = one;
-	assert_int_equal(check("P-256", UID, NULL, 0, 0, NULL, &ci, &e), ST_OK);
-	csr_info_clear(&ci);
-	assert_int_equal(check("P-384", UID, NULL, 0, 0, NULL, &ci, &e), ST_EPOLICY);
-	assert_non_null(strstr(e.msg, "not allowed by the profile"));
-	assert_int_equal(check("RSA-3072", UID, NULL, 0, 0, NULL, &ci, &e), ST_EPOLICY);
-	/* RSA: exactly the profile's size, larger is refused too */
-	csr_policy_for_key(&pol, CSR_KEY_RSA, 3072);
-	assert_int_equal(check("RSA-3072", UID, NULL, 0, 0, NULL, &ci, &e), ST_OK);
-	csr_info_clear(&ci);
-	assert_int_equal(check("P-256", UID, NULL, 0, 0, NULL, &ci, &e), ST_EPOLICY);
-	k = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)4096);
-	assert_non_null(k);
-	rand_nonce(nonce);
-	assert_int_equal(tu_make_csr(k, UID, NULL, nonce, 0, &der, &len), 0);
-	assert_int_equal(csr_check(&pol, der, len, UID, nonce, NULL, &ci, &e), ST_EPOLICY);
-	assert_non_null(strstr(e.msg, "RSA-4096"));
-	OPENSSL_free(der);
-	EVP_PKEY_free(k);
-	csr_policy_default(&pol);
-}
-
-static void test_csr_weak_keys(void **state)
-{
-	struct csr_info ci;
-	struct errbuf e;
-
-	(void)state;
-	assert_int_equal(check("RSA-2048", UID, NULL, 0, 0, NULL, &ci, &e), ST_EPOLICY);
-	assert_non_null(strstr(e.msg, "RSA-2048"));
-	assert_null(ci.req);
-	assert_int_equal(check("P-224", UID, NULL, 0, 0, NULL, &ci, &e), ST_EPOLICY);
-	assert_non_null(strstr(e.msg, "secp224r1"));
-	/* a profile that allows P-256 only refuses P-384 */
-	pol.key_kinds = CSR_KEY_EC_P256;
-	assert_int_equal(check("P-384", UID, NULL, 0, 0, NULL, &ci, &e), ST_EPOLICY);
-	csr_policy_default(&pol);
-}
-
-/* A compressed point is the same key under another encoding (and hash). */
-static void test_csr_compressed_point(void **state)
-{
-	uint8_t nonce[32], *der;
-	size_t len;
-	EVP_PKEY *k = tu_key("P-256");
-	struct csr_info ci;
-	struct errbuf e;
-
-	(void)state;
-	rand_nonce(nonce);
-	assert_int_equal(EVP_PKEY_set_utf8_string_param(k, "point-format", "compressed"), 1);
-	assert_int_equal(tu_make_csr(k, UID, NULL, nonce, 0, &der, &len), 0);
-	assert_int_equal(csr_check(&pol, der, len, UID, nonce, NULL, &ci, &e), ST_EPOLICY);
-	assert_non_null(strstr(e.msg, "uncompressed"));
-	OPENSSL_free(der);
-	assert_int_equal(EVP_PKEY_set_utf8_string_param(k, "point-format", "uncompressed"), 1);
-	assert_int_equal(tu_make_csr(k, UID, NULL, nonce, 0, &der, &len), 0);
-	assert_int_equal(csr_check(&pol, der, len, UID, nonce, NULL, &ci, &e), ST_OK);
-	/* the hash is the one the shared rule gives: SHA-256 of the key's DER SPKI */
-	{
-		char want[65];
-
-		assert_int_equal(csr_pubkey_hash(k, want), ST_OK);
-		assert_string_equal(ci.pubkey_hash, want);
-	}
-	csr_info_clear(&ci);
-	OPENSSL_free(der);
-	EVP_PKEY_free(k);
-}
-
-/* Explicit curve parameters are the same key under another encoding (and
- * hash): found by tests/fuzz/fuzz_csr.c (corpus fuzz_csr/p256-explicit.der). */
-static void test_csr_explicit_curve(void **state)
-{
-	uint8_t nonce[32], *der;
-	size_t len;
-	EVP_PKEY *k = tu_key("P-256");
-	struct csr_info ci;
-	struct errbuf e;
-
-	(void)state;
-	rand_nonce(nonce);
-	assert_int_equal(EVP_PKEY_set_utf8_string_param(k, "encoding", "explicit"), 1);
-	assert_int_equal(tu_make_csr(k, UID, NULL, nonce, 0, &der, &len), 0);
-	assert_int_equal(csr_check(&pol, der, len, UID, nonce, NULL, &ci, &e), ST_EPOLICY);
-	assert_non_null(strstr(e.msg, "name its curve"));
-	assert_null(ci.req);
-	OPENSSL_free(der);
-	assert_int_equal(EVP_PKEY_set_utf8_string_param(k, "encoding", "named_curve"), 1);
-	assert_int_equal(tu_make_csr(k, UID, NULL, nonce, 0, &der, &len), 0);
-	assert_int_equal(csr_check(&pol, der, len, UID, nonce, NULL, &ci, &e), ST_OK);
-	csr_info_clear(&ci);
-	OPENSSL_free(der);
-	EVP_PKEY_free(k);
-}
-
-static void test_csr_bad_signature(void **state)
-{
-	uint8_t nonce[32], *der;
-	size_t len;
-	EVP_PKEY *k = tu_key("P-256");
-	struct csr_info ci;
-	struct errbuf e;
-
-	(void)state;
-	rand_nonce(nonce);
-	assert_int_equal(tu_make_csr(k, UID, NULL, nonce, 0, &der, &len), 0);
-	/* the signature's last byte (an integer inside the DER ECDSA signature) */
-	der[len - 1] ^= 0x01;
-	assert_int_equal(csr_check(&pol, der, len, UID, nonce, NULL, &ci, &e), ST_ECRYPTO);
-	assert_non_null(strstr(e.msg, "signature"));
-	/* truncated and trailing garbage */
-	der[len - 1] ^= 0x01;
-	assert_int_equal(csr_check(&pol, der, len - 10, UID, nonce, NULL, &ci, &e), ST_EINVAL);
-	assert_int_equal(csr_check(&pol, der, 0, UID, nonce, NULL, &ci, &e), ST_EINVAL);
-	assert_int_equal(csr_check(&pol, der, len, UID, nonce, NULL, &ci, &e), ST_OK);
-	csr_info_clear(&ci);
-	OPENSSL_free(der);
-	EVP_PKEY_free(k);
-}
-
-static void test_csr_subject(void **state)
-{
-	struct csr_info ci;
-	struct errbuf e;
-
-	(void)state;
-	assert_int_equal(check("P-256", "0123456789ABCDEF01234568", NULL, 0, 0, NULL, &ci, &e),
-			 ST_EPOLICY);
-	assert_non_null(strstr(e.msg, "0123456789ABCDEF01234568"));
-	assert_int_equal(check("P-256", UID, "Evil Corp", 0, 0, NULL, &ci, &e), ST_EPOLICY);
-	assert_int_equal(check("P-256", "0123456789abcdef01234567", NULL, 0, 0, NULL, &ci, &e),
-			 ST_EPOLICY);
-}
-
-static void test_csr_nonce(void **state)
-{
-	struct csr_info ci;
-	struct errbuf e;
-
-	(void)state;
-	/* a CSR made for another challenge (a replay) */
-	assert_int_equal(check("P-256", UID, NULL, 1, 0, NULL, &ci, &e), ST_EPOLICY);
-	assert_non_null(strstr(e.msg, "nonce"));
-	assert_int_equal(check("P-256", UID, NULL, 2, 0, NULL, &ci, &e), ST_EPOLICY);
-	assert_non_null(strstr(e.msg, "challengePassword"));
 }
 
 /* ---- issuing ------------------------------------------------------------ */
@@ -892,15 +622,6 @@ static void test_crl_lists_exactly_the_revoked(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_csr_good_kinds),
-		cmocka_unit_test(test_csr_weak_keys),
-		cmocka_unit_test(test_csr_signature_hash),
-		cmocka_unit_test(test_csr_policy_for_key),
-		cmocka_unit_test(test_csr_compressed_point),
-		cmocka_unit_test(test_csr_explicit_curve),
-		cmocka_unit_test(test_csr_bad_signature),
-		cmocka_unit_test(test_csr_subject),
-		cmocka_unit_test(test_csr_nonce),
 		cmocka_unit_test(test_issue_verifies_and_ignores_requested_extensions),
 		cmocka_unit_test(test_pubkey_seen_before),
 		cmocka_unit_test(test_write_ahead),
