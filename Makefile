@@ -35,8 +35,7 @@ pkg_libs   = $(shell $(PKG) --libs $(1) 2>/dev/null)
 # ST_* and comes after the user's flags on every command line, so
 # `make CFLAGS=-O0` changes the optimisation and nothing else.
 CFLAGS  ?= -O2 -g
-WARN    = -Wall -Wextra -Werror -Wformat=2 -Wformat-security -Wno-unused-parameter \
-          -Wno-format-truncation
+WARN    = -Wall -Wextra -Werror -Wformat=2 -Wformat-security -Wno-unused-parameter
 HARDEN  = -fstack-protector-strong -fstack-clash-protection -fcf-protection -fPIE \
           -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=3
 SANFLAGS =
@@ -114,17 +113,18 @@ UNIT_SRCS = $(wildcard tests/unit/*/test_*.c tests/fixtures/test_*.c tests/integ
 BENCH_SRCS = $(wildcard tests/bench/bench_*.c)
 FUZZ_SRCS = $(wildcard tests/fuzz/fuzz_*.c)
 # What a fuzz target links: the module it fuzzes and what that module needs,
-# compiled along with it (instrumented).  A target that names nothing gets
-# FUZZ_DEPS; FUZZ_SECONDS_<target> is its share of `make fuzz-run` (default 25).
-FUZZ_DEPS = station/proto/proto.c station/core/errbuf.c
-FUZZ_DEPS_fuzz_csr       = hsm/csr_policy.c station/core/errbuf.c
-FUZZ_DEPS_fuzz_profile   = station/config/profile.c station/core/errbuf.c
+# compiled along with it (instrumented), and the whole core, which any module
+# may use.  A target that names nothing gets FUZZ_DEPS; FUZZ_SECONDS_<target>
+# is its share of `make fuzz-run` (default 25).
+CORE_SRCS = $(call srcs_of,core)
+FUZZ_DEPS = station/proto/proto.c $(CORE_SRCS)
+FUZZ_DEPS_fuzz_csr       = hsm/csr_policy.c $(CORE_SRCS)
+FUZZ_DEPS_fuzz_profile   = station/config/profile.c $(CORE_SRCS)
 FUZZ_DEPS_fuzz_batch     = fixtures/board/fx_batch.c fixtures/board/fx_knobs.c \
-                           fixtures/board/fx_store.c station/core/event.c station/proto/proto.c \
-                           station/core/errbuf.c
-FUZZ_DEPS_fuzz_allowlist = $(wildcard db/*.c) station/core/errbuf.c
+                           fixtures/board/fx_store.c station/proto/proto.c $(CORE_SRCS)
+FUZZ_DEPS_fuzz_allowlist = $(wildcard db/*.c) $(CORE_SRCS)
 FUZZ_DEPS_fuzz_manifest  = station/export/manifest_verify.c station/export/jose.c \
-                           station/core/errbuf.c
+                           $(CORE_SRCS)
 FUZZ_SECONDS_fuzz_csr       = 10
 FUZZ_SECONDS_fuzz_profile   = 10
 FUZZ_SECONDS_fuzz_batch     = 10

@@ -15,6 +15,8 @@
  */
 #include "db/db_int.h"
 #include "db/allowlist_csv.h"
+#include "core/certfile.h"
+#include "core/fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -32,73 +34,21 @@
 #define ALLOW_SIG_MAX   16384
 #define ALLOW_CERT_MAX  (256 * 1024)
 
-/* Reads a whole regular file of at most max bytes (malloc'd, NUL-terminated). */
-static int slurp(const char *path, size_t max, const char *what, uint8_t **buf,
-		 size_t *len, struct errbuf *err)
-{
-	struct stat sb;
-	size_t got = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	*buf = NULL;
-	if (fd < 0)
-		return errbuf_set(err, ST_EIO, "%s: cannot open %s: %s", path, what, strerror(errno));
-	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-		close(fd);
-		return errbuf_set(err, ST_EINVAL, "%s: %s is not a regular file", path, what);
-	}
-	if ((uint64_t)sb.st_size > max) {
-		close(fd);
-		return errbuf_set(err, ST_EINVAL, "%s: %s is larger than %zu bytes", path, what, max);
-	}
-	*buf = malloc((size_t)sb.st_size + 1);
-	if (!*buf) {
-		close(fd);
-		return errbuf_set(err, ST_ENOMEM, "%s: out of memory", path);
-	}
-	while (got < (size_t)sb.st_size) {
-		ssize_t n = read(fd, *buf + got, (size_t)sb.st_size - got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			int e = n < 0 ? errno : EIO;
-
-			close(fd);
-			free(*buf);
-			*buf = NULL;
-			return errbuf_set(err, ST_EIO, "%s: read error: %s", path, strerror(e));
-		}
-		got += (size_t)n;
-	}
-	close(fd);
-	(*buf)[got] = '\0';
-	*len = got;
-	return ST_OK;
-}
-
 /* Verifies sig (as `openssl dgst -sha256 -sign`) over data with the key of the
  * PEM certificate, which must be within its validity period. */
 static int verify_signature(const uint8_t *data, size_t len, const char *sig_path,
 			    const char *cert_path, char *subject, size_t subject_size,
 			    struct errbuf *err)
 {
-	uint8_t *sig = NULL, *pem = NULL;
-	size_t sig_len, pem_len;
+	uint8_t *sig = NULL;
+	size_t sig_len;
 	X509 *cert = NULL;
 	EVP_MD_CTX *md = NULL;
-	BIO *bio = NULL;
 	int rc;
 
-	if ((rc = slurp(sig_path, ALLOW_SIG_MAX, "signature", &sig, &sig_len, err)) ||
-	    (rc = slurp(cert_path, ALLOW_CERT_MAX, "manufacturer certificate", &pem, &pem_len, err)))
+	if ((rc = fileio_read(sig_path, ALLOW_SIG_MAX, "signature", &sig, &sig_len, err)) ||
+	    (rc = certfile_load(cert_path, ALLOW_CERT_MAX, &cert, NULL, NULL, err)))
 		goto out;
-	bio = BIO_new_mem_buf(pem, (int)pem_len);
-	cert = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
-	if (!cert) {
-		rc = errbuf_set(err, ST_ECRYPTO, "%s: not a PEM certificate", cert_path);
-		goto out;
-	}
 	if (X509_cmp_current_time(X509_get0_notBefore(cert)) >= 0 ||
 	    X509_cmp_current_time(X509_get0_notAfter(cert)) <= 0) {
 		rc = errbuf_set(err, ST_ECRYPTO, "%s: manufacturer certificate is expired or not yet valid",
@@ -118,22 +68,8 @@ static int verify_signature(const uint8_t *data, size_t len, const char *sig_pat
 out:
 	EVP_MD_CTX_free(md);
 	X509_free(cert);
-	BIO_free(bio);
 	free(sig);
-	free(pem);
 	return rc;
-}
-
-static int valid_lot(const char *lot)
-{
-	size_t n = lot ? strlen(lot) : 0;
-
-	if (n < 1 || n > 64)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (lot[i] <= 0x20 || lot[i] >= 0x7f || lot[i] == ',' || lot[i] == '"')
-			return 0;
-	return 1;
 }
 
 struct import {
@@ -186,7 +122,7 @@ static int insert_row(const struct allowlist_row *row, void *ctx, struct errbuf 
 
 	sqlite3_reset(im->ins);
 	sqlite3_bind_int64(im->ins, 1, im->lot_id);
-	sqlite3_bind_text(im->ins, 2, row->unique_id, ALLOWLIST_CSV_UID_LEN, SQLITE_STATIC);
+	sqlite3_bind_text(im->ins, 2, row->unique_id, IDS_UID_LEN, SQLITE_STATIC);
 	sqlite3_bind_text(im->ins, 3, im->sha_hex, 64, SQLITE_STATIC);
 	sqlite3_bind_int64(im->ins, 4, row->line);
 	rc = sqlite3_step(im->ins);
@@ -215,7 +151,7 @@ static int lot_id_locked(struct db *db, const char *lot, int create, int64_t *id
 		if (!(st = db_stmt(db, SQL_LOT_INSERT, err)))
 			return ST_EDB;
 		sqlite3_bind_text(st, 1, lot, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, db_now_ms());
+		sqlite3_bind_int64(st, 2, clock_realtime_ms());
 		rc = sqlite3_step(st);
 		sqlite3_reset(st);
 		if (rc != SQLITE_DONE)
@@ -289,13 +225,13 @@ int db_allowlist_import(struct db *db, const char *csv_path, const char *lot,
 	errbuf_clear(err);
 	if (rows_out)
 		*rows_out = 0;
-	if (!valid_lot(lot))
+	if (!ids_lot_valid(lot))
 		return errbuf_set(err, ST_EINVAL,
 				  "lot name must be 1..64 printable characters without spaces, commas or quotes");
 	if (!sig_path != !mfr_cert_path)
 		return errbuf_set(err, ST_EINVAL,
 				  "a signature needs the manufacturer certificate and vice versa");
-	if ((rc = slurp(csv_path, ALLOW_FILE_MAX, "allowlist", &buf, &len, err)))
+	if ((rc = fileio_read(csv_path, ALLOW_FILE_MAX, "allowlist", &buf, &len, err)))
 		return rc;
 	/* The signature first: an unsigned or forged file is never parsed. */
 	if (sig_path && (rc = verify_signature(buf, len, sig_path, mfr_cert_path, subject,
@@ -309,7 +245,7 @@ int db_allowlist_import(struct db *db, const char *csv_path, const char *lot,
 	im.db = db;
 	im.path = csv_path;
 	im.lot = lot;
-	db_hex(sha, 32, im.sha_hex);
+	hex_encode(sha, 32, im.sha_hex);
 
 	db_lock(db);
 	if (db->in_txn) {

@@ -84,19 +84,6 @@ static int valid_text(const char *s, size_t len, size_t max_chars)
 	return chars >= 1 && chars <= max_chars;
 }
 
-/* The id rule of db.h lives with the file format that first meets an id. */
-int db_valid_unique_id(const char *s)
-{
-	size_t i;
-
-	if (!s)
-		return 0;
-	for (i = 0; i < ALLOWLIST_CSV_UID_LEN; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'A' && s[i] <= 'F')))
-			return 0;
-	return s[i] == '\0';
-}
-
 static int vfail(struct errbuf *err, int code, const char *path, long line,
 		 const char *fmt, va_list ap)
 {
@@ -171,7 +158,7 @@ static int check_row(struct parse *ps)
 {
 	char s1[48], s2[48];
 
-	if (!db_valid_unique_id(ps->field[0]))
+	if (!ids_uid_valid(ps->field[0]))
 		row_fail(ps, ST_EINVAL, "unique id \"%s\" is not 24 upper-case hex digits",
 			 allowlist_csv_shown(ps->field[0], s1));
 	else if (strcmp(ps->field[1], ps->lot))

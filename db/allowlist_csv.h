@@ -27,11 +27,12 @@
 #include <stdint.h>
 
 #include "core/errbuf.h"
+#include "core/ids.h"
 
 #define ALLOWLIST_CSV_FIELD_MAX 256
 #define ALLOWLIST_CSV_LINE_MAX  4096
 #define ALLOWLIST_CSV_TEXT_MAX  64      /* model, hw_revision: characters */
-#define ALLOWLIST_CSV_UID_LEN   24
+#define ALLOWLIST_CSV_UID_LEN   IDS_UID_LEN   /* the unique-id rule: core/ids.h */
 
 struct allowlist_row {
 	const char *path;          /* the file's name, as given to the parser */
@@ -48,14 +49,14 @@ typedef int (*allowlist_row_fn)(const struct allowlist_row *row, void *ctx,
 /* Parses buf (len bytes; NUL bytes allowed, refused inside fields) read from
  * path, whose rows must all name lot.  ST_OK when every row was handed to fn
  * and there was at least one; *rows_out (may be NULL) counts the rows fn took. */
-int allowlist_csv_parse(const uint8_t *buf, size_t len, const char *path,
-			const char *lot, allowlist_row_fn fn, void *ctx,
-			int64_t *rows_out, struct errbuf *err);
+ST_MUST_CHECK int allowlist_csv_parse(const uint8_t *buf, size_t len, const char *path,
+				      const char *lot, allowlist_row_fn fn, void *ctx,
+				      int64_t *rows_out, struct errbuf *err);
 
 /* Fills err with "PATH:LINE: <fmt>" for row and returns code: the form of every
  * row error, for fn's own refusals (a duplicate id). */
-int allowlist_csv_fail(const struct allowlist_row *row, struct errbuf *err, int code,
-		       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+ST_MUST_CHECK int allowlist_csv_fail(const struct allowlist_row *row, struct errbuf *err, int code,
+				     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* s for a message: printable ASCII only ('?' for the rest), at most 40
  * characters then "...".  Returns out. */

@@ -196,7 +196,7 @@ int db_audit_append_locked(struct db *db, const char *kind, const char *actor,
 	if ((rc = head_locked(db, &seq, prev_hex, err)))
 		goto out;
 	seq++;
-	db_iso_ms(db_now_ms(), ts);
+	clock_iso_ms(clock_realtime_ms(), ts);
 	md = EVP_MD_CTX_new();
 	if (!md || event_hash(md, EVP_sha256(), db->station_id, strlen(db->station_id), seq, ts, strlen(ts),
 			      kind, strlen(kind), actor, strlen(actor), detail, strlen(detail),
@@ -204,7 +204,7 @@ int db_audit_append_locked(struct db *db, const char *kind, const char *actor,
 		rc = errbuf_set(err, ST_ECRYPTO, "SHA-256 failed");
 		goto out;
 	}
-	db_hex(hash, 32, hash_hex);
+	hex_encode(hash, 32, hash_hex);
 	if (!(st = db_stmt(db, SQL_INSERT_EVENT, err))) {
 		rc = ST_EDB;
 		goto out;
@@ -272,7 +272,7 @@ int db_audit_head(struct db *db, int64_t *seq, uint8_t hash[32], struct errbuf *
 	db_unlock(db);
 	if (rc)
 		return rc;
-	if (db_unhex32(hex, strlen(hex), hash))
+	if (hex_decode_lower(hex, strlen(hex), hash, 32))
 		return errbuf_set(err, ST_ETAMPER, "audit head (seq %lld) has a malformed hash",
 				  (long long)*seq);
 	return ST_OK;
@@ -321,10 +321,10 @@ static int read_row(struct vstate *vs, struct vrow *r, struct errbuf *err)
 	if (event_hash(vs->md, vs->sha256, COL(2), r->seq, COL(3), COL(4), COL(5), COL(6), COL(7), h))
 		return errbuf_set(err, ST_ECRYPTO, "SHA-256 failed");
 #undef COL
-	r->prev_wf = !db_unhex32((const char *)sqlite3_column_text(st, 7),
-				 (size_t)sqlite3_column_bytes(st, 7), r->prev);
-	r->hash_wf = !db_unhex32((const char *)sqlite3_column_text(st, 8),
-				 (size_t)sqlite3_column_bytes(st, 8), r->hash);
+	r->prev_wf = !hex_decode_lower((const char *)sqlite3_column_text(st, 7),
+				       (size_t)sqlite3_column_bytes(st, 7), r->prev, 32);
+	r->hash_wf = !hex_decode_lower((const char *)sqlite3_column_text(st, 8),
+				       (size_t)sqlite3_column_bytes(st, 8), r->hash, 32);
 	if (!r->prev_wf)
 		memset(r->prev, 0xff, 32);
 	if (!r->hash_wf)
@@ -458,7 +458,7 @@ static int check_checkpoints(struct vstate *vs, const struct vrow *r, struct err
 				 (long long)cid, (long long)cseq);
 			return 1;
 		}
-		db_hex(r->hash, 32, rhex);
+		hex_encode(r->hash, 32, rhex);
 		if (strcmp(head_hex, rhex)) {
 			bad(vs, r, "edited: chain hash at seq %lld differs from signed checkpoint %lld (rows up to here were rewritten)",
 			    (long long)cseq, (long long)cid);
@@ -487,7 +487,7 @@ static int check_checkpoints(struct vstate *vs, const struct vrow *r, struct err
 
 			EVP_Digest(sqlite3_column_blob(cp, 4), (size_t)sqlite3_column_bytes(cp, 4),
 				   fp, &fl, EVP_sha256(), NULL);
-			db_hex(fp, 32, vs->res->checkpoint_key);
+			hex_encode(fp, 32, vs->res->checkpoint_key);
 		}
 		vs->res->bad_checkpoint = 0;
 		vs->res->checkpoints++;

@@ -52,24 +52,11 @@ static int cert_status_from_name(const char *s)
 	return -1;
 }
 
-/* Lower-case hex, 1..64 digits, no leading zero (COMMON.md serials). */
-static int valid_serial(const char *s)
-{
-	size_t n = s ? strlen(s) : 0;
-
-	if (n < 1 || n > 64 || (s[0] == '0' && n > 1))
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return 0;
-	return 1;
-}
-
 static int valid_hash_hex(const char *s)
 {
 	uint8_t b[32];
 
-	return s && !db_unhex32(s, strlen(s), b);
+	return s && !hex_decode_lower(s, strlen(s), b, 32);
 }
 
 static const char SQL_RESERVE[] =
@@ -107,7 +94,7 @@ static int serial_batch(const char *const *serials, size_t n, json_t **out, stru
 		return errbuf_set(err, ST_EINVAL, "a batch of 1..%d certificate serials expected",
 				  DB_CERT_RESERVE_MAX);
 	for (size_t i = 0; i < n; i++)
-		if (!valid_serial(serials[i]))
+		if (!ids_serial_valid(serials[i]))
 			return errbuf_set(err, ST_EINVAL,
 					  "certificate serial must be lower-case hex without leading zeros");
 	if (!(a = json_array()))
@@ -125,7 +112,7 @@ static int reserve_locked(struct db *db, const char *const *serials, size_t n,
 			  json_t *list, struct errbuf *err)
 {
 	sqlite3_stmt *st = db_stmt(db, SQL_RESERVE, err);
-	int64_t now = db_now_ms();
+	int64_t now = clock_realtime_ms();
 	int rc;
 
 	if (!st) {
@@ -248,7 +235,7 @@ static int issued_locked(struct db *db, const char *serial_hex, int64_t unit_id,
 	if (!st)
 		return ST_EDB;
 	EVP_Digest(der, der_len, sha, &sl, EVP_sha256(), NULL);
-	db_hex(sha, 32, hex);
+	hex_encode(sha, 32, hex);
 	if (unit_id > 0)
 		sqlite3_bind_int64(st, 1, unit_id);
 	else
@@ -256,7 +243,7 @@ static int issued_locked(struct db *db, const char *serial_hex, int64_t unit_id,
 	sqlite3_bind_text(st, 2, unique_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, pubkey_hash, -1, SQLITE_STATIC);
 	sqlite3_bind_blob(st, 4, der, (int)der_len, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 5, db_now_ms());
+	sqlite3_bind_int64(st, 5, clock_realtime_ms());
 	sqlite3_bind_text(st, 6, serial_hex, -1, SQLITE_STATIC);
 	rc = step_guarded(db, st, serial_hex, "reserved for a board", "record certificate", err);
 	if (rc == ST_EEXIST)
@@ -275,7 +262,7 @@ int db_cert_issued(struct db *db, const char *serial_hex, int64_t unit_id,
 {
 	int owned, rc;
 
-	if (!valid_serial(serial_hex))
+	if (!ids_serial_valid(serial_hex))
 		return errbuf_set(err, ST_EINVAL, "certificate serial must be lower-case hex without leading zeros");
 	if (!valid_hash_hex(pubkey_hash))
 		return errbuf_set(err, ST_EINVAL, "public key hash must be 64 lower-case hex digits");
@@ -339,7 +326,7 @@ int db_cert_injected(struct db *db, const char *serial_hex, struct errbuf *err)
 		if (!(st = db_stmt(db, SQL_INJECT, err))) {
 			rc = ST_EDB;
 		} else {
-			sqlite3_bind_int64(st, 1, db_now_ms());
+			sqlite3_bind_int64(st, 1, clock_realtime_ms());
 			sqlite3_bind_text(st, 2, serial_hex, -1, SQLITE_STATIC);
 			rc = transition_locked(db, st, serial_hex, "issued", "cert-injected", "station",
 					       json_pack("{s:s}", "serial", serial_hex), err);
@@ -367,7 +354,7 @@ int db_cert_revoke(struct db *db, const char *serial_hex, const char *reason,
 		if (!(st = db_stmt(db, SQL_REVOKE, err))) {
 			rc = ST_EDB;
 		} else {
-			sqlite3_bind_int64(st, 1, db_now_ms());
+			sqlite3_bind_int64(st, 1, clock_realtime_ms());
 			sqlite3_bind_text(st, 2, reason, -1, SQLITE_STATIC);
 			sqlite3_bind_text(st, 3, serial_hex, -1, SQLITE_STATIC);
 			rc = transition_locked(db, st, serial_hex, "revocable",

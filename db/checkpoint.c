@@ -98,7 +98,7 @@ int db_checkpoint_add(struct db *db, int64_t seq, const uint8_t head_hash[32],
 				  DB_CHECKPOINT_ALG);
 	if (!sig || !sig_len || sig_len > 1024 || !pubkey_der || !pubkey_len || pubkey_len > 4096)
 		return errbuf_set(err, ST_EINVAL, "checkpoint signature or public key missing or too long");
-	db_hex(head_hash, 32, head_hex);
+	hex_encode(head_hash, 32, head_hex);
 	if (db_checkpoint_sig_ok(db->station_id, seq, head_hex, sig, sig_len, pubkey_der,
 			      pubkey_len, &why))
 		return errbuf_set(err, ST_ECRYPTO, "checkpoint at seq %lld: %s",
@@ -134,7 +134,7 @@ int db_checkpoint_add(struct db *db, int64_t seq, const uint8_t head_hash[32],
 		rc = ST_EDB;
 		goto out;
 	}
-	db_iso_ms(db_now_ms(), ts);
+	clock_iso_ms(clock_realtime_ms(), ts);
 	sqlite3_bind_text(st, 1, db->station_id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, seq);
 	sqlite3_bind_text(st, 3, head_hex, 64, SQLITE_STATIC);

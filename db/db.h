@@ -26,7 +26,8 @@ struct db;
 
 #define DB_SCHEMA_VERSION_MAX 64
 
-int  db_open(const char *path, const char *station_id, struct db **out, struct errbuf *err);
+ST_MUST_CHECK int  db_open(const char *path, const char *station_id, struct db **out,
+			   struct errbuf *err);
 void db_close(struct db *db);
 int  db_schema_version(struct db *db);
 /* How many group-commit syncs of the WAL this handle made (tests, benchmarks). */
@@ -38,8 +39,8 @@ int  db_synchronous(struct db *db);
 
 /* Explicit transactions for callers that group several calls (e.g. an import).
  * Nested use is an error.  Calls made between begin and commit run inside it. */
-int db_begin(struct db *db, struct errbuf *err);
-int db_commit(struct db *db, struct errbuf *err);
+ST_MUST_CHECK int db_begin(struct db *db, struct errbuf *err);
+ST_MUST_CHECK int db_commit(struct db *db, struct errbuf *err);
 void db_rollback(struct db *db);
 
 /* ---- audit chain (db/audit.c) ------------------------------------------- */
@@ -48,8 +49,8 @@ void db_rollback(struct db *db);
  * JSON detail (a compact JSON object, or NULL for {}), prev hash, own hash
  * (SHA-256 over the canonical encoding in docs/database.md).  Returns the new
  * sequence number in *seq_out (may be NULL). */
-int db_audit_append(struct db *db, const char *kind, const char *actor,
-		    const char *detail_json, int64_t *seq_out, struct errbuf *err);
+ST_MUST_CHECK int db_audit_append(struct db *db, const char *kind, const char *actor,
+				  const char *detail_json, int64_t *seq_out, struct errbuf *err);
 
 struct db_verify_result {
 	int64_t events;            /* rows checked */
@@ -65,15 +66,16 @@ struct db_verify_result {
  * *res naming the first bad row otherwise (docs/database.md lists the verdicts).
  * It holds this handle for the whole walk (about 6 s per million events): while
  * the line runs, verify from another handle or process (WAL: no one waits). */
-int db_audit_verify(struct db *db, struct db_verify_result *res, struct errbuf *err);
+ST_MUST_CHECK int db_audit_verify(struct db *db, struct db_verify_result *res, struct errbuf *err);
 
 /* Same, and every checkpoint must be signed by this SubjectPublicKeyInfo (DER);
  * NULL accepts any EC key stored with the checkpoint. */
-int db_audit_verify_key(struct db *db, const uint8_t *trusted_pubkey_der, size_t trusted_len,
-			struct db_verify_result *res, struct errbuf *err);
+ST_MUST_CHECK int db_audit_verify_key(struct db *db, const uint8_t *trusted_pubkey_der,
+				      size_t trusted_len,
+				      struct db_verify_result *res, struct errbuf *err);
 
 /* Head of the chain (for signed checkpoints): last seq and its hash (32 bytes). */
-int db_audit_head(struct db *db, int64_t *seq, uint8_t hash[32], struct errbuf *err);
+ST_MUST_CHECK int db_audit_head(struct db *db, int64_t *seq, uint8_t hash[32], struct errbuf *err);
 
 /* Stores a signed checkpoint of this station's chain at seq.  The signature is
  * ECDSA-SHA256 (DER) by the EC key pubkey_der (SubjectPublicKeyInfo DER) over
@@ -82,10 +84,11 @@ int db_audit_head(struct db *db, int64_t *seq, uint8_t hash[32], struct errbuf *
  * ST_ENOTFOUND) unless the signature verifies and head_hash is the chain's hash
  * at seq. */
 #define DB_CHECKPOINT_ALG "ecdsa-sha256"
-int db_checkpoint_add(struct db *db, int64_t seq, const uint8_t head_hash[32],
-		      const char *key_label, const char *algorithm, const uint8_t *sig,
-		      size_t sig_len, const uint8_t *pubkey_der, size_t pubkey_len,
-		      struct errbuf *err);
+ST_MUST_CHECK int db_checkpoint_add(struct db *db, int64_t seq, const uint8_t head_hash[32],
+				    const char *key_label, const char *algorithm,
+				    const uint8_t *sig,
+				    size_t sig_len, const uint8_t *pubkey_der, size_t pubkey_len,
+				    struct errbuf *err);
 
 /* One audit row as listed; the strings live until fn returns. */
 struct db_event {
@@ -95,9 +98,9 @@ struct db_event {
 /* Calls fn for each event in storage order, or only the last `tail` if tail > 0.
  * fn returns non-zero to stop.  The foreach functions hold the handle while they
  * run: fn may call other db_* functions but not the same foreach again. */
-int db_audit_foreach(struct db *db, int64_t tail,
-		     int (*fn)(const struct db_event *e, void *ctx), void *ctx,
-		     struct errbuf *err);
+ST_MUST_CHECK int db_audit_foreach(struct db *db, int64_t tail,
+				   int (*fn)(const struct db_event *e, void *ctx), void *ctx,
+				   struct errbuf *err);
 
 /* ---- lots and allowlist (db/allowlist.c) -------------------------------- */
 
@@ -105,32 +108,31 @@ int db_audit_foreach(struct db *db, int64_t tail,
  * docs/engineer.md.  On any bad row nothing is written and err names FILE:LINE.
  * If sig_path is set the detached signature over the file bytes must verify with
  * the manufacturer certificate.  *rows_out gets the number of ids imported. */
-int db_allowlist_import(struct db *db, const char *csv_path, const char *lot,
-			const char *sig_path, const char *mfr_cert_path,
-			const char *actor, int64_t *rows_out, struct errbuf *err);
+ST_MUST_CHECK int db_allowlist_import(struct db *db, const char *csv_path, const char *lot,
+				      const char *sig_path, const char *mfr_cert_path,
+				      const char *actor, int64_t *rows_out, struct errbuf *err);
 
 /* ST_OK if unique_id is on lot's allowlist, ST_ENOTFOUND if not. */
-int db_allowlist_contains(struct db *db, const char *lot, const char *unique_id,
-			  struct errbuf *err);
+ST_MUST_CHECK int db_allowlist_contains(struct db *db, const char *lot, const char *unique_id,
+					struct errbuf *err);
 /* Number of ids allowed for lot (0 = the lot has no allowlist). */
-int db_allowlist_count(struct db *db, const char *lot, int64_t *count, struct errbuf *err);
+ST_MUST_CHECK int db_allowlist_count(struct db *db, const char *lot, int64_t *count,
+				     struct errbuf *err);
 /* Calls fn for each id on lot's allowlist in import order; fn returns non-zero to stop. */
-int db_allowlist_foreach(struct db *db, const char *lot,
-			 int (*fn)(const char *unique_id, void *ctx), void *ctx,
-			 struct errbuf *err);
-/* 1 if s is a hardware unique id: exactly 24 upper-case hex digits. */
-int db_valid_unique_id(const char *s);
+ST_MUST_CHECK int db_allowlist_foreach(struct db *db, const char *lot,
+				       int (*fn)(const char *unique_id, void *ctx), void *ctx,
+				       struct errbuf *err);
 
 /* ---- profiles (db/profiles.c) ------------------------------------------ */
 
 /* Stores a profile's canonical text under name with its SHA-256 (hex); a new
  * version number each time the content changes.  Parsing lives in station/. */
-int db_profile_store(struct db *db, const char *name, const char *content,
-		     size_t len, const char *actor, int *version_out,
-		     char hash_hex[65], struct errbuf *err);
+ST_MUST_CHECK int db_profile_store(struct db *db, const char *name, const char *content,
+				   size_t len, const char *actor, int *version_out,
+				   char hash_hex[65], struct errbuf *err);
 /* Latest version of name: content is malloc'd, caller frees. */
-int db_profile_load(struct db *db, const char *name, char **content, size_t *len,
-		    int *version, char hash_hex[65], struct errbuf *err);
+ST_MUST_CHECK int db_profile_load(struct db *db, const char *name, char **content, size_t *len,
+				  int *version, char hash_hex[65], struct errbuf *err);
 
 /* One profile as listed: its latest version; the strings live until fn returns. */
 struct db_profile_row {
@@ -142,9 +144,10 @@ struct db_profile_row {
 };
 /* Calls fn for the latest version of each profile, by name; fn returns
  * non-zero to stop.  Holds the handle while it runs (as the other foreach). */
-int db_profile_foreach(struct db *db,
-		       int (*fn)(const struct db_profile_row *r, void *ctx), void *ctx,
-		       struct errbuf *err);
+ST_MUST_CHECK int db_profile_foreach(struct db *db,
+				     int (*fn)(const struct db_profile_row *r, void *ctx),
+				     void *ctx,
+				     struct errbuf *err);
 
 /* ---- units (db/units.c) ------------------------------------------------ */
 
@@ -180,24 +183,26 @@ const char *db_unit_status_name(enum db_unit_status s);
 
 /* Creates an in-progress unit row (durable before any work on the board).
  * Sets u->id and u->status; fills u->started_ms and u->station_id when unset. */
-int db_unit_begin(struct db *db, struct db_unit *u, struct errbuf *err);
+ST_MUST_CHECK int db_unit_begin(struct db *db, struct db_unit *u, struct errbuf *err);
 /* Updates stage and any filled hash/serial fields of an in-progress unit. */
-int db_unit_update(struct db *db, const struct db_unit *u, struct errbuf *err);
+ST_MUST_CHECK int db_unit_update(struct db *db, const struct db_unit *u, struct errbuf *err);
 /* The same, as a progress mark: written to the WAL without an fsync (survives
  * the process being killed; a power loss may lose it until the next full
  * commit makes it durable).  For stage marks, not for anything an invariant
  * rests on. */
-int db_unit_progress(struct db *db, const struct db_unit *u, struct errbuf *err);
+ST_MUST_CHECK int db_unit_progress(struct db *db, const struct db_unit *u, struct errbuf *err);
 /* Final verdict: status, stage, reason, reason code, finished time (now if 0) and any filled
  * hash/serial fields; appends an audit event (actor: the operator).  ST_EEXIST
  * when the id already has a PASS unit; ST_ESTATE when u is not in progress. */
-int db_unit_finish(struct db *db, const struct db_unit *u, struct errbuf *err);
+ST_MUST_CHECK int db_unit_finish(struct db *db, const struct db_unit *u, struct errbuf *err);
 /* ST_OK + *found=1 if unique_id has a PASS unit (already provisioned). */
-int db_unit_provisioned(struct db *db, const char *unique_id, int *found, struct errbuf *err);
+ST_MUST_CHECK int db_unit_provisioned(struct db *db, const char *unique_id, int *found,
+				      struct errbuf *err);
 /* Calls fn for each unit still IN_PROGRESS (crash recovery). */
-int db_unit_foreach_in_progress(struct db *db,
-				int (*fn)(const struct db_unit *u, void *ctx), void *ctx,
-				struct errbuf *err);
+ST_MUST_CHECK int db_unit_foreach_in_progress(struct db *db,
+					      int (*fn)(const struct db_unit *u, void *ctx),
+					      void *ctx,
+					      struct errbuf *err);
 
 /* ---- certificates (db/certs.c) ----------------------------------------- */
 
@@ -218,25 +223,28 @@ const char *db_cert_status_name(enum db_cert_status s);
  * anything is signed with it, so a crash after signing leaves it 'reserved' and
  * recovery revokes it.  The row names no board yet.  ST_EEXIST if one is taken
  * (then none is reserved). */
-int db_cert_reserve(struct db *db, const char *const *serials, size_t n, struct errbuf *err);
+ST_MUST_CHECK int db_cert_reserve(struct db *db, const char *const *serials, size_t n,
+				  struct errbuf *err);
 /* reserved -> issued: binds the serial to its unit (0 = none), hardware id and
  * public key hash, with the DER; committed and fsync'd before returning
  * (invariant 2), so never inside a caller's transaction.  ST_EEXIST if the
  * public key was already certified (a clone that raced this one). */
-int db_cert_issued(struct db *db, const char *serial_hex, int64_t unit_id,
-		   const char *unique_id, const char *pubkey_hash,
-		   const uint8_t *der, size_t der_len, struct errbuf *err);
+ST_MUST_CHECK int db_cert_issued(struct db *db, const char *serial_hex, int64_t unit_id,
+				 const char *unique_id, const char *pubkey_hash,
+				 const uint8_t *der, size_t der_len, struct errbuf *err);
 /* reserved -> void for serials nothing was signed with (an issuer closing with
  * serials left); one transaction.  ST_ESTATE (none changed) if one is not a
  * reserved row without a board. */
-int db_cert_void(struct db *db, const char *const *serials, size_t n, struct errbuf *err);
+ST_MUST_CHECK int db_cert_void(struct db *db, const char *const *serials, size_t n,
+			       struct errbuf *err);
 /* issued -> injected. */
-int db_cert_injected(struct db *db, const char *serial_hex, struct errbuf *err);
+ST_MUST_CHECK int db_cert_injected(struct db *db, const char *serial_hex, struct errbuf *err);
 /* any but void -> revoked with reason (RFC 5280 name, e.g. "keyCompromise") and time. */
-int db_cert_revoke(struct db *db, const char *serial_hex, const char *reason,
-		   const char *actor, struct errbuf *err);
+ST_MUST_CHECK int db_cert_revoke(struct db *db, const char *serial_hex, const char *reason,
+				 const char *actor, struct errbuf *err);
 /* ST_OK + *seen=1 if a certificate was ever issued for this public key hash. */
-int db_pubkey_seen(struct db *db, const char *pubkey_hash, int *seen, struct errbuf *err);
+ST_MUST_CHECK int db_pubkey_seen(struct db *db, const char *pubkey_hash, int *seen,
+				 struct errbuf *err);
 
 struct db_cert_row {
 	char    serial_hex[65];
@@ -249,12 +257,12 @@ struct db_cert_row {
 /* Calls fn for each certificate with the given status (-1 = all), oldest
  * first, until fn returns non-zero.  fn runs under the handle's lock: it must
  * not call db_* itself. */
-int db_cert_foreach(struct db *db, int status,
-		    int (*fn)(const struct db_cert_row *c, void *ctx), void *ctx,
-		    struct errbuf *err);
+ST_MUST_CHECK int db_cert_foreach(struct db *db, int status,
+				  int (*fn)(const struct db_cert_row *c, void *ctx), void *ctx,
+				  struct errbuf *err);
 /* The same for the certificates recorded for one unit (an index lookup). */
-int db_cert_foreach_unit(struct db *db, int64_t unit_id,
-			 int (*fn)(const struct db_cert_row *c, void *ctx), void *ctx,
-			 struct errbuf *err);
+ST_MUST_CHECK int db_cert_foreach_unit(struct db *db, int64_t unit_id,
+				       int (*fn)(const struct db_cert_row *c, void *ctx), void *ctx,
+				       struct errbuf *err);
 
 #endif

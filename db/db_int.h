@@ -13,6 +13,9 @@
 #include <sqlite3.h>
 #include <stdint.h>
 
+#include "core/clock.h"
+#include "core/hex.h"
+#include "core/ids.h"
 #include "db/db.h"
 
 #define DB_STMT_CACHE 48
@@ -43,8 +46,8 @@ int db_sqlerr(struct db *db, int rc, struct errbuf *err, const char *what);
 /* Write transactions used inside one call.  db_txn_begin() is a no-op when the
  * caller already holds an explicit transaction; end() commits (ok) or rolls
  * back, and likewise leaves an outer transaction to its owner. */
-int  db_txn_begin(struct db *db, int *owned, struct errbuf *err);
-int  db_txn_end(struct db *db, int owned, int rc, struct errbuf *err);
+ST_MUST_CHECK int  db_txn_begin(struct db *db, int *owned, struct errbuf *err);
+ST_MUST_CHECK int  db_txn_end(struct db *db, int owned, int rc, struct errbuf *err);
 
 /*
  * Group commit, for the hot durable writes (certificate records).  Under the
@@ -58,30 +61,22 @@ int  db_txn_end(struct db *db, int owned, int rc, struct errbuf *err);
  * other's.  The call returns to its caller only after its own commit is on
  * disk, as with synchronous=FULL.
  */
-int  db_txn_begin_synced(struct db *db, int *owned, struct errbuf *err);
-int  db_txn_end_synced(struct db *db, int owned, int rc, struct errbuf *err);
-int  db_wal_sync(struct db *db, struct errbuf *err);
+ST_MUST_CHECK int  db_txn_begin_synced(struct db *db, int *owned, struct errbuf *err);
+ST_MUST_CHECK int  db_txn_end_synced(struct db *db, int owned, int rc, struct errbuf *err);
+ST_MUST_CHECK int  db_wal_sync(struct db *db, struct errbuf *err);
 
 void db_lock(struct db *db);
 void db_unlock(struct db *db);
 
-/* UTC now in ms, and its ISO-8601 form "2026-11-22T01:02:03.456Z". */
-int64_t db_now_ms(void);
-void db_iso_ms(int64_t ms, char out[32]);
-
-/* Lower-case hex of n bytes into out (2n+1). */
-void db_hex(const uint8_t *b, size_t n, char *out);
-/* Parses exactly 64 lower-case hex chars into 32 bytes; 0 ok, -1 bad. */
-int db_unhex32(const char *s, size_t len, uint8_t out[32]);
-
 /* Appends an audit event inside the caller's transaction (lock held). */
-int db_audit_append_locked(struct db *db, const char *kind, const char *actor,
-			   const char *detail_json, int64_t *seq_out, struct errbuf *err);
+ST_MUST_CHECK int db_audit_append_locked(struct db *db, const char *kind, const char *actor,
+					 const char *detail_json, int64_t *seq_out,
+					 struct errbuf *err);
 /* The same with a jansson object as the detail; takes the reference (j may be
  * NULL: a json_pack() that failed, reported as such). */
 struct json_t;
-int db_audit_json_locked(struct db *db, const char *kind, const char *actor,
-			 struct json_t *j, struct errbuf *err);
+ST_MUST_CHECK int db_audit_json_locked(struct db *db, const char *kind, const char *actor,
+				       struct json_t *j, struct errbuf *err);
 
 /* 0 when sig is a valid ECDSA-SHA256 signature by the EC key pub_der (DER
  * SubjectPublicKeyInfo) over the checkpoint message; else -1 and *why. */

@@ -59,8 +59,8 @@ struct db_export_counts {
 	int64_t allowlisted;           /* ids on the lot's allowlist */
 };
 
-int db_export_lot(struct db *db, const char *lot, struct db_export_counts *counts,
-		  int (*fn)(const struct db_export_row *r, void *ctx), void *ctx,
-		  struct errbuf *err);
+ST_MUST_CHECK int db_export_lot(struct db *db, const char *lot, struct db_export_counts *counts,
+				int (*fn)(const struct db_export_row *r, void *ctx), void *ctx,
+				struct errbuf *err);
 
 #endif

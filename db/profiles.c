@@ -53,7 +53,7 @@ int db_profile_store(struct db *db, const char *name, const char *content,
 	if (!content || len == 0 || len > PROFILE_MAX)
 		return errbuf_set(err, ST_EINVAL, "profile %s: content must be 1..%d bytes", name, PROFILE_MAX);
 	EVP_Digest(content, len, sha, &sl, EVP_sha256(), NULL);
-	db_hex(sha, 32, hex);
+	hex_encode(sha, 32, hex);
 
 	db_lock(db);
 	if ((rc = db_txn_begin(db, &owned, err)))
@@ -86,7 +86,7 @@ int db_profile_store(struct db *db, const char *name, const char *content,
 	sqlite3_bind_int(st, 2, version);
 	sqlite3_bind_text(st, 3, hex, 64, SQLITE_STATIC);
 	sqlite3_bind_blob(st, 4, content, (int)len, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 5, db_now_ms());
+	sqlite3_bind_int64(st, 5, clock_realtime_ms());
 	sqlite3_bind_text(st, 6, actor ? actor : "", -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);

@@ -244,7 +244,7 @@ int db_rework_authorise(struct db *db, const char *unique_id, const char *reason
 	struct db_rework w;
 	int owned = 0, rc;
 
-	if (!unique_id || !db_valid_unique_id(unique_id))
+	if (!unique_id || !ids_uid_valid(unique_id))
 		return errbuf_set(err, ST_EINVAL, "'%s' is not a unique id (24 upper-case hex digits)",
 				  unique_id ? unique_id : "");
 	if (!valid_text(reason, DB_REWORK_REASON_MAX))
@@ -256,7 +256,7 @@ int db_rework_authorise(struct db *db, const char *unique_id, const char *reason
 	snprintf(w.unique_id, sizeof(w.unique_id), "%s", unique_id);
 	snprintf(w.reason, sizeof(w.reason), "%s", reason);
 	snprintf(w.authorised_by, sizeof(w.authorised_by), "%s", actor);
-	w.authorised_ms = db_now_ms();
+	w.authorised_ms = clock_realtime_ms();
 	db_lock(db);
 	/* a transaction of our own unless the caller holds one: db_cert_revoke
 	 * joins it either way, so revocation and authorisation commit together */
@@ -318,7 +318,7 @@ static int consume_locked(struct db *db, int64_t rework_id, int64_t unit_id,
 	if (!(st = db_prepare_once(db, SQL_CONSUME, err)))
 		return ST_EDB;
 	sqlite3_bind_int64(st, 1, unit_id);
-	sqlite3_bind_int64(st, 2, db_now_ms());
+	sqlite3_bind_int64(st, 2, clock_realtime_ms());
 	sqlite3_bind_int64(st, 3, rework_id);
 	if ((rc = run(db, st, "use rework", &changes, err)))
 		return rc;

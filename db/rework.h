@@ -51,13 +51,13 @@ struct db_rework {
  *   ST_ESTATE    the id has no current PASS unit (never passed, or a rework is
  *                already authorised and not yet used: err says which)
  * A certificate that is already revoked stays revoked with its own reason. */
-int db_rework_authorise(struct db *db, const char *unique_id, const char *reason,
-			const char *actor, struct db_rework *out, struct errbuf *err);
+ST_MUST_CHECK int db_rework_authorise(struct db *db, const char *unique_id, const char *reason,
+				      const char *actor, struct db_rework *out, struct errbuf *err);
 
 /* The open (unconsumed) authorisation for unique_id: *found = 1 and *out
  * filled, or *found = 0. */
-int db_rework_open(struct db *db, const char *unique_id, struct db_rework *out,
-		   int *found, struct errbuf *err);
+ST_MUST_CHECK int db_rework_open(struct db *db, const char *unique_id, struct db_rework *out,
+				 int *found, struct errbuf *err);
 
 /* Consumes authorisation rework_id for unit unit_id, which must be in progress
  * and for the same board: sets units.rework_id and the authorisation's
@@ -66,7 +66,7 @@ int db_rework_open(struct db *db, const char *unique_id, struct db_rework *out,
  * authorisation is used exactly when the board passes.  ST_ESTATE when the
  * authorisation was already used or the unit does not fit; ST_ENOTFOUND when
  * there is no such authorisation. */
-int db_rework_consume(struct db *db, int64_t rework_id, int64_t unit_id,
-		      const char *actor, struct errbuf *err);
+ST_MUST_CHECK int db_rework_consume(struct db *db, int64_t rework_id, int64_t unit_id,
+				    const char *actor, struct errbuf *err);
 
 #endif

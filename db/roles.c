@@ -150,7 +150,7 @@ static int grant_locked(struct db *db, const char *name, const char *login, enum
 	sqlite3_bind_text(st, 2, login, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, db_role_name(role), -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 4, actor, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 5, db_now_ms());
+	sqlite3_bind_int64(st, 5, clock_realtime_ms());
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)

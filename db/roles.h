@@ -43,18 +43,20 @@ struct db_role_row {
 
 /* Gives name the role, bound to login (a new row, or the existing one
  * changed).  ST_ESTATE when that would demote the last engineer. */
-int db_role_grant(struct db *db, const char *name, const char *login, enum db_role role,
-		  const char *actor, struct errbuf *err);
+ST_MUST_CHECK int db_role_grant(struct db *db, const char *name, const char *login,
+				enum db_role role,
+				const char *actor, struct errbuf *err);
 /* Removes name's role.  ST_ENOTFOUND when it has none; ST_ESTATE for the last
  * engineer. */
-int db_role_revoke(struct db *db, const char *name, const char *actor, struct errbuf *err);
+ST_MUST_CHECK int db_role_revoke(struct db *db, const char *name, const char *actor,
+				 struct errbuf *err);
 /* name's row: *found = 1 and *out filled, or *found = 0. */
-int db_role_get(struct db *db, const char *name, struct db_role_row *out, int *found,
-		struct errbuf *err);
+ST_MUST_CHECK int db_role_get(struct db *db, const char *name, struct db_role_row *out, int *found,
+			      struct errbuf *err);
 /* How many names hold role. */
-int db_role_count(struct db *db, enum db_role role, int64_t *n, struct errbuf *err);
+ST_MUST_CHECK int db_role_count(struct db *db, enum db_role role, int64_t *n, struct errbuf *err);
 /* Calls fn for each row, by name; fn returns non-zero to stop. */
-int db_role_foreach(struct db *db, int (*fn)(const struct db_role_row *r, void *ctx),
-		    void *ctx, struct errbuf *err);
+ST_MUST_CHECK int db_role_foreach(struct db *db, int (*fn)(const struct db_role_row *r, void *ctx),
+				  void *ctx, struct errbuf *err);
 
 #endif

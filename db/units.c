@@ -68,7 +68,7 @@ int db_unit_begin(struct db *db, struct db_unit *u, struct errbuf *err)
 	if (!u->station_id[0])
 		snprintf(u->station_id, sizeof(u->station_id), "%s", db->station_id);
 	if (!u->started_ms)
-		u->started_ms = db_now_ms();
+		u->started_ms = clock_realtime_ms();
 	db_lock(db);
 	if (!(st = db_stmt(db, SQL_BEGIN, err))) {
 		db_unlock(db);
@@ -249,7 +249,7 @@ int db_unit_finish(struct db *db, const struct db_unit *u, struct errbuf *err)
 				  (long long)u->id);
 	db_lock(db);
 	if (!(rc = db_txn_begin(db, &owned, err))) {
-		rc = finish_locked(db, u, u->finished_ms ? u->finished_ms : db_now_ms(), err);
+		rc = finish_locked(db, u, u->finished_ms ? u->finished_ms : clock_realtime_ms(), err);
 		rc = db_txn_end(db, owned, rc, err);
 	}
 	db_unlock(db);

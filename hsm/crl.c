@@ -1,5 +1,7 @@
 /* crl: revocation list signed in the HSM.  See crl.h. */
 #include "hsm/crl.h"
+#include "core/clock.h"
+#include "core/fileio.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -99,8 +101,8 @@ int crl_build(struct hsm *h, const struct hsm_certstore *store, int next_update_
 	X509_CRL *parsed = NULL;
 	const unsigned char *p;
 	unsigned char *out = NULL;
-	struct timespec ts;
 	int64_t now_ms;
+	time_t now_s;
 	int rc, n = 0, ok;
 
 	*der = NULL;
@@ -109,8 +111,8 @@ int crl_build(struct hsm *h, const struct hsm_certstore *store, int next_update_
 		return errbuf_set(err, ST_EINVAL, "CRL nextUpdate must be 1..3650 days ahead");
 	if (!store || !store->foreach_revoked)
 		return errbuf_set(err, ST_EINVAL, "crl: no certificate store");
-	clock_gettime(CLOCK_REALTIME, &ts);
-	now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	now_ms = clock_realtime_ms();
+	now_s = (time_t)(now_ms / 1000);
 	col.crl = X509_CRL_new();
 	if (!col.crl)
 		return errbuf_set(err, ST_ENOMEM, "out of memory");
@@ -123,8 +125,8 @@ int crl_build(struct hsm *h, const struct hsm_certstore *store, int next_update_
 	}
 	ok = X509_CRL_set_version(col.crl, X509_CRL_VERSION_2) &&
 	     X509_CRL_set_issuer_name(col.crl, X509_get_subject_name(ca)) &&
-	     (now = ASN1_TIME_set(NULL, ts.tv_sec)) != NULL &&
-	     (next = X509_time_adj_ex(NULL, next_update_days, 0, &ts.tv_sec)) != NULL &&
+	     (now = ASN1_TIME_set(NULL, now_s)) != NULL &&
+	     (next = X509_time_adj_ex(NULL, next_update_days, 0, &now_s)) != NULL &&
 	     X509_CRL_set1_lastUpdate(col.crl, now) &&
 	     X509_CRL_set1_nextUpdate(col.crl, next) &&
 	     (num = ASN1_INTEGER_new()) != NULL &&
@@ -172,43 +174,34 @@ out:
 
 int crl_write(const char *path, const uint8_t *der, size_t len, int pem, struct errbuf *err)
 {
-	char tmp[4096];
 	const unsigned char *p = der;
+	struct fileio_atomic a;
 	X509_CRL *crl = NULL;
 	BIO *bio = NULL;
-	FILE *f = NULL;
-	int fd, ok = 0;
+	int rc, ok = 0;
 
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= sizeof(tmp))
-		return errbuf_set(err, ST_EINVAL, "%s: path too long", path);
-	fd = mkstemp(tmp);
-	if (fd < 0)
-		return errbuf_set(err, ST_EIO, "%s: %s", tmp, strerror(errno));
-	fchmod(fd, 0644);  /* a CRL is public */
-	f = fdopen(fd, "w");
-	if (!f) {
-		close(fd);
-		unlink(tmp);
-		return errbuf_set(err, ST_EIO, "%s: %s", tmp, strerror(errno));
-	}
+	/* a CRL is public */
+	if ((rc = fileio_atomic_open(&a, path, 0644, err)) != ST_OK)
+		return rc;
 	if (pem) {
 		crl = d2i_X509_CRL(NULL, &p, (long)len);
-		bio = BIO_new_fp(f, BIO_NOCLOSE);
+		bio = BIO_new_fp(a.f, BIO_NOCLOSE);
 		ok = crl && bio && PEM_write_bio_X509_CRL(bio, crl) == 1 && BIO_flush(bio) == 1;
 		BIO_free(bio);
 		X509_CRL_free(crl);
 	} else {
-		ok = fwrite(der, 1, len, f) == len;
+		ok = fwrite(der, 1, len, a.f) == len;
 	}
-	ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
-	if (fclose(f) != 0)
-		ok = 0;
-	if (!ok || rename(tmp, path) != 0) {
+	if (!ok) {
 		int e = errno;
 
-		unlink(tmp);
+		fileio_atomic_abort(&a);
 		ERR_clear_error();
 		return errbuf_set(err, ST_EIO, "%s: cannot write the CRL: %s", path, strerror(e));
+	}
+	if ((rc = fileio_atomic_commit(&a, err)) != ST_OK) {
+		ERR_clear_error();
+		return errbuf_prefix(err, "%s: cannot write the CRL: ", path);
 	}
 	return ST_OK;
 }

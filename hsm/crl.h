@@ -25,10 +25,11 @@ int crl_reason_code(const char *name);
 const char *crl_reason_names(void);
 
 /* *der is OPENSSL_malloc'd.  *count gets the number of revoked entries. */
-int crl_build(struct hsm *h, const struct hsm_certstore *store, int next_update_days,
-	      uint8_t **der, size_t *len, int64_t *count, struct errbuf *err);
+ST_MUST_CHECK int crl_build(struct hsm *h, const struct hsm_certstore *store, int next_update_days,
+			    uint8_t **der, size_t *len, int64_t *count, struct errbuf *err);
 
 /* Writes the CRL as PEM (or DER) to path, atomically (temp file + rename). */
-int crl_write(const char *path, const uint8_t *der, size_t len, int pem, struct errbuf *err);
+ST_MUST_CHECK int crl_write(const char *path, const uint8_t *der, size_t len, int pem,
+			    struct errbuf *err);
 
 #endif

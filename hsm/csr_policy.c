@@ -1,5 +1,6 @@
 /* csr_policy: CSR checks before issuing.  See csr_policy.h. */
 #include "hsm/csr_policy.h"
+#include "core/hex.h"
 
 #include <pthread.h>
 #include <string.h>
@@ -125,27 +126,6 @@ void csr_policy_for_key(struct csr_policy *p, enum csr_key_kind kind, int rsa_bi
 	p->rsa_max_bits = kind == CSR_KEY_RSA ? rsa_bits : 0;
 }
 
-int csr_valid_unique_id(const char *s)
-{
-	size_t i;
-
-	for (i = 0; s[i]; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'A' && s[i] <= 'F')))
-			return 0;
-	return i == CSR_UID_LEN;
-}
-
-static void to_hex(const unsigned char *b, size_t n, char *out)
-{
-	static const char hx[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = hx[b[i] >> 4];
-		out[2 * i + 1] = hx[b[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
 /* From the request's own X509_PUBKEY: i2d_PUBKEY(EVP_PKEY) would run
  * OpenSSL 3's encoders, several times slower. */
 static int req_pubkey_hash(X509_REQ *req, char out[65])
@@ -158,7 +138,7 @@ static int req_pubkey_hash(X509_REQ *req, char out[65])
 		return ST_ECRYPTO;
 	SHA256(der, (size_t)len, md);
 	OPENSSL_free(der);
-	to_hex(md, sizeof(md), out);
+	hex_encode(md, sizeof(md), out);
 	return ST_OK;
 }
 
@@ -172,7 +152,7 @@ int csr_pubkey_hash(EVP_PKEY *pkey, char out[65])
 		return ST_ECRYPTO;
 	SHA256(der, (size_t)len, md);
 	OPENSSL_free(der);
-	to_hex(md, sizeof(md), out);
+	hex_encode(md, sizeof(md), out);
 	return ST_OK;
 }
 
@@ -293,7 +273,7 @@ static int check_nonce(X509_REQ *req, const uint8_t nonce[CSR_NONCE_LEN], struct
 		   t->type != V_ASN1_IA5STRING))
 		return errbuf_setr(err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_CSR_NONCE,
 				   "CSR challengePassword is not a string");
-	to_hex(nonce, CSR_NONCE_LEN, want);
+	hex_encode(nonce, CSR_NONCE_LEN, want);
 	ok = ASN1_STRING_length(t->value.asn1_string) == 2 * CSR_NONCE_LEN &&
 	     CRYPTO_memcmp(ASN1_STRING_get0_data(t->value.asn1_string), want,
 			   2 * CSR_NONCE_LEN) == 0;
@@ -313,7 +293,7 @@ int csr_check(const struct csr_policy *pol, const uint8_t *der, size_t len,
 	int rc, seen = 0;
 
 	memset(out, 0, sizeof(*out));
-	if (!csr_valid_unique_id(unique_id))
+	if (!ids_uid_valid(unique_id))
 		return errbuf_set(err, ST_EINVAL, "unique id '%.32s' is not 24 upper-case hex digits",
 				  unique_id);
 	if (len == 0 || len > CSR_MAX_DER)

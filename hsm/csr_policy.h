@@ -35,10 +35,14 @@
 
 #include "hsm/certstore.h"
 #include "core/errbuf.h"
+#include "core/ids.h"
 
 #define CSR_MAX_DER   16384
+/* The station's challenge: the board's wire format (proto/proto.h) owns its
+ * length, which hsm/ cannot see; app/pl_hsm.c, which sees both, asserts they
+ * are equal. */
 #define CSR_NONCE_LEN 32
-#define CSR_UID_LEN   24
+#define CSR_UID_LEN   IDS_UID_LEN
 
 enum csr_key_kind {
 	CSR_KEY_EC_P256 = 1 << 0,
@@ -72,14 +76,11 @@ struct csr_info {
 };
 
 /* store may be NULL (no clone check: tests and tools only). */
-int csr_check(const struct csr_policy *pol, const uint8_t *der, size_t len,
-	      const char *unique_id, const uint8_t nonce[CSR_NONCE_LEN],
-	      const struct hsm_certstore *store, struct csr_info *out,
-	      struct errbuf *err);
+ST_MUST_CHECK int csr_check(const struct csr_policy *pol, const uint8_t *der, size_t len,
+			    const char *unique_id, const uint8_t nonce[CSR_NONCE_LEN],
+			    const struct hsm_certstore *store, struct csr_info *out,
+			    struct errbuf *err);
 void csr_info_clear(struct csr_info *ci);
-
-/* 1 if s is a unique id (24 upper-case hex digits), 0 if not. */
-int csr_valid_unique_id(const char *s);
 
 /* A library context with no providers, for parsing without decoding public
  * keys (OpenSSL 3.0's generic key decoders dominate parse time).  NULL if it
@@ -87,6 +88,6 @@ int csr_valid_unique_id(const char *s);
 OSSL_LIB_CTX *csr_parse_libctx(void);
 
 /* Lower-case hex SHA-256 of the DER SubjectPublicKeyInfo of pkey. */
-int csr_pubkey_hash(EVP_PKEY *pkey, char out[65]);
+ST_MUST_CHECK int csr_pubkey_hash(EVP_PKEY *pkey, char out[65]);
 
 #endif

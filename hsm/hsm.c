@@ -1,5 +1,8 @@
 /* hsm: token access through libp11.  See hsm.h. */
 #include "hsm/hsm.h"
+#include "core/certfile.h"
+#include "core/clock.h"
+#include "core/hex.h"
 
 #include <errno.h>
 #include <libp11.h>
@@ -96,23 +99,9 @@ static void release(struct hsm *h)
 static void backoff(void)
 {
 	unsigned char r = 0;
-	struct timespec ts;
 
 	RAND_bytes(&r, 1);
-	ts.tv_sec = 0;
-	ts.tv_nsec = (20 + (long)(r % 130)) * 1000000L;
-	nanosleep(&ts, NULL);
-}
-
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
+	clock_sleep_ms(20 + r % 130);
 }
 
 static int key_matches(const PKCS11_KEY *k, const char *label, const char *id_hex)
@@ -122,7 +111,7 @@ static int key_matches(const PKCS11_KEY *k, const char *label, const char *id_he
 	if (!id_hex || !id_hex[0] || k->id_len != strlen(id_hex) / 2)
 		return 0;
 	for (size_t i = 0; i < k->id_len; i++) {
-		int v = hexval(id_hex[2 * i]) << 4 | hexval(id_hex[2 * i + 1]);
+		int v = hex_digit(id_hex[2 * i]) << 4 | hex_digit(id_hex[2 * i + 1]);
 
 		if (v != k->id[i])
 			return 0;
@@ -241,17 +230,10 @@ static int preflight(struct hsm *h, EVP_PKEY *priv, const EVP_MD *md, const char
 static int load_ca_cert(struct hsm *h, const char *path, struct errbuf *err)
 {
 	EVP_PKEY *pub;
-	FILE *f;
+	int rc;
 
-	f = fopen(path, "r");
-	if (!f)
-		return errbuf_set(err, ST_EIO, "CA certificate %s: cannot open", path);
-	h->ca_cert = PEM_read_X509(f, NULL, NULL, NULL);
-	fclose(f);
-	if (!h->ca_cert) {
-		ERR_clear_error();
-		return errbuf_set(err, ST_ECRYPTO, "CA certificate %s: not a PEM certificate", path);
-	}
+	if ((rc = certfile_load(path, CERTFILE_MAX, &h->ca_cert, NULL, NULL, err)) != ST_OK)
+		return errbuf_prefix(err, "CA certificate: ");
 	pub = X509_get0_pubkey(h->ca_cert);
 	if (!pub)
 		return errbuf_set(err, ST_ECRYPTO, "CA certificate %s: unreadable public key", path);

@@ -65,19 +65,19 @@ void hsm_config_init(struct hsm_config *c);
  * "ca_cert", "audit_key", "pin_file", "pin_env", "pin_prompt").  Returns
  * ST_ENOTFOUND for an unknown key (so an embedding parser can report it with its
  * own file:line), ST_EINVAL for a bad value. */
-int hsm_config_set(struct hsm_config *c, const char *key, const char *value,
-		   struct errbuf *err);
+ST_MUST_CHECK int hsm_config_set(struct hsm_config *c, const char *key, const char *value,
+				 struct errbuf *err);
 
 /* Reads the [hsm] section of an INI file (other sections are ignored).  Errors
  * name path:line. */
-int hsm_config_load_ini(struct hsm_config *c, const char *path, struct errbuf *err);
+ST_MUST_CHECK int hsm_config_load_ini(struct hsm_config *c, const char *path, struct errbuf *err);
 
 /* Checks that the required keys are present and consistent. */
-int hsm_config_check(const struct hsm_config *c, struct errbuf *err);
+ST_MUST_CHECK int hsm_config_check(const struct hsm_config *c, struct errbuf *err);
 
 struct hsm;
 
-int  hsm_open(const struct hsm_config *c, struct hsm **out, struct errbuf *err);
+ST_MUST_CHECK int  hsm_open(const struct hsm_config *c, struct hsm **out, struct errbuf *err);
 void hsm_close(struct hsm *h);
 
 /* The CA: certificate and private key (owned by h), and the digest its
@@ -89,15 +89,16 @@ const char *hsm_token_label(const struct hsm *h);
 
 /* Signs msg with the audit key (ECDSA with SHA-256, DER signature).  *sig is
  * OPENSSL_malloc'd.  ST_ENOTFOUND when no audit key is configured. */
-int hsm_audit_sign(struct hsm *h, const uint8_t *msg, size_t len,
-		   uint8_t **sig, size_t *sig_len, struct errbuf *err);
+ST_MUST_CHECK int hsm_audit_sign(struct hsm *h, const uint8_t *msg, size_t len,
+				 uint8_t **sig, size_t *sig_len, struct errbuf *err);
 /* The audit key's label and public key (DER SubjectPublicKeyInfo, owned by h). */
 const char *hsm_audit_key_label(const struct hsm *h);
-int hsm_audit_pubkey(const struct hsm *h, const uint8_t **der, size_t *len);
+ST_MUST_CHECK int hsm_audit_pubkey(const struct hsm *h, const uint8_t **der, size_t *len);
 
 /* Reads the PIN from the configured source into pin (NUL-terminated).  Exposed
  * for tests; hsm_open() uses it and wipes the buffer. */
-int hsm_pin_read(const struct hsm_config *c, char pin[HSM_PIN_MAX], struct errbuf *err);
+ST_MUST_CHECK int hsm_pin_read(const struct hsm_config *c, char pin[HSM_PIN_MAX],
+			       struct errbuf *err);
 
 /* Counters for tests: login attempts made by this process. */
 unsigned long hsm_login_attempts(void);

@@ -1,5 +1,6 @@
 /* hsm_checkpoint: audit head signatures.  See hsm_checkpoint.h. */
 #include "hsm/hsm_checkpoint.h"
+#include "core/hex.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -11,8 +12,7 @@ int hsm_checkpoint_message(char *buf, size_t size, const char *station_id,
 	char hex[65];
 	int n;
 
-	for (int i = 0; i < 32; i++)
-		snprintf(hex + 2 * i, 3, "%02x", head_hash[i]);
+	hex_encode(head_hash, 32, hex);
 	n = snprintf(buf, size, "station-audit-checkpoint-v1\n%s\n%" PRId64 "\n%s\n",
 		     station_id, seq, hex);
 	return n < 0 || (size_t)n >= size ? -1 : n;

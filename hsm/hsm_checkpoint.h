@@ -22,14 +22,14 @@
 #define HSM_CHECKPOINT_MSG_MAX 256
 
 /* Formats the signed message; returns its length, or -1 if it does not fit. */
-int hsm_checkpoint_message(char *buf, size_t size, const char *station_id,
-			   int64_t seq, const uint8_t head_hash[32]);
+ST_MUST_CHECK int hsm_checkpoint_message(char *buf, size_t size, const char *station_id,
+					 int64_t seq, const uint8_t head_hash[32]);
 
 /* Signs the message for (station_id, seq, head_hash).  *sig is OPENSSL_malloc'd.
  * ST_ENOTFOUND when no audit key is configured, ST_EINVAL when the station id
  * does not fit the message. */
-int hsm_checkpoint_sign(struct hsm *h, const char *station_id, int64_t seq,
-			const uint8_t head_hash[32], uint8_t **sig, size_t *sig_len,
-			struct errbuf *err);
+ST_MUST_CHECK int hsm_checkpoint_sign(struct hsm *h, const char *station_id, int64_t seq,
+				      const uint8_t head_hash[32], uint8_t **sig, size_t *sig_len,
+				      struct errbuf *err);
 
 #endif

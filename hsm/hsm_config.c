@@ -1,5 +1,6 @@
 /* hsm_config: the [hsm] settings and the PIN sources.  See hsm.h. */
 #include "hsm/hsm.h"
+#include "core/hex.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -63,9 +64,8 @@ int hsm_config_set(struct hsm_config *c, const char *key, const char *value,
 		if (!strcmp(key, "ca_key_id")) {
 			size_t n = strlen(value);
 
-			for (size_t j = 0; j < n; j++)
-				if (!isxdigit((unsigned char)value[j]))
-					return errbuf_set(err, ST_EINVAL, "ca_key_id must be hex");
+			if (!hex_all_digits(value, n))
+				return errbuf_set(err, ST_EINVAL, "ca_key_id must be hex");
 			if (n % 2)
 				return errbuf_set(err, ST_EINVAL, "ca_key_id must have an even number of hex digits");
 		}

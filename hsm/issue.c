@@ -1,5 +1,6 @@
 /* issue: certificates from checked CSRs.  See issue.h. */
 #include "hsm/issue.h"
+#include "core/hex.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <openssl/x509v3.h>
 
 #define SERIAL_BYTES 16
+_Static_assert(HEX_LEN(SERIAL_BYTES) <= ISSUE_SERIAL_HEX, "a serial fits its text");
 #define RESERVE_TRIES 4
 /* The reason recorded for a serial that was, or may have been, signed but
  * never recorded as issued; recovery uses the same (station/line/pl_recover.c). */
@@ -162,9 +164,10 @@ void issue_ctx_free(struct issue_ctx *ic)
 
 int issue_new_serial(char hex[ISSUE_SERIAL_HEX], struct errbuf *err)
 {
-	static const char hx[] = "0123456789abcdef";
 	unsigned char b[SERIAL_BYTES];
-	size_t i = 0, n = 0;
+	char all[HEX_LEN(SERIAL_BYTES)];
+	const char *digits;
+	size_t i = 0;
 
 	do {
 		if (RAND_bytes(b, sizeof(b)) != 1)
@@ -173,16 +176,11 @@ int issue_new_serial(char hex[ISSUE_SERIAL_HEX], struct errbuf *err)
 		for (i = 0; i < sizeof(b) && b[i] == 0; i++)
 			;
 	} while (i == sizeof(b));
-	/* lower-case hex without leading zeros */
-	if (b[i] >> 4)
-		hex[n++] = hx[b[i] >> 4];
-	hex[n++] = hx[b[i] & 15];
-	for (i++; i < sizeof(b); i++) {
-		hex[n++] = hx[b[i] >> 4];
-		hex[n++] = hx[b[i] & 15];
-	}
-	hex[n] = '\0';
+	hex_encode(b + i, sizeof(b) - i, all);
+	digits = all[0] == '0' ? all + 1 : all;   /* lower-case hex without leading zeros */
+	memcpy(hex, digits, strlen(digits) + 1);
 	OPENSSL_cleanse(b, sizeof(b));
+	OPENSSL_cleanse(all, sizeof(all));
 	return ST_OK;
 }
 

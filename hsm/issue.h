@@ -54,13 +54,14 @@ struct issue_profile {
 struct issue_ctx;
 
 /* store (copied; its db must outlive the context) is required: write-ahead. */
-int  issue_ctx_new(struct hsm *h, const struct issue_profile *p,
-		   const struct hsm_certstore *store, struct issue_ctx **out, struct errbuf *err);
+ST_MUST_CHECK int  issue_ctx_new(struct hsm *h, const struct issue_profile *p,
+				 const struct hsm_certstore *store, struct issue_ctx **out,
+				 struct errbuf *err);
 /* Voids the serials reserved and not used, then frees. */
 void issue_ctx_free(struct issue_ctx *ic);
 
 /* Checks a SAN template (also used by profile parsers). */
-int issue_san_template_check(const char *tmpl, struct errbuf *err);
+ST_MUST_CHECK int issue_san_template_check(const char *tmpl, struct errbuf *err);
 
 struct issue_result {
 	char serial_hex[ISSUE_SERIAL_HEX];  /* lower-case, no leading zeros */
@@ -70,20 +71,20 @@ struct issue_result {
 
 /* csr must have passed csr_check().  unit_id is recorded with the certificate
  * (0 = none). */
-int issue_cert(struct issue_ctx *ic, const struct csr_info *csr, int64_t unit_id,
-	       struct issue_result *out, struct errbuf *err);
+ST_MUST_CHECK int issue_cert(struct issue_ctx *ic, const struct csr_info *csr, int64_t unit_id,
+			     struct issue_result *out, struct errbuf *err);
 void issue_result_clear(struct issue_result *r);
 
 /* The check issue_cert() applies to what it emits (see above); exposed so a
  * certificate read back from a board can be checked the same way. */
-int issue_verify(struct issue_ctx *ic, const struct csr_info *csr,
-		 const uint8_t *der, size_t len, struct errbuf *err);
+ST_MUST_CHECK int issue_verify(struct issue_ctx *ic, const struct csr_info *csr,
+			       const uint8_t *der, size_t len, struct errbuf *err);
 
 /* The authority key identifier extension for certificates and CRLs of ca
  * (its SKI, or SHA-1 of its public key when it has none). */
 X509_EXTENSION *issue_aki_ext(X509 *ca);
 
 /* A fresh serial per the shared rule (16 random bytes, top bit cleared). */
-int issue_new_serial(char hex[ISSUE_SERIAL_HEX], struct errbuf *err);
+ST_MUST_CHECK int issue_new_serial(char hex[ISSUE_SERIAL_HEX], struct errbuf *err);
 
 #endif

@@ -1,5 +1,7 @@
 /* ui_headless: see headless.h. */
 #include "ui/headless.h"
+#include "core/clock.h"
+#include "core/str.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -14,20 +16,11 @@ void ui_headless_init(struct ui_headless *h, FILE *out)
 
 void ui_iso8601_ms(char *buf, size_t len, int64_t t_ms)
 {
-	int64_t ms = t_ms % 1000;
-	time_t secs = (time_t)(t_ms / 1000);
-	struct tm tm;
-	char date[24];
+	char iso[CLOCK_ISO_LEN];
 
-	if (ms < 0) {		/* before 1970: keep the remainder positive */
-		ms += 1000;
-		secs--;
-	}
-	if (!gmtime_r(&secs, &tm) || !strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm)) {
-		snprintf(buf, len, "invalid");
-		return;
-	}
-	snprintf(buf, len, "%s.%03dZ", date, (int)ms);
+	clock_iso_ms(t_ms, iso);
+	if (str_copy(buf, len, iso))	/* a caller's buffer too small for a time */
+		str_fmt_cut(buf, len, "%s", "invalid");
 }
 
 /*

@@ -1,5 +1,6 @@
 /* ui_model: see model.h. */
 #include "ui/model.h"
+#include "core/str.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -218,7 +219,8 @@ void ui_model_log(struct ui_model *m, int64_t t_ms, const char *fmt, ...)
 	else
 		m->nlog++;
 	line = m->log[slot];
-	snprintf(line, UI_LOG_LEN, "%s %s", stamp, raw);
+	/* a log line is for a person: past the tile it is cut, visibly */
+	str_fmt_cut(line, UI_LOG_LEN, "%s %s", stamp, raw);
 	ui_ascii_copy(line, UI_LOG_LEN, line, UI_LOG_LEN);
 	m->log_total++;
 	m->version++;

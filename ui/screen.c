@@ -1,5 +1,6 @@
 /* ui_screen: see screen.h. */
 #include "ui/screen.h"
+#include "core/clock.h"
 
 #include <curses.h>
 #include <errno.h>
@@ -38,14 +39,6 @@ struct ui_screen {
 	char notice[128];
 	int64_t notice_until;
 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int ui_bay_key(int i)
 {
@@ -393,7 +386,7 @@ static void draw(struct ui_screen *s)
 {
 	const struct ui_model *v = s->view;
 	struct ui_layout l;
-	int64_t now = now_ms();
+	int64_t now = clock_realtime_ms();
 	int inflight = ui_model_in_flight(v);
 	double fpy = ui_model_fpy(v);
 	char fpy_s[32], state[96], alerts[32] = "", counters[200];
@@ -493,7 +486,7 @@ static void notice(struct ui_screen *s, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(s->notice, sizeof(s->notice), fmt, ap);
 	va_end(ap);
-	s->notice_until = now_ms() + FLASH_MS;
+	s->notice_until = clock_realtime_ms() + FLASH_MS;
 }
 
 static void clear_bay(struct ui_screen *s, int idx)

@@ -22,7 +22,8 @@
 #include "hsm/hsm.h"
 
 /* *seq_out (may be NULL) gets the seq signed. */
-int app_checkpoint_now(struct hsm *h, struct db *db, int64_t *seq_out, struct errbuf *err);
+ST_MUST_CHECK int app_checkpoint_now(struct hsm *h, struct db *db, int64_t *seq_out,
+				     struct errbuf *err);
 
 struct app_checkpointer {
 	pthread_mutex_t mu;
@@ -33,7 +34,7 @@ struct app_checkpointer {
 void app_checkpointer_init(struct app_checkpointer *cp, int64_t every);
 void app_checkpointer_destroy(struct app_checkpointer *cp);
 /* *signed_out (may be NULL) is 1 when a checkpoint was made. */
-int app_checkpoint_maybe(struct hsm *h, struct db *db, struct app_checkpointer *cp,
-			 int *signed_out, struct errbuf *err);
+ST_MUST_CHECK int app_checkpoint_maybe(struct hsm *h, struct db *db, struct app_checkpointer *cp,
+				       int *signed_out, struct errbuf *err);
 
 #endif

@@ -20,6 +20,12 @@
 #include "app/checkpoint.h"
 #include "hsm/hsm_checkpoint.h"
 #include "hsm/issue.h"
+#include "proto/proto.h"
+
+/* hsm/ checks the board's answer without seeing the wire format: the lengths
+ * it assumes are the protocol's. */
+_Static_assert(CSR_NONCE_LEN == PROTO_NONCE_LEN, "CSR nonce is the protocol's nonce");
+_Static_assert(CSR_UID_LEN == PROTO_UID_LEN, "CSR unique id is the protocol's");
 
 struct pl_hsm {
 	struct hsm *hsm;
@@ -135,7 +141,7 @@ int pl_hsm_checkpoint(struct pl_hsm *h, struct errbuf *err)
 /* The one parse and check of a board's CSR; csr_check's codes go to the line
  * as they are (pipeline.h says what each means there). */
 static int hsm_check_csr(void *ctx, const uint8_t *der, size_t len, const char *unique_id,
-			 const uint8_t nonce[32], struct pl_csr **out,
+			 const uint8_t nonce[CSR_NONCE_LEN], struct pl_csr **out,
 			 struct pl_csr_facts *facts, struct errbuf *err)
 {
 	struct pl_hsm *h = ctx;
@@ -190,7 +196,9 @@ static int hsm_sign(void *ctx, const struct pl_csr *csr, int64_t unit_id, char s
 	*len = res.der_len;
 	snprintf(serial_hex, 65, "%s", res.serial_hex);
 	issue_result_clear(&res);
-	app_checkpoint_maybe(h->hsm, h->db, &h->cp, NULL, NULL);
+	/* best effort: the certificate is issued and stored; a checkpoint that
+	 * fails now is made by the next certificate's call (last_seq stays) */
+	ST_IGNORE(app_checkpoint_maybe(h->hsm, h->db, &h->cp, NULL, NULL));
 	return ST_OK;
 }
 

@@ -24,10 +24,10 @@
 struct db;
 struct pl_hsm;
 
-int  pl_hsm_open(const struct profile *p, struct db *db, struct pl_hsm **out,
-		 struct errbuf *err);
+ST_MUST_CHECK int  pl_hsm_open(const struct profile *p, struct db *db, struct pl_hsm **out,
+			       struct errbuf *err);
 void pl_hsm_ops(struct pl_hsm *h, struct pl_ca_ops *ops);
-int  pl_hsm_checkpoint(struct pl_hsm *h, struct errbuf *err);
+ST_MUST_CHECK int  pl_hsm_checkpoint(struct pl_hsm *h, struct errbuf *err);
 void pl_hsm_close(struct pl_hsm *h);
 
 #endif

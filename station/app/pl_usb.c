@@ -4,6 +4,8 @@
  * bounded by the timeouts those modules apply to each transfer.
  */
 #include "app/pl_usb.h"
+#include "core/hex.h"
+#include "core/str.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,17 +31,6 @@ struct pl_usb_board {
 	struct board *b;
 };
 
-static void hex(const uint8_t *b, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[b[i] >> 4];
-		out[2 * i + 1] = digits[b[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
 static uint8_t *dup_blob(const struct proto_blob *bl, size_t *len)
 {
 	uint8_t *p = malloc(bl->len ? bl->len : 1);
@@ -62,7 +53,7 @@ static int ub_info(void *h, struct pl_board_info *out, struct errbuf *err)
 	snprintf(out->unique_id, sizeof(out->unique_id), "%s", info.uid);
 	snprintf(out->usb_serial, sizeof(out->usb_serial), "%s", usb_serial(pb->ub));
 	if (info.has_fw_sha256)
-		hex(info.fw_sha256, sizeof(info.fw_sha256), out->firmware_sha256);
+		hex_encode(info.fw_sha256, sizeof(info.fw_sha256), out->firmware_sha256);
 	out->locked = info.state == PROTO_STATE_LOCKED;
 	out->has_cert = info.state >= PROTO_STATE_CERTIFIED;
 	if (info.att_cert.len > sizeof(out->attest_cert))
@@ -113,7 +104,7 @@ static int ub_keygen(void *h, enum profile_key_type type, struct errbuf *err)
 	return board_genkey(pb->b, alg, &g, err);
 }
 
-static int ub_get_csr(void *h, const uint8_t nonce[32], uint8_t **der, size_t *len,
+static int ub_get_csr(void *h, const uint8_t nonce[PROTO_NONCE_LEN], uint8_t **der, size_t *len,
 		      struct errbuf *err)
 {
 	struct pl_usb_board *pb = h;
@@ -127,8 +118,9 @@ static int ub_get_csr(void *h, const uint8_t nonce[32], uint8_t **der, size_t *l
 	return ST_OK;
 }
 
-static int ub_attest(void *h, const uint8_t nonce[32], const uint8_t csr_sha256[32],
-		     uint8_t **sig, size_t *sig_len, struct errbuf *err)
+static int ub_attest(void *h, const uint8_t nonce[PROTO_NONCE_LEN],
+		     const uint8_t csr_sha256[PROTO_SHA256_LEN], uint8_t **sig, size_t *sig_len,
+		     struct errbuf *err)
 {
 	struct pl_usb_board *pb = h;
 	struct proto_attest a;
@@ -174,8 +166,8 @@ static int ub_read_cert(void *h, uint8_t **der, size_t *len, struct errbuf *err)
 	return ST_OK;
 }
 
-static int ub_prove(void *h, const uint8_t challenge[32], uint8_t **sig, size_t *sig_len,
-		    struct errbuf *err)
+static int ub_prove(void *h, const uint8_t challenge[PROTO_NONCE_LEN], uint8_t **sig,
+		    size_t *sig_len, struct errbuf *err)
 {
 	struct pl_usb_board *pb = h;
 	struct proto_sig s;
@@ -227,7 +219,9 @@ static int t_scan(void *ctx, struct pl_present *out, int max, int *n, struct err
 	if ((rc = usb_scan(u->ctx, found, sizeof(found) / sizeof(found[0]), &got, err)))
 		return rc;
 	for (size_t i = 0; i < got && *n < max; i++) {
-		snprintf(out[*n].port, sizeof(out[*n].port), "%s", found[i].bay);
+		if (str_copy(out[*n].port, sizeof(out[*n].port), found[i].bay))
+			return errbuf_set(err, ST_EINVAL, "usb: bay label %.32s... is too long",
+					  found[i].bay);
 		out[*n].serial[0] = '\0';   /* read at open (usb_serial) */
 		out[*n].instance = (uint32_t)found[i].bus << 8 | found[i].addr;
 		(*n)++;

@@ -23,8 +23,8 @@
 
 struct pl_usb;
 
-int  pl_usb_open(const struct profile *p, const uint8_t *ca_der, size_t ca_len,
-		 struct pl_usb **out, struct errbuf *err);
+ST_MUST_CHECK int  pl_usb_open(const struct profile *p, const uint8_t *ca_der, size_t ca_len,
+			       struct pl_usb **out, struct errbuf *err);
 void pl_usb_transport(struct pl_usb *u, struct pl_transport *t);
 void pl_usb_close(struct pl_usb *u);
 

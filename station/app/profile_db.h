@@ -20,6 +20,7 @@
 #include "config/profile.h"
 #include "db/db.h"
 
-int profile_load(struct db *db, const char *name, struct profile *p, struct errbuf *err);
+ST_MUST_CHECK int profile_load(struct db *db, const char *name, struct profile *p,
+			       struct errbuf *err);
 
 #endif

@@ -5,23 +5,20 @@
  */
 #include "app/session.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <jansson.h>
-#include <openssl/pem.h>
 #include <openssl/sha.h>
-#include <openssl/x509.h>
 
 #include "app/pl_hsm.h"
 #include "app/pl_usb.h"
+#include "core/certfile.h"
+#include "core/fileio.h"
+#include "core/hex.h"
 #include "db/db.h"
 
 #define IMAGE_MAX (64u * 1024 * 1024)
@@ -38,74 +35,6 @@ struct app_session {
 	pthread_mutex_t stop_lock;     /* one pl_line_stop, whoever asks first */
 	int stopped;
 };
-
-static int read_file(const char *path, size_t max, uint8_t **out, size_t *len,
-		     struct errbuf *err)
-{
-	struct stat st;
-	uint8_t *buf;
-	size_t got = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return errbuf_set(err, ST_EIO, "%s: %s", path, strerror(errno));
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
-		close(fd);
-		return errbuf_set(err, ST_EINVAL, "%s: not a regular file of at most %zu bytes",
-				  path, max);
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		close(fd);
-		return errbuf_set(err, ST_ENOMEM, "%s: out of memory", path);
-	}
-	while (got < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	close(fd);
-	if (got != (size_t)st.st_size) {
-		free(buf);
-		return errbuf_set(err, ST_EIO, "%s: short read", path);
-	}
-	*out = buf;
-	*len = got;
-	return ST_OK;
-}
-
-/* A PEM certificate file as DER. */
-static int cert_der(const char *path, uint8_t **der, size_t *len, struct errbuf *err)
-{
-	FILE *f = fopen(path, "r");
-	X509 *x;
-	unsigned char *p = NULL;
-	int n;
-
-	if (!f)
-		return errbuf_set(err, ST_EIO, "%s: %s", path, strerror(errno));
-	x = PEM_read_X509(f, NULL, NULL, NULL);
-	fclose(f);
-	if (!x)
-		return errbuf_set(err, ST_EINVAL, "%s: not a PEM certificate", path);
-	n = i2d_X509(x, &p);
-	X509_free(x);
-	if (n <= 0)
-		return errbuf_set(err, ST_ECRYPTO, "%s: cannot encode", path);
-	*der = malloc((size_t)n);
-	if (!*der) {
-		OPENSSL_free(p);
-		return errbuf_set(err, ST_ENOMEM, "out of memory");
-	}
-	memcpy(*der, p, (size_t)n);
-	*len = (size_t)n;
-	OPENSSL_free(p);
-	return ST_OK;
-}
 
 static void session_warn(struct app_session *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -144,11 +73,10 @@ static int load_image(struct app_session *s, struct errbuf *err)
 	uint8_t d[SHA256_DIGEST_LENGTH];
 	char hexd[2 * SHA256_DIGEST_LENGTH + 1];
 
-	if (read_file(p->firmware_image, IMAGE_MAX, &s->image, &s->image_len, err))
+	if (fileio_read(p->firmware_image, IMAGE_MAX, NULL, &s->image, &s->image_len, err))
 		return errbuf_prefix(err, "firmware image: ");
 	SHA256(s->image, s->image_len, d);
-	for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
-		snprintf(hexd + 2 * i, 3, "%02x", d[i]);
+	hex_encode(d, SHA256_DIGEST_LENGTH, hexd);
 	if (strcmp(hexd, p->firmware_sha256))
 		return errbuf_set(err, ST_EPOLICY,
 				  "firmware image %s has SHA-256 %s, profile %s v%d expects %s",
@@ -183,8 +111,10 @@ int app_session_open(const struct app_session_opts *o, struct app_session **out,
 				o->lot, o->lot);
 		goto fail;
 	}
-	if ((rc = cert_der(o->profile->mfr_ca_cert, &s->mfr, &s->mfr_len, err)) ||
-	    (rc = cert_der(o->profile->hsm_ca_cert, &s->ca, &s->ca_len, err)))
+	if ((rc = certfile_load(o->profile->mfr_ca_cert, CERTFILE_MAX, NULL, &s->mfr, &s->mfr_len,
+				err)) ||
+	    (rc = certfile_load(o->profile->hsm_ca_cert, CERTFILE_MAX, NULL, &s->ca, &s->ca_len,
+				err)))
 		goto fail;
 	if ((rc = pl_hsm_open(o->profile, o->db, &s->hsm, err))) {
 		errbuf_prefix(err, "HSM pre-flight failed: ");

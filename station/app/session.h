@@ -67,9 +67,9 @@ struct app_session_opts {
 
 struct app_session;
 
-int  app_session_open(const struct app_session_opts *o, struct app_session **out,
-		      struct errbuf *err);
-int  app_session_start(struct app_session *s, struct errbuf *err);
+ST_MUST_CHECK int  app_session_open(const struct app_session_opts *o, struct app_session **out,
+				    struct errbuf *err);
+ST_MUST_CHECK int  app_session_start(struct app_session *s, struct errbuf *err);
 struct pl_line *app_session_line(struct app_session *s);
 void app_session_request_stop(struct app_session *s);
 void app_session_wait(struct app_session *s);

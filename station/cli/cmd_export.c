@@ -17,6 +17,9 @@
  */
 #include "cli/cli.h"
 #include "cli/cli_role.h"
+#include "core/certfile.h"
+#include "core/fileio.h"
+#include "core/ids.h"
 #include "db/db.h"
 #include "db/export.h"
 #include "export/export_fmt.h"
@@ -59,50 +62,27 @@ static void export_usage(FILE *f)
 		"\n" HSM_CLI_USAGE);
 }
 
-/* Same rule as allowlist import (db/allowlist.c). */
-static int valid_lot(const char *lot)
-{
-	size_t n = strlen(lot);
-
-	if (n < 1 || n > 64)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (lot[i] <= 0x20 || lot[i] >= 0x7f || lot[i] == ',' || lot[i] == '"')
-			return 0;
-	return 1;
-}
-
 /* ---- the output file ---------------------------------------------------- */
 
 struct outfile {
 	const char *path;          /* NULL: stdout */
-	char tmp[4096];
+	struct fileio_atomic a;
 	FILE *f;
-	int fd;
 };
 
 static int out_open(struct outfile *o, const char *path, struct errbuf *err)
 {
+	int rc;
+
 	memset(o, 0, sizeof(*o));
-	o->fd = -1;
 	o->path = path;
 	if (!path) {
 		o->f = stdout;
 		return ST_OK;
 	}
-	if ((size_t)snprintf(o->tmp, sizeof(o->tmp), "%s.tmpXXXXXX", path) >= sizeof(o->tmp))
-		return errbuf_set(err, ST_EINVAL, "--out: path too long");
-	if ((o->fd = mkostemp(o->tmp, O_CLOEXEC)) < 0)
-		return errbuf_set(err, ST_EIO, "%s: cannot create a temporary file beside it: %s",
-				  path, strerror(errno));
-	if (fchmod(o->fd, 0644) != 0 || !(o->f = fdopen(o->fd, "w"))) {
-		int e = errno;
-
-		close(o->fd);
-		unlink(o->tmp);
-		o->fd = -1;
-		return errbuf_set(err, ST_EIO, "%s: %s", o->tmp, strerror(e));
-	}
+	if ((rc = fileio_atomic_open(&o->a, path, 0644, err)) != ST_OK)
+		return rc;
+	o->f = o->a.f;
 	return ST_OK;
 }
 
@@ -112,34 +92,19 @@ static int out_sync(struct outfile *o, struct errbuf *err)
 	if (!o->path)
 		return fflush(stdout) == 0 ? ST_OK :
 			errbuf_set(err, ST_EIO, "write stdout: %s", strerror(errno));
-	if (fflush(o->f) != 0 || fsync(o->fd) != 0)
-		return errbuf_set(err, ST_EIO, "%s: %s", o->tmp, strerror(errno));
-	return ST_OK;
+	return fileio_atomic_sync(&o->a, err);
 }
 
 /* Gives the file its name (rc == ST_OK) or removes it. */
 static int out_close(struct outfile *o, int rc, struct errbuf *err)
 {
-	char dir[4096];
-	int dfd;
-
 	if (!o->path)
 		return rc;
-	if (fclose(o->f) != 0 && rc == ST_OK)
-		rc = errbuf_set(err, ST_EIO, "%s: %s", o->tmp, strerror(errno));
-	if (rc == ST_OK && rename(o->tmp, o->path) != 0)
-		rc = errbuf_set(err, ST_EIO, "rename %s to %s: %s", o->tmp, o->path, strerror(errno));
 	if (rc != ST_OK) {
-		unlink(o->tmp);
+		fileio_atomic_abort(&o->a);
 		return rc;
 	}
-	/* the new name survives a power loss once its directory is synced */
-	snprintf(dir, sizeof(dir), "%s", o->path);
-	if ((dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
-		fsync(dfd);
-		close(dfd);
-	}
-	return ST_OK;
+	return fileio_atomic_commit(&o->a, err);
 }
 
 /* ---- walking the lot ---------------------------------------------------- */
@@ -360,8 +325,8 @@ static int do_export(struct cli_ctx *ctx, const char *lot, enum export_format fm
 	rc = walk_end(&w, lot, rc);
 	if (rc == ST_OK)
 		rc = export_sink_close(hf, &sink, sha, &err);
-	else
-		export_sink_close(hf, &sink, sha, NULL);
+	else	/* cleanup on a path that already failed: its error is the one to report */
+		ST_IGNORE(export_sink_close(hf, &sink, sha, NULL));
 	if (rc == ST_OK)
 		rc = out_sync(&o, &err);
 	if (rc == ST_OK)
@@ -422,17 +387,9 @@ static int do_verify(int argc, char **argv)
 	fclose(f);
 	if (!signer)
 		return cli_fail("export verify: %s: not a PEM public key", signer_path);
-	if (ca_path) {
-		if (!(f = fopen(ca_path, "r"))) {
-			EVP_PKEY_free(signer);
-			return cli_fail("export verify: %s: %s", ca_path, strerror(errno));
-		}
-		ca = PEM_read_X509(f, NULL, NULL, NULL);
-		fclose(f);
-		if (!ca) {
-			EVP_PKEY_free(signer);
-			return cli_fail("export verify: %s: not a PEM certificate", ca_path);
-		}
+	if (ca_path && certfile_load(ca_path, CERTFILE_MAX, &ca, NULL, NULL, &err)) {
+		EVP_PKEY_free(signer);
+		return cli_fail("export verify: %s", err.msg);
 	}
 	rc = manifest_verify_file(path, signer, ca, &sum, &err);
 	EVP_PKEY_free(signer);
@@ -477,8 +434,7 @@ static int do_signer(int argc, char **argv)
 	if ((rc = signer_config(&hc, &cfg, "export signer")) ||
 	    (rc = open_signer(&cfg, &h, &s, "export signer")))
 		return rc;
-	jose_kid(s.pub, kid, NULL);
-	if ((rc = out_open(&o, out, &err)) == ST_OK) {
+	if ((rc = jose_kid(s.pub, kid, &err)) == ST_OK && (rc = out_open(&o, out, &err)) == ST_OK) {
 		if (PEM_write_PUBKEY(o.f, s.pub) != 1)
 			rc = errbuf_set(&err, ST_EIO, "cannot write the public key");
 		if (rc == ST_OK)
@@ -544,7 +500,7 @@ int cmd_export(struct cli_ctx *ctx, int argc, char **argv)
 		return cli_usage_error("export", "--out needs a file name");
 	if (hsm_opts && fmt != EXPORT_MANIFEST)
 		return cli_usage_error("export", "HSM options are for --format manifest only");
-	if (!valid_lot(lot))
+	if (!ids_lot_valid(lot))
 		return cli_fail("export: lot name \"%.64s\" is not valid: 1..64 printable characters "
 				"without spaces, commas or quotes", lot);
 	return do_export(ctx, lot, (enum export_format)fmt, out, &hc);

@@ -10,6 +10,7 @@
  */
 #include "cli/cli.h"
 #include "cli/cli_role.h"
+#include "core/ids.h"
 #include "db/db.h"
 #include "db/rework.h"
 
@@ -49,7 +50,7 @@ int cmd_rework(struct cli_ctx *ctx, int argc, char **argv)
 		return cli_usage_error("rework", "missing UNIQUE_ID");
 	if (!reason)
 		return cli_usage_error("rework", "missing --reason TEXT (why the board is reworked)");
-	if (!db_valid_unique_id(uid))
+	if (!ids_uid_valid(uid))
 		return cli_usage_error("rework", "'%s' is not a unique id (24 upper-case hex digits)", uid);
 
 	/* a missing database is a mistake (wrong --db), not an empty one */

@@ -23,7 +23,10 @@
 
 #include "usb/board_client.h"
 #include "usb/dfu.h"
+#include "core/clock.h"
 #include "core/errbuf.h"
+#include "core/fileio.h"
+#include "core/hex.h"
 #include "proto/proto.h"
 #include "usb/usb.h"
 
@@ -57,57 +60,22 @@ static int parse_id(const char *s, uint16_t *vid, uint16_t *pid)
 
 static int parse_hash(const char *s, uint8_t out[32])
 {
-	int i;
-
-	if (strlen(s) != 64)
-		return -1;
-	for (i = 0; i < 32; i++) {
-		unsigned b;
-
-		if (sscanf(s + 2 * i, "%2x", &b) != 1)
-			return -1;
-		out[i] = (uint8_t)b;
-	}
-	return 0;
+	return hex_decode(s, strlen(s), out, 32);
 }
 
-/* Reads a whole image file (at most PROTO_FW_MAX_IMAGE bytes). */
+/* Reads a whole image file (at most PROTO_FW_MAX_IMAGE bytes, not empty). */
 static int read_image(const char *path, uint8_t **out, size_t *len, struct errbuf *e)
 {
-	FILE *f = fopen(path, "rb");
-	uint8_t *buf;
-	size_t n;
+	int rc;
 
-	if (!f)
-		return errbuf_set(e, ST_EIO, "%s: %s", path, strerror(errno));
-	buf = malloc(PROTO_FW_MAX_IMAGE + 1);
-	if (!buf) {
-		fclose(f);
-		return errbuf_set(e, ST_ENOMEM, "%s: out of memory", path);
+	if ((rc = fileio_read(path, PROTO_FW_MAX_IMAGE, NULL, out, len, e)))
+		return rc;
+	if (*len == 0) {
+		free(*out);
+		*out = NULL;
+		return errbuf_set(e, ST_EINVAL, "%s: empty file", path);
 	}
-	n = fread(buf, 1, PROTO_FW_MAX_IMAGE + 1, f);
-	if (ferror(f) || n == 0 || n > PROTO_FW_MAX_IMAGE) {
-		int bad = ferror(f);
-
-		fclose(f);
-		free(buf);
-		if (bad)
-			return errbuf_set(e, ST_EIO, "%s: read error", path);
-		return errbuf_set(e, ST_EINVAL, "%s: %s", path,
-				  n == 0 ? "empty file" : "larger than 4 MiB");
-	}
-	fclose(f);
-	*out = buf;
-	*len = n;
 	return ST_OK;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static int do_list(struct usb_ctx *c)
@@ -160,9 +128,10 @@ static int do_flash(struct usb_ctx *c, const char *bay, const char *image, const
 	unsigned mdlen = 0;
 	struct usb_board *ub;
 	struct errbuf e;
+	char hex[HEX_LEN(32)];
 	size_t len = 0;
-	double t0;
-	int rc, i;
+	int64_t t0;
+	int rc;
 
 	if (read_image(image, &img, &len, &e))
 		return cli_fail("%s", e.msg);
@@ -175,16 +144,15 @@ static int do_flash(struct usb_ctx *c, const char *bay, const char *image, const
 		free(img);
 		return cli_fail("%s", e.msg);
 	}
-	t0 = now_s();
+	t0 = clock_monotonic_ms();
 	rc = dfu_flash(ub, img, len, md, NULL, &e);
 	usb_close(ub);
 	free(img);
 	if (rc)
 		return cli_fail("%s", e.msg);
-	printf("bay %s: flashed and verified %zu bytes, SHA-256 ", bay, len);
-	for (i = 0; i < 32; i++)
-		printf("%02x", md[i]);
-	printf(", %.3f s\n", now_s() - t0);
+	hex_encode(md, sizeof(md), hex);
+	printf("bay %s: flashed and verified %zu bytes, SHA-256 %s, %.3f s\n", bay, len, hex,
+	       (double)(clock_monotonic_ms() - t0) / 1e3);
 	return CLI_EXIT_OK;
 }
 
@@ -203,7 +171,7 @@ static int do_watch(struct usb_ctx *c, double seconds, int poll)
 		return cli_fail("%s", e.msg);
 	fprintf(stderr, "station: watching with %s\n",
 		usb_watch_is_hotplug(c) ? "libusb hotplug" : "polling every 250 ms");
-	usleep((useconds_t)(seconds * 1e6));
+	clock_sleep_ms((int64_t)(seconds * 1e3));
 	usb_watch_stop(c);
 	return CLI_EXIT_OK;
 }

@@ -74,8 +74,9 @@ static void ctl_clear(void *ctx, int bay_index)
 {
 	struct pl_line *line = held_line(ctx);
 
+	/* a bay that is not held has nothing to clear: the screen shows its state */
 	if (line)
-		pl_line_clear_bay(line, bay_index);
+		ST_IGNORE(pl_line_clear_bay(line, bay_index));
 }
 
 static void ctl_quit(void *ctx)

@@ -1,5 +1,7 @@
 /* profile: see profile.h. */
 #include "config/profile.h"
+#include "core/fileio.h"
+#include "core/hex.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -171,19 +173,6 @@ static char *reader(char *str, int num, void *stream)
 	return str;
 }
 
-static int hex_run(const char *v, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (!isxdigit((unsigned char)v[i]))
-			return 0;
-	return 1;
-}
-
-static int all_hex(const char *v, size_t n)
-{
-	return hex_run(v, n) && v[n] == '\0';
-}
-
 static int parse_int(const char *v, int lo, int hi, int *out)
 {
 	char *end;
@@ -230,7 +219,7 @@ static int set_value(struct parse_ctx *c, const struct key_spec *k, const char *
 	case V_USBID: {
 		unsigned vid, pid;
 
-		if (len != 9 || v[4] != ':' || !hex_run(v, 4) || !hex_run(v + 5, 4) ||
+		if (len != 9 || v[4] != ':' || !hex_all_digits(v, 4) || !hex_all_digits(v + 5, 4) ||
 		    sscanf(v, "%4x:%4x", &vid, &pid) != 2)
 			return fail_at(c, c->line, "usb: expected VID:PID as 4+4 hex digits (e.g. 1209:0001)");
 		p->usb_vid = (uint16_t)vid;
@@ -254,7 +243,7 @@ static int set_value(struct parse_ctx *c, const struct key_spec *k, const char *
 				       k->key, PROFILE_PATH_MAX);
 		break;
 	case V_SHA256:
-		if (len != 64 || !all_hex(v, 64))
+		if (len != 64 || !hex_all_digits(v, 64))
 			return fail_at(c, c->line, "%s: expected 64 hex digits", k->key);
 		for (size_t i = 0; i < 64; i++)
 			((char *)p + k->off)[i] = (char)tolower((unsigned char)v[i]);
@@ -404,38 +393,14 @@ int profile_parse(const char *text, size_t len, const char *filename,
 int profile_parse_file(const char *path, struct profile *p, struct errbuf *err)
 {
 	char *buf = NULL, *dir = NULL, *slash, real[PATH_MAX];
-	struct stat st;
-	ssize_t n;
-	size_t got = 0;
-	int fd, rc;
+	uint8_t *text;
+	size_t got;
+	int rc;
 
 	memset(p, 0, sizeof(*p));
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errbuf_set(err, ST_EIO, "%s: %s", path, strerror(errno));
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return errbuf_set(err, ST_EINVAL, "%s: not a regular file", path);
-	}
-	if (st.st_size > PROFILE_FILE_MAX) {
-		close(fd);
-		return errbuf_set(err, ST_EINVAL, "%s: larger than %d bytes", path, PROFILE_FILE_MAX);
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		close(fd);
-		return errbuf_set(err, ST_ENOMEM, "%s: out of memory", path);
-	}
-	while (got < (size_t)st.st_size) {
-		n = read(fd, buf + got, (size_t)st.st_size - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	close(fd);
-	buf[got] = '\0';
+	if ((rc = fileio_read(path, PROFILE_FILE_MAX, NULL, &text, &got, err)) != ST_OK)
+		return rc;
+	buf = (char *)text;
 
 	if (!realpath(path, real)) {
 		free(buf);

@@ -62,21 +62,22 @@ struct profile {
 
 /* Parses text (len bytes) named filename (for messages).  base_dir may be NULL
  * when every path in the text is already absolute (a stored profile). */
-int profile_parse(const char *text, size_t len, const char *filename,
-		  const char *base_dir, struct profile *p, struct errbuf *err);
+ST_MUST_CHECK int profile_parse(const char *text, size_t len, const char *filename,
+				const char *base_dir, struct profile *p, struct errbuf *err);
 
 /* Reads and parses a file (at most PROFILE_FILE_MAX bytes). */
-int profile_parse_file(const char *path, struct profile *p, struct errbuf *err);
+ST_MUST_CHECK int profile_parse_file(const char *path, struct profile *p, struct errbuf *err);
 
 /* The canonical text: malloc'd, NUL-terminated; *len excludes the NUL. */
-int profile_canonical(const struct profile *p, char **out, size_t *len, struct errbuf *err);
+ST_MUST_CHECK int profile_canonical(const struct profile *p, char **out, size_t *len,
+				    struct errbuf *err);
 
 /* "ec-p256", "ec-p384", "rsa-3072". */
 const char *profile_key_type_name(enum profile_key_type t);
 
 /* The subjectAltName for one board: the template with {unique_id} replaced,
  * "" when the profile has none. */
-int profile_san_for(const struct profile *p, const char *unique_id, char *out,
-		    size_t outsz, struct errbuf *err);
+ST_MUST_CHECK int profile_san_for(const struct profile *p, const char *unique_id, char *out,
+				  size_t outsz, struct errbuf *err);
 
 #endif

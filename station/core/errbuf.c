@@ -1,5 +1,6 @@
 /* errbuf: see errbuf.h. */
 #include "core/errbuf.h"
+#include "core/str.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -70,7 +71,8 @@ int errbuf_prefix(struct errbuf *e, const char *fmt, ...)
 	vsnprintf(head, sizeof(head), fmt, ap);
 	va_end(ap);
 	memcpy(old, e->msg, sizeof(old));
-	snprintf(e->msg, sizeof(e->msg), "%s%s", head, old);
+	/* a message is for a person: past the buffer it is cut, visibly */
+	str_fmt_cut(e->msg, sizeof(e->msg), "%s%s", head, old);
 	return e->code;
 }
 

@@ -1,5 +1,6 @@
 /* event: see event.h. */
 #include "core/event.h"
+#include "core/clock.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -52,19 +53,11 @@ int ev_subscribe(struct ev_bus *bus, ev_sink_fn fn, void *ctx)
 	return rc;
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void ev_emit(struct ev_bus *bus, struct ev_event *ev)
 {
 	pthread_mutex_lock(&bus->lock);
 	ev->seq = bus->next_seq++;
-	ev->t_ms = now_ms();
+	ev->t_ms = clock_realtime_ms();
 	for (int i = 0; i < bus->nsinks; i++)
 		bus->sinks[i].fn(ev, bus->sinks[i].ctx);
 	pthread_mutex_unlock(&bus->lock);

@@ -1,5 +1,7 @@
 /* export_fmt: CSV and JSON-lines export records.  See export_fmt.h. */
 #include "export/export_fmt.h"
+#include "core/clock.h"
+#include "core/hex.h"
 
 #include <csv.h>
 #include <errno.h>
@@ -26,17 +28,11 @@ const char *export_format_name(enum export_format f)
 }
 
 /* "" for 0 (no time), else ISO-8601 UTC with milliseconds. */
-static void iso_ms(int64_t ms, char out[32])
+static void iso_ms(int64_t ms, char out[CLOCK_ISO_LEN])
 {
-	time_t s = (time_t)(ms / 1000);
-	struct tm tm;
-
 	out[0] = '\0';
-	if (ms <= 0)
-		return;
-	gmtime_r(&s, &tm);
-	snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+	if (ms > 0)
+		clock_iso_ms(ms, out);
 }
 
 static char *b64(const uint8_t *b, size_t n)
@@ -293,8 +289,7 @@ int export_sink_close(FILE *f, struct export_sink *s, char sha_hex[65], struct e
 	EVP_DigestFinal_ex(s->md, md, &n);
 	EVP_MD_CTX_free(s->md);
 	s->md = NULL;
-	for (unsigned int i = 0; i < n && i < 32; i++)
-		snprintf(sha_hex + 2 * i, 3, "%02x", md[i]);
+	hex_encode(md, n < 32 ? n : 32, sha_hex);
 	if (bad)
 		return errbuf_set(err, ST_EIO, "write export: %s",
 				  strerror(s->failed ? s->failed : errno ? errno : EIO));

@@ -38,11 +38,11 @@ const char *export_format_name(enum export_format f);
 	"started,finished,superseded_by,rework_id,cert_serial,cert_status,cert_issued," \
 	"cert_revoked,cert_revoke_reason,cert_der_base64"
 
-int export_csv_header(FILE *f, struct errbuf *err);
-int export_csv_row(FILE *f, const struct db_export_row *r, struct errbuf *err);
-int export_jsonl_row(FILE *f, const struct db_export_row *r, struct errbuf *err);
-int export_jsonl_summary(FILE *f, const char *lot, const struct db_export_counts *c,
-			 struct errbuf *err);
+ST_MUST_CHECK int export_csv_header(FILE *f, struct errbuf *err);
+ST_MUST_CHECK int export_csv_row(FILE *f, const struct db_export_row *r, struct errbuf *err);
+ST_MUST_CHECK int export_jsonl_row(FILE *f, const struct db_export_row *r, struct errbuf *err);
+ST_MUST_CHECK int export_jsonl_summary(FILE *f, const char *lot, const struct db_export_counts *c,
+				       struct errbuf *err);
 
 /* Yield as a fraction in [0,1], or -1 when nothing to divide by. */
 double export_yield(const struct db_export_counts *c);
@@ -58,6 +58,7 @@ struct export_sink {
 FILE *export_sink_open(struct export_sink *s, FILE *to);
 /* Closes the FILE (flushing it into `to`) and gives the SHA-256 (hex) of what
  * was written; ST_EIO if any write failed. */
-int export_sink_close(FILE *f, struct export_sink *s, char sha_hex[65], struct errbuf *err);
+ST_MUST_CHECK int export_sink_close(FILE *f, struct export_sink *s, char sha_hex[65],
+				    struct errbuf *err);
 
 #endif

@@ -1,5 +1,6 @@
 /* jose: base64url, JWK, RFC 7638 thumbprints and ES256.  See jose.h. */
 #include "export/jose.h"
+#include "core/hex.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -185,8 +186,7 @@ void jose_sha256_hex(const uint8_t *b, size_t n, char out[65])
 	uint8_t md[32];
 
 	SHA256(b, n, md);
-	for (int i = 0; i < 32; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	hex_encode(md, sizeof(md), out);
 }
 /* DER ECDSA signature -> JWS r||s (RFC 7518 3.4), base64url. */
 char *jose_es256_sig(const uint8_t *der, size_t len)

@@ -36,7 +36,7 @@ uint8_t *jose_unb64url(const char *s, size_t len, size_t *out_len);
 json_t *jose_jwk(EVP_PKEY *k);
 /* RFC 7638 thumbprint (SHA-256, base64url, 43 characters) of an EC P-256
  * public key.  ST_EINVAL if the key is not EC P-256 (ES256 needs one). */
-int jose_kid(EVP_PKEY *pub, char kid[64], struct errbuf *err);
+ST_MUST_CHECK int jose_kid(EVP_PKEY *pub, char kid[64], struct errbuf *err);
 
 /* A DER ECDSA P-256 signature as the JWS signature: r||s, base64url. */
 char *jose_es256_sig(const uint8_t *der, size_t len);

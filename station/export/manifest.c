@@ -10,24 +10,15 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
+#include "core/clock.h"
+#include "core/hex.h"
 #include "db/export.h"
 #include "export/jose.h"
-
-static void iso_ms(int64_t ms, char out[32])
-{
-	time_t s = (time_t)(ms / 1000);
-	struct tm tm;
-
-	gmtime_r(&s, &tm);
-	snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
-}
 
 int manifest_begin(struct manifest_writer *w, FILE *out, const struct manifest_signer *s,
 		   X509 *ca, int64_t count, struct errbuf *err)
 {
 	uint8_t rnd[16], *der = NULL;
-	struct timespec ts;
 	int rc, n;
 
 	memset(w, 0, sizeof(*w));
@@ -46,10 +37,8 @@ int manifest_begin(struct manifest_writer *w, FILE *out, const struct manifest_s
 		w->ca_b64 = NULL;
 		return errbuf_set(err, ST_ECRYPTO, "no randomness for the manifest id");
 	}
-	for (size_t i = 0; i < sizeof(rnd); i++)
-		snprintf(w->id + 2 * i, 3, "%02x", rnd[i]);
-	clock_gettime(CLOCK_REALTIME, &ts);
-	iso_ms((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, w->generated);
+	hex_encode(rnd, sizeof(rnd), w->id);
+	clock_iso_ms(clock_realtime_ms(), w->generated);
 	w->out = out;
 	w->signer = s;
 	w->ca = ca;
@@ -77,7 +66,7 @@ static json_t *entry_payload(const struct manifest_writer *w, const struct db_ex
 	}
 	json_object_set_new(jwk, "x5c", json_pack("[s, s]", dev, w->ca_b64));
 	free(dev);
-	iso_ms(r->finished_ms, fin);
+	clock_iso_ms(r->finished_ms, fin);
 	jose_sha256_hex(r->cert_der, r->cert_der_len, sha);
 	/* as in the JSON lines: an unknown profile or hash is null, not "" */
 	p = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s,"

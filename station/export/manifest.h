@@ -65,15 +65,17 @@ struct manifest_writer {
 };
 
 /* Starts a manifest of count entries on out (count >= 1). */
-int manifest_begin(struct manifest_writer *w, FILE *out, const struct manifest_signer *s,
-		   X509 *ca, int64_t count, struct errbuf *err);
+ST_MUST_CHECK int manifest_begin(struct manifest_writer *w, FILE *out,
+				 const struct manifest_signer *s,
+				 X509 *ca, int64_t count, struct errbuf *err);
 /* Signs and writes the entry for one PASS unit; refuses (ST_ESTATE) a unit
  * without a signed certificate and (ST_ECRYPTO) a certificate the CA did not
  * sign.  Errors name the unit. */
-int manifest_add(struct manifest_writer *w, const struct db_export_row *r, struct errbuf *err);
+ST_MUST_CHECK int manifest_add(struct manifest_writer *w, const struct db_export_row *r,
+			       struct errbuf *err);
 /* Closes the array; ST_ESTATE unless exactly count entries were added.  Call
  * it after a successful begin whatever happened since: it releases w. */
-int manifest_end(struct manifest_writer *w, struct errbuf *err);
+ST_MUST_CHECK int manifest_end(struct manifest_writer *w, struct errbuf *err);
 
 struct manifest_summary {
 	int64_t entries;
@@ -84,10 +86,12 @@ struct manifest_summary {
 
 /* Verifies a manifest file (at most MANIFEST_MAX_FILE bytes); errors name
  * "PATH: entry N (uniqueId): why".  The signer's kid is jose_kid(signer). */
-int manifest_verify_file(const char *path, EVP_PKEY *signer, X509 *trusted_ca,
-			 struct manifest_summary *sum, struct errbuf *err);
+ST_MUST_CHECK int manifest_verify_file(const char *path, EVP_PKEY *signer, X509 *trusted_ca,
+				       struct manifest_summary *sum, struct errbuf *err);
 /* The same on a buffer; name is used in messages in place of the path. */
-int manifest_verify_buf(const char *buf, size_t len, const char *name, EVP_PKEY *signer,
-			X509 *trusted_ca, struct manifest_summary *sum, struct errbuf *err);
+ST_MUST_CHECK int manifest_verify_buf(const char *buf, size_t len, const char *name,
+				      EVP_PKEY *signer,
+				      X509 *trusted_ca, struct manifest_summary *sum,
+				      struct errbuf *err);
 
 #endif

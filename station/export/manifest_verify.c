@@ -13,6 +13,8 @@
 #include <openssl/crypto.h>
 #include <openssl/x509v3.h>
 
+#include "core/fileio.h"
+#include "core/ids.h"
 #include "export/jose.h"
 
 static X509 *x5c_cert(json_t *a, size_t i, uint8_t **der, size_t *len);
@@ -173,19 +175,6 @@ out:
 	return rc;
 }
 
-/* The shared decision's unique id: exactly 24 upper-case hex digits. */
-static int valid_uid(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n != 24)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'A' && s[i] <= 'F')))
-			return 0;
-	return 1;
-}
-
 /* One manifest entry: its header, signature, payload and chain. */
 static int verify_entry(struct verify *v, json_t *e, size_t i, struct errbuf *err)
 {
@@ -198,7 +187,7 @@ static int verify_entry(struct verify *v, json_t *e, size_t i, struct errbuf *er
 
 	if (!json_is_object(e) || json_object_size(e) != 2 || !uid || !jws)
 		return errbuf_set(err, rc, "not an object {\"uniqueId\", \"jws\"}");
-	if (!valid_uid(uid))
+	if (!ids_uid_valid(uid))
 		return errbuf_set(err, rc, "uniqueId is not 24 upper-case hex digits");
 	len = strlen(jws);
 	d1 = strchr(jws, '.');
@@ -278,45 +267,17 @@ static int uid_cmp(const void *a, const void *b)
 	return strcmp(a, b);
 }
 
-static int read_all(const char *path, char **buf, size_t *len, struct errbuf *err)
-{
-	struct stat sb;
-	FILE *f = fopen(path, "rb");
-	size_t got;
-
-	if (!f)
-		return errbuf_set(err, ST_EIO, "%s: %s", path, strerror(errno));
-	if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode) ||
-	    (uint64_t)sb.st_size > MANIFEST_MAX_FILE) {
-		fclose(f);
-		return errbuf_set(err, ST_EINVAL, "%s: not a regular file of at most %u MiB", path,
-				  MANIFEST_MAX_FILE >> 20);
-	}
-	if (!(*buf = malloc((size_t)sb.st_size + 1))) {
-		fclose(f);
-		return errbuf_set(err, ST_ENOMEM, "out of memory");
-	}
-	got = fread(*buf, 1, (size_t)sb.st_size, f);
-	fclose(f);
-	if (got != (size_t)sb.st_size) {
-		free(*buf);
-		return errbuf_set(err, ST_EIO, "%s: short read", path);
-	}
-	*len = got;
-	return ST_OK;
-}
-
 int manifest_verify_file(const char *path, EVP_PKEY *signer, X509 *trusted_ca,
 			 struct manifest_summary *sum, struct errbuf *err)
 {
-	char *buf = NULL;
+	uint8_t *buf = NULL;
 	size_t len = 0;
 	int rc;
 
 	memset(sum, 0, sizeof(*sum));
-	if ((rc = read_all(path, &buf, &len, err)))
+	if ((rc = fileio_read(path, MANIFEST_MAX_FILE, NULL, &buf, &len, err)))
 		return rc;
-	rc = manifest_verify_buf(buf, len, path, signer, trusted_ca, sum, err);
+	rc = manifest_verify_buf((const char *)buf, len, path, signer, trusted_ca, sum, err);
 	free(buf);
 	return rc;
 }

@@ -9,6 +9,7 @@
  * (the bus has its own lock and sinks never call back into the line).
  */
 #include "line/pl_int.h"
+#include "core/clock.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -169,10 +170,7 @@ static void *detector_main(void *arg)
 				 EV_STAGE_NONE, EV_OUT_NONE, NULL);
 		}
 		pthread_cond_broadcast(&line->cond);
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_nsec += (long)interval * 1000000L;
-		until.tv_sec += until.tv_nsec / 1000000000L;
-		until.tv_nsec %= 1000000000L;
+		clock_deadline(CLOCK_REALTIME, interval, &until);
 		while (!line->stop_threads &&
 		       pthread_cond_timedwait(&line->cond, &line->lock, &until) != ETIMEDOUT)
 			;

@@ -45,10 +45,10 @@
 #include "core/errbuf.h"
 #include "core/event.h"
 #include "config/profile.h"
+#include "proto/proto.h"
 
 struct db;
 
-#define PL_UID_LEN       24
 #define PL_MAX_BAYS      32
 #define PL_ATTEST_CERT_MAX 4096
 
@@ -76,16 +76,17 @@ struct pl_board_ops {
 	int  (*flash)(void *h, const uint8_t *image, size_t len, pl_progress_fn cb,
 		      void *cb_ctx, struct errbuf *err);
 	int  (*keygen)(void *h, enum profile_key_type type, struct errbuf *err);
-	int  (*get_csr)(void *h, const uint8_t nonce[32], uint8_t **der, size_t *len,
-			struct errbuf *err);
+	int  (*get_csr)(void *h, const uint8_t nonce[PROTO_NONCE_LEN], uint8_t **der,
+			size_t *len, struct errbuf *err);
 	/* The board signs SHA-256("station-attest-v1" || nonce || csr_sha256). */
-	int  (*attest)(void *h, const uint8_t nonce[32], const uint8_t csr_sha256[32],
-		       uint8_t **sig, size_t *sig_len, struct errbuf *err);
+	int  (*attest)(void *h, const uint8_t nonce[PROTO_NONCE_LEN],
+		       const uint8_t csr_sha256[PROTO_SHA256_LEN], uint8_t **sig, size_t *sig_len,
+		       struct errbuf *err);
 	int  (*write_cert)(void *h, const uint8_t *der, size_t len, struct errbuf *err);
 	int  (*read_cert)(void *h, uint8_t **der, size_t *len, struct errbuf *err);
 	/* The board signs SHA-256("station-prove-v1" || challenge) with its device key. */
-	int  (*prove)(void *h, const uint8_t challenge[32], uint8_t **sig, size_t *sig_len,
-		      struct errbuf *err);
+	int  (*prove)(void *h, const uint8_t challenge[PROTO_NONCE_LEN], uint8_t **sig,
+		      size_t *sig_len, struct errbuf *err);
 	int  (*lock)(void *h, struct errbuf *err);
 	void (*close)(void *h);
 };
@@ -114,7 +115,7 @@ struct pl_transport {
 /* What the line keeps of a CSR the CA checked. */
 struct pl_csr_facts {
 	char    pubkey_hash[65];      /* hex SHA-256 of the SubjectPublicKeyInfo DER */
-	uint8_t csr_sha256[32];       /* SHA-256 of the CSR's DER: what attestation covers */
+	uint8_t csr_sha256[PROTO_SHA256_LEN]; /* SHA-256 of the CSR's DER: what attestation covers */
 };
 
 /* A CSR the CA parsed and judged (opaque; the CA's csr_free releases it). */
@@ -136,7 +137,7 @@ struct pl_ca_ops {
 	 * facts->pubkey_hash is filled whenever the key was looked up (also on
 	 * ST_EEXIST), else "". */
 	int (*check_csr)(void *ca, const uint8_t *der, size_t len, const char *unique_id,
-			 const uint8_t nonce[32], struct pl_csr **out,
+			 const uint8_t nonce[PROTO_NONCE_LEN], struct pl_csr **out,
 			 struct pl_csr_facts *facts, struct errbuf *err);
 	/* Issues the certificate for a checked CSR (validity and SAN: the CA's
 	 * profile): write-ahead (serial reserved, durable) before signing, recorded
@@ -173,7 +174,8 @@ struct pl_config {
 struct pl_line;
 
 /* Starts the detector and the bay threads.  pl_recover() first. */
-int  pl_line_start(const struct pl_config *cfg, struct pl_line **out, struct errbuf *err);
+ST_MUST_CHECK int  pl_line_start(const struct pl_config *cfg, struct pl_line **out,
+				 struct errbuf *err);
 /* Stops intake; units in flight finish; returns when every bay thread is done. */
 void pl_line_stop(struct pl_line *line);
 /* Blocks until max_units results were reached or pl_line_request_stop() was called. */
@@ -185,7 +187,7 @@ void pl_line_free(struct pl_line *line);
 void pl_line_pause(struct pl_line *line, int paused);
 int  pl_line_paused(struct pl_line *line);
 /* Clears a held bay (0-based tile index); ST_EINVAL if it is not held. */
-int  pl_line_clear_bay(struct pl_line *line, int bay_index);
+ST_MUST_CHECK int  pl_line_clear_bay(struct pl_line *line, int bay_index);
 /* The tile (0-based) bound to USB port label port ("1-2"), or -1 if none is. */
 int  pl_line_bay_of_port(struct pl_line *line, const char *port);
 
@@ -197,25 +199,24 @@ void pl_line_counts(struct pl_line *line, struct pl_counts *out);
 /* Crash recovery: units left in progress become interrupted, their certificates
  * not committed are revoked (audit actor: actor, NULL for "station").  *units
  * and *revoked get the numbers (may be NULL). */
-int  pl_recover(struct db *db, const char *actor, struct ev_bus *bus,
-		int *units, int *revoked, struct errbuf *err);
+ST_MUST_CHECK int  pl_recover(struct db *db, const char *actor, struct ev_bus *bus,
+			      int *units, int *revoked, struct errbuf *err);
 
 /* ---- checks the pipeline runs (station/line/pl_verify.c) ---------------------- */
 
-/* True when s is a unique id: exactly 24 upper-case hex digits. */
-int pl_uid_valid(const char *s);
 
 /* Attestation: the attestation certificate chains to the manufacturer CA, its
  * CN is the unique id, and sig verifies over the attest message. */
-int pl_attest_check(const uint8_t *attest_cert, size_t cert_len,
-		    const uint8_t *mfr_ca, size_t mfr_ca_len, const char *unique_id,
-		    const uint8_t nonce[32], const uint8_t csr_sha256[32],
-		    const uint8_t *sig, size_t sig_len, struct errbuf *err);
+ST_MUST_CHECK int pl_attest_check(const uint8_t *attest_cert, size_t cert_len,
+				  const uint8_t *mfr_ca, size_t mfr_ca_len, const char *unique_id,
+				  const uint8_t nonce[PROTO_NONCE_LEN],
+				  const uint8_t csr_sha256[PROTO_SHA256_LEN],
+				  const uint8_t *sig, size_t sig_len, struct errbuf *err);
 
 /* Proof of possession: the certificate read back is the one issued, and sig
  * verifies with its public key over the prove message. */
-int pl_prove_check(const uint8_t *issued, size_t issued_len, const uint8_t *readback,
-		   size_t readback_len, const uint8_t challenge[32], const uint8_t *sig,
-		   size_t sig_len, struct errbuf *err);
+ST_MUST_CHECK int pl_prove_check(const uint8_t *issued, size_t issued_len, const uint8_t *readback,
+				 size_t readback_len, const uint8_t challenge[PROTO_NONCE_LEN],
+				 const uint8_t *sig, size_t sig_len, struct errbuf *err);
 
 #endif

@@ -9,10 +9,10 @@
 
 #include <pthread.h>
 #include <stdint.h>
-#include <time.h>
 
 #include "db/db.h"
 #include "db/rework.h"
+#include "core/clock.h"
 #include "line/pipeline.h"
 
 struct bay {
@@ -47,15 +47,6 @@ struct pl_line {
 	struct pl_counts counts;
 };
 
-/* UTC wall time in ms, as the unit rows keep it. */
-static inline int64_t pl_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 enum pl_cert_state { CERT_NONE, CERT_RESERVED, CERT_ISSUED, CERT_COMMITTED };
 
 /* A buffer a board op or the CA returned (malloc'd). */
@@ -83,7 +74,7 @@ struct pl_unit {
 	 * together when it ends (pl_unit.c unit_release). */
 	int reject;                /* the failure is a REJECT, not a FAIL */
 	struct pl_board_info info; /* the board's last INFO answer */
-	uint8_t nonce[32];
+	uint8_t nonce[PROTO_NONCE_LEN];
 	struct pl_buf csr, attest_sig, issued, back, prove_sig;
 	struct pl_csr *checked;    /* the CSR the CA accepted */
 	struct pl_csr_facts facts;

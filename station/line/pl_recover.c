@@ -112,7 +112,7 @@ int pl_recover(struct db *db, const char *actor, struct ev_bus *bus,
 		snprintf(u->reason, sizeof(u->reason),
 			 "station stopped (crash or power loss) during stage %s", u->stage);
 		u->reason_code = ST_R_INTERRUPTED;
-		u->finished_ms = pl_now_ms();
+		u->finished_ms = clock_realtime_ms();
 		if ((rc = db_unit_finish(db, u, err))) {
 			errbuf_prefix(err, "recovery: unit %lld: ", (long long)u->id);
 			goto out;

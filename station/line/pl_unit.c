@@ -15,6 +15,8 @@
  * a board, the database or the CA.
  */
 #include "line/pl_int.h"
+#include "core/ids.h"
+#include "core/str.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,17 +143,17 @@ static void revoke_unit_certs(struct pl_unit *r, const char *why)
 	memset(&l, 0, sizeof(l));
 	errbuf_clear(&e);
 	if (db_cert_foreach_unit(r->cfg->db, r->u.id, collect_unit_cert, &l, &e) || l.oom) {
-		snprintf(msg, sizeof(msg), "listing certificates of unit %lld failed: %s",
-			 (long long)r->u.id, l.oom ? "out of memory" : e.msg);
+		str_fmt_cut(msg, sizeof(msg), "listing certificates of unit %lld failed: %s",
+			    (long long)r->u.id, l.oom ? "out of memory" : e.msg);
 		emit(r, EV_LOG, EV_OUT_NONE, msg);
 	}
 	for (size_t i = 0; i < l.n; i++) {
 		errbuf_clear(&e);
 		if (db_cert_revoke(r->cfg->db, l.serials[i], why, r->cfg->actor, &e))
-			snprintf(msg, sizeof(msg), "revoking %s failed: %s", l.serials[i], e.msg);
+			str_fmt_cut(msg, sizeof(msg), "revoking %s failed: %s", l.serials[i], e.msg);
 		else
-			snprintf(msg, sizeof(msg), "certificate %s revoked (not committed)",
-				 l.serials[i]);
+			str_fmt_cut(msg, sizeof(msg), "certificate %s revoked (not committed)",
+				    l.serials[i]);
 		emit(r, EV_LOG, EV_OUT_NONE, msg);
 	}
 	free(l.serials);
@@ -175,7 +177,7 @@ static enum ev_outcome finish(struct pl_unit *r, enum db_unit_status st, const c
 		revoke_unit_certs(r, st == DB_UNIT_REJECT ? "keyCompromise" : "cessationOfOperation");
 	r->u.status = st;
 	snprintf(r->u.reason, sizeof(r->u.reason), "%s", detail ? detail : reason ? reason : "");
-	r->u.finished_ms = pl_now_ms();
+	r->u.finished_ms = clock_realtime_ms();
 	if (r->have_unit && !r->recorded && db_unit_finish(r->cfg->db, &r->u, &e) != ST_OK) {
 		emit(r, EV_LOG, EV_OUT_NONE, e.msg);
 		if (st == DB_UNIT_PASS) {
@@ -288,10 +290,10 @@ static enum ev_outcome fail_with(struct pl_unit *r, enum db_unit_status st, int 
 	r->u.reason_code = r->err.code != ST_OK && r->err.reason != ST_R_NONE ? r->err.reason :
 			   st_rc_reason(rc);
 	if (plain_words(r->stage, rc, &r->err, plain, sizeof(plain))) {
-		snprintf(detail, sizeof(detail), "%s (%s: %s)", plain, st_rc_name(rc), msg);
+		str_fmt_cut(detail, sizeof(detail), "%s (%s: %s)", plain, st_rc_name(rc), msg);
 		return finish(r, st, plain, detail);
 	}
-	snprintf(detail, sizeof(detail), "%s: %s", st_rc_name(rc), msg);
+	str_fmt_cut(detail, sizeof(detail), "%s: %s", st_rc_name(rc), msg);
 	return finish(r, st, msg, detail);
 }
 
@@ -351,7 +353,7 @@ static void unit_init(struct pl_unit *r)
 
 	memset(&r->u, 0, sizeof(r->u));
 	snprintf(r->u.unique_id, sizeof(r->u.unique_id), "%s",
-		 pl_uid_valid(r->serial) ? r->serial : "");
+		 ids_uid_valid(r->serial) ? r->serial : "");
 	snprintf(r->u.lot, sizeof(r->u.lot), "%s", cfg->lot);
 	snprintf(r->u.bay, sizeof(r->u.bay), "%s", r->bay->port);
 	snprintf(r->u.operator_name, sizeof(r->u.operator_name), "%s", cfg->operator_name);
@@ -359,7 +361,7 @@ static void unit_init(struct pl_unit *r)
 	snprintf(r->u.profile_hash, sizeof(r->u.profile_hash), "%s", cfg->profile->hash);
 	snprintf(r->u.firmware_hash, sizeof(r->u.firmware_hash), "%s", cfg->profile->firmware_sha256);
 	r->u.status = DB_UNIT_IN_PROGRESS;
-	r->u.started_ms = pl_now_ms();
+	r->u.started_ms = clock_realtime_ms();
 }
 
 static int step_open(struct pl_unit *r)
@@ -376,7 +378,7 @@ static int step_open(struct pl_unit *r)
 	serial[sizeof(serial) - 1] = '\0';
 	if (serial[0])
 		snprintf(r->serial, sizeof(r->serial), "%s", serial);
-	if (pl_uid_valid(serial))
+	if (ids_uid_valid(serial))
 		snprintf(r->u.unique_id, sizeof(r->u.unique_id), "%s", serial);
 	return ST_OK;
 }
@@ -397,7 +399,7 @@ static int step_identify(struct pl_unit *r)
 	const char *usb = r->info.usb_serial[0] ? r->info.usb_serial : r->serial;
 	int rc;
 
-	if (!pl_uid_valid(r->info.unique_id))
+	if (!ids_uid_valid(r->info.unique_id))
 		return rejected(r, errbuf_setr(&r->err, ST_EPOLICY, ST_ORIGIN_POLICY,
 					       ST_R_MALFORMED_ID, "board reports a malformed unique id"));
 	snprintf(r->u.unique_id, sizeof(r->u.unique_id), "%s", r->info.unique_id);
@@ -440,8 +442,8 @@ static int step_allowlist(struct pl_unit *r)
 	if ((rc = db_rework_open(cfg->db, r->u.unique_id, &r->rw, &r->reworked, &r->err)))
 		return rc;
 	if (r->reworked) {
-		snprintf(note, sizeof(note), "rework authorised by %s: %s", r->rw.authorised_by,
-			 r->rw.reason);
+		str_fmt_cut(note, sizeof(note), "rework authorised by %s: %s", r->rw.authorised_by,
+			    r->rw.reason);
 		emit(r, EV_LOG, EV_OUT_NONE, note);
 	}
 	if (r->info.locked)
@@ -578,7 +580,7 @@ static int step_read_back(struct pl_unit *r)
 
 static int step_prove(struct pl_unit *r)
 {
-	uint8_t challenge[32];
+	uint8_t challenge[PROTO_NONCE_LEN];
 	int rc;
 
 	if (RAND_bytes(challenge, sizeof(challenge)) != 1)
@@ -612,7 +614,7 @@ static int step_commit(struct pl_unit *r)
 		 r->reworked ? " (rework)" : "");
 	r->u.status = DB_UNIT_PASS;
 	snprintf(r->u.reason, sizeof(r->u.reason), "%s", r->pass_reason);
-	r->u.finished_ms = pl_now_ms();
+	r->u.finished_ms = clock_realtime_ms();
 	if ((rc = db_begin(cfg->db, &r->err)))
 		return rc;
 	if ((rc = db_cert_injected(cfg->db, r->u.cert_serial, &r->err)) ||

@@ -5,8 +5,8 @@
  * Everything is bounded by the DER length given; nothing trusts the board.
  */
 #include "line/pipeline.h"
+#include "proto/proto.h"
 
-#include <ctype.h>
 #include <string.h>
 
 #include <openssl/evp.h>
@@ -15,16 +15,6 @@
 #include <openssl/x509v3.h>
 
 #define DER_MAX (64 * 1024)   /* a certificate from a board */
-
-int pl_uid_valid(const char *s)
-{
-	size_t i;
-
-	for (i = 0; s[i]; i++)
-		if (i >= PL_UID_LEN || !isxdigit((unsigned char)s[i]) || islower((unsigned char)s[i]))
-			return 0;
-	return i == PL_UID_LEN;
-}
 
 /* The CN of a certificate subject (the first one). */
 static int subject_cn(X509 *cert, char *out, size_t outsz)
@@ -81,7 +71,7 @@ static int verify_msg(EVP_PKEY *pk, const char *tag, const uint8_t *a, size_t al
 
 int pl_attest_check(const uint8_t *attest_cert, size_t cert_len,
 		    const uint8_t *mfr_ca, size_t mfr_ca_len, const char *unique_id,
-		    const uint8_t nonce[32], const uint8_t csr_sha256[32],
+		    const uint8_t nonce[PROTO_NONCE_LEN], const uint8_t csr_sha256[PROTO_SHA256_LEN],
 		    const uint8_t *sig, size_t sig_len, struct errbuf *err)
 {
 	X509 *cert = parse_cert(attest_cert, cert_len), *ca = parse_cert(mfr_ca, mfr_ca_len);
@@ -137,7 +127,7 @@ out:
 }
 
 int pl_prove_check(const uint8_t *issued, size_t issued_len, const uint8_t *readback,
-		   size_t readback_len, const uint8_t challenge[32], const uint8_t *sig,
+		   size_t readback_len, const uint8_t challenge[PROTO_NONCE_LEN], const uint8_t *sig,
 		   size_t sig_len, struct errbuf *err)
 {
 	X509 *cert;

@@ -349,16 +349,6 @@ static enum shape msg_shape(uint8_t type, uint8_t status)
 	}
 }
 
-static int is_uid(const char *s, size_t len)
-{
-	if (len != PROTO_UID_LEN)
-		return 0;
-	for (size_t i = 0; i < len; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'A' && s[i] <= 'F')))
-			return 0;
-	return 1;
-}
-
 static int is_printable(const char *s, size_t len)
 {
 	for (size_t i = 0; i < len; i++)
@@ -401,7 +391,7 @@ int proto_msg_encode(const struct proto_msg *m, uint8_t *out, size_t cap,
 	case SH_INFO: {
 		const struct proto_info *i = &m->u.info;
 
-		if (!is_uid(i->uid, strnlen(i->uid, sizeof(i->uid))) ||
+		if (!ids_uid_valid_n(i->uid, strnlen(i->uid, sizeof(i->uid))) ||
 		    !text_ok(i->model, 1, PROTO_MAX_TEXT) || !text_ok(i->hw_rev, 1, PROTO_MAX_TEXT) ||
 		    !text_ok(i->fw_version, 0, PROTO_MAX_FWVER) || i->state > PROTO_STATE_LOCKED ||
 		    !blob_ok(&i->att_cert))
@@ -667,7 +657,7 @@ int proto_msg_decode(const uint8_t *buf, size_t len, struct proto_msg *m,
 		    (rc = take_text(what, &s, 2, i->hw_rev, sizeof(i->hw_rev), e)) ||
 		    (rc = take_text(what, &s, 3, i->fw_version, sizeof(i->fw_version), e)))
 			return rc;
-		if (!is_uid(i->uid, strlen(i->uid)))
+		if (!ids_uid_valid_n(i->uid, strlen(i->uid)))
 			return errbuf_set(e, ST_EPROTO, "%s: unique id is not 24 upper-case hex digits",
 					  what);
 		i->state = s.val[4][0][0];

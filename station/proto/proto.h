@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "core/errbuf.h"
+#include "core/ids.h"
 
 /* ---------------------------------------------------------------- frames */
 
@@ -120,7 +121,7 @@ enum proto_tag {
 
 #define PROTO_NONCE_LEN     32
 #define PROTO_SHA256_LEN    32
-#define PROTO_UID_LEN       24
+#define PROTO_UID_LEN       IDS_UID_LEN   /* the unique-id rule: core/ids.h */
 #define PROTO_MAX_TEXT      64
 #define PROTO_MAX_FWVER     32
 #define PROTO_MAX_MESSAGE   255
@@ -215,33 +216,33 @@ uint32_t proto_crc32(uint32_t crc, const uint8_t *p, size_t len);
 
 /* Writes one frame (header, payload, CRC) to out; *outlen = its size.
  * ST_EINVAL if the payload exceeds PROTO_MAX_PAYLOAD or out is too small. */
-int proto_frame_encode(uint8_t type, uint8_t status, uint16_t seq,
-		       const uint8_t *payload, size_t len,
-		       uint8_t *out, size_t cap, size_t *outlen, struct errbuf *e);
+ST_MUST_CHECK int proto_frame_encode(uint8_t type, uint8_t status, uint16_t seq,
+				     const uint8_t *payload, size_t len,
+				     uint8_t *out, size_t cap, size_t *outlen, struct errbuf *e);
 
 /* Parses exactly one frame occupying all of buf[0..len).  Checks magic, version,
  * reserved byte, length (against PROTO_MAX_PAYLOAD and len), CRC.  Does not look
  * at the type or payload.  ST_EPROTO on any mismatch. */
-int proto_frame_decode(const uint8_t *buf, size_t len, struct proto_frame *f,
-		       struct errbuf *e);
+ST_MUST_CHECK int proto_frame_decode(const uint8_t *buf, size_t len, struct proto_frame *f,
+				     struct errbuf *e);
 
 /* For a receiver assembling a frame from packets: given at least PROTO_HDR_LEN
  * bytes, the total frame size the header announces (checked against the limit).
  * ST_EPROTO on a bad header; ST_EINVAL when len < PROTO_HDR_LEN. */
-int proto_frame_size(const uint8_t *buf, size_t len, size_t *total, struct errbuf *e);
+ST_MUST_CHECK int proto_frame_size(const uint8_t *buf, size_t len, size_t *total, struct errbuf *e);
 
 /* Encodes m (type, status, seq and the union member they select) as one frame.
  * Text fields are checked (printable, lengths; uid against ^[0-9A-F]{24}$). */
-int proto_msg_encode(const struct proto_msg *m, uint8_t *out, size_t cap,
-		     size_t *outlen, struct errbuf *e);
+ST_MUST_CHECK int proto_msg_encode(const struct proto_msg *m, uint8_t *out, size_t cap,
+				   size_t *outlen, struct errbuf *e);
 
 /* Decodes one frame into m: frame checks, then the type must be a known command
  * (or its reply, or NAK), requests must have status 0, and the payload must hold
  * exactly the tags the type/status needs (required present, none duplicated
  * unless repeatable, lengths right, values in range).  Unknown tags are an error
  * too: version 1 has no optional extensions.  ST_EPROTO on any mismatch. */
-int proto_msg_decode(const uint8_t *buf, size_t len, struct proto_msg *m,
-		     struct errbuf *e);
+ST_MUST_CHECK int proto_msg_decode(const uint8_t *buf, size_t len, struct proto_msg *m,
+				   struct errbuf *e);
 
 /* Builders for the common small messages. */
 void proto_msg_request(struct proto_msg *m, uint8_t cmd, uint16_t seq);
@@ -277,8 +278,8 @@ void proto_tlv_put_u32(struct proto_tlv_writer *w, uint8_t tag, uint32_t v);
 
 /* Iterates TLVs in p[0..len): returns 1 with the tag, value and value length set
  * and off advanced, 0 at the end, -1 (ST_EPROTO in e) when an item overruns the payload. */
-int proto_tlv_next(const uint8_t *p, size_t len, size_t *off, uint8_t *tag,
-		   const uint8_t **val, size_t *vlen, struct errbuf *e);
+ST_MUST_CHECK int proto_tlv_next(const uint8_t *p, size_t len, size_t *off, uint8_t *tag,
+				 const uint8_t **val, size_t *vlen, struct errbuf *e);
 
 /* ---------------------------------------------------------------- USB DFU 1.1 */
 
@@ -370,8 +371,8 @@ void proto_setup_decode(const uint8_t in[8], struct proto_setup *s);
  * needs, wLength rules (GETSTATUS 6, GETSTATE 1, DETACH/CLRSTATUS/ABORT 0,
  * DNLOAD/UPLOAD <= transfer_size) and wValue 0 where the spec wants it.
  * ST_EPROTO with the reason otherwise. */
-int proto_dfu_request_check(const struct proto_setup *s, uint16_t iface,
-			    uint16_t transfer_size, struct errbuf *e);
+ST_MUST_CHECK int proto_dfu_request_check(const struct proto_setup *s, uint16_t iface,
+					  uint16_t transfer_size, struct errbuf *e);
 
 struct proto_dfu_status {      /* the GETSTATUS answer */
 	uint8_t bStatus;           /* enum proto_dfu_err */
@@ -380,11 +381,12 @@ struct proto_dfu_status {      /* the GETSTATUS answer */
 	uint8_t iString;
 };
 /* ST_EINVAL if a field is out of range. */
-int proto_dfu_status_encode(const struct proto_dfu_status *st, uint8_t out[6],
-			    struct errbuf *e);
+ST_MUST_CHECK int proto_dfu_status_encode(const struct proto_dfu_status *st, uint8_t out[6],
+					  struct errbuf *e);
 /* len must be exactly 6; status <= 0x0f, state <= 10.  ST_EPROTO otherwise. */
-int proto_dfu_status_decode(const uint8_t *in, size_t len, struct proto_dfu_status *st,
-			    struct errbuf *e);
+ST_MUST_CHECK int proto_dfu_status_decode(const uint8_t *in, size_t len,
+					  struct proto_dfu_status *st,
+					  struct errbuf *e);
 
 struct proto_dfu_func {        /* DFU functional descriptor */
 	uint8_t bmAttributes;
@@ -397,8 +399,8 @@ void proto_dfu_func_encode(const struct proto_dfu_func *f, uint8_t out[9]);
  * interface's "extra" bytes or a whole configuration descriptor), walking
  * bLength by bLength.  ST_ENOTFOUND if absent; ST_EPROTO on a malformed walk or
  * bad field (wTransferSize 0, bLength < 9). */
-int proto_dfu_func_find(const uint8_t *desc, size_t len, struct proto_dfu_func *f,
-			struct errbuf *e);
+ST_MUST_CHECK int proto_dfu_func_find(const uint8_t *desc, size_t len, struct proto_dfu_func *f,
+				      struct errbuf *e);
 
 /* ---------------------------------------------------------------- firmware image */
 
@@ -420,11 +422,11 @@ struct proto_fw_trailer {
 
 /* Parses the trailer of img[0..len): magic, body_len == len - trailer, version
  * printable.  ST_EPROTO otherwise.  The caller then checks SHA-256(body). */
-int proto_fw_trailer_parse(const uint8_t *img, size_t len, struct proto_fw_trailer *t,
-			   struct errbuf *e);
+ST_MUST_CHECK int proto_fw_trailer_parse(const uint8_t *img, size_t len, struct proto_fw_trailer *t,
+					 struct errbuf *e);
 /* Writes a trailer for body_len bytes with the given version and body hash. */
-int proto_fw_trailer_make(uint32_t body_len, const char *version,
-			  const uint8_t sha256[PROTO_SHA256_LEN],
-			  uint8_t out[PROTO_FW_TRAILER_LEN], struct errbuf *e);
+ST_MUST_CHECK int proto_fw_trailer_make(uint32_t body_len, const char *version,
+					const uint8_t sha256[PROTO_SHA256_LEN],
+					uint8_t out[PROTO_FW_TRAILER_LEN], struct errbuf *e);
 
 #endif

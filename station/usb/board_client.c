@@ -1,5 +1,7 @@
 /* board_client: see board_client.h and docs/protocol.md §2 and §4. */
 #include "usb/board_client.h"
+#include "core/clock.h"
+#include "core/str.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -19,22 +21,6 @@ struct board {
 	uint8_t tx[PROTO_MAX_FRAME];
 	uint8_t rx[PROTO_MAX_FRAME];
 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(uint32_t ms)
-{
-	struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
 
 int board_new(struct board **out, struct usb_board *ub, const struct board_opts *o,
 	      struct errbuf *e)
@@ -57,7 +43,7 @@ int board_new(struct board **out, struct usb_board *ub, const struct board_opts 
 		b->o.busy_limit_ms = DEF_BUSY_MS;
 	/* Start the sequence somewhere else than a previous session on this board,
 	 * so its late replies are recognised as stale. */
-	b->seq = (uint16_t)(now_ms() * 7);
+	b->seq = (uint16_t)(clock_monotonic_ms() * 7);
 	*out = b;
 	return ST_OK;
 }
@@ -105,9 +91,9 @@ static int exchange(struct board *b, struct proto_msg *req, struct proto_msg *re
 	}
 	if (rc)
 		return rc;
-	deadline = now_ms() + b->o.timeout_ms;
+	deadline = clock_monotonic_ms() + b->o.timeout_ms;
 	for (;;) {
-		int64_t left = deadline - now_ms();
+		int64_t left = deadline - clock_monotonic_ms();
 
 		if (left <= 0) {
 			*again = 1;
@@ -225,7 +211,8 @@ static void name_command(struct board *b, uint8_t cmd, struct errbuf *e)
 	hl = strlen(head);
 	if (strncmp(e->msg, head, hl) == 0) {
 		snprintf(rest, sizeof(rest), "%s", e->msg + hl);
-		snprintf(e->msg, sizeof(e->msg), "%s%s: %s", head, proto_cmd_name(cmd), rest);
+		/* a message is for a person: past the buffer it is cut, visibly */
+		str_fmt_cut(e->msg, sizeof(e->msg), "%s%s: %s", head, proto_cmd_name(cmd), rest);
 	} else {
 		errbuf_prefix(e, "%s%s: ", head, proto_cmd_name(cmd));
 	}
@@ -246,7 +233,7 @@ int board_call(struct board *b, const struct proto_msg *req_in, struct proto_msg
 		rc = send_once(b, req_in, rep, e);
 	if (rc)
 		goto fail;
-	deadline = now_ms() + b->o.busy_limit_ms;
+	deadline = clock_monotonic_ms() + b->o.busy_limit_ms;
 	for (;;) {
 		if (rep->type != want) {
 			rc = errbuf_setr(e, ST_EPROTO, ST_ORIGIN_BOARD, ST_R_GARBLED,
@@ -264,13 +251,13 @@ int board_call(struct board *b, const struct proto_msg *req_in, struct proto_msg
 			wait = PROTO_MAX_POLL_MS;
 		if (wait < 1)
 			wait = 1;
-		if (now_ms() + wait > deadline) {
+		if (clock_monotonic_ms() + wait > deadline) {
 			rc = errbuf_setr(e, ST_ETIMEOUT, ST_ORIGIN_BOARD, ST_R_BOARD_TIMEOUT,
 					 "bay %s: still busy after %u ms", usb_bay(b->ub),
 					 b->o.busy_limit_ms);
 			goto fail;
 		}
-		sleep_ms(wait);
+		clock_sleep_ms(wait);
 		b->st.polls++;
 		rc = poll_once(b, rep, e);
 		if (rc)

@@ -46,27 +46,29 @@ struct board_stats {
 
 struct board;
 
-int board_new(struct board **out, struct usb_board *ub, const struct board_opts *o,
-	      struct errbuf *e);
+ST_MUST_CHECK int board_new(struct board **out, struct usb_board *ub, const struct board_opts *o,
+			    struct errbuf *e);
 void board_free(struct board *b);   /* does not close the usb_board */
 
 /* One command (req->type, and the union member it needs; seq is set here). */
-int board_call(struct board *b, const struct proto_msg *req, struct proto_msg *rep,
-	       struct errbuf *e);
+ST_MUST_CHECK int board_call(struct board *b, const struct proto_msg *req, struct proto_msg *rep,
+			     struct errbuf *e);
 
 /* The commands.  Output structures point into the receive buffer (see above). */
-int board_info(struct board *b, struct proto_info *out, struct errbuf *e);
-int board_genkey(struct board *b, uint8_t alg, struct proto_genkey *out, struct errbuf *e);
-int board_get_csr(struct board *b, const uint8_t nonce[PROTO_NONCE_LEN],
-		  struct proto_csr *out, struct errbuf *e);
-int board_attest(struct board *b, const uint8_t nonce[PROTO_NONCE_LEN],
-		 struct proto_attest *out, struct errbuf *e);
-int board_write_cert(struct board *b, const struct proto_certs *certs, struct errbuf *e);
-int board_read_cert(struct board *b, struct proto_certs *out, struct errbuf *e);
-int board_prove(struct board *b, const uint8_t challenge[PROTO_NONCE_LEN],
-		struct proto_sig *out, struct errbuf *e);
-int board_lock(struct board *b, uint8_t *state, struct errbuf *e);
-int board_factory_reset(struct board *b, uint8_t *state, struct errbuf *e);
+ST_MUST_CHECK int board_info(struct board *b, struct proto_info *out, struct errbuf *e);
+ST_MUST_CHECK int board_genkey(struct board *b, uint8_t alg, struct proto_genkey *out,
+			       struct errbuf *e);
+ST_MUST_CHECK int board_get_csr(struct board *b, const uint8_t nonce[PROTO_NONCE_LEN],
+				struct proto_csr *out, struct errbuf *e);
+ST_MUST_CHECK int board_attest(struct board *b, const uint8_t nonce[PROTO_NONCE_LEN],
+			       struct proto_attest *out, struct errbuf *e);
+ST_MUST_CHECK int board_write_cert(struct board *b, const struct proto_certs *certs,
+				   struct errbuf *e);
+ST_MUST_CHECK int board_read_cert(struct board *b, struct proto_certs *out, struct errbuf *e);
+ST_MUST_CHECK int board_prove(struct board *b, const uint8_t challenge[PROTO_NONCE_LEN],
+			      struct proto_sig *out, struct errbuf *e);
+ST_MUST_CHECK int board_lock(struct board *b, uint8_t *state, struct errbuf *e);
+ST_MUST_CHECK int board_factory_reset(struct board *b, uint8_t *state, struct errbuf *e);
 
 const struct board_stats *board_stats(const struct board *b);
 struct usb_board *board_usb(struct board *b);

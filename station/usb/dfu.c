@@ -2,6 +2,8 @@
  * Device Firmware Upgrade", version 1.1), sections 6.1 (download), 6.2 (upload)
  * and 6.1.3 (error recovery). */
 #include "usb/dfu.h"
+#include "core/clock.h"
+#include "core/str.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -55,22 +57,6 @@ static unsigned busy_limit(const struct dfu_opts *o)
 	return o && o->busy_limit_ms ? o->busy_limit_ms : DEF_BUSY_MS;
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(uint32_t ms)
-{
-	struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
 /* Puts context after the "bay X: " head of a message: "bay X: <ctx>: rest". */
 static int ctx_insert(struct usb_board *b, struct errbuf *e, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -88,7 +74,8 @@ static int ctx_insert(struct usb_board *b, struct errbuf *e, const char *fmt, ..
 	snprintf(head, sizeof(head), "bay %s: ", usb_bay(b));
 	hl = strlen(head);
 	snprintf(rest, sizeof(rest), "%s", strncmp(e->msg, head, hl) == 0 ? e->msg + hl : e->msg);
-	snprintf(e->msg, sizeof(e->msg), "%s%s: %s", head, what, rest);
+	/* a message is for a person: past the buffer it is cut, visibly */
+	str_fmt_cut(e->msg, sizeof(e->msg), "%s%s: %s", head, what, rest);
 	return e->code;
 }
 
@@ -168,7 +155,7 @@ int dfu_to_idle(struct usb_board *b, const struct dfu_opts *o, struct errbuf *e)
 		case DFU_DNBUSY:
 		case DFU_MANIFEST:
 			/* Busy: wait as told, then look again. */
-			sleep_ms(st.poll_ms);
+			clock_sleep_ms(st.poll_ms);
 			rc = ST_OK;
 			break;
 		default:
@@ -189,7 +176,7 @@ int dfu_to_idle(struct usb_board *b, const struct dfu_opts *o, struct errbuf *e)
 static int wait_settled(struct usb_board *b, struct dfu_status *st, const struct dfu_opts *o,
 			const char *what, size_t block, struct errbuf *e)
 {
-	int64_t deadline = now_ms() + busy_limit(o);
+	int64_t deadline = clock_monotonic_ms() + busy_limit(o);
 	int rc;
 
 	for (;;) {
@@ -208,13 +195,13 @@ static int wait_settled(struct usb_board *b, struct dfu_status *st, const struct
 		if (st->state != DFU_DNBUSY && st->state != DFU_MANIFEST &&
 		    st->state != DFU_DNLOAD_SYNC && st->state != DFU_MANIFEST_SYNC)
 			return ST_OK;
-		if (now_ms() + st->poll_ms > deadline)
+		if (clock_monotonic_ms() + st->poll_ms > deadline)
 			return errbuf_setr(e, ST_ETIMEOUT, ST_ORIGIN_BOARD, ST_R_FLASH_TIMEOUT,
 					   "bay %s: %s, block %zu: still %s after %u ms",
 					   usb_bay(b), what, block, dfu_state_name(st->state),
 					   busy_limit(o));
 		/* At least 1 ms: a board that says 0 forever must not make us spin. */
-		sleep_ms(st->poll_ms ? st->poll_ms : 1);
+		clock_sleep_ms(st->poll_ms ? st->poll_ms : 1);
 	}
 }
 

@@ -49,19 +49,20 @@ struct dfu_opts {
 };
 
 /* Downloads, manifests and verifies (see above). */
-int dfu_flash(struct usb_board *b, const uint8_t *image, size_t len,
-	      const uint8_t sha256[32], const struct dfu_opts *o, struct errbuf *e);
+ST_MUST_CHECK int dfu_flash(struct usb_board *b, const uint8_t *image, size_t len,
+			    const uint8_t sha256[32], const struct dfu_opts *o, struct errbuf *e);
 
 /* The pieces, for tests and tools. */
-int dfu_get_status(struct usb_board *b, struct dfu_status *st, const struct dfu_opts *o,
-		   struct errbuf *e);
-int dfu_to_idle(struct usb_board *b, const struct dfu_opts *o, struct errbuf *e);
-int dfu_download(struct usb_board *b, const uint8_t *image, size_t len,
-		 const struct dfu_opts *o, struct errbuf *e);
+ST_MUST_CHECK int dfu_get_status(struct usb_board *b, struct dfu_status *st,
+				 const struct dfu_opts *o,
+				 struct errbuf *e);
+ST_MUST_CHECK int dfu_to_idle(struct usb_board *b, const struct dfu_opts *o, struct errbuf *e);
+ST_MUST_CHECK int dfu_download(struct usb_board *b, const uint8_t *image, size_t len,
+			       const struct dfu_opts *o, struct errbuf *e);
 /* Reads the whole image back (until a short block, at most max_len bytes) and
  * compares its length with len and its SHA-256 with sha256. */
-int dfu_verify(struct usb_board *b, size_t len, const uint8_t sha256[32],
-	       const struct dfu_opts *o, struct errbuf *e);
+ST_MUST_CHECK int dfu_verify(struct usb_board *b, size_t len, const uint8_t sha256[32],
+			     const struct dfu_opts *o, struct errbuf *e);
 
 const char *dfu_state_name(int state);
 const char *dfu_status_name(int status);

@@ -1,5 +1,6 @@
 /* usb: see usb.h. */
 #include "usb/usb.h"
+#include "core/clock.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -248,10 +249,7 @@ static int wait_stop(struct usb_ctx *c, int ms)
 	struct timespec ts;
 	int stop;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_nsec += (long)ms * 1000000L;
-	ts.tv_sec += ts.tv_nsec / 1000000000L;
-	ts.tv_nsec %= 1000000000L;
+	clock_deadline(CLOCK_REALTIME, ms, &ts);
 	pthread_mutex_lock(&c->mu);
 	while (!c->stop && c->qn == 0 &&
 	       pthread_cond_timedwait(&c->cv, &c->mu, &ts) == 0)

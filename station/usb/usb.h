@@ -54,13 +54,13 @@ struct usb_dfu_desc {
 };
 
 /* Opens a libusb context matching boards with vid:pid. */
-int usb_ctx_new(struct usb_ctx **out, uint16_t vid, uint16_t pid, struct errbuf *e);
+ST_MUST_CHECK int usb_ctx_new(struct usb_ctx **out, uint16_t vid, uint16_t pid, struct errbuf *e);
 void usb_ctx_free(struct usb_ctx *ctx);
 
 /* Lists the matching boards present now (other VID:PIDs are ignored), sorted
  * by bay.  At most max are stored; *n is the number stored. */
-int usb_scan(struct usb_ctx *ctx, struct usb_found *out, size_t max, size_t *n,
-	     struct errbuf *e);
+ST_MUST_CHECK int usb_scan(struct usb_ctx *ctx, struct usb_found *out, size_t max, size_t *n,
+			   struct errbuf *e);
 
 /* Called on the watcher thread: arrived = 1 when a matching board appeared in
  * bay, 0 when it left. */
@@ -68,15 +68,16 @@ typedef void (*usb_watch_fn)(void *arg, int arrived, const char *bay);
 
 /* Starts watching; boards already present are reported as arrivals first.
  * use_hotplug = 0 forces polling (tests of the fallback). */
-int usb_watch_start(struct usb_ctx *ctx, int use_hotplug, usb_watch_fn fn, void *arg,
-		    struct errbuf *e);
+ST_MUST_CHECK int usb_watch_start(struct usb_ctx *ctx, int use_hotplug, usb_watch_fn fn, void *arg,
+				  struct errbuf *e);
 void usb_watch_stop(struct usb_ctx *ctx);
 /* 1 when the running watcher uses libusb hotplug, 0 when it polls. */
 int usb_watch_is_hotplug(const struct usb_ctx *ctx);
 
 /* Opens the matching board in bay, reads its serial, claims both interfaces.
  * ST_ENOTFOUND when no matching board is there. */
-int usb_open(struct usb_ctx *ctx, const char *bay, struct usb_board **out, struct errbuf *e);
+ST_MUST_CHECK int usb_open(struct usb_ctx *ctx, const char *bay, struct usb_board **out,
+			   struct errbuf *e);
 /* Releases the interfaces (if the board is still there) and closes. */
 void usb_close(struct usb_board *b);
 
@@ -85,18 +86,20 @@ const char *usb_serial(const struct usb_board *b);
 const struct usb_dfu_desc *usb_dfu(const struct usb_board *b);
 
 /* One bulk OUT transfer of len bytes (a frame) on the vendor interface. */
-int usb_bulk_write(struct usb_board *b, const void *buf, size_t len, unsigned timeout_ms,
-		   struct errbuf *e);
+ST_MUST_CHECK int usb_bulk_write(struct usb_board *b, const void *buf, size_t len,
+				 unsigned timeout_ms,
+				 struct errbuf *e);
 /* One bulk IN transfer of at most cap bytes; *got is what arrived. */
-int usb_bulk_read(struct usb_board *b, void *buf, size_t cap, size_t *got,
-		  unsigned timeout_ms, struct errbuf *e);
+ST_MUST_CHECK int usb_bulk_read(struct usb_board *b, void *buf, size_t cap, size_t *got,
+				unsigned timeout_ms, struct errbuf *e);
 /* A control transfer; direction from bit 7 of reqtype.  *got (may be NULL) is
  * the number of bytes transferred. */
-int usb_control(struct usb_board *b, uint8_t reqtype, uint8_t request, uint16_t value,
-		uint16_t index, void *data, uint16_t len, size_t *got, unsigned timeout_ms,
-		struct errbuf *e);
+ST_MUST_CHECK int usb_control(struct usb_board *b, uint8_t reqtype, uint8_t request, uint16_t value,
+			      uint16_t index, void *data, uint16_t len, size_t *got,
+			      unsigned timeout_ms,
+			      struct errbuf *e);
 /* Clears a halt on the vendor interface's IN (in = 1) or OUT endpoint. */
-int usb_clear_halt(struct usb_board *b, int in, struct errbuf *e);
+ST_MUST_CHECK int usb_clear_halt(struct usb_board *b, int in, struct errbuf *e);
 
 /* Maps a libusb error code to an st_rc. */
 int usb_rc(int libusb_err);

@@ -190,7 +190,7 @@ static void bench_image(uint8_t *image, size_t image_len, struct profile *prof)
 	SHA256(image, image_len, d);
 	memset(prof, 0, sizeof(*prof));
 	snprintf(prof->name, sizeof(prof->name), "bench");
-	fb_hex(d, 32, prof->firmware_sha256);
+	hex_encode(d, 32, prof->firmware_sha256);
 	prof->key_type = PROFILE_KEY_EC_P256;
 	prof->validity_days = 365;
 	prof->max_failures_in_row = 3;
@@ -232,7 +232,7 @@ static void operate(struct feeder *f, int nbays, int total, int swap_ms)
 			pthread_mutex_unlock(&f->lock);
 			plugged++;
 		}
-		fb_sleep_ms(2);
+		clock_sleep_ms(2);
 	}
 }
 

@@ -24,6 +24,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "core/ids.h"
 #include "db/allowlist_csv.h"
 #include "db/db.h"
 
@@ -75,7 +76,7 @@ static int take_row(const struct allowlist_row *r, void *ctx, struct errbuf *err
 {
 	struct seen *s = ctx;
 
-	if (r->path != path || r->line <= s->last_line || !db_valid_unique_id(r->unique_id) ||
+	if (r->path != path || r->line <= s->last_line || !ids_uid_valid(r->unique_id) ||
 	    strcmp(r->lot, LOT))
 		abort();
 	check_text(r->model);

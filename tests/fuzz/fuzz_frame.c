@@ -53,7 +53,9 @@ static void one(const uint8_t *data, size_t size)
 	rc = proto_frame_decode(data, size, &f, &e);
 	if (rc != ST_OK && rc != ST_EPROTO)
 		abort();
-	proto_frame_size(data, size, &total, &e);
+	rc = proto_frame_size(data, size, &total, &e);
+	if (rc != ST_OK && rc != ST_EPROTO && rc != ST_EINVAL)
+		abort();
 	rc = proto_msg_decode(data, size, &m, &e);
 	if (rc != ST_OK) {
 		if (rc != ST_EPROTO || e.msg[0] == '\0')

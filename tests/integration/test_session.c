@@ -25,6 +25,7 @@
 #include "app/session.h"
 #include "config/profile.h"
 #include "core/event.h"
+#include "core/hex.h"
 #include "db/db.h"
 #include "fixtures/board/fx_board.h"
 #include "fixtures/board/fx_knobs.h"
@@ -134,7 +135,7 @@ static int group_setup(void **state)
 	fclose(f);
 	SHA256(img, (size_t)len, d);
 	free(img);
-	tu_hex(d, 32, fw_sha);
+	hex_encode(d, 32, fw_sha);
 	/* a PIN file that opens nothing, for the pre-flight refusal */
 	f = fopen("wrong-pin", "w");
 	if (!f)

@@ -26,6 +26,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "core/hex.h"
 #include "hsm/certstore.h"
 #include "hsm/hsm.h"
 
@@ -79,12 +80,6 @@ static inline EVP_PKEY *tu_key(const char *kind)
 	return NULL;
 }
 
-static inline void tu_hex(const uint8_t *b, size_t n, char *out)
-{
-	for (size_t i = 0; i < n; i++)
-		sprintf(out + 2 * i, "%02x", b[i]);
-}
-
 /* A CSR for key with subject CN=cn (and O=org when org is set), the nonce as
  * challengePassword (none when nonce is NULL), and a requested basicConstraints
  * CA:TRUE + SAN when evil_exts.  DER in *der (OPENSSL_free). */
@@ -103,7 +98,7 @@ static inline int tu_make_csr(EVP_PKEY *key, const char *cn, const char *org,
 						 (const unsigned char *)org, -1, -1, 0)) &&
 	     X509_REQ_set_subject_name(req, n) && X509_REQ_set_pubkey(req, key);
 	if (ok && nonce) {
-		tu_hex(nonce, 32, hex);
+		hex_encode(nonce, 32, hex);
 		ok = X509_REQ_add1_attr_by_NID(req, NID_pkcs9_challengePassword, MBSTRING_ASC,
 					       (const unsigned char *)hex, 64);
 	}

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/ids.h"
 #include "db/allowlist_csv.h"
 #include "db/db.h"
 
@@ -129,10 +130,10 @@ static void test_callback_refusal_stops(void **state)
 static void test_unique_id_rule(void **state)
 {
 	(void)state;
-	assert_true(db_valid_unique_id(UID1));
-	assert_false(db_valid_unique_id("0123456789abcdef01234567"));
-	assert_false(db_valid_unique_id(UID1 "8"));
-	assert_false(db_valid_unique_id(NULL));
+	assert_true(ids_uid_valid(UID1));
+	assert_false(ids_uid_valid("0123456789abcdef01234567"));
+	assert_false(ids_uid_valid(UID1 "8"));
+	assert_false(ids_uid_valid(NULL));
 }
 
 int main(void)

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/hex.h"
 #include "db/db.h"
 
 /* The documented encoding, written again from docs/database.md on purpose:
@@ -42,8 +43,7 @@ static void doc_hash(const char *station, long long seq, const char *ts, const c
 	}
 	EVP_DigestFinal_ex(md, h, &n);
 	EVP_MD_CTX_free(md);
-	for (int i = 0; i < 32; i++)
-		sprintf(out + 2 * i, "%02x", h[i]);
+	hex_encode(h, 32, out);
 }
 
 static sqlite3 *raw(const char *path)
@@ -243,8 +243,7 @@ static size_t sign_checkpoint(EVP_PKEY *k, const char *station, int64_t seq,
 	size_t len = cap;
 	int n;
 
-	for (int i = 0; i < 32; i++)
-		sprintf(hex + 2 * i, "%02x", head[i]);
+	hex_encode(head, 32, hex);
 	n = snprintf(msg, sizeof(msg), "station-audit-checkpoint-v1\n%s\n%lld\n%s\n", station,
 		     (long long)seq, hex);
 	assert_int_equal(EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, k), 1);

@@ -348,10 +348,6 @@ static void test_allowlist_queries(void **state)
 	assert_int_equal(db_allowlist_import(db, "al.csv", "LOT-A", NULL, NULL, "eng1", &rows, &err),
 			 ST_ESTATE);
 	db_rollback(db);
-	assert_true(db_valid_unique_id(UID1));
-	assert_false(db_valid_unique_id("0123456789abcdef01234567"));
-	assert_false(db_valid_unique_id("0123456789ABCDEF012345678"));
-	assert_false(db_valid_unique_id(""));
 	assert_string_equal(kinds(db), "allowlist-import ");
 }
 

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <sys/wait.h>
 
+#include "core/str.h"
 #include "hsm/hsm.h"
 #include "tests/rig/hsm_test_util.h"
 #include "hsm/issue.h"
@@ -94,7 +95,7 @@ static void test_wrong_pin_one_attempt(void **state)
 	(void)state;
 	snprintf(path, sizeof(path), "%s/wrong-pin", tu_scratch());
 	assert_int_equal(write_file(path, "000000000000\n", 0600), 0);
-	snprintf(c.pin_file, sizeof(c.pin_file), "%s", path);
+	assert_int_equal(str_copy(c.pin_file, sizeof(c.pin_file), path), 0);
 	before = hsm_login_attempts();
 	assert_int_equal(hsm_open(&c, &h, &e), ST_EPIN);
 	assert_null(h);
@@ -177,7 +178,7 @@ static void test_cert_key_mismatch(void **state)
 	assert_non_null(f);
 	PEM_write_X509(f, x);
 	fclose(f);
-	snprintf(c.ca_cert, sizeof(c.ca_cert), "%s", path);
+	assert_int_equal(str_copy(c.ca_cert, sizeof(c.ca_cert), path), 0);
 	assert_int_equal(hsm_open(&c, &h, &e), ST_ECRYPTO);
 	assert_null(h);
 	assert_non_null(strstr(e.msg, "does not match"));
@@ -216,7 +217,7 @@ static void test_pin_sources(void **state)
 	snprintf(path, sizeof(path), "%s/pin-0644", tu_scratch());
 	assert_int_equal(write_file(path, pin, 0644), 0);
 	c = cfg256;
-	snprintf(c.pin_file, sizeof(c.pin_file), "%s", path);
+	assert_int_equal(str_copy(c.pin_file, sizeof(c.pin_file), path), 0);
 	assert_int_equal(hsm_pin_read(&c, pin, &e), ST_EPIN);
 	assert_non_null(strstr(e.msg, "chmod 600"));
 	assert_int_equal(pin[0], '\0');

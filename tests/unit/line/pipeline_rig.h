@@ -126,7 +126,7 @@ static inline int setup(void **state)
 		f->image[i] = (uint8_t)(i * 7);
 	SHA256(f->image, sizeof(f->image), d);
 	snprintf(f->prof.name, sizeof(f->prof.name), "widget");
-	fb_hex(d, 32, f->prof.firmware_sha256);
+	hex_encode(d, 32, f->prof.firmware_sha256);
 	f->prof.key_type = PROFILE_KEY_EC_P256;
 	f->prof.validity_days = 365;
 	snprintf(f->prof.san_template, sizeof(f->prof.san_template), "URI:urn:w:{unique_id}");
@@ -202,7 +202,7 @@ static inline void wait_results(struct fx *f, int n)
 	for (int i = 0; i < 3000; i++) {
 		if (count_events(&f->cap, EV_UNIT_RESULT, EV_OUT_NONE, NULL) >= n)
 			return;
-		fb_sleep_ms(5);
+		clock_sleep_ms(5);
 	}
 	fail_msg("timed out waiting for %d unit results (have %d)", n,
 		 count_events(&f->cap, EV_UNIT_RESULT, EV_OUT_NONE, NULL));

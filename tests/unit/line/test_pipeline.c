@@ -30,7 +30,7 @@ static void test_four_bays_many_boards(void **state)
 		/* the detector must see them leave before the next board arrives */
 		for (int i = 0; i < 400 && count_events(&f->cap, EV_BAY_LEFT, EV_OUT_NONE, NULL) <
 					    (round + 1) * 4; i++)
-			fb_sleep_ms(5);
+			clock_sleep_ms(5);
 	}
 	pl_line_stop(f->line);
 	for (int i = 0; i < 12; i++)
@@ -56,12 +56,12 @@ static void test_bay_held_and_cleared(void **state)
 		wait_results(f, i + 1);
 		ft_unplug(&f->tr, 0);
 		while (count_events(&f->cap, EV_BAY_LEFT, EV_OUT_NONE, NULL) < i + 1)
-			fb_sleep_ms(2);
+			clock_sleep_ms(2);
 	}
 	assert_int_equal(count_events(&f->cap, EV_BAY_HELD, EV_OUT_NONE, NULL), 1);
 	good = board(f, 10);
 	ft_plug(&f->tr, 0, good);
-	fb_sleep_ms(100);
+	clock_sleep_ms(100);
 	/* held: the board waits */
 	assert_int_equal(count_events(&f->cap, EV_UNIT_RESULT, EV_OUT_NONE, NULL), 3);
 	assert_int_equal(good->opens, 0);
@@ -86,13 +86,13 @@ static void test_pause_and_max_units(void **state)
 	assert_true(pl_line_paused(f->line));
 	ft_plug(&f->tr, 0, a);
 	while (count_events(&f->cap, EV_BAY_ARRIVED, EV_OUT_NONE, NULL) < 1)
-		fb_sleep_ms(2);
-	fb_sleep_ms(50);
+		clock_sleep_ms(2);
+	clock_sleep_ms(50);
 	assert_int_equal(a->opens, 0);
 	pl_line_pause(f->line, 0);
 	pl_line_wait(f->line);           /* returns after one result: max_units 1 */
 	ft_plug(&f->tr, 1, b);
-	fb_sleep_ms(50);
+	clock_sleep_ms(50);
 	pl_line_stop(f->line);
 	assert_result(f, a, EV_OUT_PASS, EV_STAGE_COMMIT, NULL);
 	assert_int_equal(b->opens, 0);
@@ -113,7 +113,7 @@ static void test_clone_on_two_bays(void **state)
 	ft_plug(&f->tr, 0, a);
 	start(f, 2, 0);
 	for (int i = 0; i < 400 && count_events(&f->cap, EV_STAGE_BEGIN, EV_OUT_NONE, a->uid) < 5; i++)
-		fb_sleep_ms(2);
+		clock_sleep_ms(2);
 	ft_plug(&f->tr, 1, b);
 	wait_results(f, 2);
 	pl_line_stop(f->line);
@@ -146,7 +146,7 @@ static void test_slow_board_does_not_block(void **state)
 		wait_results(f, i + 1);
 		ft_unplug(&f->tr, 1);
 		while (count_events(&f->cap, EV_BAY_LEFT, EV_OUT_NONE, NULL) < i + 1)
-			fb_sleep_ms(2);
+			clock_sleep_ms(2);
 	}
 	/* three fast boards done while the slow one is still in keygen */
 	assert_null(result_for(f, slow->uid));
@@ -193,7 +193,7 @@ static void test_stage_marks(void **state)
 		pthread_mutex_unlock(&f->cap.lock);
 		if (in_keygen)
 			break;
-		fb_sleep_ms(2);
+		clock_sleep_ms(2);
 	}
 	if (db_open("pl.db", "test-station", &other, &e))
 		fail_msg("db_open: %s", e.msg);

@@ -67,14 +67,14 @@ static void test_policy_rejects(void **state)
 	assert_result(f, reused1, EV_OUT_PASS, EV_STAGE_COMMIT, NULL);
 	ft_unplug(&f->tr, 0);
 	ft_unplug(&f->tr, 1);
-	fb_sleep_ms(50);
+	clock_sleep_ms(50);
 	reused2 = board(f, 2);
 	reused2->fault = FB_REUSE_KEY;
 	ft_plug(&f->tr, 0, reused2);
 	wait_results(f, 3);
 	assert_result(f, reused2, EV_OUT_REJECT, EV_STAGE_CSR_POLICY, "seen before");
 	ft_unplug(&f->tr, 0);
-	fb_sleep_ms(50);
+	clock_sleep_ms(50);
 	/* the provisioned board comes back */
 	dup = reused1;
 	ft_plug(&f->tr, 1, dup);

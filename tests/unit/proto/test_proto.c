@@ -348,10 +348,10 @@ static void test_payload_rules(void **state)
 	/* unknown algorithm */
 	proto_tlv_init(&w, pl, sizeof(pl));
 	proto_tlv_put_u8(&w, PROTO_TAG_ALG, 9);
-	proto_frame_encode(PROTO_GENKEY, 0, 1, pl, w.len, buf, sizeof(buf), &n, &e);
+	assert_int_equal(proto_frame_encode(PROTO_GENKEY, 0, 1, pl, w.len, buf, sizeof(buf), &n, &e), ST_OK);
 	expect_bad(buf, n, "algorithm");
 	/* GENKEY with no algorithm defaults to P-256 */
-	proto_frame_encode(PROTO_GENKEY, 0, 1, pl, 0, buf, sizeof(buf), &n, &e);
+	assert_int_equal(proto_frame_encode(PROTO_GENKEY, 0, 1, pl, 0, buf, sizeof(buf), &n, &e), ST_OK);
 	assert_int_equal(proto_msg_decode(buf, n, &d, &e), ST_OK);
 	assert_int_equal(d.u.genkey_req.alg, PROTO_ALG_P256);
 	/* INFO with a lower-case unique id */
@@ -362,29 +362,29 @@ static void test_payload_rules(void **state)
 	proto_tlv_put(&w, PROTO_TAG_FW_VERSION, "", 0);
 	proto_tlv_put_u8(&w, PROTO_TAG_STATE, 0);
 	proto_tlv_put(&w, PROTO_TAG_ATT_CERT, "x", 1);
-	proto_frame_encode(PROTO_INFO | PROTO_RESPONSE, 0, 1, pl, w.len, buf, sizeof(buf), &n, &e);
+	assert_int_equal(proto_frame_encode(PROTO_INFO | PROTO_RESPONSE, 0, 1, pl, w.len, buf, sizeof(buf), &n, &e), ST_OK);
 	expect_bad(buf, n, "unique id");
 	/* model with a control character */
 	memcpy(pl + 3, "0123456789ABCDEF01234567", 24);
 	pl[3 + 24 + 3] = '\n';
-	proto_frame_encode(PROTO_INFO | PROTO_RESPONSE, 0, 1, pl, w.len, buf, sizeof(buf), &n, &e);
+	assert_int_equal(proto_frame_encode(PROTO_INFO | PROTO_RESPONSE, 0, 1, pl, w.len, buf, sizeof(buf), &n, &e), ST_OK);
 	expect_bad(buf, n, "printable");
 	pl[3 + 24 + 3] = 'm';
-	proto_frame_encode(PROTO_INFO | PROTO_RESPONSE, 0, 1, pl, w.len, buf, sizeof(buf), &n, &e);
+	assert_int_equal(proto_frame_encode(PROTO_INFO | PROTO_RESPONSE, 0, 1, pl, w.len, buf, sizeof(buf), &n, &e), ST_OK);
 	assert_int_equal(proto_msg_decode(buf, n, &d, &e), ST_OK);
 	/* state out of range */
 	pl[w.len - 4 - 1] = 9;
-	proto_frame_encode(PROTO_INFO | PROTO_RESPONSE, 0, 1, pl, w.len, buf, sizeof(buf), &n, &e);
+	assert_int_equal(proto_frame_encode(PROTO_INFO | PROTO_RESPONSE, 0, 1, pl, w.len, buf, sizeof(buf), &n, &e), ST_OK);
 	expect_bad(buf, n, "state");
 	/* BUSY with an absurd poll interval */
 	proto_tlv_init(&w, pl, sizeof(pl));
 	proto_tlv_put_u32(&w, PROTO_TAG_POLL_MS, 3600000);
-	proto_frame_encode(PROTO_GENKEY | PROTO_RESPONSE, PROTO_ST_BUSY, 1, pl, w.len, buf, sizeof(buf), &n, &e);
+	assert_int_equal(proto_frame_encode(PROTO_GENKEY | PROTO_RESPONSE, PROTO_ST_BUSY, 1, pl, w.len, buf, sizeof(buf), &n, &e), ST_OK);
 	expect_bad(buf, n, "poll");
 	/* unknown status in a reply; POLL reply with OK */
-	proto_frame_encode(PROTO_INFO | PROTO_RESPONSE, 0x77, 1, pl, 0, buf, sizeof(buf), &n, &e);
+	assert_int_equal(proto_frame_encode(PROTO_INFO | PROTO_RESPONSE, 0x77, 1, pl, 0, buf, sizeof(buf), &n, &e), ST_OK);
 	expect_bad(buf, n, "not a message");
-	proto_frame_encode(PROTO_POLL | PROTO_RESPONSE, 0, 1, pl, 0, buf, sizeof(buf), &n, &e);
+	assert_int_equal(proto_frame_encode(PROTO_POLL | PROTO_RESPONSE, 0, 1, pl, 0, buf, sizeof(buf), &n, &e), ST_OK);
 	expect_bad(buf, n, "not a message");
 	/* tlv writer overflow is sticky */
 	proto_tlv_init(&w, pl, 10);

@@ -1,0 +1,33 @@
+/*
+ * clock: the station's clocks, in milliseconds.
+ *
+ * clock_realtime_ms() is UTC wall time (records, events, audit rows, files);
+ * it may step.  clock_monotonic_ms() only ever moves forward and is what every
+ * timeout and rate is measured with.  clock_sleep_ms() sleeps the whole time
+ * even when a signal interrupts it.
+ *
+ * clock_deadline() fills a timespec ms from now on the given clock, for
+ * pthread_cond_timedwait() (CLOCK_REALTIME unless the condition variable was
+ * set to another clock) and clock_nanosleep(TIMER_ABSTIME).
+ *
+ * clock_iso_ms() formats UTC ms as ISO-8601 with milliseconds,
+ * "2026-11-22T02:05:33.007Z" (times before 1970 included); a time whose year
+ * has not four digits does not fit and gives "invalid" and -1.
+ */
+#ifndef STATION_CLOCK_H
+#define STATION_CLOCK_H
+
+#include <stdint.h>
+#include <time.h>
+
+#include "core/errbuf.h"
+
+#define CLOCK_ISO_LEN 32   /* room for clock_iso_ms(), with its NUL */
+
+int64_t clock_realtime_ms(void);
+int64_t clock_monotonic_ms(void);
+void clock_sleep_ms(int64_t ms);
+void clock_deadline(clockid_t clk, int64_t ms, struct timespec *ts);
+int clock_iso_ms(int64_t ms, char out[CLOCK_ISO_LEN]);
+
+#endif
