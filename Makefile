@@ -157,7 +157,9 @@ ALL_LIBS = $(BUILD)/libfxemu.a $(BUILD)/libfx.a $(BUILD)/libstation.a
 .PHONY: all tests deps check check-fast check-layers check-calls print-layers test-unit test-e2e check-asan fuzz fuzz-run bench run clean help
 all: $(STATION) $(FXBINS)
 
-tests: all $(UNITS)
+# The benchmarks are built with the tests (so a change that breaks one fails
+# `make check`), and run only by `make bench`.
+tests: all $(UNITS) $(BENCHES)
 
 help:
 	@echo "make            build $(STATION) and the fixture tools"

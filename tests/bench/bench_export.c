@@ -256,12 +256,12 @@ int main(void)
 		struct fmt_ctx fc = { fopen(csv ? "big.csv" : "big.jsonl", "w"), csv, { 0 } };
 
 		t0 = now_s();
-		if (csv)
-			export_csv_header(fc.f, &err);
+		if (csv && export_csv_header(fc.f, &err))
+			die("csv header", &err);
 		if (db_export_lot(db, "BIG", &c, fmt_row, &fc, &err))
 			die("export", &fc.err);
-		if (!csv)
-			export_jsonl_summary(fc.f, "BIG", &c, &err);
+		if (!csv && export_jsonl_summary(fc.f, "BIG", &c, &err))
+			die("jsonl summary", &err);
 		fclose(fc.f);
 		*(csv ? &t_csv : &t_jsonl) = now_s() - t0;
 	}
@@ -274,7 +274,8 @@ int main(void)
 	t_soft = time_manifest(db, &ss, ca, c.pass, "soft.manifest");
 	if (tu_make_token("bench-exp", "ec-p256", &cfg) || hsm_open(&cfg, &h, &err))
 		die("SoftHSM token", &err);
-	hsm_audit_pubkey(h, &der, &len);
+	if (hsm_audit_pubkey(h, &der, &len))
+		die("audit public key", &err);
 	p = der;
 	hs.pub = d2i_PUBKEY(NULL, &p, (long)len);
 	hs.sign = hsm_sign;

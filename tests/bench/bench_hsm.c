@@ -183,7 +183,7 @@ struct issuer {
 	atomic_int *next;      /* the next CSR to take (shared) */
 	double until;
 	long count, failed;
-	char err[256];
+	char err[sizeof(((struct errbuf *)0)->msg)];
 };
 
 static void *issue_worker(void *arg)
