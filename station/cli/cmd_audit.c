@@ -7,6 +7,7 @@
  * (id, seq) and the kind of tampering, exit 1.
  */
 #include "cli/cli.h"
+#include "core/certfile.h"
 #include "db/db.h"
 
 #include <getopt.h>
@@ -32,15 +33,12 @@ static void audit_usage(FILE *f)
 /* The public key's DER SubjectPublicKeyInfo from a PEM file. */
 static int load_pubkey_der(const char *path, uint8_t **der, int *len)
 {
-	FILE *f = fopen(path, "r");
+	struct errbuf err;
 	EVP_PKEY *key;
 
-	if (!f)
-		return cli_fail("audit verify: cannot open %s: %m", path);
-	key = PEM_read_PUBKEY(f, NULL, NULL, NULL);
-	fclose(f);
-	if (!key)
-		return cli_fail("audit verify: %s: not a PEM public key", path);
+	errbuf_clear(&err);
+	if (certfile_load_pubkey(path, CERTFILE_MAX, &key, &err))
+		return cli_fail("audit verify: %s", err.msg);
 	*der = NULL;
 	*len = i2d_PUBKEY(key, der);
 	EVP_PKEY_free(key);

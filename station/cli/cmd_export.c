@@ -356,7 +356,6 @@ static int do_verify(int argc, char **argv)
 	struct errbuf err;
 	EVP_PKEY *signer = NULL;
 	X509 *ca = NULL;
-	FILE *f;
 	int c, rc;
 
 	optind = 0;
@@ -381,12 +380,8 @@ static int do_verify(int argc, char **argv)
 		return cli_usage_error("export verify", "one MANIFEST file is needed");
 	if (!signer_path)
 		return cli_usage_error("export verify", "--signer PUBKEY.pem is needed (`station export signer`)");
-	if (!(f = fopen(signer_path, "r")))
-		return cli_fail("export verify: %s: %s", signer_path, strerror(errno));
-	signer = PEM_read_PUBKEY(f, NULL, NULL, NULL);
-	fclose(f);
-	if (!signer)
-		return cli_fail("export verify: %s: not a PEM public key", signer_path);
+	if (certfile_load_pubkey(signer_path, CERTFILE_MAX, &signer, &err))
+		return cli_fail("export verify: %s", err.msg);
 	if (ca_path && certfile_load(ca_path, CERTFILE_MAX, &ca, NULL, NULL, &err)) {
 		EVP_PKEY_free(signer);
 		return cli_fail("export verify: %s", err.msg);

@@ -74,3 +74,25 @@ enum st_rc certfile_load(const char *path, size_t max, X509 **xp, uint8_t **der,
 		X509_free(x);
 	return ST_OK;
 }
+
+enum st_rc certfile_load_pubkey(const char *path, size_t max, EVP_PKEY **key,
+				struct errbuf *err)
+{
+	uint8_t *buf = NULL;
+	size_t len;
+	BIO *bio;
+	int rc;
+
+	*key = NULL;
+	if ((rc = fileio_read(path, max, NULL, &buf, &len, err)) != ST_OK)
+		return rc;
+	if (len <= INT_MAX && (bio = BIO_new_mem_buf(buf, (int)len))) {
+		*key = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
+		BIO_free(bio);
+	}
+	free(buf);
+	ERR_clear_error();
+	if (!*key)
+		return errbuf_set(err, ST_ECRYPTO, "%s: not a PEM public key", path);
+	return ST_OK;
+}

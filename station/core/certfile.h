@@ -1,5 +1,6 @@
 /*
- * certfile: one X.509 certificate from a file, PEM or DER.
+ * certfile: one X.509 certificate (PEM or DER) or one PEM public key from a
+ * file.
  *
  * certfile_load() reads path (at most max bytes, core/fileio.h), takes the
  * first PEM certificate in it, or, when the file holds no PEM block, the whole
@@ -24,5 +25,12 @@
 
 ST_MUST_CHECK enum st_rc certfile_load(const char *path, size_t max, X509 **x, uint8_t **der,
 				       size_t *der_len, struct errbuf *err);
+
+/* A PEM public key (SubjectPublicKeyInfo) from a file, bounded like
+ * certfile_load(): *key is the parsed key (the caller frees it with
+ * EVP_PKEY_free).  "PATH: not a PEM public key" is ST_ECRYPTO; the read
+ * errors are fileio_read()'s. */
+ST_MUST_CHECK enum st_rc certfile_load_pubkey(const char *path, size_t max, EVP_PKEY **key,
+					      struct errbuf *err);
 
 #endif
