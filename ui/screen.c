@@ -277,7 +277,7 @@ static void draw_progress(int y, int x, int w, double f)
 static void draw_tile(struct ui_screen *s, const struct ui_tile *t, int idx, int y, int x,
 		      int h, int w)
 {
-	char title[96], label[32];
+	char title[128], label[32];   /* " label  bay" or " label uid": fits whole */
 	int row = y + 1, end = y + h, held_row;
 	const char *uid = t->unique_id[0] ? t->unique_id : NULL;
 

@@ -36,7 +36,8 @@ static void emit(struct pl_unit *r, enum ev_kind kind, enum ev_outcome out,
 	snprintf(ev.unique_id, sizeof(ev.unique_id), "%s", r->u.unique_id);
 	ev.stage = r->stage;
 	ev.outcome = out;
-	snprintf(ev.reason, sizeof(ev.reason), "%s", reason ? reason : "");
+	/* what the screen shows; the row keeps the whole text */
+	str_fmt_cut(ev.reason, sizeof(ev.reason), "%s", reason ? reason : "");
 	if (out == EV_OUT_FAIL || out == EV_OUT_REJECT)
 		ev.reason_code = r->u.reason_code;
 	ev.unit_id = r->u.id;

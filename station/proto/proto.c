@@ -104,7 +104,7 @@ static int header_check(const uint8_t *buf, size_t *plen, struct errbuf *e)
 
 int proto_frame_size(const uint8_t *buf, size_t len, size_t *total, struct errbuf *e)
 {
-	size_t plen;
+	size_t plen = 0;
 	int rc;
 
 	if (len < PROTO_HDR_LEN)
@@ -119,7 +119,7 @@ int proto_frame_size(const uint8_t *buf, size_t len, size_t *total, struct errbu
 int proto_frame_decode(const uint8_t *buf, size_t len, struct proto_frame *f,
 		       struct errbuf *e)
 {
-	size_t plen;
+	size_t plen = 0;
 	uint32_t want, got;
 	int rc;
 

@@ -133,7 +133,7 @@ static int simple(struct usb_board *b, uint8_t req, const struct dfu_opts *o, st
 
 int dfu_to_idle(struct usb_board *b, const struct dfu_opts *o, struct errbuf *e)
 {
-	struct dfu_status st;
+	struct dfu_status st = { 0 };
 	int rc, tries;
 
 	for (tries = 0; tries < 4; tries++) {
@@ -210,7 +210,7 @@ int dfu_download(struct usb_board *b, const uint8_t *image, size_t len,
 {
 	const struct usb_dfu_desc *d = usb_dfu(b);
 	size_t off = 0, n, block = 0;
-	struct dfu_status st;
+	struct dfu_status st = { 0 };
 	int rc;
 
 	if (!(d->attributes & 0x01))

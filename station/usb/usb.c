@@ -1,6 +1,7 @@
 /* usb: see usb.h. */
 #include "usb/usb.h"
 #include "core/clock.h"
+#include "core/str.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -204,9 +205,9 @@ int usb_scan(struct usb_ctx *c, struct usb_found *out, size_t max, size_t *n,
 static void queue_ev(struct usb_ctx *c, int arrived, const char *bay)
 {
 	pthread_mutex_lock(&c->mu);
-	if (c->qn < WATCH_QUEUE) {
+	/* a port path too long for the label cannot name a bay: not queued */
+	if (c->qn < WATCH_QUEUE && !str_copy(c->q[c->qn].bay, sizeof(c->q[0].bay), bay)) {
 		c->q[c->qn].arrived = arrived;
-		snprintf(c->q[c->qn].bay, sizeof(c->q[0].bay), "%s", bay);
 		c->qn++;
 	}
 	pthread_cond_broadcast(&c->cv);

@@ -81,7 +81,7 @@ static int find_row(const struct db_cert_row *c, void *arg)
 static int issue_one(EVP_PKEY *k, struct issue_result *r, struct errbuf *e)
 {
 	uint8_t nonce[32], *der;
-	size_t len;
+	size_t len = 0;
 	struct csr_info ci;
 	int rc;
 
@@ -142,7 +142,7 @@ static void test_serial_batch_on_database(void **state)
 	struct issue_result r;
 	struct csr_info ci;
 	uint8_t nonce[32], *der;
-	size_t len;
+	size_t len = 0;
 	int before[5] = { 0 }, mid[5] = { 0 }, after[5] = { 0 };
 	char voided[65] = "";
 	EVP_PKEY *k = tu_key("P-256");
@@ -187,7 +187,7 @@ static void test_crl_from_database(void **state)
 {
 	char serials[4][ISSUE_SERIAL_HEX];
 	uint8_t *der;
-	size_t len;
+	size_t len = 0;
 	int64_t count;
 	int nrev = 0;
 	struct errbuf e;

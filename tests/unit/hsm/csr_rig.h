@@ -33,7 +33,7 @@ static inline int check(const char *kind, const char *cn, const char *org, int n
 			struct errbuf *e)
 {
 	uint8_t nonce[32], other[32], *der;
-	size_t len;
+	size_t len = 0;
 	EVP_PKEY *k = tu_key(kind);
 	int rc;
 

@@ -67,7 +67,7 @@ static void test_csr_signature_hash(void **state)
 		{ "RSA-3072", 0, ST_OK }, { "RSA-3072", 1, ST_EPOLICY },
 	};
 	uint8_t nonce[32], *der, d[32];
-	size_t len;
+	size_t len = 0;
 	struct csr_info ci;
 	struct errbuf e;
 
@@ -98,7 +98,7 @@ static void test_csr_policy_for_key(void **state)
 {
 	struct csr_policy one;
 	uint8_t nonce[32], *der;
-	size_t len;
+	size_t len = 0;
 	EVP_PKEY *k;
 	struct csr_info ci;
 	struct errbuf e;
@@ -148,7 +148,7 @@ static void test_csr_weak_keys(void **state)
 static void test_csr_compressed_point(void **state)
 {
 	uint8_t nonce[32], *der;
-	size_t len;
+	size_t len = 0;
 	EVP_PKEY *k = tu_key("P-256");
 	struct csr_info ci;
 	struct errbuf e;
@@ -180,7 +180,7 @@ static void test_csr_compressed_point(void **state)
 static void test_csr_explicit_curve(void **state)
 {
 	uint8_t nonce[32], *der;
-	size_t len;
+	size_t len = 0;
 	EVP_PKEY *k = tu_key("P-256");
 	struct csr_info ci;
 	struct errbuf e;
@@ -204,7 +204,7 @@ static void test_csr_explicit_curve(void **state)
 static void test_csr_bad_signature(void **state)
 {
 	uint8_t nonce[32], *der;
-	size_t len;
+	size_t len = 0;
 	EVP_PKEY *k = tu_key("P-256");
 	struct csr_info ci;
 	struct errbuf e;

@@ -181,7 +181,7 @@ static void test_issue_verifies_and_ignores_requested_extensions(void **state)
 static void test_pubkey_seen_before(void **state)
 {
 	uint8_t nonce[32], *der;
-	size_t len;
+	size_t len = 0;
 	EVP_PKEY *k = tu_key("P-256");
 	struct hsm_certstore cs;
 	struct tu_store *s = calloc(1, sizeof(*s));
@@ -461,7 +461,7 @@ static void *issue_worker(void *arg)
 
 	for (int i = 0; i < PER_THREAD; i++) {
 		uint8_t nonce[32], *der;
-		size_t len;
+		size_t len = 0;
 		EVP_PKEY *k = tu_key("P-256");
 		struct issue_result r;
 		struct csr_info ci;
@@ -548,7 +548,7 @@ static void test_crl_lists_exactly_the_revoked(void **state)
 	const char *reasons[] = { "keyCompromise", "superseded", "cessationOfOperation" };
 	char *want[3], got[8][65], *gotp[8], cmd[2048], line[512], crl_path[1024];
 	uint8_t *der;
-	size_t len;
+	size_t len = 0;
 	int64_t count;
 	int ngot = 0, saw_reason = 0;
 	struct issue_ctx *c;
