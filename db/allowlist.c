@@ -77,6 +77,7 @@ struct import {
 	const char    *path, *lot;
 	int64_t        lot_id, base_id, rows;
 	char           sha_hex[65];
+	const char    *actor;
 	sqlite3_stmt  *ins;
 };
 
@@ -128,7 +129,8 @@ static int insert_row(const struct allowlist_row *row, void *ctx, struct errbuf 
 	rc = sqlite3_step(im->ins);
 	sqlite3_reset(im->ins);
 	if (rc == SQLITE_DONE)
-		return ST_OK;
+		return db_row_audit_id_locked(im->db, "allowlist", sqlite3_last_insert_rowid(im->db->sq),
+					      im->actor, err);
 	if (db_sqlerr(im->db, rc, err, "insert allowlist row") == ST_EEXIST)
 		return explain_duplicate(im, row, err);
 	return ST_EDB;
@@ -145,7 +147,7 @@ static int lot_id_locked(struct db *db, const char *lot, int create, int64_t *id
 			 struct errbuf *err)
 {
 	sqlite3_stmt *st;
-	int rc;
+	int rc, created = 0;
 
 	if (create) {
 		if (!(st = db_stmt(db, SQL_LOT_INSERT, err)))
@@ -156,6 +158,7 @@ static int lot_id_locked(struct db *db, const char *lot, int create, int64_t *id
 		sqlite3_reset(st);
 		if (rc != SQLITE_DONE)
 			return db_sqlerr(db, rc, err, "create lot");
+		created = sqlite3_changes(db->sq) > 0;
 	}
 	if (!(st = db_stmt(db, SQL_LOT_ID, err)))
 		return ST_EDB;
@@ -164,7 +167,7 @@ static int lot_id_locked(struct db *db, const char *lot, int create, int64_t *id
 	if (rc == SQLITE_ROW) {
 		*id = sqlite3_column_int64(st, 0);
 		sqlite3_reset(st);
-		return ST_OK;
+		return created ? db_row_audit_id_locked(db, "lots", *id, "station", err) : ST_OK;
 	}
 	sqlite3_reset(st);
 	if (rc == SQLITE_DONE)
@@ -245,6 +248,7 @@ int db_allowlist_import(struct db *db, const char *csv_path, const char *lot,
 	im.db = db;
 	im.path = csv_path;
 	im.lot = lot;
+	im.actor = actor;
 	hex_encode(sha, 32, im.sha_hex);
 
 	db_lock(db);

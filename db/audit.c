@@ -544,6 +544,12 @@ static int verify_station(struct vstate *vs, struct errbuf *err)
 int db_audit_verify_key(struct db *db, const uint8_t *trusted_pubkey_der, size_t trusted_len,
 			struct db_verify_result *res, struct errbuf *err)
 {
+	return db_audit_verify_impl(db, trusted_pubkey_der, trusted_len, 1, res, err);
+}
+
+int db_audit_verify_impl(struct db *db, const uint8_t *trusted_pubkey_der, size_t trusted_len,
+			 int rows, struct db_verify_result *res, struct errbuf *err)
+{
 	struct vstate vs;
 	sqlite3_stmt *next = NULL;
 	char *station = NULL, *grown;
@@ -647,6 +653,12 @@ int db_audit_verify_key(struct db *db, const uint8_t *trusted_pubkey_der, size_t
 	} else {
 		rc = ST_OK;
 	}
+	sqlite3_reset(next);
+	next = NULL;
+	/* Every row of every table against its latest row event, in the same
+	 * snapshot as the chain it is checked against. */
+	if (rc == ST_OK && rows)
+		rc = db_rows_verify_locked(db, res, err);
 out:
 	if (vs.ev)
 		sqlite3_reset(vs.ev);

@@ -131,6 +131,10 @@ static int reserve_locked(struct db *db, const char *const *serials, size_t n,
 				rc = errbuf_set(err, ST_EEXIST, "certificate serial %s is taken", serials[i]);
 			return rc;
 		}
+		if ((rc = db_row_audit_locked(db, "certificates", serials[i], "station", err))) {
+			json_decref(list);
+			return rc;
+		}
 	}
 	return db_audit_json_locked(db, "cert-reserved", "station", json_pack("{s:o}", "serials", list), err);
 }
@@ -179,7 +183,7 @@ static int wrong_state(struct db *db, const char *serial, const char *wanted, st
 
 /* Runs one guarded UPDATE (already bound); the caller appends the audit event. */
 static int step_guarded(struct db *db, sqlite3_stmt *st, const char *serial,
-			const char *wanted, const char *what, struct errbuf *err)
+			const char *wanted, const char *what, const char *actor, struct errbuf *err)
 {
 	int rc = sqlite3_step(st);
 
@@ -188,7 +192,7 @@ static int step_guarded(struct db *db, sqlite3_stmt *st, const char *serial,
 		return db_sqlerr(db, rc, err, what);
 	if (sqlite3_changes(db->sq) == 0)
 		return wrong_state(db, serial, wanted, err);
-	return ST_OK;
+	return db_row_audit_locked(db, "certificates", serial, actor, err);
 }
 
 /* One guarded UPDATE (already bound) and its audit event. */
@@ -196,7 +200,7 @@ static int transition_locked(struct db *db, sqlite3_stmt *st, const char *serial
 			     const char *wanted, const char *kind, const char *actor,
 			     json_t *detail, struct errbuf *err)
 {
-	int rc = step_guarded(db, st, serial, wanted, kind, err);
+	int rc = step_guarded(db, st, serial, wanted, kind, actor, err);
 
 	if (rc) {
 		json_decref(detail);
@@ -245,7 +249,7 @@ static int issued_locked(struct db *db, const char *serial_hex, int64_t unit_id,
 	sqlite3_bind_blob(st, 4, der, (int)der_len, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 5, clock_realtime_ms());
 	sqlite3_bind_text(st, 6, serial_hex, -1, SQLITE_STATIC);
-	rc = step_guarded(db, st, serial_hex, "reserved for a board", "record certificate", err);
+	rc = step_guarded(db, st, serial_hex, "reserved for a board", "record certificate", "station", err);
 	if (rc == ST_EEXIST)
 		return pubkey_taken(db, pubkey_hash, err);
 	if (rc)
@@ -303,7 +307,7 @@ int db_cert_void(struct db *db, const char *const *serials, size_t n, struct err
 			rc = ST_EDB;
 		for (size_t i = 0; !rc && i < n; i++) {
 			sqlite3_bind_text(st, 1, serials[i], -1, SQLITE_STATIC);
-			rc = step_guarded(db, st, serials[i], "reserved and unsigned", "void certificate serial", err);
+			rc = step_guarded(db, st, serials[i], "reserved and unsigned", "void certificate serial", "station", err);
 		}
 		if (!rc) {
 			rc = db_audit_json_locked(db, "cert-voided", "station", json_pack("{s:o}", "serials", list), err);

@@ -88,7 +88,7 @@ int db_checkpoint_add(struct db *db, int64_t seq, const uint8_t head_hash[32],
 	char head_hex[65], ts[32];
 	const char *why;
 	sqlite3_stmt *st;
-	int rc;
+	int rc, owned = 0;
 
 	if (!valid_label(key_label))
 		return errbuf_set(err, ST_EINVAL, "checkpoint key label must be 1..%d printable characters",
@@ -105,9 +105,11 @@ int db_checkpoint_add(struct db *db, int64_t seq, const uint8_t head_hash[32],
 				  (long long)seq, why);
 
 	db_lock(db);
+	if ((rc = db_txn_begin(db, &owned, err)))
+		goto out;
 	if (!(st = db_stmt(db, SQL_EVENT_HASH_AT, err))) {
 		rc = ST_EDB;
-		goto out;
+		goto out_txn;
 	}
 	sqlite3_bind_text(st, 1, db->station_id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, seq);
@@ -116,23 +118,23 @@ int db_checkpoint_add(struct db *db, int64_t seq, const uint8_t head_hash[32],
 		sqlite3_reset(st);
 		rc = errbuf_set(err, ST_ENOTFOUND, "checkpoint: no audit event with seq %lld",
 				(long long)seq);
-		goto out;
+		goto out_txn;
 	}
 	if (rc != SQLITE_ROW) {
 		rc = db_sqlerr(db, rc, err, "read audit event");
-		goto out;
+		goto out_txn;
 	}
 	if (strcmp((const char *)sqlite3_column_text(st, 0), head_hex)) {
 		sqlite3_reset(st);
 		rc = errbuf_set(err, ST_ETAMPER,
 				"checkpoint: head hash does not match audit event seq %lld",
 				(long long)seq);
-		goto out;
+		goto out_txn;
 	}
 	sqlite3_reset(st);
 	if (!(st = db_stmt(db, SQL_INSERT_CHECKPOINT, err))) {
 		rc = ST_EDB;
-		goto out;
+		goto out_txn;
 	}
 	clock_iso_ms(clock_realtime_ms(), ts);
 	sqlite3_bind_text(st, 1, db->station_id, -1, SQLITE_STATIC);
@@ -145,7 +147,14 @@ int db_checkpoint_add(struct db *db, int64_t seq, const uint8_t head_hash[32],
 	sqlite3_bind_blob(st, 8, pubkey_der, (int)pubkey_len, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
-	rc = rc == SQLITE_DONE ? ST_OK : db_sqlerr(db, rc, err, "store checkpoint");
+	if (rc != SQLITE_DONE) {
+		rc = db_sqlerr(db, rc, err, "store checkpoint");
+		goto out_txn;
+	}
+	rc = db_row_audit_id_locked(db, "checkpoints", sqlite3_last_insert_rowid(db->sq),
+				    "station", err);
+out_txn:
+	rc = db_txn_end(db, owned, rc, err);
 out:
 	db_unlock(db);
 	return rc;

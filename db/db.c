@@ -178,6 +178,31 @@ static int too_new(struct db *db, int v, struct errbuf *err)
 			  db->path, v, db_migrations_count);
 }
 
+/* Before a migration records the state of every row as its new baseline,
+ * the rows must be what the chain says: a database whose rows were edited is
+ * not upgraded (that would launder the edit).  A database that predates row
+ * coverage (no row event yet) has only its chain checked: its rows are taken
+ * as they are, once, at that upgrade (docs/database.md "Baseline"). */
+static int rows_checked(struct db *db, struct errbuf *err)
+{
+	struct db_verify_result res;
+	int any = 0, rc, v;
+
+	if ((rc = user_version(db, &v, err)) || v == 0)
+		return rc;
+	if ((rc = db_rows_any_event_locked(db, &any, err)))
+		return rc;
+	rc = db_audit_verify_impl(db, NULL, 0, any, &res, err);
+	if (rc == ST_ETAMPER && err) {
+		char why[sizeof(err->msg)];
+
+		snprintf(why, sizeof(why), "%s", err->msg);
+		return errbuf_set(err, ST_ETAMPER, "database %s: refusing to migrate it: %s",
+				  db->path, why);
+	}
+	return rc;
+}
+
 /* Forward-only: each step and its user_version bump commit together.  The
  * version is re-read under the write lock so two processes opening a fresh
  * file at once do not both run a step. */
@@ -189,6 +214,8 @@ static int migrate(struct db *db, struct errbuf *err)
 		return rc;
 	if (v > db_migrations_count)
 		return too_new(db, v, err);
+	if (v < db_migrations_count && (rc = rows_checked(db, err)))
+		return rc;
 	while (v < db_migrations_count) {
 		char bump[64];
 
@@ -201,6 +228,10 @@ static int migrate(struct db *db, struct errbuf *err)
 			break;
 		}
 		if ((rc = exec_simple(db, db_migrations[v], err)))
+			goto fail;
+		/* What the migration changed in audited rows is recorded, in its own
+		 * transaction (the rows were verified before it: rows_checked()). */
+		if ((rc = db_rows_baseline_locked(db, "station", err)))
 			goto fail;
 		/* An integer we computed, not input: PRAGMA cannot take a parameter. */
 		snprintf(bump, sizeof(bump), "PRAGMA user_version = %d", v + 1);

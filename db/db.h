@@ -56,11 +56,16 @@ struct db_verify_result {
 	int64_t events;            /* rows checked */
 	int64_t bad_rowid;         /* first bad row (0 if ok) */
 	int64_t bad_seq;           /* its sequence number */
-	char    what[160];         /* "edited", "deleted", "inserted", "reordered", "sequence gap" + detail */
+	char    what[256];         /* "edited", "deleted", "inserted", "reordered", "sequence gap" + detail */
 	int64_t checkpoints;       /* signed checkpoints verified */
 	int64_t bad_checkpoint;    /* checkpoints.id that failed (0 if none) */
 	char    station_id[64];    /* station whose chain is broken */
 	char    checkpoint_key[65];/* SHA-256 hex of the last verified checkpoint's key DER */
+	int64_t rows;              /* current rows checked against their row events */
+	int64_t rows_bad;          /* rows that differ, are missing or have no event */
+	char    row_table[32];     /* the first such row: table, key, field ("" unknown) */
+	char    row_key[96];
+	char    row_field[64];
 };
 /* Streams the whole chain in bounded memory.  ST_OK when intact; ST_ETAMPER with
  * *res naming the first bad row otherwise (docs/database.md lists the verdicts).
@@ -73,6 +78,11 @@ ST_MUST_CHECK int db_audit_verify(struct db *db, struct db_verify_result *res, s
 ST_MUST_CHECK int db_audit_verify_key(struct db *db, const uint8_t *trusted_pubkey_der,
 				      size_t trusted_len,
 				      struct db_verify_result *res, struct errbuf *err);
+
+/* SHA-256 (hex) of a row's canonical encoding (docs/database.md "Rows under
+ * the chain"); table must be in the audited list. */
+ST_MUST_CHECK int db_row_digest(struct db *db, const char *table, const char *key,
+				char hex[65], struct errbuf *err);
 
 /* Head of the chain (for signed checkpoints): last seq and its hash (32 bytes). */
 ST_MUST_CHECK int db_audit_head(struct db *db, int64_t *seq, uint8_t hash[32], struct errbuf *err);
@@ -264,5 +274,26 @@ ST_MUST_CHECK int db_cert_foreach(struct db *db, int status,
 ST_MUST_CHECK int db_cert_foreach_unit(struct db *db, int64_t unit_id,
 				       int (*fn)(const struct db_cert_row *c, void *ctx), void *ctx,
 				       struct errbuf *err);
+
+/* ---- CRL (db/crl.c) ------------------------------------------------------ */
+
+/* One revocation, from a cert-revoked event of the chain. */
+struct db_revoked {
+	char    serial_hex[65];
+	char    reason[32];
+	int64_t revoked_ms;        /* the event's time */
+};
+/* Calls fn for each revocation the chain records, in chain order, until fn
+ * returns non-zero: the CRL's content (never the certificates table's status
+ * alone).  Holds the handle while it runs: fn must not call db_*. */
+ST_MUST_CHECK int db_crl_foreach_revoked(struct db *db,
+					 int (*fn)(const struct db_revoked *r, void *ctx),
+					 void *ctx, struct errbuf *err);
+/* Records the next CRL (an audited row of `crls` and a crl-issued event) and
+ * returns its number: 1 more than the last, whatever the clock.  ST_ETAMPER
+ * when the stored numbers are not 1..N or entries is fewer than the last CRL
+ * listed (a serial would be dropped). */
+ST_MUST_CHECK int db_crl_next(struct db *db, int64_t entries, const char *actor,
+			      int64_t *number, struct errbuf *err);
 
 #endif

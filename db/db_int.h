@@ -18,7 +18,7 @@
 #include "core/ids.h"
 #include "db/db.h"
 
-#define DB_STMT_CACHE 48
+#define DB_STMT_CACHE 96
 
 struct db {
 	sqlite3        *sq;
@@ -83,5 +83,46 @@ ST_MUST_CHECK int db_audit_json_locked(struct db *db, const char *kind, const ch
 int db_checkpoint_sig_ok(const char *station_id, int64_t seq, const char head_hex[65],
 			 const uint8_t *sig, size_t sig_len, const uint8_t *pub_der,
 			 size_t pub_len, const char **why);
+
+/* ---- row coverage (db/rows.c, db/rows_verify.c) ----
+ * db_audited_tables[] is the one list of audited tables and their key column
+ * (a new table: one line there).  Every write that changes a row of one calls
+ * db_row_audit_locked() in the same transaction, after the change (a row gone
+ * is recorded as deleted). */
+struct db_audited_table {
+	const char *name, *key;
+	const char *sql_get;        /* SELECT * FROM name WHERE key = ? */
+	const char *sql_scan;       /* SELECT * FROM name */
+	const char *sql_missing;    /* keys the chain has that the table lacks */
+};
+extern const struct db_audited_table db_audited_tables[];
+extern const int db_audited_tables_count;
+const struct db_audited_table *db_audited_table(const char *name);
+/* 1 for the tables that are not records (the chain itself). */
+int db_row_table_exempt(const char *name);
+
+ST_MUST_CHECK int db_row_audit_locked(struct db *db, const char *table, const char *key,
+				      const char *actor, struct errbuf *err);
+ST_MUST_CHECK int db_row_audit_id_locked(struct db *db, const char *table, int64_t id,
+					 const char *actor, struct errbuf *err);
+ST_MUST_CHECK int db_row_baseline_one(struct db *db, const struct db_audited_table *t,
+				      const char *key, const char *actor, struct errbuf *err);
+struct evp_md_ctx_st;
+int db_row_hash_stmt(struct evp_md_ctx_st *md, sqlite3_stmt *st, const char *table,
+		     const char *key, uint8_t out[32]);
+int db_row_col_digest(struct evp_md_ctx_st *md, sqlite3_stmt *st, int i, char out[9]);
+int db_row_key_col(sqlite3_stmt *st, const char *key);
+/* Inside a read (or the caller's) transaction, after the chain verified:
+ * every row against its latest row event; ST_ETAMPER names the first bad row
+ * in res (row_table, row_key, row_field, what) and err. */
+ST_MUST_CHECK int db_rows_verify_locked(struct db *db, struct db_verify_result *res,
+					struct errbuf *err);
+/* Inside a write transaction: a `row` event with "baseline":true for every row
+ * whose content is not its latest event's (a migration's changes). */
+ST_MUST_CHECK int db_rows_baseline_locked(struct db *db, const char *actor, struct errbuf *err);
+/* db_audit_verify_key(), with the rows (rows=1) or the chain alone (0). */
+ST_MUST_CHECK int db_audit_verify_impl(struct db *db, const uint8_t *trusted, size_t trusted_len,
+				       int rows, struct db_verify_result *res, struct errbuf *err);
+ST_MUST_CHECK int db_rows_any_event_locked(struct db *db, int *any, struct errbuf *err);
 
 #endif

@@ -94,6 +94,9 @@ int db_profile_store(struct db *db, const char *name, const char *content,
 		rc = db_sqlerr(db, rc, err, "store profile");
 		goto end;
 	}
+	if ((rc = db_row_audit_id_locked(db, "profiles", sqlite3_last_insert_rowid(db->sq),
+					 actor, err)))
+		goto end;
 	j = json_pack("{s:s, s:i, s:s}", "name", name, "version", version, "sha256", hex);
 	detail = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	json_decref(j);

@@ -230,6 +230,9 @@ static int authorise_locked(struct db *db, struct db_rework *w, struct errbuf *e
 	if (changes != 1)
 		return errbuf_set(err, ST_ESTATE, "unit %lld is no longer a current PASS",
 				  (long long)w->old_unit_id);
+	if ((rc = db_row_audit_id_locked(db, "reworks", w->id, w->authorised_by, err)) ||
+	    (rc = db_row_audit_id_locked(db, "units", w->old_unit_id, w->authorised_by, err)))
+		return rc;
 	return db_audit_json_locked(db, "rework-authorised", w->authorised_by,
 		     json_pack("{s:I, s:s, s:s, s:I, s:s, s:s, s:s}",
 			       "rework", (json_int_t)w->id, "unique_id", w->unique_id,
@@ -325,6 +328,9 @@ static int consume_locked(struct db *db, int64_t rework_id, int64_t unit_id,
 	if (changes != 1)
 		return errbuf_set(err, ST_ESTATE, "rework authorisation %lld was already used",
 				  (long long)rework_id);
+	if ((rc = db_row_audit_id_locked(db, "reworks", rework_id, actor, err)) ||
+	    (rc = db_row_audit_id_locked(db, "units", unit_id, actor, err)))
+		return rc;
 	return db_audit_json_locked(db, "rework-consumed", actor && *actor ? actor : "station",
 		     json_pack("{s:I, s:s, s:I}", "rework", (json_int_t)rework_id,
 			       "unique_id", uid, "unit", (json_int_t)unit_id), err);

@@ -155,6 +155,8 @@ static int grant_locked(struct db *db, const char *name, const char *login, enum
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
 		return db_sqlerr(db, rc, err, "grant role");
+	if ((rc = db_row_audit_locked(db, "roles", name, actor, err)))
+		return rc;
 	return db_audit_json_locked(db, "role-grant", actor,
 		     json_pack("{s:s, s:s, s:s}", "name", name, "login", login,
 			       "role", db_role_name(role)), err);
@@ -200,6 +202,8 @@ static int revoke_locked(struct db *db, const char *name, const char *actor, str
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
 		return db_sqlerr(db, rc, err, "revoke role");
+	if ((rc = db_row_audit_locked(db, "roles", name, actor, err)))
+		return rc;
 	return db_audit_json_locked(db, "role-revoke", actor,
 		     json_pack("{s:s, s:s, s:s}", "name", name, "login", r.login,
 			       "role", db_role_name(r.role) ? db_role_name(r.role) : "?"), err);

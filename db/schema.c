@@ -167,6 +167,18 @@ const char *const db_migrations[] = {
 	 * the records decide on, where reason is the sentence for people.  '' for
 	 * a pass, an older row and a unit in progress. */
 	"ALTER TABLE units ADD COLUMN reason_code TEXT NOT NULL DEFAULT '';",
+
+	/* 5 -> 6: every row under the chain (db/rows.c).  The CRLs issued, one
+	 * audited row each: number 1, 2, 3 ... (RFC 5280 5.2.3: it only grows,
+	 * whatever the clock does) and how many serials it listed (a later CRL
+	 * never lists fewer: db_crl_next()).  Like every migration, this one ends
+	 * with a `row` baseline event for each row it found (db/db.c migrate()). */
+	"CREATE TABLE crls ("
+	"  number         INTEGER PRIMARY KEY,"
+	"  this_update_ms INTEGER NOT NULL,"
+	"  entries        INTEGER NOT NULL,"
+	"  created_by     TEXT NOT NULL"
+	");",
 };
 
 const int db_migrations_count = sizeof(db_migrations) / sizeof(db_migrations[0]);

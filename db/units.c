@@ -61,7 +61,7 @@ static const char SQL_IN_PROGRESS[] =
 int db_unit_begin(struct db *db, struct db_unit *u, struct errbuf *err)
 {
 	sqlite3_stmt *st;
-	int rc;
+	int rc, owned = 0;
 
 	if (!u->unique_id[0])
 		return errbuf_set(err, ST_EINVAL, "unit without a unique id");
@@ -70,9 +70,14 @@ int db_unit_begin(struct db *db, struct db_unit *u, struct errbuf *err)
 	if (!u->started_ms)
 		u->started_ms = clock_realtime_ms();
 	db_lock(db);
-	if (!(st = db_stmt(db, SQL_BEGIN, err))) {
+	if ((rc = db_txn_begin(db, &owned, err))) {
 		db_unlock(db);
-		return ST_EDB;
+		return rc;
+	}
+	if (!(st = db_stmt(db, SQL_BEGIN, err))) {
+		rc = db_txn_end(db, owned, ST_EDB, err);
+		db_unlock(db);
+		return rc;
 	}
 	sqlite3_bind_text(st, 1, u->unique_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, u->lot, -1, SQLITE_STATIC);
@@ -90,13 +95,16 @@ int db_unit_begin(struct db *db, struct db_unit *u, struct errbuf *err)
 	if (rc == SQLITE_DONE) {
 		u->id = sqlite3_last_insert_rowid(db->sq);
 		u->status = DB_UNIT_IN_PROGRESS;
-		rc = ST_OK;
+		rc = db_row_audit_id_locked(db, "units", u->id, u->operator_name, err);
 	} else {
 		rc = db_sqlerr(db, rc, err, "create unit");
 	}
+	rc = db_txn_end(db, owned, rc, err);
 	db_unlock(db);
 	return rc;
 }
+
+static int update_locked(struct db *db, const struct db_unit *u, struct errbuf *err);
 
 /* After an UPDATE ... AND status = 'in-progress' changed nothing: why. */
 static int not_in_progress(struct db *db, int64_t id, struct errbuf *err)
@@ -121,14 +129,24 @@ static int not_in_progress(struct db *db, int64_t id, struct errbuf *err)
 
 int db_unit_update(struct db *db, const struct db_unit *u, struct errbuf *err)
 {
+	int owned = 0, rc;
+
+	db_lock(db);
+	if (!(rc = db_txn_begin(db, &owned, err))) {
+		rc = update_locked(db, u, err);
+		rc = db_txn_end(db, owned, rc, err);
+	}
+	db_unlock(db);
+	return rc;
+}
+
+static int update_locked(struct db *db, const struct db_unit *u, struct errbuf *err)
+{
 	sqlite3_stmt *st;
 	int rc;
 
-	db_lock(db);
-	if (!(st = db_stmt(db, SQL_UPDATE, err))) {
-		db_unlock(db);
+	if (!(st = db_stmt(db, SQL_UPDATE, err)))
 		return ST_EDB;
-	}
 	sqlite3_bind_text(st, 1, u->stage, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, u->firmware_hash, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, u->cert_serial, -1, SQLITE_STATIC);
@@ -137,13 +155,10 @@ int db_unit_update(struct db *db, const struct db_unit *u, struct errbuf *err)
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE)
-		rc = db_sqlerr(db, rc, err, "update unit");
-	else if (sqlite3_changes(db->sq) == 0)
-		rc = not_in_progress(db, u->id, err);
-	else
-		rc = ST_OK;
-	db_unlock(db);
-	return rc;
+		return db_sqlerr(db, rc, err, "update unit");
+	if (sqlite3_changes(db->sq) == 0)
+		return not_in_progress(db, u->id, err);
+	return db_row_audit_id_locked(db, "units", u->id, u->operator_name, err);
 }
 
 /*
@@ -223,6 +238,8 @@ static int finish_locked(struct db *db, const struct db_unit *u, int64_t finishe
 	}
 	if (sqlite3_changes(db->sq) == 0)
 		return not_in_progress(db, u->id, err);
+	if ((rc = db_row_audit_id_locked(db, "units", u->id, u->operator_name, err)))
+		return rc;
 	j = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
 		      "unit", (json_int_t)u->id, "unique_id", u->unique_id, "lot", u->lot,
 		      "bay", u->bay, "status", status_names[u->status], "stage", u->stage,

@@ -42,6 +42,10 @@ struct hsm_certstore {
 	/* Calls fn for each revoked certificate until fn returns non-zero. */
 	int (*foreach_revoked)(void *ctx, int (*fn)(const struct hsm_revoked *r, void *arg),
 			       void *arg, struct errbuf *err);
+	/* Optional: records the next CRL (listing `entries` serials) and returns
+	 * its number, one more than the last; refuses a stored state that went
+	 * backwards or would drop a serial (ST_ETAMPER). */
+	int (*crl_number)(void *ctx, int64_t entries, int64_t *number, struct errbuf *err);
 };
 
 #endif

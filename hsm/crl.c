@@ -101,7 +101,7 @@ int crl_build(struct hsm *h, const struct hsm_certstore *store, int next_update_
 	X509_CRL *parsed = NULL;
 	const unsigned char *p;
 	unsigned char *out = NULL;
-	int64_t now_ms;
+	int64_t now_ms, crl_no;
 	time_t now_s;
 	int rc, n = 0, ok;
 
@@ -123,6 +123,13 @@ int crl_build(struct hsm *h, const struct hsm_certstore *store, int next_update_
 		rc = errbuf_set(err, ST_ECRYPTO, "CRL: cannot add revoked serial %s", col.bad_serial);
 		goto out;
 	}
+	/* The store numbers CRLs 1, 2, 3 ... (RFC 5280 5.2.3: it only grows, the
+	 * clock may not); a store without numbering gets the signing time. */
+	crl_no = now_ms;
+	if (store->crl_number &&
+	    (rc = store->crl_number(store->ctx, col.count,
+				    &crl_no, err)) != ST_OK)
+		goto out;
 	ok = X509_CRL_set_version(col.crl, X509_CRL_VERSION_2) &&
 	     X509_CRL_set_issuer_name(col.crl, X509_get_subject_name(ca)) &&
 	     (now = ASN1_TIME_set(NULL, now_s)) != NULL &&
@@ -130,7 +137,7 @@ int crl_build(struct hsm *h, const struct hsm_certstore *store, int next_update_
 	     X509_CRL_set1_lastUpdate(col.crl, now) &&
 	     X509_CRL_set1_nextUpdate(col.crl, next) &&
 	     (num = ASN1_INTEGER_new()) != NULL &&
-	     ASN1_INTEGER_set_int64(num, now_ms) &&
+	     ASN1_INTEGER_set_int64(num, crl_no) &&
 	     X509_CRL_add1_ext_i2d(col.crl, NID_crl_number, num, 0, 0) == 1 &&
 	     (aki = issue_aki_ext(ca)) != NULL &&
 	     X509_CRL_add_ext(col.crl, aki, -1) &&

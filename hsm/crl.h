@@ -4,7 +4,8 @@
  * Contract
  * - crl_build() lists every certificate the store holds as revoked, each with
  *   its revocation time and reason code, under the CA certificate's name; v2 CRL
- *   with a CRL number (the signing time in milliseconds, so it only grows) and
+ *   with a CRL number (the store's crl_number(): 1, 2, 3 ...; the signing time
+ *   in milliseconds for a store without one) and
  *   the CA's authority key identifier; thisUpdate now, nextUpdate now + days.
  *   Signed in the HSM, then parsed again and verified with the CA certificate.
  * - Reasons are the RFC 5280 names ("keyCompromise", "superseded" ...).

@@ -33,24 +33,30 @@ struct revoked_walk {
 	void *arg;
 };
 
-static int one_revoked(const struct db_cert_row *c, void *ctx)
+static int one_revoked(const struct db_revoked *c, void *ctx)
 {
 	const struct revoked_walk *w = ctx;
 	struct hsm_revoked r = {
 		.serial_hex = c->serial_hex,
-		.reason = c->revoke_reason,
+		.reason = c->reason,
 		.revoked_ms = c->revoked_ms,
 	};
 
 	return w->fn(&r, w->arg);
 }
 
+/* From the chain's revocation events, not the table's status (db/crl.c). */
 static int foreach_revoked(void *ctx, int (*fn)(const struct hsm_revoked *r, void *arg),
 			   void *arg, struct errbuf *err)
 {
 	struct revoked_walk w = { fn, arg };
 
-	return db_cert_foreach(ctx, DB_CERT_REVOKED, one_revoked, &w, err);
+	return db_crl_foreach_revoked(ctx, one_revoked, &w, err);
+}
+
+static int crl_number(void *ctx, int64_t entries, int64_t *number, struct errbuf *err)
+{
+	return db_crl_next(ctx, entries, "station", number, err);
 }
 
 void app_certstore_db(struct hsm_certstore *s, struct db *db)
@@ -62,4 +68,5 @@ void app_certstore_db(struct hsm_certstore *s, struct db *db)
 	s->release = release;
 	s->revoke = revoke;
 	s->foreach_revoked = foreach_revoked;
+	s->crl_number = crl_number;
 }

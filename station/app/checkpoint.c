@@ -61,7 +61,9 @@ int app_checkpoint_maybe(struct hsm *h, struct db *db, struct app_checkpointer *
 	if (rc == ST_OK && seq - cp->last_seq >= cp->every) {
 		rc = app_checkpoint_now(h, db, &seq, err);
 		if (rc == ST_OK) {
-			cp->last_seq = seq;
+			/* the checkpoint's own row event (db/rows.c) follows it in the
+			 * same commit: it needs no checkpoint of its own */
+			cp->last_seq = seq + 1;
 			if (signed_out)
 				*signed_out = 1;
 		}

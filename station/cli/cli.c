@@ -5,6 +5,7 @@
  * station/cli go one way.
  */
 #include "cli/cli.h"
+#include "db/db.h"
 
 #include <getopt.h>
 #include <stdarg.h>
@@ -71,4 +72,15 @@ int cli_operand_reason(const char *cmd, int argc, char **argv,
 		*reason = optarg;
 	}
 	return CLI_EXIT_OK;
+}
+
+int cli_db_verified(struct db *db, const char *cmd)
+{
+	struct db_verify_result res;
+	struct errbuf err;
+
+	errbuf_clear(&err);
+	if (db_audit_verify(db, &res, &err) == ST_OK)
+		return 0;
+	return cli_fail("%s: refusing to act on a database that does not verify: %s", cmd, err.msg);
 }

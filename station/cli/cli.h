@@ -40,6 +40,12 @@ int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* Nothing acts on unverified state: verifies the chain and every audited row
+ * (db_audit_verify).  0 when intact; otherwise prints one line naming the
+ * first bad row and returns CLI_EXIT_FAIL. */
+struct db;
+int cli_db_verified(struct db *db, const char *cmd);
+
 /* True when argv holds -h or --help anywhere before a "--". */
 int cli_wants_help(int argc, char **argv);
 

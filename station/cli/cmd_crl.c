@@ -88,6 +88,10 @@ int cmd_crl(struct cli_ctx *ctx, int argc, char **argv)
 		return cli_fail("crl: database %s does not exist", ctx->db_path);
 	if ((rc = db_open(ctx->db_path, ctx->station_id, &db, &err)) != ST_OK)
 		return cli_fail("crl: %s", err.msg);
+	if (cli_db_verified(db, "crl")) {
+		db_close(db);
+		return CLI_EXIT_FAIL;
+	}
 	if ((rc = hsm_open(&cfg, &h, &err)) != ST_OK) {
 		db_close(db);
 		return cli_fail("crl: %s", err.msg);

@@ -295,7 +295,8 @@ static int do_export(struct cli_ctx *ctx, const char *lot, enum export_format fm
 	if ((rc = db_open(ctx->db_path, ctx->station_id, &db, &err)) != ST_OK)
 		goto out;
 	/* exporting is the engineer's (before the token is opened) */
-	if (cli_role_require(ctx, db, DB_ROLE_ENGINEER, "export")) {
+	if (cli_role_require(ctx, db, DB_ROLE_ENGINEER, "export") ||
+	    cli_db_verified(db, "export")) {
 		db_close(db);
 		return CLI_EXIT_FAIL;
 	}

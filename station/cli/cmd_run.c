@@ -151,7 +151,8 @@ static int run_session(struct cli_ctx *ctx, const struct run_opts *o, struct run
 	if (db_open(ctx->db_path, ctx->station_id, &r->db, &e))
 		return cli_fail("run: %s", e.msg);
 	/* qa too: QA replays batches with `station run` (docs/qa.md) */
-	if (cli_role_require(ctx, r->db, DB_ROLE_OPERATOR | DB_ROLE_QA | DB_ROLE_ENGINEER, "run"))
+	if (cli_role_require(ctx, r->db, DB_ROLE_OPERATOR | DB_ROLE_QA | DB_ROLE_ENGINEER, "run") ||
+	    cli_db_verified(r->db, "run"))
 		return CLI_EXIT_FAIL;
 	if (profile_load(r->db, o->profile, &r->prof, &e))
 		return cli_fail("run: %s", e.msg);

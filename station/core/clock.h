@@ -2,7 +2,7 @@
  * clock: the station's clocks, in milliseconds.
  *
  * clock_realtime_ms() is UTC wall time (records, events, audit rows, files);
- * it may step.  clock_monotonic_ms() only ever moves forward and is what every
+ * it may step.  Tests shift it with STATION_TEST_CLOCK_OFFSET_MS (signed ms).  clock_monotonic_ms() only ever moves forward and is what every
  * timeout and rate is measured with.  clock_sleep_ms() sleeps the whole time
  * even when a signal interrupts it.
  *

@@ -320,6 +320,7 @@ static inline void tu_store_init(struct tu_store *s, struct hsm_certstore *cs)
 	cs->release = tu_release;
 	cs->revoke = tu_store_revoke;
 	cs->foreach_revoked = tu_foreach;
+	cs->crl_number = NULL;          /* the CRL number is the signing time */
 }
 
 #endif

@@ -46,10 +46,14 @@ struct kinds {
 	char list[1024];
 };
 
+/* The record events, in order; the `row` event each write also appends is
+ * checked by tests/unit/db/test_db_rows.c. */
 static int collect_kind(const struct db_event *e, void *arg)
 {
 	struct kinds *k = arg;
 
+	if (!strcmp(e->kind, "row"))
+		return 0;
 	strncat(k->list, e->kind, sizeof(k->list) - strlen(k->list) - 2);
 	strcat(k->list, " ");
 	return 0;

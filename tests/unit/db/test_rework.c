@@ -265,8 +265,14 @@ static void test_authorise_revokes_and_reopens(void **state)
 	assert_string_equal(open.reason, "replaced the radio module");
 	assert_true(open.authorised_ms > 0);
 	assert_string_equal(open.lot, LOT);
-	/* two audit events, both naming the engineer, in one commit */
-	assert_int_equal(q_int(db, "SELECT count(*) FROM events", NULL), events + 2);
+	/* two audit events, both naming the engineer, in one commit, with the row
+	 * events of the certificate, the authorisation and the superseded unit */
+	assert_int_equal(q_int(db, "SELECT count(*) FROM events", NULL), events + 5);
+	assert_int_equal(q_int(db, "SELECT count(*) FROM events WHERE kind = 'row'"
+			       " AND actor = 'eng-erik' AND id > (SELECT id FROM events"
+			       " WHERE kind = 'cert-revoked')", NULL), 2);
+	assert_int_equal(q_int(db, "SELECT count(*) FROM events WHERE kind = 'row'"
+			       " AND actor = 'eng-erik'", NULL), 3);
 	q_text(db, "SELECT actor FROM events WHERE kind = 'cert-revoked'", NULL, actor, sizeof(actor));
 	assert_string_equal(actor, "eng-erik");
 	q_text(db, "SELECT actor FROM events WHERE kind = 'rework-authorised'", NULL, actor,
