@@ -123,5 +123,5 @@ expect_exit 0 S allowlist import signed.csv --lot LOT-S --sig signed.csv.sig --m
 expect_exit 0 S allowlist list --lot LOT-S
 [ "$(head -1 "$OUT")" = "3 ids on lot LOT-S" ] || fail "LOT-S: $(head -1 "$OUT")"
 expect_exit 0 S audit verify
-grep -qx 'OK 3 events, 0 checkpoints' "$OUT" || fail "audit: $(cat "$OUT")"
+grep -qx 'OK 11 events, 0 checkpoints' "$OUT" || fail "audit: $(cat "$OUT")"
 echo "allowlist_import: ok"

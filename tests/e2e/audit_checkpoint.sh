@@ -33,11 +33,19 @@ checkpoint() {
 
 checkpoint base.db 3 audit.pem audit.der
 checkpoint base.db 6 audit.pem audit.der
-expect_exit 0 S base.db audit verify
-grep -qx 'OK 6 events, 2 checkpoints' "$OUT" || fail "good checkpoints: $(cat "$OUT")"
-expect_exit 0 S base.db audit verify --key audit.pub
-want=$(sha256sum audit.der | cut -d' ' -f1)
-grep -q "checkpoint key sha256 $want" "$OUT" || fail "key fingerprint: $(cat "$OUT")"
+# These checkpoints are made here by hand (openssl + sqlite3): rows written
+# outside the station.  Rows are checked only once the chain and every
+# checkpoint signature verified, so the verdict below says both checkpoints
+# passed and then names the first hand-made row (issue 12, db/rows.c).
+# (`station checkpoint` through the token: hsm_cli.sh.)
+good_then_rows() {
+	grep -q 'FAILED after 18 good events: row checkpoints id=1 has no row event' "$ERR" ||
+		fail "$1: $(cat "$ERR")"
+}
+expect_exit 1 S base.db audit verify
+good_then_rows "good checkpoints"
+expect_exit 1 S base.db audit verify --key audit.pub
+good_then_rows "good checkpoints, pinned key"
 
 # Signed by another key, claiming to be the audit key: the stored signature
 # no longer matches the stored key.
@@ -52,7 +60,8 @@ grep -q 'seq 6: forged checkpoint .* signature does not verify' "$ERR" || fail "
 cp base.db otherkey.db
 sqlite3 otherkey.db "DELETE FROM checkpoints WHERE seq = 6"
 checkpoint otherkey.db 6 other.pem other.der
-expect_exit 0 S otherkey.db audit verify
+expect_exit 1 S otherkey.db audit verify
+good_then_rows "another key"
 expect_exit 1 S otherkey.db audit verify --key audit.pub
 grep -q 'forged checkpoint .* signed by a key other than the trusted audit key' "$ERR" ||
 	fail "untrusted key: $(cat "$ERR")"
