@@ -242,6 +242,8 @@ static int walk_tables(struct rwalk *w, struct errbuf *err)
 
 	if ((rc = sqlite3_exec(w->db->sq, SQL_LATEST_CREATE, NULL, NULL, NULL)) != SQLITE_OK)
 		return db_sqlerr(w->db, rc, err, "load the latest row events");
+	if (!w->baseline && (rc = check_unknown_tables(w, err)))
+		return rc;
 	for (int i = 0; i < db_audited_tables_count; i++) {
 		const struct db_audited_table *t = &db_audited_tables[i];
 		sqlite3_stmt *st;
@@ -275,7 +277,7 @@ static int walk_tables(struct rwalk *w, struct errbuf *err)
 		if ((rc = check_missing(w, t, matched, present, err)))
 			return rc;
 	}
-	return w->baseline ? ST_OK : check_unknown_tables(w, err);
+	return ST_OK;
 }
 
 int db_rows_verify_locked(struct db *db, struct db_verify_result *res, struct errbuf *err)
@@ -288,9 +290,11 @@ int db_rows_verify_locked(struct db *db, struct db_verify_result *res, struct er
 	rc = walk_tables(&w, err);
 	sqlite3_exec(db->sq, SQL_LATEST_DROP, NULL, NULL, NULL);
 	EVP_MD_CTX_free(w.md);
-	if (rc == ST_OK && res->rows_bad)
-		rc = errbuf_set(err, ST_ETAMPER, "%s%s", res->what,
-				res->rows_bad > 1 ? " (and more rows: run station audit verify)" : "");
+	if (rc == ST_OK && res->rows_bad > 1)
+		rc = errbuf_set(err, ST_ETAMPER, "%s (and %lld more row%s)", res->what,
+				(long long)(res->rows_bad - 1), res->rows_bad > 2 ? "s" : "");
+	else if (rc == ST_OK && res->rows_bad)
+		rc = errbuf_set(err, ST_ETAMPER, "%s", res->what);
 	return rc;
 }
 
