@@ -2,7 +2,7 @@
 # through the line (emulated USB, SoftHSM), a role, a rework (the certificate
 # revoked as superseded), a signed checkpoint and a CRL.  Then one tampering
 # per table, each on a copy: `audit verify` names the table, the key and the
-# field; `export` and `crl` refuse with the same line.  Last, the CRL number
+# field; `export` and `crl` (and once `run`) refuse with the same line.  Last, the CRL number
 # with the clock set back still goes up by one (STATION_TEST_CLOCK_OFFSET_MS).
 set -eu
 . "$TOP/tests/lib.sh"
@@ -55,6 +55,11 @@ tamper rework "UPDATE reworks SET reason = 'none'" 'row reworks id=1 differs .*:
 tamper checkpoint "DELETE FROM checkpoints" 'row checkpoints id=1 is missing'
 tamper crl "UPDATE crls SET entries = 0" 'row crls number=1 differs .*: field entries'
 tamper new-table "CREATE TABLE shadow (x)" 'table shadow is not under the audit chain'
+# run refuses too, before it opens a bay or the token
+expect_exit 1 timeout 30 "$STATION" --db verdict.db --station-id "$LINE_SID" --user op-olga run \
+	--profile widget --lot LR --headless --bays 1 --max-units 1
+grep -q 'run: refusing to act on a database that does not verify: row units id=1 differs' "$ERR" ||
+	fail "run on an edited database: $(cat "$ERR")"
 
 # The CRL lists the revoked serial from the chain; its number is 1, 2, ...
 # whatever the clock says.
