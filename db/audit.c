@@ -541,14 +541,8 @@ static int verify_station(struct vstate *vs, struct errbuf *err)
 	return ST_OK;
 }
 
-int db_audit_verify_key(struct db *db, const uint8_t *trusted_pubkey_der, size_t trusted_len,
-			struct db_verify_result *res, struct errbuf *err)
-{
-	return db_audit_verify_impl(db, trusted_pubkey_der, trusted_len, 1, res, err);
-}
-
-int db_audit_verify_impl(struct db *db, const uint8_t *trusted_pubkey_der, size_t trusted_len,
-			 int rows, struct db_verify_result *res, struct errbuf *err)
+int db_audit_chain_verify_locked(struct db *db, const uint8_t *trusted_pubkey_der,
+				 size_t trusted_len, struct db_verify_result *res, struct errbuf *err)
 {
 	struct vstate vs;
 	sqlite3_stmt *next = NULL;
@@ -567,12 +561,6 @@ int db_audit_verify_impl(struct db *db, const uint8_t *trusted_pubkey_der, size_
 		EVP_MD_CTX_free(vs.md);
 		EVP_MD_free(vs.sha256);
 		return errbuf_set(err, ST_ECRYPTO, "OpenSSL: no SHA-256");
-	}
-	db_lock(db);
-	/* One read transaction: a consistent snapshot while appends go on. */
-	if ((rc = sqlite3_exec(db->sq, db->in_txn ? "SELECT 1" : "BEGIN", NULL, NULL, NULL))) {
-		rc = db_sqlerr(db, rc, err, "begin read");
-		goto out_unlocked_txn;
 	}
 	if (!(vs.ev = db_stmt(db, SQL_STATION_EVENTS, err)) ||
 	    !(vs.cp = db_stmt(db, SQL_STATION_CHECKPOINTS, err))) {
@@ -653,12 +641,6 @@ int db_audit_verify_impl(struct db *db, const uint8_t *trusted_pubkey_der, size_
 	} else {
 		rc = ST_OK;
 	}
-	sqlite3_reset(next);
-	next = NULL;
-	/* Every row of every table against its latest row event, in the same
-	 * snapshot as the chain it is checked against. */
-	if (rc == ST_OK && rows)
-		rc = db_rows_verify_locked(db, res, err);
 out:
 	if (vs.ev)
 		sqlite3_reset(vs.ev);
@@ -666,20 +648,12 @@ out:
 		sqlite3_reset(vs.cp);
 	if (next)
 		sqlite3_reset(next);
-	if (!db->in_txn)
-		sqlite3_exec(db->sq, "COMMIT", NULL, NULL, NULL);
-out_unlocked_txn:
-	db_unlock(db);
 	free(station);
 	EVP_MD_CTX_free(vs.md);
 	EVP_MD_free(vs.sha256);
 	return rc;
 }
 
-int db_audit_verify(struct db *db, struct db_verify_result *res, struct errbuf *err)
-{
-	return db_audit_verify_key(db, NULL, 0, res, err);
-}
 
 /* ---- listing ------------------------------------------------------------ */
 

@@ -15,7 +15,6 @@
 #include <string.h>
 #include <strings.h>
 
-#define CHECKPOINT_TAG "station-audit-checkpoint-v1"
 #define LABEL_MAX      64
 
 static int valid_label(const char *s)
@@ -31,49 +30,6 @@ static int valid_label(const char *s)
 }
 
 /* The signed message: COMMON.md "Audit checkpoint signature". */
-static int checkpoint_message(char *buf, size_t size, const char *station_id, int64_t seq,
-			      const char head_hex[65])
-{
-	return snprintf(buf, size, CHECKPOINT_TAG "\n%s\n%lld\n%s\n", station_id,
-			(long long)seq, head_hex);
-}
-
-int db_checkpoint_sig_ok(const char *station_id, int64_t seq, const char head_hex[65],
-			 const uint8_t *sig, size_t sig_len, const uint8_t *pub_der,
-			 size_t pub_len, const char **why)
-{
-	const unsigned char *p = pub_der;
-	char msg[512];
-	EVP_PKEY *key;
-	EVP_MD_CTX *md;
-	int n, ok;
-
-	*why = "public key is not a DER SubjectPublicKeyInfo";
-	key = d2i_PUBKEY(NULL, &p, (long)pub_len);
-	if (!key || p != pub_der + pub_len) {
-		EVP_PKEY_free(key);
-		return -1;
-	}
-	if (EVP_PKEY_base_id(key) != EVP_PKEY_EC) {
-		*why = "public key is not an EC key";
-		EVP_PKEY_free(key);
-		return -1;
-	}
-	n = checkpoint_message(msg, sizeof(msg), station_id, seq, head_hex);
-	if (n < 0 || (size_t)n >= sizeof(msg)) {
-		*why = "station id too long";
-		EVP_PKEY_free(key);
-		return -1;
-	}
-	md = EVP_MD_CTX_new();
-	ok = md && EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, key) == 1 &&
-	     EVP_DigestVerify(md, sig, sig_len, (const unsigned char *)msg, (size_t)n) == 1;
-	EVP_MD_CTX_free(md);
-	EVP_PKEY_free(key);
-	*why = "signature does not verify";
-	return ok ? 0 : -1;
-}
-
 static const char SQL_EVENT_HASH_AT[] =
 	"SELECT hash FROM events WHERE station_id = ? AND seq = ?";
 static const char SQL_INSERT_CHECKPOINT[] =

@@ -1,4 +1,5 @@
-/* db: open, migrate, lock and transactions.  See db.h and docs/database.md. */
+/* db: locks, statements and transactions (opening and migrating: db/open.c).
+ * See db.h and docs/database.md. */
 #include "db/db_int.h"
 #include "db/schema.h"
 
@@ -85,7 +86,7 @@ sqlite3_stmt *db_stmt(struct db *db, const char *sql, struct errbuf *err)
 	return db->stmts[free_slot].st;
 }
 
-static int exec_simple(struct db *db, const char *sql, struct errbuf *err)
+int db_exec_simple(struct db *db, const char *sql, struct errbuf *err)
 {
 	char *msg = NULL;
 	int rc = sqlite3_exec(db->sq, sql, NULL, NULL, &msg);
@@ -102,58 +103,7 @@ static int exec_simple(struct db *db, const char *sql, struct errbuf *err)
 	return ST_OK;
 }
 
-/* mkdir -p of path's parent directory (mode 0700 for what we create). */
-static int make_parent(const char *path, struct errbuf *err)
-{
-	char dir[4096];
-	char *slash;
-
-	if (strlen(path) >= sizeof(dir))
-		return errbuf_set(err, ST_EINVAL, "database path too long");
-	strcpy(dir, path);
-	slash = strrchr(dir, '/');
-	if (!slash || slash == dir)
-		return ST_OK;
-	*slash = '\0';
-	for (char *p = dir + 1; ; p++) {
-		if (*p == '/' || *p == '\0') {
-			char save = *p;
-
-			*p = '\0';
-			if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-				return errbuf_set(err, ST_EIO, "cannot create directory %s: %s",
-						  dir, strerror(errno));
-			*p = save;
-			if (!save)
-				break;
-		}
-	}
-	return ST_OK;
-}
-
-/* Creates the file 0600 if absent, so SQLite (which copies the database file's
- * mode onto -wal and -shm) never makes a world-readable database. */
-static int create_file(const char *path, struct errbuf *err)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-
-	if (fd < 0) {
-		if (errno == EEXIST)
-			return ST_OK;
-		return errbuf_set(err, ST_EIO, "cannot create database %s: %s", path,
-				  strerror(errno));
-	}
-	if (fchmod(fd, 0600) != 0) {
-		int e = errno;
-
-		close(fd);
-		return errbuf_set(err, ST_EIO, "chmod %s: %s", path, strerror(e));
-	}
-	close(fd);
-	return ST_OK;
-}
-
-static int user_version(struct db *db, int *v, struct errbuf *err)
+int db_user_version(struct db *db, int *v, struct errbuf *err)
 {
 	sqlite3_stmt *st;
 	int rc = sqlite3_prepare_v2(db->sq, "PRAGMA user_version", -1, &st, NULL);
@@ -168,139 +118,6 @@ static int user_version(struct db *db, int *v, struct errbuf *err)
 	*v = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
 	return ST_OK;
-}
-
-static int too_new(struct db *db, int v, struct errbuf *err)
-{
-	return errbuf_set(err, ST_ESCHEMA,
-			  "database %s has schema version %d but this station binary knows "
-			  "only up to version %d: refusing to open it (upgrade the station software)",
-			  db->path, v, db_migrations_count);
-}
-
-/* Before a migration records the state of every row as its new baseline,
- * the rows must be what the chain says: a database whose rows were edited is
- * not upgraded (that would launder the edit).  A database that predates row
- * coverage (no row event yet) has only its chain checked: its rows are taken
- * as they are, once, at that upgrade (docs/database.md "Baseline"). */
-static int rows_checked(struct db *db, struct errbuf *err)
-{
-	struct db_verify_result res;
-	int any = 0, rc, v;
-
-	if ((rc = user_version(db, &v, err)) || v == 0)
-		return rc;
-	if ((rc = db_rows_any_event_locked(db, &any, err)))
-		return rc;
-	rc = db_audit_verify_impl(db, NULL, 0, any, &res, err);
-	if (rc == ST_ETAMPER && err) {
-		char why[sizeof(err->msg)];
-
-		snprintf(why, sizeof(why), "%s", err->msg);
-		return errbuf_set(err, ST_ETAMPER, "database %s: refusing to migrate it: %s",
-				  db->path, why);
-	}
-	return rc;
-}
-
-/* Forward-only: each step and its user_version bump commit together.  The
- * version is re-read under the write lock so two processes opening a fresh
- * file at once do not both run a step. */
-static int migrate(struct db *db, struct errbuf *err)
-{
-	int v, rc;
-
-	if ((rc = user_version(db, &v, err)))
-		return rc;
-	if (v > db_migrations_count)
-		return too_new(db, v, err);
-	if (v < db_migrations_count && (rc = rows_checked(db, err)))
-		return rc;
-	while (v < db_migrations_count) {
-		char bump[64];
-
-		if ((rc = exec_simple(db, "BEGIN IMMEDIATE", err)))
-			return rc;
-		if ((rc = user_version(db, &v, err)))
-			goto fail;
-		if (v >= db_migrations_count) {
-			exec_simple(db, "COMMIT", NULL);
-			break;
-		}
-		if ((rc = exec_simple(db, db_migrations[v], err)))
-			goto fail;
-		/* What the migration changed in audited rows is recorded, in its own
-		 * transaction (the rows were verified before it: rows_checked()). */
-		if ((rc = db_rows_baseline_locked(db, "station", err)))
-			goto fail;
-		/* An integer we computed, not input: PRAGMA cannot take a parameter. */
-		snprintf(bump, sizeof(bump), "PRAGMA user_version = %d", v + 1);
-		if ((rc = exec_simple(db, bump, err)))
-			goto fail;
-		if ((rc = exec_simple(db, "COMMIT", err)))
-			goto fail;
-		v++;
-		continue;
-fail:
-		sqlite3_exec(db->sq, "ROLLBACK", NULL, NULL, NULL);
-		errbuf_set(err, ST_ESCHEMA, "database %s: migration %d -> %d failed: %s",
-			   db->path, v, v + 1, err ? err->msg : "");
-		return ST_ESCHEMA;
-	}
-	if (v > db_migrations_count)
-		return too_new(db, v, err);
-	return ST_OK;
-}
-
-int db_open(const char *path, const char *station_id, struct db **out, struct errbuf *err)
-{
-	pthread_mutexattr_t attr;
-	struct db *db;
-	int rc;
-
-	*out = NULL;
-	if (!path || !*path)
-		return errbuf_set(err, ST_EINVAL, "no database path given");
-	if (!station_id || !*station_id || strlen(station_id) >= sizeof(db->station_id))
-		return errbuf_set(err, ST_EINVAL, "station id must be 1..%zu characters",
-				  sizeof(db->station_id) - 1);
-	if (strlen(path) >= sizeof(db->path))
-		return errbuf_set(err, ST_EINVAL, "database path too long");
-	if ((rc = make_parent(path, err)) || (rc = create_file(path, err)))
-		return rc;
-
-	db = calloc(1, sizeof(*db));
-	if (!db)
-		return errbuf_set(err, ST_ENOMEM, "out of memory");
-	snprintf(db->path, sizeof(db->path), "%s", path);
-	snprintf(db->station_id, sizeof(db->station_id), "%s", station_id);
-	db->wal_fd = -1;
-	pthread_mutexattr_init(&attr);
-	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
-	pthread_mutex_init(&db->mu, &attr);
-	pthread_mutexattr_destroy(&attr);
-
-	rc = sqlite3_open_v2(path, &db->sq, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, NULL);
-	if (rc != SQLITE_OK) {
-		errbuf_set(err, ST_EDB, "cannot open database %s: %s", path,
-			   db->sq ? sqlite3_errmsg(db->sq) : sqlite3_errstr(rc));
-		goto fail;
-	}
-	sqlite3_extended_result_codes(db->sq, 1);
-	sqlite3_busy_timeout(db->sq, DB_BUSY_TIMEOUT_MS);
-	/* Not a database at all (or encrypted): fail here with a clear message. */
-	if ((rc = exec_simple(db, "PRAGMA journal_mode = WAL", err)) ||
-	    (rc = exec_simple(db, "PRAGMA synchronous = FULL", err)) ||
-	    (rc = exec_simple(db, "PRAGMA foreign_keys = ON", err)) ||
-	    (rc = exec_simple(db, "PRAGMA secure_delete = ON", err)) ||
-	    (rc = migrate(db, err)))
-		goto fail;
-	*out = db;
-	return ST_OK;
-fail:
-	rc = err ? err->code : ST_EDB;
-	db_close(db);
-	return rc ? rc : ST_EDB;
 }
 
 void db_close(struct db *db)
@@ -328,7 +145,7 @@ int db_schema_version(struct db *db)
 	int v = -1;
 
 	db_lock(db);
-	if (user_version(db, &v, NULL) != ST_OK)
+	if (db_user_version(db, &v, NULL) != ST_OK)
 		v = -1;
 	db_unlock(db);
 	return v;
@@ -364,7 +181,7 @@ int db_begin(struct db *db, struct errbuf *err)
 		return errbuf_set(err, ST_ESTATE, "database %s: transaction already open",
 				  db->path);
 	}
-	if ((rc = exec_simple(db, "BEGIN IMMEDIATE", err))) {
+	if ((rc = db_exec_simple(db, "BEGIN IMMEDIATE", err))) {
 		db_unlock(db);
 		return rc;
 	}
@@ -381,7 +198,7 @@ int db_commit(struct db *db, struct errbuf *err)
 		db_unlock(db);
 		return errbuf_set(err, ST_ESTATE, "database %s: no transaction open", db->path);
 	}
-	rc = exec_simple(db, "COMMIT", err);
+	rc = db_exec_simple(db, "COMMIT", err);
 	if (rc) {
 		sqlite3_exec(db->sq, "ROLLBACK", NULL, NULL, NULL);
 		if (err)
@@ -411,7 +228,7 @@ int db_txn_begin(struct db *db, int *owned, struct errbuf *err)
 	*owned = 0;
 	if (db->in_txn)
 		return ST_OK;
-	int rc = exec_simple(db, "BEGIN IMMEDIATE", err);
+	int rc = db_exec_simple(db, "BEGIN IMMEDIATE", err);
 
 	if (rc)
 		return rc;
@@ -424,7 +241,7 @@ int db_txn_end(struct db *db, int owned, int rc, struct errbuf *err)
 	if (!owned)
 		return rc;
 	if (rc == ST_OK) {
-		rc = exec_simple(db, "COMMIT", err);
+		rc = db_exec_simple(db, "COMMIT", err);
 		if (rc == ST_OK)
 			return ST_OK;
 	}

@@ -65,6 +65,11 @@ ST_MUST_CHECK int  db_txn_begin_synced(struct db *db, int *owned, struct errbuf 
 ST_MUST_CHECK int  db_txn_end_synced(struct db *db, int owned, int rc, struct errbuf *err);
 ST_MUST_CHECK int  db_wal_sync(struct db *db, struct errbuf *err);
 
+/* sqlite3_exec of a static statement; a failure names the database. */
+ST_MUST_CHECK int db_exec_simple(struct db *db, const char *sql, struct errbuf *err);
+/* PRAGMA user_version. */
+ST_MUST_CHECK int db_user_version(struct db *db, int *v, struct errbuf *err);
+
 void db_lock(struct db *db);
 void db_unlock(struct db *db);
 
@@ -120,6 +125,11 @@ ST_MUST_CHECK int db_rows_verify_locked(struct db *db, struct db_verify_result *
 /* Inside a write transaction: a `row` event with "baseline":true for every row
  * whose content is not its latest event's (a migration's changes). */
 ST_MUST_CHECK int db_rows_baseline_locked(struct db *db, const char *actor, struct errbuf *err);
+/* The chain and its checkpoints, inside the caller's read transaction and
+ * lock (db/audit.c). */
+ST_MUST_CHECK int db_audit_chain_verify_locked(struct db *db, const uint8_t *trusted,
+					       size_t trusted_len, struct db_verify_result *res,
+					       struct errbuf *err);
 /* db_audit_verify_key(), with the rows (rows=1) or the chain alone (0). */
 ST_MUST_CHECK int db_audit_verify_impl(struct db *db, const uint8_t *trusted, size_t trusted_len,
 				       int rows, struct db_verify_result *res, struct errbuf *err);

@@ -1,0 +1,200 @@
+/* open: db_open() creates or opens the file and migrates it (db/schema.c),
+ * recording each migration's changes to audited rows (db/rows_verify.c).
+ * See db.h and docs/database.md "Migrations". */
+#include "db/db_int.h"
+#include "db/schema.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define DB_BUSY_TIMEOUT_MS 10000
+
+/* mkdir -p of path's parent directory (mode 0700 for what we create). */
+static int make_parent(const char *path, struct errbuf *err)
+{
+	char dir[4096];
+	char *slash;
+
+	if (strlen(path) >= sizeof(dir))
+		return errbuf_set(err, ST_EINVAL, "database path too long");
+	strcpy(dir, path);
+	slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return ST_OK;
+	*slash = '\0';
+	for (char *p = dir + 1; ; p++) {
+		if (*p == '/' || *p == '\0') {
+			char save = *p;
+
+			*p = '\0';
+			if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+				return errbuf_set(err, ST_EIO, "cannot create directory %s: %s",
+						  dir, strerror(errno));
+			*p = save;
+			if (!save)
+				break;
+		}
+	}
+	return ST_OK;
+}
+
+/* Creates the file 0600 if absent, so SQLite (which copies the database file's
+ * mode onto -wal and -shm) never makes a world-readable database. */
+static int create_file(const char *path, struct errbuf *err)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+	if (fd < 0) {
+		if (errno == EEXIST)
+			return ST_OK;
+		return errbuf_set(err, ST_EIO, "cannot create database %s: %s", path,
+				  strerror(errno));
+	}
+	if (fchmod(fd, 0600) != 0) {
+		int e = errno;
+
+		close(fd);
+		return errbuf_set(err, ST_EIO, "chmod %s: %s", path, strerror(e));
+	}
+	close(fd);
+	return ST_OK;
+}
+
+static int too_new(struct db *db, int v, struct errbuf *err)
+{
+	return errbuf_set(err, ST_ESCHEMA,
+			  "database %s has schema version %d but this station binary knows "
+			  "only up to version %d: refusing to open it (upgrade the station software)",
+			  db->path, v, db_migrations_count);
+}
+
+/* Before a migration records the state of every row as its new baseline,
+ * the rows must be what the chain says: a database whose rows were edited is
+ * not upgraded (that would launder the edit).  A database that predates row
+ * coverage (no row event yet) has only its chain checked: its rows are taken
+ * as they are, once, at that upgrade (docs/database.md "Baseline"). */
+static int rows_checked(struct db *db, struct errbuf *err)
+{
+	struct db_verify_result res;
+	int any = 0, rc, v;
+
+	if ((rc = db_user_version(db, &v, err)) || v == 0)
+		return rc;
+	if ((rc = db_rows_any_event_locked(db, &any, err)))
+		return rc;
+	rc = db_audit_verify_impl(db, NULL, 0, any, &res, err);
+	if (rc == ST_ETAMPER && err) {
+		char why[sizeof(err->msg)];
+
+		snprintf(why, sizeof(why), "%s", err->msg);
+		return errbuf_set(err, ST_ETAMPER, "database %s: refusing to migrate it: %s",
+				  db->path, why);
+	}
+	return rc;
+}
+
+/* Forward-only: each step and its user_version bump commit together.  The
+ * version is re-read under the write lock so two processes opening a fresh
+ * file at once do not both run a step. */
+static int migrate(struct db *db, struct errbuf *err)
+{
+	int v, rc;
+
+	if ((rc = db_user_version(db, &v, err)))
+		return rc;
+	if (v > db_migrations_count)
+		return too_new(db, v, err);
+	if (v < db_migrations_count && (rc = rows_checked(db, err)))
+		return rc;
+	while (v < db_migrations_count) {
+		char bump[64];
+
+		if ((rc = db_exec_simple(db, "BEGIN IMMEDIATE", err)))
+			return rc;
+		if ((rc = db_user_version(db, &v, err)))
+			goto fail;
+		if (v >= db_migrations_count) {
+			ST_IGNORE(db_exec_simple(db, "COMMIT", NULL));   /* nothing was written */
+			break;
+		}
+		if ((rc = db_exec_simple(db, db_migrations[v], err)))
+			goto fail;
+		/* What the migration changed in audited rows is recorded, in its own
+		 * transaction (the rows were verified before it: rows_checked()). */
+		if ((rc = db_rows_baseline_locked(db, "station", err)))
+			goto fail;
+		/* An integer we computed, not input: PRAGMA cannot take a parameter. */
+		snprintf(bump, sizeof(bump), "PRAGMA user_version = %d", v + 1);
+		if ((rc = db_exec_simple(db, bump, err)))
+			goto fail;
+		if ((rc = db_exec_simple(db, "COMMIT", err)))
+			goto fail;
+		v++;
+		continue;
+fail:
+		sqlite3_exec(db->sq, "ROLLBACK", NULL, NULL, NULL);
+		errbuf_set(err, ST_ESCHEMA, "database %s: migration %d -> %d failed: %s",
+			   db->path, v, v + 1, err ? err->msg : "");
+		return ST_ESCHEMA;
+	}
+	if (v > db_migrations_count)
+		return too_new(db, v, err);
+	return ST_OK;
+}
+
+int db_open(const char *path, const char *station_id, struct db **out, struct errbuf *err)
+{
+	pthread_mutexattr_t attr;
+	struct db *db;
+	int rc;
+
+	*out = NULL;
+	if (!path || !*path)
+		return errbuf_set(err, ST_EINVAL, "no database path given");
+	if (!station_id || !*station_id || strlen(station_id) >= sizeof(db->station_id))
+		return errbuf_set(err, ST_EINVAL, "station id must be 1..%zu characters",
+				  sizeof(db->station_id) - 1);
+	if (strlen(path) >= sizeof(db->path))
+		return errbuf_set(err, ST_EINVAL, "database path too long");
+	if ((rc = make_parent(path, err)) || (rc = create_file(path, err)))
+		return rc;
+
+	db = calloc(1, sizeof(*db));
+	if (!db)
+		return errbuf_set(err, ST_ENOMEM, "out of memory");
+	snprintf(db->path, sizeof(db->path), "%s", path);
+	snprintf(db->station_id, sizeof(db->station_id), "%s", station_id);
+	db->wal_fd = -1;
+	pthread_mutexattr_init(&attr);
+	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&db->mu, &attr);
+	pthread_mutexattr_destroy(&attr);
+
+	rc = sqlite3_open_v2(path, &db->sq, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		errbuf_set(err, ST_EDB, "cannot open database %s: %s", path,
+			   db->sq ? sqlite3_errmsg(db->sq) : sqlite3_errstr(rc));
+		goto fail;
+	}
+	sqlite3_extended_result_codes(db->sq, 1);
+	sqlite3_busy_timeout(db->sq, DB_BUSY_TIMEOUT_MS);
+	/* Not a database at all (or encrypted): fail here with a clear message. */
+	if ((rc = db_exec_simple(db, "PRAGMA journal_mode = WAL", err)) ||
+	    (rc = db_exec_simple(db, "PRAGMA synchronous = FULL", err)) ||
+	    (rc = db_exec_simple(db, "PRAGMA foreign_keys = ON", err)) ||
+	    (rc = db_exec_simple(db, "PRAGMA secure_delete = ON", err)) ||
+	    (rc = migrate(db, err)))
+		goto fail;
+	*out = db;
+	return ST_OK;
+fail:
+	rc = err ? err->code : ST_EDB;
+	db_close(db);
+	return rc ? rc : ST_EDB;
+}
+
