@@ -56,7 +56,7 @@ tamper checkpoint "DELETE FROM checkpoints" 'row checkpoints id=1 is missing'
 tamper crl "UPDATE crls SET entries = 0" 'row crls number=1 differs .*: field entries'
 tamper new-table "CREATE TABLE shadow (x)" 'table shadow is not under the audit chain'
 # run refuses too, before it opens a bay or the token
-expect_exit 1 timeout 30 "$STATION" --db verdict.db --station-id "$LINE_SID" --user op-olga run \
+expect_exit 1 timeout 30 "$STATION" --db verdict.db --station-id "$LINE_SID" --user eng run \
 	--profile widget --lot LR --headless --bays 1 --max-units 1
 grep -q 'run: refusing to act on a database that does not verify: row units id=1 differs' "$ERR" ||
 	fail "run on an edited database: $(cat "$ERR")"
