@@ -182,6 +182,9 @@ enum st_reason st_rc_reason(int rc);
 /* Stable lower-case names ("board", "not_on_lot"); "unknown" out of range. */
 const char *st_origin_name(enum st_origin o);
 const char *st_reason_name(enum st_reason r);
+/* The code's meaning in plain words, without ids, serials or bays (the same
+ * text for every unit with the code: what a Pareto chart groups on). */
+const char *st_reason_text(enum st_reason r);
 /* The code of a stored name, ST_R_NONE for "" or an unknown name. */
 enum st_reason st_reason_from_name(const char *name);
 

@@ -81,6 +81,7 @@ struct pl_unit {
 	struct db_rework rw;       /* an engineer's rework authorisation, if reworked */
 	int reworked;
 	char pass_reason[EV_REASON_LEN];
+	int64_t stage_t0;          /* monotonic ms the current stage began, 0: none open */
 };
 
 /* Runs one unit in bay r->bay (r zeroed but for line, bay, cfg, serial); the
