@@ -215,10 +215,13 @@ static void print_summary(FILE *f, const char *lot, enum export_format fmt,
 	if (y < 0)
 		fprintf(f, "yield -");
 	else
-		fprintf(f, "yield %.1f%% (%lld of %lld boards)", 100 * y,
+		fprintf(f, "yield %.1f%% (%lld of %lld boards on the allowlist)", 100 * y,
 			(long long)c->boards_passed, (long long)c->boards);
 	if (fpy >= 0)
 		fprintf(f, ", first-pass yield %.1f%%", 100 * fpy);
+	/* boards not on the lot's allowlist never count in its yield */
+	fprintf(f, "; %lld strangers (%lld units) not counted", (long long)c->strangers,
+		(long long)c->stranger_units);
 	fprintf(f, "; sha256 %s -> %s\n", sha, out ? out : "stdout");
 }
 
