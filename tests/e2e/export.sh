@@ -32,7 +32,7 @@ grep -q "usage: station export" "$OUT" || fail "help"
 expect_exit 2 S export
 expect_exit 2 S export --lot LX
 expect_exit 2 S export --lot LX --format xml
-grep -q "format must be csv, jsonl or manifest" "$ERR" || fail "format: $(cat "$ERR")"
+grep -q "format must be csv, jsonl, manifest or openhtf" "$ERR" || fail "format: $(cat "$ERR")"
 expect_exit 2 S export --lot LX --format csv --token line-ca
 expect_exit 2 S export --lot LX --format csv extra
 expect_exit 2 S export --lot LX --format manifest          # no HSM options
