@@ -191,9 +191,18 @@ static int resolve(struct db *db, const char *key, char uid[65], int64_t *unit,
 			return rc;
 		}
 	}
-	if (lower_hex(key)) {
-		*how = "cert_serial";
-		return one_text(db, SQL_BY_SERIAL, key, 0, uid, 65, err);
+	/* serials are stored lower-case; one typed from a label may not be */
+	{
+		char low[65];
+		size_t i;
+
+		for (i = 0; key[i] && i < sizeof(low) - 1; i++)
+			low[i] = (char)(key[i] >= 'A' && key[i] <= 'F' ? key[i] - 'A' + 'a' : key[i]);
+		low[i] = '\0';
+		if (!key[i] && lower_hex(low)) {
+			*how = "cert_serial";
+			return one_text(db, SQL_BY_SERIAL, low, 0, uid, 65, err);
+		}
 	}
 	return ST_ENOTFOUND;
 }

@@ -186,6 +186,10 @@ static void test_trace_keys(void **state)
 	check_board_a(f, j);
 	json_decref(j);
 
+	assert_int_equal(db_trace_board(f->db, "A2", &j, &err), ST_OK);   /* upper-case serial */
+	check_board_a(f, j);
+	json_decref(j);
+
 	assert_int_equal(db_trace_board(f->db, "FFFFFFFFFFFFFFFFFFFFFFFF", &j, &err), ST_ENOTFOUND);
 	assert_null(j);
 	assert_non_null(strstr(err.msg, "no board, unit or certificate FFFFFFFFFFFFFFFFFFFFFFFF"));
