@@ -332,6 +332,49 @@ static void test_jsonl(void **state)
 	free(buf);
 }
 
+static int write_openhtf(const struct db_export_row *r, void *ctx)
+{
+	struct errbuf err;
+
+	return export_openhtf_row(ctx, r, &err);
+}
+
+/* OpenHTF records: one per unit; PASS, FAIL for a fail or a reject, ERROR for
+ * an interrupted unit; the outcome details carry the code and the words. */
+static void test_openhtf(void **state)
+{
+	static const char *const want[] = { "PASS", "FAIL", "PASS", "FAIL", "ERROR", "ERROR" };
+	struct fixture *f = *state;
+	struct errbuf err;
+	char *buf = NULL, *line, *save = NULL;
+	size_t len = 0;
+	FILE *fp = open_memstream(&buf, &len);
+	int n = 0;
+
+	assert_int_equal(db_export_lot(f->db, "L1", NULL, write_openhtf, fp, &err), ST_OK);
+	fclose(fp);
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save), n++) {
+		json_t *j = json_loads(line, JSON_REJECT_DUPLICATES, NULL), *d;
+
+		assert_non_null(j);
+		assert_true(n < 6);
+		assert_string_equal(json_string_value(json_object_get(j, "outcome")), want[n]);
+		assert_int_equal(json_object_size(j), 11);
+		d = json_array_get(json_object_get(j, "outcome_details"), 0);
+		assert_non_null(json_string_value(json_object_get(d, "code")));
+		assert_non_null(json_string_value(json_object_get(d, "description")));
+		assert_string_equal(json_string_value(json_object_get(json_object_get(j, "metadata"),
+								      "lot")), "L1");
+		assert_true(json_integer_value(json_object_get(j, "end_time_millis")) >=
+			    json_integer_value(json_object_get(j, "start_time_millis")));
+		if (n == 0)
+			assert_string_equal(json_string_value(json_object_get(d, "code")), "none");
+		json_decref(j);
+	}
+	assert_int_equal(n, 6);
+	free(buf);
+}
+
 /* Rework: the board's first PASS is superseded (its certificate revoked,
  * superseded) and a second PASS provisions it again.  Both are in the CSV
  * and JSON lines, with superseded_by and rework_id; the manifest has one
@@ -417,6 +460,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_csv, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_jsonl, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stranger_and_formulas, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_openhtf, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
