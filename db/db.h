@@ -193,7 +193,9 @@ const char *db_unit_status_name(enum db_unit_status s);
 /* Creates an in-progress unit row (durable before any work on the board).
  * Sets u->id and u->status; fills u->started_ms and u->station_id when unset. */
 ST_MUST_CHECK int db_unit_begin(struct db *db, struct db_unit *u, struct errbuf *err);
-/* Updates stage and any filled hash/serial fields of an in-progress unit. */
+/* Updates stage, the stage times so far (stage_ms, when filled) and any filled
+ * hash/serial fields of an in-progress unit: a unit interrupted by a crash
+ * keeps the times of the stages it finished. */
 ST_MUST_CHECK int db_unit_update(struct db *db, const struct db_unit *u, struct errbuf *err);
 /* The same, as a progress mark: written to the WAL without an fsync (survives
  * the process being killed; a power loss may lose it until the next full

@@ -41,7 +41,8 @@ static const char SQL_UPDATE[] =
 	"UPDATE units SET stage = ?1,"
 	" firmware_hash = CASE WHEN ?2 = '' THEN firmware_hash ELSE ?2 END,"
 	" cert_serial = CASE WHEN ?3 = '' THEN cert_serial ELSE ?3 END,"
-	" pubkey_hash = CASE WHEN ?4 = '' THEN pubkey_hash ELSE ?4 END"
+	" pubkey_hash = CASE WHEN ?4 = '' THEN pubkey_hash ELSE ?4 END,"
+	" stage_ms = CASE WHEN ?6 = '' THEN stage_ms ELSE ?6 END"
 	" WHERE id = ?5 AND status = 'in-progress'";
 static const char SQL_FINISH[] =
 	"UPDATE units SET status = ?1, stage = ?2, reason = ?3, finished_ms = ?4,"
@@ -59,7 +60,7 @@ static const char SQL_PASS_OF[] =
 static const char SQL_IN_PROGRESS[] =
 	"SELECT id, unique_id, lot, bay, operator, station_id, profile_hash, firmware_hash,"
 	" cert_serial, pubkey_hash, status, stage, reason, started_ms,"
-	" coalesce(finished_ms, 0) FROM units WHERE status = 'in-progress' ORDER BY id";
+	" coalesce(finished_ms, 0), stage_ms FROM units WHERE status = 'in-progress' ORDER BY id";
 
 int db_unit_begin(struct db *db, struct db_unit *u, struct errbuf *err)
 {
@@ -137,6 +138,7 @@ int db_unit_update(struct db *db, const struct db_unit *u, struct errbuf *err)
 	sqlite3_bind_text(st, 3, u->cert_serial, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 4, u->pubkey_hash, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 5, u->id);
+	sqlite3_bind_text(st, 6, u->stage_ms, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE)
@@ -412,6 +414,7 @@ int db_unit_foreach_in_progress(struct db *db,
 		copy_col(u->reason, sizeof(u->reason), st, 12);
 		u->started_ms = sqlite3_column_int64(st, 13);
 		u->finished_ms = sqlite3_column_int64(st, 14);
+		copy_col(u->stage_ms, sizeof(u->stage_ms), st, 15);
 	}
 	sqlite3_reset(st);
 	if (rc == SQLITE_NOMEM)
