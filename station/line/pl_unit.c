@@ -231,6 +231,17 @@ static int plain_words(enum ev_stage s, int rc, const struct errbuf *err, char *
 	/* the board client, the USB transport, the DFU host */
 	int below = err->origin == ST_ORIGIN_BOARD || err->origin == ST_ORIGIN_USB;
 
+	/* the line's own deadline: its message is already plain */
+	if (err->reason == ST_R_STAGE_DEADLINE || err->reason == ST_R_UNIT_DEADLINE)
+		return 0;
+	if (err->reason == ST_R_FLASH_XFER_SMALL) {
+		snprintf(out, cap, "board's DFU block size is too small: not flashed");
+		return 1;
+	}
+	if (err->reason == ST_R_FLASH_TOO_MANY_BLOCKS) {
+		snprintf(out, cap, "image needs too many DFU blocks for this board: not flashed");
+		return 1;
+	}
 	/* the board said no, with its own error code */
 	if (err->reason == ST_R_LOCK_REFUSED && s == EV_STAGE_LOCK) {
 		snprintf(out, cap, "board refused to lock");
