@@ -13,7 +13,7 @@ b() { echo "$PWD/mfg/boards/BP-000$1"; }
 
 mkfifo ctl
 exec 3<>ctl
-timeout 60 "$BUILD/fx-usbemu" --quiet --control ctl --board "1-2.1=$(b 1)" --board "1-2.2=$(b 2)" \
+timeout -k 5 60 "$BUILD/fx-usbemu" --quiet --control ctl --board "1-2.1=$(b 1)" --board "1-2.2=$(b 2)" \
 	--board "1-1=$(b 3)" --at 600:plug:1-1 -- \
 	"$STATION" --db st.db --station-id "$LINE_SID" --user op run --profile bp --lot BP \
 	--headless --bays 2 --max-units 3 > events.jsonl 2> run.err & emu=$!
@@ -32,7 +32,7 @@ grep -q "\"unit-result\",\"bay_index\":0,\"bay\":\"1-1\",\"unique_id\":\"$third\
 
 # 2. configured ports
 rm -f events.jsonl
-timeout 60 "$BUILD/fx-usbemu" --quiet --board "1-1=$(b 4)" --board "1-2=$(b 5)" -- \
+timeout -k 5 60 "$BUILD/fx-usbemu" --quiet --board "1-1=$(b 4)" --board "1-2=$(b 5)" -- \
 	"$STATION" --db st.db --station-id "$LINE_SID" --user op run --profile bp --lot BP \
 	--headless --bays 1-2 --max-units 1 > events.jsonl 2> run.err ||
 	fail "run with --bays 1-2: $(tail -3 run.err)"

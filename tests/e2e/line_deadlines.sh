@@ -13,7 +13,7 @@ LINE_PROFILE_EXTRA=$(printf '[deadlines]\nflash_s = 2\nunit_s = 30') line_bench 
 "$BUILD/fx-board" set mfg/boards/DL-0003 dfu_transfer_size 1 >/dev/null
 start=$EPOCHSECONDS
 rc=0
-timeout 60 "$BUILD/fx-usbemu" --quiet --board "1-1=$PWD/mfg/boards/DL-0001" \
+timeout -k 5 60 "$BUILD/fx-usbemu" --quiet --board "1-1=$PWD/mfg/boards/DL-0001" \
 	--board "1-2=$PWD/mfg/boards/DL-0002" --board "1-3=$PWD/mfg/boards/DL-0003" -- \
 	"$STATION" --db st.db --station-id "$LINE_SID" --user op run --profile dl --lot DL \
 	--headless --bays 3 --max-units 3 > events.jsonl 2> run.err || rc=$?

@@ -10,7 +10,7 @@ LINE_SID=flood-$$
 line_bench fl FL 1 --fault-mix 1*foreign_attest
 mkfifo ctl
 exec 3<>ctl
-timeout 60 "$BUILD/fx-usbemu" --quiet --control ctl --board "1-1=$PWD/mfg/boards/FL-0001" -- \
+timeout -k 5 60 "$BUILD/fx-usbemu" --quiet --control ctl --board "1-1=$PWD/mfg/boards/FL-0001" -- \
 	"$STATION" --db st.db --station-id "$LINE_SID" --user op run --profile fl --lot FL \
 	--headless --bays 1 > events.jsonl 2> run.err & emu=$!
 for n in 1 2 3; do

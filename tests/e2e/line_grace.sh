@@ -10,7 +10,7 @@ LINE_SID=grace-$$   # unique on this machine: see line_station_pids
 
 line_bench gr GR 1
 "$BUILD/fx-board" set mfg/boards/GR-0001 hang_at prove >/dev/null
-timeout 120 "$BUILD/fx-usbemu" --quiet --board "1-1=$PWD/mfg/boards/GR-0001" -- \
+timeout -k 5 120 "$BUILD/fx-usbemu" --quiet --board "1-1=$PWD/mfg/boards/GR-0001" -- \
 	"$STATION" --db st.db --station-id "$LINE_SID" --user op run --profile gr --lot GR \
 	--headless --bays 1 --grace 2 > events.jsonl 2> run.err & emu=$!
 wait_lines events.jsonl '"kind":"stage-begin".*"stage":"prove"' 1 $emu ||
