@@ -745,7 +745,10 @@ static int run_step(struct pl_unit *r, const struct pl_step *s)
 		if (clock_limit_check(&r->limit))
 			return limit_reached(r, ST_OK);
 		rc = s->run(r);
-		if (rc && clock_limit_check(&r->limit))
+		/* past the limit, even a step that succeeded fails the unit (a
+		 * stage's deadline is not reset by the next stage), but for the
+		 * commit: once recorded, a pass is a pass */
+		if ((rc || s->run != step_commit) && clock_limit_check(&r->limit))
 			return limit_reached(r, rc);
 		if (!rc || !s->retry_safe || attempt >= 1 || !transient(rc))
 			return rc;
