@@ -14,7 +14,7 @@ line_bench stopper LS 3 --knob keygen_ms=1500
 # away) and is plugged through the control FIFO right after the signal
 mkfifo ctl
 exec 3<>ctl
-timeout -k 5 120 "$BUILD/fx-usbemu" --quiet --control ctl --board "1-1=$PWD/mfg/boards/LS-0001" \
+timeout 120 "$BUILD/fx-usbemu" --quiet --control ctl --board "1-1=$PWD/mfg/boards/LS-0001" \
 	--board "1-2=$PWD/mfg/boards/LS-0002" --board "1-3=$PWD/mfg/boards/LS-0003" \
 	--at 600:plug:1-3 -- \
 	"$STATION" --db st.db --station-id "$LINE_SID" --user op run --profile stopper --lot LS \
