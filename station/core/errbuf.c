@@ -178,6 +178,10 @@ static const char *const reason_names[ST_R_COUNT] = {
 	[ST_R_READBACK]         = "readback_mismatch",
 	[ST_R_PROOF]            = "proof_failed",
 	[ST_R_INTERRUPTED]      = "interrupted",
+	[ST_R_STAGE_DEADLINE]   = "stage_deadline",
+	[ST_R_UNIT_DEADLINE]    = "unit_deadline",
+	[ST_R_FLASH_XFER_SMALL] = "flash_transfer_size",
+	[ST_R_FLASH_TOO_MANY_BLOCKS] = "flash_too_many_blocks",
 };
 
 const char *st_reason_name(enum st_reason r)

@@ -141,6 +141,11 @@ enum st_reason {
 	ST_R_READBACK,          /* the certificate read back is not the one written */
 	ST_R_PROOF,             /* proof of possession fails */
 	ST_R_INTERRUPTED,       /* the station stopped with the unit in flight */
+	/* deadlines and the DFU host's limits (issue 13) */
+	ST_R_STAGE_DEADLINE,    /* a stage ran past its deadline (profile [deadlines]) */
+	ST_R_UNIT_DEADLINE,     /* the unit ran past its overall deadline */
+	ST_R_FLASH_XFER_SMALL,  /* DFU wTransferSize below DFU_MIN_TRANSFER: refused */
+	ST_R_FLASH_TOO_MANY_BLOCKS, /* the image needs more than DFU_MAX_BLOCKS blocks */
 	ST_R_COUNT
 };
 
