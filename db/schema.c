@@ -168,7 +168,30 @@ const char *const db_migrations[] = {
 	 * a pass, an older row and a unit in progress. */
 	"ALTER TABLE units ADD COLUMN reason_code TEXT NOT NULL DEFAULT '';",
 
-	/* 5 -> 6: every row under the chain (db/rows.c).  The CRLs issued, one
+	/* 5 -> 6: records engineers analyse (issue 15; docs/database.md "Unit records").
+	 * The allowlist keeps the manufacturer's model and hardware revision of
+	 * each board; a unit keeps them too, with its reason in words without ids
+	 * (reason_plain: "<stage>: <st_reason_text>", the same for every unit with
+	 * the code), its duration and the time of each stage (stage_ms: a JSON
+	 * object {"detect":12,"flash":830,...} in stage order).  Indexes for
+	 * `station unit show`: a board's certificates and reworks, and the audit
+	 * events whose detail names a board or a serial (expression indexes; the
+	 * CASE keeps a malformed detail from failing a write). */
+	"ALTER TABLE allowlist ADD COLUMN model TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE allowlist ADD COLUMN hw_revision TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE units ADD COLUMN reason_plain TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE units ADD COLUMN duration_ms INTEGER;"
+	"ALTER TABLE units ADD COLUMN stage_ms TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE units ADD COLUMN model TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE units ADD COLUMN hw_revision TEXT NOT NULL DEFAULT '';"
+	"CREATE INDEX certificates_uid ON certificates(unique_id);"
+	"CREATE INDEX reworks_uid ON reworks(unique_id);"
+	"CREATE INDEX events_uid ON events("
+	"  (CASE WHEN json_valid(detail) THEN json_extract(detail, '$.unique_id') END));"
+	"CREATE INDEX events_serial ON events("
+	"  (CASE WHEN json_valid(detail) THEN json_extract(detail, '$.serial') END));",
+
+	/* 6 -> 7: every row under the chain (db/rows.c).  The CRLs issued, one
 	 * audited row each: number 1, 2, 3 ... (RFC 5280 5.2.3: it only grows,
 	 * whatever the clock does) and how many serials it listed (a later CRL
 	 * never lists fewer: db_crl_next()).  Like every migration, this one ends

@@ -25,6 +25,8 @@
 #     LINE_SAN                  [certificate] san, none when empty
 #     LINE_MAX_FAILURES         [policy] max_failures_in_row, default when empty
 #     LINE_PIN_ENV              pin_env = VAR instead of pin_file = hsm/pin
+#     LINE_PROFILE_EXTRA        lines appended to the profile (e.g. a [deadlines]
+#                               section; [policy] keys need LINE_MAX_FAILURES set)
 #
 # line_board_uid BOARD_DIR  the unique id of a board made by line_bench
 # line_station_pids MATCH
@@ -76,6 +78,7 @@ $pin_line
 [attestation]
 manufacturer_ca = mfg/mfr-ca.pem
 $policy
+${LINE_PROFILE_EXTRA:-}
 EOF
 	expect_exit 0 S profile add "$file"
 	expect_exit 0 S allowlist import "mfg/$lot.csv" --lot "$lot" --sig "mfg/$lot.csv.sig" \
