@@ -178,6 +178,7 @@ static const char *const reason_names[ST_R_COUNT] = {
 	[ST_R_READBACK]         = "readback_mismatch",
 	[ST_R_PROOF]            = "proof_failed",
 	[ST_R_INTERRUPTED]      = "interrupted",
+	[ST_R_HSM_UNREACHABLE]  = "hsm_unreachable",
 };
 
 const char *st_reason_name(enum st_reason r)

@@ -141,6 +141,9 @@ enum st_reason {
 	ST_R_READBACK,          /* the certificate read back is not the one written */
 	ST_R_PROOF,             /* proof of possession fails */
 	ST_R_INTERRUPTED,       /* the station stopped with the unit in flight */
+	/* the shared CA token (issue 16) */
+	ST_R_HSM_UNREACHABLE,   /* the token's transport or session failed (remote server
+				 * gone, token removed): the station reopens it by itself */
 	ST_R_COUNT
 };
 

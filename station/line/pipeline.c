@@ -60,6 +60,10 @@ static void *bay_main(void *arg)
 			bay->fails_in_row = 0;
 		} else if (out == EV_OUT_REJECT) {
 			line->counts.reject++;
+		} else if (r.u.reason_code == ST_R_HSM_UNREACHABLE) {
+			/* the shared token, not this bay's fixture: no hold, and the
+			 * bay's count stands as it was */
+			line->counts.fail++;
 		} else {
 			line->counts.fail++;
 			if (++bay->fails_in_row >= line->cfg.profile->max_failures_in_row && !bay->held) {
