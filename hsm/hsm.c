@@ -521,11 +521,12 @@ int hsm_open(const struct hsm_config *c, struct hsm **out, struct errbuf *err)
 	}
 	if ((rc = hsm_pin_read(c, pin, err)) != ST_OK)
 		goto fail;
-	rc = keep_pin(h, pin, err);
+	if ((rc = keep_pin(h, pin, err)) != ST_OK)
+		goto fail;
 	/* Failures before the login are retried until a deadline (the remoting's
-	 * start-up collisions); a failed login only when it cannot have counted. */
+	 * start-up collisions); a failed login as open_once says. */
 	until = clock_monotonic_ms() + OPEN_DEADLINE_MS;
-	for (int attempt = 1; rc == ST_OK; attempt++) {
+	for (int attempt = 1;; attempt++) {
 		rc = open_once(h, c, pin, &transient, err);
 		if (rc == ST_OK || !transient || clock_monotonic_ms() >= until ||
 		    (transient == 1 && h->slot && attempt >= OPEN_ATTEMPTS) ||
