@@ -28,7 +28,9 @@
  *   at once → REJECT with EV_ALERT.  Transport-level faults → FAIL.  Only
  *   idempotent steps (info, flash, keygen, CSR, attest, read-back) are retried,
  *   once, after a timeout or protocol error.  A bay with max_failures_in_row FAILs
- *   in a row is held until pl_line_clear_bay().
+ *   in a row is held until pl_line_clear_bay(); a FAIL with reason
+ *   ST_R_HSM_UNREACHABLE (the CA's shared token, not the bay) neither counts
+ *   nor resets the count.
  * - pl_recover() must run before the line accepts boards: units left in progress
  *   by a crash are marked interrupted and their certificates (reserved, issued, or
  *   injected but not committed) are revoked.
