@@ -47,7 +47,7 @@
  * collide for longer than two local opens do (a slot listing failed in ~10%
  * of opens with three at once).  Failures before the login are retried until
  * this deadline. */
-#define OPEN_DEADLINE_MS 10000
+#define OPEN_DEADLINE_MS 5000
 
 struct hsm {
 	PKCS11_CTX *ctx;
@@ -348,6 +348,14 @@ static int open_once(struct hsm *h, const struct hsm_config *c, const char *pin,
 		 * open may carry no PKCS#11 code at all */
 		*transient = ckr == 0 || hsm_ckr_is_transport(ckr);
 		h->slots = NULL;
+		if (strstr(c->module, "p11-kit-client")) {
+			const char *addr = getenv("P11_KIT_SERVER_ADDRESS");
+
+			return errbuf_set(err, ST_EHSM, "module %s: cannot list slots (CKR 0x%lx): "
+					  "no answer from the p11-kit server at %s", c->module, ckr,
+					  addr && *addr ? addr :
+					  "the default address (P11_KIT_SERVER_ADDRESS is not set)");
+		}
 		return errbuf_set(err, ST_EHSM, "module %s: cannot list slots (CKR 0x%lx)",
 				  c->module, ckr);
 	}

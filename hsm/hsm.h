@@ -22,7 +22,7 @@
  *   CKR_GENERAL_ERROR SoftHSM returns when two processes open one token at the
  *   same moment is retried a few times with a short random back-off; failures
  *   before the login (module load, slot listing: stations starting together
- *   on one remote token) are retried until a 10 s deadline.
+ *   on one remote token) are retried until a 5 s deadline.
  * - A struct hsm may be used by several threads at once for signing (libp11
  *   keeps a session pool per slot); open and close are not concurrent.
  *   PKCS#11 state is per process (one C_Initialize, one login for all sessions)

@@ -244,8 +244,9 @@ static void reconnect(struct pl_hsm *h)
 			return;
 		}
 		if (tries == 1 || tries % 10 == 0)
-			hsm_state(h, 0, ST_R_HSM_UNREACHABLE, "token %s unreachable (%d attempts): %s",
-				  hsm_token_label(h->hsm), tries, e.msg);
+			hsm_state(h, 0, ST_R_HSM_UNREACHABLE, "token %s still unreachable after %d "
+				  "attempt%s: %s", hsm_token_label(h->hsm), tries, tries == 1 ? "" : "s",
+				  e.msg);
 		clock_deadline(CLOCK_REALTIME, delay, &until);
 		while (!h->stopping && pthread_cond_timedwait(&h->cv, &h->mu, &until) == 0)
 			;

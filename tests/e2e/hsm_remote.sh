@@ -2,12 +2,13 @@
 # here is served by `p11-kit server` on a unix socket in the scratch directory,
 # and the station reaches it through p11-kit-client.so, with the same libp11
 # code as a local token.
-#  1. A lot through 2 bays of emulated boards; the server (and the
+#  1. A lot of 16 through 2 bays of emulated boards; the server (and the
 #     p11-kit-remote process serving the station) is killed mid-lot and
 #     started again: units during the outage FAIL with reason hsm_unreachable
 #     at the sign stage, no bay is held for them, the screen's header is told
 #     (hsm-state fail/ok), the line resumes by itself and later units PASS.
 #     Afterwards issued = injected + revoked and the audit chain verifies.
+#  0. With no server, `station run` refuses with one line naming the address.
 #  2. Three stations (three databases, one remote token) started at the same
 #     instant all pass pre-flight and each provisions its board.
 set -eu
@@ -20,7 +21,7 @@ SOFTHSM=/usr/lib/softhsm/libsofthsm2.so
 command -v p11-kit >/dev/null || fail "p11-kit is needed (apt-get install p11-kit)"
 [ -r "$CLIENT" ] || fail "$CLIENT is needed (apt-get install p11-kit-modules)"
 
-N=20
+N=16
 PORTS="1-1 1-2"
 LINE_MAX_FAILURES=2 LINE_HSM_MODULE=$CLIENT line_bench widget LR $((N + 3))
 board() { sed -n "$(($1 + 1))p" mfg/LR-boards.csv | cut -d, -f1; }   # the Nth board's dir
@@ -50,6 +51,16 @@ srv_stop() {
 	rm -f srv.pid "$SOCK"
 }
 trap srv_stop EXIT
+
+# --- no server: one clear line naming the address, within the start-up deadline
+t0=$EPOCHSECONDS
+expect_exit 1 S run --profile widget --lot LR --headless
+grep -q "HSM pre-flight failed: .*no answer from the p11-kit server at unix:path=$SOCK" "$ERR" ||
+	fail "no-server refusal: $(cat "$ERR")"
+[ "$(wc -l < "$ERR")" = 1 ] || fail "more than one line: $(cat "$ERR")"
+[ $((EPOCHSECONDS - t0)) -le 15 ] || fail "the refusal took $((EPOCHSECONDS - t0)) s"
+[ "$(q "SELECT count(*) FROM units")" = 0 ] || fail "a refused run recorded units"
+
 srv_start
 
 # --- 1. the lot, with the server killed and started again ---------------------
@@ -61,7 +72,7 @@ for p in $PORTS; do
 done
 mkfifo ctl
 # the operator swaps each finished board for the next; the outage starts after
-# the 5th result and ends once 4 units have failed on it
+# the 4th result and ends once 4 units have failed on it
 operator() {
 	local next=3 line port results=0 down=0 state=up
 	exec 3<>ctl
@@ -75,7 +86,7 @@ operator() {
 		esac
 		results=$((results + 1))
 		case $line in *'"reason_code":"hsm_unreachable"'*) down=$((down + 1)) ;; esac
-		if [ $state = up ] && [ $results -ge 5 ]; then
+		if [ $state = up ] && [ $results -ge 4 ]; then
 			srv_stop; state=down; echo "$results" > outage.start
 		elif [ $state = down ] && [ $down -ge 4 ]; then
 			srv_start; state=back; echo "$results" > outage.end
