@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 
 #include "core/clock.h"
 #include "core/event.h"
@@ -217,6 +218,7 @@ static void reconnect(struct pl_hsm *h)
 {
 	int64_t delay = PL_HSM_BACKOFF_MS, since = clock_monotonic_ms();
 	struct timespec until;
+	unsigned char jitter;
 	struct errbuf e;
 	int tries = 0, rc;
 
@@ -243,11 +245,15 @@ static void reconnect(struct pl_hsm *h)
 				pthread_cond_wait(&h->cv, &h->mu);
 			return;
 		}
-		if (tries == 1 || tries % 10 == 0)
+		if (tries % 10 == 0)
 			hsm_state(h, 0, ST_R_HSM_UNREACHABLE, "token %s still unreachable after %d "
 				  "attempt%s: %s", hsm_token_label(h->hsm), tries, tries == 1 ? "" : "s",
 				  e.msg);
-		clock_deadline(CLOCK_REALTIME, delay, &until);
+		/* jitter: stations that lost the server together do not all come
+		 * back at the same instant (the token's start-up collisions) */
+		if (RAND_bytes(&jitter, 1) != 1)
+			jitter = 0;
+		clock_deadline(CLOCK_REALTIME, delay + delay * jitter / 512, &until);
 		while (!h->stopping && pthread_cond_timedwait(&h->cv, &h->mu, &until) == 0)
 			;
 		delay = delay * 2 > PL_HSM_BACKOFF_MAX_MS ? PL_HSM_BACKOFF_MAX_MS : delay * 2;

@@ -15,7 +15,7 @@
  *   token was unplugged) the unit in progress FAILs with hsm_unreachable, the
  *   bus gets EV_HSM_STATE FAIL (reason_code hsm_unreachable), and a thread
  *   reopens the token (hsm_reopen: one login per attempt) with a backoff of
- *   100 ms doubling to 1 s, until it is back (EV_HSM_STATE OK) or
+ *   100 ms doubling to 1 s (plus up to 50% jitter), until it is back (EV_HSM_STATE OK) or
  *   pl_hsm_close() stops it (the wait wakes at once).  A refused PIN is never
  *   tried again: EV_HSM_STATE FAIL (reason hsm_pin) and the token stays down.
  *   While it is down a unit reaching signing waits up to 1.5 s for it, then
