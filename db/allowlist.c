@@ -125,6 +125,8 @@ static int insert_row(const struct allowlist_row *row, void *ctx, struct errbuf 
 	sqlite3_bind_text(im->ins, 2, row->unique_id, IDS_UID_LEN, SQLITE_STATIC);
 	sqlite3_bind_text(im->ins, 3, im->sha_hex, 64, SQLITE_STATIC);
 	sqlite3_bind_int64(im->ins, 4, row->line);
+	sqlite3_bind_text(im->ins, 5, row->model, -1, SQLITE_STATIC);
+	sqlite3_bind_text(im->ins, 6, row->hw_revision, -1, SQLITE_STATIC);
 	rc = sqlite3_step(im->ins);
 	sqlite3_reset(im->ins);
 	if (rc == SQLITE_DONE)
@@ -139,7 +141,8 @@ static const char SQL_LOT_INSERT[] =
 static const char SQL_LOT_ID[] = "SELECT id FROM lots WHERE name = ?";
 static const char SQL_ALLOW_MAX[] = "SELECT coalesce(max(id), 0) FROM allowlist";
 static const char SQL_ALLOW_INSERT[] =
-	"INSERT INTO allowlist (lot_id, unique_id, import_sha256, line) VALUES (?, ?, ?, ?)";
+	"INSERT INTO allowlist (lot_id, unique_id, import_sha256, line, model, hw_revision)"
+	" VALUES (?, ?, ?, ?, ?, ?)";
 
 static int lot_id_locked(struct db *db, const char *lot, int create, int64_t *id,
 			 struct errbuf *err)

@@ -159,6 +159,8 @@ enum db_unit_status {
 	DB_UNIT_INTERRUPTED,       /* found in progress at start-up */
 };
 
+#define DB_UNIT_STAGE_MS_LEN 512
+
 struct db_unit {
 	int64_t id;
 	char    unique_id[65];
@@ -176,6 +178,13 @@ struct db_unit {
 	enum st_reason reason_code;  /* why it did not pass (stored as st_reason_name,
 				      * '' for ST_R_NONE) */
 	int64_t started_ms, finished_ms;
+	/* what db_unit_finish() stores besides (migration 6): reason_plain, when
+	 * empty, is made from stage and reason_code ("flash: the board stopped
+	 * answering"); stage_ms is a JSON object of stage times in ms, stage
+	 * order ({"detect":3,"identify":12,...}), "" when unknown; model and
+	 * hw_revision come from the allowlist row of unique_id. */
+	char    reason_plain[160];
+	char    stage_ms[DB_UNIT_STAGE_MS_LEN];
 };
 
 /* "in-progress", "pass", "fail", "reject", "interrupted" (as stored). */
@@ -184,7 +193,9 @@ const char *db_unit_status_name(enum db_unit_status s);
 /* Creates an in-progress unit row (durable before any work on the board).
  * Sets u->id and u->status; fills u->started_ms and u->station_id when unset. */
 ST_MUST_CHECK int db_unit_begin(struct db *db, struct db_unit *u, struct errbuf *err);
-/* Updates stage and any filled hash/serial fields of an in-progress unit. */
+/* Updates stage, the stage times so far (stage_ms, when filled) and any filled
+ * hash/serial fields of an in-progress unit: a unit interrupted by a crash
+ * keeps the times of the stages it finished. */
 ST_MUST_CHECK int db_unit_update(struct db *db, const struct db_unit *u, struct errbuf *err);
 /* The same, as a progress mark: written to the WAL without an fsync (survives
  * the process being killed; a power loss may lose it until the next full
@@ -192,7 +203,9 @@ ST_MUST_CHECK int db_unit_update(struct db *db, const struct db_unit *u, struct 
  * rests on. */
 ST_MUST_CHECK int db_unit_progress(struct db *db, const struct db_unit *u, struct errbuf *err);
 /* Final verdict: status, stage, reason, reason code, finished time (now if 0) and any filled
- * hash/serial fields; appends an audit event (actor: the operator).  ST_EEXIST
+ * hash/serial fields, with reason_plain, duration_ms (finished - started),
+ * stage_ms, model and hw_revision; appends an audit event (actor: the
+ * operator) whose detail carries them all (unit-result, docs/database.md).  ST_EEXIST
  * when the id already has a PASS unit; ST_ESTATE when u is not in progress. */
 ST_MUST_CHECK int db_unit_finish(struct db *db, const struct db_unit *u, struct errbuf *err);
 /* ST_OK + *found=1 if unique_id has a PASS unit (already provisioned). */

@@ -19,19 +19,23 @@ static const char SQL_LOT_KNOWN[] =
 /* The first finished attempt of each board: SQLite gives the bare column
  * `status` from the row that holds min(id) of its group (one pass over the
  * lot's units, where a NOT EXISTS per unit was quadratic on the lot index). */
+#define IN_LOT "unique_id IN (SELECT a.unique_id FROM allowlist a JOIN lots l" \
+	" ON l.id = a.lot_id WHERE l.name = ?1)"
 static const char SQL_COUNTS[] =
 	"SELECT count(*),"
 	" coalesce(sum(status = 'pass'), 0), coalesce(sum(status = 'fail'), 0),"
 	" coalesce(sum(status = 'reject'), 0), coalesce(sum(status = 'interrupted'), 0),"
 	" coalesce(sum(status = 'in-progress'), 0),"
 	" coalesce(sum(status = 'pass' AND superseded_by IS NOT NULL), 0),"
-	" count(DISTINCT CASE WHEN unique_id <> '' THEN unique_id END),"
-	" count(DISTINCT CASE WHEN unique_id <> '' AND status = 'pass' THEN unique_id END),"
-	" count(DISTINCT CASE WHEN unique_id <> '' AND status <> 'in-progress' THEN unique_id END),"
+	" count(DISTINCT CASE WHEN in_lot THEN unique_id END),"
+	" count(DISTINCT CASE WHEN in_lot AND status = 'pass' THEN unique_id END),"
+	" count(DISTINCT CASE WHEN in_lot AND status <> 'in-progress' THEN unique_id END),"
 	" (SELECT count(*) FROM (SELECT status, min(id) FROM units WHERE lot = ?1"
-	"   AND unique_id <> '' AND status <> 'in-progress' GROUP BY unique_id)"
-	"  WHERE status = 'pass')"
-	" FROM units WHERE lot = ?1";
+	"   AND " IN_LOT " AND status <> 'in-progress' GROUP BY unique_id)"
+	"  WHERE status = 'pass'),"
+	" count(DISTINCT CASE WHEN NOT in_lot AND unique_id <> '' THEN unique_id END),"
+	" coalesce(sum(NOT in_lot), 0)"
+	" FROM (SELECT *, " IN_LOT " AS in_lot FROM units WHERE lot = ?1)";
 
 /* units.cert_serial names the certificate once the unit has a verdict (the
  * pipeline finishes a unit with the serial it was issued).  A unit without
@@ -45,7 +49,9 @@ static const char SQL_ROWS[] =
 	" u.firmware_hash, u.pubkey_hash, u.started_ms, coalesce(u.finished_ms, 0),"
 	" coalesce(c.serial, ''), coalesce(c.status, ''), c.der, coalesce(c.issued_ms, 0),"
 	" coalesce(c.revoked_ms, 0), coalesce(c.revoke_reason, ''),"
-	" coalesce(u.superseded_by, 0), coalesce(u.rework_id, 0)"
+	" coalesce(u.superseded_by, 0), coalesce(u.rework_id, 0),"
+	" u.reason_code, u.reason_plain, coalesce(u.duration_ms, -1), u.stage_ms, u.model,"
+	" u.hw_revision, u." IN_LOT
 	" FROM units u"
 	" LEFT JOIN certificates c ON c.status IN ('issued', 'injected', 'revoked')"
 	"  AND c.serial = CASE WHEN u.cert_serial <> '' THEN u.cert_serial ELSE"
@@ -115,6 +121,8 @@ static int read_counts(struct db *db, const char *lot, struct db_export_counts *
 		c->boards_passed = sqlite3_column_int64(st, 8);
 		c->boards_finished = sqlite3_column_int64(st, 9);
 		c->boards_first_pass = sqlite3_column_int64(st, 10);
+		c->strangers = sqlite3_column_int64(st, 11);
+		c->stranger_units = sqlite3_column_int64(st, 12);
 		rc = ST_OK;
 	} else {
 		rc = db_sqlerr(db, rc, err, "count units");
@@ -164,6 +172,13 @@ static int walk_rows(struct db *db, const char *lot,
 		r.revoke_reason = col_str(st, 21);
 		r.superseded_by = sqlite3_column_int64(st, 22);
 		r.rework_id = sqlite3_column_int64(st, 23);
+		r.reason_code = col_str(st, 24);
+		r.reason_plain = col_str(st, 25);
+		r.duration_ms = sqlite3_column_int64(st, 26);
+		r.stage_ms = col_str(st, 27);
+		r.model = col_str(st, 28);
+		r.hw_revision = col_str(st, 29);
+		r.on_allowlist = sqlite3_column_int(st, 30);
 		if ((stop = fn(&r, ctx))) {
 			sqlite3_finalize(st);
 			return stop;

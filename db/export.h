@@ -46,17 +46,29 @@ struct db_export_row {
 	size_t cert_der_len;
 	int64_t issued_ms, revoked_ms; /* 0 when not */
 	const char *revoke_reason;     /* RFC 5280 name, "" when not revoked */
+	/* migration 6 (docs/database.md "Unit records") */
+	const char *reason_code;       /* st_reason_name, "" for a pass */
+	const char *reason_plain;      /* the reason without ids, "" for a pass */
+	int64_t duration_ms;           /* -1 when unknown (in progress, older rows) */
+	const char *stage_ms;          /* JSON object of stage times, "" when unknown */
+	const char *model, *hw_revision;   /* from the allowlist, "" when not known */
+	int on_allowlist;              /* the board is on this lot's allowlist */
 };
 
 /* Units are attempts; boards are distinct unique ids.  Yield = boards with a
  * PASS / boards; first-pass yield = boards whose first finished attempt was a
- * PASS / boards with a finished attempt (as the line's screen counts it). */
+ * PASS / boards with a finished attempt (as the line's screen counts it).
+ * Boards are those on the lot's allowlist only: a stranger (a board tried on
+ * the lot but not on its allowlist, rejected not_on_lot) is counted apart
+ * and never in a yield. */
 struct db_export_counts {
 	int64_t units, pass, fail, reject, interrupted, in_progress;
 	int64_t superseded;            /* PASS units a rework superseded (in pass too) */
 	int64_t boards, boards_passed;
 	int64_t boards_finished, boards_first_pass;
 	int64_t allowlisted;           /* ids on the lot's allowlist */
+	int64_t strangers;             /* distinct ids tried, not on the allowlist */
+	int64_t stranger_units;        /* their units, with the units of no valid id */
 };
 
 ST_MUST_CHECK int db_export_lot(struct db *db, const char *lot, struct db_export_counts *counts,

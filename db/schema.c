@@ -167,6 +167,29 @@ const char *const db_migrations[] = {
 	 * the records decide on, where reason is the sentence for people.  '' for
 	 * a pass, an older row and a unit in progress. */
 	"ALTER TABLE units ADD COLUMN reason_code TEXT NOT NULL DEFAULT '';",
+
+	/* 5 -> 6: records engineers analyse (issue 15; docs/database.md "Unit records").
+	 * The allowlist keeps the manufacturer's model and hardware revision of
+	 * each board; a unit keeps them too, with its reason in words without ids
+	 * (reason_plain: "<stage>: <st_reason_text>", the same for every unit with
+	 * the code), its duration and the time of each stage (stage_ms: a JSON
+	 * object {"detect":12,"flash":830,...} in stage order).  Indexes for
+	 * `station unit show`: a board's certificates and reworks, and the audit
+	 * events whose detail names a board or a serial (expression indexes; the
+	 * CASE keeps a malformed detail from failing a write). */
+	"ALTER TABLE allowlist ADD COLUMN model TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE allowlist ADD COLUMN hw_revision TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE units ADD COLUMN reason_plain TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE units ADD COLUMN duration_ms INTEGER;"
+	"ALTER TABLE units ADD COLUMN stage_ms TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE units ADD COLUMN model TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE units ADD COLUMN hw_revision TEXT NOT NULL DEFAULT '';"
+	"CREATE INDEX certificates_uid ON certificates(unique_id);"
+	"CREATE INDEX reworks_uid ON reworks(unique_id);"
+	"CREATE INDEX events_uid ON events("
+	"  (CASE WHEN json_valid(detail) THEN json_extract(detail, '$.unique_id') END));"
+	"CREATE INDEX events_serial ON events("
+	"  (CASE WHEN json_valid(detail) THEN json_extract(detail, '$.serial') END));",
 };
 
 const int db_migrations_count = sizeof(db_migrations) / sizeof(db_migrations[0]);

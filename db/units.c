@@ -41,22 +41,26 @@ static const char SQL_UPDATE[] =
 	"UPDATE units SET stage = ?1,"
 	" firmware_hash = CASE WHEN ?2 = '' THEN firmware_hash ELSE ?2 END,"
 	" cert_serial = CASE WHEN ?3 = '' THEN cert_serial ELSE ?3 END,"
-	" pubkey_hash = CASE WHEN ?4 = '' THEN pubkey_hash ELSE ?4 END"
+	" pubkey_hash = CASE WHEN ?4 = '' THEN pubkey_hash ELSE ?4 END,"
+	" stage_ms = CASE WHEN ?6 = '' THEN stage_ms ELSE ?6 END"
 	" WHERE id = ?5 AND status = 'in-progress'";
 static const char SQL_FINISH[] =
 	"UPDATE units SET status = ?1, stage = ?2, reason = ?3, finished_ms = ?4,"
 	" firmware_hash = CASE WHEN ?5 = '' THEN firmware_hash ELSE ?5 END,"
 	" cert_serial = CASE WHEN ?6 = '' THEN cert_serial ELSE ?6 END,"
 	" pubkey_hash = CASE WHEN ?7 = '' THEN pubkey_hash ELSE ?7 END,"
-	" reason_code = ?9"
+	" reason_code = ?9, reason_plain = ?10, duration_ms = ?11, stage_ms = ?12,"
+	" model = ?13, hw_revision = ?14"
 	" WHERE id = ?8 AND status = 'in-progress'";
+static const char SQL_MODEL_OF[] =
+	"SELECT model, hw_revision FROM allowlist WHERE unique_id = ?";
 static const char SQL_STATUS_OF[] = "SELECT status FROM units WHERE id = ?";
 static const char SQL_PASS_OF[] =
 	"SELECT id FROM units WHERE unique_id = ? AND status = 'pass' AND superseded_by IS NULL";
 static const char SQL_IN_PROGRESS[] =
 	"SELECT id, unique_id, lot, bay, operator, station_id, profile_hash, firmware_hash,"
 	" cert_serial, pubkey_hash, status, stage, reason, started_ms,"
-	" coalesce(finished_ms, 0) FROM units WHERE status = 'in-progress' ORDER BY id";
+	" coalesce(finished_ms, 0), stage_ms FROM units WHERE status = 'in-progress' ORDER BY id";
 
 int db_unit_begin(struct db *db, struct db_unit *u, struct errbuf *err)
 {
@@ -134,6 +138,7 @@ int db_unit_update(struct db *db, const struct db_unit *u, struct errbuf *err)
 	sqlite3_bind_text(st, 3, u->cert_serial, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 4, u->pubkey_hash, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 5, u->id);
+	sqlite3_bind_text(st, 6, u->stage_ms, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE)
@@ -192,14 +197,89 @@ int db_unit_progress(struct db *db, const struct db_unit *u, struct errbuf *err)
 	return rc ? rc : rc2;
 }
 
+/* The board's model and hardware revision as its allowlist row gives them
+ * ("" for a board on no allowlist). */
+static int model_of(struct db *db, const char *uid, char model[65], char hw[65],
+		    struct errbuf *err)
+{
+	sqlite3_stmt *st = db_stmt(db, SQL_MODEL_OF, err);
+	int rc;
+
+	model[0] = hw[0] = '\0';
+	if (!st)
+		return ST_EDB;
+	sqlite3_bind_text(st, 1, uid, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		snprintf(model, 65, "%s", (const char *)sqlite3_column_text(st, 0));
+		snprintf(hw, 65, "%s", (const char *)sqlite3_column_text(st, 1));
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? ST_OK : db_sqlerr(db, rc, err, "read allowlist");
+}
+
+/* The reason without ids: the same words for every unit with this code at
+ * this stage, so failures group ("flash: the board stopped answering"). */
+static void plain_reason(const struct db_unit *u, char *out, size_t cap)
+{
+	if (u->reason_plain[0])
+		snprintf(out, cap, "%s", u->reason_plain);
+	else if (u->reason_code == ST_R_NONE)
+		out[0] = '\0';
+	else
+		snprintf(out, cap, "%s: %s", u->stage, st_reason_text(u->reason_code));
+}
+
+/* The unit-result detail: every column the verdict writes. */
+static char *finish_detail(const struct db_unit *u, const char *plain, int64_t duration,
+			   const char *model, const char *hw)
+{
+	json_t *stages = u->stage_ms[0] ? json_loads(u->stage_ms, 0, NULL) : NULL;
+	json_t *j;
+	char *detail;
+
+	j = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s,"
+		      " s:s, s:s, s:o, s:o, s:s, s:s}",
+		      "unit", (json_int_t)u->id, "unique_id", u->unique_id, "lot", u->lot,
+		      "bay", u->bay, "status", status_names[u->status], "stage", u->stage,
+		      "reason", u->reason, "cert_serial", u->cert_serial,
+		      "pubkey_hash", u->pubkey_hash, "profile_hash", u->profile_hash,
+		      "reason_code", u->reason_code == ST_R_NONE ? "" : st_reason_name(u->reason_code),
+		      "reason_plain", plain,
+		      "duration_ms", duration >= 0 ? json_integer(duration) : json_null(),
+		      "stage_ms", json_is_object(stages) ? stages : json_null(),
+		      "model", model, "hw_revision", hw);
+	if (stages && !json_is_object(stages))
+		json_decref(stages);
+	detail = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	json_decref(j);
+	return detail;
+}
+
+static int json_is_object_text(const char *s)
+{
+	json_t *j = json_loads(s, 0, NULL);
+	int ok = json_is_object(j);
+
+	json_decref(j);
+	return ok;
+}
+
 static int finish_locked(struct db *db, const struct db_unit *u, int64_t finished,
 			 struct errbuf *err)
 {
 	sqlite3_stmt *st;
-	json_t *j;
-	char *detail;
+	char *detail, plain[sizeof(u->reason_plain)], model[65], hw[65];
+	int64_t duration = u->started_ms > 0 && finished >= u->started_ms ?
+			   finished - u->started_ms : -1;
 	int rc;
 
+	if (u->stage_ms[0] && !json_is_object_text(u->stage_ms))
+		return errbuf_set(err, ST_EINVAL, "unit %lld: stage times are not a JSON object",
+				  (long long)u->id);
+	if ((rc = model_of(db, u->unique_id, model, hw, err)))
+		return rc;
+	plain_reason(u, plain, sizeof(plain));
 	if (!(st = db_stmt(db, SQL_FINISH, err)))
 		return ST_EDB;
 	sqlite3_bind_text(st, 1, status_names[u->status], -1, SQLITE_STATIC);
@@ -212,6 +292,14 @@ static int finish_locked(struct db *db, const struct db_unit *u, int64_t finishe
 	sqlite3_bind_int64(st, 8, u->id);
 	sqlite3_bind_text(st, 9, u->reason_code == ST_R_NONE ? "" : st_reason_name(u->reason_code),
 			  -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 10, plain, -1, SQLITE_STATIC);
+	if (duration >= 0)
+		sqlite3_bind_int64(st, 11, duration);
+	else
+		sqlite3_bind_null(st, 11);
+	sqlite3_bind_text(st, 12, u->stage_ms, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 13, model, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 14, hw, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE) {
@@ -223,13 +311,7 @@ static int finish_locked(struct db *db, const struct db_unit *u, int64_t finishe
 	}
 	if (sqlite3_changes(db->sq) == 0)
 		return not_in_progress(db, u->id, err);
-	j = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
-		      "unit", (json_int_t)u->id, "unique_id", u->unique_id, "lot", u->lot,
-		      "bay", u->bay, "status", status_names[u->status], "stage", u->stage,
-		      "reason", u->reason, "cert_serial", u->cert_serial,
-		      "pubkey_hash", u->pubkey_hash, "profile_hash", u->profile_hash);
-	detail = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-	json_decref(j);
+	detail = finish_detail(u, plain, duration, model, hw);
 	if (!detail)
 		return errbuf_set(err, ST_EINVAL, "unit %lld: a field is not valid UTF-8",
 				  (long long)u->id);
@@ -332,6 +414,7 @@ int db_unit_foreach_in_progress(struct db *db,
 		copy_col(u->reason, sizeof(u->reason), st, 12);
 		u->started_ms = sqlite3_column_int64(st, 13);
 		u->finished_ms = sqlite3_column_int64(st, 14);
+		copy_col(u->stage_ms, sizeof(u->stage_ms), st, 15);
 	}
 	sqlite3_reset(st);
 	if (rc == SQLITE_NOMEM)

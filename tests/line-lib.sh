@@ -25,6 +25,8 @@
 #     LINE_SAN                  [certificate] san, none when empty
 #     LINE_MAX_FAILURES         [policy] max_failures_in_row, default when empty
 #     LINE_PIN_ENV              pin_env = VAR instead of pin_file = hsm/pin
+#     LINE_PROFILE_EXTRA        lines appended to the profile (e.g. a [deadlines]
+#                               section; [policy] keys need LINE_MAX_FAILURES set)
 #     LINE_HSM_MODULE           [hsm] module (default SoftHSM's, with its
 #                               softhsm2_conf); another module gets no softhsm2_conf
 #                               (e.g. p11-kit-client.so: tests/e2e/hsm_remote.sh)
@@ -80,6 +82,7 @@ $pin_line
 [attestation]
 manufacturer_ca = mfg/mfr-ca.pem
 $policy
+${LINE_PROFILE_EXTRA:-}
 EOF
 	expect_exit 0 S profile add "$file"
 	expect_exit 0 S allowlist import "mfg/$lot.csv" --lot "$lot" --sig "mfg/$lot.csv.sig" \

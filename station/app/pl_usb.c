@@ -29,6 +29,7 @@ struct pl_usb_board {
 	struct pl_usb *u;
 	struct usb_board *ub;
 	struct board *b;
+	struct clock_limit limit;    /* the stage's: read by board_client and dfu */
 };
 
 static uint8_t *dup_blob(const struct proto_blob *bl, size_t *len)
@@ -88,6 +89,7 @@ static int ub_flash(void *h, const uint8_t *image, size_t len, pl_progress_fn cb
 	uint8_t d[32];
 
 	memset(&o, 0, sizeof(o));
+	o.limit = &pb->limit;
 	o.progress = on_dfu_progress;
 	o.arg = &fp;
 	SHA256(image, len, d);
@@ -203,9 +205,16 @@ static void ub_close(void *h)
 	free(pb);
 }
 
+static void ub_set_limit(void *h, const struct clock_limit *l)
+{
+	struct pl_usb_board *pb = h;
+
+	pb->limit = *l;
+}
+
 static const struct pl_board_ops usb_board_ops = {
 	ub_info, ub_flash, ub_keygen, ub_get_csr, ub_attest, ub_write_cert,
-	ub_read_cert, ub_prove, ub_lock, ub_close,
+	ub_read_cert, ub_prove, ub_lock, ub_close, ub_set_limit,
 };
 
 static int t_scan(void *ctx, struct pl_present *out, int max, int *n, struct errbuf *err)
@@ -234,16 +243,18 @@ static int t_open(void *ctx, const char *port, const struct pl_board_ops **ops,
 {
 	struct pl_usb *u = ctx;
 	struct pl_usb_board *pb = calloc(1, sizeof(*pb));
+	struct board_opts bo = u->bopts;
 	int rc;
 
 	if (!pb)
 		return errbuf_set(err, ST_ENOMEM, "out of memory");
 	pb->u = u;
+	bo.limit = &pb->limit;
 	if ((rc = usb_open(u->ctx, port, &pb->ub, err))) {
 		free(pb);
 		return rc;
 	}
-	if ((rc = board_new(&pb->b, pb->ub, &u->bopts, err))) {
+	if ((rc = board_new(&pb->b, pb->ub, &bo, err))) {
 		usb_close(pb->ub);
 		free(pb);
 		return rc;

@@ -169,6 +169,8 @@ int app_session_start(struct app_session *s, struct errbuf *err)
 	cfg.nbays = o->nbays;
 	cfg.max_units = o->max_units;
 	cfg.scan_interval_ms = o->scan_interval_ms;
+	cfg.bay_ports = o->bay_ports;
+	cfg.grace_ms = o->grace_ms;
 	cfg.image = s->image;
 	cfg.image_len = s->image_len;
 	cfg.mfr_ca_der = s->mfr;

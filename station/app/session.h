@@ -57,6 +57,8 @@ struct app_session_opts {
 	int nbays;                     /* 1..PL_MAX_BAYS */
 	int max_units;                 /* 0 = until stopped */
 	int scan_interval_ms;          /* 0 = the line's default */
+	const char (*bay_ports)[EV_BAY_LEN]; /* NULL, or nbays ports (pl_config.bay_ports) */
+	int grace_ms;                  /* 0 = the line's default (30 s) */
 	struct ev_bus *bus;
 	/* Where boards come from; NULL = libusb, by the profile's VID:PID. */
 	const struct pl_transport *boards;

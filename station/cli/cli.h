@@ -63,5 +63,6 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv);        /* cmd_run.c */
 int cmd_rework(struct cli_ctx *ctx, int argc, char **argv);     /* cmd_rework.c */
 int cmd_role(struct cli_ctx *ctx, int argc, char **argv);       /* cmd_role.c */
 int cmd_export(struct cli_ctx *ctx, int argc, char **argv);     /* cmd_export.c */
+int cmd_unit(struct cli_ctx *ctx, int argc, char **argv);       /* cmd_unit.c */
 
 #endif

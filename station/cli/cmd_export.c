@@ -1,5 +1,5 @@
 /*
- * station export --lot LOT --format csv|jsonl|manifest [--out FILE] [HSM-OPTIONS]
+ * station export --lot LOT --format csv|jsonl|manifest|openhtf [--out FILE] [HSM-OPTIONS]
  * station export verify MANIFEST --signer PUBKEY.pem [--ca CA.pem]
  * station export signer [--out FILE] HSM-OPTIONS
  *
@@ -45,7 +45,7 @@
 static void export_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: station export --lot LOT --format csv|jsonl|manifest [--out FILE]\n"
+		"usage: station export --lot LOT --format csv|jsonl|manifest|openhtf [--out FILE]\n"
 		"                      [HSM-OPTIONS]\n"
 		"       station export verify MANIFEST --signer PUBKEY.pem [--ca CA.pem]\n"
 		"       station export signer [--out FILE] HSM-OPTIONS\n"
@@ -53,7 +53,8 @@ static void export_usage(FILE *f)
 		"Export every unit of a lot, passed and failed: csv (one row per unit, fixed\n"
 		"header) or jsonl (one object per unit, then a summary with the yield).\n"
 		"manifest: one JWS (ES256, signed by the HSM audit key) per passed unit with\n"
-		"its certificate chain and public key; needs the HSM options.  Written to\n"
+		"its certificate chain and public key; needs the HSM options.  openhtf: one\n"
+		"OpenHTF test record (JSON) per unit, one per line.  Written to\n"
 		"stdout, or atomically to --out FILE (mode 0644).  Each export is audited.\n"
 		"\n"
 		"verify: check a manifest offline against the signer's public key (PEM) and,\n"
@@ -153,6 +154,8 @@ static int walk_row(const struct db_export_row *r, void *ctx)
 		return export_csv_row(w->f, r, w->err);
 	case EXPORT_JSONL:
 		return export_jsonl_row(w->f, r, w->err);
+	case EXPORT_OPENHTF:
+		return export_openhtf_row(w->f, r, w->err);
 	default:
 		return strcmp(r->status, "pass") || r->superseded_by ? ST_OK :
 			manifest_add(&w->mw, r, w->err);
@@ -215,10 +218,13 @@ static void print_summary(FILE *f, const char *lot, enum export_format fmt,
 	if (y < 0)
 		fprintf(f, "yield -");
 	else
-		fprintf(f, "yield %.1f%% (%lld of %lld boards)", 100 * y,
+		fprintf(f, "yield %.1f%% (%lld of %lld boards on the allowlist)", 100 * y,
 			(long long)c->boards_passed, (long long)c->boards);
 	if (fpy >= 0)
 		fprintf(f, ", first-pass yield %.1f%%", 100 * fpy);
+	/* boards not on the lot's allowlist never count in its yield */
+	fprintf(f, "; %lld strangers (%lld units) not counted", (long long)c->strangers,
+		(long long)c->stranger_units);
 	fprintf(f, "; sha256 %s -> %s\n", sha, out ? out : "stdout");
 }
 
@@ -477,7 +483,7 @@ int cmd_export(struct cli_ctx *ctx, int argc, char **argv)
 			break;
 		case 'f':
 			if ((fmt = export_format_parse(optarg)) < 0)
-				return cli_usage_error("export", "--format must be csv, jsonl or manifest, not '%s'",
+				return cli_usage_error("export", "--format must be csv, jsonl, manifest or openhtf, not '%s'",
 						       optarg);
 			break;
 		case 'o':
@@ -490,7 +496,7 @@ int cmd_export(struct cli_ctx *ctx, int argc, char **argv)
 	if (optind < argc)
 		return cli_usage_error("export", "unexpected argument '%s'", argv[optind]);
 	if (!lot || fmt < 0)
-		return cli_usage_error("export", "--lot LOT and --format csv|jsonl|manifest are needed");
+		return cli_usage_error("export", "--lot LOT and --format csv|jsonl|manifest|openhtf are needed");
 	if (out && !*out)
 		return cli_usage_error("export", "--out needs a file name");
 	if (hsm_opts && fmt != EXPORT_MANIFEST)

@@ -36,13 +36,18 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: station run --profile NAME --lot LOT [--headless] [--bays N]\n"
-		"                   [--max-units N] [--operator NAME]\n"
+		"usage: station run --profile NAME --lot LOT [--headless] [--bays N|PORT,...]\n"
+		"                   [--max-units N] [--operator NAME] [--grace SECONDS]\n"
 		"\n"
 		"  --profile NAME   product profile (station profile add FILE)\n"
 		"  --lot LOT        the lot being provisioned (its allowlist must be imported)\n"
 		"  --headless       one JSON object per event per line on stdout, no screen\n"
-		"  --bays N         bays (tiles) on the bench, 1..%d (default 4)\n"
+		"  --bays N         bays (tiles) on the bench, 1..%d (default 4); a bay is\n"
+		"                   lent to the port of the board plugged, until it leaves\n"
+		"  --bays PORT,...  the bays are these USB port paths, in order (station usb\n"
+		"                   list shows them); a board on another port is ignored\n"
+		"  --grace SECONDS  on quit, how long units in flight may finish before\n"
+		"                   they are abandoned as interrupted (0..3600, default 30)\n"
 		"  --max-units N    stop after N results (pass, fail or reject)\n"
 		"  --operator NAME  who runs the line (default: --user)\n"
 		"\n"
@@ -76,8 +81,44 @@ static void run_warn(void *ctx, const char *msg)
 
 struct run_opts {
 	const char *profile, *lot, *operator_name;
-	int headless, bays, max_units;
+	int headless, bays, max_units, grace_s;
+	char ports[PL_MAX_BAYS][EV_BAY_LEN];   /* --bays PORT,...: bay i's port */
+	int nports;
 };
+
+/* --bays: a count, or the bays' port paths ("1-1,1-2.3"). */
+static int parse_bays(const char *arg, struct run_opts *o)
+{
+	const char *p = arg;
+
+	if (!strpbrk(arg, ",-."))
+		return runctl_parse_int(arg, 1, PL_MAX_BAYS, &o->bays) ?
+		       cli_usage_error("run", "--bays must be 1..%d or a list of port paths",
+				       PL_MAX_BAYS) : CLI_EXIT_OK;
+	o->nports = 0;
+	while (*p) {
+		size_t n = strcspn(p, ",");
+
+		if (o->nports == PL_MAX_BAYS)
+			return cli_usage_error("run", "--bays: at most %d ports", PL_MAX_BAYS);
+		if (n == 0 || n >= EV_BAY_LEN || strspn(p, "0123456789-.") < n)
+			return cli_usage_error("run", "--bays: '%.*s' is not a USB port path "
+					       "like 1-2 or 1-1.3 (see station usb list)",
+					       (int)(n < 40 ? n : 40), p);
+		memcpy(o->ports[o->nports], p, n);
+		o->ports[o->nports][n] = '\0';
+		for (int i = 0; i < o->nports; i++)
+			if (!strcmp(o->ports[i], o->ports[o->nports]))
+				return cli_usage_error("run", "--bays: port %s given twice",
+						       o->ports[i]);
+		o->nports++;
+		p += n;
+		if (*p == ',' && !*++p)
+			return cli_usage_error("run", "--bays: a port path after the last comma");
+	}
+	o->bays = o->nports;
+	return CLI_EXIT_OK;
+}
 
 /* What one run holds; run_line() frees it. */
 struct run {
@@ -166,6 +207,8 @@ static int run_session(struct cli_ctx *ctx, const struct run_opts *o, struct run
 	so.station_id = ctx->station_id;
 	so.nbays = o->bays;
 	so.max_units = o->max_units;
+	so.bay_ports = o->nports ? (const char (*)[EV_BAY_LEN])o->ports : NULL;
+	so.grace_ms = o->grace_s ? o->grace_s * 1000 : 1;   /* 0 s: abandon at once */
 	so.bus = r->bus;
 	so.warn = run_warn;
 	if (app_session_open(&so, &r->session, &e))
@@ -218,6 +261,7 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 		{ "bays",      required_argument, NULL, 'b' },
 		{ "max-units", required_argument, NULL, 'm' },
 		{ "operator",  required_argument, NULL, 'o' },
+		{ "grace",     required_argument, NULL, 'g' },
 		{ "help",      no_argument,       NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -226,6 +270,7 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 
 	memset(&o, 0, sizeof(o));
 	o.bays = 4;
+	o.grace_s = 30;
 	o.operator_name = ctx->actor;
 	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
 		switch (c) {
@@ -238,8 +283,12 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 			o.operator_name = optarg;
 			break;
 		case 'b':
-			if (runctl_parse_int(optarg, 1, PL_MAX_BAYS, &o.bays))
-				return cli_usage_error("run", "--bays must be 1..%d", PL_MAX_BAYS);
+			if ((c = parse_bays(optarg, &o)))
+				return c;
+			break;
+		case 'g':
+			if (runctl_parse_int(optarg, 0, 3600, &o.grace_s))
+				return cli_usage_error("run", "--grace must be 0..3600 seconds");
 			break;
 		case 'm':
 			if (runctl_parse_int(optarg, 1, 1000000000, &o.max_units))

@@ -27,6 +27,7 @@
 #include "core/errbuf.h"
 #include "core/fileio.h"
 #include "core/hex.h"
+#include "core/str.h"
 #include "proto/proto.h"
 #include "usb/usb.h"
 
@@ -98,6 +99,21 @@ static int do_list(struct usb_ctx *c)
 	return CLI_EXIT_OK;
 }
 
+/* Everything but the state is the board's text: escaped (core/str.h). */
+static void print_info(const char *bay, const char *serial, const struct proto_info *info)
+{
+	char uid[4 * sizeof(info->uid)], model[4 * sizeof(info->model)];
+	char hw[4 * sizeof(info->hw_rev)], fw[4 * sizeof(info->fw_version)];
+
+	(void)str_sanitize(uid, sizeof(uid), info->uid, strlen(info->uid));
+	(void)str_sanitize(model, sizeof(model), info->model, strlen(info->model));
+	(void)str_sanitize(hw, sizeof(hw), info->hw_rev, strlen(info->hw_rev));
+	(void)str_sanitize(fw, sizeof(fw), info->fw_version, strlen(info->fw_version));
+	printf("bay %s\nserial %s\nunique_id %s\nmodel %s\nhw_revision %s\n"
+	       "fw_version %s\nstate %s\n", bay, serial, uid, model, hw, fw[0] ? fw : "-",
+	       proto_state_name(info->state));
+}
+
 static int do_info(struct usb_ctx *c, const char *bay)
 {
 	struct usb_board *ub;
@@ -112,10 +128,7 @@ static int do_info(struct usb_ctx *c, const char *bay)
 	if (rc == ST_OK) {
 		rc = board_info(b, &info, &e);
 		if (rc == ST_OK)
-			printf("bay %s\nserial %s\nunique_id %s\nmodel %s\nhw_revision %s\n"
-			       "fw_version %s\nstate %s\n", bay, usb_serial(ub), info.uid,
-			       info.model, info.hw_rev, info.fw_version[0] ? info.fw_version : "-",
-			       proto_state_name(info.state));
+			print_info(bay, usb_serial(ub), &info);
 		board_free(b);
 	}
 	usb_close(ub);

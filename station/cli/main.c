@@ -26,6 +26,7 @@ static const struct cli_cmd commands[] = {
 	{ "rework",    "authorise a passed board to be provisioned again (revokes its certificate)", cmd_rework },
 	{ "role",      "grant, revoke or list the roles (operator, qa, engineer) of named users", cmd_role },
 	{ "export",    "export a lot's records (CSV, JSON lines) or a signed manifest; verify one", cmd_export },
+	{ "unit",      "show everything about one board: attempts, certificates, reworks, audit events", cmd_unit },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

@@ -28,6 +28,7 @@ enum val_kind {
 	V_TOKEN,     /* printable, 1..32 */
 	V_ENVNAME,   /* [A-Z_][A-Z0-9_]* */
 	V_FAILS,     /* 1..100 */
+	V_INT,       /* a whole number in the key's range (int_ranges below) */
 };
 
 struct key_spec {
@@ -56,12 +57,33 @@ static const struct key_spec keys[] = {
 	{ "hsm",         "pin_env",         V_ENVNAME, 0, F(hsm_pin_env) },
 	{ "attestation", "manufacturer_ca", V_PATH,    1, F(mfr_ca_cert) },
 	{ "policy",      "max_failures_in_row", V_FAILS, 0, 0, 0 },
+	{ "policy",      "max_rejects",     V_INT,     0, F(max_rejects) },
+	{ "policy",      "reject_window_s", V_INT,     0, F(reject_window_s) },
+	{ "deadlines",   "unit_s",          V_INT,     0, F(deadline_unit_s) },
+	{ "deadlines",   "flash_s",         V_INT,     0, F(deadline_flash_s) },
+	{ "deadlines",   "keygen_s",        V_INT,     0, F(deadline_keygen_s) },
+	{ "deadlines",   "stage_s",         V_INT,     0, F(deadline_stage_s) },
 };
+
+/* The whole-number keys: range and default (docs/engineer.md "Profiles"). */
+static const struct int_range {
+	const char *key;
+	int lo, hi, def;
+} int_ranges[] = {
+	{ "max_rejects",     1, 100,   PROFILE_DEF_MAX_REJECTS },
+	{ "reject_window_s", 1, 86400, PROFILE_DEF_REJECT_WINDOW_S },
+	{ "unit_s",          1, 3600,  PROFILE_DEF_UNIT_S },
+	{ "flash_s",         1, 3600,  PROFILE_DEF_FLASH_S },
+	{ "keygen_s",        1, 3600,  PROFILE_DEF_KEYGEN_S },
+	{ "stage_s",         1, 3600,  PROFILE_DEF_STAGE_S },
+};
+#define NRANGES (sizeof(int_ranges) / sizeof(int_ranges[0]))
 #undef F
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
 static const char *const sections[] = {
 	"product", "firmware", "key", "certificate", "hsm", "attestation", "policy",
+	"deadlines",
 };
 #define NSECTIONS (sizeof(sections) / sizeof(sections[0]))
 
@@ -269,6 +291,19 @@ static int set_value(struct parse_ctx *c, const struct key_spec *k, const char *
 			return fail_at(c, c->line, "max_failures_in_row: expected a whole number 1..100");
 		p->max_failures_in_row = n;
 		return 1;
+	case V_INT:
+		for (size_t i = 0; i < NRANGES; i++) {
+			const struct int_range *r = &int_ranges[i];
+
+			if (strcmp(r->key, k->key))
+				continue;
+			if (parse_int(v, r->lo, r->hi, &n))
+				return fail_at(c, c->line, "%s: expected a whole number %d..%d",
+					       k->key, r->lo, r->hi);
+			*(int *)(void *)((char *)p + k->off) = n;
+			return 1;
+		}
+		return fail_at(c, c->line, "%s: no range (a bug)", k->key);
 	case V_SAN: {
 		const char *ph = strstr(v, "{unique_id}");
 
@@ -362,6 +397,12 @@ int profile_parse(const char *text, size_t len, const char *filename,
 	memset(p, 0, sizeof(*p));
 	p->key_type = PROFILE_KEY_EC_P256;
 	p->max_failures_in_row = 3;
+	p->max_rejects = PROFILE_DEF_MAX_REJECTS;
+	p->reject_window_s = PROFILE_DEF_REJECT_WINDOW_S;
+	p->deadline_unit_s = PROFILE_DEF_UNIT_S;
+	p->deadline_flash_s = PROFILE_DEF_FLASH_S;
+	p->deadline_keygen_s = PROFILE_DEF_KEYGEN_S;
+	p->deadline_stage_s = PROFILE_DEF_STAGE_S;
 	memset(&c, 0, sizeof(c));
 	c.filename = filename;
 	c.base_dir = base_dir;
@@ -458,6 +499,18 @@ int profile_canonical(const struct profile *p, char **out, size_t *len, struct e
 		fprintf(f, "pin_env = %s\n", p->hsm_pin_env);
 	fprintf(f, "\n[attestation]\nmanufacturer_ca = %s\n\n", p->mfr_ca_cert);
 	fprintf(f, "[policy]\nmax_failures_in_row = %d\n", p->max_failures_in_row);
+	/* keys added later are written only when set away from their default,
+	 * so a profile stored before them keeps its text and its hash */
+	if (p->max_rejects != PROFILE_DEF_MAX_REJECTS)
+		fprintf(f, "max_rejects = %d\n", p->max_rejects);
+	if (p->reject_window_s != PROFILE_DEF_REJECT_WINDOW_S)
+		fprintf(f, "reject_window_s = %d\n", p->reject_window_s);
+	if (p->deadline_unit_s != PROFILE_DEF_UNIT_S || p->deadline_flash_s != PROFILE_DEF_FLASH_S ||
+	    p->deadline_keygen_s != PROFILE_DEF_KEYGEN_S ||
+	    p->deadline_stage_s != PROFILE_DEF_STAGE_S)
+		fprintf(f, "\n[deadlines]\nunit_s = %d\nflash_s = %d\nkeygen_s = %d\nstage_s = %d\n",
+			p->deadline_unit_s, p->deadline_flash_s, p->deadline_keygen_s,
+			p->deadline_stage_s);
 	if (fclose(f) != 0 || !buf) {
 		free(buf);
 		return errbuf_set(err, ST_ENOMEM, "profile: out of memory");

@@ -37,6 +37,15 @@ enum profile_key_type {
 #define PROFILE_SAN_MAX    128
 #define PROFILE_FILE_MAX   (64 * 1024)
 
+/* Defaults of the [policy] and [deadlines] whole-number keys (1..100 rejects,
+ * 1..86400 s window, 1..3600 s deadlines). */
+#define PROFILE_DEF_MAX_REJECTS      3
+#define PROFILE_DEF_REJECT_WINDOW_S  600
+#define PROFILE_DEF_UNIT_S           600
+#define PROFILE_DEF_FLASH_S          300
+#define PROFILE_DEF_KEYGEN_S         120
+#define PROFILE_DEF_STAGE_S          60
+
 struct profile {
 	char     name[PROFILE_NAME_MAX + 1];         /* [product] name: the profile's name */
 	uint16_t usb_vid, usb_pid;                   /* [product] usb = VVVV:PPPP */
@@ -55,6 +64,12 @@ struct profile {
 	char     hsm_pin_env[PROFILE_LABEL_MAX + 1];
 	char     mfr_ca_cert[PROFILE_PATH_MAX + 1];  /* [attestation] manufacturer_ca */
 	int      max_failures_in_row;                /* [policy] default 3 */
+	int      max_rejects;                        /* [policy] REJECTs of one board ... */
+	int      reject_window_s;                    /* ... within this window hold its bay */
+	int      deadline_unit_s;                    /* [deadlines] the whole unit */
+	int      deadline_flash_s;                   /* [deadlines] flash (download + read-back) */
+	int      deadline_keygen_s;                  /* [deadlines] keygen */
+	int      deadline_stage_s;                   /* [deadlines] every other stage */
 	/* Set by profile_load() (app/profile_db.h), empty after a parse. */
 	int      version;
 	char     hash[65];

@@ -70,3 +70,46 @@ invalid:
 	memcpy(out, "invalid", sizeof("invalid"));
 	return -1;
 }
+
+int clock_limit_check(const struct clock_limit *l)
+{
+	if (!l)
+		return ST_OK;
+	if (l->stopped && l->stopped(l->arg))
+		return ST_ECANCELED;
+	if (l->deadline_ms && clock_monotonic_ms() >= l->deadline_ms)
+		return ST_ETIMEOUT;
+	return ST_OK;
+}
+
+int clock_nap(const struct clock_limit *l, int64_t ms)
+{
+	int64_t end = clock_monotonic_ms() + ms;
+	int rc;
+
+	for (;;) {
+		int64_t now = clock_monotonic_ms(), slice = end - now;
+
+		if ((rc = clock_limit_check(l)))
+			return rc;
+		if (slice <= 0)
+			return ST_OK;
+		if (l && l->stopped && slice > CLOCK_NAP_SLICE_MS)
+			slice = CLOCK_NAP_SLICE_MS;
+		if (l && l->deadline_ms && now + slice > l->deadline_ms)
+			slice = l->deadline_ms - now;
+		clock_sleep_ms(slice);
+	}
+}
+
+unsigned clock_limit_cap(const struct clock_limit *l, unsigned timeout_ms)
+{
+	int64_t left;
+
+	if (!l || !l->deadline_ms)
+		return timeout_ms;
+	left = l->deadline_ms - clock_monotonic_ms();
+	if (left < 1)
+		return 1;
+	return left < (int64_t)timeout_ms ? (unsigned)left : timeout_ms;
+}

@@ -178,12 +178,78 @@ static const char *const reason_names[ST_R_COUNT] = {
 	[ST_R_READBACK]         = "readback_mismatch",
 	[ST_R_PROOF]            = "proof_failed",
 	[ST_R_INTERRUPTED]      = "interrupted",
+	[ST_R_STAGE_DEADLINE]   = "stage_deadline",
+	[ST_R_UNIT_DEADLINE]    = "unit_deadline",
+	[ST_R_FLASH_XFER_SMALL] = "flash_transfer_size",
+	[ST_R_FLASH_TOO_MANY_BLOCKS] = "flash_too_many_blocks",
 	[ST_R_HSM_UNREACHABLE]  = "hsm_unreachable",
 };
 
 const char *st_reason_name(enum st_reason r)
 {
 	return (unsigned)r < ST_R_COUNT && reason_names[r] ? reason_names[r] : "unknown";
+}
+
+/* What each code means, in plain words without ids, serials or bays: the same
+ * sentence for every unit with the code, so failures group (units.reason_plain). */
+static const char *const reason_texts[ST_R_COUNT] = {
+	[ST_R_NONE]             = "no error",
+	[ST_R_INVALID]          = "bad argument or input",
+	[ST_R_IO]               = "file or OS error",
+	[ST_R_NOMEM]            = "the station ran out of memory",
+	[ST_R_NOT_FOUND]        = "something needed was not found",
+	[ST_R_EXISTS]           = "a duplicate was refused",
+	[ST_R_DB]               = "the database failed",
+	[ST_R_SCHEMA]           = "the database schema is wrong",
+	[ST_R_TAMPER]           = "a check of integrity failed",
+	[ST_R_CRYPTO]           = "a cryptographic operation failed",
+	[ST_R_HSM]              = "the HSM failed",
+	[ST_R_PIN]              = "the HSM PIN was refused",
+	[ST_R_POLICY]           = "a policy refused the board",
+	[ST_R_TIMEOUT]          = "an operation timed out",
+	[ST_R_UNPLUGGED]        = "the board was unplugged",
+	[ST_R_GARBLED]          = "garbled USB traffic",
+	[ST_R_BAD_STATE]        = "the board was not ready",
+	[ST_R_BUSY]             = "a resource was busy",
+	[ST_R_USAGE]            = "usage error",
+	[ST_R_CANCELED]         = "stopped",
+	[ST_R_BOARD_TIMEOUT]    = "the board stopped answering",
+	[ST_R_BOARD_ERROR]      = "the board reported an error",
+	[ST_R_LOCK_REFUSED]     = "the board refused to lock",
+	[ST_R_LOCK_UNCONFIRMED] = "the board did not report locked after LOCK",
+	[ST_R_OPEN_FAILED]      = "the board could not be opened",
+	[ST_R_FLASH_ERROR]      = "the board reported an error while flashing",
+	[ST_R_FLASH_TIMEOUT]    = "the board stayed busy while flashing",
+	[ST_R_FLASH_STATE]      = "the board's DFU interface was in a wrong state",
+	[ST_R_FLASH_READBACK]   = "the image read back is not the one written",
+	[ST_R_IMAGE_MISMATCH]   = "the image is not the one its hash names",
+	[ST_R_MALFORMED_ID]     = "the board's id is malformed",
+	[ST_R_ID_MISMATCH]      = "the board's id differs from its USB serial",
+	[ST_R_CLONE]            = "the same id is on two bays (clone)",
+	[ST_R_NOT_ON_LOT]       = "the board is not on the lot's allowlist",
+	[ST_R_PROVISIONED]      = "the board is already provisioned",
+	[ST_R_BOARD_LOCKED]     = "the board is locked (needs rework)",
+	[ST_R_FIRMWARE_HASH]    = "the board reports another firmware than the profile's",
+	[ST_R_NO_RANDOMNESS]    = "no randomness",
+	[ST_R_CSR_MALFORMED]    = "the certificate request is malformed",
+	[ST_R_CSR_SIGNATURE]    = "the certificate request's signature does not verify",
+	[ST_R_CSR_SUBJECT]      = "the certificate request names another board",
+	[ST_R_CSR_NONCE]        = "the certificate request lacks the nonce sent",
+	[ST_R_CSR_KEY]          = "the certificate request's key is not the profile's",
+	[ST_R_KEY_SEEN]         = "the board's public key was seen before (cloned key)",
+	[ST_R_ATTEST_CHAIN]     = "the attestation certificate does not chain to the manufacturer",
+	[ST_R_ATTEST_SUBJECT]   = "the attestation certificate is for another board",
+	[ST_R_ATTEST_SIGNATURE] = "the attestation signature does not verify",
+	[ST_R_ATTEST_OTHER_CSR] = "the board attested another certificate request",
+	[ST_R_MFR_CA]           = "the manufacturer CA certificate does not parse",
+	[ST_R_READBACK]         = "the certificate read back is not the one written",
+	[ST_R_PROOF]            = "the board does not hold the certified key",
+	[ST_R_INTERRUPTED]      = "the station stopped with the unit in flight",
+};
+
+const char *st_reason_text(enum st_reason r)
+{
+	return (unsigned)r < ST_R_COUNT && reason_texts[r] ? reason_texts[r] : "unknown reason";
 }
 
 enum st_reason st_reason_from_name(const char *name)

@@ -141,6 +141,11 @@ enum st_reason {
 	ST_R_READBACK,          /* the certificate read back is not the one written */
 	ST_R_PROOF,             /* proof of possession fails */
 	ST_R_INTERRUPTED,       /* the station stopped with the unit in flight */
+	/* deadlines and the DFU host's limits (issue 13) */
+	ST_R_STAGE_DEADLINE,    /* a stage ran past its deadline (profile [deadlines]) */
+	ST_R_UNIT_DEADLINE,     /* the unit ran past its overall deadline */
+	ST_R_FLASH_XFER_SMALL,  /* DFU wTransferSize below DFU_MIN_TRANSFER: refused */
+	ST_R_FLASH_TOO_MANY_BLOCKS, /* the image needs more than DFU_MAX_BLOCKS blocks */
 	/* the shared CA token (issue 16) */
 	ST_R_HSM_UNREACHABLE,   /* the token's transport or session failed (remote server
 				 * gone, token removed): the station reopens it by itself */
@@ -185,6 +190,9 @@ enum st_reason st_rc_reason(int rc);
 /* Stable lower-case names ("board", "not_on_lot"); "unknown" out of range. */
 const char *st_origin_name(enum st_origin o);
 const char *st_reason_name(enum st_reason r);
+/* The code's meaning in plain words, without ids, serials or bays (the same
+ * text for every unit with the code: what a Pareto chart groups on). */
+const char *st_reason_text(enum st_reason r);
 /* The code of a stored name, ST_R_NONE for "" or an unknown name. */
 enum st_reason st_reason_from_name(const char *name);
 

@@ -12,6 +12,7 @@
 
 static const char *const format_names[] = {
 	[EXPORT_CSV] = "csv", [EXPORT_JSONL] = "jsonl", [EXPORT_MANIFEST] = "manifest",
+	[EXPORT_OPENHTF] = "openhtf",
 };
 
 int export_format_parse(const char *s)
@@ -24,7 +25,7 @@ int export_format_parse(const char *s)
 
 const char *export_format_name(enum export_format f)
 {
-	return (int)f >= 0 && f <= EXPORT_MANIFEST ? format_names[f] : "unknown";
+	return (int)f >= 0 && f <= EXPORT_OPENHTF ? format_names[f] : "unknown";
 }
 
 /* "" for 0 (no time), else ISO-8601 UTC with milliseconds. */
@@ -47,13 +48,36 @@ static char *b64(const uint8_t *b, size_t n)
 
 /* ---- CSV ---------------------------------------------------------------- */
 
-/* One field: as is when it needs no quoting, else through libcsv. */
-static void csv_field(FILE *f, const char *s, int last)
+/* One field: as is when it needs no quoting, else through libcsv.  A cell a
+ * spreadsheet would take for a formula (OWASP "CSV injection": it begins
+ * with = + - @ tab or CR) gets a leading single quote and is quoted, so it
+ * reads as text; the quote is visible, the value unmistakable. */
+void export_csv_field(FILE *f, const char *s, int last)
 {
-	if (strpbrk(s, ",\"\r\n"))
+	if (s[0] && strchr("=+-@\t\r", s[0])) {
+		size_t n = strlen(s);
+		char *q = malloc(n + 2);
+
+		if (q) {
+			q[0] = '\'';
+			memcpy(q + 1, s, n + 1);
+			fputc('"', f);
+			for (const char *p = q; *p; p++) {
+				if (*p == '"')
+					fputc('"', f);
+				fputc(*p, f);
+			}
+			fputc('"', f);
+			free(q);
+		} else {
+			/* no memory: an empty cell rather than a live formula */
+			fputs("\"\"", f);
+		}
+	} else if (strpbrk(s, ",\"\r\n")) {
 		csv_fwrite(f, s, strlen(s));
-	else
+	} else {
 		fputs(s, f);
+	}
 	fputs(last ? "\r\n" : ",", f);
 }
 
@@ -66,8 +90,9 @@ int export_csv_header(FILE *f, struct errbuf *err)
 int export_csv_row(FILE *f, const struct db_export_row *r, struct errbuf *err)
 {
 	char id[24], ver[24], started[32], finished[32], issued[32], revoked[32], sup[24], rw[24];
+	char dur[24];
 	char *der = b64(r->cert_der, r->cert_der_len);
-	const char *fields[24];
+	const char *fields[30];
 	int n = 0;
 
 	if (r->cert_der_len && !der)
@@ -109,8 +134,17 @@ int export_csv_row(FILE *f, const struct db_export_row *r, struct errbuf *err)
 	fields[n++] = revoked;
 	fields[n++] = r->revoke_reason;
 	fields[n++] = der ? der : "";
+	dur[0] = '\0';
+	if (r->duration_ms >= 0)
+		snprintf(dur, sizeof(dur), "%lld", (long long)r->duration_ms);
+	fields[n++] = r->reason_code;
+	fields[n++] = r->reason_plain;
+	fields[n++] = dur;
+	fields[n++] = r->model;
+	fields[n++] = r->hw_revision;
+	fields[n++] = r->on_allowlist ? "1" : "0";
 	for (int i = 0; i < n; i++)
-		csv_field(f, fields[i], i == n - 1);
+		export_csv_field(f, fields[i], i == n - 1);
 	free(der);
 	return ferror(f) ? errbuf_set(err, ST_EIO, "write CSV row for unit %lld: %s",
 				      (long long)r->unit_id, strerror(errno)) : ST_OK;
@@ -209,6 +243,20 @@ int export_jsonl_row(FILE *f, const struct db_export_row *r, struct errbuf *err)
 		      "started", time_json(r->started_ms), "finished", time_json(r->finished_ms),
 		      "superseded_by", id_json(r->superseded_by), "rework_id", id_json(r->rework_id),
 		      "certificate", cert);
+	if (j) {
+		json_t *stages = r->stage_ms[0] ? json_loads(r->stage_ms, 0, NULL) : NULL;
+
+		json_object_set_new(j, "reason_code", str_or_null(r->reason_code));
+		json_object_set_new(j, "reason_plain", str_or_null(r->reason_plain));
+		json_object_set_new(j, "duration_ms", r->duration_ms >= 0 ?
+				    json_integer(r->duration_ms) : json_null());
+		json_object_set_new(j, "stage_ms", json_is_object(stages) ? json_incref(stages) :
+				    json_null());
+		json_decref(stages);
+		json_object_set_new(j, "model", str_or_null(r->model));
+		json_object_set_new(j, "hw_revision", str_or_null(r->hw_revision));
+		json_object_set_new(j, "on_allowlist", json_boolean(r->on_allowlist));
+	}
 	return put_json_line(f, j, 0, r->unit_id, err);
 }
 
@@ -244,6 +292,11 @@ int export_jsonl_summary(FILE *f, const char *lot, const struct db_export_counts
 			      "boards_first_pass", (json_int_t)c->boards_first_pass,
 			      "yield", ratio_json(export_yield(c)),
 			      "first_pass_yield", ratio_json(export_first_pass_yield(c)));
+
+	if (j) {
+		json_object_set_new(j, "strangers", json_integer(c->strangers));
+		json_object_set_new(j, "stranger_units", json_integer(c->stranger_units));
+	}
 
 	return put_json_line(f, j, JSON_REAL_PRECISION(4), 0, err);
 }

@@ -13,12 +13,56 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 /* ---- threads -------------------------------------------------------------- */
+
+/* Under line->lock.  The same board REJECTed max_rejects times within
+ * reject_window_s holds its bay, as FAILs in a row do: a board that keeps
+ * re-enumerating must not flood the units table and the alerts. */
+static void reject_flood(struct pl_line *line, struct bay *bay, const char *who)
+{
+	const struct profile *p = line->cfg.profile;
+	int k = p->max_rejects > 0 ? p->max_rejects : PROFILE_DEF_MAX_REJECTS;
+	int64_t win = (int64_t)(p->reject_window_s > 0 ? p->reject_window_s :
+				PROFILE_DEF_REJECT_WINDOW_S) * 1000;
+	int64_t now = clock_monotonic_ms();
+	int n = 0;
+
+	if (strcmp(bay->rej_who, who)) {
+		snprintf(bay->rej_who, sizeof(bay->rej_who), "%s", who);
+		memset(bay->rej_ms, 0, sizeof(bay->rej_ms));
+	}
+	memmove(bay->rej_ms + 1, bay->rej_ms, sizeof(bay->rej_ms) - sizeof(bay->rej_ms[0]));
+	bay->rej_ms[0] = now;
+	for (size_t i = 0; i < PL_REJECT_MEMORY && i < (size_t)k; i++)
+		if (bay->rej_ms[i] && now - bay->rej_ms[i] <= win)
+			n++;
+	if (n < k || bay->held)
+		return;
+	bay->held = 1;
+	ev_emitf(line->cfg.bus, EV_ALERT, bay->index, bay->port, who, EV_STAGE_NONE,
+		 EV_OUT_REJECT, "board %s rejected %d times within %lld s: bay held",
+		 who[0] ? who : "(no id)", n, (long long)(win / 1000));
+	ev_emitf(line->cfg.bus, EV_BAY_HELD, bay->index, bay->port, who, EV_STAGE_NONE,
+		 EV_OUT_NONE, "the same board rejected %d times: take it to QA, then clear the bay",
+		 n);
+}
+
+/* Under line->lock.  A lent bay (no configured ports) goes back to the pool
+ * once its board left and its unit is over, unless it is held: the hold
+ * belongs to that port's fixture. */
+static void release_if_gone(struct pl_line *line, struct bay *b)
+{
+	if (line->cfg.bay_ports || b->present || b->busy || b->pending || b->held)
+		return;
+	snprintf(b->last_port, sizeof(b->last_port), "%s", b->port);
+	b->port[0] = '\0';
+}
 
 static void *bay_main(void *arg)
 {
@@ -60,10 +104,13 @@ static void *bay_main(void *arg)
 			bay->fails_in_row = 0;
 		} else if (out == EV_OUT_REJECT) {
 			line->counts.reject++;
+			reject_flood(line, bay, r.u.unique_id[0] ? r.u.unique_id : r.serial);
 		} else if (r.u.reason_code == ST_R_HSM_UNREACHABLE) {
 			/* the shared token, not this bay's fixture: no hold, and the
 			 * bay's count stands as it was */
 			line->counts.fail++;
+		} else if (out == EV_OUT_INTERRUPTED) {
+			/* abandoned at stop: the station's doing, not the bay's */
 		} else {
 			line->counts.fail++;
 			if (++bay->fails_in_row >= line->cfg.profile->max_failures_in_row && !bay->held) {
@@ -79,12 +126,15 @@ static void *bay_main(void *arg)
 			line->stop_intake = 1;
 			line->stop_requested = 1;
 		}
+		release_if_gone(line, bay);
 		pthread_cond_broadcast(&line->cond);
 	}
 	pthread_mutex_unlock(&line->lock);
 	return NULL;
 }
 
+/* The bay of the board at port: its configured bay, the bay lent to that port,
+ * or a free bay lent now; NULL if none. */
 static struct bay *bay_for_port(struct pl_line *line, const char *port)
 {
 	struct bay *free_tile = NULL;
@@ -92,12 +142,34 @@ static struct bay *bay_for_port(struct pl_line *line, const char *port)
 	for (int i = 0; i < line->cfg.nbays; i++) {
 		if (!strcmp(line->bays[i].port, port))
 			return &line->bays[i];
-		if (!free_tile && !line->bays[i].port[0])
+		/* a port coming back gets the bay it had if that one is free */
+		if (!line->bays[i].port[0] &&
+		    (!free_tile || (!strcmp(line->bays[i].last_port, port) &&
+				    strcmp(free_tile->last_port, port))))
 			free_tile = &line->bays[i];
 	}
-	if (free_tile)
+	if (free_tile && !line->cfg.bay_ports)
 		snprintf(free_tile->port, sizeof(free_tile->port), "%s", port);
+	else
+		free_tile = NULL;
 	return free_tile;
+}
+
+/* Under line->lock: one log line per port that is not a bay (or finds every
+ * bay taken), not one per scan. */
+static void ignored_port(struct pl_line *line, const char *port)
+{
+	for (int i = 0; i < line->nignored; i++)
+		if (!strcmp(line->ignored[i], port))
+			return;
+	if (line->nignored < PL_MAX_BAYS * 2)
+		snprintf(line->ignored[line->nignored++], EV_BAY_LEN, "%s", port);
+	if (line->cfg.bay_ports)
+		ev_emitf(line->cfg.bus, EV_LOG, -1, port, "", EV_STAGE_DETECT, EV_OUT_NONE,
+			 "port %s is not a bay: board ignored", port);
+	else
+		ev_emitf(line->cfg.bus, EV_LOG, -1, port, "", EV_STAGE_DETECT, EV_OUT_NONE,
+			 "more boards than bays (%d): %s ignored", line->cfg.nbays, port);
 }
 
 static void *detector_main(void *arg)
@@ -105,7 +177,7 @@ static void *detector_main(void *arg)
 	struct pl_line *line = arg;
 	struct pl_present *seen = calloc(PL_MAX_BAYS * 2, sizeof(*seen));
 	int interval = line->cfg.scan_interval_ms > 0 ? line->cfg.scan_interval_ms : 100;
-	int warned_full = 0, warned_scan = 0;
+	int warned_scan = 0;
 
 	if (!seen) {
 		ev_emitf(line->cfg.bus, EV_LOG, -1, "", "", EV_STAGE_DETECT, EV_OUT_FAIL,
@@ -133,11 +205,7 @@ static void *detector_main(void *arg)
 			struct bay *b = bay_for_port(line, seen[i].port);
 
 			if (!b) {
-				if (!warned_full++)
-					ev_emitf(line->cfg.bus, EV_LOG, -1, seen[i].port, "",
-						 EV_STAGE_DETECT, EV_OUT_NONE,
-						 "more boards than bays (%d): %s ignored",
-						 line->cfg.nbays, seen[i].port);
+				ignored_port(line, seen[i].port);
 				continue;
 			}
 			if (b->present && b->instance == seen[i].instance)
@@ -172,6 +240,20 @@ static void *detector_main(void *arg)
 			b->uid[0] = '\0';
 			ev_emitf(line->cfg.bus, EV_BAY_LEFT, b->index, b->port, "",
 				 EV_STAGE_NONE, EV_OUT_NONE, NULL);
+			release_if_gone(line, b);
+		}
+		/* a port gone from the bench may be logged again when it returns */
+		for (int k = 0; k < line->nignored; k++) {
+			int still = 0;
+
+			for (int i = 0; i < n && !still; i++)
+				still = !strcmp(seen[i].port, line->ignored[k]);
+			if (!still) {
+				memmove(line->ignored[k], line->ignored[k + 1],
+					(size_t)(line->nignored - k - 1) * EV_BAY_LEN);
+				line->nignored--;
+				k--;
+			}
 		}
 		pthread_cond_broadcast(&line->cond);
 		clock_deadline(CLOCK_REALTIME, interval, &until);
@@ -236,6 +318,8 @@ int pl_line_start(const struct pl_config *cfg, struct pl_line **out, struct errb
 
 		b->line = line;
 		b->index = i;
+		if (cfg->bay_ports)
+			snprintf(b->port, sizeof(b->port), "%s", cfg->bay_ports[i]);
 		if (pthread_create(&b->thread, NULL, bay_main, b) != 0) {
 			errbuf_set(err, ST_ENOMEM, "line: cannot start bay thread %d", i);
 			pl_line_stop(line);
@@ -285,9 +369,26 @@ void pl_line_stop(struct pl_line *line)
 	ev_emitf(line->cfg.bus, EV_LINE_STOPPING, -1, "", "", EV_STAGE_NONE, EV_OUT_NONE,
 		 "%lld unit(s) in flight", (long long)c.in_flight);
 
-	/* Units in flight finish first: a worker only looks at stop_threads
-	 * between units. */
+	/* Units in flight finish first, for the grace period: a worker only looks
+	 * at stop_threads between units.  Then they are abandoned: every wait on a
+	 * board sees the flag within a slice or one transfer. */
 	pthread_mutex_lock(&line->lock);
+	{
+		struct timespec until;
+
+		clock_deadline(CLOCK_REALTIME, line->cfg.grace_ms > 0 ? line->cfg.grace_ms : 30000,
+			       &until);
+		while (line->counts.in_flight > 0 &&
+		       pthread_cond_timedwait(&line->cond, &line->lock, &until) != ETIMEDOUT)
+			;
+	}
+	if (line->counts.in_flight > 0) {
+		c = line->counts;
+		atomic_store(&line->abandon, 1);
+		ev_emitf(line->cfg.bus, EV_LOG, -1, "", "", EV_STAGE_NONE, EV_OUT_NONE,
+			 "grace period over: abandoning %lld unit(s) in flight",
+			 (long long)c.in_flight);
+	}
 	while (line->counts.in_flight > 0)
 		pthread_cond_wait(&line->cond, &line->lock);
 	line->stop_threads = 1;
@@ -355,10 +456,13 @@ int pl_line_clear_bay(struct pl_line *line, int bay_index)
 	}
 	b->held = 0;
 	b->fails_in_row = 0;
-	pthread_cond_broadcast(&line->cond);
-	pthread_mutex_unlock(&line->lock);
+	b->rej_who[0] = '\0';
+	memset(b->rej_ms, 0, sizeof(b->rej_ms));
 	ev_emitf(line->cfg.bus, EV_BAY_CLEARED, bay_index, b->port, "", EV_STAGE_NONE,
 		 EV_OUT_NONE, NULL);
+	release_if_gone(line, b);
+	pthread_cond_broadcast(&line->cond);
+	pthread_mutex_unlock(&line->lock);
 	return ST_OK;
 }
 

@@ -28,9 +28,16 @@
  *   at once → REJECT with EV_ALERT.  Transport-level faults → FAIL.  Only
  *   idempotent steps (info, flash, keygen, CSR, attest, read-back) are retried,
  *   once, after a timeout or protocol error.  A bay with max_failures_in_row FAILs
- *   in a row is held until pl_line_clear_bay(); a FAIL with reason
+ *   in a row is held until pl_line_clear_bay(); so is a bay where the same
+ *   board (unique id, else USB serial) was REJECTed max_rejects times within
+ *   reject_window_s (an EV_ALERT says so).  A FAIL with reason
  *   ST_R_HSM_UNREACHABLE (the CA's shared token, not the bay) neither counts
- *   nor resets the count.
+ *   towards the hold nor resets the count.
+ * - Deadlines: every stage has one (profile [deadlines]: flash_s, keygen_s,
+ *   stage_s for the others) and the unit has one (unit_s); the board adapter
+ *   gets the stage's through pl_board_ops.set_limit, and a step is not started
+ *   past it.  A unit past a deadline FAILs with reason stage_deadline or
+ *   unit_deadline.
  * - pl_recover() must run before the line accepts boards: units left in progress
  *   by a crash are marked interrupted and their certificates (reserved, issued, or
  *   injected but not committed) are revoked.
@@ -44,6 +51,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/clock.h"
 #include "core/errbuf.h"
 #include "core/event.h"
 #include "config/profile.h"
@@ -91,6 +99,11 @@ struct pl_board_ops {
 		      size_t *sig_len, struct errbuf *err);
 	int  (*lock)(void *h, struct errbuf *err);
 	void (*close)(void *h);
+	/* Optional (NULL: the adapter keeps only its own bounds): the line calls it
+	 * before each stage with the stage's deadline and the line's abandon
+	 * check; every later call and every wait inside it ends at that deadline
+	 * (ST_ETIMEOUT) or soon after the stop (ST_ECANCELED).  *l is copied. */
+	void (*set_limit)(void *h, const struct clock_limit *l);
 };
 
 /* A board present on the bench, as the transport sees it. */
@@ -161,6 +174,14 @@ struct pl_config {
 	int nbays;                     /* tiles: 1..PL_MAX_BAYS */
 	int max_units;                 /* stop intake after this many results (0 = no limit) */
 	int scan_interval_ms;          /* detector poll period (default 100) */
+	/* Bays are ports.  NULL: a bay is lent to the port of the board that
+	 * arrives and given back when it leaves (and its unit is over, and the bay
+	 * is not held).  Else nbays port paths: bay i is port bay_ports[i] for the
+	 * whole run, and a board on any other port is ignored (one log line per
+	 * port). */
+	const char (*bay_ports)[EV_BAY_LEN];
+	int grace_ms;                  /* pl_line_stop: how long units in flight may
+					* finish before they are abandoned (0 = 30000) */
 	const uint8_t *image;          /* firmware image (hash checked by the caller) */
 	size_t image_len;
 	const uint8_t *mfr_ca_der;     /* manufacturer CA certificate for attestation */
@@ -178,7 +199,11 @@ struct pl_line;
 /* Starts the detector and the bay threads.  pl_recover() first. */
 ST_MUST_CHECK int  pl_line_start(const struct pl_config *cfg, struct pl_line **out,
 				 struct errbuf *err);
-/* Stops intake; units in flight finish; returns when every bay thread is done. */
+/* Stops intake; units in flight get cfg.grace_ms to finish, then are abandoned
+ * (every board wait ends within CLOCK_NAP_SLICE_MS or one USB transfer): each is
+ * recorded as interrupted (reason code interrupted) with its certificate
+ * revoked, and its tile says to unplug the board.  Returns when every bay
+ * thread is done. */
 void pl_line_stop(struct pl_line *line);
 /* Blocks until max_units results were reached or pl_line_request_stop() was called. */
 void pl_line_wait(struct pl_line *line);

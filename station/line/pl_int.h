@@ -8,6 +8,7 @@
 #define STATION_PL_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "db/db.h"
@@ -15,10 +16,13 @@
 #include "core/clock.h"
 #include "line/pipeline.h"
 
+#define PL_REJECT_MEMORY 100   /* the most REJECTs a bay remembers (max_rejects <= 100) */
+
 struct bay {
 	struct pl_line *line;
 	int      index;
-	char     port[EV_BAY_LEN];     /* "" = tile not yet bound to a port */
+	char     port[EV_BAY_LEN];     /* "" = tile not bound to a port now */
+	char     last_port[EV_BAY_LEN]; /* the port it was lent to last */
 	char     serial[EV_UID_LEN];   /* USB serial of the board present */
 	uint32_t instance;             /* pl_present.instance of that board */
 	int      present;              /* the detector sees a board there */
@@ -28,6 +32,8 @@ struct bay {
 	int      held;
 	char     uid[EV_UID_LEN];      /* id of the board in the bay (clone registry) */
 	int      clone;                /* set by another bay that saw the same id */
+	char     rej_who[EV_UID_LEN];  /* the board of the REJECTs counted below */
+	int64_t  rej_ms[PL_REJECT_MEMORY]; /* when, newest first (monotonic ms) */
 	pthread_t thread;
 	int      started;
 };
@@ -43,6 +49,9 @@ struct pl_line {
 	int stop_intake;               /* no new unit starts */
 	int stop_requested;            /* pl_line_wait returns */
 	int paused;
+	atomic_int abandon;            /* grace over: units in flight give up now */
+	char ignored[PL_MAX_BAYS * 2][EV_BAY_LEN]; /* ports logged as not a bay */
+	int nignored;
 	int64_t started_units;
 	struct pl_counts counts;
 };
@@ -68,6 +77,11 @@ struct pl_unit {
 	enum pl_cert_state cert;
 	struct errbuf err;
 	uint64_t last_progress;
+	/* deadlines (profile [deadlines]): the unit's, and the stage's as handed
+	 * to the board adapter (pl_board_ops.set_limit) */
+	int64_t unit_deadline, stage_start_ms;
+	struct clock_limit limit;
+	int limit_is_unit;         /* the stage's deadline is the unit's */
 	char serial[EV_UID_LEN];   /* USB serial: from the scan, then from open */
 
 	/* What the stages hand on.  The buffers are the unit's: released
@@ -81,6 +95,7 @@ struct pl_unit {
 	struct db_rework rw;       /* an engineer's rework authorisation, if reworked */
 	int reworked;
 	char pass_reason[EV_REASON_LEN];
+	int64_t stage_t0;          /* monotonic ms the current stage began, 0: none open */
 };
 
 /* Runs one unit in bay r->bay (r zeroed but for line, bay, cfg, serial); the

@@ -18,6 +18,7 @@
 #include "core/ids.h"
 #include "core/str.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +39,7 @@ static void emit(struct pl_unit *r, enum ev_kind kind, enum ev_outcome out,
 	ev.outcome = out;
 	/* what the screen shows; the row keeps the whole text */
 	str_fmt_cut(ev.reason, sizeof(ev.reason), "%s", reason ? reason : "");
-	if (out == EV_OUT_FAIL || out == EV_OUT_REJECT)
+	if (out == EV_OUT_FAIL || out == EV_OUT_REJECT || out == EV_OUT_INTERRUPTED)
 		ev.reason_code = r->u.reason_code;
 	ev.unit_id = r->u.id;
 	ev_emit(r->cfg->bus, &ev);
@@ -58,12 +59,40 @@ static int durable_mark(enum ev_stage s)
 	return s == EV_STAGE_INJECT;
 }
 
+/*
+ * Stage times: the stage that ends is appended to the unit's stage_ms, a JSON
+ * object in stage order ({"detect":3,"identify":12}).  Stage names are
+ * ev_stage_name()'s (no character to escape) and the table runs each stage
+ * once, so a key never repeats.  Monotonic: a clock step does not bend them.
+ */
+static void stage_close(struct pl_unit *r)
+{
+	char *j = r->u.stage_ms;
+	size_t n = strlen(j), cap = sizeof(r->u.stage_ms);
+	int64_t ms;
+
+	if (!r->stage_t0)
+		return;
+	ms = clock_monotonic_ms() - r->stage_t0;
+	r->stage_t0 = 0;
+	if (n == 0)
+		n = (size_t)snprintf(j, cap, "{}");
+	/* replace the closing brace; a full buffer keeps the object it has */
+	if (n + 40 < cap)
+		snprintf(j + n - 1, cap - n + 1, "%s\"%s\":%lld}", n > 2 ? "," : "",
+			 ev_stage_name(r->stage), (long long)(ms < 0 ? 0 : ms));
+}
+
 /* Enters a stage. */
 static void stage(struct pl_unit *r, enum ev_stage s)
 {
 	struct errbuf e;
 	int rc;
 
+	stage_close(r);
+	r->stage_t0 = clock_monotonic_ms();
+	if (!r->stage_t0)
+		r->stage_t0 = 1;
 	r->stage = s;
 	snprintf(r->u.stage, sizeof(r->u.stage), "%s", ev_stage_name(s));
 	/* the mark before the event: whoever sees the stage begin (and kills
@@ -168,12 +197,14 @@ static enum ev_outcome finish(struct pl_unit *r, enum db_unit_status st, const c
 			      const char *detail)
 {
 	enum ev_outcome out = st == DB_UNIT_PASS ? EV_OUT_PASS :
-			      st == DB_UNIT_REJECT ? EV_OUT_REJECT : EV_OUT_FAIL;
+			      st == DB_UNIT_REJECT ? EV_OUT_REJECT :
+			      st == DB_UNIT_INTERRUPTED ? EV_OUT_INTERRUPTED : EV_OUT_FAIL;
 	struct errbuf e;
 
 	/* a board that failed before it was identified still gets its record */
 	if (!r->have_unit && db_unit_begin(r->cfg->db, &r->u, &e) == ST_OK)
 		r->have_unit = 1;
+	stage_close(r);
 	if (r->cert == CERT_RESERVED || r->cert == CERT_ISSUED)
 		revoke_unit_certs(r, st == DB_UNIT_REJECT ? "keyCompromise" : "cessationOfOperation");
 	r->u.status = st;
@@ -229,6 +260,17 @@ static int plain_words(enum ev_stage s, int rc, const struct errbuf *err, char *
 	/* the board client, the USB transport, the DFU host */
 	int below = err->origin == ST_ORIGIN_BOARD || err->origin == ST_ORIGIN_USB;
 
+	/* the line's own deadline: its message is already plain */
+	if (err->reason == ST_R_STAGE_DEADLINE || err->reason == ST_R_UNIT_DEADLINE)
+		return 0;
+	if (err->reason == ST_R_FLASH_XFER_SMALL) {
+		snprintf(out, cap, "board's DFU block size is too small: not flashed");
+		return 1;
+	}
+	if (err->reason == ST_R_FLASH_TOO_MANY_BLOCKS) {
+		snprintf(out, cap, "image needs too many DFU blocks for this board: not flashed");
+		return 1;
+	}
 	/* the board said no, with its own error code */
 	if (err->reason == ST_R_LOCK_REFUSED && s == EV_STAGE_LOCK) {
 		snprintf(out, cap, "board refused to lock");
@@ -617,6 +659,8 @@ static int step_commit(struct pl_unit *r)
 					       r->u.unique_id));
 	snprintf(r->pass_reason, sizeof(r->pass_reason), "certificate %s%s", r->u.cert_serial,
 		 r->reworked ? " (rework)" : "");
+	/* the record carries its own stage times: commit's ends as it is written */
+	stage_close(r);
 	r->u.status = DB_UNIT_PASS;
 	snprintf(r->u.reason, sizeof(r->u.reason), "%s", r->pass_reason);
 	r->u.finished_ms = clock_realtime_ms();
@@ -672,17 +716,93 @@ static int transient(int rc)
 	return rc == ST_ETIMEOUT || rc == ST_EPROTO;
 }
 
+/* ---- deadlines ------------------------------------------------------------ */
+
+static int line_abandoned(void *arg)
+{
+	struct pl_line *line = arg;
+
+	return atomic_load(&line->abandon);
+}
+
+static int64_t secs_ms(int s, int def)
+{
+	return (int64_t)(s > 0 ? s : def) * 1000;
+}
+
+/* The deadline of stage s, from its start: the profile's, never past the
+ * unit's.  Handed to the board adapter, which ends every wait there. */
+static void limit_stage(struct pl_unit *r, enum ev_stage s)
+{
+	const struct profile *p = r->cfg->profile;
+	int64_t ms = s == EV_STAGE_FLASH ? secs_ms(p->deadline_flash_s, PROFILE_DEF_FLASH_S) :
+		     s == EV_STAGE_KEYGEN ? secs_ms(p->deadline_keygen_s, PROFILE_DEF_KEYGEN_S) :
+		     secs_ms(p->deadline_stage_s, PROFILE_DEF_STAGE_S);
+	int64_t end = clock_monotonic_ms() + ms;
+
+	r->limit_is_unit = end >= r->unit_deadline;
+	r->limit.deadline_ms = r->limit_is_unit ? r->unit_deadline : end;
+	r->limit.stopped = line_abandoned;
+	r->limit.arg = r->line;
+	if (r->ops && r->ops->set_limit)
+		r->ops->set_limit(r->h, &r->limit);
+}
+
+/* When the limit is reached, that is the unit's error, whatever the call
+ * that noticed it said: the stage's deadline, the unit's, or the stop. */
+static int limit_reached(struct pl_unit *r, int rc)
+{
+	const struct profile *p = r->cfg->profile;
+	int why = clock_limit_check(&r->limit);
+
+	if (why == ST_ECANCELED)
+		return errbuf_setr(&r->err, ST_ECANCELED, ST_ORIGIN_STATION, ST_R_INTERRUPTED,
+				   "the station stopped: unit abandoned after the grace period");
+	if (why != ST_ETIMEOUT)
+		return rc;
+	if (r->limit_is_unit)
+		return errbuf_setr(&r->err, ST_ETIMEOUT, ST_ORIGIN_STATION, ST_R_UNIT_DEADLINE,
+				   "the unit took longer than its deadline (%d s)",
+				   p->deadline_unit_s > 0 ? p->deadline_unit_s : PROFILE_DEF_UNIT_S);
+	return errbuf_setr(&r->err, ST_ETIMEOUT, ST_ORIGIN_STATION, ST_R_STAGE_DEADLINE,
+			   "%s took longer than its deadline (%lld s)", ev_stage_name(r->stage),
+			   (long long)((r->limit.deadline_ms - r->stage_start_ms + 500) / 1000));
+}
+
 static int run_step(struct pl_unit *r, const struct pl_step *s)
 {
 	int rc;
 
 	for (int attempt = 0;; attempt++) {
 		errbuf_clear(&r->err);
+		/* a step starts only within its limits: one that returns past
+		 * them (the CA, the database) is caught before the next */
+		if (clock_limit_check(&r->limit))
+			return limit_reached(r, ST_OK);
 		rc = s->run(r);
+		/* past the limit, even a step that succeeded fails the unit (a
+		 * stage's deadline is not reset by the next stage), but for the
+		 * commit: once recorded, a pass is a pass */
+		if ((rc || s->run != step_commit) && clock_limit_check(&r->limit))
+			return limit_reached(r, rc);
 		if (!rc || !s->retry_safe || attempt >= 1 || !transient(rc))
 			return rc;
 		emit(r, EV_LOG, EV_OUT_NONE, "transient fault, retrying");
 	}
+}
+
+/* The station stopped and the grace period is over: the unit is recorded as
+ * interrupted (as recovery would after a kill), its certificate revoked, and
+ * the tile tells the operator to unplug the board. */
+static enum ev_outcome abandon(struct pl_unit *r)
+{
+	char detail[sizeof(r->u.reason)];
+
+	r->u.reason_code = ST_R_INTERRUPTED;
+	str_fmt_cut(detail, sizeof(detail), "interrupted at %s: the station stopped (%s)",
+		    ev_stage_name(r->stage), r->err.msg[0] ? r->err.msg : "grace period over");
+	return finish(r, DB_UNIT_INTERRUPTED, "station stopped: unit interrupted, unplug the board",
+		      detail);
 }
 
 /* The one cleanup path of a unit. */
@@ -707,15 +827,24 @@ enum ev_outcome pl_unit_run(struct pl_unit *r)
 	int rc = ST_OK;
 
 	unit_init(r);
+	r->unit_deadline = clock_monotonic_ms() +
+			   secs_ms(r->cfg->profile->deadline_unit_s, PROFILE_DEF_UNIT_S);
 	for (size_t i = 0; i < n && rc == ST_OK; i++) {
-		if (i == 0 || steps[i - 1].stage != steps[i].stage)
+		if (i == 0 || steps[i - 1].stage != steps[i].stage) {
 			stage(r, steps[i].stage);
+			r->stage_start_ms = clock_monotonic_ms();
+			limit_stage(r, steps[i].stage);
+		} else if (i == 1) {
+			limit_stage(r, steps[i].stage);   /* the board was just opened */
+		}
 		rc = run_step(r, &steps[i]);
 		if (rc == ST_OK && (i + 1 == n || steps[i + 1].stage != steps[i].stage))
 			stage_ok(r);
 	}
 	if (rc == ST_OK)
 		out = finish(r, DB_UNIT_PASS, r->pass_reason, NULL);
+	else if (rc == ST_ECANCELED && atomic_load(&r->line->abandon))
+		out = abandon(r);
 	else
 		out = fail_with(r, r->reject ? DB_UNIT_REJECT : DB_UNIT_FAIL, rc);
 	unit_release(r);

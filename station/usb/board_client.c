@@ -63,6 +63,16 @@ struct usb_board *board_usb(struct board *b)
 	return b->ub;
 }
 
+/* A wait cut short by the stage's deadline or a stop request. */
+static int limit_err(struct board *b, int rc, struct errbuf *e)
+{
+	if (rc == ST_ECANCELED)
+		return errbuf_setr(e, rc, ST_ORIGIN_STATION, ST_R_CANCELED,
+				   "bay %s: stopped by the station", usb_bay(b->ub));
+	return errbuf_setr(e, ST_ETIMEOUT, ST_ORIGIN_BOARD, ST_R_STAGE_DEADLINE,
+			   "bay %s: deadline reached", usb_bay(b->ub));
+}
+
 /*
  * Sends req under a new seq and reads until the reply carrying that seq.
  * Returns ST_OK with rep decoded (any type, NAK included) or an error; *again
@@ -74,15 +84,19 @@ static int exchange(struct board *b, struct proto_msg *req, struct proto_msg *re
 	struct errbuf de;
 	int64_t deadline;
 	size_t n, got;
+	unsigned tmo;
 	int rc;
 
 	*again = 0;
+	if ((rc = clock_limit_check(b->o.limit)))
+		return limit_err(b, rc, e);
+	tmo = clock_limit_cap(b->o.limit, b->o.timeout_ms);
 	req->seq = ++b->seq;
 	rc = proto_msg_encode(req, b->tx, sizeof(b->tx), &n, e);
 	if (rc)
 		return rc;
 	b->st.requests++;
-	rc = usb_bulk_write(b->ub, b->tx, n, b->o.timeout_ms, e);
+	rc = usb_bulk_write(b->ub, b->tx, n, tmo, e);
 	if (rc == ST_EPROTO) {
 		b->st.stalls++;
 		*again = usb_clear_halt(b->ub, 0, NULL) == ST_OK;
@@ -91,7 +105,7 @@ static int exchange(struct board *b, struct proto_msg *req, struct proto_msg *re
 	}
 	if (rc)
 		return rc;
-	deadline = clock_monotonic_ms() + b->o.timeout_ms;
+	deadline = clock_monotonic_ms() + tmo;
 	for (;;) {
 		int64_t left = deadline - clock_monotonic_ms();
 
@@ -223,6 +237,7 @@ int board_call(struct board *b, const struct proto_msg *req_in, struct proto_msg
 {
 	uint8_t cmd = req_in->type, want = (uint8_t)(req_in->type | PROTO_RESPONSE);
 	struct proto_msg req = *req_in;
+	char board_text[4 * PROTO_MAX_MESSAGE + 1];
 	int64_t deadline;
 	uint32_t wait;
 	int rc;
@@ -257,13 +272,19 @@ int board_call(struct board *b, const struct proto_msg *req_in, struct proto_msg
 					 b->o.busy_limit_ms);
 			goto fail;
 		}
-		clock_sleep_ms(wait);
+		if ((rc = clock_nap(b->o.limit, wait))) {
+			rc = limit_err(b, rc, e);
+			goto fail;
+		}
 		b->st.polls++;
 		rc = poll_once(b, rep, e);
 		if (rc)
 			goto fail;
 	}
 	if (rep->status != PROTO_ST_OK) {
+		/* the board's own words reach logs, events and the database: escaped */
+		(void)str_sanitize(board_text, sizeof(board_text), rep->u.error.message,
+				   strlen(rep->u.error.message));
 		rc = proto_status_rc(rep->status);
 		rc = rc ? rc : ST_EPROTO;
 		/* the line tells a refused LOCK from any other error by this code */
@@ -272,7 +293,7 @@ int board_call(struct board *b, const struct proto_msg *req_in, struct proto_msg
 			    ST_R_LOCK_REFUSED : ST_R_BOARD_ERROR,
 			    "bay %s: board answered %s%s%s", usb_bay(b->ub),
 			    proto_status_name(rep->status), rep->u.error.message[0] ? ": " : "",
-			    rep->u.error.message);
+			    board_text);
 		goto fail;
 	}
 	return ST_OK;

@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/clock.h"
 #include "core/errbuf.h"
 #include "proto/proto.h"
 #include "usb/usb.h"
@@ -33,6 +34,11 @@ struct board_opts {
 	unsigned timeout_ms;        /* per transfer; 0 = 2000 */
 	unsigned retries;           /* re-sends after a lost/corrupt reply; 0 = default 2 */
 	unsigned busy_limit_ms;     /* longest BUSY/POLL phase; 0 = 120000 */
+	/* Deadline and stop request for every transfer and BUSY wait (core/clock.h):
+	 * read at each call, so its owner may move the deadline between calls;
+	 * NULL = none.  A wait cut short fails ST_ETIMEOUT (stage_deadline) or
+	 * ST_ECANCELED (canceled). */
+	const struct clock_limit *limit;
 };
 
 struct board_stats {

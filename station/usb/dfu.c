@@ -47,9 +47,44 @@ const char *dfu_status_name(int s)
 	return s >= 0 && s <= 0x0f ? n[s] : "unknown status";
 }
 
+static const struct clock_limit *lim(const struct dfu_opts *o)
+{
+	return o ? o->limit : NULL;
+}
+
 static unsigned tmo(const struct dfu_opts *o)
 {
-	return o && o->timeout_ms ? o->timeout_ms : DEF_TIMEOUT_MS;
+	return clock_limit_cap(lim(o), o && o->timeout_ms ? o->timeout_ms : DEF_TIMEOUT_MS);
+}
+
+/* The error of a wait cut short by the limit (rc from clock_nap or
+ * clock_limit_check). */
+static int limit_err(struct usb_board *b, struct errbuf *e, int rc, const char *what)
+{
+	if (rc == ST_ECANCELED)
+		return errbuf_setr(e, rc, ST_ORIGIN_STATION, ST_R_CANCELED,
+				   "bay %s: %s: stopped by the station", usb_bay(b), what);
+	return errbuf_setr(e, ST_ETIMEOUT, ST_ORIGIN_BOARD, ST_R_STAGE_DEADLINE,
+			   "bay %s: %s: deadline reached", usb_bay(b), what);
+}
+
+/* The board's wTransferSize and the image's length, judged before anything is
+ * written: a 1-byte transfer size would make a 1 MiB image a million round
+ * trips. */
+static int check_geometry(struct usb_board *b, size_t len, struct errbuf *e)
+{
+	const struct usb_dfu_desc *d = usb_dfu(b);
+
+	if (d->transfer_size < DFU_MIN_TRANSFER)
+		return errbuf_setr(e, ST_EPROTO, ST_ORIGIN_BOARD, ST_R_FLASH_XFER_SMALL,
+				   "bay %s: DFU wTransferSize %u is below %u bytes: refused",
+				   usb_bay(b), (unsigned)d->transfer_size, DFU_MIN_TRANSFER);
+	if ((len + d->transfer_size - 1) / d->transfer_size > DFU_MAX_BLOCKS)
+		return errbuf_setr(e, ST_EINVAL, ST_ORIGIN_BOARD, ST_R_FLASH_TOO_MANY_BLOCKS,
+				   "bay %s: a %zu-byte image needs more than %u blocks of %u bytes: "
+				   "refused", usb_bay(b), len, DFU_MAX_BLOCKS,
+				   (unsigned)d->transfer_size);
+	return ST_OK;
 }
 
 static unsigned busy_limit(const struct dfu_opts *o)
@@ -154,9 +189,10 @@ int dfu_to_idle(struct usb_board *b, const struct dfu_opts *o, struct errbuf *e)
 			break;
 		case DFU_DNBUSY:
 		case DFU_MANIFEST:
-			/* Busy: wait as told, then look again. */
-			clock_sleep_ms(st.poll_ms);
-			rc = ST_OK;
+			/* Busy: wait as told (within the limit), then look again. */
+			rc = clock_nap(lim(o), st.poll_ms ? st.poll_ms : 1);
+			if (rc)
+				return limit_err(b, e, rc, "waiting for dfuIDLE");
 			break;
 		default:
 			return errbuf_setr(e, ST_ESTATE, ST_ORIGIN_BOARD, ST_R_FLASH_STATE,
@@ -201,7 +237,9 @@ static int wait_settled(struct usb_board *b, struct dfu_status *st, const struct
 					   usb_bay(b), what, block, dfu_state_name(st->state),
 					   busy_limit(o));
 		/* At least 1 ms: a board that says 0 forever must not make us spin. */
-		clock_sleep_ms(st->poll_ms ? st->poll_ms : 1);
+		rc = clock_nap(lim(o), st->poll_ms ? st->poll_ms : 1);
+		if (rc)
+			return limit_err(b, e, rc, what);
 	}
 }
 
@@ -219,10 +257,14 @@ int dfu_download(struct usb_board *b, const uint8_t *image, size_t len,
 	if (len == 0)
 		return errbuf_setr(e, ST_EINVAL, ST_ORIGIN_USB, ST_R_INVALID,
 				   "bay %s: download: empty image", usb_bay(b));
+	if ((rc = check_geometry(b, len, e)))
+		return rc;
 	rc = dfu_to_idle(b, o, e);
 	if (rc)
 		return ctx_insert(b, e, "download");
 	while (off < len) {
+		if ((rc = clock_limit_check(lim(o))))
+			return limit_err(b, e, rc, "download");
 		n = len - off < d->transfer_size ? len - off : d->transfer_size;
 		/* wValue is the block number; it wraps at 16 bits (DFU 1.1, 6.1.1). */
 		rc = dfu_req(b, RT_OUT, REQ_DNLOAD, (uint16_t)block,
@@ -272,6 +314,8 @@ int dfu_verify(struct usb_board *b, size_t len, const uint8_t sha256[32],
 	if (!(d->attributes & 0x02))
 		return errbuf_setr(e, ST_EPROTO, ST_ORIGIN_BOARD, ST_R_FLASH_STATE,
 				   "bay %s: DFU interface cannot upload", usb_bay(b));
+	if ((rc = check_geometry(b, len, e)))
+		return rc;
 	rc = dfu_to_idle(b, o, e);
 	if (rc)
 		return ctx_insert(b, e, "verify");
@@ -284,6 +328,10 @@ int dfu_verify(struct usb_board *b, size_t len, const uint8_t sha256[32],
 				   "bay %s: verify: out of memory", usb_bay(b));
 	}
 	for (;;) {
+		if ((rc = clock_limit_check(lim(o)))) {
+			limit_err(b, e, rc, "verify");
+			break;
+		}
 		rc = dfu_req(b, RT_IN, REQ_UPLOAD, (uint16_t)block, buf, d->transfer_size, &got,
 			     o, e);
 		if (rc) {

@@ -14,6 +14,16 @@
  * reported with its bStatus name and cleared with CLRSTATUS so the bay can retry.
  * An unplugged board fails with ST_ENODEV.  Messages name the bay, the stage
  * (download, manifest, verify) and the block.
+ *
+ * Limits (issue 13): the board chooses bwPollTimeout (up to 4.66 h) and
+ * wTransferSize, so neither is trusted.  Every wait, the bwPollTimeout sleeps of
+ * dfu_to_idle() included, goes through opts->limit (core/clock.h): it ends at
+ * the deadline (ST_ETIMEOUT, reason stage_deadline) or on a stop request
+ * (ST_ECANCELED, reason canceled, within CLOCK_NAP_SLICE_MS), and each control
+ * transfer's timeout is cut to what is left.  Before anything is written, a
+ * wTransferSize below DFU_MIN_TRANSFER (ST_EPROTO, flash_transfer_size) or an
+ * image needing more than DFU_MAX_BLOCKS blocks (ST_EINVAL,
+ * flash_too_many_blocks) is refused.
  */
 #ifndef STATION_DFU_H
 #define STATION_DFU_H
@@ -21,6 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/clock.h"
 #include "core/errbuf.h"
 #include "usb/usb.h"
 
@@ -41,9 +52,13 @@ struct dfu_status {
  * "verify". */
 typedef void (*dfu_progress_fn)(void *arg, const char *phase, size_t done, size_t total);
 
+#define DFU_MIN_TRANSFER 64u        /* smallest wTransferSize accepted, bytes */
+#define DFU_MAX_BLOCKS   16384u     /* most blocks one image may take */
+
 struct dfu_opts {
 	unsigned timeout_ms;        /* per control transfer; 0 = 2000 */
 	unsigned busy_limit_ms;     /* longest wait for one block or manifestation; 0 = 30000 */
+	const struct clock_limit *limit; /* deadline and stop for every wait; NULL = none */
 	dfu_progress_fn progress;   /* may be NULL */
 	void *arg;
 };

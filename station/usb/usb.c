@@ -527,8 +527,9 @@ int usb_open(struct usb_ctx *c, const char *bay, struct usb_board **out, struct 
 			rc = fail(b, r, "reading iSerialNumber", e);
 			goto out;
 		}
-		ser[r] = '\0';
-		snprintf(b->serial, sizeof(b->serial), "%s", (char *)ser);
+		/* the board chose these bytes: shown and stored only escaped
+		 * (a valid id is unchanged, so the cross-check still works) */
+		(void)str_sanitize(b->serial, sizeof(b->serial), ser, (size_t)r);
 	}
 	r = libusb_claim_interface(b->h, b->vendor_if);
 	if (r != 0) {

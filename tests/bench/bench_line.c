@@ -79,7 +79,7 @@ WRAP(lock, (void *h, struct errbuf *e), (h, e))
 
 static const struct pl_board_ops bench_ops = {
 	w_info, w_flash, w_keygen, w_get_csr, w_attest, w_write_cert,
-	w_read_cert, w_prove, w_lock, fb_close,
+	w_read_cert, w_prove, w_lock, fb_close, NULL,
 };
 
 static int bench_open(void *ctx, const char *port, const struct pl_board_ops **ops, void **h,

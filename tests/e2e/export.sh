@@ -32,7 +32,7 @@ grep -q "usage: station export" "$OUT" || fail "help"
 expect_exit 2 S export
 expect_exit 2 S export --lot LX
 expect_exit 2 S export --lot LX --format xml
-grep -q "format must be csv, jsonl or manifest" "$ERR" || fail "format: $(cat "$ERR")"
+grep -q "format must be csv, jsonl, manifest or openhtf" "$ERR" || fail "format: $(cat "$ERR")"
 expect_exit 2 S export --lot LX --format csv --token line-ca
 expect_exit 2 S export --lot LX --format csv extra
 expect_exit 2 S export --lot LX --format manifest          # no HSM options
@@ -50,7 +50,7 @@ ls nope.csv.tmp* >/dev/null 2>&1 && fail "a temporary file was left"
 
 # --- CSV: one row per unit, checked against the database ---------------------
 expect_exit 0 S export --lot LX --format csv --out lx.csv
-grep -q "^exported lot LX (csv): 4 units: 3 pass, 1 fail, 0 reject, 0 interrupted, 0 in progress; yield 75.0% (3 of 4 boards), first-pass yield 75.0%; sha256 $(sha256sum lx.csv | cut -d' ' -f1) -> lx.csv$" "$OUT" ||
+grep -q "^exported lot LX (csv): 4 units: 3 pass, 1 fail, 0 reject, 0 interrupted, 0 in progress; yield 75.0% (3 of 4 boards on the allowlist), first-pass yield 75.0%; 0 strangers (0 units) not counted; sha256 $(sha256sum lx.csv | cut -d' ' -f1) -> lx.csv$" "$OUT" ||
 	fail "csv summary: $(cat "$OUT")"
 [ "$(stat -c %a lx.csv)" = 644 ] || fail "mode $(stat -c %a lx.csv)"
 expect_exit 0 S export --lot LX --format csv
@@ -63,7 +63,8 @@ import base64, csv, sys
 hdr = ("unit_id,unique_id,lot,status,stage,reason,bay,station_id,operator,profile_name,"
        "profile_version,profile_sha256,firmware_sha256,pubkey_sha256,started,finished,"
        "superseded_by,rework_id,cert_serial,cert_status,cert_issued,cert_revoked,"
-       "cert_revoke_reason,cert_der_base64")
+       "cert_revoke_reason,cert_der_base64,reason_code,reason_plain,duration_ms,model,"
+       "hw_revision,on_allowlist")
 raw = open(sys.argv[1], 'rb').read()
 assert raw.startswith(hdr.encode() + b'\r\n'), "header"
 assert raw.count(b'\r\n') == raw.count(b'\n'), "CRLF line ends"

@@ -1,7 +1,8 @@
 # The record of a unit interrupted by a crash names the stage it was in (not
 # just the last durable milestone): the station is killed with SIGKILL as the
 # flash, keygen and attest stages begin; after the restart each unit is
-# `interrupted` with "during stage <that stage>".  Through libusb (fx-usbemu),
+# `interrupted` with "during stage <that stage>", reason code interrupted, and
+# the times of the stages it finished (issue 15).  Through libusb (fx-usbemu),
 # SoftHSM and SQLite.
 set -eu
 . "$TOP/tests/lib.sh"
@@ -48,6 +49,13 @@ for s in flash keygen attest; do
 	esac
 	grep -q "\"outcome\":\"interrupted\".*during stage $s" ev2 ||
 		fail "$s: no interrupted event naming the stage"
+	# its code, its words without ids, and the times of the stages it finished
+	[ "$(q "SELECT reason_code || '|' || reason_plain FROM units WHERE unique_id='$uid' AND status='interrupted'")" = \
+	  "interrupted|$s: the station stopped with the unit in flight" ] ||
+		fail "$s: code and words: $(q "SELECT reason_code, reason_plain FROM units WHERE unique_id='$uid'")"
+	[ "$(q "SELECT json_extract(stage_ms, '\$.identify') >= 0 AND json_extract(stage_ms, '\$.$s') IS NULL
+		FROM units WHERE unique_id='$uid' AND status='interrupted'")" = 1 ] ||
+		fail "$s: stage times of the interrupted unit: $(q "SELECT stage_ms FROM units WHERE unique_id='$uid'")"
 done
 [ "$(q "SELECT count(*) FROM units WHERE status='in-progress'")" = 0 ] || fail "a unit left in progress"
 [ "$(q "SELECT count(*) FROM certificates WHERE status IN ('reserved','issued')")" = 0 ] ||

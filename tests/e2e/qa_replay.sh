@@ -11,8 +11,20 @@ smoke=$TOP/fixtures/data/qa-smoke.batch
 n=$(grep -c '"board"' "$smoke")
 
 # --- the smoke batch: every board as expected --------------------------------
-expect_exit 0 R "$smoke" --keep run1
+expect_exit 0 R "$smoke" --keep run1 --junit smoke.xml
 grep -q "^batch: $n as expected, 0 mismatched$" "$OUT" || fail "smoke summary: $(cat "$OUT")"
+# --junit: one testcase per board (+ invariants), none failed, reason codes kept
+python3 - smoke.xml "$n" <<'PY'
+import sys, xml.etree.ElementTree as ET
+suite = ET.parse(sys.argv[1]).getroot().find('testsuite')
+cases = suite.findall('testcase')
+assert len(cases) == int(sys.argv[2]) + 1 == int(suite.get('tests')), len(cases)
+assert suite.get('failures') == '0', suite.attrib
+assert not list(suite.iter('failure')), ET.tostring(suite)
+codes = {c.get('name'): c.find('properties/property').get('value') for c in cases[:-1]}
+assert codes['no-lock'] == 'lock_refused' and codes['good-1'] == '', codes
+assert cases[-1].get('name') == 'invariants'
+PY
 [ "$(grep -c '^PASS ' "$OUT")" = "$n" ] || fail "one PASS line per board: $(cat "$OUT")"
 grep -q '^invariant 2: ok' "$OUT" && grep -q '^invariant 3: ok' "$OUT" &&
 	grep -q '^invariant 7: ok (OK [0-9]* events' "$OUT" || fail "invariants: $(cat "$OUT")"
@@ -43,11 +55,27 @@ grep -q "boards.csv:2: not a board of this batch" "$ERR" || fail "other kit: $(c
 sed 's/{"board":"no-lock","knobs":{"refuse_lock":"1"},"expect":"fail","stage":"lock"}/{"board":"no-lock","knobs":{"refuse_lock":"1"}}/' \
 	"$smoke" > wrong.batch
 grep -q '"board":"no-lock","knobs":{"refuse_lock":"1"}}' wrong.batch || fail "sed"
-expect_exit 1 R wrong.batch
+expect_exit 1 R wrong.batch --junit wrong.xml
 grep -q "^MISMATCH no-lock expected pass@commit got fail@lock .*EREFUSED" "$OUT" ||
 	fail "mismatch line: $(cat "$OUT")"
 [ "$(grep -c '^MISMATCH' "$OUT")" = 1 ] || fail "only no-lock mismatches: $(cat "$OUT")"
 grep -q "^batch: $((n - 1)) as expected, 1 mismatched$" "$OUT" || fail "summary: $(cat "$OUT")"
+# JUnit: the one mismatch is a <failure> typed with the unit's reason code; a
+# reason with XML's special characters comes back intact (escaped)
+cp run1/st.db odd.db
+sqlite3 odd.db "UPDATE units SET reason = 'a <b> & \"c\" ''d'' ]]>' WHERE id = (SELECT min(id) FROM units WHERE status = 'pass')"
+expect_exit 0 "$BUILD/fx-batch" verdict "$smoke" --kit run1/kit --db odd.db --junit odd.xml
+python3 - wrong.xml odd.xml <<'PY'
+import sys, xml.etree.ElementTree as ET
+suite = ET.parse(sys.argv[1]).getroot().find('testsuite')
+fails = [(c.get('name'), c.find('failure')) for c in suite.findall('testcase') if c.find('failure') is not None]
+assert suite.get('failures') == '1' and len(fails) == 1, fails
+name, f = fails[0]
+assert name == 'no-lock' and f.get('type') == 'lock_refused', (name, f.attrib)
+assert f.get('message') == 'expected pass@commit got fail@lock' and 'EREFUSED' in f.text, f.attrib
+outs = [c.findtext('system-out') for c in ET.parse(sys.argv[2]).getroot().iter('testcase')]
+assert any(o and o.endswith(': a <b> & "c" \'d\' ]]>') for o in outs), outs
+PY
 
 # --- a malformed batch: FILE:LINE, exit 2, nothing made ----------------------
 { sed -n 1,3p "$smoke"; echo '{"board":"x","knobs":{"warp_drive":"1"}}'; } > bad.batch

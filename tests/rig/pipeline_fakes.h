@@ -444,7 +444,7 @@ static void fb_close(void *h)
 
 static const struct pl_board_ops fb_ops = {
 	fb_info, fb_flash, fb_keygen, fb_get_csr, fb_attest, fb_write_cert,
-	fb_read_cert, fb_prove, fb_lock, fb_close,
+	fb_read_cert, fb_prove, fb_lock, fb_close, NULL,
 };
 
 /* ---- transport: a bench of ports, each with a board or not ---------------- */

@@ -79,6 +79,12 @@ static void test_defaults(void **state)
 	assert_int_equal(profile_parse(text, strlen(text), "d", NULL, &p, &e), ST_OK);
 	assert_int_equal(p.key_type, PROFILE_KEY_EC_P256);
 	assert_int_equal(p.max_failures_in_row, 3);
+	assert_int_equal(p.max_rejects, 3);
+	assert_int_equal(p.reject_window_s, 600);
+	assert_int_equal(p.deadline_unit_s, 600);
+	assert_int_equal(p.deadline_flash_s, 300);
+	assert_int_equal(p.deadline_keygen_s, 120);
+	assert_int_equal(p.deadline_stage_s, 60);
 	assert_string_equal(p.hsm_pin_env, "PIN_1");
 	assert_int_equal(profile_san_for(&p, "X", san, sizeof(san), &e), ST_OK);
 	assert_string_equal(san, "");
@@ -102,6 +108,37 @@ static void test_canonical_roundtrip(void **state)
 	assert_memory_equal(c1, c2, l1);
 	free(c1);
 	free(c2);
+}
+
+/* Deadlines and the reject hold: parsed, kept through the canonical form
+ * only when set, so an old profile's stored text (and hash) does not change. */
+static void test_deadlines_and_rejects(void **state)
+{
+	static const char extra[] = "max_rejects = 4\nreject_window_s = 30\n"
+				    "[deadlines]\nflash_s = 7\nstage_s = 9\n";
+	char text[sizeof(good) + sizeof(extra)];
+	struct profile p, q;
+	struct errbuf e;
+	char *c1, *c0;
+	size_t l1, l0;
+
+	(void)state;
+	assert_int_equal(profile_parse(good, strlen(good), "g", "/base", &p, &e), ST_OK);
+	assert_int_equal(profile_canonical(&p, &c0, &l0, &e), ST_OK);
+	assert_null(strstr(c0, "deadlines"));
+	assert_null(strstr(c0, "max_rejects"));
+	snprintf(text, sizeof(text), "%s%s", good, extra);
+	assert_int_equal(profile_parse(text, strlen(text), "g", "/base", &p, &e), ST_OK);
+	assert_int_equal(p.max_rejects, 4);
+	assert_int_equal(p.reject_window_s, 30);
+	assert_int_equal(p.deadline_flash_s, 7);
+	assert_int_equal(p.deadline_stage_s, 9);
+	assert_int_equal(p.deadline_keygen_s, PROFILE_DEF_KEYGEN_S);
+	assert_int_equal(profile_canonical(&p, &c1, &l1, &e), ST_OK);
+	assert_int_equal(profile_parse(c1, l1, "canon", NULL, &q, &e), ST_OK);
+	assert_memory_equal(&p, &q, sizeof(p));
+	free(c0);
+	free(c1);
 }
 
 /* Replaces the first occurrence of `from` in the good profile by `to`. */
@@ -148,6 +185,9 @@ static const struct bad_case bad_cases[] = {
 	{ "token = station-ca", "token = 0123456789abcdef0123456789abcdef0", "b.profile:16: token: a token label is 1..32" },
 	{ "pin_file = pin.txt", "pin_env = lower", "b.profile:20: pin_env: expected an environment variable name" },
 	{ "max_failures_in_row = 5", "max_failures_in_row = 0", "b.profile:24: max_failures_in_row: expected" },
+	{ "max_failures_in_row = 5", "max_failures_in_row = 5\nmax_rejects = 0", "b.profile:25: max_rejects: expected a whole number 1..100" },
+	{ "max_failures_in_row = 5", "max_failures_in_row = 5\n[deadlines]\nflash_s = 3601", "b.profile:26: flash_s: expected a whole number 1..3600" },
+	{ "max_failures_in_row = 5", "max_failures_in_row = 5\n[deadlines]\nlunch_s = 3", "b.profile:26: " },
 	{ "image = fw/widget.bin", "image = ", "b.profile:7: image: empty path" },
 	/* "key =;x" is ";x" but its canonical "key = ;x" a comment (found by fuzz_profile) */
 	{ "audit_key = audit", "audit_key =;audit", "b.profile:19: audit_key: a value cannot start with ';'" },
@@ -228,6 +268,7 @@ int main(void)
 		cmocka_unit_test(test_good_profile),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_canonical_roundtrip),
+		cmocka_unit_test(test_deadlines_and_rejects),
 		cmocka_unit_test(test_bad_inputs),
 		cmocka_unit_test(test_long_line_and_nul),
 		cmocka_unit_test(test_empty_file),

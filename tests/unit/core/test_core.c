@@ -309,12 +309,47 @@ static void test_certfile_pubkey(void **state)
 	X509_free(x);
 }
 
+static void test_str_sanitize(void **state)
+{
+	char out[64];
+	(void)state;
+
+	assert_int_equal(str_sanitize(out, sizeof(out), "0A1B-ok", 7), 0);
+	assert_string_equal(out, "0A1B-ok");
+	/* a terminal escape, a newline, a tab, DEL */
+	assert_int_equal(str_sanitize(out, sizeof(out), "\x1b[31mX\n\t\x7f", 9), 0);
+	assert_string_equal(out, "\\x1b[31mX\\x0a\\x09\\x7f");
+	/* a backslash is escaped so an escape cannot be forged */
+	assert_int_equal(str_sanitize(out, sizeof(out), "a\\x41", 5), 0);
+	assert_string_equal(out, "a\\\\x41");
+	/* valid UTF-8 passes; invalid, overlong, surrogate, C1, cut do not */
+	assert_int_equal(str_sanitize(out, sizeof(out), "\xc3\xa9", 2), 0);
+	assert_string_equal(out, "\xc3\xa9");
+	assert_int_equal(str_sanitize(out, sizeof(out), "\xff\xc0\xaf", 3), 0);
+	assert_string_equal(out, "\\xff\\xc0\\xaf");
+	assert_int_equal(str_sanitize(out, sizeof(out), "\xed\xa0\x80", 3), 0);
+	assert_string_equal(out, "\\xed\\xa0\\x80");
+	assert_int_equal(str_sanitize(out, sizeof(out), "\xc2\x9b", 2), 0);
+	assert_string_equal(out, "\\xc2\\x9b");
+	assert_int_equal(str_sanitize(out, sizeof(out), "a\xe2\x82", 3), 0);
+	assert_string_equal(out, "a\\xe2\\x82");
+	/* a NUL inside the given length is shown, not a terminator */
+	assert_int_equal(str_sanitize(out, sizeof(out), "a\0b", 3), 0);
+	assert_string_equal(out, "a\\x00b");
+	/* cut: never half an escape */
+	assert_int_equal(str_sanitize(out, 6, "ab\x1b\x1b", 4), 1);
+	assert_string_equal(out, "ab");
+	assert_int_equal(str_sanitize(out, 1, "ab", 2), 1);
+	assert_string_equal(out, "");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hex),
 		cmocka_unit_test(test_ids),
 		cmocka_unit_test(test_str),
+		cmocka_unit_test(test_str_sanitize),
 		cmocka_unit_test(test_clock),
 		cmocka_unit_test(test_fileio_read),
 		cmocka_unit_test(test_fileio_atomic),

@@ -150,7 +150,8 @@ static inline void issue(struct fixture *f, int64_t unit_id, const char *uid, co
 }
 
 /*
- * Lot L1:  A  pass (injected)          B  fail at lock (revoked), then pass again
+ * Lot L1 (allowlist A..E, model W, revision A or B):
+ *          A  pass (injected)          B  fail at lock (revoked), then pass again
  *          C  reject at csr-policy     D  interrupted, certificate issued (found by unit id)
  *          E  interrupted, a serial only reserved (not a certificate)
  * Lot L2:  one unit of A's (not in L1's export).  Lot L3: an allowlist only.
@@ -175,6 +176,13 @@ static inline int setup(void **state)
 	pki_init(&f->pki, "Test CA");
 	assert_int_equal(db_profile_store(f->db, "widget", profile, strlen(profile), "eng",
 					  &version, f->profile_hash, &err), ST_OK);
+
+	/* L1's allowlist: its yield counts these boards only (issue 15) */
+	fp = fopen(csv, "w");
+	fprintf(fp, "unique_id,lot,model,hw_revision\n%s,L1,W,A\n%s,L1,W,A\n%s,L1,W,B\n"
+		"%s,L1,W,B\n%s,L1,W,B\n", UID_A, UID_B, UID_C, UID_D, UID_E);
+	fclose(fp);
+	assert_int_equal(db_allowlist_import(f->db, csv, "L1", NULL, NULL, "eng", &rows, &err), ST_OK);
 
 	a = unit(f->db, UID_A, "L1", "1-1", f->profile_hash);
 	issue(f, a, UID_A, PK("a"), 0x1001, f->serial_pass);

@@ -3,6 +3,8 @@
  * and JSON lines records.  The manifest's own tests: test_manifest.c. */
 #include "tests/unit/export/export_rig.h"
 
+#define UID_F "0123456789ABCDEF0123456C"   /* on L5 only */
+
 static void test_lot_rows_and_counts(void **state)
 {
 	struct fixture *f = *state;
@@ -21,7 +23,8 @@ static void test_lot_rows_and_counts(void **state)
 	assert_int_equal(c.boards_passed, 2);
 	assert_int_equal(c.boards_finished, 5);
 	assert_int_equal(c.boards_first_pass, 1);    /* B passed on its second attempt */
-	assert_int_equal(c.allowlisted, 0);
+	assert_int_equal(c.allowlisted, 5);
+	assert_int_equal(c.strangers, 0);
 	assert_true(export_yield(&c) > 0.39 && export_yield(&c) < 0.41);
 	assert_true(export_first_pass_yield(&c) > 0.19 && export_first_pass_yield(&c) < 0.21);
 
@@ -141,16 +144,18 @@ static void test_lot_nullable_certificates(void **state)
 
 
 
+#define CSV_FIELDS 30
+
 struct csv_rows {
 	int row, field;
-	char cells[8][24][512];
+	char cells[10][CSV_FIELDS][512];
 };
 
 static void cb_field(void *s, size_t len, void *ctx)
 {
 	struct csv_rows *c = ctx;
 
-	if (c->row < 8 && c->field < 24)
+	if (c->row < 10 && c->field < CSV_FIELDS)
 		snprintf(c->cells[c->row][c->field], 512, "%.*s", (int)len, (const char *)s);
 	c->field++;
 }
@@ -159,7 +164,7 @@ static void cb_row(int ch, void *ctx)
 {
 	struct csv_rows *c = ctx;
 
-	assert_int_equal(c->field, 24);
+	assert_int_equal(c->field, CSV_FIELDS);
 	c->row++;
 	c->field = 0;
 }
@@ -182,7 +187,7 @@ static void test_csv(void **state)
 	assert_memory_equal(buf, EXPORT_CSV_HEADER "\r\n", strlen(EXPORT_CSV_HEADER) + 2);
 	/* the reason with a comma, quotes and a line break is one quoted field */
 	assert_non_null(strstr(buf, ",\"board refused LOCK, \"\"E5\"\"\nretry\","));
-	/* parsed back (libcsv, strict): 24 fields a row, the values as stored */
+	/* parsed back (libcsv, strict): 30 fields a row, the values as stored */
 	csv_init(&p, CSV_STRICT | CSV_STRICT_FINI);
 	assert_int_equal(csv_parse(&p, buf, len, cb_field, cb_row, &rows), len);
 	assert_int_equal(csv_fini(&p, cb_field, cb_row, &rows), 0);
@@ -204,6 +209,81 @@ static void test_csv(void **state)
 	assert_string_equal(rows.cells[2][22], "cessationOfOperation");
 	assert_string_equal(rows.cells[4][10], "");          /* unknown profile */
 	assert_string_equal(rows.cells[4][23], "");
+	/* issue 15's columns */
+	assert_string_equal(rows.cells[0][24], "reason_code");
+	assert_string_equal(rows.cells[0][29], "on_allowlist");
+	assert_string_equal(rows.cells[1][27], "W");         /* model, from the allowlist */
+	assert_string_equal(rows.cells[1][28], "A");
+	assert_string_equal(rows.cells[1][29], "1");
+	free(buf);
+}
+
+/*
+ * A stranger (a board not on L1's allowlist, rejected not_on_lot) and cells
+ * a spreadsheet would run as formulas (issue 15): the yield still counts L1's
+ * five boards only, the stranger is counted apart, and every formula cell
+ * comes out as text ('=..., quoted).
+ */
+static void test_stranger_and_formulas(void **state)
+{
+	static const char *const evil[] = { "=HYPERLINK(\"http://x\",\"y\")", "+1+1", "-2+3",
+					    "@SUM(A1)", "\tx", "\rx" };
+	static struct csv_rows rows;
+	struct fixture *f = *state;
+	struct db_export_counts c;
+	struct writer w = { NULL, 1 };
+	struct csv_parser p;
+	struct errbuf err;
+	struct db_unit u;
+	char *buf = NULL;
+	size_t len = 0;
+
+	memset(&u, 0, sizeof(u));
+	snprintf(u.unique_id, sizeof(u.unique_id), "0123456789ABCDEF0123BBBB");
+	snprintf(u.lot, sizeof(u.lot), "L1");
+	snprintf(u.bay, sizeof(u.bay), "%s", evil[3]);
+	snprintf(u.operator_name, sizeof(u.operator_name), "%s", evil[0]);
+	snprintf(u.station_id, sizeof(u.station_id), "%s", evil[1]);
+	snprintf(u.profile_hash, sizeof(u.profile_hash), "%s", evil[4]);
+	assert_int_equal(db_unit_begin(f->db, &u, &err), ST_OK);
+	u.status = DB_UNIT_REJECT;
+	u.reason_code = ST_R_NOT_ON_LOT;
+	snprintf(u.stage, sizeof(u.stage), "allowlist");
+	snprintf(u.reason, sizeof(u.reason), "%s", evil[2]);
+	snprintf(u.firmware_hash, sizeof(u.firmware_hash), "%s", evil[5]);
+	assert_int_equal(db_unit_finish(f->db, &u, &err), ST_OK);
+
+	w.f = open_memstream(&buf, &len);
+	assert_int_equal(export_csv_header(w.f, &err), ST_OK);
+	assert_int_equal(db_export_lot(f->db, "L1", &c, write_row, &w, &err), ST_OK);
+	fclose(w.f);
+	assert_int_equal(c.units, 7);
+	assert_int_equal(c.boards, 5);
+	assert_int_equal(c.boards_passed, 2);
+	assert_int_equal(c.strangers, 1);
+	assert_int_equal(c.stranger_units, 1);
+	assert_true(export_yield(&c) > 0.39 && export_yield(&c) < 0.41);
+
+	/* on the wire: a quoted cell that begins with a single quote */
+	assert_non_null(strstr(buf, ",\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\","));
+	assert_non_null(strstr(buf, ",\"'-2+3\","));
+	memset(&rows, 0, sizeof(rows));
+	csv_init(&p, CSV_STRICT | CSV_STRICT_FINI);
+	assert_int_equal(csv_parse(&p, buf, len, cb_field, cb_row, &rows), len);
+	assert_int_equal(csv_fini(&p, cb_field, cb_row, &rows), 0);
+	csv_free(&p);
+	assert_int_equal(rows.row, 8);
+	assert_string_equal(rows.cells[7][8], "'=HYPERLINK(\"http://x\",\"y\")");   /* operator */
+	assert_string_equal(rows.cells[7][7], "'+1+1");       /* station_id */
+	assert_string_equal(rows.cells[7][5], "'-2+3");       /* reason */
+	assert_string_equal(rows.cells[7][6], "'@SUM(A1)");   /* bay */
+	assert_string_equal(rows.cells[7][11], "'\tx");       /* profile_sha256 */
+	assert_string_equal(rows.cells[7][12], "'\rx");       /* firmware_sha256 */
+	for (int i = 0; i < CSV_FIELDS; i++)
+		assert_true(!rows.cells[7][i][0] || !strchr("=+-@\t\r", rows.cells[7][i][0]));
+	assert_string_equal(rows.cells[7][24], "not_on_lot");
+	assert_string_equal(rows.cells[7][25], "allowlist: the board is not on the lot's allowlist");
+	assert_string_equal(rows.cells[7][29], "0");          /* not on the allowlist */
 	free(buf);
 }
 
@@ -252,6 +332,49 @@ static void test_jsonl(void **state)
 	free(buf);
 }
 
+static int write_openhtf(const struct db_export_row *r, void *ctx)
+{
+	struct errbuf err;
+
+	return export_openhtf_row(ctx, r, &err);
+}
+
+/* OpenHTF records: one per unit; PASS, FAIL for a fail or a reject, ERROR for
+ * an interrupted unit; the outcome details carry the code and the words. */
+static void test_openhtf(void **state)
+{
+	static const char *const want[] = { "PASS", "FAIL", "PASS", "FAIL", "ERROR", "ERROR" };
+	struct fixture *f = *state;
+	struct errbuf err;
+	char *buf = NULL, *line, *save = NULL;
+	size_t len = 0;
+	FILE *fp = open_memstream(&buf, &len);
+	int n = 0;
+
+	assert_int_equal(db_export_lot(f->db, "L1", NULL, write_openhtf, fp, &err), ST_OK);
+	fclose(fp);
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save), n++) {
+		json_t *j = json_loads(line, JSON_REJECT_DUPLICATES, NULL), *d;
+
+		assert_non_null(j);
+		assert_true(n < 6);
+		assert_string_equal(json_string_value(json_object_get(j, "outcome")), want[n]);
+		assert_int_equal(json_object_size(j), 11);
+		d = json_array_get(json_object_get(j, "outcome_details"), 0);
+		assert_non_null(json_string_value(json_object_get(d, "code")));
+		assert_non_null(json_string_value(json_object_get(d, "description")));
+		assert_string_equal(json_string_value(json_object_get(json_object_get(j, "metadata"),
+								      "lot")), "L1");
+		assert_true(json_integer_value(json_object_get(j, "end_time_millis")) >=
+			    json_integer_value(json_object_get(j, "start_time_millis")));
+		if (n == 0)
+			assert_string_equal(json_string_value(json_object_get(d, "code")), "none");
+		json_decref(j);
+	}
+	assert_int_equal(n, 6);
+	free(buf);
+}
+
 /* Rework: the board's first PASS is superseded (its certificate revoked,
  * superseded) and a second PASS provisions it again.  Both are in the CSV
  * and JSON lines, with superseded_by and rework_id; the manifest has one
@@ -272,20 +395,20 @@ static void test_lot_rework(void **state)
 	int64_t u1, u2, rows;
 	FILE *fp = fopen("l5.csv", "w");
 
-	fprintf(fp, "unique_id,lot,model,hw_revision\n%s,L5,W,A\n", UID_E);
+	fprintf(fp, "unique_id,lot,model,hw_revision\n%s,L5,W,A\n", UID_F);
 	fclose(fp);
 	assert_int_equal(db_allowlist_import(f->db, "l5.csv", "L5", NULL, NULL, "eng", &rows, &err), ST_OK);
-	u1 = unit(f->db, UID_E, "L5", "1-1", f->profile_hash);
-	issue(f, u1, UID_E, PK("5"), 0x5001, hex1);
+	u1 = unit(f->db, UID_F, "L5", "1-1", f->profile_hash);
+	issue(f, u1, UID_F, PK("5"), 0x5001, hex1);
 	assert_int_equal(db_cert_injected(f->db, hex1, &err), ST_OK);
-	finish(f->db, u1, UID_E, "L5", DB_UNIT_PASS, "commit", "certificate", hex1);
-	assert_int_equal(db_rework_authorise(f->db, UID_E, "replaced the MCU", "eng", &rw, &err), ST_OK);
-	u2 = unit(f->db, UID_E, "L5", "1-2", f->profile_hash);
-	issue(f, u2, UID_E, PK("6"), 0x5002, hex2);
+	finish(f->db, u1, UID_F, "L5", DB_UNIT_PASS, "commit", "certificate", hex1);
+	assert_int_equal(db_rework_authorise(f->db, UID_F, "replaced the MCU", "eng", &rw, &err), ST_OK);
+	u2 = unit(f->db, UID_F, "L5", "1-2", f->profile_hash);
+	issue(f, u2, UID_F, PK("6"), 0x5002, hex2);
 	assert_int_equal(db_begin(f->db, &err), ST_OK);
 	assert_int_equal(db_cert_injected(f->db, hex2, &err), ST_OK);
 	assert_int_equal(db_rework_consume(f->db, rw.id, u2, "op", &err), ST_OK);
-	finish(f->db, u2, UID_E, "L5", DB_UNIT_PASS, "commit", "certificate", hex2);
+	finish(f->db, u2, UID_F, "L5", DB_UNIT_PASS, "commit", "certificate", hex2);
 	assert_int_equal(db_commit(f->db, &err), ST_OK);
 
 	assert_int_equal(db_export_lot(f->db, "L5", &c, collect, &g, &err), ST_OK);
@@ -336,6 +459,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lot_rework, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_csv, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_jsonl, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stranger_and_formulas, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_openhtf, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

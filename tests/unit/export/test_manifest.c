@@ -179,7 +179,7 @@ static void test_manifest_missing_der(void **state)
 			fclose(w.f);
 			assert_non_null(strstr(buf, f->serial_pass));
 			if (w.csv)
-				assert_non_null(strstr(buf, ",unspecified,\r\n"));  /* no DER */
+				assert_non_null(strstr(buf, ",unspecified,,"));  /* no DER */
 			else
 				assert_non_null(strstr(buf, "\"status\":\"revoked\",\"issued\""));
 			free(buf);

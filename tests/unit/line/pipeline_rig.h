@@ -74,6 +74,7 @@ struct fx {
 	struct pl_line *line;
 	struct fb_board *boards[64];
 	int nboards;
+	int grace_ms;                  /* pl_config.grace_ms for start() */
 };
 
 static inline void uid_for(int i, char out[EV_UID_LEN])
@@ -182,6 +183,7 @@ static inline void start(struct fx *f, int nbays, int max_units)
 	cfg.nbays = nbays;
 	cfg.max_units = max_units;
 	cfg.scan_interval_ms = 5;
+	cfg.grace_ms = f->grace_ms;
 	cfg.image = f->image;
 	cfg.image_len = sizeof(f->image);
 	cfg.mfr_ca_der = f->mfr.der;

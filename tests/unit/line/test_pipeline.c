@@ -320,6 +320,93 @@ static void test_recovery(void **state)
 	assert_int_equal(units + revoked, 0);
 }
 
+/* A bay is lent to a port: when its board leaves, a board on another port
+ * takes it (issue 13: two boards behind a hub must not keep the bays). */
+static void test_bays_follow_ports(void **state)
+{
+	struct fx *f = *state;
+	struct fb_board *a = board(f, 0), *b = board(f, 1);
+
+	start(f, 1, 0);
+	ft_plug(&f->tr, 0, a);
+	wait_results(f, 1);
+	ft_unplug(&f->tr, 0);
+	while (count_events(&f->cap, EV_BAY_LEFT, EV_OUT_NONE, NULL) < 1)
+		clock_sleep_ms(2);
+	ft_plug(&f->tr, 1, b);
+	wait_results(f, 2);
+	pl_line_stop(f->line);
+	assert_result(f, b, EV_OUT_PASS, EV_STAGE_COMMIT, NULL);
+	assert_int_equal(pl_line_bay_of_port(f->line, "1-2"), 0);
+	assert_int_equal(pl_line_bay_of_port(f->line, "1-1"), -1);
+}
+
+/* The same board REJECTed max_rejects times within the window holds its bay
+ * with an alert; cleared, the bay takes boards again. */
+static void test_reject_flood_holds_bay(void **state)
+{
+	struct fx *f = *state;
+	struct fb_board *stranger = board(f, 50);   /* not on the allowlist */
+
+	f->prof.max_rejects = 2;
+	start(f, 1, 0);
+	for (int i = 0; i < 2; i++) {
+		ft_plug(&f->tr, 0, stranger);
+		wait_results(f, i + 1);
+		ft_unplug(&f->tr, 0);
+		while (count_events(&f->cap, EV_BAY_LEFT, EV_OUT_NONE, NULL) < i + 1)
+			clock_sleep_ms(2);
+	}
+	assert_int_equal(count_events(&f->cap, EV_BAY_HELD, EV_OUT_NONE, stranger->uid), 1);
+	ft_plug(&f->tr, 0, stranger);
+	clock_sleep_ms(100);
+	assert_int_equal(count_events(&f->cap, EV_UNIT_RESULT, EV_OUT_NONE, NULL), 2);
+	assert_int_equal(pl_line_clear_bay(f->line, 0), ST_OK);
+	wait_results(f, 3);
+	pl_line_stop(f->line);
+	/* 2 rejects + 1 flood alert, then one more reject */
+	assert_int_equal(count_events(&f->cap, EV_ALERT, EV_OUT_REJECT, stranger->uid), 4);
+}
+
+/* A stage past its deadline fails the unit even when the board call
+ * returned: keygen 1.5 s against a 1 s keygen deadline. */
+static void test_stage_deadline(void **state)
+{
+	struct fx *f = *state;
+	struct fb_board *slow = board(f, 0);
+
+	f->prof.deadline_keygen_s = 1;
+	slow->keygen_ms = 1500;
+	ft_plug(&f->tr, 0, slow);
+	start(f, 1, 0);
+	wait_results(f, 1);
+	pl_line_stop(f->line);
+	assert_result(f, slow, EV_OUT_FAIL, EV_STAGE_KEYGEN, "deadline");
+	assert_reason_code(f, slow, "stage_deadline");
+}
+
+/* Stop with a unit in flight past the grace period: it is abandoned, recorded
+ * interrupted, and the line stops without waiting for the board. */
+static void test_stop_abandons_after_grace(void **state)
+{
+	struct fx *f = *state;
+	struct fb_board *slow = board(f, 0);
+	int64_t t0;
+
+	f->grace_ms = 100;
+	slow->keygen_ms = 700;
+	ft_plug(&f->tr, 0, slow);
+	start(f, 1, 0);
+	while (count_events(&f->cap, EV_STAGE_BEGIN, EV_OUT_NONE, slow->uid) < 5)
+		clock_sleep_ms(2);
+	t0 = clock_monotonic_ms();
+	pl_line_stop(f->line);
+	/* the fake's keygen cannot be cut short: the next step is not started */
+	assert_true(clock_monotonic_ms() - t0 < 2000);
+	assert_result(f, slow, EV_OUT_INTERRUPTED, EV_STAGE_NONE, "unplug the board");
+	assert_reason_code(f, slow, "interrupted");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -331,6 +418,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_slow_board_does_not_block, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stage_marks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recovery, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bays_follow_ports, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reject_flood_holds_bay, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stage_deadline, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stop_abandons_after_grace, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

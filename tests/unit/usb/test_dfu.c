@@ -23,8 +23,8 @@
 struct env {
 	struct usbemu *emu;
 	struct usb_ctx *usb;
-	struct testdev *dev[2];
-	struct usb_board *b[2];
+	struct testdev *dev[3];
+	struct usb_board *b[3];
 	uint8_t *img, *back;
 };
 
@@ -52,11 +52,11 @@ static int teardown(void **state)
 	struct env *env = *state;
 	int i;
 
-	for (i = 0; i < 2; i++)
+	for (i = 0; i < 3; i++)
 		usb_close(env->b[i]);
 	usb_ctx_free(env->usb);
 	usbemu_free(env->emu);
-	for (i = 0; i < 2; i++)
+	for (i = 0; i < 3; i++)
 		testdev_free(env->dev[i]);
 	free(env->img);
 	free(env->back);
@@ -132,6 +132,52 @@ static void test_small_transfer_size(void **state)
 	board(env, 0, "1-1", 0, 1024);
 	assert_int_equal(usb_dfu(env->b[0])->transfer_size, 1024);
 	flash_ok(env, 0, 10 * 1024 + 1);
+}
+
+/* A board's wTransferSize below the floor, or an image needing too many
+ * blocks, is refused before anything is written; a slow board's waits end at
+ * the deadline and on a stop request (issue 13). */
+static int stop_now(void *arg)
+{
+	return *(int *)arg;
+}
+
+static void test_limits(void **state)
+{
+	struct env *env = *state;
+	uint8_t md[32];
+	struct errbuf e;
+	int stop = 0;
+	struct clock_limit lim = { 0, stop_now, &stop };
+	struct dfu_opts o = { .limit = &lim };
+	int64_t t0;
+
+	board(env, 0, "1-1", 0, DFU_MIN_TRANSFER - 1);
+	SHA256(env->img, 4096, md);
+	assert_int_equal(dfu_flash(env->b[0], env->img, 4096, md, &o, &e), ST_EPROTO);
+	assert_int_equal(e.reason, ST_R_FLASH_XFER_SMALL);
+	assert_int_equal(testdev_image(env->dev[0], env->back, TESTDEV_IMAGE_MAX), 0);
+
+	board(env, 1, "1-2", 0, DFU_MIN_TRANSFER);
+	SHA256(env->img, DFU_MAX_BLOCKS * DFU_MIN_TRANSFER + 1, md);
+	assert_int_equal(dfu_flash(env->b[1], env->img, DFU_MAX_BLOCKS * DFU_MIN_TRANSFER + 1, md,
+				   &o, &e), ST_EINVAL);
+	assert_int_equal(e.reason, ST_R_FLASH_TOO_MANY_BLOCKS);
+
+	/* 1 KiB/s: each 4 KiB block is busy for 4 s, past a 300 ms deadline */
+	board(env, 2, "1-3", 1, 0);
+	SHA256(env->img, 8192, md);
+	lim.deadline_ms = clock_monotonic_ms() + 300;
+	t0 = clock_monotonic_ms();
+	assert_int_equal(dfu_flash(env->b[2], env->img, 8192, md, &o, &e), ST_ETIMEOUT);
+	assert_true(clock_monotonic_ms() - t0 < 1500);
+	/* stopped: the wait for dfuIDLE (still busy) ends within a slice */
+	lim.deadline_ms = 0;
+	stop = 1;
+	t0 = clock_monotonic_ms();
+	assert_int_equal(dfu_flash(env->b[2], env->img, 8192, md, &o, &e), ST_ECANCELED);
+	assert_int_equal(e.reason, ST_R_CANCELED);
+	assert_true(clock_monotonic_ms() - t0 < 1000);
 }
 
 static void test_poll_timeout_honoured(void **state)
@@ -248,6 +294,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_flash_and_verify, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_small_transfer_size, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_poll_timeout_honoured, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wrong_image_not_flashed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verify_detects_other_image, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recovers_from_error_and_unfinished, setup, teardown),
