@@ -6,12 +6,14 @@
 
 #include <errno.h>
 #include <libp11.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/mman.h>
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -21,6 +23,14 @@
 
 /* PKCS#11 return values we act on (pkcs11.h is not part of libp11's API). */
 #define CKR_GENERAL_ERROR     0x05UL
+#define CKR_DEVICE_ERROR      0x30UL
+#define CKR_DEVICE_REMOVED    0x32UL
+#define CKR_SESSION_CLOSED    0xB0UL
+#define CKR_SESSION_HANDLE_INVALID 0xB3UL
+#define CKR_TOKEN_NOT_PRESENT 0xE0UL
+#define CKR_TOKEN_NOT_RECOGNIZED 0xE1UL
+#define CKR_USER_NOT_LOGGED_IN 0x101UL
+#define CKR_CRYPTOKI_NOT_INITIALIZED 0x190UL
 #define CKR_PIN_INCORRECT     0xA0UL
 #define CKR_PIN_INVALID       0xA1UL
 #define CKR_PIN_LEN_RANGE     0xA2UL
@@ -32,6 +42,12 @@
  * were measured, so a handful of attempts with jitter is plenty. */
 #define OPEN_ATTEMPTS 6
 #define NOTFOUND_ATTEMPTS 3
+/* A token behind p11-kit's remoting: each client connection is a new
+ * p11-kit-remote process loading the token, so stations starting together
+ * collide for longer than two local opens do (a slot listing failed in ~10%
+ * of opens with three at once).  Failures before the login are retried until
+ * this deadline. */
+#define OPEN_DEADLINE_MS 5000
 
 struct hsm {
 	PKCS11_CTX *ctx;
@@ -46,6 +62,17 @@ struct hsm {
 	size_t audit_pub_len;
 	char token[HSM_LABEL_MAX];
 	char audit_label[HSM_LABEL_MAX];
+	/* Reopening (hsm_reopen).  Signers hold lock for reading; a reopen holds it
+	 * for writing while it replaces ctx, slots and keys. */
+	pthread_rwlock_t lock;
+	int lock_init;
+	struct hsm_config cfg;     /* what was opened (the PIN is not in it) */
+	char *pin;                 /* kept for a new login: a page of its own,
+				    * locked and left out of core dumps */
+	size_t pin_map;
+	atomic_int down;           /* a transport failure was seen: refuse to sign */
+	int pin_refused;           /* a reopen's login was refused: never tried again */
+	char down_why[128];
 };
 
 static atomic_ulong login_attempts;
@@ -94,6 +121,33 @@ static void release(struct hsm *h)
 	h->slots = NULL;
 	h->nslots = 0;
 	h->slot = NULL;
+}
+
+/*
+ * The failures that say the token's transport or session is gone, not that
+ * the request was bad: the remote server went away (p11-kit-client returns
+ * CKR_DEVICE_ERROR on a dead socket, and keeps returning it after the server
+ * is back: it never reconnects by itself), the token was unplugged, the
+ * session or the login did not survive.  CKR_GENERAL_ERROR is here too: the
+ * client module returns it when a call is cut short.  Each of these is cured,
+ * if at all, by unloading the module and opening the token again.
+ */
+int hsm_ckr_is_transport(unsigned long ckr)
+{
+	switch (ckr) {
+	case CKR_GENERAL_ERROR:
+	case CKR_DEVICE_ERROR:
+	case CKR_DEVICE_REMOVED:
+	case CKR_SESSION_CLOSED:
+	case CKR_SESSION_HANDLE_INVALID:
+	case CKR_TOKEN_NOT_PRESENT:
+	case CKR_TOKEN_NOT_RECOGNIZED:
+	case CKR_USER_NOT_LOGGED_IN:
+	case CKR_CRYPTOKI_NOT_INITIALIZED:
+		return 1;
+	default:
+		return 0;
+	}
 }
 
 static void backoff(void)
@@ -281,7 +335,7 @@ static int open_once(struct hsm *h, const struct hsm_config *c, const char *pin,
 		return errbuf_set(err, ST_ENOMEM, "out of memory");
 	if (PKCS11_CTX_load(h->ctx, c->module) != 0) {
 		ckr = take_ckr(other, sizeof(other));
-		*transient = ckr == CKR_GENERAL_ERROR;
+		*transient = hsm_ckr_is_transport(ckr);
 		/* free the context here: libp11 has nothing loaded to unload */
 		PKCS11_CTX_free(h->ctx);
 		h->ctx = NULL;
@@ -290,8 +344,18 @@ static int open_once(struct hsm *h, const struct hsm_config *c, const char *pin,
 	}
 	if (PKCS11_enumerate_slots(h->ctx, &h->slots, &h->nslots) != 0) {
 		ckr = take_ckr(NULL, 0);
-		*transient = ckr == CKR_GENERAL_ERROR;
+		/* through p11-kit's remoting a listing cut short by a concurrent
+		 * open may carry no PKCS#11 code at all */
+		*transient = ckr == 0 || hsm_ckr_is_transport(ckr);
 		h->slots = NULL;
+		if (strstr(c->module, "p11-kit-client")) {
+			const char *addr = getenv("P11_KIT_SERVER_ADDRESS");
+
+			return errbuf_set(err, ST_EHSM, "module %s: cannot list slots (CKR 0x%lx): "
+					  "no answer from the p11-kit server at %s", c->module, ckr,
+					  addr && *addr ? addr :
+					  "the default address (P11_KIT_SERVER_ADDRESS is not set)");
+		}
 		return errbuf_set(err, ST_EHSM, "module %s: cannot list slots (CKR 0x%lx)",
 				  c->module, ckr);
 	}
@@ -346,11 +410,96 @@ static int open_once(struct hsm *h, const struct hsm_config *c, const char *pin,
 	return ST_OK;
 }
 
+/* The PIN, kept for a login after a reopen: its own page, locked (best
+ * effort: RLIMIT_MEMLOCK may forbid it) and left out of core dumps
+ * (invariant 5). */
+static int keep_pin(struct hsm *h, const char *pin, struct errbuf *err)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	size_t n = strlen(pin) + 1;
+
+	h->pin_map = pg > 0 && (size_t)pg >= HSM_PIN_MAX ? (size_t)pg : HSM_PIN_MAX;
+	h->pin = mmap(NULL, h->pin_map, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (h->pin == MAP_FAILED) {
+		h->pin = NULL;
+		return errbuf_set(err, ST_ENOMEM, "cannot map a page for the PIN");
+	}
+	if (madvise(h->pin, h->pin_map, MADV_DONTDUMP) != 0)
+		return errbuf_set(err, ST_EIO, "cannot keep the PIN out of core dumps");
+	ST_IGNORE(mlock(h->pin, h->pin_map));   /* best effort: a swapped page is still ours */
+	memcpy(h->pin, pin, n);
+	return ST_OK;
+}
+
+static void drop_pin(struct hsm *h)
+{
+	if (!h->pin)
+		return;
+	OPENSSL_cleanse(h->pin, h->pin_map);
+	munlock(h->pin, h->pin_map);
+	munmap(h->pin, h->pin_map);
+	h->pin = NULL;
+}
+
+/* The keys the configuration names, each through its pre-flight. */
+static int load_keys(struct hsm *h, const struct hsm_config *c, struct errbuf *err)
+{
+	EVP_PKEY *token_pub = NULL;
+	uint8_t *der = NULL;
+	size_t der_len = 0;
+	int rc;
+
+	rc = find_key(h, c->ca_key, c->ca_key_id, &h->ca_key, err);
+	if (rc != ST_OK)
+		return rc;
+	token_pub = public_half(h->ca_key, NULL, NULL);
+	if (token_pub && EVP_PKEY_eq(token_pub, X509_get0_pubkey(h->ca_cert)) != 1) {
+		ERR_clear_error();
+		EVP_PKEY_free(token_pub);
+		return errbuf_set(err, ST_ECRYPTO, "CA certificate %s does not match key '%s' in token '%s'",
+				  c->ca_cert, c->ca_key[0] ? c->ca_key : c->ca_key_id, h->token);
+	}
+	rc = preflight(h, h->ca_key, h->md, c->ca_key[0] ? c->ca_key : c->ca_key_id, token_pub,
+		       X509_get0_pubkey(h->ca_cert), c->ca_cert, err);
+	EVP_PKEY_free(token_pub);
+	token_pub = NULL;
+	if (rc != ST_OK || !c->audit_key[0])
+		return rc;
+	rc = find_key(h, c->audit_key, NULL, &h->audit_key, err);
+	if (rc != ST_OK)
+		return rc;
+	token_pub = public_half(h->audit_key, &der, &der_len);
+	if (!token_pub || EVP_PKEY_get_base_id(token_pub) != EVP_PKEY_EC) {
+		EVP_PKEY_free(token_pub);
+		OPENSSL_free(der);
+		return errbuf_set(err, ST_EHSM, "token '%s': audit key '%s' must be an EC key "
+				  "with its public point", h->token, c->audit_key);
+	}
+	/* a reopen keeps the public key callers may hold, and finds the same one */
+	if (h->audit_pub && (der_len != h->audit_pub_len || memcmp(der, h->audit_pub, der_len))) {
+		EVP_PKEY_free(token_pub);
+		OPENSSL_free(der);
+		return errbuf_set(err, ST_ECRYPTO, "token '%s': audit key '%s' is not the one opened "
+				  "before", h->token, c->audit_key);
+	}
+	if (!h->audit_pub) {
+		h->audit_pub = der;
+		h->audit_pub_len = der_len;
+		der = NULL;
+	}
+	OPENSSL_free(der);
+	rc = preflight(h, h->audit_key, EVP_sha256(), c->audit_key, token_pub, NULL, NULL, err);
+	EVP_PKEY_free(token_pub);
+	if (rc == ST_OK)
+		snprintf(h->audit_label, sizeof(h->audit_label), "%s", c->audit_key);
+	return rc;
+}
+
 int hsm_open(const struct hsm_config *c, struct hsm **out, struct errbuf *err)
 {
 	char pin[HSM_PIN_MAX];
-	EVP_PKEY *token_pub = NULL;
 	struct hsm *h;
+	int64_t until;
 	int rc, transient = 0;
 
 	*out = NULL;
@@ -363,6 +512,13 @@ int hsm_open(const struct hsm_config *c, struct hsm **out, struct errbuf *err)
 		atomic_store(&hsm_in_use, 0);
 		return errbuf_set(err, ST_ENOMEM, "out of memory");
 	}
+	if (pthread_rwlock_init(&h->lock, NULL) != 0) {
+		free(h);
+		atomic_store(&hsm_in_use, 0);
+		return errbuf_set(err, ST_ENOMEM, "cannot make the token's lock");
+	}
+	h->lock_init = 1;
+	h->cfg = *c;
 	snprintf(h->token, sizeof(h->token), "%s", c->token);
 	/* The certificate first: a wrong path should not cost a PIN prompt. */
 	if ((rc = load_ca_cert(h, c->ca_cert, err)) != ST_OK)
@@ -373,58 +529,28 @@ int hsm_open(const struct hsm_config *c, struct hsm **out, struct errbuf *err)
 	}
 	if ((rc = hsm_pin_read(c, pin, err)) != ST_OK)
 		goto fail;
-	for (int attempt = 1; attempt <= OPEN_ATTEMPTS; attempt++) {
+	if ((rc = keep_pin(h, pin, err)) != ST_OK)
+		goto fail;
+	/* Failures before the login are retried until a deadline (the remoting's
+	 * start-up collisions); a failed login as open_once says. */
+	until = clock_monotonic_ms() + OPEN_DEADLINE_MS;
+	for (int attempt = 1;; attempt++) {
 		rc = open_once(h, c, pin, &transient, err);
-		if (rc == ST_OK || !transient || attempt == OPEN_ATTEMPTS ||
+		if (rc == ST_OK || !transient || clock_monotonic_ms() >= until ||
+		    (transient == 1 && h->slot && attempt >= OPEN_ATTEMPTS) ||
 		    (transient == 2 && attempt >= NOTFOUND_ATTEMPTS))
 			break;
 		release(h);
 		backoff();
 	}
 	OPENSSL_cleanse(pin, sizeof(pin));
-	if (rc != ST_OK)
+	if (rc != ST_OK || (rc = load_keys(h, c, err)) != ST_OK)
 		goto fail;
-
-	rc = find_key(h, c->ca_key, c->ca_key_id, &h->ca_key, err);
-	if (rc != ST_OK)
-		goto fail;
-	token_pub = public_half(h->ca_key, NULL, NULL);
-	if (token_pub && EVP_PKEY_eq(token_pub, X509_get0_pubkey(h->ca_cert)) != 1) {
-		ERR_clear_error();
-		rc = errbuf_set(err, ST_ECRYPTO, "CA certificate %s does not match key '%s' in token '%s'",
-				c->ca_cert, c->ca_key[0] ? c->ca_key : c->ca_key_id, h->token);
-		goto fail;
-	}
-	rc = preflight(h, h->ca_key, h->md, c->ca_key[0] ? c->ca_key : c->ca_key_id, token_pub,
-		       X509_get0_pubkey(h->ca_cert), c->ca_cert, err);
-	EVP_PKEY_free(token_pub);
-	token_pub = NULL;
-	if (rc != ST_OK)
-		goto fail;
-
-	if (c->audit_key[0]) {
-		rc = find_key(h, c->audit_key, NULL, &h->audit_key, err);
-		if (rc != ST_OK)
-			goto fail;
-		token_pub = public_half(h->audit_key, &h->audit_pub, &h->audit_pub_len);
-		if (!token_pub || EVP_PKEY_get_base_id(token_pub) != EVP_PKEY_EC) {
-			rc = errbuf_set(err, ST_EHSM, "token '%s': audit key '%s' must be an EC key "
-					"with its public point", h->token, c->audit_key);
-			goto fail;
-		}
-		rc = preflight(h, h->audit_key, EVP_sha256(), c->audit_key, token_pub, NULL, NULL, err);
-		if (rc != ST_OK)
-			goto fail;
-		snprintf(h->audit_label, sizeof(h->audit_label), "%s", c->audit_key);
-		EVP_PKEY_free(token_pub);
-		token_pub = NULL;
-	}
 	*out = h;
 	return ST_OK;
 
 fail:
 	OPENSSL_cleanse(pin, sizeof(pin));
-	EVP_PKEY_free(token_pub);
 	ERR_clear_error();
 	hsm_close(h);
 	return rc;
@@ -434,13 +560,96 @@ void hsm_close(struct hsm *h)
 {
 	if (!h)
 		return;
-	if (h->slot)
+	if (h->slot && !atomic_load(&h->down))
 		PKCS11_logout(h->slot);
 	release(h);
 	X509_free(h->ca_cert);
 	OPENSSL_free(h->audit_pub);
+	drop_pin(h);
+	OPENSSL_cleanse(&h->cfg, sizeof(h->cfg));
+	if (h->lock_init)
+		pthread_rwlock_destroy(&h->lock);
 	free(h);
 	atomic_store(&hsm_in_use, 0);
+}
+
+/* Marks the token down after a transport failure (what the next reopen cures). */
+static int went_down(struct hsm *h, unsigned long ckr, const char *doing, struct errbuf *err)
+{
+	if (!atomic_exchange(&h->down, 1))
+		snprintf(h->down_why, sizeof(h->down_why), "CKR 0x%lx while %s", ckr, doing);
+	return errbuf_setr(err, ST_EHSM, ST_ORIGIN_HSM, ST_R_HSM_UNREACHABLE,
+			   "token '%s' unreachable while %s (CKR 0x%lx): the station reopens it",
+			   h->token, doing, ckr);
+}
+
+static int refuse_down(struct hsm *h, const char *doing, struct errbuf *err)
+{
+	return errbuf_setr(err, ST_EHSM, ST_ORIGIN_HSM, ST_R_HSM_UNREACHABLE,
+			   "token '%s' is unreachable (%s): not %s until it is reopened",
+			   h->token, h->down_why, doing);
+}
+
+int hsm_is_down(struct hsm *h)
+{
+	return atomic_load(&h->down);
+}
+
+int hsm_sign_x509(struct hsm *h, X509 *x, int *touched, struct errbuf *err)
+{
+	unsigned long ckr;
+	int ok;
+
+	*touched = 0;
+	pthread_rwlock_rdlock(&h->lock);
+	if (atomic_load(&h->down)) {
+		pthread_rwlock_unlock(&h->lock);
+		return refuse_down(h, "signing", err);
+	}
+	*touched = 1;
+	ok = X509_sign(x, h->ca_key, h->md) > 0;
+	ckr = ok ? 0 : take_ckr(NULL, 0);
+	pthread_rwlock_unlock(&h->lock);
+	if (ok)
+		return ST_OK;
+	if (hsm_ckr_is_transport(ckr))
+		return went_down(h, ckr, "signing a certificate", err);
+	return errbuf_set(err, ST_EHSM, "token '%s': signing failed (CKR 0x%lx)", h->token, ckr);
+}
+
+/*
+ * One attempt to open the token again after a transport failure: the module
+ * is unloaded (p11-kit-client connects again only on C_Initialize), loaded,
+ * the token found by its label, one login with the kept PIN, and the keys
+ * through the same pre-flight as hsm_open, so a token that came back with
+ * other keys is refused.  A login the token refuses (wrong, locked or
+ * expired PIN) is never made again: every later call returns ST_EPIN.
+ */
+int hsm_reopen(struct hsm *h, struct errbuf *err)
+{
+	int rc, transient = 0;
+
+	pthread_rwlock_wrlock(&h->lock);
+	if (h->pin_refused) {
+		pthread_rwlock_unlock(&h->lock);
+		return errbuf_set(err, ST_EPIN, "token '%s': the PIN was refused; not tried again "
+				  "(restart the station after fixing it)", h->token);
+	}
+	release(h);
+	rc = open_once(h, &h->cfg, h->pin, &transient, err);
+	if (rc == ST_EPIN)
+		h->pin_refused = 1;
+	if (rc == ST_OK)
+		rc = load_keys(h, &h->cfg, err);
+	if (rc == ST_OK)
+		atomic_store(&h->down, 0);
+	else
+		release(h);
+	pthread_rwlock_unlock(&h->lock);
+	ERR_clear_error();
+	if (rc != ST_OK && rc != ST_EPIN && (transient || rc == ST_EHSM || rc == ST_ENOTFOUND))
+		errbuf_tag(err, ST_ORIGIN_HSM, ST_R_HSM_UNREACHABLE);
+	return rc;
 }
 
 X509 *hsm_ca_cert(const struct hsm *h) { return h->ca_cert; }
@@ -451,7 +660,7 @@ const char *hsm_audit_key_label(const struct hsm *h) { return h->audit_label; }
 
 int hsm_audit_pubkey(const struct hsm *h, const uint8_t **der, size_t *len)
 {
-	if (!h->audit_key)
+	if (!h->audit_pub)
 		return ST_ENOTFOUND;
 	*der = h->audit_pub;
 	*len = h->audit_pub_len;
@@ -462,26 +671,35 @@ int hsm_audit_sign(struct hsm *h, const uint8_t *msg, size_t len,
 		   uint8_t **sig, size_t *sig_len, struct errbuf *err)
 {
 	unsigned char buf[512];
+	unsigned long ckr;
 	EVP_MD_CTX *mc;
 	size_t n = sizeof(buf);
 	int ok;
 
 	*sig = NULL;
 	*sig_len = 0;
-	if (!h->audit_key)
+	if (!h->audit_label[0])
 		return errbuf_set(err, ST_ENOTFOUND, "token '%s': no audit key configured (audit_key)",
 				  h->token);
 	mc = EVP_MD_CTX_new();
 	if (!mc)
 		return errbuf_set(err, ST_ENOMEM, "out of memory");
+	pthread_rwlock_rdlock(&h->lock);
+	if (atomic_load(&h->down) || !h->audit_key) {
+		pthread_rwlock_unlock(&h->lock);
+		EVP_MD_CTX_free(mc);
+		return refuse_down(h, "signing a checkpoint", err);
+	}
 	ok = EVP_DigestSignInit(mc, NULL, EVP_sha256(), NULL, h->audit_key) == 1 &&
 	     EVP_DigestSign(mc, buf, &n, msg, len) == 1;
+	ckr = ok ? 0 : take_ckr(NULL, 0);
+	pthread_rwlock_unlock(&h->lock);
 	EVP_MD_CTX_free(mc);
 	if (ok && !(*sig = OPENSSL_memdup(buf, n)))
 		return errbuf_set(err, ST_ENOMEM, "out of memory");
 	if (!ok) {
-		unsigned long ckr = take_ckr(NULL, 0);
-
+		if (hsm_ckr_is_transport(ckr))
+			return went_down(h, ckr, "signing a checkpoint", err);
 		return errbuf_set(err, ST_EHSM, "token '%s': audit key '%s' cannot sign (CKR 0x%lx)",
 				  h->token, h->audit_label, ckr);
 	}

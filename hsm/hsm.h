@@ -20,7 +20,9 @@
  * - Exactly one login attempt is made: a wrong PIN returns ST_EPIN at once (no
  *   retry loop that would burn the token's PIN counter).  The transient
  *   CKR_GENERAL_ERROR SoftHSM returns when two processes open one token at the
- *   same moment is retried a few times with a short random back-off.
+ *   same moment is retried a few times with a short random back-off; failures
+ *   before the login (module load, slot listing: stations starting together
+ *   on one remote token) are retried until a 5 s deadline.
  * - A struct hsm may be used by several threads at once for signing (libp11
  *   keeps a session pool per slot); open and close are not concurrent.
  *   PKCS#11 state is per process (one C_Initialize, one login for all sessions)
@@ -94,6 +96,31 @@ ST_MUST_CHECK int hsm_audit_sign(struct hsm *h, const uint8_t *msg, size_t len,
 /* The audit key's label and public key (DER SubjectPublicKeyInfo, owned by h). */
 const char *hsm_audit_key_label(const struct hsm *h);
 ST_MUST_CHECK int hsm_audit_pubkey(const struct hsm *h, const uint8_t **der, size_t *len);
+
+/*
+ * Transport failures and reopening (a token behind p11-kit's remoting, a
+ * token that was unplugged).  hsm_ckr_is_transport() is the one list of the
+ * PKCS#11 codes that mean the transport or the session is gone
+ * (CKR_GENERAL_ERROR, CKR_DEVICE_ERROR, CKR_DEVICE_REMOVED, CKR_SESSION_CLOSED,
+ * CKR_SESSION_HANDLE_INVALID, CKR_TOKEN_NOT_PRESENT, CKR_TOKEN_NOT_RECOGNIZED,
+ * CKR_USER_NOT_LOGGED_IN, CKR_CRYPTOKI_NOT_INITIALIZED).  A signature that
+ * fails with one marks the token down: its error has reason
+ * ST_R_HSM_UNREACHABLE, and every signature after it fails at once with the
+ * same reason, without touching the token, until hsm_reopen() succeeds.
+ * hsm_reopen() makes ONE attempt (the caller owns the backoff): unload and
+ * load the module, find the token by label, log in once with the PIN kept
+ * from hsm_open (a page locked and left out of core dumps), the keys through
+ * the pre-flight again.  A refused PIN is never tried again: that call and
+ * every later one return ST_EPIN.  Any other failure returns with reason
+ * ST_R_HSM_UNREACHABLE (try again later).  Signers wait while a reopen runs.
+ */
+int hsm_ckr_is_transport(unsigned long ckr);
+int hsm_is_down(struct hsm *h);
+ST_MUST_CHECK int hsm_reopen(struct hsm *h, struct errbuf *err);
+/* Signs a certificate with the CA key (X509_sign) under the token's lock.
+ * *touched is 0 when the token was not asked (it is down): nothing can have
+ * been signed. */
+ST_MUST_CHECK int hsm_sign_x509(struct hsm *h, X509 *x, int *touched, struct errbuf *err);
 
 /* Reads the PIN from the configured source into pin (NUL-terminated).  Exposed
  * for tests; hsm_open() uses it and wipes the buffer. */

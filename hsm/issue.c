@@ -309,11 +309,10 @@ static int build_and_sign(struct issue_ctx *ic, const struct csr_info *csr, cons
 		ERR_clear_error();
 		return errbuf_set(err, ST_ECRYPTO, "cannot build the certificate for %s", csr->unique_id);
 	}
-	*signed_it = 1;  /* from here the token may have signed, even if it reports a failure */
-	if (X509_sign(x, hsm_ca_key(ic->h), hsm_ca_md(ic->h)) <= 0) {
+	/* once the token was asked it may have signed, even if it reports a failure */
+	if (hsm_sign_x509(ic->h, x, signed_it, err) != ST_OK) {
 		ERR_clear_error();
-		return errbuf_set(err, ST_EHSM, "token '%s': signing the certificate for %s failed",
-				  hsm_token_label(ic->h), csr->unique_id);
+		return errbuf_prefix(err, "certificate for %s: ", csr->unique_id);
 	}
 	return ST_OK;
 }

@@ -27,6 +27,9 @@
 #     LINE_PIN_ENV              pin_env = VAR instead of pin_file = hsm/pin
 #     LINE_PROFILE_EXTRA        lines appended to the profile (e.g. a [deadlines]
 #                               section; [policy] keys need LINE_MAX_FAILURES set)
+#     LINE_HSM_MODULE           [hsm] module (default SoftHSM's, with its
+#                               softhsm2_conf); another module gets no softhsm2_conf
+#                               (e.g. p11-kit-client.so: tests/e2e/hsm_remote.sh)
 #
 # line_board_uid BOARD_DIR  the unique id of a board made by line_bench
 # line_station_pids MATCH
@@ -42,7 +45,7 @@ S() { line_as eng "$@"; }
 q() { sqlite3 -batch -noheader st.db "$@"; }
 
 line_bench() {
-	local profile=$1 lot=$2 count=$3 pin_line san_line="" policy=""
+	local profile=$1 lot=$2 count=$3 pin_line san_line="" policy="" module_lines
 	local token=${LINE_TOKEN:-line-ca} file=${LINE_PROFILE_FILE:-$1.profile}
 	shift 3
 	command -v sqlite3 >/dev/null || fail "the sqlite3 shell is needed"
@@ -55,6 +58,8 @@ line_bench() {
 	pin_line="pin_file = hsm/pin"
 	[ -z "${LINE_PIN_ENV:-}" ] || pin_line="pin_env = $LINE_PIN_ENV"
 	[ -z "${LINE_SAN:-}" ] || san_line="san = $LINE_SAN"
+	module_lines=$(printf 'module = /usr/lib/softhsm/libsofthsm2.so\nsofthsm2_conf = hsm/softhsm2.conf')
+	[ -z "${LINE_HSM_MODULE:-}" ] || module_lines="module = $LINE_HSM_MODULE"
 	[ -z "${LINE_MAX_FAILURES:-}" ] ||
 		policy=$(printf '[policy]\nmax_failures_in_row = %s' "$LINE_MAX_FAILURES")
 	cat > "$file" <<EOF
@@ -68,8 +73,7 @@ sha256 = $(sha256sum fw.bin | cut -d' ' -f1)
 validity_days = ${LINE_VALIDITY:-30}
 $san_line
 [hsm]
-module = /usr/lib/softhsm/libsofthsm2.so
-softhsm2_conf = hsm/softhsm2.conf
+$module_lines
 token = $token
 ca_key = station-ca-key
 ca_cert = hsm/ca.pem

@@ -3,16 +3,22 @@
  * the profile's [hsm] keys (hsm_open runs the pre-flight), the CSR policy
  * (hsm/csr_policy.h, set to the profile's key type) and issuing with
  * write-ahead (hsm/issue.h), the database as the certificate store.  Also
- * signs audit checkpoints as the line runs.
+ * signs audit checkpoints as the line runs, and reopens the token after a
+ * transport failure (pl_hsm_watch: the reconnector thread).
  */
 #include "app/pl_hsm.h"
 
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 
+#include "core/clock.h"
+#include "core/event.h"
 #include "hsm/certstore.h"
 #include "app/certstore_db.h"
 #include "hsm/csr_policy.h"
@@ -34,7 +40,23 @@ struct pl_hsm {
 	struct csr_policy pol;
 	struct app_checkpointer cp;
 	struct db *db;
+	/* the reconnector (pl_hsm_watch); mu guards what follows, cv wakes the
+	 * thread (a failure, the stop) and the signers waiting for the token */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_t thread;
+	int started, stopping, kicked;
+	struct ev_bus *bus;
 };
+
+/* Backoff between reopen attempts, doubling from the first to the cap: the
+ * line comes back within PL_HSM_BACKOFF_MAX_MS of the server. */
+#define PL_HSM_BACKOFF_MS     100
+#define PL_HSM_BACKOFF_MAX_MS 1000
+/* How long a unit that reaches signing while the token is down waits for the
+ * reconnector before it FAILs with hsm_unreachable: a blip costs no unit, an
+ * outage does not hold boards in their bays. */
+#define PL_HSM_WAIT_MS        1500
 
 /* A CSR csr_check() accepted (pipeline.h: opaque to the line). */
 struct pl_csr {
@@ -109,6 +131,8 @@ int pl_hsm_open(const struct profile *p, struct db *db, struct pl_hsm **out,
 	profile_policy(p, &h->pol);
 	app_checkpointer_init(&h->cp, 100);
 	h->db = db;
+	pthread_mutex_init(&h->mu, NULL);
+	pthread_cond_init(&h->cv, NULL);
 	OPENSSL_cleanse(&c, sizeof(c));
 	*out = h;
 	return ST_OK;
@@ -124,10 +148,145 @@ void pl_hsm_close(struct pl_hsm *h)
 {
 	if (!h)
 		return;
+	if (h->started) {
+		pthread_mutex_lock(&h->mu);
+		h->stopping = 1;
+		pthread_cond_broadcast(&h->cv);
+		pthread_mutex_unlock(&h->mu);
+		pthread_join(h->thread, NULL);
+	}
+	if (h->db) {   /* set once the mutex and condition exist */
+		pthread_cond_destroy(&h->cv);
+		pthread_mutex_destroy(&h->mu);
+	}
 	issue_ctx_free(h->ic);
 	app_checkpointer_destroy(&h->cp);
 	hsm_close(h->hsm);
 	free(h);
+}
+
+/* ---- the reconnector ----------------------------------------------------- */
+
+/* EV_HSM_STATE for the screen's header: FAIL with hsm_unreachable while the
+ * token is down, OK when it is back. */
+static void hsm_state(struct pl_hsm *h, int up, enum st_reason code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void hsm_state(struct pl_hsm *h, int up, enum st_reason code, const char *fmt, ...)
+{
+	struct ev_event ev;
+	va_list ap;
+
+	if (!h->bus)
+		return;
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = EV_HSM_STATE;
+	ev.bay_index = -1;
+	ev.outcome = up ? EV_OUT_OK : EV_OUT_FAIL;
+	ev.reason_code = code;
+	va_start(ap, fmt);
+	vsnprintf(ev.reason, sizeof(ev.reason), fmt, ap);
+	va_end(ap);
+	ev_emit(h->bus, &ev);
+}
+
+static void kick(struct pl_hsm *h)
+{
+	pthread_mutex_lock(&h->mu);
+	h->kicked = 1;
+	pthread_cond_broadcast(&h->cv);
+	pthread_mutex_unlock(&h->mu);
+}
+
+/* A signer that finds the token down waits a little for the reconnector. */
+static void wait_up(struct pl_hsm *h)
+{
+	struct timespec until;
+
+	if (!hsm_is_down(h->hsm) || !h->started)
+		return;
+	clock_deadline(CLOCK_REALTIME, PL_HSM_WAIT_MS, &until);
+	pthread_mutex_lock(&h->mu);
+	while (hsm_is_down(h->hsm) && !h->stopping &&
+	       pthread_cond_timedwait(&h->cv, &h->mu, &until) == 0)
+		;
+	pthread_mutex_unlock(&h->mu);
+}
+
+/* Reopens the token until it is back or the station stops; mu is held. */
+static void reconnect(struct pl_hsm *h)
+{
+	int64_t delay = PL_HSM_BACKOFF_MS, since = clock_monotonic_ms();
+	struct timespec until;
+	unsigned char jitter;
+	struct errbuf e;
+	int tries = 0, rc;
+
+	hsm_state(h, 0, ST_R_HSM_UNREACHABLE, "token %s unreachable: reconnecting",
+		  hsm_token_label(h->hsm));
+	while (!h->stopping) {
+		pthread_mutex_unlock(&h->mu);
+		errbuf_clear(&e);
+		rc = hsm_reopen(h->hsm, &e);
+		tries++;
+		pthread_mutex_lock(&h->mu);
+		if (rc == ST_OK) {
+			hsm_state(h, 1, ST_R_NONE, "token %s back after %.1f s (%d attempt%s)",
+				  hsm_token_label(h->hsm),
+				  (double)(clock_monotonic_ms() - since) / 1000.0, tries,
+				  tries == 1 ? "" : "s");
+			pthread_cond_broadcast(&h->cv);
+			return;
+		}
+		if (rc == ST_EPIN) {
+			/* never a second login with a refused PIN: down until restarted */
+			hsm_state(h, 0, ST_R_PIN, "%s", e.msg);
+			while (!h->stopping)
+				pthread_cond_wait(&h->cv, &h->mu);
+			return;
+		}
+		if (tries % 10 == 0)
+			hsm_state(h, 0, ST_R_HSM_UNREACHABLE, "token %s still unreachable after %d "
+				  "attempt%s: %s", hsm_token_label(h->hsm), tries, tries == 1 ? "" : "s",
+				  e.msg);
+		/* jitter: stations that lost the server together do not all come
+		 * back at the same instant (the token's start-up collisions) */
+		if (RAND_bytes(&jitter, 1) != 1)
+			jitter = 0;
+		clock_deadline(CLOCK_REALTIME, delay + delay * jitter / 512, &until);
+		while (!h->stopping && pthread_cond_timedwait(&h->cv, &h->mu, &until) == 0)
+			;
+		delay = delay * 2 > PL_HSM_BACKOFF_MAX_MS ? PL_HSM_BACKOFF_MAX_MS : delay * 2;
+	}
+}
+
+static void *reconnector_main(void *arg)
+{
+	struct pl_hsm *h = arg;
+
+	pthread_mutex_lock(&h->mu);
+	while (!h->stopping) {
+		if (!h->kicked && !hsm_is_down(h->hsm)) {
+			pthread_cond_wait(&h->cv, &h->mu);
+			continue;
+		}
+		h->kicked = 0;
+		if (hsm_is_down(h->hsm))
+			reconnect(h);
+	}
+	pthread_mutex_unlock(&h->mu);
+	return NULL;
+}
+
+int pl_hsm_watch(struct pl_hsm *h, struct ev_bus *bus, struct errbuf *err)
+{
+	if (h->started)
+		return ST_OK;
+	h->bus = bus;
+	if (pthread_create(&h->thread, NULL, reconnector_main, h) != 0)
+		return errbuf_set(err, ST_EIO, "cannot start the HSM reconnector thread");
+	h->started = 1;
+	return ST_OK;
 }
 
 /* A checkpoint of the audit chain head now (at line stop). */
@@ -181,8 +340,11 @@ static int hsm_sign(void *ctx, const struct pl_csr *csr, int64_t unit_id, char s
 	int rc;
 
 	memset(&res, 0, sizeof(res));
+	wait_up(h);
 	if ((rc = issue_cert(h->ic, &csr->ci, unit_id, &res, err))) {
 		issue_result_clear(&res);
+		if (err && err->reason == ST_R_HSM_UNREACHABLE)
+			kick(h);
 		return rc;
 	}
 	*der = malloc(res.der_len);
@@ -198,7 +360,8 @@ static int hsm_sign(void *ctx, const struct pl_csr *csr, int64_t unit_id, char s
 	issue_result_clear(&res);
 	/* best effort: the certificate is issued and stored; a checkpoint that
 	 * fails now is made by the next certificate's call (last_seq stays) */
-	ST_IGNORE(app_checkpoint_maybe(h->hsm, h->db, &h->cp, NULL, NULL));
+	if (app_checkpoint_maybe(h->hsm, h->db, &h->cp, NULL, NULL) != ST_OK && hsm_is_down(h->hsm))
+		kick(h);
 	return ST_OK;
 }
 

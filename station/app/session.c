@@ -150,6 +150,8 @@ int app_session_start(struct app_session *s, struct errbuf *err)
 		return errbuf_set(err, ST_ESTATE, "session: the line is already started");
 	ev_emitf(o->bus, EV_HSM_STATE, -1, "", "", EV_STAGE_NONE, EV_OUT_OK,
 		 "token %s ready (pre-flight passed)", o->profile->hsm_token);
+	if ((rc = pl_hsm_watch(s->hsm, o->bus, err)))
+		return rc;
 	if ((rc = recover(s, err)))
 		return rc;
 	memset(&cfg, 0, sizeof(cfg));

@@ -182,6 +182,7 @@ static const char *const reason_names[ST_R_COUNT] = {
 	[ST_R_UNIT_DEADLINE]    = "unit_deadline",
 	[ST_R_FLASH_XFER_SMALL] = "flash_transfer_size",
 	[ST_R_FLASH_TOO_MANY_BLOCKS] = "flash_too_many_blocks",
+	[ST_R_HSM_UNREACHABLE]  = "hsm_unreachable",
 };
 
 const char *st_reason_name(enum st_reason r)

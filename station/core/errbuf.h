@@ -146,6 +146,9 @@ enum st_reason {
 	ST_R_UNIT_DEADLINE,     /* the unit ran past its overall deadline */
 	ST_R_FLASH_XFER_SMALL,  /* DFU wTransferSize below DFU_MIN_TRANSFER: refused */
 	ST_R_FLASH_TOO_MANY_BLOCKS, /* the image needs more than DFU_MAX_BLOCKS blocks */
+	/* the shared CA token (issue 16) */
+	ST_R_HSM_UNREACHABLE,   /* the token's transport or session failed (remote server
+				 * gone, token removed): the station reopens it by itself */
 	ST_R_COUNT
 };
 

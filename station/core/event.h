@@ -45,7 +45,9 @@ enum ev_kind {
 	EV_LINE_STOPPED,
 	EV_LINE_PAUSED,       /* intake paused / resumed by the operator */
 	EV_LINE_RESUMED,
-	EV_HSM_STATE,         /* outcome OK = ready, FAIL = error (reason) */
+	EV_HSM_STATE,         /* outcome OK = ready, FAIL = error (reason; reason_code
+			       * hsm_unreachable while the station reconnects, hsm_pin
+			       * when a reopen's login was refused) */
 	EV_BAY_ARRIVED,       /* a board appeared in a bay */
 	EV_BAY_LEFT,          /* the board was unplugged */
 	EV_STAGE_BEGIN,
@@ -99,7 +101,8 @@ struct ev_event {
 	char     reason[EV_REASON_LEN]; /* plain words, no secrets */
 	enum st_reason reason_code;     /* outcome FAIL/REJECT/INTERRUPTED of a unit
 					 * (stage-end, alert, unit-result): why, as the
-					 * stable code stored with the unit; else ST_R_NONE */
+					 * stable code stored with the unit; hsm-state
+					 * FAIL: why the token is down; else ST_R_NONE */
 	uint64_t done, total;           /* EV_PROGRESS only */
 	int64_t  unit_id;               /* database row of the unit, 0 if none */
 	struct ev_line_info line;       /* EV_LINE_STARTED only */

@@ -30,7 +30,9 @@
  *   once, after a timeout or protocol error.  A bay with max_failures_in_row FAILs
  *   in a row is held until pl_line_clear_bay(); so is a bay where the same
  *   board (unique id, else USB serial) was REJECTed max_rejects times within
- *   reject_window_s (an EV_ALERT says so).
+ *   reject_window_s (an EV_ALERT says so).  A FAIL with reason
+ *   ST_R_HSM_UNREACHABLE (the CA's shared token, not the bay) neither counts
+ *   towards the hold nor resets the count.
  * - Deadlines: every stage has one (profile [deadlines]: flash_s, keygen_s,
  *   stage_s for the others) and the unit has one (unit_s); the board adapter
  *   gets the stage's through pl_board_ops.set_limit, and a step is not started

@@ -280,6 +280,10 @@ static int plain_words(enum ev_stage s, int rc, const struct errbuf *err, char *
 		snprintf(out, cap, "board reported an error while %s", what);
 		return 1;
 	}
+	if (err->reason == ST_R_HSM_UNREACHABLE) {
+		snprintf(out, cap, "the HSM is unreachable (the station reconnects by itself)");
+		return 1;
+	}
 	switch (rc) {
 	case ST_ETIMEOUT:
 		snprintf(out, cap, "board stopped answering while %s", what);

@@ -543,6 +543,8 @@ struct fake_ca {
 	int days;                  /* validity: the CA's profile's */
 	pthread_mutex_t lock;
 	int fail_issue;            /* the next issue fails after reserving */
+	int fail_unreachable;      /* the next N issues fail as a token whose
+				    * transport is gone (reason hsm_unreachable) */
 	int issued;
 };
 
@@ -645,6 +647,10 @@ static int fca_sign(void *ctx, const struct pl_csr *csr, int64_t unit_id, char s
 	pthread_mutex_lock(&ca->lock);
 	fail = ca->fail_issue;
 	ca->fail_issue = 0;
+	if (!fail && ca->fail_unreachable > 0) {
+		ca->fail_unreachable--;
+		fail = 2;
+	}
 	pthread_mutex_unlock(&ca->lock);
 	if (fail) {
 		struct errbuf e2;
@@ -655,6 +661,9 @@ static int fca_sign(void *ctx, const struct pl_csr *csr, int64_t unit_id, char s
 		/* best effort, as there: the test is about the signing failure */
 		ST_IGNORE(db_cert_revoke(ca->db, serial_hex, "cessationOfOperation", "station",
 					 &e2));
+		if (fail == 2)
+			return errbuf_setr(err, ST_EHSM, ST_ORIGIN_HSM, ST_R_HSM_UNREACHABLE,
+					   "token unreachable (test)");
 		return errbuf_set(err, ST_EHSM, "token refused to sign (test)");
 	}
 	x = fb_make_cert(csr->ci.unique_id, csr->ci.pkey, ca->cert, ca->key, 0, ca->days);

@@ -352,6 +352,58 @@ static void test_issue_with_each_ca_type(void **state)
 	}
 }
 
+/* ---- reopening after a transport failure -------------------------------- */
+
+static void test_transport_codes_and_reopen(void **state)
+{
+	const char msg[] = "station-audit-checkpoint-v1\nS1\n8\n00\n";
+	const uint8_t *pub1, *pub2;
+	size_t len1, len2, siglen;
+	unsigned long logins;
+	uint8_t *sig = NULL;
+	struct errbuf e;
+	struct hsm *h;
+	X509 *x;
+	int touched;
+
+	(void)state;
+	/* the one list: transport and session codes, never a PIN or a bad request */
+	assert_true(hsm_ckr_is_transport(0x30));   /* CKR_DEVICE_ERROR: p11-kit-client, server gone */
+	assert_true(hsm_ckr_is_transport(0x32));   /* CKR_DEVICE_REMOVED */
+	assert_true(hsm_ckr_is_transport(0xB3));   /* CKR_SESSION_HANDLE_INVALID */
+	assert_true(hsm_ckr_is_transport(0xE0));   /* CKR_TOKEN_NOT_PRESENT */
+	assert_true(hsm_ckr_is_transport(0x05));   /* CKR_GENERAL_ERROR */
+	assert_false(hsm_ckr_is_transport(0xA0));  /* CKR_PIN_INCORRECT */
+	assert_false(hsm_ckr_is_transport(0xA4));  /* CKR_PIN_LOCKED */
+	assert_false(hsm_ckr_is_transport(0x70));  /* CKR_MECHANISM_INVALID */
+	assert_false(hsm_ckr_is_transport(0));
+
+	assert_int_equal(hsm_open(&cfg256, &h, &e), ST_OK);
+	assert_false(hsm_is_down(h));
+	assert_int_equal(hsm_audit_pubkey(h, &pub1, &len1), ST_OK);
+	/* a reopen: the module reloaded, exactly one more login, the same keys
+	 * (the audit key's public half stays where callers may hold it) */
+	logins = hsm_login_attempts();
+	assert_int_equal(hsm_reopen(h, &e), ST_OK);
+	assert_int_equal(hsm_login_attempts(), logins + 1);
+	assert_int_equal(hsm_audit_pubkey(h, &pub2, &len2), ST_OK);
+	assert_ptr_equal(pub1, pub2);
+	assert_int_equal(len1, len2);
+	assert_int_equal(hsm_audit_sign(h, (const uint8_t *)msg, strlen(msg), &sig, &siglen, &e), ST_OK);
+	OPENSSL_free(sig);
+	/* the CA key signs through the new context */
+	x = X509_new();
+	assert_non_null(x);
+	assert_int_equal(X509_set_issuer_name(x, X509_get_subject_name(hsm_ca_cert(h))), 1);
+	assert_int_equal(X509_set_subject_name(x, X509_get_subject_name(hsm_ca_cert(h))), 1);
+	assert_int_equal(X509_set_pubkey(x, X509_get0_pubkey(hsm_ca_cert(h))), 1);
+	assert_int_equal(hsm_sign_x509(h, x, &touched, &e), ST_OK);
+	assert_int_equal(touched, 1);
+	assert_int_equal(X509_verify(x, X509_get0_pubkey(hsm_ca_cert(h))), 1);
+	X509_free(x);
+	hsm_close(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -364,6 +416,7 @@ int main(void)
 		cmocka_unit_test(test_config_ini),
 		cmocka_unit_test(test_concurrent_processes),
 		cmocka_unit_test(test_issue_with_each_ca_type),
+		cmocka_unit_test(test_transport_codes_and_reopen),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, NULL);

@@ -73,6 +73,44 @@ static void test_bay_held_and_cleared(void **state)
 	assert_int_equal(count_events(&f->cap, EV_BAY_CLEARED, EV_OUT_NONE, NULL), 1);
 }
 
+/* FAILs because the shared token is unreachable are not the bay's: more of
+ * them than max_failures_in_row hold nothing, and they leave the bay's count
+ * of its own failures as it was. */
+static void test_hsm_unreachable_holds_no_bay(void **state)
+{
+	struct fx *f = *state;
+	struct fb_board *b[7];
+	struct cert_tally t;
+	int i, n = 0;
+
+	start(f, 1, 0);
+	f->ca.fail_unreachable = 4;
+	for (i = 0; i < 7; i++) {
+		b[i] = board(f, i);
+		if (i == 4 || i == 5) {   /* two failures of the bay's own */
+			b[i]->fault = FB_TIMEOUT;
+			b[i]->fault_stage = EV_STAGE_KEYGEN;
+		}
+		ft_plug(&f->tr, 0, b[i]);
+		wait_results(f, ++n);
+		ft_unplug(&f->tr, 0);
+		while (count_events(&f->cap, EV_BAY_LEFT, EV_OUT_NONE, NULL) < n)
+			clock_sleep_ms(2);
+	}
+	pl_line_stop(f->line);
+	for (i = 0; i < 4; i++) {
+		assert_result(f, b[i], EV_OUT_FAIL, EV_STAGE_SIGN, "the HSM is unreachable");
+		assert_int_equal(result_for(f, b[i]->uid)->reason_code, ST_R_HSM_UNREACHABLE);
+	}
+	/* 2 failures of its own after 4 of the token's: below 3, not held */
+	assert_int_equal(count_events(&f->cap, EV_BAY_HELD, EV_OUT_NONE, NULL), 0);
+	assert_result(f, b[6], EV_OUT_PASS, EV_STAGE_COMMIT, NULL);
+	t = certs(f);
+	assert_int_equal(t.injected, 1);
+	assert_int_equal(t.issued + t.reserved, 0);
+	assert_int_equal(t.revoked, 4);
+}
+
 /* Paused intake: a board that arrives waits; resumed, it runs.  max_units
  * stops intake: a board beyond it is never opened. */
 static void test_pause_and_max_units(void **state)
@@ -374,6 +412,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_four_bays_many_boards, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bay_held_and_cleared, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hsm_unreachable_holds_no_bay, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pause_and_max_units, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_clone_on_two_bays, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slow_board_does_not_block, setup, teardown),
