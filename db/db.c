@@ -223,20 +223,34 @@ fail:
 
 int db_open(const char *path, const char *station_id, struct db **out, struct errbuf *err)
 {
+	return db_open_ex(path, station_id, DB_OPEN_CREATE, out, err);
+}
+
+int db_open_ex(const char *path, const char *station_id, unsigned flags, struct db **out,
+	       struct errbuf *err)
+{
 	pthread_mutexattr_t attr;
+	struct stat sb;
 	struct db *db;
 	int rc;
 
 	*out = NULL;
 	if (!path || !*path)
 		return errbuf_set(err, ST_EINVAL, "no database path given");
-	if (!station_id || !*station_id || strlen(station_id) >= sizeof(db->station_id))
-		return errbuf_set(err, ST_EINVAL, "station id must be 1..%zu characters",
-				  sizeof(db->station_id) - 1);
+	if (!ids_station_valid(station_id))
+		return errbuf_set(err, ST_EINVAL, "station id must be 1..%d printable characters"
+				  " without spaces", IDS_STATION_MAX);
 	if (strlen(path) >= sizeof(db->path))
 		return errbuf_set(err, ST_EINVAL, "database path too long");
-	if ((rc = make_parent(path, err)) || (rc = create_file(path, err)))
-		return rc;
+	if (flags & DB_OPEN_CREATE) {
+		if ((rc = make_parent(path, err)) || (rc = create_file(path, err)))
+			return rc;
+	} else if (stat(path, &sb) != 0) {
+		/* SQLite would create it: a mistyped path must not become a database */
+		return errbuf_set(err, errno == ENOENT ? ST_ENOTFOUND : ST_EIO,
+				  "database %s does not exist%s%s", path,
+				  errno == ENOENT ? "" : ": ", errno == ENOENT ? "" : strerror(errno));
+	}
 
 	db = calloc(1, sizeof(*db));
 	if (!db)
@@ -263,6 +277,8 @@ int db_open(const char *path, const char *station_id, struct db **out, struct er
 	    (rc = exec_simple(db, "PRAGMA foreign_keys = ON", err)) ||
 	    (rc = exec_simple(db, "PRAGMA secure_delete = ON", err)) ||
 	    (rc = migrate(db, err)))
+		goto fail;
+	if ((flags & DB_OPEN_STORED_ID) && (rc = db_station_load(db, err)))
 		goto fail;
 	*out = db;
 	return ST_OK;

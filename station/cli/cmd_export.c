@@ -289,11 +289,8 @@ static int do_export(struct cli_ctx *ctx, const char *lot, enum export_format fm
 
 	if (fmt == EXPORT_MANIFEST && (rc = signer_config(hc, &cfg, "export")))
 		return rc;
-	/* a missing database is a mistake (wrong --db), not an empty one */
-	if (access(ctx->db_path, F_OK) != 0)
-		return cli_fail("export: database %s does not exist", ctx->db_path);
-	if ((rc = db_open(ctx->db_path, ctx->station_id, &db, &err)) != ST_OK)
-		goto out;
+	if (cli_db_open(ctx, "export", &db))
+		return CLI_EXIT_FAIL;
 	/* exporting is the engineer's (before the token is opened) */
 	if (cli_role_require(ctx, db, DB_ROLE_ENGINEER, "export")) {
 		db_close(db);

@@ -53,11 +53,8 @@ int cmd_rework(struct cli_ctx *ctx, int argc, char **argv)
 	if (!ids_uid_valid(uid))
 		return cli_usage_error("rework", "'%s' is not a unique id (24 upper-case hex digits)", uid);
 
-	/* a missing database is a mistake (wrong --db), not an empty one */
-	if (access(ctx->db_path, F_OK) != 0)
-		return cli_fail("rework: database %s does not exist", ctx->db_path);
-	if ((rc = db_open(ctx->db_path, ctx->station_id, &db, &err)) != ST_OK)
-		return cli_fail("rework: %s", err.msg);
+	if (cli_db_open(ctx, "rework", &db))
+		return CLI_EXIT_FAIL;
 	if (cli_role_require(ctx, db, DB_ROLE_ENGINEER, "rework")) {
 		db_close(db);
 		return CLI_EXIT_FAIL;

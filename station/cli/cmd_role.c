@@ -127,6 +127,7 @@ int cmd_role(struct cli_ctx *ctx, int argc, char **argv)
 {
 	const char *sub;
 	struct errbuf err;
+	char what[32];
 	struct db *db;
 	int rc;
 
@@ -141,12 +142,9 @@ int cmd_role(struct cli_ctx *ctx, int argc, char **argv)
 		return cli_usage_error("role", "unknown subcommand '%s'", sub);
 	if (!strcmp(sub, "list") && argc != 2)
 		return cli_usage_error("role", "list takes no arguments");
-	/* the first grant may create the database (its owner is then the caller);
-	 * revoke and list need an existing one */
-	if (strcmp(sub, "grant") && access(ctx->db_path, F_OK) != 0)
-		return cli_fail("role %s: database %s does not exist", sub, ctx->db_path);
-	if ((rc = db_open(ctx->db_path, ctx->station_id, &db, &err)) != ST_OK)
-		return cli_fail("role %s: %s", sub, err.msg);
+	snprintf(what, sizeof(what), "role %s", sub);
+	if (cli_db_open(ctx, what, &db))
+		return CLI_EXIT_FAIL;
 	if (!strcmp(sub, "grant")) {
 		rc = role_grant(ctx, db, argc - 1, argv + 1);
 	} else if (!strcmp(sub, "revoke")) {
