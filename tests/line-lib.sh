@@ -77,6 +77,7 @@ $pin_line
 manufacturer_ca = mfg/mfr-ca.pem
 $policy
 EOF
+	[ -e st.db ] || new_db st.db "$LINE_SID"
 	expect_exit 0 S profile add "$file"
 	expect_exit 0 S allowlist import "mfg/$lot.csv" --lot "$lot" --sig "mfg/$lot.csv.sig" \
 		--manufacturer-cert mfg/mfr-ca.pem

@@ -6,6 +6,7 @@ command -v sqlite3 >/dev/null || fail "the sqlite3 shell is needed"
 
 S() { "$STATION" --db "$1" --station-id st1 --user qa "${@:2}"; }
 
+new_db base.db st1    # seq 1: station-init
 for i in 1 2 3 4 5 6; do
 	printf 'unique_id,lot,model,hw_revision\n%s,LOT%d,Widget,B\n' \
 		"$(printf '0000000000000000000000%02X' "$i")" "$i" > lot$i.csv
@@ -34,7 +35,7 @@ checkpoint() {
 checkpoint base.db 3 audit.pem audit.der
 checkpoint base.db 6 audit.pem audit.der
 expect_exit 0 S base.db audit verify
-grep -qx 'OK 6 events, 2 checkpoints' "$OUT" || fail "good checkpoints: $(cat "$OUT")"
+grep -qx 'OK 7 events, 2 checkpoints' "$OUT" || fail "good checkpoints: $(cat "$OUT")"
 expect_exit 0 S base.db audit verify --key audit.pub
 want=$(sha256sum audit.der | cut -d' ' -f1)
 grep -q "checkpoint key sha256 $want" "$OUT" || fail "key fingerprint: $(cat "$OUT")"

@@ -92,7 +92,7 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null &&
 	d=$(mktemp -d /tmp/station-roles.XXXXXX)
 	trap 'rm -rf "$d"' EXIT
 	chmod 0777 "$d"
-	expect_exit 1 "$STATION" --db "$d/b.db" --user x role grant x qa   # creates it, owned by root
+	new_db "$d/b.db"   # owned by root
 	chmod 0666 "$d"/b.db*
 	expect_exit 1 setpriv --reuid=65534 --regid=65534 --clear-groups \
 		"$STATION" --db "$d/b.db" --user nob role grant nob engineer --login nobody
