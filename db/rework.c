@@ -24,11 +24,12 @@ static const char SQL_LOT_OF[] =
 static const char SQL_CURRENT_PASS[] =
 	"SELECT id, cert_serial FROM units"
 	" WHERE unique_id = ? AND status = 'pass' AND superseded_by IS NULL";
-/* A board locked by a unit that did not pass: its latest unit, if that one
- * failed or was interrupted at or after LOCK (the board may hold the lock and
- * a certificate that never committed). */
+/* A board locked by a unit that did not pass: its latest unit that worked on
+ * it (a REJECT never touches a board), if that one failed or was interrupted
+ * at or after LOCK (the board may hold the lock and a certificate that never
+ * committed). */
 static const char SQL_LOCKED_UNIT[] =
-	"SELECT id, cert_serial, status, stage FROM units WHERE unique_id = ?"
+	"SELECT id, cert_serial, status, stage FROM units WHERE unique_id = ? AND status <> 'reject'"
 	" ORDER BY id DESC LIMIT 1";
 static const char SQL_UNIT_CERTS[] =
 	"SELECT serial FROM certificates WHERE unit_id = ? AND status NOT IN ('revoked', 'void')";
