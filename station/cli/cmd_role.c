@@ -198,6 +198,10 @@ int cmd_role(struct cli_ctx *ctx, int argc, char **argv)
 		return cli_usage_error("role", "unknown subcommand '%s'", sub);
 	if (!strcmp(sub, "list") && argc != 2)
 		return cli_usage_error("role", "list takes no arguments");
+	/* before the database is opened: root's way in must not depend on it */
+	if (!strcmp(sub, "recover") && getuid() != 0)
+		return cli_fail("role recover: only root may recover the roles (this is login %s)",
+				ctx->login);
 	snprintf(what, sizeof(what), "role %s", sub);
 	if (cli_db_open(ctx, what, &db))
 		return CLI_EXIT_FAIL;
