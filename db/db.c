@@ -221,6 +221,31 @@ fail:
 	return ST_OK;
 }
 
+/* DB_OPEN_STORED_ID: the id `station init` stored (db/station.c writes it;
+ * read here, so db.c needs nothing above it), if any. */
+static int load_station_id(struct db *db, struct errbuf *err)
+{
+	sqlite3_stmt *st = db_prepare_once(db, "SELECT station_id FROM station WHERE id = 1", err);
+	char id[sizeof(db->station_id)] = "";
+	int rc;
+
+	if (!st)
+		return ST_EDB;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		snprintf(id, sizeof(id), "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_sqlerr(db, rc, err, "read the station id");
+	/* a row edited by hand must not put a newline into the chain */
+	if (id[0] && !ids_station_valid(id))
+		return errbuf_set(err, ST_ETAMPER, "database %s: the stored station id is not"
+				  " a valid station id", db->path);
+	if (id[0])
+		memcpy(db->station_id, id, sizeof(id));
+	return ST_OK;
+}
+
 int db_open(const char *path, const char *station_id, struct db **out, struct errbuf *err)
 {
 	return db_open_ex(path, station_id, DB_OPEN_CREATE, out, err);
@@ -278,7 +303,7 @@ int db_open_ex(const char *path, const char *station_id, unsigned flags, struct 
 	    (rc = exec_simple(db, "PRAGMA secure_delete = ON", err)) ||
 	    (rc = migrate(db, err)))
 		goto fail;
-	if ((flags & DB_OPEN_STORED_ID) && (rc = db_station_load(db, err)))
+	if ((flags & DB_OPEN_STORED_ID) && (rc = load_station_id(db, err)))
 		goto fail;
 	*out = db;
 	return ST_OK;

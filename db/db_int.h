@@ -34,10 +34,6 @@ struct db {
 	} stmts[DB_STMT_CACHE];
 };
 
-/* Replaces db->station_id with the one stored in the database, if any
- * (DB_OPEN_STORED_ID; db/station.c). */
-ST_MUST_CHECK int db_station_load(struct db *db, struct errbuf *err);
-
 /* A cached prepared statement for a static SQL string, reset and unbound. */
 sqlite3_stmt *db_stmt(struct db *db, const char *sql, struct errbuf *err);
 /* A statement prepared for one use, outside the cache (rare statements, so the

@@ -42,22 +42,6 @@ int db_station_stored(struct db *db, char *out, size_t size, struct errbuf *err)
 	return rc;
 }
 
-int db_station_load(struct db *db, struct errbuf *err)
-{
-	char id[sizeof(db->station_id)];
-	int rc;
-
-	if ((rc = db_station_stored(db, id, sizeof(id), err)))
-		return rc;
-	/* a row edited by hand must not put a newline into the chain */
-	if (id[0] && !ids_station_valid(id))
-		return errbuf_set(err, ST_ETAMPER, "database %s: the stored station id is not"
-				  " a valid station id", db->path);
-	if (id[0])
-		memcpy(db->station_id, id, sizeof(id));
-	return ST_OK;
-}
-
 int db_station_init(struct db *db, const char *actor, struct errbuf *err)
 {
 	char have[sizeof(db->station_id)];
