@@ -297,7 +297,12 @@ static int do_export(struct cli_ctx *ctx, const char *lot, enum export_format fm
 		return CLI_EXIT_FAIL;
 	}
 	/* an unknown lot is refused before the token is opened or a file made */
-	if ((rc = db_export_lot(db, lot, &counts, NULL, NULL, &err)) != ST_OK)
+	if ((rc = db_export_lot(db, lot, &counts, NULL, NULL, &err)) == ST_ENOTFOUND) {
+		rc = cli_unknown_lot(db, "export", lot);
+		db_close(db);
+		return rc;
+	}
+	if (rc != ST_OK)
 		goto out;
 	if (fmt == EXPORT_MANIFEST && (rc = open_signer(&cfg, &h, &signer, "export"))) {
 		db_close(db);
