@@ -61,10 +61,14 @@ void cli_print_name(FILE *f, const char *s)
 	for (const char *p = s; *p && plain; p++)
 		plain = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
 			(*p >= '0' && *p <= '9') || strchr("._-+:@/", *p);
-	if (plain) {
+	if (plain)
 		fputs(s, f);
-		return;
-	}
+	else
+		cli_print_quoted(f, s);
+}
+
+void cli_print_quoted(FILE *f, const char *s)
+{
 	/* shell quoting, with bytes a terminal would act on made visible */
 	fputc('\'', f);
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {

@@ -52,6 +52,8 @@ int cli_db_open(struct cli_ctx *ctx, const char *cmd, struct db **out);
 /* Prints s as is when it is plain ([A-Za-z0-9._-+:@/]), else shell-quoted
  * with control bytes as \xNN (a lot or a name read from a database). */
 void cli_print_name(FILE *f, const char *s);
+/* The same, always quoted ('crll'). */
+void cli_print_quoted(FILE *f, const char *s);
 /* "station: CMD: no lot LOT in this database; the lots are: A, B" on stderr;
  * returns CLI_EXIT_FAIL. */
 int cli_unknown_lot(struct db *db, const char *cmd, const char *lot);

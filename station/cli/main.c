@@ -24,7 +24,7 @@ static const struct cli_cmd commands[] = {
 	{ "checkpoint", "sign the audit chain head now with the HSM audit key", cmd_checkpoint },
 	{ "profile",   "add a product profile (validated, versioned); list, show", cmd_profile },
 	{ "run",       "run the provisioning line for a lot (screen or --headless JSON)", cmd_run },
-	{ "rework",    "authorise a passed board to be provisioned again (revokes its certificate)", cmd_rework },
+	{ "rework",    "authorise a passed or locked board to be provisioned again (revokes its certificate)", cmd_rework },
 	{ "role",      "grant, revoke or list the roles (operator, qa, engineer) of named users", cmd_role },
 	{ "export",    "export a lot's records (CSV, JSON lines) or a signed manifest; verify one", cmd_export },
 	{ "init",      "create a new database for this station (the only command that creates one)", cmd_init },
@@ -51,29 +51,31 @@ static void global_usage(FILE *f)
 	fprintf(f, "\n`station COMMAND --help` shows a command's options.\n");
 }
 
-/* Levenshtein distance, for "did you mean"; names are short (bounded). */
+/* Edit distance with transpositions (optimal string alignment), for "did you
+ * mean": "roel" is one step from "role".  Names are short (bounded). */
 static size_t edit_distance(const char *a, const char *b)
 {
-	size_t la = strnlen(a, 31), lb = strnlen(b, 31), row[32];
+	size_t la = strnlen(a, 31), lb = strnlen(b, 31), d[32][32];
 
+	for (size_t i = 0; i <= la; i++)
+		d[i][0] = i;
 	for (size_t j = 0; j <= lb; j++)
-		row[j] = j;
+		d[0][j] = j;
 	for (size_t i = 1; i <= la; i++) {
-		size_t diag = row[0];
-
-		row[0] = i;
 		for (size_t j = 1; j <= lb; j++) {
-			size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+			size_t best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
 
-			if (up + 1 < best)
-				best = up + 1;
-			if (row[j - 1] + 1 < best)
-				best = row[j - 1] + 1;
-			diag = up;
-			row[j] = best;
+			if (d[i - 1][j] + 1 < best)
+				best = d[i - 1][j] + 1;
+			if (d[i][j - 1] + 1 < best)
+				best = d[i][j - 1] + 1;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+			    d[i - 2][j - 2] + 1 < best)
+				best = d[i - 2][j - 2] + 1;
+			d[i][j] = best;
 		}
 	}
-	return row[lb];
+	return d[la][lb];
 }
 
 /* One line: the nearest command when there is one close enough. */
@@ -89,12 +91,13 @@ static int unknown_command(const char *name)
 			at = i;
 		}
 	}
-	if (best <= 2 && best < strlen(commands[at].name))
-		fprintf(stderr, "station: unknown command '%.64s'; did you mean '%s'?"
-			" (`station help` lists the commands)\n", name, commands[at].name);
-	else
-		fprintf(stderr, "station: unknown command '%.64s' (`station help` lists the"
-			" commands)\n", name);
+	/* close enough: a third of the command's letters (at least one) */
+	/* what was typed is shown quoted, control bytes escaped */
+	fputs("station: unknown command ", stderr);
+	cli_print_quoted(stderr, strnlen(name, 65) > 64 ? "(a long word)" : name);
+	if (best <= (strlen(commands[at].name) / 3 > 1 ? strlen(commands[at].name) / 3 : 1))
+		fprintf(stderr, "; did you mean '%s'?", commands[at].name);
+	fputs(" (`station help` lists the commands)\n", stderr);
 	return CLI_EXIT_USAGE;
 }
 

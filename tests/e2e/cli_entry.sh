@@ -78,6 +78,10 @@ expect_exit 2 "$STATION" crll
 	fail "typo: $(cat "$ERR")"
 expect_exit 2 "$STATION" frobnicate
 [ "$(wc -l < "$ERR")" = 1 ] || fail "unknown command: $(cat "$ERR")"
+expect_exit 2 "$STATION" "$(printf 'x\033[2Jy')"
+grep -qF "unknown command 'x\x1b[2Jy'" "$ERR" || fail "unknown command with ESC: $(cat -A "$ERR")"
+expect_exit 2 "$STATION" roel
+grep -q "did you mean 'role'?" "$ERR" || fail "transposition: $(cat "$ERR")"
 expect_exit 0 "$STATION" usb list --device 1209:7777
 grep -q "^no boards in the bays" "$OUT" || fail "usb list: $(cat "$OUT")"
 
