@@ -1,7 +1,8 @@
 # The docs run as written (issue 13): every block fenced ```sh in
 # docs/operator.md, docs/qa.md and docs/engineer.md is run, in order, each page
 # in a fresh directory with nothing but what the pages say they need (their
-# "Examples" paragraph): the checkout's hsm/ and build/, build/ on the PATH.
+# "Examples" paragraph): the checkout's hsm/, build/ and tests/, build/ on
+# the PATH.
 # Each page starts without a database and makes its own with `station init`.
 # Then, after engineer.md's roles example as written, the recovery: root
 # locks itself out (its role revoked by another engineer's grant) and
@@ -18,6 +19,7 @@ for page in operator qa engineer; do
 	mkdir "$page"
 	ln -s "$TOP/hsm" "$page/hsm"
 	ln -s "$BUILD" "$page/build"
+	ln -s "$TOP/tests" "$page/tests"
 	blocks "$TOP/docs/$page.md" > "$page.sh"
 	n=$(grep -c '^# --- block' "$page.sh" || true)
 	t0=$SECONDS
@@ -25,6 +27,7 @@ for page in operator qa engineer; do
 		{ cat "$page.out"; fail "docs/$page.md: a block failed (script: $PWD/$page.sh)"; }
 	echo "  docs/$page.md: $n blocks ran ($((SECONDS - t0)) s)"
 done
+[ "$(grep -c '^# --- block' operator.sh)" -ge 1 ] || fail "operator.md lost its runnable block"
 [ "$(grep -c '^# --- block' qa.sh)" -ge 3 ] || fail "qa.md lost its runnable blocks"
 [ "$(grep -c '^# --- block' engineer.sh)" -ge 2 ] || fail "engineer.md lost its runnable blocks"
 
