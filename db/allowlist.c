@@ -178,6 +178,27 @@ static int lot_id_locked(struct db *db, const char *lot, int create, int64_t *id
 	return db_sqlerr(db, rc, err, "find lot");
 }
 
+static const char SQL_SAME_FILE[] =
+	"SELECT 1 FROM allowlist a JOIN lots l ON l.id = a.lot_id"
+	" WHERE l.name = ? AND a.import_sha256 = ? LIMIT 1";
+
+/* 1 when this very file (same SHA-256) is already imported for the lot. */
+static int same_file_locked(struct import *im, int *same, struct errbuf *err)
+{
+	sqlite3_stmt *st = db_stmt(im->db, SQL_SAME_FILE, err);
+	int rc;
+
+	if (!st)
+		return ST_EDB;
+	sqlite3_bind_text(st, 1, im->lot, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, im->sha_hex, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	*same = rc == SQLITE_ROW;
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? ST_OK :
+	       db_sqlerr(im->db, rc, err, "read allowlist");
+}
+
 static int import_locked(struct import *im, const uint8_t *buf, size_t len,
 			 const char *signer, const char *actor, struct errbuf *err)
 {
@@ -186,8 +207,11 @@ static int import_locked(struct import *im, const uint8_t *buf, size_t len,
 	json_t *j;
 	char *detail;
 	const char *base;
-	int rc;
+	int rc, same = 0;
 
+	/* importing the same file again is a no-op (0 rows), not an error */
+	if ((rc = same_file_locked(im, &same, err)) || same)
+		return rc;
 	if ((rc = lot_id_locked(db, im->lot, 1, &im->lot_id, err)))
 		return rc;
 	if (!(st = db_stmt(db, SQL_ALLOW_MAX, err)))

@@ -3,7 +3,8 @@
  * certificates, and the hash-chained audit log).  Schema: docs/database.md.
  *
  * Contract
- * - db_open() creates the file with mode 0600 if absent, applies forward-only
+ * - db_open() creates the file with mode 0600 if absent (db_open_ex() without
+ *   DB_OPEN_CREATE refuses a missing one), applies forward-only
  *   migrations (PRAGMA user_version, one transaction each), and refuses a database
  *   whose version is newer than this binary (ST_ESCHEMA).  WAL, foreign_keys=ON,
  *   synchronous=FULL: a committed row survives power loss.
@@ -28,6 +29,23 @@ struct db;
 
 ST_MUST_CHECK int  db_open(const char *path, const char *station_id, struct db **out,
 			   struct errbuf *err);
+/* db_open() with flags; without DB_OPEN_CREATE a path that does not exist is
+ * ST_ENOTFOUND ("database X does not exist") and nothing is created.  db_open()
+ * is db_open_ex(..., DB_OPEN_CREATE, ...): `station init` and the tests; every
+ * other command opens without it.  station_id must follow ids_station_valid()
+ * (core/ids.h).  With DB_OPEN_STORED_ID the handle takes the station id stored
+ * in the database (db_station_init) and station_id is only the fallback for a
+ * database that has none (created before ids were stored). */
+#define DB_OPEN_CREATE    1u
+#define DB_OPEN_STORED_ID 2u
+ST_MUST_CHECK int  db_open_ex(const char *path, const char *station_id, unsigned flags,
+			      struct db **out, struct errbuf *err);
+/* Stores this handle's station id as the database's own, with a "station-init"
+ * audit event by actor, in one transaction (`station init`).  ST_EEXIST when
+ * the database already has one. */
+ST_MUST_CHECK int db_station_init(struct db *db, const char *actor, struct errbuf *err);
+/* The stored station id into out (size >= IDS_STATION_MAX + 1), "" when none. */
+ST_MUST_CHECK int db_station_stored(struct db *db, char *out, size_t size, struct errbuf *err);
 void db_close(struct db *db);
 int  db_schema_version(struct db *db);
 /* How many group-commit syncs of the WAL this handle made (tests, benchmarks). */
@@ -117,7 +135,9 @@ ST_MUST_CHECK int db_audit_foreach(struct db *db, int64_t tail,
 /* Imports a manufacturer allowlist (CSV) for LOT in one transaction; see
  * docs/engineer.md.  On any bad row nothing is written and err names FILE:LINE.
  * If sig_path is set the detached signature over the file bytes must verify with
- * the manufacturer certificate.  *rows_out gets the number of ids imported. */
+ * the manufacturer certificate.  *rows_out gets the number of ids imported; 0
+ * (and ST_OK, nothing written) when this very file (same SHA-256) was already
+ * imported for this lot. */
 ST_MUST_CHECK int db_allowlist_import(struct db *db, const char *csv_path, const char *lot,
 				      const char *sig_path, const char *mfr_cert_path,
 				      const char *actor, int64_t *rows_out, struct errbuf *err);
@@ -132,6 +152,11 @@ ST_MUST_CHECK int db_allowlist_count(struct db *db, const char *lot, int64_t *co
 ST_MUST_CHECK int db_allowlist_foreach(struct db *db, const char *lot,
 				       int (*fn)(const char *unique_id, void *ctx), void *ctx,
 				       struct errbuf *err);
+
+/* Calls fn for each lot the database knows (an allowlist or units), by name
+ * (db/lots.c); fn returns non-zero to stop.  Holds the handle while it runs. */
+ST_MUST_CHECK int db_lot_foreach(struct db *db, int (*fn)(const char *lot, void *ctx), void *ctx,
+				 struct errbuf *err);
 
 /* ---- profiles (db/profiles.c) ------------------------------------------ */
 

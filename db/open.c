@@ -3,6 +3,7 @@
  * See db.h and docs/database.md "Migrations". */
 #include "db/db_int.h"
 #include "db/schema.h"
+#include "core/ids.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -147,22 +148,61 @@ fail:
 	return ST_OK;
 }
 
+/* DB_OPEN_STORED_ID: the id `station init` stored (db/station.c writes it;
+ * read here, so db.c needs nothing above it), if any. */
+static int load_station_id(struct db *db, struct errbuf *err)
+{
+	sqlite3_stmt *st = db_prepare_once(db, "SELECT station_id FROM station WHERE id = 1", err);
+	char id[sizeof(db->station_id)] = "";
+	int rc;
+
+	if (!st)
+		return ST_EDB;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		snprintf(id, sizeof(id), "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_sqlerr(db, rc, err, "read the station id");
+	/* a row edited by hand must not put a newline into the chain */
+	if (id[0] && !ids_station_valid(id))
+		return errbuf_set(err, ST_ETAMPER, "database %s: the stored station id is not"
+				  " a valid station id", db->path);
+	if (id[0])
+		memcpy(db->station_id, id, sizeof(id));
+	return ST_OK;
+}
+
 int db_open(const char *path, const char *station_id, struct db **out, struct errbuf *err)
 {
+	return db_open_ex(path, station_id, DB_OPEN_CREATE, out, err);
+}
+
+int db_open_ex(const char *path, const char *station_id, unsigned flags, struct db **out,
+	       struct errbuf *err)
+{
 	pthread_mutexattr_t attr;
+	struct stat sb;
 	struct db *db;
 	int rc;
 
 	*out = NULL;
 	if (!path || !*path)
 		return errbuf_set(err, ST_EINVAL, "no database path given");
-	if (!station_id || !*station_id || strlen(station_id) >= sizeof(db->station_id))
-		return errbuf_set(err, ST_EINVAL, "station id must be 1..%zu characters",
-				  sizeof(db->station_id) - 1);
+	if (!ids_station_valid(station_id))
+		return errbuf_set(err, ST_EINVAL, "station id must be 1..%d printable characters"
+				  " without spaces", IDS_STATION_MAX);
 	if (strlen(path) >= sizeof(db->path))
 		return errbuf_set(err, ST_EINVAL, "database path too long");
-	if ((rc = make_parent(path, err)) || (rc = create_file(path, err)))
-		return rc;
+	if (flags & DB_OPEN_CREATE) {
+		if ((rc = make_parent(path, err)) || (rc = create_file(path, err)))
+			return rc;
+	} else if (stat(path, &sb) != 0) {
+		/* SQLite would create it: a mistyped path must not become a database */
+		return errbuf_set(err, errno == ENOENT ? ST_ENOTFOUND : ST_EIO,
+				  "database %s does not exist%s%s", path,
+				  errno == ENOENT ? "" : ": ", errno == ENOENT ? "" : strerror(errno));
+	}
 
 	db = calloc(1, sizeof(*db));
 	if (!db)
@@ -189,6 +229,8 @@ int db_open(const char *path, const char *station_id, struct db **out, struct er
 	    (rc = db_exec_simple(db, "PRAGMA foreign_keys = ON", err)) ||
 	    (rc = db_exec_simple(db, "PRAGMA secure_delete = ON", err)) ||
 	    (rc = migrate(db, err)))
+		goto fail;
+	if ((flags & DB_OPEN_STORED_ID) && (rc = load_station_id(db, err)))
 		goto fail;
 	*out = db;
 	return ST_OK;

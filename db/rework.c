@@ -24,6 +24,15 @@ static const char SQL_LOT_OF[] =
 static const char SQL_CURRENT_PASS[] =
 	"SELECT id, cert_serial FROM units"
 	" WHERE unique_id = ? AND status = 'pass' AND superseded_by IS NULL";
+/* A board locked by a unit that did not pass: its latest unit that worked on
+ * it (a REJECT never touches a board), if that one failed or was interrupted
+ * at or after LOCK (the board may hold the lock and a certificate that never
+ * committed). */
+static const char SQL_LOCKED_UNIT[] =
+	"SELECT id, cert_serial, status, stage FROM units WHERE unique_id = ? AND status <> 'reject'"
+	" ORDER BY id DESC LIMIT 1";
+static const char SQL_UNIT_CERTS[] =
+	"SELECT serial FROM certificates WHERE unit_id = ? AND status NOT IN ('revoked', 'void')";
 static const char SQL_CERT[] =
 	"SELECT status, coalesce(revoke_reason, '') FROM certificates WHERE serial = ?";
 static const char SQL_INSERT[] =
@@ -59,19 +68,6 @@ static int run(struct db *db, sqlite3_stmt *st, const char *what, int *changes,
 	if (changes)
 		*changes = sqlite3_changes(db->sq);
 	return ST_OK;
-}
-
-/* 1..max bytes, no control characters (the reason is shown on one line). */
-static int valid_text(const char *s, size_t max)
-{
-	size_t n = s ? strlen(s) : 0;
-
-	if (n < 1 || n > max)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-			return 0;
-	return 1;
 }
 
 static int open_locked(struct db *db, const char *unique_id, struct db_rework *out,
@@ -140,6 +136,37 @@ static int lot_of(struct db *db, const char *unique_id, char lot[65], struct err
 	return rc;
 }
 
+/* No PASS: the unit that left the board locked (failed or interrupted at or
+ * after LOCK), which the rework then names as the old unit. */
+static int locked_unit(struct db *db, const char *unique_id, struct db_rework *w,
+		       struct errbuf *err)
+{
+	sqlite3_stmt *st = db_prepare_once(db, SQL_LOCKED_UNIT, err);
+	char status[16] = "", stage[32] = "";
+	int rc;
+
+	if (!st)
+		return ST_EDB;
+	sqlite3_bind_text(st, 1, unique_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		w->old_unit_id = sqlite3_column_int64(st, 0);
+		copy_col(w->old_serial, sizeof(w->old_serial), st, 1);
+		copy_col(status, sizeof(status), st, 2);
+		copy_col(stage, sizeof(stage), st, 3);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_sqlerr(db, rc, err, "look up units");
+	if (rc == SQLITE_ROW && (!strcmp(status, "fail") || !strcmp(status, "interrupted")) &&
+	    (!strcmp(stage, "lock") || !strcmp(stage, "commit"))) {
+		snprintf(w->old_status, sizeof(w->old_status), "%s", status);
+		return ST_OK;
+	}
+	return errbuf_set(err, ST_ESTATE, "id %s has no PASS unit and its last unit did not fail"
+			  " or stop at or after LOCK: nothing to rework", unique_id);
+}
+
 /* The board's current PASS unit and its certificate serial. */
 static int current_pass(struct db *db, const char *unique_id, struct db_rework *w,
 			struct errbuf *err)
@@ -159,6 +186,7 @@ static int current_pass(struct db *db, const char *unique_id, struct db_rework *
 		if (!w->old_serial[0])
 			return errbuf_set(err, ST_ESTATE, "unit %lld of id %s passed without a certificate serial",
 					  (long long)w->old_unit_id, unique_id);
+		snprintf(w->old_status, sizeof(w->old_status), "pass");
 		return ST_OK;
 	}
 	sqlite3_finalize(st);
@@ -171,17 +199,54 @@ static int current_pass(struct db *db, const char *unique_id, struct db_rework *
 		return errbuf_set(err, ST_ESTATE,
 				  "id %s already has an open rework authorisation (%lld, by %s): plug the board to use it",
 				  unique_id, (long long)open.id, open.authorised_by);
-	return errbuf_set(err, ST_ESTATE, "id %s has no PASS unit: nothing to rework", unique_id);
+	return locked_unit(db, unique_id, w, err);
+}
+
+/* A unit that did not pass: every certificate issued for it that is still
+ * live is revoked (superseded); recovery and the failure path normally did
+ * that already, with their own reason. */
+static int revoke_unit_certs(struct db *db, struct db_rework *w, const char *actor,
+			     struct errbuf *err)
+{
+	sqlite3_stmt *st = db_prepare_once(db, SQL_UNIT_CERTS, err);
+	char serials[8][65];
+	int n = 0, rc;
+
+	if (!st)
+		return ST_EDB;
+	sqlite3_bind_int64(st, 1, w->old_unit_id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < 8)
+		copy_col(serials[n++], 65, st, 0);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_sqlerr(db, rc, err, "look up certificates");
+	snprintf(w->old_revoke_reason, sizeof(w->old_revoke_reason), n ? "superseded" : "none");
+	for (int i = 0; i < n; i++) {
+		if ((rc = db_cert_revoke(db, serials[i], "superseded", actor, err)))
+			return rc;
+		if (!w->old_serial[0])
+			memcpy(w->old_serial, serials[i], sizeof(w->old_serial));
+	}
+	return ST_OK;
 }
 
 /* Revokes the old certificate (superseded) unless it is revoked already. */
 static int revoke_old(struct db *db, struct db_rework *w, const char *actor, struct errbuf *err)
 {
-	sqlite3_stmt *st = db_prepare_once(db, SQL_CERT, err);
+	sqlite3_stmt *st;
 	char status[16] = "";
 	int rc;
 
-	if (!st)
+	if (strcmp(w->old_status, "pass")) {
+		int live = 0;
+
+		if ((rc = revoke_unit_certs(db, w, actor, err)))
+			return rc;
+		live = !strcmp(w->old_revoke_reason, "superseded");
+		if (live || !w->old_serial[0])
+			return ST_OK;
+	}
+	if (!(st = db_prepare_once(db, SQL_CERT, err)))
 		return ST_EDB;
 	sqlite3_bind_text(st, 1, w->old_serial, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
@@ -221,6 +286,8 @@ static int authorise_locked(struct db *db, struct db_rework *w, struct errbuf *e
 	if ((rc = run(db, st, "record rework", NULL, err)))
 		return rc;
 	w->id = sqlite3_last_insert_rowid(db->sq);
+	if (strcmp(w->old_status, "pass"))
+		goto audit;     /* no PASS to supersede: the board was locked by a failure */
 	if (!(st = db_prepare_once(db, SQL_SUPERSEDE, err)))
 		return ST_EDB;
 	sqlite3_bind_int64(st, 1, w->id);
@@ -230,13 +297,15 @@ static int authorise_locked(struct db *db, struct db_rework *w, struct errbuf *e
 	if (changes != 1)
 		return errbuf_set(err, ST_ESTATE, "unit %lld is no longer a current PASS",
 				  (long long)w->old_unit_id);
+audit:
 	if ((rc = db_row_audit_id_locked(db, "reworks", w->id, w->authorised_by, err)) ||
 	    (rc = db_row_audit_id_locked(db, "units", w->old_unit_id, w->authorised_by, err)))
 		return rc;
 	return db_audit_json_locked(db, "rework-authorised", w->authorised_by,
-		     json_pack("{s:I, s:s, s:s, s:I, s:s, s:s, s:s}",
+		     json_pack("{s:I, s:s, s:s, s:I, s:s, s:s, s:s, s:s}",
 			       "rework", (json_int_t)w->id, "unique_id", w->unique_id,
 			       "lot", w->lot, "old_unit", (json_int_t)w->old_unit_id,
+			       "old_status", w->old_status,
 			       "old_serial", w->old_serial, "revoke_reason", w->old_revoke_reason,
 			       "reason", w->reason), err);
 }
@@ -250,7 +319,7 @@ int db_rework_authorise(struct db *db, const char *unique_id, const char *reason
 	if (!unique_id || !ids_uid_valid(unique_id))
 		return errbuf_set(err, ST_EINVAL, "'%s' is not a unique id (24 upper-case hex digits)",
 				  unique_id ? unique_id : "");
-	if (!valid_text(reason, DB_REWORK_REASON_MAX))
+	if (!ids_text_valid(reason, DB_REWORK_REASON_MAX))
 		return errbuf_set(err, ST_EINVAL, "a rework needs a reason: 1 to %d characters, one line",
 				  DB_REWORK_REASON_MAX);
 	if (!actor || !*actor || strlen(actor) >= sizeof(w.authorised_by))

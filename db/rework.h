@@ -32,9 +32,13 @@ struct db_rework {
 	int64_t id;
 	char    unique_id[65];
 	char    lot[65];               /* the lot whose allowlist holds the id */
-	int64_t old_unit_id;           /* the PASS unit superseded */
-	char    old_serial[65];        /* its certificate, now revoked */
-	char    old_revoke_reason[32]; /* "superseded", or the reason it already had */
+	int64_t old_unit_id;           /* the PASS unit superseded, or the unit that
+					  failed or stopped at or after LOCK */
+	char    old_status[16];        /* that unit's status: "pass", "fail", "interrupted"
+					  (authorise only; "" from db_rework_open) */
+	char    old_serial[65];        /* its certificate, now revoked ("" if none) */
+	char    old_revoke_reason[32]; /* "superseded", the reason it already had, or
+					  "none" (a failed unit without a live certificate) */
 	char    reason[DB_REWORK_REASON_MAX + 1];
 	char    authorised_by[64];
 	int64_t authorised_ms;
@@ -48,8 +52,12 @@ struct db_rework {
  * open.  Refused, nothing written:
  *   ST_EINVAL    malformed id, empty or bad reason, no actor
  *   ST_ENOTFOUND the id is on no lot's allowlist
- *   ST_ESTATE    the id has no current PASS unit (never passed, or a rework is
- *                already authorised and not yet used: err says which)
+ *   ST_ESTATE    the id has no current PASS unit and its last unit did not fail
+ *                or stop (interrupted) at or after LOCK, or a rework is already
+ *                authorised and not yet used (err says which)
+ * A board locked by a unit that did not pass (a failure at commit, a crash
+ * after LOCK) is authorised the same way: the old unit is that unit, any live
+ * certificate of it is revoked (superseded), no unit is superseded.
  * A certificate that is already revoked stays revoked with its own reason. */
 ST_MUST_CHECK int db_rework_authorise(struct db *db, const char *unique_id, const char *reason,
 				      const char *actor, struct db_rework *out, struct errbuf *err);

@@ -53,6 +53,7 @@ const struct db_audited_table db_audited_tables[] = {
 	T("roles", "name"),
 	T("checkpoints", "id"),
 	T("crls", "number"),
+	T("station", "id"),
 };
 #undef T
 const int db_audited_tables_count =

@@ -202,6 +202,16 @@ const char *const db_migrations[] = {
 	"  entries        INTEGER NOT NULL,"
 	"  created_by     TEXT NOT NULL"
 	");",
+
+	/* 7 -> 8: the database's own station id (db/station.c, `station init`):
+	 * one row, written once with its "station-init" audit event; commands use
+	 * it unless --station-id says otherwise. */
+	"CREATE TABLE station ("
+	"  id          INTEGER PRIMARY KEY CHECK (id = 1),"
+	"  station_id  TEXT NOT NULL,"
+	"  created_ms  INTEGER NOT NULL,"
+	"  created_by  TEXT NOT NULL"
+	");",
 };
 
 const int db_migrations_count = sizeof(db_migrations) / sizeof(db_migrations[0]);

@@ -332,8 +332,11 @@ static int finish_locked(struct db *db, const struct db_unit *u, int64_t finishe
 	if (!detail)
 		return errbuf_set(err, ST_EINVAL, "unit %lld: a field is not valid UTF-8",
 				  (long long)u->id);
+	/* A unit written by an older version may name an operator the log
+	 * cannot record: record it as the station's, never refuse the verdict
+	 * (recovery must always complete). */
 	rc = db_audit_append_locked(db, "unit-result",
-				    u->operator_name[0] ? u->operator_name : "station",
+				    ids_actor_valid(u->operator_name) ? u->operator_name : "station",
 				    detail, NULL, err);
 	free(detail);
 	return rc;

@@ -243,18 +243,26 @@ static int preflight(struct hsm *h, EVP_PKEY *priv, const EVP_MD *md, const char
 	int ok;
 
 	snprintf((char *)msg, sizeof(msg), "station-hsm-preflight-v1 %ld", (long)time(NULL));
-	mc = EVP_MD_CTX_new();
-	if (!mc)
-		return errbuf_set(err, ST_ENOMEM, "out of memory");
-	ok = EVP_DigestSignInit(mc, NULL, md, NULL, priv) == 1 &&
-	     EVP_DigestSign(mc, sig, &siglen, msg, strlen((char *)msg)) == 1;
-	EVP_MD_CTX_free(mc);
-	if (!ok) {
-		unsigned long ckr = take_ckr(NULL, 0);
+	/* After the login a signature costs no PIN try: this is where a token
+	 * busy with another process (CKR_GENERAL_ERROR) gets its retries. */
+	for (int attempt = 1;; attempt++) {
+		unsigned long ckr;
 
-		return errbuf_set(err, ST_EHSM,
-				  "token '%s': pre-flight: key '%s' cannot sign (CKR 0x%lx)",
-				  h->token, what, ckr);
+		mc = EVP_MD_CTX_new();
+		if (!mc)
+			return errbuf_set(err, ST_ENOMEM, "out of memory");
+		siglen = sizeof(sig);
+		ok = EVP_DigestSignInit(mc, NULL, md, NULL, priv) == 1 &&
+		     EVP_DigestSign(mc, sig, &siglen, msg, strlen((char *)msg)) == 1;
+		EVP_MD_CTX_free(mc);
+		if (ok)
+			break;
+		ckr = take_ckr(NULL, 0);
+		if (ckr != CKR_GENERAL_ERROR || attempt == OPEN_ATTEMPTS)
+			return errbuf_set(err, ST_EHSM,
+					  "token '%s': pre-flight: key '%s' cannot sign (CKR 0x%lx)",
+					  h->token, what, ckr);
+		backoff();
 	}
 	for (int i = 0; i < 2; i++) {
 		EVP_PKEY *pk = i == 0 ? token_pub : cert_pub;
@@ -317,8 +325,10 @@ static int load_ca_cert(struct hsm *h, const char *path, struct errbuf *err)
 
 /* One attempt at module load + token lookup + login.  *transient is 1 when
  * the failure is one a concurrent open causes and is worth retrying
- * (CKR_GENERAL_ERROR, or a login that finds no user PIN on a token listed with
- * one), 2 when the token was not seen (retried less). */
+ * (CKR_GENERAL_ERROR before the login), 2 when the token was not seen
+ * (retried less).  A failed login is never transient: whatever its CKR, a
+ * token may have counted it against the PIN, and the docs promise one
+ * attempt (docs/security.md). */
 static int open_once(struct hsm *h, const struct hsm_config *c, const char *pin,
 		     int *transient, struct errbuf *err)
 {
@@ -394,18 +404,11 @@ static int open_once(struct hsm *h, const struct hsm_config *c, const char *pin,
 			return errbuf_set(err, ST_EPIN, "token '%s': the user PIN is locked", c->token);
 		case CKR_PIN_EXPIRED:
 			return errbuf_set(err, ST_EPIN, "token '%s': the user PIN has expired", c->token);
-		case CKR_GENERAL_ERROR:
-			*transient = 1;
-			break;
-		case CKR_USER_PIN_NOT_INITIALIZED:
-			/* The slot listing said the user PIN is set: SoftHSM read the
-			 * token file while another process was rewriting it. */
-			*transient = h->slot->token->userPinSet != 0;
-			break;
 		default:
 			break;
 		}
-		return errbuf_set(err, ST_EHSM, "token '%s': login failed (CKR 0x%lx)", c->token, ckr);
+		return errbuf_set(err, ST_EHSM, "token '%s': login failed (CKR 0x%lx; not retried,"
+				  " a retry could cost a PIN try)", c->token, ckr);
 	}
 	return ST_OK;
 }

@@ -28,3 +28,9 @@ wait_lines() {
 	done
 	[ "$(count_lines "$file" "$re")" -ge "$want" ]
 }
+# new_db DB [STATION_ID]: creates database DB with `station init` (the only
+# command that creates one; every other command refuses a missing --db).
+new_db() {
+	"$STATION" --db "$1" ${2:+--station-id "$2"} init >/dev/null ||
+		fail "station init --db $1 failed"
+}

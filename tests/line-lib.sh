@@ -84,6 +84,7 @@ manufacturer_ca = mfg/mfr-ca.pem
 $policy
 ${LINE_PROFILE_EXTRA:-}
 EOF
+	[ -e st.db ] || new_db st.db "$LINE_SID"
 	expect_exit 0 S profile add "$file"
 	expect_exit 0 S allowlist import "mfg/$lot.csv" --lot "$lot" --sig "mfg/$lot.csv.sig" \
 		--manufacturer-cert mfg/mfr-ca.pem

@@ -7,9 +7,12 @@
 #include "cli/cli.h"
 #include "db/db.h"
 
+#include "db/db.h"
+
 #include <getopt.h>
 #include <stdarg.h>
 #include <string.h>
+#include <stdio.h>
 
 int cli_fail(const char *fmt, ...)
 {
@@ -33,6 +36,83 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "\nTry `station %s --help`.\n", cmd);
 	return CLI_EXIT_USAGE;
+}
+
+int cli_db_open(struct cli_ctx *ctx, const char *cmd, struct db **out)
+{
+	struct errbuf e;
+	int rc;
+
+	errbuf_clear(&e);
+	rc = db_open_ex(ctx->db_path, ctx->station_id, ctx->station_id_given ? 0 : DB_OPEN_STORED_ID,
+			out, &e);
+	if (rc == ST_ENOTFOUND)
+		return cli_fail("%s: database %s does not exist (create it with station init --db %s)",
+				cmd, ctx->db_path, ctx->db_path);
+	if (rc)
+		return cli_fail("%s: %s", cmd, e.msg);
+	snprintf(ctx->station_id, sizeof(ctx->station_id), "%s", db_station_id(*out));
+	return CLI_EXIT_OK;
+}
+
+void cli_print_name(FILE *f, const char *s)
+{
+	int plain = *s != '\0';
+
+	for (const char *p = s; *p && plain; p++)
+		plain = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+			(*p >= '0' && *p <= '9') || strchr("._-+:@/", *p);
+	if (plain)
+		fputs(s, f);
+	else
+		cli_print_quoted(f, s);
+}
+
+void cli_print_quoted(FILE *f, const char *s)
+{
+	/* shell quoting, with bytes a terminal would act on made visible */
+	fputc('\'', f);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '\'')
+			fputs("'\\''", f);
+		else if (*p < 0x20 || *p == 0x7f)
+			fprintf(f, "\\x%02x", *p);
+		else
+			fputc(*p, f);
+	}
+	fputc('\'', f);
+}
+
+struct lot_names {
+	FILE *f;
+	int n;
+};
+
+static int print_lot_name(const char *lot, void *arg)
+{
+	struct lot_names *l = arg;
+
+	fputs(l->n++ ? ", " : "", l->f);
+	cli_print_name(l->f, lot);
+	return l->n >= 50;
+}
+
+int cli_unknown_lot(struct db *db, const char *cmd, const char *lot)
+{
+	struct lot_names l = { stderr, 0 };
+	struct errbuf e;
+
+	fprintf(stderr, "station: %s: no lot ", cmd);
+	cli_print_name(stderr, lot);
+	fputs(" in this database; ", stderr);
+	fputs("the lots are: ", stderr);
+	if (db_lot_foreach(db, print_lot_name, &l, &e) != ST_OK)
+		fprintf(stderr, "(cannot list them: %s)", e.msg);
+	else if (!l.n)
+		fputs("none yet (an engineer imports a lot's allowlist with"
+		      " `station allowlist import`)", stderr);
+	fputc('\n', stderr);
+	return CLI_EXIT_FAIL;
 }
 
 int cli_wants_help(int argc, char **argv)

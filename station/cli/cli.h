@@ -23,10 +23,13 @@
 struct cli_ctx {
 	const char *prog;        /* "station" */
 	const char *db_path;     /* --db, default CLI_DEFAULT_DB */
-	char station_id[64];     /* --station-id, default: host name */
-	char actor[64];          /* --user, default: the OS login (docs/engineer.md "Roles") */
+	char station_id[64];     /* --station-id, default: the database's, else host name */
+	int  station_id_given;   /* --station-id was on the command line */
+	char actor[65];          /* --user, default: the OS login (docs/engineer.md "Roles") */
 	char login[64];          /* the OS login: getpwuid(getuid()), or "uid:N" */
 };
+
+struct db;
 
 struct cli_cmd {
 	const char *name;
@@ -45,6 +48,21 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
  * first bad row and returns CLI_EXIT_FAIL. */
 struct db;
 int cli_db_verified(struct db *db, const char *cmd);
+
+/* Opens ctx->db_path for cmd, which must exist ("database X does not exist
+ * (create it with station init --db X)"; nothing is created), as the
+ * database's own station id unless --station-id was given; sets
+ * ctx->station_id to the id in use.  CLI_EXIT_OK or CLI_EXIT_FAIL (printed). */
+int cli_db_open(struct cli_ctx *ctx, const char *cmd, struct db **out);
+
+/* Prints s as is when it is plain ([A-Za-z0-9._-+:@/]), else shell-quoted
+ * with control bytes as \xNN (a lot or a name read from a database). */
+void cli_print_name(FILE *f, const char *s);
+/* The same, always quoted ('crll'). */
+void cli_print_quoted(FILE *f, const char *s);
+/* "station: CMD: no lot LOT in this database; the lots are: A, B" on stderr;
+ * returns CLI_EXIT_FAIL. */
+int cli_unknown_lot(struct db *db, const char *cmd, const char *lot);
 
 /* True when argv holds -h or --help anywhere before a "--". */
 int cli_wants_help(int argc, char **argv);
@@ -70,5 +88,8 @@ int cmd_rework(struct cli_ctx *ctx, int argc, char **argv);     /* cmd_rework.c 
 int cmd_role(struct cli_ctx *ctx, int argc, char **argv);       /* cmd_role.c */
 int cmd_export(struct cli_ctx *ctx, int argc, char **argv);     /* cmd_export.c */
 int cmd_unit(struct cli_ctx *ctx, int argc, char **argv);       /* cmd_unit.c */
+
+int cmd_init(struct cli_ctx *ctx, int argc, char **argv);       /* cmd_init.c */
+int cmd_lot(struct cli_ctx *ctx, int argc, char **argv);        /* cmd_lot.c */
 
 #endif

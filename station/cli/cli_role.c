@@ -53,6 +53,12 @@ static void mask_names(unsigned mask, char *out, size_t size)
 
 int cli_role_require(const struct cli_ctx *ctx, struct db *db, unsigned mask, const char *cmd)
 {
+	return cli_role_require_name(ctx, db, ctx->actor, mask, cmd);
+}
+
+int cli_role_require_name(const struct cli_ctx *ctx, struct db *db, const char *name,
+			  unsigned mask, const char *cmd)
+{
 	struct db_role_row r;
 	struct errbuf e;
 	char want[64];
@@ -61,16 +67,16 @@ int cli_role_require(const struct cli_ctx *ctx, struct db *db, unsigned mask, co
 	if (!cli_role_enforced(db))
 		return CLI_EXIT_OK;
 	mask_names(mask, want, sizeof(want));
-	if (db_role_get(db, ctx->actor, &r, &found, &e) != ST_OK)
+	if (db_role_get(db, name, &r, &found, &e) != ST_OK)
 		return cli_fail("%s: roles: %s", cmd, e.msg);
 	if (!found)
 		return cli_fail("%s: %s has no role on this station (needs %s; an engineer grants"
-				" one with `station role grant`)", cmd, ctx->actor, want);
+				" one with `station role grant`)", cmd, name, want);
 	if (strcmp(r.login, ctx->login))
 		return cli_fail("%s: %s is bound to login %s, but this is login %s", cmd,
-				ctx->actor, r.login, ctx->login);
+				name, r.login, ctx->login);
 	if (!(r.role & mask))
-		return cli_fail("%s: %s is %s; this needs %s", cmd, ctx->actor,
+		return cli_fail("%s: %s is %s; this needs %s", cmd, name,
 				db_role_name(r.role) ? db_role_name(r.role) : "?", want);
 	return CLI_EXIT_OK;
 }

@@ -28,6 +28,11 @@ void cli_role_login(char *out, size_t size);
  * returns CLI_EXIT_FAIL. */
 int cli_role_require(const struct cli_ctx *ctx, struct db *db, unsigned mask, const char *cmd);
 
+/* The same for another person than --user (run --operator NAME): NAME must
+ * be bound to this login and hold a role in mask. */
+int cli_role_require_name(const struct cli_ctx *ctx, struct db *db, const char *name,
+			  unsigned mask, const char *cmd);
+
 /* 1 when the database has at least one engineer (roles are enforced). */
 int cli_role_enforced(struct db *db);
 

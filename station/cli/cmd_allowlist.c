@@ -6,6 +6,7 @@
  * list:   the count, then one id per line.
  */
 #include "cli/cli.h"
+#include "core/ids.h"
 #include "cli/cli_role.h"
 #include "db/db.h"
 
@@ -70,6 +71,11 @@ static int allowlist_import(struct cli_ctx *ctx, int argc, char **argv)
 		return cli_usage_error("allowlist", "import needs the CSV FILE");
 	if (!lot)
 		return cli_usage_error("allowlist", "import needs --lot LOT");
+	if (!ids_lot_valid(lot)) {
+		fprintf(stderr, "station: allowlist import: a lot name is 1..%d printable characters"
+			" without spaces, commas or quotes\n", IDS_LOT_MAX);
+		return CLI_EXIT_USAGE;
+	}
 	if (!sig != !cert)
 		return cli_usage_error("allowlist", "--sig and --manufacturer-cert go together");
 	/* Unsigned ids are unverified ids: make that the engineer's explicit choice. */
@@ -79,8 +85,8 @@ static int allowlist_import(struct cli_ctx *ctx, int argc, char **argv)
 	if (sig && unsigned_ok)
 		return cli_usage_error("allowlist", "--unsigned contradicts --sig");
 	errbuf_clear(&err);
-	if (db_open(ctx->db_path, ctx->station_id, &db, &err))
-		return cli_fail("allowlist import: %s", err.msg);
+	if (cli_db_open(ctx, "allowlist import", &db))
+		return CLI_EXIT_FAIL;
 	if (cli_role_require(ctx, db, DB_ROLE_ENGINEER, "allowlist import")) {
 		db_close(db);
 		return CLI_EXIT_FAIL;
@@ -89,6 +95,10 @@ static int allowlist_import(struct cli_ctx *ctx, int argc, char **argv)
 	db_close(db);
 	if (rc)
 		return cli_fail("allowlist import: %s", err.msg);
+	if (rows == 0) {
+		printf("%s is already imported for lot %s: nothing to do\n", file, lot);
+		return CLI_EXIT_OK;
+	}
 	printf("imported %lld ids into lot %s%s\n", (long long)rows, lot,
 	       sig ? " (signature verified)" : " (unsigned)");
 	return CLI_EXIT_OK;
@@ -128,12 +138,15 @@ static int allowlist_list(struct cli_ctx *ctx, int argc, char **argv)
 		return cli_usage_error("allowlist", "unexpected argument '%s'", argv[optind]);
 	if (!lot)
 		return cli_usage_error("allowlist", "list needs --lot LOT");
-	if (access(ctx->db_path, F_OK) != 0)
-		return cli_fail("allowlist list: database %s does not exist", ctx->db_path);
 	errbuf_clear(&err);
-	if (db_open(ctx->db_path, ctx->station_id, &db, &err))
-		return cli_fail("allowlist list: %s", err.msg);
+	if (cli_db_open(ctx, "allowlist list", &db))
+		return CLI_EXIT_FAIL;
 	rc = db_allowlist_count(db, lot, &count, &err);
+	if (!rc && count == 0) {
+		rc = cli_unknown_lot(db, "allowlist list", lot);
+		db_close(db);
+		return rc;
+	}
 	if (!rc) {
 		printf("%lld ids on lot %s\n", (long long)count, lot);
 		rc = db_allowlist_foreach(db, lot, print_id, NULL, &err);

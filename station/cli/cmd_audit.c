@@ -77,12 +77,10 @@ static int audit_verify(struct cli_ctx *ctx, int argc, char **argv)
 		return cli_usage_error("audit", "unexpected argument '%s'", argv[optind]);
 	if (key_path && (rc = load_pubkey_der(key_path, &der, &der_len)))
 		return rc;
-	if (access(ctx->db_path, F_OK) != 0)
-		return cli_fail("audit verify: database %s does not exist", ctx->db_path);
 	errbuf_clear(&err);
-	if (db_open(ctx->db_path, ctx->station_id, &db, &err)) {
+	if (cli_db_open(ctx, "audit verify", &db)) {
 		OPENSSL_free(der);
-		return cli_fail("audit verify: %s", err.msg);
+		return CLI_EXIT_FAIL;
 	}
 	rc = db_audit_verify_key(db, der, (size_t)der_len, &res, &err);
 	db_close(db);
@@ -153,11 +151,9 @@ static int audit_log(struct cli_ctx *ctx, int argc, char **argv)
 	}
 	if (optind < argc)
 		return cli_usage_error("audit", "unexpected argument '%s'", argv[optind]);
-	if (access(ctx->db_path, F_OK) != 0)
-		return cli_fail("audit log: database %s does not exist", ctx->db_path);
 	errbuf_clear(&err);
-	if (db_open(ctx->db_path, ctx->station_id, &db, &err))
-		return cli_fail("audit log: %s", err.msg);
+	if (cli_db_open(ctx, "audit log", &db))
+		return CLI_EXIT_FAIL;
 	rc = db_audit_foreach(db, tail, print_event, NULL, &err);
 	db_close(db);
 	if (rc)

@@ -56,11 +56,8 @@ int cmd_checkpoint(struct cli_ctx *ctx, int argc, char **argv)
 	if (!cfg.audit_key[0])
 		return cli_usage_error("checkpoint", "no audit key (audit_key in [hsm] or --audit-key)");
 
-	/* a missing database is a mistake (wrong --db), not an empty one */
-	if (access(ctx->db_path, F_OK) != 0)
-		return cli_fail("checkpoint: database %s does not exist", ctx->db_path);
-	if ((rc = db_open(ctx->db_path, ctx->station_id, &db, &err)) != ST_OK)
-		return cli_fail("checkpoint: %s", err.msg);
+	if (cli_db_open(ctx, "checkpoint", &db))
+		return CLI_EXIT_FAIL;
 	if (cli_role_require(ctx, db, DB_ROLE_ENGINEER, "checkpoint")) {
 		db_close(db);
 		return CLI_EXIT_FAIL;

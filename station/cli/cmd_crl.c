@@ -83,11 +83,8 @@ int cmd_crl(struct cli_ctx *ctx, int argc, char **argv)
 	if (hsm_cli_config(&hc, &cfg, &err) != ST_OK)
 		return cli_usage_error("crl", "%s", err.msg);
 
-	/* a missing database is a mistake (wrong --db), not an empty one */
-	if (access(ctx->db_path, F_OK) != 0)
-		return cli_fail("crl: database %s does not exist", ctx->db_path);
-	if ((rc = db_open(ctx->db_path, ctx->station_id, &db, &err)) != ST_OK)
-		return cli_fail("crl: %s", err.msg);
+	if (cli_db_open(ctx, "crl", &db))
+		return CLI_EXIT_FAIL;
 	if (cli_db_verified(db, "crl")) {
 		db_close(db);
 		return CLI_EXIT_FAIL;

@@ -295,11 +295,8 @@ static int do_export(struct cli_ctx *ctx, const char *lot, enum export_format fm
 
 	if (fmt == EXPORT_MANIFEST && (rc = signer_config(hc, &cfg, "export")))
 		return rc;
-	/* a missing database is a mistake (wrong --db), not an empty one */
-	if (access(ctx->db_path, F_OK) != 0)
-		return cli_fail("export: database %s does not exist", ctx->db_path);
-	if ((rc = db_open(ctx->db_path, ctx->station_id, &db, &err)) != ST_OK)
-		goto out;
+	if (cli_db_open(ctx, "export", &db))
+		return CLI_EXIT_FAIL;
 	/* exporting is the engineer's (before the token is opened) */
 	if (cli_role_require(ctx, db, DB_ROLE_ENGINEER, "export") ||
 	    cli_db_verified(db, "export")) {
@@ -307,7 +304,12 @@ static int do_export(struct cli_ctx *ctx, const char *lot, enum export_format fm
 		return CLI_EXIT_FAIL;
 	}
 	/* an unknown lot is refused before the token is opened or a file made */
-	if ((rc = db_export_lot(db, lot, &counts, NULL, NULL, &err)) != ST_OK)
+	if ((rc = db_export_lot(db, lot, &counts, NULL, NULL, &err)) == ST_ENOTFOUND) {
+		rc = cli_unknown_lot(db, "export", lot);
+		db_close(db);
+		return rc;
+	}
+	if (rc != ST_OK)
 		goto out;
 	if (fmt == EXPORT_MANIFEST && (rc = open_signer(&cfg, &h, &signer, "export"))) {
 		db_close(db);

@@ -42,9 +42,9 @@ static int do_add(struct cli_ctx *ctx, const char *path)
 		return cli_fail("profile add: %s", e.msg);
 	if (profile_canonical(&p, &canon, &len, &e))
 		return cli_fail("profile add: %s", e.msg);
-	if (db_open(ctx->db_path, ctx->station_id, &db, &e)) {
+	if (cli_db_open(ctx, "profile add", &db)) {
 		free(canon);
-		return cli_fail("profile add: %s", e.msg);
+		return CLI_EXIT_FAIL;
 	}
 	if (cli_role_require(ctx, db, DB_ROLE_ENGINEER, "profile add")) {
 		free(canon);
@@ -77,8 +77,8 @@ static int do_list(struct cli_ctx *ctx)
 	struct db *db = NULL;
 	int n = 0, rc;
 
-	if (db_open(ctx->db_path, ctx->station_id, &db, &e))
-		return cli_fail("profile list: %s", e.msg);
+	if (cli_db_open(ctx, "profile list", &db))
+		return CLI_EXIT_FAIL;
 	printf("%-24s %7s  %-64s  %s\n", "NAME", "VERSION", "SHA256", "CREATED BY");
 	rc = db_profile_foreach(db, print_profile, &n, &e);
 	db_close(db);
@@ -97,8 +97,8 @@ static int do_show(struct cli_ctx *ctx, const char *name)
 	size_t len = 0;
 	int version = 0;
 
-	if (db_open(ctx->db_path, ctx->station_id, &db, &e))
-		return cli_fail("profile show: %s", e.msg);
+	if (cli_db_open(ctx, "profile show", &db))
+		return CLI_EXIT_FAIL;
 	if (db_profile_load(db, name, &content, &len, &version, hash, &e)) {
 		db_close(db);
 		return cli_fail("profile show: %s", e.msg);

@@ -74,11 +74,8 @@ int cmd_revoke(struct cli_ctx *ctx, int argc, char **argv)
 	if (normalise_serial(serial_arg, serial, sizeof(serial)) != 0)
 		return cli_usage_error("revoke", "'%s' is not a hex serial number", serial_arg);
 
-	/* a missing database is a mistake (wrong --db), not an empty one */
-	if (access(ctx->db_path, F_OK) != 0)
-		return cli_fail("revoke: database %s does not exist", ctx->db_path);
-	if ((rc = db_open(ctx->db_path, ctx->station_id, &db, &err)) != ST_OK)
-		return cli_fail("revoke: %s", err.msg);
+	if (cli_db_open(ctx, "revoke", &db))
+		return CLI_EXIT_FAIL;
 	if (cli_role_require(ctx, db, DB_ROLE_ENGINEER, "revoke")) {
 		db_close(db);
 		return CLI_EXIT_FAIL;

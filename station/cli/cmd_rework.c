@@ -23,11 +23,13 @@ static void rework_usage(FILE *f)
 		"usage: station rework UNIQUE_ID --reason TEXT\n"
 		"\n"
 		"Authorise the board UNIQUE_ID (24 upper-case hex digits), which already\n"
-		"passed, to be provisioned once more.  Its certificate is revoked with reason\n"
-		"superseded (publish a new CRL with `station crl --out FILE`), its PASS is\n"
-		"marked superseded, and the authorisation (who, why, when) waits for the\n"
-		"board's next PASS, which uses it up.  The board must come back with a new\n"
-		"key: a public key seen before is still refused.  TEXT: one line, 1 to %d bytes.\n",
+		"passed, or which a unit that failed or was interrupted at or after LOCK left\n"
+		"locked, to be provisioned once more.  Its certificate is revoked with reason\n"
+		"superseded (publish a new CRL with `station crl --out FILE`), its PASS (if\n"
+		"any) is marked superseded, and the authorisation (who, why, when) waits for\n"
+		"the board's next PASS, which uses it up.  Reset a locked board first (its\n"
+		"documented procedure).  The board must come back with a new key: a public\n"
+		"key seen before is still refused.  TEXT: one line, 1 to %d bytes.\n",
 		DB_REWORK_REASON_MAX);
 }
 
@@ -52,12 +54,12 @@ int cmd_rework(struct cli_ctx *ctx, int argc, char **argv)
 		return cli_usage_error("rework", "missing --reason TEXT (why the board is reworked)");
 	if (!ids_uid_valid(uid))
 		return cli_usage_error("rework", "'%s' is not a unique id (24 upper-case hex digits)", uid);
+	if (!ids_text_valid(reason, DB_REWORK_REASON_MAX))
+		return cli_usage_error("rework", "--reason is one line of 1 to %d bytes of UTF-8 text",
+				       DB_REWORK_REASON_MAX);
 
-	/* a missing database is a mistake (wrong --db), not an empty one */
-	if (access(ctx->db_path, F_OK) != 0)
-		return cli_fail("rework: database %s does not exist", ctx->db_path);
-	if ((rc = db_open(ctx->db_path, ctx->station_id, &db, &err)) != ST_OK)
-		return cli_fail("rework: %s", err.msg);
+	if (cli_db_open(ctx, "rework", &db))
+		return CLI_EXIT_FAIL;
 	if (cli_role_require(ctx, db, DB_ROLE_ENGINEER, "rework")) {
 		db_close(db);
 		return CLI_EXIT_FAIL;
@@ -68,7 +70,12 @@ int cmd_rework(struct cli_ctx *ctx, int argc, char **argv)
 		return cli_fail("rework: %s", err.msg);
 	printf("rework %lld authorised for %s (lot %s) by %s\n", (long long)w.id, w.unique_id,
 	       w.lot, w.authorised_by);
-	if (!strcmp(w.old_revoke_reason, "superseded"))
+	if (strcmp(w.old_status, "pass"))
+		printf("unit %lld (%s at or after LOCK) left the board locked\n",
+		       (long long)w.old_unit_id, w.old_status);
+	if (!strcmp(w.old_revoke_reason, "none"))
+		printf("no certificate of it is live\n");
+	else if (!strcmp(w.old_revoke_reason, "superseded"))
 		printf("certificate %s revoked (superseded); publish a new CRL with `station crl`\n",
 		       w.old_serial);
 	else

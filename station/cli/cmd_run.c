@@ -28,6 +28,7 @@
 #include "app/session.h"
 #include "config/profile.h"
 #include "core/event.h"
+#include "core/ids.h"
 #include "db/db.h"
 #include "line/pipeline.h"
 #include "ui/headless.h"
@@ -49,7 +50,8 @@ static void usage(FILE *f)
 		"  --grace SECONDS  on quit, how long units in flight may finish before\n"
 		"                   they are abandoned as interrupted (0..3600, default 30)\n"
 		"  --max-units N    stop after N results (pass, fail or reject)\n"
-		"  --operator NAME  who runs the line (default: --user)\n"
+		"  --operator NAME  who runs the line (default: --user); NAME must hold a role\n"
+		"                   bound to this OS login (station role list), as --user must\n"
 		"\n"
 		"Refuses to start if the firmware image does not match the profile's SHA-256,\n"
 		"the HSM token fails its pre-flight, or the lot has no allowlist.  The PIN\n"
@@ -185,16 +187,33 @@ static int run_screen(struct run *r)
 static int run_session(struct cli_ctx *ctx, const struct run_opts *o, struct run *r)
 {
 	struct app_session_opts so;
+	int64_t allowed = 0;
 	struct errbuf e;
 	int rc;
 
 	errbuf_clear(&e);
-	if (db_open(ctx->db_path, ctx->station_id, &r->db, &e))
-		return cli_fail("run: %s", e.msg);
+	if (cli_db_open(ctx, "run", &r->db))
+		return CLI_EXIT_FAIL;
 	/* qa too: QA replays batches with `station run` (docs/qa.md) */
 	if (cli_role_require(ctx, r->db, DB_ROLE_OPERATOR | DB_ROLE_QA | DB_ROLE_ENGINEER, "run") ||
 	    cli_db_verified(r->db, "run"))
 		return CLI_EXIT_FAIL;
+	/* the operator recorded on every unit is checked as --user is: a name
+	 * bound to this login, never free text (docs/operator.md) */
+	if (strcmp(o->operator_name, ctx->actor)) {
+		if (!cli_role_enforced(r->db))
+			return cli_fail("run: --operator %s: this station has no roles, so no one is"
+					" bound to this login; use --user %s", o->operator_name,
+					o->operator_name);
+		if (cli_role_require_name(ctx, r->db, o->operator_name,
+					  DB_ROLE_OPERATOR | DB_ROLE_QA | DB_ROLE_ENGINEER,
+					  "run --operator"))
+			return CLI_EXIT_FAIL;
+	}
+	if (db_allowlist_count(r->db, o->lot, &allowed, &e))
+		return cli_fail("run: %s", e.msg);
+	if (!allowed)
+		return cli_unknown_lot(r->db, "run", o->lot);
 	if (profile_load(r->db, o->profile, &r->prof, &e))
 		return cli_fail("run: %s", e.msg);
 	if (!(r->bus = ev_bus_new()))
@@ -276,11 +295,21 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p': o.profile = optarg; break;
-		case 'l': o.lot = optarg; break;
+		case 'l':
+			if (!ids_lot_valid(optarg)) {
+				fprintf(stderr, "station: run: a lot name is 1..%d printable characters"
+					" without spaces, commas or quotes\n", IDS_LOT_MAX);
+				return CLI_EXIT_USAGE;
+			}
+			o.lot = optarg;
+			break;
 		case 'H': o.headless = 1; break;
 		case 'o':
-			if (!*optarg || strlen(optarg) >= 64)
-				return cli_usage_error("run", "--operator must be 1..63 characters");
+			if (!ids_actor_valid(optarg)) {
+				fprintf(stderr, "station: run: --operator must be 1..%d printable ASCII"
+					" characters (no tab, newline or control byte)\n", IDS_ACTOR_MAX);
+				return CLI_EXIT_USAGE;
+			}
 			o.operator_name = optarg;
 			break;
 		case 'b':

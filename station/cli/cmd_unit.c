@@ -144,11 +144,8 @@ int cmd_unit(struct cli_ctx *ctx, int argc, char **argv)
 	}
 	if (!key)
 		return cli_usage_error("unit show", "a unit id, unique id or certificate serial is needed");
-	/* a missing database is a mistake (wrong --db), not an empty one */
-	if (access(ctx->db_path, F_OK) != 0)
-		return cli_fail("unit show: database %s does not exist", ctx->db_path);
-	if ((rc = db_open(ctx->db_path, ctx->station_id, &db, &err)) != ST_OK)
-		return cli_fail("unit show: %s", err.msg);
+	if (cli_db_open(ctx, "unit show", &db))
+		return CLI_EXIT_FAIL;
 	rc = db_trace_board(db, key, &j, &err);
 	db_close(db);
 	if (rc != ST_OK)

@@ -88,6 +88,8 @@ static int do_list(struct usb_ctx *c)
 
 	if (usb_scan(c, f, MAX_BAYS, &n, &e))
 		return cli_fail("%s", e.msg);
+	if (n == 0)
+		printf("no boards in the bays (none with this VID:PID on the USB bus)\n");
 	for (i = 0; i < n && i < MAX_BAYS; i++) {
 		if (usb_open(c, f[i].bay, &b, &e) == ST_OK) {
 			printf("%s %s\n", f[i].bay, usb_serial(b)[0] ? usb_serial(b) : "-");

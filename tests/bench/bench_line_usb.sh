@@ -53,6 +53,7 @@ EOF
 	(
 		cd "$d"
 		S() { "$station" --db st.db --station-id bench --user bench "$@"; }
+		[ -e st.db ] || S init >/dev/null
 		S profile add p.profile >/dev/null
 		S allowlist import "mfg/$lot.csv" --lot "$lot" --unsigned >/dev/null
 		tail -n +2 "mfg/$lot-boards.csv" | cut -d, -f1 > queue

@@ -7,6 +7,7 @@ command -v sqlite3 >/dev/null || fail "the sqlite3 shell is needed"
 
 DB=var/station.db
 S() { "$STATION" --db "$DB" --station-id st1 --user eng1 "$@"; }
+new_db "$DB" st1
 uid() { printf '%024X' "$1"; }
 HDR=unique_id,lot,model,hw_revision
 
@@ -46,8 +47,13 @@ reject() {
 	[ "$(counts)" = "$before" ] || fail "$file: rows written ($before -> $(counts))"
 }
 
-# Re-importing the same file: every id is already known.
-reject good.csv "good.csv:2: unique id $(uid 1) was already imported for lot LOT-A" --lot LOT-A
+# Re-importing the same file (same SHA-256, same lot) is a no-op that says so;
+# another file with ids already known is refused.
+expect_exit 0 S allowlist import good.csv --lot LOT-A --sig good.csv.sig --manufacturer-cert mfr.pem
+grep -qx 'good.csv is already imported for lot LOT-A: nothing to do' "$OUT" || fail "again: $(cat "$OUT")"
+[ "$(counts)" = "$before" ] || fail "a repeated import wrote ($before -> $(counts))"
+{ cat good.csv; echo "$(uid 12),LOT-A,W,1"; } > again.csv
+reject again.csv "again.csv:2: unique id $(uid 1) was already imported for lot LOT-A" --lot LOT-A
 { echo $HDR; echo "$(uid 9),LOT-B,W,1"; echo "$(uid 3),LOT-B,W,1"; } > dup-old.csv
 reject dup-old.csv "dup-old.csv:3: unique id $(uid 3) was already imported for lot LOT-A" --lot LOT-B
 
@@ -89,7 +95,13 @@ reject huge.csv 'huge.csv: allowlist is larger than' --lot LOT-B
 mkdir dir.csv
 reject dir.csv 'dir.csv: allowlist is not a regular file' --lot LOT-B
 reject missing.csv 'missing.csv: cannot open allowlist' --lot LOT-B
-reject good.csv 'lot name must be' --lot 'bad lot'
+# a bad lot name is refused where it enters, as a usage error (exit 2)
+expect_exit 2 S allowlist import good.csv --lot 'bad lot' --unsigned
+grep -q "a lot name is 1..64 printable characters" "$ERR" || fail "bad lot: $(cat "$ERR")"
+[ "$(counts)" = "$before" ] || fail "bad lot: rows written"
+# listing a lot that does not exist fails and names the lots that do
+expect_exit 1 S allowlist list --lot NOPE
+grep -q "no lot NOPE in this database; the lots are: LOT-A" "$ERR" || fail "list NOPE: $(cat "$ERR")"
 
 # Signatures: checked before the file is parsed; any mismatch imports nothing.
 { echo $HDR; echo "$(uid 20),LOT-S,W,1"; echo "$(uid 21),LOT-S,W,1"; } > signed.csv
@@ -123,5 +135,5 @@ expect_exit 0 S allowlist import signed.csv --lot LOT-S --sig signed.csv.sig --m
 expect_exit 0 S allowlist list --lot LOT-S
 [ "$(head -1 "$OUT")" = "3 ids on lot LOT-S" ] || fail "LOT-S: $(head -1 "$OUT")"
 expect_exit 0 S audit verify
-grep -qx 'OK 11 events, 0 checkpoints' "$OUT" || fail "audit: $(cat "$OUT")"
+grep -qx 'OK 13 events, 0 checkpoints' "$OUT" || fail "audit: $(cat "$OUT")"
 echo "allowlist_import: ok"

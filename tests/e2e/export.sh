@@ -39,7 +39,7 @@ expect_exit 2 S export --lot LX --format manifest          # no HSM options
 expect_exit 2 S export verify
 expect_exit 2 S export verify some.manifest                  # no --signer
 expect_exit 1 S export --lot NOPE --format csv --out nope.csv
-grep -q "no lot NOPE in st.db" "$ERR" || fail "unknown lot: $(cat "$ERR")"
+grep -q "no lot NOPE in this database; the lots are: LX" "$ERR" || fail "unknown lot: $(cat "$ERR")"
 expect_exit 1 S export --lot 'L X' --format jsonl
 grep -q 'lot name "L X" is not valid' "$ERR" || fail "bad lot: $(cat "$ERR")"
 expect_exit 1 "$STATION" --db none.db export --lot LX --format csv

@@ -22,6 +22,8 @@ expect_exit 2 "$TOP/hsm/softhsm-setup.sh" --dir hsm2 --key-type ec-p521
 # --- certificates in the database to revoke ----------------------------------
 expect_exit 1 S revoke 1a2b --reason keyCompromise
 grep -q "database st.db does not exist" "$ERR" || fail "missing database: $(cat "$ERR")"
+[ ! -e st.db ] || fail "a refused command created st.db"
+new_db st.db st1
 printf 'unique_id,lot,model,hw_revision\n000000000000000000000001,LOT1,Widget,B\n' > lot.csv
 expect_exit 0 S allowlist import lot.csv --lot LOT1 --unsigned
 for s in 1a2b3c4d5e6f708192a3b4c5d6e7f809 7f00000000000000000000000000000a 2c0ffee0000000000000000000000001; do
@@ -47,6 +49,7 @@ grep -q "refusing to act on a database that does not verify: row certificates se
 	fail "crl on an edited database: $(cat "$ERR")"
 [ ! -e x.crl ] || fail "a CRL was written from an edited database"
 rm -f st.db st.db-wal st.db-shm
+new_db st.db st1
 expect_exit 0 S allowlist import lot.csv --lot LOT1 --unsigned
 
 # --- CRL signed in the HSM -----------------------------------------------------

@@ -21,7 +21,9 @@ line_bench widget L50 $N --fault-mix "2*clone,1*foreign_attest,1*bad_attestation
 
 # --- refusals before any board is touched --------------------------------------
 expect_exit 1 S run --profile widget --lot NOLOT --headless
-grep -q "lot NOLOT has no allowlist" "$ERR" || fail "no-allowlist refusal: $(cat "$ERR")"
+# an unknown lot is answered with the lots that exist (issue 13)
+grep -q "no lot NOLOT in this database; the lots are: L50" "$ERR" ||
+	fail "no-allowlist refusal: $(cat "$ERR")"
 cp fw.bin fw.good && printf 'x' >> fw.bin
 expect_exit 1 S run --profile widget --lot L50 --headless
 grep -q "firmware image .* has SHA-256 .* expects" "$ERR" || fail "image refusal: $(cat "$ERR")"

@@ -37,7 +37,12 @@ expect_exit 1 line_as stranger profile add widget.profile
 grep -q "stranger has no role on this station" "$ERR" || fail "no role: $(cat "$ERR")"
 expect_exit 0 S role grant op-olga operator --login "$ME"
 expect_exit 0 S role grant qa-quinn qa --login "$ME"
-expect_exit 0 S role grant erik engineer --login not-"$ME"
+# a login this machine does not have would lock its holder out: refused
+# unless --force-login (a login that will exist)
+expect_exit 1 S role grant erik engineer --login not-"$ME"
+grep -q "there is no login not-$ME on this machine" "$ERR" || fail "no such login: $(cat "$ERR")"
+[ "$(q "SELECT count(*) FROM roles WHERE name = 'erik'")" = 0 ] || fail "refused grant wrote a role"
+expect_exit 0 S role grant erik engineer --login not-"$ME" --force-login
 events=$(q "SELECT count(*) FROM events")
 for cmd in "profile add widget.profile" \
 	"allowlist import mfg/LQ.csv --lot LQ --sig mfg/LQ.csv.sig --manufacturer-cert mfg/mfr-ca.pem" \
@@ -62,6 +67,16 @@ plug op-olga "$A" || { cat run.err; fail "the operator's run failed"; }
 grep '"kind":"unit-result"' events.jsonl | grep -q '"outcome":"pass"' || fail "operator's board: $(cat events.jsonl)"
 [ "$(q "SELECT operator FROM units WHERE status = 'pass'")" = op-olga ] || fail "unit operator"
 plug qa-quinn mfg/boards/LQ-0002 || { cat run.err; fail "qa's run failed"; }
+# --operator names someone bound to this login, or is refused before anything
+# is touched (issue 13: it used to record anyone)
+units=$(q "SELECT count(*) FROM units")
+expect_exit 1 line_as op-olga run --profile widget --lot LQ --headless --operator erik
+grep -q "run --operator: erik is bound to login not-$ME, but this is login $ME" "$ERR" ||
+	fail "--operator someone else: $(cat "$ERR")"
+expect_exit 1 line_as op-olga run --profile widget --lot LQ --headless --operator nobody-here
+grep -q "nobody-here has no role on this station" "$ERR" || fail "--operator stranger: $(cat "$ERR")"
+expect_exit 2 line_as op-olga run --profile widget --lot LQ --headless --operator "$(printf 'op\tx')"
+[ "$(q "SELECT count(*) FROM units")" = "$units" ] || fail "a refused --operator touched a board"
 
 # --- the engineer may; the last engineer stays ------------------------------------------
 expect_exit 0 S revoke "$(q "SELECT cert_serial FROM units WHERE unique_id = '$UA'")" --reason keyCompromise
@@ -92,7 +107,7 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null &&
 	d=$(mktemp -d /tmp/station-roles.XXXXXX)
 	trap 'rm -rf "$d"' EXIT
 	chmod 0777 "$d"
-	expect_exit 1 "$STATION" --db "$d/b.db" --user x role grant x qa   # creates it, owned by root
+	new_db "$d/b.db"   # owned by root
 	chmod 0666 "$d"/b.db*
 	expect_exit 1 setpriv --reuid=65534 --regid=65534 --clear-groups \
 		"$STATION" --db "$d/b.db" --user nob role grant nob engineer --login nobody

@@ -87,6 +87,33 @@ static void test_ids(void **state)
 	assert_false(ids_serial_valid("1A"));
 	assert_false(ids_serial_valid(""));
 	assert_false(ids_serial_valid(NULL));
+
+	/* the audit log's actor rule, checked where names enter (issue 13) */
+	assert_true(ids_actor_valid("op-olga"));
+	assert_true(ids_actor_valid("Olga Berg"));
+	assert_true(ids_actor_valid("uid:1000"));
+	assert_false(ids_actor_valid("op\tx"));
+	assert_false(ids_actor_valid("op\nx"));
+	assert_false(ids_actor_valid("op\033[2J"));
+	assert_false(ids_actor_valid("op\x7f"));
+	assert_false(ids_actor_valid("Jos\xc3\xa9"));
+	assert_false(ids_actor_valid(""));
+	assert_false(ids_actor_valid(NULL));
+	assert_true(ids_actor_valid("0123456789012345678901234567890123456789012345678901234567890123"));
+	assert_false(ids_actor_valid("01234567890123456789012345678901234567890123456789012345678901234"));
+	assert_true(ids_station_valid("line-1"));
+	assert_false(ids_station_valid("line 1"));
+	assert_false(ids_station_valid("st\n1"));
+	assert_false(ids_station_valid(""));
+	assert_false(ids_station_valid("0123456789012345678901234567890123456789012345678901234567890123"));
+	assert_true(ids_text_valid("replaced the radio module", 200));
+	assert_true(ids_text_valid("r\xc3\xa9paration", 200));
+	assert_false(ids_text_valid("a\nb", 200));
+	assert_false(ids_text_valid("\xc3", 200));          /* cut UTF-8 */
+	assert_false(ids_text_valid("\xc0\xaf", 200));      /* overlong */
+	assert_false(ids_text_valid("\xed\xa0\x80", 200));  /* surrogate */
+	assert_false(ids_text_valid("abc", 2));
+	assert_false(ids_text_valid("", 2));
 }
 
 static void test_str(void **state)

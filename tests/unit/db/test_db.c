@@ -64,7 +64,7 @@ static void test_migration_idempotent_on_reopen(void **state)
 	assert_int_equal(db_audit_append(db, "test", "me", NULL, &seq, &err), ST_OK);
 	db_close(db);
 	tables = count_tables("re.db");
-	assert_int_equal(tables, 10);  /* migration 1: 7; rework: reworks; roles; crls */
+	assert_int_equal(tables, 11);  /* migration 1: 7; rework: reworks; roles; crls; station */
 	for (int i = 0; i < 2; i++) {
 		assert_int_equal(db_open("re.db", "st1", &db, &err), ST_OK);
 		assert_int_equal(db_schema_version(db), db_migrations_count);
@@ -228,6 +228,40 @@ static void test_not_a_database(void **state)
 	assert_int_equal(db_open("x.db", "", &db, &err), ST_EINVAL);
 }
 
+/* Without DB_OPEN_CREATE nothing is created (issue 13: only `station init`
+ * creates a database); the stored station id is the handle's with
+ * DB_OPEN_STORED_ID, and is stored once. */
+static void test_open_existing_and_station_id(void **state)
+{
+	struct errbuf err;
+	struct db *db;
+	char id[64];
+
+	(void)state;
+	assert_int_equal(db_open_ex("nodir/x.db", "st1", 0, &db, &err), ST_ENOTFOUND);
+	assert_null(db);
+	assert_non_null(strstr(err.msg, "database nodir/x.db does not exist"));
+	assert_int_equal(access("nodir", F_OK), -1);
+	assert_int_equal(db_open_ex("x.db", "st1", 0, &db, &err), ST_ENOTFOUND);
+	assert_int_equal(access("x.db", F_OK), -1);
+	assert_int_equal(db_open_ex("x.db", "st\n1", DB_OPEN_CREATE, &db, &err), ST_EINVAL);
+	assert_int_equal(access("x.db", F_OK), -1);
+
+	assert_int_equal(db_open_ex("x.db", "line-1", DB_OPEN_CREATE, &db, &err), ST_OK);
+	assert_int_equal(db_station_stored(db, id, sizeof(id), &err), ST_OK);
+	assert_string_equal(id, "");
+	assert_int_equal(db_station_init(db, "eng", &err), ST_OK);
+	assert_int_equal(db_station_init(db, "eng", &err), ST_EEXIST);
+	db_close(db);
+	/* the stored id wins over the fallback; an explicit one is kept */
+	assert_int_equal(db_open_ex("x.db", "host", DB_OPEN_STORED_ID, &db, &err), ST_OK);
+	assert_string_equal(db_station_id(db), "line-1");
+	db_close(db);
+	assert_int_equal(db_open_ex("x.db", "other", 0, &db, &err), ST_OK);
+	assert_string_equal(db_station_id(db), "other");
+	db_close(db);
+}
+
 static void test_pragmas(void **state)
 {
 	struct errbuf err;
@@ -372,6 +406,7 @@ int main(void)
 		cmocka_unit_test(test_migration_2_keeps_certificates),
 		cmocka_unit_test(test_migration_5_adds_reason_code),
 		cmocka_unit_test(test_not_a_database),
+		cmocka_unit_test(test_open_existing_and_station_id),
 		cmocka_unit_test(test_pragmas),
 		cmocka_unit_test(test_transactions),
 		cmocka_unit_test(test_one_handle_many_threads),

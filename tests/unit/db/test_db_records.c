@@ -344,8 +344,19 @@ static void test_allowlist_queries(void **state)
 	assert_int_equal(db_allowlist_contains(db, "LOT-B", UID2, &err), ST_ENOTFOUND);
 	assert_int_equal(db_allowlist_contains(db, "LOT-A", "0123456789ABCDEF01234569", &err),
 			 ST_ENOTFOUND);
-	/* a second import of the same ids with a NULL errbuf fails cleanly */
-	assert_int_equal(db_allowlist_import(db, "al.csv", "LOT-A", NULL, NULL, "eng1", &rows, NULL),
+	/* the same file again is a no-op: 0 rows, nothing written (issue 13) */
+	rows = -1;
+	assert_int_equal(db_allowlist_import(db, "al.csv", "LOT-A", NULL, NULL, "eng1", &rows, &err),
+			 ST_OK);
+	assert_int_equal(rows, 0);
+	assert_int_equal(db_allowlist_count(db, "LOT-A", &count, &err), ST_OK);
+	assert_int_equal(count, 2);
+	/* another file with the same ids, with a NULL errbuf, fails cleanly */
+	f = fopen("al2.csv", "w");
+	assert_non_null(f);
+	fprintf(f, "unique_id,lot,model,hw_revision\n%s,LOT-A,W,1\n%s,LOT-A,W,1\n", UID2, UID1);
+	fclose(f);
+	assert_int_equal(db_allowlist_import(db, "al2.csv", "LOT-A", NULL, NULL, "eng1", &rows, NULL),
 			 ST_EEXIST);
 	/* not inside a caller's transaction */
 	assert_int_equal(db_begin(db, &err), ST_OK);

@@ -438,6 +438,51 @@ static void test_consume_wrong_unit(void **state)
 }
 
 /* A database made by a binary without rework migrates, passes intact. */
+/* A board a unit left locked without a PASS (it failed at commit, its
+ * certificate issued and never committed): rework names that unit, revokes
+ * the live certificate (superseded), supersedes nothing, and the next PASS
+ * uses it.  A unit that failed before LOCK leaves nothing to rework. */
+static void test_locked_by_failed_unit(void **state)
+{
+	struct db *db = *state;
+	struct db_rework w;
+	struct db_unit u, again;
+	struct errbuf e;
+	char s[32];
+
+	begin_unit(db, UID_A, 1, &u);
+	issue(db, &u, "a1");
+	u.status = DB_UNIT_FAIL;
+	snprintf(u.stage, sizeof(u.stage), "commit");
+	snprintf(u.reason, sizeof(u.reason), "database write failed");
+	assert_int_equal(db_unit_finish(db, &u, &e), ST_OK);
+	begin_unit(db, UID_B, 2, &again);
+	again.status = DB_UNIT_FAIL;
+	snprintf(again.stage, sizeof(again.stage), "flash");
+	assert_int_equal(db_unit_finish(db, &again, &e), ST_OK);
+
+	assert_int_equal(db_rework_authorise(db, UID_B, "flash failed", "eng", &w, &e), ST_ESTATE);
+	assert_non_null(strstr(e.msg, "did not fail or stop at or after LOCK"));
+	assert_int_equal(db_rework_authorise(db, UID_A, "locked at commit", "eng", &w, &e), ST_OK);
+	assert_int_equal(w.old_unit_id, u.id);
+	assert_string_equal(w.old_status, "fail");
+	assert_string_equal(w.old_serial, "a1");
+	assert_string_equal(w.old_revoke_reason, "superseded");
+	q_text(db, "SELECT revoke_reason FROM certificates WHERE serial = ?", "a1", s, sizeof(s));
+	assert_string_equal(s, "superseded");
+	assert_int_equal(q_int(db, "SELECT count(*) FROM units WHERE superseded_by IS NOT NULL",
+			       NULL), 0);
+	q_text(db, "SELECT json_extract(detail, '$.old_status') FROM events"
+	       " WHERE kind = 'rework-authorised'", NULL, s, sizeof(s));
+	assert_string_equal(s, "fail");
+	/* the reset board, a new key: the next PASS uses the authorisation */
+	begin_unit(db, UID_A, 3, &again);
+	issue(db, &again, "a2");
+	assert_int_equal(commit_pass(db, &again, w.id, &e), ST_OK);
+	assert_int_equal(q_int(db, "SELECT new_unit_id FROM reworks WHERE unique_id = ?", UID_A),
+			 again.id);
+}
+
 static void test_migrates_existing_database(void **state)
 {
 	struct db *db;
@@ -473,6 +518,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_one_transaction, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_already_revoked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_consume_wrong_unit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_locked_by_failed_unit, setup, teardown),
 		cmocka_unit_test(test_migrates_existing_database),
 	};
 

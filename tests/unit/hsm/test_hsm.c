@@ -256,8 +256,8 @@ static void test_config_ini(void **state)
 }
 
 /* Processes opening one token at the same moment (SoftHSM's transient
- * CKR_GENERAL_ERROR, or CKR_USER_PIN_NOT_INITIALIZED when it reads the token
- * file while another login rewrites it) all succeed. */
+ * CKR_GENERAL_ERROR before the login, retried; the login itself never is)
+ * all succeed. */
 static void test_concurrent_processes(void **state)
 {
 	pid_t pids[4];
