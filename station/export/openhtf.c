@@ -48,8 +48,11 @@ static json_t *phase(const char *name, int64_t i, int64_t start, int64_t end, co
 }
 
 /* The stages as phases: each PASS but the one the unit ended in, which takes
- * the unit's outcome (a pass: PASS). */
-static json_t *phases(const struct db_export_row *r, const char *outcome)
+ * the unit's outcome (a pass: PASS).  Laid end to end from the unit's start
+ * and clamped at its end: each stage is rounded to a ms on its own, so their
+ * sum can pass the wall-clock duration by a ms per stage, and a phase must
+ * never end after its record. */
+static json_t *phases(const struct db_export_row *r, const char *outcome, int64_t end)
 {
 	json_t *stages = r->stage_ms[0] ? json_loads(r->stage_ms, 0, NULL) : NULL;
 	json_t *list = json_array(), *v;
@@ -66,7 +69,8 @@ static json_t *phases(const struct db_export_row *r, const char *outcome)
 		int64_t ms = json_is_integer(v) && json_integer_value(v) > 0 ?
 			     json_integer_value(v) : 0;
 		int last = ++i == (int64_t)n;
-		json_t *p = phase(name, i, t, t + ms, last && strcmp(outcome, "PASS") ?
+		int64_t e = t + ms < end ? t + ms : end;
+		json_t *p = phase(name, i, t, e, last && strcmp(outcome, "PASS") ?
 				  (strcmp(outcome, "FAIL") ? "ERROR" : "FAIL") : "PASS");
 
 		if (!p || json_array_append_new(list, p)) {
@@ -74,7 +78,7 @@ static json_t *phases(const struct db_export_row *r, const char *outcome)
 			list = NULL;
 			break;
 		}
-		t += ms;
+		t = e;
 	}
 	json_decref(stages);
 	return list;
@@ -124,7 +128,7 @@ int export_openhtf_row(FILE *f, const struct db_export_row *r, struct errbuf *er
 		      "bay", r->bay, "status", r->status, "stage", nul(r->stage),
 		      "model", nul(r->model), "hw_revision", nul(r->hw_revision),
 		      "cert_serial", nul(r->cert_serial), "firmware_sha256", nul(r->firmware_hash),
-		      "phases", phases(r, outcome),
+		      "phases", phases(r, outcome, end),
 		      "diagnoses", "log_records");
 	s = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
 	json_decref(j);
