@@ -25,7 +25,7 @@ DEB_PKGS = build-essential pkg-config clang libclang-rt-14-dev \
            libusb-1.0-0-dev libssl-dev openssl libsqlite3-dev sqlite3 \
            libncurses-dev libp11-dev libengine-pkcs11-openssl softhsm2 opensc \
            libcmocka-dev libjansson-dev libcsv-dev libinih-dev \
-           libumockdev-dev umockdev libglib2.0-dev dfu-util tmux
+           libumockdev-dev umockdev libglib2.0-dev dfu-util tmux chromium
 
 pkg_cflags = $(shell $(PKG) --cflags $(1) 2>/dev/null)
 pkg_libs   = $(shell $(PKG) --libs $(1) 2>/dev/null)

@@ -70,6 +70,12 @@ ST_MUST_CHECK int db_exec_simple(struct db *db, const char *sql, struct errbuf *
 /* PRAGMA user_version. */
 ST_MUST_CHECK int db_user_version(struct db *db, int *v, struct errbuf *err);
 
+/* The per-lot counts of the export (db/export.h), inside the caller's read
+ * transaction (lock held): db/export.c and db/report.c share it. */
+struct db_export_counts;
+ST_MUST_CHECK int db_export_read_counts(struct db *db, const char *lot,
+					struct db_export_counts *c, struct errbuf *err);
+
 void db_lock(struct db *db);
 void db_unlock(struct db *db);
 
