@@ -9,7 +9,8 @@
  *    reach what lies behind the signature: the payload's fields, the x5c
  *    chain, the JWK comparison, the manifest id/index/count rules.
  * Any input must verify or fail with a message; never crash, hang or leak.
- * The seeds (tests/fuzz/corpus/fuzz_manifest) are taken from a real export.
+ * The seeds (tests/fuzz/corpus/fuzz_manifest) are taken from real exports, in
+ * both layouts (the station's and the Microchip Trust Platform one).
  */
 #include <stdint.h>
 #include <stdlib.h>
