@@ -87,7 +87,7 @@ static json_t *entry_payload(const struct manifest_writer *w, const struct db_ex
 	return p;
 }
 
-int manifest_sign(struct manifest_writer *w, const struct db_export_row *r, const char *input,
+static int manifest_sign(struct manifest_writer *w, const struct db_export_row *r, const char *input,
 		  char **s64, struct errbuf *err)
 {
 	uint8_t *der = NULL;
@@ -136,14 +136,14 @@ int manifest_add(struct manifest_writer *w, const struct db_export_row *r, struc
 				(long long)r->unit_id, r->unique_id, r->cert_serial);
 		goto out;
 	}
-	if (w->layout == MANIFEST_MICROCHIP) {
-		rc = manifest_add_microchip(w, r, cert, err);
-		goto out;
-	}
-	j = json_pack("{s:s, s:s, s:s}", "alg", "ES256", "kid", w->kid, "typ", MANIFEST_TYP);
+	if (w->layout == MANIFEST_MICROCHIP)
+		j = manifest_mchp_header(w);
+	else
+		j = json_pack("{s:s, s:s, s:s}", "alg", "ES256", "kid", w->kid, "typ", MANIFEST_TYP);
 	hdr = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
-	j = entry_payload(w, r, cert);
+	j = w->layout == MANIFEST_MICROCHIP ? manifest_mchp_payload(w, r, cert) :
+		entry_payload(w, r, cert);
 	pay = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
 	if (!hdr || !pay) {
@@ -161,7 +161,11 @@ int manifest_add(struct manifest_writer *w, const struct db_export_row *r, struc
 	}
 	if ((rc = manifest_sign(w, r, input, &s64, err)))
 		goto out;
-	j = json_pack("{s:s, s:s++}", "uniqueId", r->unique_id, "jws", input, ".", s64);
+	if (w->layout == MANIFEST_MICROCHIP)     /* a flattened JWS (RFC 7515 §7.2.2) */
+		j = json_pack("{s:s, s:s, s:{s:s}, s:s}", "payload", p64, "protected", h64,
+			      "header", "uniqueId", r->unique_id, "signature", s64);
+	else
+		j = json_pack("{s:s, s:s++}", "uniqueId", r->unique_id, "jws", input, ".", s64);
 	line = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
 	if (!line) {
@@ -179,6 +183,21 @@ out:
 	free(s64);
 	free(input);
 	free(line);
+	return rc;
+}
+
+int manifest_begin_microchip(struct manifest_writer *w, FILE *out,
+			     const struct manifest_signer *s, X509 *ca, X509 *signer_cert,
+			     const char *org, int64_t count, struct errbuf *err)
+{
+	int rc;
+
+	if ((rc = manifest_begin(w, out, s, ca, count, err)))
+		return rc;
+	w->layout = MANIFEST_MICROCHIP;
+	snprintf(w->org, sizeof(w->org), "%s", org);
+	if ((rc = manifest_mchp_signer(w, signer_cert, err)))
+		ST_IGNORE(manifest_end(w, NULL));
 	return rc;
 }
 

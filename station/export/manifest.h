@@ -33,6 +33,7 @@
 #include <stdio.h>
 
 #include <openssl/evp.h>
+#include <jansson.h>
 #include <openssl/x509.h>
 
 #include "core/errbuf.h"
@@ -106,12 +107,13 @@ void manifest_ca_org(X509 *ca, char *out, size_t cap);
  * sign.  Errors name the unit. */
 ST_MUST_CHECK int manifest_add(struct manifest_writer *w, const struct db_export_row *r,
 			       struct errbuf *err);
-/* Internal to the writers: signs "h64.p64" with w's signer into the ES256
- * signature *s64 (b64url, malloc'd).  Errors name the unit. */
-ST_MUST_CHECK int manifest_sign(struct manifest_writer *w, const struct db_export_row *r,
-				const char *input, char **s64, struct errbuf *err);
-ST_MUST_CHECK int manifest_add_microchip(struct manifest_writer *w, const struct db_export_row *r,
-					 X509 *cert, struct errbuf *err);
+/* Internal to the writers (manifest_mchp.c, called by manifest.c): the
+ * Microchip layout's signer certificate, protected header and payload. */
+ST_MUST_CHECK int manifest_mchp_signer(struct manifest_writer *w, X509 *signer_cert,
+				       struct errbuf *err);
+json_t *manifest_mchp_header(const struct manifest_writer *w);
+json_t *manifest_mchp_payload(const struct manifest_writer *w, const struct db_export_row *r,
+			      X509 *cert);
 
 /* Closes the array; ST_ESTATE unless exactly count entries were added.  Call
  * it after a successful begin whatever happened since: it releases w. */

@@ -90,31 +90,26 @@ static void x5t_s256(const uint8_t *der, size_t len, char out[64])
 	free(s);
 }
 
-int manifest_begin_microchip(struct manifest_writer *w, FILE *out,
-			     const struct manifest_signer *s, X509 *ca, X509 *signer_cert,
-			     const char *org, int64_t count, struct errbuf *err)
+int manifest_mchp_signer(struct manifest_writer *w, X509 *signer_cert, struct errbuf *err)
 {
 	uint8_t *der = NULL;
-	int rc, n;
+	int n;
 
-	if ((rc = manifest_begin(w, out, s, ca, count, err)))
-		return rc;
-	w->layout = MANIFEST_MICROCHIP;
-	snprintf(w->org, sizeof(w->org), "%s", org);
 	if ((n = i2d_X509(signer_cert, &der)) <= 0 ||
-	    EVP_PKEY_eq(X509_get0_pubkey(signer_cert), s->pub) != 1) {
+	    EVP_PKEY_eq(X509_get0_pubkey(signer_cert), w->signer->pub) != 1) {
 		OPENSSL_free(der);
-		ST_IGNORE(manifest_end(w, NULL));
 		return errbuf_set(err, ST_ECRYPTO, "the signer certificate is not the signer key's");
 	}
 	x5t_s256(der, (size_t)n, w->signer_x5t);
 	w->signer_cert_b64 = jose_b64(der, (size_t)n);
 	OPENSSL_free(der);
-	if (!w->signer_cert_b64) {
-		ST_IGNORE(manifest_end(w, NULL));
-		return errbuf_set(err, ST_ENOMEM, "out of memory");
-	}
-	return ST_OK;
+	return w->signer_cert_b64 ? ST_OK : errbuf_set(err, ST_ENOMEM, "out of memory");
+}
+
+json_t *manifest_mchp_header(const struct manifest_writer *w)
+{
+	return json_pack("{s:s, s:s, s:s, s:s, s:[s]}", "typ", "JWT", "alg", "ES256", "kid", w->kid,
+			 "x5t#S256", w->signer_x5t, "x5c", w->signer_cert_b64);
 }
 
 static json_t *org(const char *name, const char *unit)
@@ -122,8 +117,8 @@ static json_t *org(const char *name, const char *unit)
 	return json_pack("{s:s, s:s}", "organizationName", name, "organizationalUnitName", unit);
 }
 
-static json_t *payload(const struct manifest_writer *w, const struct db_export_row *r,
-		       X509 *cert)
+json_t *manifest_mchp_payload(const struct manifest_writer *w, const struct db_export_row *r,
+			      X509 *cert)
 {
 	char fin[32], thumb[64], part[160], *dev;
 	json_t *jwk;
@@ -153,55 +148,4 @@ static json_t *payload(const struct manifest_writer *w, const struct db_export_r
 			 "distributor", org(w->org, r->station_id),
 			 "groupId", r->lot, "provisioningTimestamp", fin,
 			 "uniqueId", r->unique_id, "publicKeySet", "keys", jwk);
-}
-
-int manifest_add_microchip(struct manifest_writer *w, const struct db_export_row *r,
-			   X509 *cert, struct errbuf *err)
-{
-	char *hdr = NULL, *pay = NULL, *h64 = NULL, *p64 = NULL, *s64 = NULL, *input = NULL;
-	char *line = NULL;
-	json_t *j;
-	int rc = ST_OK;
-
-	j = json_pack("{s:s, s:s, s:s, s:s, s:[s]}", "typ", "JWT", "alg", "ES256", "kid", w->kid,
-		      "x5t#S256", w->signer_x5t, "x5c", w->signer_cert_b64);
-	hdr = j ? json_dumps(j, JSON_COMPACT) : NULL;
-	json_decref(j);
-	j = payload(w, r, cert);
-	pay = j ? json_dumps(j, JSON_COMPACT) : NULL;
-	json_decref(j);
-	if (!hdr || !pay) {
-		rc = errbuf_set(err, ST_EINVAL, "unit %lld (%s): cannot encode its manifest entry "
-				"(a field is not UTF-8, or the key type has no JWK)",
-				(long long)r->unit_id, r->unique_id);
-		goto out;
-	}
-	h64 = jose_b64url((const uint8_t *)hdr, strlen(hdr));
-	p64 = jose_b64url((const uint8_t *)pay, strlen(pay));
-	if (!h64 || !p64 || asprintf(&input, "%s.%s", h64, p64) < 0) {
-		input = NULL;
-		rc = errbuf_set(err, ST_ENOMEM, "out of memory");
-		goto out;
-	}
-	if ((rc = manifest_sign(w, r, input, &s64, err)))
-		goto out;
-	j = json_pack("{s:s, s:s, s:{s:s}, s:s}", "payload", p64, "protected", h64,
-		      "header", "uniqueId", r->unique_id, "signature", s64);
-	line = j ? json_dumps(j, JSON_COMPACT) : NULL;
-	json_decref(j);
-	if (!line) {
-		rc = errbuf_set(err, ST_ENOMEM, "out of memory");
-		goto out;
-	}
-	fprintf(w->out, "%s%s", w->written ? ",\n" : "", line);
-	w->written++;
-out:
-	free(hdr);
-	free(pay);
-	free(h64);
-	free(p64);
-	free(s64);
-	free(input);
-	free(line);
-	return rc;
 }
