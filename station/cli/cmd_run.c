@@ -24,6 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "app/cfx_spool.h"
 #include "app/profile_db.h"
 #include "app/session.h"
 #include "config/profile.h"
@@ -39,6 +40,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: station run --profile NAME --lot LOT [--headless] [--bays N|PORT,...]\n"
 		"                   [--max-units N] [--operator NAME] [--grace SECONDS]\n"
+		"                   [--cfx-spool DIR]\n"
 		"\n"
 		"  --profile NAME   product profile (station profile add FILE)\n"
 		"  --lot LOT        the lot being provisioned (its allowlist must be imported)\n"
@@ -52,6 +54,9 @@ static void usage(FILE *f)
 		"  --max-units N    stop after N results (pass, fail or reject)\n"
 		"  --operator NAME  who runs the line (default: --user); NAME must hold a role\n"
 		"                   bound to this OS login (station role list), as --user must\n"
+		"  --cfx-spool DIR  write IPC-CFX 1.3 messages (UnitsPersonalized per pass,\n"
+		"                   WorkCompleted per unit) into DIR, each on disk before the\n"
+		"                   unit's verdict is shown; at start, what a crash left out\n"
 		"\n"
 		"Refuses to start if the firmware image does not match the profile's SHA-256,\n"
 		"the HSM token fails its pre-flight, or the lot has no allowlist.  The PIN\n"
@@ -83,6 +88,7 @@ static void run_warn(void *ctx, const char *msg)
 
 struct run_opts {
 	const char *profile, *lot, *operator_name;
+	const char *cfx_spool;                 /* --cfx-spool DIR, NULL when not */
 	int headless, bays, max_units, grace_s;
 	char ports[PL_MAX_BAYS][EV_BAY_LEN];   /* --bays PORT,...: bay i's port */
 	int nports;
@@ -130,6 +136,7 @@ struct run {
 	struct ui_headless hl;
 	struct ui_screen *screen;
 	struct app_session *session;
+	struct app_cfx *cfx;
 	struct run_control ctl;
 };
 
@@ -183,6 +190,25 @@ static int run_screen(struct run *r)
 	return CLI_EXIT_OK;
 }
 
+/* The CFX spool: what an earlier run left out is written first, then its sink
+ * goes on the bus before the UI's, so a verdict is shown only once its
+ * messages are on disk (app/cfx_spool.h). */
+static int cfx_open(struct cli_ctx *ctx, const struct run_opts *o, struct run *r)
+{
+	struct errbuf e;
+	int64_t units = 0;
+
+	if (app_cfx_open(o->cfx_spool, ctx->station_id, o->lot, run_warn, NULL, &r->cfx, &e) ||
+	    app_cfx_catch_up(r->cfx, r->db, &units, &e))
+		return cli_fail("run: %s", e.msg);
+	if (units)
+		fprintf(stderr, "station: run: CFX spool: wrote the messages of %lld earlier units\n",
+			(long long)units);
+	if (ev_subscribe(r->bus, app_cfx_sink, r->cfx))
+		return cli_fail("run: too many event sinks");
+	return CLI_EXIT_OK;
+}
+
 /* From the database to the session's end; r is freed by the caller. */
 static int run_session(struct cli_ctx *ctx, const struct run_opts *o, struct run *r)
 {
@@ -233,6 +259,8 @@ static int run_session(struct cli_ctx *ctx, const struct run_opts *o, struct run
 	so.warn = run_warn;
 	if (app_session_open(&so, &r->session, &e))
 		return cli_fail("run: %s", e.msg);
+	if (o->cfx_spool && (rc = cfx_open(ctx, o, r)))
+		return rc;
 	if ((rc = ui_open(ctx, o, r)))
 		return rc;
 	if (app_session_start(r->session, &e))
@@ -266,6 +294,7 @@ static int run_line(struct cli_ctx *ctx, const struct run_opts *o)
 	rc = run_session(ctx, o, &r);
 	runctl_destroy(&r.ctl);
 	app_session_close(r.session);
+	app_cfx_close(r.cfx);
 	ui_screen_free(r.screen);
 	ev_bus_free(r.bus);
 	db_close(r.db);
@@ -282,6 +311,7 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 		{ "max-units", required_argument, NULL, 'm' },
 		{ "operator",  required_argument, NULL, 'o' },
 		{ "grace",     required_argument, NULL, 'g' },
+		{ "cfx-spool", required_argument, NULL, 'c' },
 		{ "help",      no_argument,       NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -304,6 +334,11 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 			o.lot = optarg;
 			break;
 		case 'H': o.headless = 1; break;
+		case 'c':
+			if (!*optarg)
+				return cli_usage_error("run", "--cfx-spool needs a directory");
+			o.cfx_spool = optarg;
+			break;
 		case 'o':
 			if (!ids_actor_valid(optarg)) {
 				fprintf(stderr, "station: run: --operator must be 1..%d printable ASCII"
