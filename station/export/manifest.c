@@ -192,6 +192,9 @@ int manifest_begin_microchip(struct manifest_writer *w, FILE *out,
 {
 	int rc;
 
+	/* refused before a byte is written */
+	if (!signer_cert || EVP_PKEY_eq(X509_get0_pubkey(signer_cert), s->pub) != 1)
+		return errbuf_set(err, ST_ECRYPTO, "the signer certificate is not the signer key's");
 	if ((rc = manifest_begin(w, out, s, ca, count, err)))
 		return rc;
 	w->layout = MANIFEST_MICROCHIP;
