@@ -279,6 +279,11 @@ int report_html_write(FILE *f, const struct report_agg *a, const struct report_a
 		(long long)c->boards_finished, (long long)c->stranger_units,
 		(long long)c->strangers);
 
+	if (!a->walked) {
+		/* a lot with an allowlist and no unit yet: nothing to chart */
+		fputs("<p id=\"no-units\">No unit has been run on this lot yet.</p>\n", f);
+		goto audit;
+	}
 	fprintf(f, "<h2>Throughput (units per hour, bins of %lld s)</h2>\n",
 		(long long)(a->rate_bin_ms / 1000));
 	chart_rate(f, a);
@@ -292,6 +297,7 @@ int report_html_write(FILE *f, const struct report_agg *a, const struct report_a
 	fputs("<h2>Operators</h2>\n", f);
 	group_table(f, "table-operators", "operator", &a->operators);
 
+audit:
 	fputs("<h2>Audit</h2>\n<p id=\"audit\">", f);
 	if (au->verified)
 		fprintf(f, "<span class=\"ok\">Audit chain verified</span> before this report: "

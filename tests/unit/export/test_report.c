@@ -43,6 +43,26 @@ static void test_report_real_lot(void **state)
 		sum += a->rate[i];
 	assert_int_equal(sum, 6);                           /* every unit finished */
 
+	/* L3: an allowlist, no unit: a page without charts */
+	report_agg_init(a, "L3");
+	assert_int_equal(db_report_lot(f->db, "L3", &a->counts, &a->span, report_agg_row, a, &err),
+			 ST_OK);
+	report_agg_finish(a);
+	assert_int_equal(a->walked, 0);
+	assert_int_equal(a->counts.allowlisted, 2);
+	{
+		struct report_audit au = { .verified = 1 };
+		char *buf = NULL;
+		size_t len = 0;
+		FILE *mf = open_memstream(&buf, &len);
+
+		assert_int_equal(report_html_write(mf, a, &au, &err), ST_OK);
+		fclose(mf);
+		assert_non_null(strstr(buf, "id=\"no-units\""));
+		assert_null(strstr(buf, "<svg"));
+		free(buf);
+	}
+
 	report_agg_init(a, "NOPE");
 	assert_int_equal(db_report_lot(f->db, "NOPE", &a->counts, &a->span, report_agg_row, a, &err),
 			 ST_ENOTFOUND);
