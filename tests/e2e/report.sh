@@ -79,6 +79,13 @@ assert (w, h) == (1200, 2000), (w, h)
 assert len(b) > 30000, len(b)
 PY
 
+# and printed (the page's print rules): a PDF of at least one page
+timeout 60 chromium --headless --no-sandbox --disable-gpu --no-first-run \
+	--user-data-dir="$PWD/chromium" --print-to-pdf="$PWD/lp.pdf" --no-pdf-header-footer \
+	"file://$PWD/lp.html" >>chromium.log 2>&1 || { cat chromium.log; fail "chromium print"; }
+head -c 5 lp.pdf | grep -q '%PDF-' && [ "$(grep -acE '/Type */Page($|[^s])' lp.pdf)" -ge 1 ] ||
+	fail "no printed page: $(head -c 100 lp.pdf | od -c | head -3)"
+
 # a database that does not verify gives no report
 sqlite3 st.db "UPDATE units SET status='pass' WHERE reason_code='lock_refused'"
 expect_exit 1 S report --lot LP --out bad.html
