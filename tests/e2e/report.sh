@@ -3,8 +3,8 @@
 # (LOCK refused, a bad attestation, a CSR for the wrong subject) and a
 # stranger (a board of another lot: reject not_on_lot).  The HTML is checked
 # against the database (yield, bars of each chart, table rows), rendered by
-# headless Chromium to a PNG, and refused on a lot that does not exist and a
-# database that does not verify.
+# headless Chromium to a PNG and printed to a PDF, and refused on a lot that
+# does not exist and on a database that does not verify.
 set -eu
 . "$TOP/tests/lib.sh"
 LINE_SID=report-$$
