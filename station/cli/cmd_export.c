@@ -204,6 +204,9 @@ static int audit_export(struct db *db, const char *actor, const char *lot,
 		json_object_set_new(j, "entries", json_integer(w->mw.written));
 		json_object_set_new(j, "manifest_id", json_string(w->mw.id));
 		json_object_set_new(j, "signer_kid", json_string(w->mw.kid));
+		/* the certificate issued for this export names the signer in the file */
+		if (fmt == EXPORT_MANIFEST_MICROCHIP)
+			json_object_set_new(j, "signer_x5t_s256", json_string(w->mw.signer_x5t));
 	}
 	detail = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	json_decref(j);

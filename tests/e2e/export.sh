@@ -275,7 +275,7 @@ q "SELECT detail FROM events WHERE kind='export' AND actor='eng' ORDER BY id" > 
 grep -q "\"format\":\"manifest\".*\"sha256\":\"$(sha256sum lx.manifest | cut -d' ' -f1)\"" exports ||
 	fail "manifest export event: $(cat exports)"
 grep -q "\"entries\":3,\"format\":\"manifest\".*\"out\":\"lx.manifest\"" exports || fail "manifest event: $(cat exports)"
-grep -q "\"entries\":3,\"format\":\"manifest-microchip\".*\"out\":\"lx.mchp.json\"" exports ||
+grep -q "\"entries\":3,\"format\":\"manifest-microchip\".*\"out\":\"lx.mchp.json\".*\"signer_x5t_s256\":\"$(python3 -c "import json,base64; m=json.load(open('lx.mchp.json')); print(json.loads(base64.urlsafe_b64decode(m[0]['protected'] + '==='))['x5t#S256'])")\"" exports ||
 	fail "microchip manifest event: $(cat exports)"
 grep -q "\"format\":\"jsonl\",\"lot\":\"LX\",\"out\":\"lx.jsonl\",\"pass\":3,\"sha256\":\"$(sha256sum lx.jsonl | cut -d' ' -f1)\",\"units\":4" exports ||
 	fail "jsonl export event: $(cat exports)"
