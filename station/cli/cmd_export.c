@@ -1,5 +1,6 @@
 /*
- * station export --lot LOT --format csv|jsonl|manifest|openhtf [--out FILE] [HSM-OPTIONS]
+ * station export --lot LOT --format csv|jsonl|manifest|manifest-microchip|openhtf
+ *                [--out FILE] [HSM-OPTIONS]
  * station export verify MANIFEST --signer PUBKEY.pem [--ca CA.pem]
  * station export signer [--out FILE] HSM-OPTIONS
  *
@@ -46,8 +47,7 @@ static void export_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: station export --lot LOT --format csv|jsonl|manifest|manifest-microchip|openhtf\n"
-		"                      [--out FILE]"
-		" [HSM-OPTIONS]\n"
+		"                      [--out FILE] [HSM-OPTIONS]\n"
 		"       station export verify MANIFEST --signer PUBKEY.pem [--ca CA.pem]\n"
 		"       station export signer [--out FILE] HSM-OPTIONS\n"
 		"\n"
@@ -60,8 +60,8 @@ static void export_usage(FILE *f)
 		"OpenHTF test record (JSON) per unit, one per line.  Written to\n"
 		"stdout, or atomically to --out FILE (mode 0644).  Each export is audited.\n"
 		"\n"
-		"verify: check a manifest (either layout) offline against the signer's public key (PEM) and,\n"
-		"with --ca, that every certificate chains to that CA certificate.\n"
+		"verify: check a manifest (either layout) offline against the signer's public\n"
+		"key (PEM) and, with --ca, that every certificate chains to that CA certificate.\n"
 		"signer: write the audit key's public key (PEM) to verify manifests with.\n"
 		"\n" HSM_CLI_USAGE);
 }
