@@ -95,7 +95,7 @@ static int san_template(const struct profile *p, char *out, size_t outsz, struct
 	return issue_san_template_check(out, err);
 }
 
-int pl_hsm_open(const struct profile *p, struct db *db, struct pl_hsm **out,
+int pl_hsm_open(const struct profile *p, struct db *db, const char *log_path, struct pl_hsm **out,
 		struct errbuf *err)
 {
 	struct hsm_config c;
@@ -129,7 +129,7 @@ int pl_hsm_open(const struct profile *p, struct db *db, struct pl_hsm **out,
 	if ((rc = issue_ctx_new(h->hsm, &ip, &h->store, &h->ic, err)))
 		goto fail;
 	profile_policy(p, &h->pol);
-	app_checkpointer_init(&h->cp, 100);
+	app_checkpointer_init(&h->cp, 100, log_path);
 	h->db = db;
 	pthread_mutex_init(&h->mu, NULL);
 	pthread_cond_init(&h->cv, NULL);
@@ -292,7 +292,7 @@ int pl_hsm_watch(struct pl_hsm *h, struct ev_bus *bus, struct errbuf *err)
 /* A checkpoint of the audit chain head now (at line stop). */
 int pl_hsm_checkpoint(struct pl_hsm *h, struct errbuf *err)
 {
-	int rc = app_checkpoint_now(h->hsm, h->db, NULL, err);
+	int rc = app_checkpoint_now(h->hsm, h->db, h->cp.log_path, NULL, err);
 
 	return rc == ST_ENOTFOUND ? ST_OK : rc;
 }

@@ -242,11 +242,11 @@ static void test_checkpoints_verify(void **state)
 
 	(void)state;
 	assert_int_equal(db_audit_append(db, "test", "tester", NULL, NULL, &e), ST_OK);
-	assert_int_equal(app_checkpoint_now(hsm, db, &seq, &e), ST_OK);
+	assert_int_equal(app_checkpoint_now(hsm, db, NULL, &seq, &e), ST_OK);
 	assert_int_equal(db_audit_head(db, &head, hash, &e), ST_OK);
 	assert_int_equal(head, seq + 1);    /* the checkpoint's row event */
 	/* every 3 events: nothing after 2, a checkpoint after the 3rd */
-	app_checkpointer_init(&cp, 3);
+	app_checkpointer_init(&cp, 3, NULL);
 	cp.last_seq = head;
 	for (int i = 0; i < 2; i++)
 		assert_int_equal(db_audit_append(db, "test", "tester", NULL, NULL, &e), ST_OK);

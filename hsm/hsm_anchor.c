@@ -1,0 +1,193 @@
+/*
+ * hsm_anchor: the audit chain's rollback anchor in the token.  See
+ * hsm_checkpoint.h.  libp11 creates no data objects, so this goes to the
+ * module's own PKCS#11 function list: the module libp11 loaded (dlopen with
+ * RTLD_NOLOAD finds the same copy, already initialised and logged in), a
+ * session of its own on the token's slot.
+ */
+#define CRYPTOKI_GNU 1
+#include "hsm/hsm_checkpoint.h"
+#include "hsm/hsm_int.h"
+#include "core/hex.h"
+
+#include <dlfcn.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <p11-kit/pkcs11.h>
+
+#define ANCHOR_TAG   "station-audit-anchor-v1"
+#define ANCHOR_MAX   256
+
+struct p11 {
+	void *dl;
+	struct ck_function_list *f;
+	ck_session_handle_t s;
+	int open;
+};
+
+static int p11_begin(struct hsm *h, struct p11 *p, struct errbuf *err)
+{
+	char module[HSM_PATH_MAX];
+	unsigned long slot;
+	CK_C_GetFunctionList get;
+	ck_rv_t rv;
+	int rc;
+
+	memset(p, 0, sizeof(*p));
+	if ((rc = hsm_p11_hold(h, module, &slot, err)))
+		return rc;
+	p->dl = dlopen(module, RTLD_NOW | RTLD_NOLOAD);
+	get = p->dl ? (CK_C_GetFunctionList)dlsym(p->dl, "C_GetFunctionList") : NULL;
+	if (!get || get(&p->f) != CKR_OK || !p->f) {
+		rc = errbuf_set(err, ST_EHSM, "module %s: no PKCS#11 function list", module);
+		goto fail;
+	}
+	rv = p->f->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &p->s);
+	if (rv != CKR_OK) {
+		rc = errbuf_set(err, ST_EHSM, "token '%s': cannot open a session for the audit anchor"
+				" (CKR 0x%lx)", hsm_token_label(h), rv);
+		goto fail;
+	}
+	p->open = 1;
+	return ST_OK;
+fail:
+	if (p->dl)
+		dlclose(p->dl);
+	hsm_p11_release(h);
+	return rc;
+}
+
+static void p11_end(struct hsm *h, struct p11 *p)
+{
+	if (p->open)
+		p->f->C_CloseSession(p->s);
+	if (p->dl)
+		dlclose(p->dl);
+	hsm_p11_release(h);
+}
+
+static void anchor_label(char *buf, size_t size, const char *station_id, const char *chain)
+{
+	snprintf(buf, size, "station-audit-anchor %s %s", station_id, chain);
+}
+
+/* The anchor object of station_id, or 0 (*found = 0). */
+static int find_anchor(struct p11 *p, const char *label, ck_object_handle_t *obj, int *found,
+		       struct errbuf *err)
+{
+	ck_object_class_t cls = CKO_DATA;
+	unsigned long n = 0;
+	struct ck_attribute tmpl[] = {
+		{ CKA_CLASS, &cls, sizeof(cls) },
+		{ CKA_LABEL, (void *)label, strlen(label) },
+	};
+	ck_rv_t rv;
+
+	*found = 0;
+	rv = p->f->C_FindObjectsInit(p->s, tmpl, 2);
+	if (rv == CKR_OK) {
+		rv = p->f->C_FindObjects(p->s, obj, 1, &n);
+		p->f->C_FindObjectsFinal(p->s);
+	}
+	if (rv != CKR_OK)
+		return errbuf_set(err, ST_EHSM, "cannot search the token for the audit anchor (CKR 0x%lx)",
+				  rv);
+	*found = n == 1;
+	return ST_OK;
+}
+
+int hsm_anchor_write(struct hsm *h, const char *station_id, const char *chain, int64_t seq,
+		     const uint8_t head_hash[32], struct errbuf *err)
+{
+	char label[128], text[ANCHOR_MAX], hex[65];
+	ck_object_class_t cls = CKO_DATA;
+	unsigned char yes = 1;   /* CK_TRUE */
+	ck_object_handle_t obj;
+	struct p11 p;
+	ck_rv_t rv;
+	int n, rc, found;
+
+	hex_encode(head_hash, 32, hex);
+	n = snprintf(text, sizeof(text), ANCHOR_TAG "\n%s\n%s\n%" PRId64 "\n%s\n", station_id,
+		     chain, seq, hex);
+	if (n < 0 || (size_t)n >= sizeof(text) || strlen(chain) > 32)
+		return errbuf_set(err, ST_EINVAL, "station id too long for the audit anchor");
+	anchor_label(label, sizeof(label), station_id, chain);
+	if ((rc = p11_begin(h, &p, err)))
+		return rc;
+	if ((rc = find_anchor(&p, label, &obj, &found, err)))
+		goto out;
+	if (found) {
+		struct ck_attribute val = { CKA_VALUE, text, (unsigned long)n };
+
+		rv = p.f->C_SetAttributeValue(p.s, obj, &val, 1);
+	} else {
+		/* private: reading or replacing it takes the user PIN */
+		struct ck_attribute tmpl[] = {
+			{ CKA_CLASS, &cls, sizeof(cls) },
+			{ CKA_TOKEN, &yes, sizeof(yes) },
+			{ CKA_PRIVATE, &yes, sizeof(yes) },
+			{ CKA_LABEL, label, strlen(label) },
+			{ CKA_APPLICATION, (void *)"station", 7 },
+			{ CKA_VALUE, text, (unsigned long)n },
+		};
+
+		rv = p.f->C_CreateObject(p.s, tmpl, sizeof(tmpl) / sizeof(tmpl[0]), &obj);
+	}
+	if (rv != CKR_OK)
+		rc = errbuf_set(err, ST_EHSM, "token '%s': cannot store the audit anchor (CKR 0x%lx)",
+				hsm_token_label(h), rv);
+out:
+	p11_end(h, &p);
+	return rc;
+}
+
+int hsm_anchor_read(struct hsm *h, const char *station_id, const char *chain, int64_t *seq,
+		    uint8_t head_hash[32], struct errbuf *err)
+{
+	char label[128], text[ANCHOR_MAX + 1], sid[96], cid[40], hex[80], tail;
+	long long s = 0;
+	ck_object_handle_t obj;
+	struct p11 p;
+	ck_rv_t rv;
+	int rc, found;
+
+	anchor_label(label, sizeof(label), station_id, chain);
+	if ((rc = p11_begin(h, &p, err)))
+		return rc;
+	if ((rc = find_anchor(&p, label, &obj, &found, err)))
+		goto out;
+	if (!found) {
+		rc = errbuf_set(err, ST_ENOTFOUND, "token '%s' holds no audit anchor for station %s,"
+				" chain %s", hsm_token_label(h), station_id, chain);
+		goto out;
+	}
+	{
+		struct ck_attribute val = { CKA_VALUE, text, ANCHOR_MAX };
+
+		rv = p.f->C_GetAttributeValue(p.s, obj, &val, 1);
+		if (rv != CKR_OK || val.value_len > ANCHOR_MAX) {
+			rc = errbuf_set(err, ST_EHSM, "token '%s': cannot read the audit anchor (CKR 0x%lx)",
+					hsm_token_label(h), rv);
+			goto out;
+		}
+		text[val.value_len] = '\0';
+	}
+	/* exactly the text hsm_anchor_write stores */
+	if (sscanf(text, ANCHOR_TAG "\n%95[^\n]\n%39[^\n]\n%lld\n%79[^\n]%c", sid, cid, &s, hex,
+		   &tail) != 5 ||
+	    tail != '\n' || strcmp(sid, station_id) || strcmp(cid, chain) || s < 1 ||
+	    strlen(hex) != 64 ||
+	    hex_decode_lower(hex, 64, head_hash, 32)) {
+		rc = errbuf_set(err, ST_ETAMPER, "token '%s': the audit anchor of station %s is malformed",
+				hsm_token_label(h), station_id);
+		goto out;
+	}
+	*seq = s;
+out:
+	p11_end(h, &p);
+	return rc;
+}
