@@ -74,28 +74,29 @@ static void anchor_label(char *buf, size_t size, const char *station_id, const c
 	snprintf(buf, size, "station-audit-anchor %s %s", station_id, chain);
 }
 
-/* The anchor object of station_id, or 0 (*found = 0). */
-static int find_anchor(struct p11 *p, const char *label, ck_object_handle_t *obj, int *found,
-		       struct errbuf *err)
+#define ANCHOR_OBJS 8
+
+/* The anchor objects with this label (more than one only if a replacement
+ * was cut short before the old one was destroyed). */
+static int find_anchors(struct p11 *p, const char *label, ck_object_handle_t objs[ANCHOR_OBJS],
+			unsigned long *n, struct errbuf *err)
 {
 	ck_object_class_t cls = CKO_DATA;
-	unsigned long n = 0;
 	struct ck_attribute tmpl[] = {
 		{ CKA_CLASS, &cls, sizeof(cls) },
 		{ CKA_LABEL, (void *)label, strlen(label) },
 	};
 	ck_rv_t rv;
 
-	*found = 0;
+	*n = 0;
 	rv = p->f->C_FindObjectsInit(p->s, tmpl, 2);
 	if (rv == CKR_OK) {
-		rv = p->f->C_FindObjects(p->s, obj, 1, &n);
+		rv = p->f->C_FindObjects(p->s, objs, ANCHOR_OBJS, n);
 		p->f->C_FindObjectsFinal(p->s);
 	}
 	if (rv != CKR_OK)
 		return errbuf_set(err, ST_EHSM, "cannot search the token for the audit anchor (CKR 0x%lx)",
 				  rv);
-	*found = n == 1;
 	return ST_OK;
 }
 
@@ -105,10 +106,11 @@ int hsm_anchor_write(struct hsm *h, const char *station_id, const char *chain, i
 	char label[128], text[ANCHOR_MAX], hex[65];
 	ck_object_class_t cls = CKO_DATA;
 	unsigned char yes = 1;   /* CK_TRUE */
-	ck_object_handle_t obj;
+	ck_object_handle_t obj, old[ANCHOR_OBJS];
+	unsigned long nold = 0;
 	struct p11 p;
 	ck_rv_t rv;
-	int n, rc, found;
+	int n, rc;
 
 	hex_encode(head_hash, 32, hex);
 	n = snprintf(text, sizeof(text), ANCHOR_TAG "\n%s\n%s\n%" PRId64 "\n%s\n", station_id,
@@ -118,14 +120,12 @@ int hsm_anchor_write(struct hsm *h, const char *station_id, const char *chain, i
 	anchor_label(label, sizeof(label), station_id, chain);
 	if ((rc = p11_begin(h, &p, err)))
 		return rc;
-	if ((rc = find_anchor(&p, label, &obj, &found, err)))
+	if ((rc = find_anchors(&p, label, old, &nold, err)))
 		goto out;
-	if (found) {
-		struct ck_attribute val = { CKA_VALUE, text, (unsigned long)n };
-
-		rv = p.f->C_SetAttributeValue(p.s, obj, &val, 1);
-	} else {
-		/* private: reading or replacing it takes the user PIN */
+	{
+		/* private: reading or replacing it takes the user PIN.  SoftHSM
+		 * keeps CKA_VALUE read-only: the new object is made first, then
+		 * the old ones go, so a token never lacks an anchor. */
 		struct ck_attribute tmpl[] = {
 			{ CKA_CLASS, &cls, sizeof(cls) },
 			{ CKA_TOKEN, &yes, sizeof(yes) },
@@ -137,6 +137,8 @@ int hsm_anchor_write(struct hsm *h, const char *station_id, const char *chain, i
 
 		rv = p.f->C_CreateObject(p.s, tmpl, sizeof(tmpl) / sizeof(tmpl[0]), &obj);
 	}
+	for (unsigned long i = 0; rv == CKR_OK && i < nold; i++)
+		rv = p.f->C_DestroyObject(p.s, old[i]);
 	if (rv != CKR_OK)
 		rc = errbuf_set(err, ST_EHSM, "token '%s': cannot store the audit anchor (CKR 0x%lx)",
 				hsm_token_label(h), rv);
@@ -145,48 +147,63 @@ out:
 	return rc;
 }
 
+/* One anchor object's text, parsed: 0 ok, -1 unreadable, -2 malformed. */
+static int read_one(struct p11 *p, ck_object_handle_t obj, const char *station_id,
+		    const char *chain, long long *seq, uint8_t head_hash[32])
+{
+	char text[ANCHOR_MAX + 1], sid[96], cid[40], hex[80], tail;
+	struct ck_attribute val = { CKA_VALUE, text, ANCHOR_MAX };
+
+	if (p->f->C_GetAttributeValue(p->s, obj, &val, 1) != CKR_OK || val.value_len > ANCHOR_MAX)
+		return -1;
+	text[val.value_len] = '\0';
+	/* exactly the text hsm_anchor_write stores */
+	if (sscanf(text, ANCHOR_TAG "\n%95[^\n]\n%39[^\n]\n%lld\n%79[^\n]%c", sid, cid, seq, hex,
+		   &tail) != 5 ||
+	    tail != '\n' || strcmp(sid, station_id) || strcmp(cid, chain) || *seq < 1 ||
+	    strlen(hex) != 64 || hex_decode_lower(hex, 64, head_hash, 32))
+		return -2;
+	return 0;
+}
+
 int hsm_anchor_read(struct hsm *h, const char *station_id, const char *chain, int64_t *seq,
 		    uint8_t head_hash[32], struct errbuf *err)
 {
-	char label[128], text[ANCHOR_MAX + 1], sid[96], cid[40], hex[80], tail;
-	long long s = 0;
-	ck_object_handle_t obj;
+	ck_object_handle_t objs[ANCHOR_OBJS];
+	unsigned long n = 0;
+	uint8_t hash[32];
+	long long s, best = 0;
+	char label[128];
 	struct p11 p;
-	ck_rv_t rv;
-	int rc, found;
+	int rc, r;
 
 	anchor_label(label, sizeof(label), station_id, chain);
 	if ((rc = p11_begin(h, &p, err)))
 		return rc;
-	if ((rc = find_anchor(&p, label, &obj, &found, err)))
+	if ((rc = find_anchors(&p, label, objs, &n, err)))
 		goto out;
-	if (!found) {
+	if (!n) {
 		rc = errbuf_set(err, ST_ENOTFOUND, "token '%s' holds no audit anchor for station %s,"
 				" chain %s", hsm_token_label(h), station_id, chain);
 		goto out;
 	}
-	{
-		struct ck_attribute val = { CKA_VALUE, text, ANCHOR_MAX };
-
-		rv = p.f->C_GetAttributeValue(p.s, obj, &val, 1);
-		if (rv != CKR_OK || val.value_len > ANCHOR_MAX) {
-			rc = errbuf_set(err, ST_EHSM, "token '%s': cannot read the audit anchor (CKR 0x%lx)",
-					hsm_token_label(h), rv);
+	for (unsigned long i = 0; i < n; i++) {
+		if ((r = read_one(&p, objs[i], station_id, chain, &s, hash)) == -1) {
+			rc = errbuf_set(err, ST_EHSM, "token '%s': cannot read the audit anchor",
+					hsm_token_label(h));
 			goto out;
 		}
-		text[val.value_len] = '\0';
+		if (r) {
+			rc = errbuf_set(err, ST_ETAMPER, "token '%s': the audit anchor of station %s is"
+					" malformed", hsm_token_label(h), station_id);
+			goto out;
+		}
+		if (s > best) {
+			best = s;
+			memcpy(head_hash, hash, 32);
+		}
 	}
-	/* exactly the text hsm_anchor_write stores */
-	if (sscanf(text, ANCHOR_TAG "\n%95[^\n]\n%39[^\n]\n%lld\n%79[^\n]%c", sid, cid, &s, hex,
-		   &tail) != 5 ||
-	    tail != '\n' || strcmp(sid, station_id) || strcmp(cid, chain) || s < 1 ||
-	    strlen(hex) != 64 ||
-	    hex_decode_lower(hex, 64, head_hash, 32)) {
-		rc = errbuf_set(err, ST_ETAMPER, "token '%s': the audit anchor of station %s is malformed",
-				hsm_token_label(h), station_id);
-		goto out;
-	}
-	*seq = s;
+	*seq = best;
 out:
 	p11_end(h, &p);
 	return rc;
