@@ -131,12 +131,14 @@ int db_checkpoint_signature_ok(const char *station_id, int64_t seq, const char h
 
 /* ---- one line per database (db/line_holder.c) ----------------------------
  * `station run` holds the database: an exclusive flock on "<db>.lock" (beside
- * it, O_CLOEXEC, released when the handle closes or the process dies) and the
- * line_holder row (host, pid, since, actor; under the chain) naming who holds
- * it.  db_line_acquire() takes both, or returns ST_EBUSY with err naming the
- * holder and writes nothing.  The row is left when the line stops: it names the
- * last holder; only the flock says whether one holds it now. */
+ * it, O_CLOEXEC, released when the handle closes or the process dies), the
+ * file naming the holder ("host H pid P since T (user U)").
+ * db_line_acquire() takes it and writes nothing to the database, or returns
+ * ST_EBUSY with err naming the holder.  db_line_record() (lock held: the
+ * session, once its pre-flight passed) writes the line_holder row (host, pid,
+ * since, actor; under the chain): the last line that ran, kept after it stops. */
 ST_MUST_CHECK int db_line_acquire(struct db *db, const char *actor, struct errbuf *err);
+ST_MUST_CHECK int db_line_record(struct db *db, const char *actor, struct errbuf *err);
 /* 1 when this handle holds the line lock. */
 int db_line_held(const struct db *db);
 

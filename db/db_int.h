@@ -29,6 +29,7 @@ struct db {
 	int             wal_fd;          /* the -wal file, for syncs outside mu (-1: not open) */
 	long            wal_syncs;       /* successful syncs of it (atomic) */
 	int             line_fd;         /* "<db>.lock", flocked by db_line_acquire (-1: not held) */
+	int64_t         line_since_ms;   /* when it was taken */
 	struct {
 		const char   *sql;       /* identity of a static SQL string */
 		sqlite3_stmt *st;

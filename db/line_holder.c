@@ -3,9 +3,10 @@
  * database would each run start-up recovery against the other's live units
  * (revoking a certificate being injected, marking its unit interrupted), so a
  * line holds an exclusive flock on "<db>.lock" for as long as its handle is
- * open, and records itself in line_holder so that the refused one can say who.
- * The flock, not the row, is the lock: the kernel drops it when the holder
- * dies, and a row left behind by a crash only names the last holder.
+ * open, and names itself in that file so that the refused one can say who.
+ * The flock is the lock: the kernel drops it when the holder dies.  Once its
+ * pre-flight passed, the line also records itself in line_holder (under the
+ * chain): who ran lines on this database stays in the record.
  */
 #include "db/db_int.h"
 
@@ -16,40 +17,51 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-static const char SQL_HOLDER[] =
-	"SELECT host, pid, since_ms, actor FROM line_holder WHERE id = 1";
 static const char SQL_PUT_HOLDER[] =
 	"INSERT OR REPLACE INTO line_holder (id, host, pid, since_ms, actor) VALUES (1, ?, ?, ?, ?)";
+
+#define HOLDER_MAX 512
 
 int db_line_held(const struct db *db)
 {
 	return db->line_fd >= 0;
 }
 
-/* "host H pid P since T (user U)" of the recorded holder, for the refusal. */
-static void describe_holder(struct db *db, char *out, size_t size)
+/* The holder as its lock file names it, printable only (a file anyone with the
+ * directory could write: never sent to a terminal as is). */
+static void describe_holder(int fd, char *out, size_t size)
 {
-	sqlite3_stmt *st = db_stmt(db, SQL_HOLDER, NULL);
-	char since[32];
+	char buf[HOLDER_MAX];
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
 
-	snprintf(out, size, "a line that has not recorded itself yet");
-	if (!st)
+	if (n <= 0) {
+		snprintf(out, size, "a line that has not named itself yet");
 		return;
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		clock_iso_ms(sqlite3_column_int64(st, 2), since);
-		snprintf(out, size, "host %s pid %lld since %s (user %s)",
-			 (const char *)sqlite3_column_text(st, 0),
-			 (long long)sqlite3_column_int64(st, 1), since,
-			 (const char *)sqlite3_column_text(st, 3));
 	}
-	sqlite3_reset(st);
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	for (char *p = buf; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	snprintf(out, size, "%s", buf);
+}
+
+static void holder_text(const char *actor, int64_t since_ms, char host[256], char *out, size_t size)
+{
+	char since[CLOCK_ISO_LEN];
+
+	if (gethostname(host, 256) != 0)
+		snprintf(host, 256, "unknown");
+	host[255] = '\0';
+	clock_iso_ms(since_ms, since);
+	snprintf(out, size, "host %s pid %ld since %s (user %s)\n", host, (long)getpid(), since,
+		 actor);
 }
 
 int db_line_acquire(struct db *db, const char *actor, struct errbuf *err)
 {
-	char lock_path[sizeof(db->path) + 8], host[256], who[512];
-	sqlite3_stmt *st;
-	int fd, rc, owned;
+	char lock_path[sizeof(db->path) + 8], host[256], who[HOLDER_MAX];
+	int fd, n;
 
 	if (db->line_fd >= 0)
 		return ST_OK;
@@ -62,18 +74,38 @@ int db_line_acquire(struct db *db, const char *actor, struct errbuf *err)
 	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
 		int e = errno;
 
+		if (e == EWOULDBLOCK)
+			describe_holder(fd, who, sizeof(who));
 		close(fd);
 		if (e != EWOULDBLOCK)
 			return errbuf_set(err, ST_EIO, "cannot lock %s: %s", lock_path, strerror(e));
-		db_lock(db);
-		describe_holder(db, who, sizeof(who));
-		db_unlock(db);
 		return errbuf_set(err, ST_EBUSY, "database %s is in use by another line: %s",
 				  db->path, who);
 	}
-	if (gethostname(host, sizeof(host)) != 0)
-		snprintf(host, sizeof(host), "unknown");
-	host[sizeof(host) - 1] = '\0';
+	/* Named in the lock file, not in the database: taking the lock writes
+	 * nothing a refused run would have to undo (invariant 8). */
+	db->line_since_ms = clock_realtime_ms();
+	holder_text(actor, db->line_since_ms, host, who, sizeof(who));
+	n = (int)strlen(who);
+	if (ftruncate(fd, 0) != 0 || pwrite(fd, who, (size_t)n, 0) != n) {
+		int e = errno;
+
+		close(fd);
+		return errbuf_set(err, ST_EIO, "lock file %s: %s", lock_path, strerror(e));
+	}
+	db->line_fd = fd;
+	return ST_OK;
+}
+
+int db_line_record(struct db *db, const char *actor, struct errbuf *err)
+{
+	char host[256], text[HOLDER_MAX];
+	sqlite3_stmt *st;
+	int rc, owned;
+
+	if (db->line_fd < 0)
+		return errbuf_set(err, ST_ESTATE, "the line lock is not held (db_line_acquire)");
+	holder_text(actor, db->line_since_ms, host, text, sizeof(text));
 	db_lock(db);
 	if ((rc = db_txn_begin(db, &owned, err)))
 		goto out;
@@ -83,7 +115,7 @@ int db_line_acquire(struct db *db, const char *actor, struct errbuf *err)
 	}
 	sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)getpid());
-	sqlite3_bind_int64(st, 3, clock_realtime_ms());
+	sqlite3_bind_int64(st, 3, db->line_since_ms);
 	sqlite3_bind_text(st, 4, actor, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
@@ -93,10 +125,5 @@ end:
 	rc = db_txn_end(db, owned, rc, err);
 out:
 	db_unlock(db);
-	if (rc) {
-		close(fd);
-		return rc;
-	}
-	db->line_fd = fd;
-	return ST_OK;
+	return rc;
 }

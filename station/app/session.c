@@ -134,6 +134,8 @@ static int recover(struct app_session *s, struct errbuf *err)
 	if (!db_line_held(s->o.db))
 		return errbuf_set(err, ST_EBUSY, "recovery: this process does not hold the"
 				  " database's line lock (db_line_acquire)");
+	if (db_line_record(s->o.db, s->o.actor, err))
+		return errbuf_prefix(err, "line holder: ");
 	if (pl_recover(s->o.db, s->o.actor, s->o.bus, &s->units, &s->revoked, err))
 		return errbuf_prefix(err, "recovery: ");
 	if (s->units || s->revoked)

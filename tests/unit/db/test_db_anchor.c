@@ -115,6 +115,9 @@ static void test_one_line_per_database(void **state)
 	assert_non_null(strstr(e.msg, pid));
 	assert_non_null(strstr(e.msg, "(user olga)"));
 	assert_false(db_line_held(b));
+	/* the row is written by the holder only, when asked (after its pre-flight) */
+	assert_int_equal(db_line_record(b, "erik", &e), ST_ESTATE);
+	assert_int_equal(db_line_record(a, "olga", &e), ST_OK);
 	/* closing the holder's handle releases it */
 	db_close(a);
 	assert_int_equal(db_line_acquire(b, "erik", &e), ST_OK);
