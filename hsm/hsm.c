@@ -714,7 +714,7 @@ int hsm_audit_sign(struct hsm *h, const uint8_t *msg, size_t len,
 /* For hsm_anchor.c: the module and slot behind this handle, held against a
  * reopen until hsm_p11_release(). */
 int hsm_p11_hold(struct hsm *h, char module[HSM_PATH_MAX], unsigned long *slot_id,
-		 struct errbuf *err)
+		 const char **pin, struct errbuf *err)
 {
 	pthread_rwlock_rdlock(&h->lock);
 	if (atomic_load(&h->down) || !h->slot) {
@@ -723,6 +723,7 @@ int hsm_p11_hold(struct hsm *h, char module[HSM_PATH_MAX], unsigned long *slot_i
 	}
 	snprintf(module, HSM_PATH_MAX, "%s", h->cfg.module);
 	*slot_id = PKCS11_get_slotid_from_slot(h->slot);
+	*pin = h->pin;
 	return ST_OK;
 }
 

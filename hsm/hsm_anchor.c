@@ -3,11 +3,14 @@
  * hsm_checkpoint.h.  libp11 creates no data objects, so this goes to the
  * module's own PKCS#11 function list: the module libp11 loaded (dlopen with
  * RTLD_NOLOAD finds the same copy, already initialised and logged in), a
- * session of its own on the token's slot.
+ * session of its own on the token's slot.  p11-kit-client hands out a new,
+ * uninitialised connection per C_GetFunctionList: that one is initialised,
+ * logged in with the kept PIN and finalised here.
  */
 #define CRYPTOKI_GNU 1
 #include "hsm/hsm_checkpoint.h"
 #include "hsm/hsm_int.h"
+#include "core/clock.h"
 #include "core/hex.h"
 
 #include <dlfcn.h>
@@ -20,24 +23,37 @@
 
 #define ANCHOR_TAG   "station-audit-anchor-v1"
 #define ANCHOR_MAX   256
+#define CONNECT_ATTEMPTS 4
 
 struct p11 {
 	void *dl;
 	struct ck_function_list *f;
 	ck_session_handle_t s;
-	int open;
+	int open, initialized;
 };
+
+static void p11_end(struct hsm *h, struct p11 *p)
+{
+	if (p->open)
+		p->f->C_CloseSession(p->s);
+	if (p->initialized)
+		p->f->C_Finalize(NULL);
+	if (p->dl)
+		dlclose(p->dl);
+	hsm_p11_release(h);
+}
 
 static int p11_begin(struct hsm *h, struct p11 *p, struct errbuf *err)
 {
 	char module[HSM_PATH_MAX];
 	unsigned long slot;
+	const char *pin = NULL;
 	CK_C_GetFunctionList get;
-	ck_rv_t rv;
+	ck_rv_t rv, last = CKR_OK;
 	int rc;
 
 	memset(p, 0, sizeof(*p));
-	if ((rc = hsm_p11_hold(h, module, &slot, err)))
+	if ((rc = hsm_p11_hold(h, module, &slot, &pin, err)))
 		return rc;
 	p->dl = dlopen(module, RTLD_NOW | RTLD_NOLOAD);
 	get = p->dl ? (CK_C_GetFunctionList)dlsym(p->dl, "C_GetFunctionList") : NULL;
@@ -46,6 +62,34 @@ static int p11_begin(struct hsm *h, struct p11 *p, struct errbuf *err)
 		goto fail;
 	}
 	rv = p->f->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &p->s);
+	/* A new remote connection: its server loads the token afresh and, like
+	 * two local opens at once (hsm.c), may briefly not see it. */
+	for (int i = 0; rv == CKR_CRYPTOKI_NOT_INITIALIZED && pin && i < CONNECT_ATTEMPTS; i++) {
+		struct ck_c_initialize_args args = { .flags = CKF_OS_LOCKING_OK };
+
+		if (i)
+			clock_sleep_ms(50 * i);
+		if ((rv = p->f->C_Initialize(&args)) != CKR_OK)
+			break;
+		p->initialized = 1;
+		rv = p->f->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &p->s);
+		if (rv == CKR_OK) {
+			p->open = 1;
+			rv = p->f->C_Login(p->s, CKU_USER, (unsigned char *)pin, strlen(pin));
+			if (rv == CKR_USER_ALREADY_LOGGED_IN)
+				rv = CKR_OK;
+			if (rv == CKR_OK || rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LOCKED)
+				break;
+			p->f->C_CloseSession(p->s);
+			p->open = 0;
+		}
+		p->f->C_Finalize(NULL);
+		p->initialized = 0;
+		last = rv;
+		rv = CKR_CRYPTOKI_NOT_INITIALIZED;   /* try a new connection */
+	}
+	if (rv == CKR_CRYPTOKI_NOT_INITIALIZED && last != CKR_OK)
+		rv = last;
 	if (rv != CKR_OK) {
 		rc = errbuf_set(err, ST_EHSM, "token '%s': cannot open a session for the audit anchor"
 				" (CKR 0x%lx)", hsm_token_label(h), rv);
@@ -54,19 +98,8 @@ static int p11_begin(struct hsm *h, struct p11 *p, struct errbuf *err)
 	p->open = 1;
 	return ST_OK;
 fail:
-	if (p->dl)
-		dlclose(p->dl);
-	hsm_p11_release(h);
+	p11_end(h, p);
 	return rc;
-}
-
-static void p11_end(struct hsm *h, struct p11 *p)
-{
-	if (p->open)
-		p->f->C_CloseSession(p->s);
-	if (p->dl)
-		dlclose(p->dl);
-	hsm_p11_release(h);
 }
 
 static void anchor_label(char *buf, size_t size, const char *station_id, const char *chain)
