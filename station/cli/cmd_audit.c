@@ -42,7 +42,7 @@ static void audit_usage(FILE *f)
 		"        signed by that public key (PEM), this station's chain to have one,\n"
 		"        and its head to be at most N events (default %d) and H hours\n"
 		"        (default %d) past the newest; it compares the checkpoint log\n"
-		"        (default $XDG_STATE_HOME/station/<station id>.checkpoints, compared\n"
+		"        (default $XDG_STATE_HOME/station/<station id>.<chain>.checkpoints, compared\n"
 		"        when present; --checkpoint-log: must be present) and, given HSM\n"
 		"        options (station checkpoint --help), the token's anchor with the\n"
 		"        database and names a rollback.  Exit 0 intact, 1 tampered.\n"

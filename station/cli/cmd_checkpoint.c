@@ -29,7 +29,7 @@ static void checkpoint_usage(FILE *f)
 		"(audit_key / --audit-key) pinned, sign the head, append it to the\n"
 		"checkpoint log, write it into the token (the rollback anchor) and store\n"
 		"the checkpoint in the database.  A head that does not verify is refused.\n"
-		"  --checkpoint-log PATH  default $XDG_STATE_HOME/station/<station id>.checkpoints\n"
+		"  --checkpoint-log PATH  default $XDG_STATE_HOME/station/<station id>.<chain>.checkpoints\n"
 		"                         (~/.local/state/station/... without XDG_STATE_HOME);\n"
 		"                         never in the database's directory\n"
 		"\n" HSM_CLI_USAGE);

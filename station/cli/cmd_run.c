@@ -56,7 +56,7 @@ static void usage(FILE *f)
 		"  --operator NAME  who runs the line (default: --user); NAME must hold a role\n"
 		"                   bound to this OS login (station role list), as --user must\n"
 		"  --checkpoint-log PATH  where the line appends its audit checkpoints (default\n"
-		"                   $XDG_STATE_HOME/station/<station id>.checkpoints)\n"
+		"                   $XDG_STATE_HOME/station/<station id>.<chain>.checkpoints)\n"
 		"\n"
 		"One line per database: a second run on the same database exits 1 naming the\n"
 		"line that holds it (host, pid), and changes nothing.\n"
@@ -91,7 +91,7 @@ static void run_warn(void *ctx, const char *msg)
 
 struct run_opts {
 	const char *profile, *lot, *operator_name;
-	char checkpoint_log[CPLOG_PATH_MAX];   /* "": the default (per station id) */
+	char checkpoint_log[CPLOG_PATH_MAX];   /* "": the default (per station and chain) */
 	int headless, bays, max_units, grace_s;
 	char ports[PL_MAX_BAYS][EV_BAY_LEN];   /* --bays PORT,...: bay i's port */
 	int nports;
