@@ -178,7 +178,7 @@ out:
 	return rc;
 }
 
-int app_anchors_verify(struct hsm *h, struct db *db, const char *log_path, int log_required,
+int app_anchors_verify(struct hsm *h, struct db *db, const char *log_path, unsigned required,
 		       const uint8_t *pub, size_t pub_len, struct app_anchor_report *rep,
 		       struct errbuf *err)
 {
@@ -188,9 +188,9 @@ int app_anchors_verify(struct hsm *h, struct db *db, const char *log_path, int l
 	memset(rep, 0, sizeof(*rep));
 	if ((rc = read_anchors(h, db, log_path, pub, pub_len, &tok, &log, err)))
 		return rc;
-	if (log_path && !log.have && log_required)
+	if (log_path && !log.have && (required & APP_ANCHOR_LOG))
 		return errbuf_set(err, ST_ENOTFOUND, "checkpoint log %s: absent or empty", log_path);
-	if (h && !tok.have)
+	if (h && !tok.have && (required & APP_ANCHOR_TOKEN))
 		return errbuf_set(err, ST_ENOTFOUND, "token '%s' holds no audit anchor for this chain"
 				  " of station %s (`station checkpoint` writes one)", hsm_token_label(h),
 				  db_station_id(db));

@@ -49,16 +49,19 @@ ST_MUST_CHECK int app_checkpoint_now(struct hsm *h, struct db *db, const char *l
 ST_MUST_CHECK int app_anchor_check(struct db *db, const char *what, int64_t seq,
 				   const uint8_t head[32], struct errbuf *err);
 
-/* `audit verify --key`: the anchors against the database.  h NULL: the token is
- * not compared; log_path NULL: no log.  A log that is absent or empty is an
- * error only when log_required; a token (h given) without this station's
- * anchor is one.  The log's last line must be signed by pub. */
+/* The anchors against the database (`audit verify --key`, and `run` before
+ * its recovery).  h NULL: the token is not compared; log_path NULL: no log.
+ * An anchor that is absent is an error only when `required` names it
+ * (APP_ANCHOR_LOG, APP_ANCHOR_TOKEN).  The log's last line must be signed by
+ * pub. */
+#define APP_ANCHOR_LOG   1u
+#define APP_ANCHOR_TOKEN 2u
 struct app_anchor_report {
 	int     log_checked, token_checked;
 	int64_t log_seq, token_seq;
 };
 ST_MUST_CHECK int app_anchors_verify(struct hsm *h, struct db *db, const char *log_path,
-				     int log_required, const uint8_t *pub, size_t pub_len,
+				     unsigned required, const uint8_t *pub, size_t pub_len,
 				     struct app_anchor_report *rep, struct errbuf *err);
 
 struct app_checkpointer {

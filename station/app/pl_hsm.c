@@ -289,6 +289,21 @@ int pl_hsm_watch(struct pl_hsm *h, struct ev_bus *bus, struct errbuf *err)
 	return ST_OK;
 }
 
+/* The anchors outside the database against it, before the line acts on it
+ * (recovery, then boards): a database copied back from an earlier state
+ * would have forgotten certificates issued since, and the boards they went to.
+ * Without an audit key there is nothing to check them with. */
+int pl_hsm_anchors_check(struct pl_hsm *h, struct errbuf *err)
+{
+	struct app_anchor_report rep;
+	const uint8_t *pub;
+	size_t pub_len;
+
+	if (hsm_audit_pubkey(h->hsm, &pub, &pub_len) != ST_OK)
+		return ST_OK;
+	return app_anchors_verify(h->hsm, h->db, h->cp.log_path, 0, pub, pub_len, &rep, err);
+}
+
 /* A checkpoint of the audit chain head now (at line stop). */
 int pl_hsm_checkpoint(struct pl_hsm *h, struct errbuf *err)
 {

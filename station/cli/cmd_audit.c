@@ -119,8 +119,9 @@ static int verify_anchored(struct db *db, const struct verify_opts *o, const uin
 		if (hsm_cli_config(&o->hc, &cfg, &err) || hsm_open(&cfg, &h, &err))
 			return cli_fail("audit verify: %s", err.msg);
 	}
-	rc = app_anchors_verify(h, db, log_path[0] ? log_path : NULL, o->log_path != NULL, der,
-				der_len, &rep, &err);
+	rc = app_anchors_verify(h, db, log_path[0] ? log_path : NULL,
+				(o->log_path ? APP_ANCHOR_LOG : 0) | APP_ANCHOR_TOKEN, der, der_len,
+				&rep, &err);
 	hsm_close(h);
 	if (rc == ST_ETAMPER)
 		return cli_fail("audit verify: FAILED: %s", err.msg);

@@ -3,6 +3,8 @@
 # `station run` on the same database exits 1 with one line naming the holder's
 # host and pid, and changes nothing: no event, the first line's unit passes and
 # its certificate is not revoked (the second line's recovery never ran).
+# Then the database is rolled back to before that unit: `run` refuses to start
+# on it, naming the rollback (the line's stop checkpoint is in the log).
 set -eu
 . "$TOP/tests/lib.sh"
 LINE_SID=one-$$
@@ -10,6 +12,7 @@ LINE_SID=one-$$
 
 line_bench widget L1 1 --knob sign_ms=1500
 A=mfg/boards/L1-0001
+cp st.db early.db
 mkfifo cmd
 exec 4<>cmd
 timeout 60 "$BUILD/fx-usbemu" --quiet --board "1-1=$PWD/$A" -- \
@@ -36,4 +39,13 @@ grep -q '"outcome":"pass"' events.jsonl || fail "the first line's unit: $(grep u
 flock -n st.db.lock true || fail "st.db.lock is still held"
 [ "$(q "SELECT actor FROM line_holder")" = op ] || fail "line_holder: $(q 'SELECT * FROM line_holder')"
 expect_exit 0 S audit verify
+
+cp early.db st.db
+rm -f st.db-wal st.db-shm
+before=$(q "SELECT count(*) FROM events")
+expect_exit 1 timeout 20 "$STATION" --db st.db --station-id "$LINE_SID" --user op run \
+	--profile widget --lot L1 --headless --bays 1 < /dev/null
+grep -q "run: refusing to start: database rolled back: checkpoint log .* has seq [0-9]* head [0-9a-f]*\.\.\., database has head seq" "$ERR" ||
+	fail "rolled back: $(cat "$ERR")"
+[ "$(q "SELECT count(*) FROM events")" = "$before" ] || fail "the refused run wrote events"
 echo "line_one_per_db: ok"
