@@ -170,8 +170,10 @@ int hsm_anchor_write(struct hsm *h, const char *station_id, const char *chain, i
 
 		rv = p.f->C_CreateObject(p.s, tmpl, sizeof(tmpl) / sizeof(tmpl[0]), &obj);
 	}
+	/* another process replacing it at the same moment may have destroyed it */
 	for (unsigned long i = 0; rv == CKR_OK && i < nold; i++)
-		rv = p.f->C_DestroyObject(p.s, old[i]);
+		if ((rv = p.f->C_DestroyObject(p.s, old[i])) == CKR_OBJECT_HANDLE_INVALID)
+			rv = CKR_OK;
 	if (rv != CKR_OK)
 		rc = errbuf_set(err, ST_EHSM, "token '%s': cannot store the audit anchor (CKR 0x%lx)",
 				hsm_token_label(h), rv);
