@@ -61,6 +61,14 @@ expect_exit 1 S stale.db audit verify --key audit.pub --max-unchecked-events 6
 grep -q "head (seq 16) is 7 events past its last checkpoint (seq 9)" "$ERR" ||
 	fail "stale: $(cat "$ERR")"
 expect_exit 0 S stale.db audit verify --key audit.pub --max-unchecked-events 7
+# ... and two days past it (the head's time moved on, the chain rehashed)
+sqlite3 stale.db "UPDATE events SET ts = '$(date -u -d '+2 days' +%Y-%m-%dT%H:%M:%S.000Z)'
+	WHERE seq = 16"
+rehash stale.db 16
+expect_exit 1 S stale.db audit verify --key audit.pub
+grep -q "head (seq 16) is 4[78]\.[0-9] hours past its last checkpoint (seq 9); --max-unchecked-hours is 24" "$ERR" ||
+	fail "stale, hours: $(cat "$ERR")"
+expect_exit 0 S stale.db audit verify --key audit.pub --max-unchecked-hours 49
 
 # --- a forged head offered to `station checkpoint` ----------------------------
 # The L1 import's event (seq 5, before the last checkpoint) rewritten and every
