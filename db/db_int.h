@@ -28,6 +28,8 @@ struct db {
 	int             in_txn;          /* an explicit db_begin() is open */
 	int             wal_fd;          /* the -wal file, for syncs outside mu (-1: not open) */
 	long            wal_syncs;       /* successful syncs of it (atomic) */
+	int             line_fd;         /* "<db>.lock", flocked by db_line_acquire (-1: not held) */
+	int64_t         line_since_ms;   /* when it was taken */
 	struct {
 		const char   *sql;       /* identity of a static SQL string */
 		sqlite3_stmt *st;
@@ -136,6 +138,11 @@ ST_MUST_CHECK int db_rows_baseline_locked(struct db *db, const char *actor, stru
 ST_MUST_CHECK int db_audit_chain_verify_locked(struct db *db, const uint8_t *trusted,
 					       size_t trusted_len, struct db_verify_result *res,
 					       struct errbuf *err);
+/* db_audit_verify_tail() inside the caller's read transaction and lock. */
+ST_MUST_CHECK int db_audit_tail_locked(struct db *db, int64_t from_seq, const uint8_t from_hash[32],
+				       const uint8_t *trusted, size_t trusted_len,
+				       struct db_verify_result *res, int64_t *head_seq,
+				       uint8_t head_hash[32], struct errbuf *err);
 /* db_audit_verify_key(), with the rows (rows=1) or the chain alone (0). */
 ST_MUST_CHECK int db_audit_verify_impl(struct db *db, const uint8_t *trusted, size_t trusted_len,
 				       int rows, struct db_verify_result *res, struct errbuf *err);

@@ -210,6 +210,7 @@ int db_open_ex(const char *path, const char *station_id, unsigned flags, struct 
 	snprintf(db->path, sizeof(db->path), "%s", path);
 	snprintf(db->station_id, sizeof(db->station_id), "%s", station_id);
 	db->wal_fd = -1;
+	db->line_fd = -1;
 	pthread_mutexattr_init(&attr);
 	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
 	pthread_mutex_init(&db->mu, &attr);

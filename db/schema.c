@@ -212,6 +212,17 @@ const char *const db_migrations[] = {
 	"  created_ms  INTEGER NOT NULL,"
 	"  created_by  TEXT NOT NULL"
 	");",
+
+	/* 8 -> 9: one line per database (db/line_holder.c, `station run`): the
+	 * line that holds (or last held) the database's lock file, by host and
+	 * pid, so a second line names it when it is refused. */
+	"CREATE TABLE line_holder ("
+	"  id          INTEGER PRIMARY KEY CHECK (id = 1),"
+	"  host        TEXT NOT NULL,"
+	"  pid         INTEGER NOT NULL,"
+	"  since_ms    INTEGER NOT NULL,"
+	"  actor       TEXT NOT NULL"
+	");",
 };
 
 const int db_migrations_count = sizeof(db_migrations) / sizeof(db_migrations[0]);

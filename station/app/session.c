@@ -116,7 +116,7 @@ int app_session_open(const struct app_session_opts *o, struct app_session **out,
 	    (rc = certfile_load(o->profile->hsm_ca_cert, CERTFILE_MAX, NULL, &s->ca, &s->ca_len,
 				err)))
 		goto fail;
-	if ((rc = pl_hsm_open(o->profile, o->db, &s->hsm, err))) {
+	if ((rc = pl_hsm_open(o->profile, o->db, o->checkpoint_log, &s->hsm, err))) {
 		errbuf_prefix(err, "HSM pre-flight failed: ");
 		goto fail;
 	}
@@ -127,9 +127,18 @@ fail:
 	return rc;
 }
 
-/* Units a crash left in progress are settled before any board is accepted. */
+/* Units a crash left in progress are settled before any board is accepted:
+ * under the line lock, on a database its anchors do not contradict. */
 static int recover(struct app_session *s, struct errbuf *err)
 {
+	/* another line's units in flight look exactly like a crash's */
+	if (!db_line_held(s->o.db))
+		return errbuf_set(err, ST_EBUSY, "recovery: this process does not hold the"
+				  " database's line lock (db_line_acquire)");
+	if (pl_hsm_anchors_check(s->hsm, err))
+		return errbuf_prefix(err, "refusing to start: ");
+	if (db_line_record(s->o.db, s->o.actor, err))
+		return errbuf_prefix(err, "line holder: ");
 	if (pl_recover(s->o.db, s->o.actor, s->o.bus, &s->units, &s->revoked, err))
 		return errbuf_prefix(err, "recovery: ");
 	if (s->units || s->revoked)

@@ -60,6 +60,8 @@ struct app_session_opts {
 	const char (*bay_ports)[EV_BAY_LEN]; /* NULL, or nbays ports (pl_config.bay_ports) */
 	int grace_ms;                  /* 0 = the line's default (30 s) */
 	struct ev_bus *bus;
+	/* The checkpoint log (app/checkpoint_log.h); NULL: none. */
+	const char *checkpoint_log;
 	/* Where boards come from; NULL = libusb, by the profile's VID:PID. */
 	const struct pl_transport *boards;
 	/* A problem that does not stop the run, as a sentence; may be NULL. */

@@ -25,6 +25,8 @@
 #include <unistd.h>
 
 #include "app/cfx_spool.h"
+#include "app/checkpoint.h"
+#include "app/checkpoint_log.h"
 #include "app/profile_db.h"
 #include "app/session.h"
 #include "config/profile.h"
@@ -40,7 +42,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: station run --profile NAME --lot LOT [--headless] [--bays N|PORT,...]\n"
 		"                   [--max-units N] [--operator NAME] [--grace SECONDS]\n"
-		"                   [--cfx-spool DIR]\n"
+		"                   [--cfx-spool DIR] [--checkpoint-log PATH]\n"
 		"\n"
 		"  --profile NAME   product profile (station profile add FILE)\n"
 		"  --lot LOT        the lot being provisioned (its allowlist must be imported)\n"
@@ -56,7 +58,13 @@ static void usage(FILE *f)
 		"                   bound to this OS login (station role list), as --user must\n"
 		"  --cfx-spool DIR  write IPC-CFX 1.3 messages (UnitsPersonalized per pass,\n"
 		"                   WorkCompleted per unit) into DIR, each on disk before the\n"
-		"                   unit's verdict is shown; at start, what a crash left out\n"
+		"                   unit's verdict is shown; at start, what a crash left out is\n"
+		"                   written first\n"
+		"  --checkpoint-log PATH  where the line appends its audit checkpoints (default\n"
+		"                   $XDG_STATE_HOME/station/<station id>.<chain>.checkpoints)\n"
+		"\n"
+		"One line per database: a second run on the same database exits 1 naming the\n"
+		"line that holds it (host, pid), and changes nothing.\n"
 		"\n"
 		"Refuses to start if the firmware image does not match the profile's SHA-256,\n"
 		"the HSM token fails its pre-flight, or the lot has no allowlist.  The PIN\n"
@@ -89,6 +97,7 @@ static void run_warn(void *ctx, const char *msg)
 struct run_opts {
 	const char *profile, *lot, *operator_name;
 	const char *cfx_spool;                 /* --cfx-spool DIR, NULL when not */
+	char checkpoint_log[CPLOG_PATH_MAX];   /* "": the default (per station and chain) */
 	int headless, bays, max_units, grace_s;
 	char ports[PL_MAX_BAYS][EV_BAY_LEN];   /* --bays PORT,...: bay i's port */
 	int nports;
@@ -210,7 +219,7 @@ static int cfx_open(struct cli_ctx *ctx, const struct run_opts *o, struct run *r
 }
 
 /* From the database to the session's end; r is freed by the caller. */
-static int run_session(struct cli_ctx *ctx, const struct run_opts *o, struct run *r)
+static int run_session(struct cli_ctx *ctx, struct run_opts *o, struct run *r)
 {
 	struct app_session_opts so;
 	int64_t allowed = 0;
@@ -221,9 +230,17 @@ static int run_session(struct cli_ctx *ctx, const struct run_opts *o, struct run
 	if (cli_db_open(ctx, "run", &r->db))
 		return CLI_EXIT_FAIL;
 	/* qa too: QA replays batches with `station run` (docs/qa.md) */
-	if (cli_role_require(ctx, r->db, DB_ROLE_OPERATOR | DB_ROLE_QA | DB_ROLE_ENGINEER, "run") ||
-	    cli_db_verified(r->db, "run"))
+	if (cli_role_require(ctx, r->db, DB_ROLE_OPERATOR | DB_ROLE_QA | DB_ROLE_ENGINEER, "run"))
 		return CLI_EXIT_FAIL;
+	/* before the line writes anything: a second line changes nothing, and
+	 * recovery (app_session_start) runs only under this lock */
+	if (db_line_acquire(r->db, ctx->actor, &e))
+		return cli_fail("run: %s", e.msg);
+	if (cli_db_verified(r->db, "run"))
+		return CLI_EXIT_FAIL;
+	if (!o->checkpoint_log[0] &&
+	    app_checkpoint_log_default(r->db, o->checkpoint_log, sizeof(o->checkpoint_log), &e))
+		return cli_fail("run: %s", e.msg);
 	/* the operator recorded on every unit is checked as --user is: a name
 	 * bound to this login, never free text (docs/operator.md) */
 	if (strcmp(o->operator_name, ctx->actor)) {
@@ -256,6 +273,7 @@ static int run_session(struct cli_ctx *ctx, const struct run_opts *o, struct run
 	so.bay_ports = o->nports ? (const char (*)[EV_BAY_LEN])o->ports : NULL;
 	so.grace_ms = o->grace_s ? o->grace_s * 1000 : 1;   /* 0 s: abandon at once */
 	so.bus = r->bus;
+	so.checkpoint_log = o->checkpoint_log;
 	so.warn = run_warn;
 	if (app_session_open(&so, &r->session, &e))
 		return cli_fail("run: %s", e.msg);
@@ -276,7 +294,7 @@ static int run_session(struct cli_ctx *ctx, const struct run_opts *o, struct run
 	return CLI_EXIT_OK;
 }
 
-static int run_line(struct cli_ctx *ctx, const struct run_opts *o)
+static int run_line(struct cli_ctx *ctx, struct run_opts *o)
 {
 	struct run r;
 	int rc;
@@ -312,6 +330,7 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 		{ "operator",  required_argument, NULL, 'o' },
 		{ "grace",     required_argument, NULL, 'g' },
 		{ "cfx-spool", required_argument, NULL, 'c' },
+		{ "checkpoint-log", required_argument, NULL, 'K' },
 		{ "help",      no_argument,       NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -338,6 +357,11 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 			if (!*optarg)
 				return cli_usage_error("run", "--cfx-spool needs a directory");
 			o.cfx_spool = optarg;
+			break;
+		case 'K':
+			if ((size_t)snprintf(o.checkpoint_log, sizeof(o.checkpoint_log), "%s",
+					     optarg) >= sizeof(o.checkpoint_log))
+				return cli_usage_error("run", "--checkpoint-log path too long");
 			break;
 		case 'o':
 			if (!ids_actor_valid(optarg)) {
