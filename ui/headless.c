@@ -111,6 +111,8 @@ char *ui_headless_format(const struct ev_event *ev)
 		json_object_set_new(o, "reason_code", json_string(st_reason_name(ev->reason_code)));
 	if (ev->unit_id > 0)
 		json_object_set_new(o, "unit_id", json_integer((json_int_t)ev->unit_id));
+	if (ev->intake != EV_INTAKE_OPEN)
+		json_object_set_new(o, "intake", json_string(ev_intake_name(ev->intake)));
 	if (ev->kind == EV_PROGRESS) {
 		json_object_set_new(o, "done", json_integer((json_int_t)ev->done));
 		json_object_set_new(o, "total", json_integer((json_int_t)ev->total));

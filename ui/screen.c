@@ -1,6 +1,7 @@
 /* ui_screen: see screen.h. */
 #include "ui/screen.h"
 #include "core/clock.h"
+#include "ui/action.h"
 
 #include <curses.h>
 #include <errno.h>
@@ -16,12 +17,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TILE_MAX_H   9      /* taller tiles only waste rows the log can use */
 #define TILE_WIDE_W  34     /* room for a 24-digit unique id and a margin */
 #define TICK_MS      250    /* redraw period: clock-driven figures, missed SIGWINCH */
 #define FLASH_MS     3000   /* how long a one-line notice stays on the key line */
 
-enum { PAIR_PASS = 1, PAIR_FAIL, PAIR_WARN, PAIR_BUSY };
+enum { PAIR_PASS = 1, PAIR_FAIL, PAIR_WARN, PAIR_REJECT };
 
 struct ui_screen {
 	pthread_mutex_t lock;
@@ -36,8 +36,15 @@ struct ui_screen {
 	int help_open;
 	int prompt_clear;
 	int quit_requested;
+	int summary_open;
+	int bell;                       /* bell + flash on REJECT and held bays */
+	unsigned long attention_seen;
+	int64_t flash_until;
 	char notice[128];
 	int64_t notice_until;
+	char line_in[80];               /* a code being typed or scanned */
+	int lot_prompt;                 /* l: scanning a new lot */
+	char lot_msg[160];              /* why the last lot was refused */
 };
 
 int ui_bay_key(int i)
@@ -100,7 +107,7 @@ void ui_screen_layout(struct ui_layout *l, int ntiles, int lines, int cols)
 	l->grid_cols = best_c;
 	l->grid_rows = (n + best_c - 1) / best_c;
 	l->tile_w = cols / best_c;
-	l->tile_h = best_th > TILE_MAX_H ? TILE_MAX_H : best_th;
+	l->tile_h = best_th;      /* tiles grow with the terminal; the log does not */
 	l->tiles_y = 2;
 	l->counters_y = l->tiles_y + l->grid_rows * l->tile_h;
 	l->log_y = l->counters_y + 1;
@@ -126,6 +133,7 @@ struct ui_screen *ui_screen_new(int nbays, const struct ui_controls *controls)
 	atomic_init(&s->wake_pending, 0);
 	if (controls)
 		s->ctl = *controls;
+	s->bell = 1;
 	return s;
 }
 
@@ -154,6 +162,14 @@ static void wake_ui(struct ui_screen *s)
 		return;
 	n = write(s->wake[1], &c, 1);
 	(void)n;
+}
+
+void ui_screen_set_options(struct ui_screen *s, int bell, int utc)
+{
+	pthread_mutex_lock(&s->lock);
+	s->bell = bell;
+	s->model.utc = utc;
+	pthread_mutex_unlock(&s->lock);
 }
 
 void ui_screen_set_header(struct ui_screen *s, const char *station_id, const char *operator_name,
@@ -216,11 +232,29 @@ static void put_centered(int y, int x, int w, attr_t attr, const char *text)
 	put(y, x, w, attr, "%*s%s", pad, "", text);
 }
 
+/* Writes text at (y, x) in a w-wide field; text longer than w ends in "...". */
+static void put_cut(int y, int x, int w, attr_t attr, const char *text)
+{
+	if ((int)strlen(text) <= w || w < 4)
+		put(y, x, w, attr, "%s", text);
+	else
+		put(y, x, w, attr, "%.*s...", w - 3, text);
+}
+
+/*
+ * Three verdicts that cannot be confused: a colour each (REJECT is magenta,
+ * not FAIL's red), an attribute set each on a monochrome terminal, and a fill
+ * pattern each that needs neither (PASS plain, FAIL a '#' border, REJECT '/'
+ * hatching).
+ */
 static attr_t verdict_attr(const struct ui_screen *s, enum ui_verdict v)
 {
 	if (!s->color)
-		return A_REVERSE | A_BOLD;
-	return (attr_t)COLOR_PAIR(v == UI_VERDICT_PASS ? PAIR_PASS : PAIR_FAIL) | A_BOLD;
+		return v == UI_VERDICT_PASS ? A_BOLD :
+		       v == UI_VERDICT_FAIL ? A_REVERSE | A_BOLD : A_REVERSE | A_BOLD | A_UNDERLINE;
+	return (attr_t)COLOR_PAIR(v == UI_VERDICT_PASS ? PAIR_PASS :
+				  v == UI_VERDICT_FAIL ? PAIR_FAIL : PAIR_REJECT) |
+	       (v == UI_VERDICT_PASS ? A_NORMAL : A_BOLD);
 }
 
 static attr_t warn_attr(const struct ui_screen *s)
@@ -228,7 +262,71 @@ static attr_t warn_attr(const struct ui_screen *s)
 	return s->color ? (attr_t)COLOR_PAIR(PAIR_WARN) | A_BOLD : A_BOLD;
 }
 
-/* Wraps text over up to rows lines of width w starting at (y, x). */
+/* Block letters, 5 x 5 cells, for the verdicts' words. */
+static const char *glyph(char c, int row)
+{
+	static const struct { char c; const char *rows[5]; } font[] = {
+		{ 'P', { "#### ", "#   #", "#### ", "#    ", "#    " } },
+		{ 'A', { " ### ", "#   #", "#####", "#   #", "#   #" } },
+		{ 'S', { " ####", "#    ", " ### ", "    #", "#### " } },
+		{ 'F', { "#####", "#    ", "#### ", "#    ", "#    " } },
+		{ 'I', { "#####", "  #  ", "  #  ", "  #  ", "#####" } },
+		{ 'L', { "#    ", "#    ", "#    ", "#    ", "#####" } },
+		{ 'R', { "#### ", "#   #", "#### ", "#  # ", "#   #" } },
+		{ 'E', { "#####", "#    ", "#### ", "#    ", "#####" } },
+		{ 'J', { "#####", "   # ", "   # ", "#  # ", " ##  " } },
+		{ 'C', { " ####", "#    ", "#    ", "#    ", " ####" } },
+		{ 'T', { "#####", "  #  ", "  #  ", "  #  ", "  #  " } },
+	};
+
+	for (size_t i = 0; i < sizeof(font) / sizeof(font[0]); i++)
+		if (font[i].c == c)
+			return font[i].rows[row];
+	return "     ";
+}
+
+/* The verdict's band: rows x w cells at (y, x), its word in block letters of
+ * scale sx x sy when big, else in the middle row. */
+static void draw_band(const struct ui_screen *s, enum ui_verdict v, int y, int x, int w,
+		      int rows, int big, int sx, int sy)
+{
+	const char *word = ui_verdict_name(v);
+	int n = (int)strlen(word), ww = big ? (n * 6 - 1) * sx : n;
+	int edge = big ? (rows - 5 * sy) / 2 : rows / 2, x0 = (w - ww) / 2;
+	attr_t a = verdict_attr(s, v);
+	char fill = v == UI_VERDICT_REJECT ? '/' : ' ';
+
+	for (int r = 0; r < rows; r++) {
+		int lr = big ? r - edge : 0;
+		int border = v == UI_VERDICT_FAIL && (r == 0 || r == rows - 1) && rows >= 3;
+
+		move(y + r, x);
+		for (int c = 0; c < w; c++) {
+			int cx = c - x0;
+			char ch = border || (v == UI_VERDICT_FAIL && (c < 2 || c >= w - 2)) ? '#' : fill;
+			attr_t ca = a;
+
+			if (big && lr >= 0 && lr < 5 * sy && cx >= 0 && cx < ww) {
+				int li = cx / sx / 6, lc = cx / sx % 6;
+
+				if (lc < 5 && glyph(word[li], lr / sy)[lc] == '#') {
+					ch = word[li];          /* greppable and solid */
+					ca = a ^ A_REVERSE;
+				} else if (lc < 5 || cx / sx % 6 == 5) {
+					ch = ' ';
+				}
+			} else if (!big && r == edge && cx >= -1 && cx <= n) {
+				ch = cx >= 0 && cx < n ? word[cx] : ' ';
+			}
+			attron(ca);
+			addch((chtype)(unsigned char)ch);
+			attroff(ca);
+		}
+	}
+}
+
+/* Wraps text over up to rows lines of width w starting at (y, x), at spaces
+ * only: a word (an id) is never broken; what does not fit ends in "...". */
 static void put_wrapped(int y, int x, int w, int rows, attr_t attr, const char *text)
 {
 	const char *p = text;
@@ -237,15 +335,14 @@ static void put_wrapped(int y, int x, int w, int rows, attr_t attr, const char *
 		int n = (int)strlen(p), cut = n;
 
 		if (n > w) {
-			cut = w;
-			/* break at the last space if the line would cut a word */
-			for (int i = w; i > w / 2; i--)
+			cut = 0;
+			for (int i = w; i > 0; i--)
 				if (p[i] == ' ') {
 					cut = i;
 					break;
 				}
-			if (r == rows - 1 && n > w) {
-				put(y + r, x, w, attr, "%.*s..", w - 2, p);
+			if (r == rows - 1 || cut == 0) {
+				put_cut(y + r, x, w, attr, p);
 				return;
 			}
 		}
@@ -274,6 +371,83 @@ static void draw_progress(int y, int x, int w, double f)
 	printw("] %3d%%", (int)(f * 100));
 }
 
+/* "12.3s", "4m05s": a cycle time. */
+static void fmt_ms(char *buf, size_t len, int64_t ms)
+{
+	if (ms < 100000)
+		snprintf(buf, len, "%.1fs", (double)ms / 1000.0);
+	else
+		snprintf(buf, len, "%dm%02ds", (int)(ms / 60000), (int)(ms / 1000 % 60));
+}
+
+/* The bay's numbers: counts, last and median cycle. */
+static void draw_stats(int y, int x, int w, const struct ui_tile *t)
+{
+	char line[128], last[16], med[16];
+
+	fmt_ms(last, sizeof(last), ui_tile_last_cycle(t));
+	fmt_ms(med, sizeof(med), ui_tile_median_cycle(t));
+	if (t->ncycles)
+		snprintf(line, sizeof(line), " P %lu  F %lu  R %lu   last %s  median %s", t->npass,
+			 t->nfail, t->nreject, last, med);
+	else
+		snprintf(line, sizeof(line), " P %lu  F %lu  R %lu", t->npass, t->nfail, t->nreject);
+	if ((int)strlen(line) > w && t->ncycles)
+		snprintf(line, sizeof(line), " P%lu F%lu R%lu %s/%s", t->npass, t->nfail, t->nreject,
+			 last, med);
+	put_cut(y, x, w, A_DIM, line);
+}
+
+/* What a tile says while no verdict shows, fitted to its width. */
+static const char *idle_words(const struct ui_tile *t, int w)
+{
+	switch (t->waiting) {
+	case EV_INTAKE_PAUSED:   return w >= 18 ? "waiting (paused)" : "paused";
+	case EV_INTAKE_STOPPING: return w >= 23 ? "line stopping: unplug" : "unplug";
+	case EV_INTAKE_HELD:     return w >= 19 ? "waiting: bay held" : "held";
+	default: break;
+	}
+	if (t->present)
+		return t->busy ? "identifying..." : "starting...";
+	return w >= 21 ? "waiting for a board" : "empty";
+}
+
+static void draw_verdict(struct ui_screen *s, const struct ui_tile *t, int row, int end, int x,
+			 int w)
+{
+	int avail = end - row, text = t->verdict == UI_VERDICT_PASS ? 1 : 2;
+	int stats = avail - text >= 2, base = avail - text - stats, rows, big = 0, sx = 1, sy = 1;
+	int wordw = ((int)strlen(ui_verdict_name(t->verdict)) * 6 - 1);
+	char plain[EV_REASON_LEN + 32], raw[EV_REASON_LEN];
+	const char *p = ui_action_plain(t->reason_code);
+
+	if (base >= 12 && w >= 2 * wordw + 6) {
+		big = 1, sx = 2, sy = 2, rows = base > 14 ? 14 : base;
+	} else if (base >= 5 && w >= wordw + 4) {
+		big = 1, rows = base >= 7 ? 7 : 5;
+	} else {
+		rows = base >= 3 ? 3 : base < 1 ? 1 : base;
+	}
+	draw_band(s, t->verdict, row, x, w, rows, big, sx, sy);
+	row += rows;
+	if (row < end)
+		put_cut(row++, x + 1, w - 1, A_BOLD, ui_action_for(t->verdict, t->reason_code));
+	if (t->verdict != UI_VERDICT_PASS && row < end) {
+		/* the plain reason of the code; without one, the event's own words */
+		if (p) {
+			snprintf(plain, sizeof(plain), "why: %s", p);
+		} else {
+			ui_plain_reason(raw, sizeof(raw), t->reason, t->bay);
+			ui_reason_without_id(plain, sizeof(plain), raw, t->unique_id);
+			if (!plain[0])
+				snprintf(plain, sizeof(plain), "no reason given");
+		}
+		put_wrapped(row, x + 1, w - 1, end - row - stats, A_NORMAL, plain);
+	}
+	if (stats)
+		draw_stats(end - 1, x, w, t);
+}
+
 static void draw_tile(struct ui_screen *s, const struct ui_tile *t, int idx, int y, int x,
 		      int h, int w)
 {
@@ -287,7 +461,8 @@ static void draw_tile(struct ui_screen *s, const struct ui_tile *t, int idx, int
 	else
 		snprintf(label, sizeof(label), "BAY %d", idx + 1);
 	snprintf(title, sizeof(title), " %s  %s", label, t->bay);
-	if (h < 4 && uid)       /* no row to spare: the id goes in the title */
+	/* no row to spare: the id goes in the title, whole or not at all */
+	if (h < 4 && uid && (int)(strlen(label) + strlen(uid) + 2) <= w - 7)
 		snprintf(title, sizeof(title), " %s %s", label, uid);
 	put(y, x, w, A_REVERSE, "%s", title);
 	if (t->held)
@@ -305,7 +480,7 @@ static void draw_tile(struct ui_screen *s, const struct ui_tile *t, int idx, int
 	}
 
 	/* A held bay says so on its last row when the tile can spare one (the
-	 * title bar says HELD in any case); the verdict's reason comes first. */
+	 * title bar says HELD in any case); the verdict's action comes first. */
 	held_row = t->held && !t->busy && end - row >= 2 + (t->verdict != UI_VERDICT_NONE);
 	if (held_row)
 		end--;
@@ -313,53 +488,25 @@ static void draw_tile(struct ui_screen *s, const struct ui_tile *t, int idx, int
 		put(row++, x, w, A_NORMAL, " working: %s", ev_stage_name(t->stage));
 		if (row < end && t->progress >= 0)
 			draw_progress(row++, x + 1, w - 1, t->progress);
+		if (end - row >= 2)
+			draw_stats(end - 1, x, w, t);
 	} else if (t->verdict != UI_VERDICT_NONE) {
-		int rows_left = end - row, block = rows_left >= 5 ? 3 : 1;
-		attr_t a = verdict_attr(s, t->verdict);
-		char reason[EV_REASON_LEN + 64], plain[EV_REASON_LEN];
-
-		for (int i = 0; i < block && row + i < end; i++)
-			put_centered(row + i, x, w, a, i == block / 2 ? ui_verdict_name(t->verdict) : "");
-		row += block;
-		if (t->verdict != UI_VERDICT_PASS) {
-			ui_plain_reason(plain, sizeof(plain), t->reason, t->bay);
-			snprintf(reason, sizeof(reason), "%s%s%s%s",
-				 t->verdict_stage != EV_STAGE_NONE ? "at " : "",
-				 t->verdict_stage != EV_STAGE_NONE ? ev_stage_name(t->verdict_stage) : "",
-				 t->verdict_stage != EV_STAGE_NONE ? ": " : "",
-				 plain[0] ? plain : "no reason given");
-			put_wrapped(row, x + 1, w - 1, end - row, A_BOLD, reason);
-		} else if (row < end) {
-			put(row, x, w, A_NORMAL, " %s", t->present ? "unplug it, plug the next" : "");
-		}
+		draw_verdict(s, t, row, end, x, w);
 	} else if (row < end) {
-		put(row, x, w, A_NORMAL, " %s", t->present ? "board present" : "waiting for a board");
+		put(row, x, w, t->waiting != EV_INTAKE_OPEN ? warn_attr(s) : A_NORMAL, " %s",
+		    idle_words(t, w));
+		if (end - row >= 3 && (t->npass || t->nfail || t->nreject))
+			draw_stats(end - 1, x, w, t);
 	}
 	if (held_row)
-		put(end, x, w, warn_attr(s), " HELD: %s - press c",
-		    t->held_reason[0] ? t->held_reason : "repeated failures");
+		put_cut(end, x, w, warn_attr(s) | A_REVERSE,
+			w >= 34 ? " HELD: " UI_ACTION_HELD " - c clears" : " HELD: " UI_ACTION_HELD);
 }
 
-static void draw_help(void)
+/* A framed box of lines centred on the screen; the first line is its title. */
+static void draw_box(const char *const *lines, int n, int w, const char *foot)
 {
-	static const char *const lines[] = {
-		"KEYS",
-		"?   open / close this help (Esc closes too)",
-		"p   pause / resume intake; boards in work finish",
-		"c   clear a held bay (then press its number)",
-		"q   quit: stops intake, waits for units in flight",
-		"",
-		"PASS    provisioned: unplug it, plug the next",
-		"FAIL    failed at the stage shown: set it aside",
-		"REJECT  must not be provisioned (not in this lot,",
-		"        already done, or a clone): give it to QA",
-		"HELD    3 failures in a row: check the cable and",
-		"        the fixture, then press c",
-		"FPY     first-pass yield: share of boards that",
-		"        passed on their first attempt",
-	};
-	int n = (int)(sizeof(lines) / sizeof(lines[0]));
-	int w = 54, h = n + 4, y, x;
+	int h = n + 4, y, x;
 
 	if (w > COLS)
 		w = COLS;
@@ -378,32 +525,104 @@ static void draw_help(void)
 				mvaddch(y + r, x + c, '-');
 	}
 	for (int i = 0; i < n && i + 1 < h - 2; i++)
-		put(y + 1 + i, x + 2, w - 4, i == 0 ? A_BOLD : A_NORMAL, "%s", lines[i]);
-	put_centered(y + h - 2, x + 1, w - 2, A_REVERSE, "press ? to close");
+		put_cut(y + 1 + i, x + 2, w - 4, i == 0 ? A_BOLD : A_NORMAL, lines[i]);
+	put_centered(y + h - 2, x + 1, w - 2, A_REVERSE, foot);
 }
 
-static void draw(struct ui_screen *s)
+static void draw_help(void)
 {
-	const struct ui_model *v = s->view;
-	struct ui_layout l;
-	int64_t now = clock_realtime_ms();
-	int inflight = ui_model_in_flight(v);
-	double fpy = ui_model_fpy(v);
-	char fpy_s[32], state[96], alerts[32] = "", counters[200];
+	static const char *const lines[] = {
+		"KEYS",
+		"?   open / close this help (Esc closes too)",
+		"p   pause / resume intake; boards in work finish",
+		"c   clear a held bay (then press its number)",
+		"s   shift summary: per bay, reason and operator",
+		"l   change lot (while paused): scan its barcode",
+		"b   bell and flash on REJECT / held bay: on, off",
+		"q   quit: stops intake, waits for units in flight",
+		"",
+		"PASS    plain green: " UI_ACTION_PASS,
+		"FAIL    red, # border: " UI_ACTION_FAIL,
+		"REJECT  magenta, / fill: " UI_ACTION_REJECT,
+		"HELD    3 failures in a row: " UI_ACTION_HELD,
+		"P F R   the bay's PASS / FAIL / REJECT counts",
+		"FPY     first-pass yield: share of boards that",
+		"        passed on their first attempt",
+	};
 
-	erase();
-	ui_screen_layout(&l, v->ntiles, LINES, COLS);
-	if (l.too_small) {
-		put(0, 0, COLS, A_BOLD, "terminal too small: need %dx%d", UI_MIN_COLS, UI_MIN_LINES);
-		put(1, 0, COLS, A_NORMAL, "PASS %lu FAIL %lu REJECT %lu", v->pass, v->fail, v->reject);
-		refresh();
-		return;
+	draw_box(lines, (int)(sizeof(lines) / sizeof(lines[0])), 56, "press ? to close");
+}
+
+/* The shift summary: per bay, per reason code, per operator. */
+static void draw_summary(const struct ui_model *v)
+{
+	static char buf[UI_MAX_BAYS + ST_R_COUNT + UI_MAX_OPS + 8][80];
+	const char *lines[sizeof(buf) / sizeof(buf[0])];
+	int n = 0, max = (int)(sizeof(buf) / sizeof(buf[0]));
+	char last[16], med[16];
+
+	snprintf(buf[n++], sizeof(buf[0]), "SHIFT SUMMARY since the line started");
+	snprintf(buf[n++], sizeof(buf[0]), "%-8s %6s %6s %6s %8s %8s", "BAY", "PASS", "FAIL",
+		 "REJECT", "last", "median");
+	for (int i = 0; i < v->ntiles && n < max; i++) {
+		const struct ui_tile *t = &v->tiles[i];
+
+		fmt_ms(last, sizeof(last), ui_tile_last_cycle(t));
+		fmt_ms(med, sizeof(med), ui_tile_median_cycle(t));
+		snprintf(buf[n++], sizeof(buf[0]), "%-8d %6lu %6lu %6lu %8s %8s", i + 1, t->npass,
+			 t->nfail, t->nreject, t->ncycles ? last : "-", t->ncycles ? med : "-");
 	}
+	snprintf(buf[n++], sizeof(buf[0]), "%-30s %6s  %s", "REASON (FAIL + REJECT)", "COUNT",
+		 "code");
+	for (int r = 0; r < ST_R_COUNT && n < max - UI_MAX_OPS - 2; r++) {
+		const char *p = ui_action_plain((enum st_reason)r);
 
-	/* header */
-	put(0, 0, COLS, A_REVERSE | A_BOLD, " STATION %s | operator %s | profile %s | lot %s",
-	    v->station_id[0] ? v->station_id : "-", v->operator_name[0] ? v->operator_name : "-",
-	    v->profile[0] ? v->profile : "-", v->lot[0] ? v->lot : "-");
+		if (!v->by_reason[r])
+			continue;
+		snprintf(buf[n++], sizeof(buf[0]), "%-30.30s %6lu  %s",
+			 p ? p : st_reason_text((enum st_reason)r), v->by_reason[r],
+			 st_reason_name((enum st_reason)r));
+	}
+	snprintf(buf[n++], sizeof(buf[0]), "%-20s %6s %6s %6s", "OPERATOR", "PASS", "FAIL",
+		 "REJECT");
+	for (int i = 0; i < v->nops && n < max; i++)
+		snprintf(buf[n++], sizeof(buf[0]), "%-20.20s %6lu %6lu %6lu", v->ops[i].name,
+			 v->ops[i].pass, v->ops[i].fail, v->ops[i].reject);
+	for (int i = 0; i < n; i++)
+		lines[i] = buf[i];
+	draw_box(lines, n, 64, "press s to close");
+}
+
+/* "14:03:22 CET" (or "UTC"): the one place the screen names its time zone. */
+static void clock_words(char *buf, size_t len, int64_t now_ms, int utc)
+{
+	time_t secs = (time_t)(now_ms / 1000);
+	struct tm tm;
+
+	buf[0] = '\0';
+	if (utc ? gmtime_r(&secs, &tm) != NULL : localtime_r(&secs, &tm) != NULL)
+		strftime(buf, len, utc ? "%H:%M:%S UTC" : "%H:%M:%S %Z", &tm);
+}
+
+static void draw_header(struct ui_screen *s, const struct ui_model *v, int64_t now)
+{
+	char clock[48], state[96];
+	int cw;
+
+	clock_words(clock, sizeof(clock), now, v->utc);
+	cw = (int)strlen(clock) + 2;
+	put(0, 0, COLS, A_REVERSE | A_BOLD, "%s", "");
+	{
+		char head[400];
+
+		snprintf(head, sizeof(head), " STATION %s | operator %s | profile %s | lot %s",
+			 v->station_id[0] ? v->station_id : "-",
+			 v->operator_name[0] ? v->operator_name : "-",
+			 v->profile[0] ? v->profile : "-", v->lot[0] ? v->lot : "-");
+		put_cut(0, 0, COLS - cw, A_REVERSE | A_BOLD, head);
+	}
+	if (COLS - cw > 20)
+		put(0, COLS - cw, cw, A_REVERSE | A_BOLD, " %s ", clock);
 	if (v->stopped)
 		snprintf(state, sizeof(state), "LINE STOPPED");
 	else if (v->stopping || s->quit_requested)
@@ -424,13 +643,13 @@ static void draw(struct ui_screen *s)
 	    (v->paused || v->stopping || v->stopped || s->quit_requested) ? warn_attr(s) | A_REVERSE
 									    : A_BOLD,
 	    " %s ", state);
+}
 
-	for (int i = 0; i < v->ntiles; i++) {
-		int gr = i / l.grid_cols, gc = i % l.grid_cols;
-
-		draw_tile(s, &v->tiles[i], i, l.tiles_y + gr * l.tile_h, gc * l.tile_w, l.tile_h,
-			  l.tile_w);
-	}
+static void draw_counters(const struct ui_model *v, int y, int64_t now)
+{
+	double fpy = ui_model_fpy(v);
+	int64_t idle = ui_model_idle_ms(v, now);
+	char fpy_s[32], alerts[32] = "", rate[64], counters[256];
 
 	if (fpy < 0)
 		snprintf(fpy_s, sizeof(fpy_s), "-");
@@ -438,40 +657,95 @@ static void draw(struct ui_screen *s)
 		snprintf(fpy_s, sizeof(fpy_s), "%.1f%%", fpy * 100);
 	if (v->alerts)
 		snprintf(alerts, sizeof(alerts), "  ALERTS %lu", v->alerts);
+	/* the rate falls while the line stands still; "idle" says why */
+	if (idle)
+		snprintf(rate, sizeof(rate), "idle %dm%02ds, %.0f units/h", (int)(idle / 60000),
+			 (int)(idle / 1000 % 60), ui_model_uph(v, now));
+	else
+		snprintf(rate, sizeof(rate), "%.0f units/h", ui_model_uph(v, now));
 	/* The long label when it fits, "FPY" (explained in the help) when not. */
 	for (int shorter = 0; shorter < 2; shorter++) {
 		snprintf(counters, sizeof(counters),
-			 " PASS %lu  FAIL %lu  REJECT %lu%s  %s %s  %.0f units/h  in flight %d",
+			 " PASS %lu  FAIL %lu  REJECT %lu%s  %s %s  %s  in flight %d",
 			 v->pass, v->fail, v->reject, alerts, shorter ? "FPY" : "first-pass yield",
-			 fpy_s, ui_model_uph(v, now), inflight);
+			 fpy_s, rate, ui_model_in_flight(v));
 		if ((int)strlen(counters) <= COLS)
 			break;
 	}
-	put(l.counters_y, 0, COLS, A_BOLD, "%s", counters);
+	put_cut(y, 0, COLS, A_BOLD, counters);
+}
 
+static void draw_keys(struct ui_screen *s, const struct ui_model *v, int y, int64_t now)
+{
+	int inflight = ui_model_in_flight(v);
+
+	if (s->lot_prompt) {
+		put(y - 1, 0, COLS, warn_attr(s), " %s",
+		    s->lot_msg[0] ? s->lot_msg : "scan the new lot's barcode, then Enter (Esc cancels)");
+		put(y, 0, COLS, A_REVERSE | A_BOLD, " NEW LOT> %s_", s->line_in);
+	} else if (s->prompt_clear) {
+		put(y, 0, COLS, A_REVERSE | A_BOLD,
+		    " Clear which bay? Press its number (Esc cancels)");
+	} else if (s->quit_requested || v->stopping) {
+		put(y, 0, COLS, warn_attr(s) | A_REVERSE,
+		    " STOPPING: waiting for %d unit%s in flight", inflight, inflight == 1 ? "" : "s");
+	} else if (now < s->flash_until) {
+		/* the visual half of the bell: a REJECT or a held bay needs a person */
+		put(y, 0, COLS, verdict_attr(s, UI_VERDICT_REJECT) | A_BLINK,
+		    " !! ATTENTION: %s !!", ui_model_held(v, NULL) ? "a bay is held - "
+		    UI_ACTION_HELD : "REJECT - " UI_ACTION_REJECT);
+	} else {
+		const char *act = v->paused ? "resume" : "pause";
+		int wide = COLS >= 76;
+		int n = wide ? 58 : 38;
+
+		if (wide)
+			put(y, 0, COLS, A_REVERSE,
+			    " ? help  p %-6s c clear  s summary  l lot  b bell  q quit", act);
+		else
+			put(y, 0, COLS, A_REVERSE, " ? help  p %-6s c clear  s sum  q quit", act);
+		if (s->notice[0] && now < s->notice_until)
+			put(y, n, COLS - n, A_REVERSE | A_BOLD, "%s", s->notice);
+	}
+}
+
+static void draw(struct ui_screen *s)
+{
+	const struct ui_model *v = s->view;
+	struct ui_layout l;
+	int64_t now = clock_realtime_ms();
+
+	erase();
+	ui_screen_layout(&l, v->ntiles, LINES, COLS);
+	if (l.too_small) {
+		put(0, 0, COLS, A_BOLD, "terminal too small: need %dx%d", UI_MIN_COLS, UI_MIN_LINES);
+		put(1, 0, COLS, A_NORMAL, "PASS %lu FAIL %lu REJECT %lu", v->pass, v->fail, v->reject);
+		refresh();
+		return;
+	}
+	draw_header(s, v, now);
+	for (int i = 0; i < v->ntiles; i++) {
+		int gr = i / l.grid_cols, gc = i % l.grid_cols;
+
+		draw_tile(s, &v->tiles[i], i, l.tiles_y + gr * l.tile_h, gc * l.tile_w, l.tile_h,
+			  l.tile_w);
+	}
+	draw_counters(v, l.counters_y, now);
 	for (int r = 0; r < l.log_h; r++) {
 		const char *line = ui_model_log_line(v, l.log_h - 1 - r);
 
-		if (line)
-			put(l.log_y + r, 0, COLS, A_NORMAL, " %s", line);
-	}
+		if (line) {
+			char buf[UI_LOG_LEN + 2];
 
-	if (s->prompt_clear) {
-		put(l.keys_y, 0, COLS, A_REVERSE | A_BOLD,
-		    " Clear which bay? Press its number (Esc cancels)");
-	} else if (s->quit_requested || v->stopping) {
-		put(l.keys_y, 0, COLS, warn_attr(s) | A_REVERSE,
-		    " STOPPING: waiting for %d unit%s in flight", inflight, inflight == 1 ? "" : "s");
-	} else {
-		int n = (int)strlen(" ? help   p resume  c clear held bay   q quit   ");
-
-		put(l.keys_y, 0, COLS, A_REVERSE, " ? help   p %-7s c clear held bay   q quit",
-		    v->paused ? "resume" : "pause");
-		if (s->notice[0] && now < s->notice_until)
-			put(l.keys_y, n, COLS - n, A_REVERSE | A_BOLD, "%s", s->notice);
+			snprintf(buf, sizeof(buf), " %s", line);
+			put_cut(l.log_y + r, 0, COLS, A_NORMAL, buf);
+		}
 	}
+	draw_keys(s, v, l.keys_y, now);
 	if (s->help_open)
 		draw_help();
+	else if (s->summary_open)
+		draw_summary(v);
 	refresh();
 }
 
@@ -496,11 +770,48 @@ static void clear_bay(struct ui_screen *s, int idx)
 		s->ctl.clear_bay(s->ctl.ctx, idx);
 }
 
+/* A scanner is a keyboard: the code's characters, then Enter. */
+static int line_key(char *buf, size_t len, int ch)
+{
+	size_t n = strlen(buf);
+
+	if (ch == '\r' || ch == '\n' || ch == KEY_ENTER)
+		return 1;
+	if ((ch == KEY_BACKSPACE || ch == 127 || ch == 8) && n)
+		buf[n - 1] = '\0';
+	else if (ch >= 0x20 && ch < 0x7f && n + 1 < len) {
+		buf[n] = (char)ch;
+		buf[n + 1] = '\0';
+	}
+	return 0;
+}
+
+static void lot_key(struct ui_screen *s, int ch)
+{
+	if (ch == 27) {
+		s->lot_prompt = 0;
+		notice(s, "lot unchanged");
+		return;
+	}
+	if (!line_key(s->line_in, sizeof(s->line_in), ch) || !s->line_in[0])
+		return;
+	s->lot_msg[0] = '\0';
+	if (s->ctl.change_lot(s->ctl.ctx, s->line_in, s->lot_msg, sizeof(s->lot_msg)) == 0) {
+		s->lot_prompt = 0;
+		notice(s, "lot changed: press p to resume");
+	}
+	s->line_in[0] = '\0';
+}
+
 static void on_key(struct ui_screen *s, int ch)
 {
 	const struct ui_model *v = s->view;
 	int first, nheld;
 
+	if (s->lot_prompt) {
+		lot_key(s, ch);
+		return;
+	}
 	if (s->prompt_clear) {
 		int idx = bay_of_key(ch, v->ntiles);
 
@@ -519,6 +830,27 @@ static void on_key(struct ui_screen *s, int ch)
 		break;
 	case 27:                /* Esc */
 		s->help_open = 0;
+		s->summary_open = 0;
+		break;
+	case 's': case 'S':
+		s->summary_open = !s->summary_open;
+		break;
+	case 'b': case 'B':
+		s->bell = !s->bell;
+		notice(s, "bell and flash %s", s->bell ? "on" : "off");
+		break;
+	case 'l': case 'L':
+		if (!v->paused || s->quit_requested || v->stopping) {
+			notice(s, "pause first (p), then l to change lot");
+			break;
+		}
+		if (!s->ctl.change_lot) {
+			notice(s, "this line cannot change lot");
+			break;
+		}
+		s->lot_prompt = 1;
+		s->line_in[0] = '\0';
+		s->lot_msg[0] = '\0';
 		break;
 	case 'p': case 'P': {
 		bool want;
@@ -594,6 +926,7 @@ int ui_screen_run(struct ui_screen *s, struct errbuf *e)
 		init_pair(PAIR_PASS, COLOR_BLACK, COLOR_GREEN);
 		init_pair(PAIR_FAIL, COLOR_WHITE, COLOR_RED);
 		init_pair(PAIR_WARN, COLOR_YELLOW, -1);
+		init_pair(PAIR_REJECT, COLOR_WHITE, COLOR_MAGENTA);
 		s->color = 1;
 	}
 
@@ -609,6 +942,14 @@ int ui_screen_run(struct ui_screen *s, struct errbuf *e)
 		 * the screen's job ends with the line's. */
 		if (s->view->stopped)
 			break;
+		if (s->view->attention > s->attention_seen) {
+			/* a REJECT or a held bay: a person has to come */
+			if (s->bell && !tty_gone) {
+				beep();
+				s->flash_until = clock_realtime_ms() + FLASH_MS;
+			}
+			s->attention_seen = s->view->attention;
+		}
 		if (!tty_gone)
 			draw(s);
 		/* SIGWINCH may land on a pipeline thread and not interrupt this
