@@ -310,7 +310,7 @@ double ui_model_uph(const struct ui_model *m, int64_t now_ms)
 		span = 60000;
 	from = now_ms - span;
 	for (int i = 0; i < m->npass_t; i++)
-		n += m->pass_t[(m->pass_head + UI_RATE_RING - 1 - i) % UI_RATE_RING] > from;
+		n += m->pass_t[(m->pass_head + UI_RATE_RING - 1 - i) % UI_RATE_RING] >= from;
 	return (double)n * 3600000.0 / (double)span;
 }
 

@@ -298,7 +298,8 @@ static void draw_band(const struct ui_screen *s, enum ui_verdict v, int y, int x
 
 	for (int r = 0; r < rows; r++) {
 		int lr = big ? r - edge : 0;
-		int border = v == UI_VERDICT_FAIL && (r == 0 || r == rows - 1) && rows >= 3;
+		int border = v == UI_VERDICT_FAIL && (r == 0 || r == rows - 1) && rows >= 3 &&
+			     (!big || lr < 0 || lr >= 5 * sy);
 
 		move(y + r, x);
 		for (int c = 0; c < w; c++) {
@@ -689,6 +690,8 @@ static void draw_keys(struct ui_screen *s, const struct ui_model *v, int y, int6
 	} else if (s->quit_requested || v->stopping) {
 		put(y, 0, COLS, warn_attr(s) | A_REVERSE,
 		    " STOPPING: waiting for %d unit%s in flight", inflight, inflight == 1 ? "" : "s");
+	} else if (s->notice[0] && now < s->notice_until) {   /* the answer to a key, whole */
+		put(y, 0, COLS, A_REVERSE | A_BOLD, " ? help  q quit   %s", s->notice);
 	} else if (now < s->flash_until) {
 		/* the visual half of the bell: a REJECT or a held bay needs a person */
 		put(y, 0, COLS, verdict_attr(s, UI_VERDICT_REJECT) | A_BLINK,
@@ -697,15 +700,12 @@ static void draw_keys(struct ui_screen *s, const struct ui_model *v, int y, int6
 	} else {
 		const char *act = v->paused ? "resume" : "pause";
 		int wide = COLS >= 76;
-		int n = wide ? 58 : 38;
 
 		if (wide)
 			put(y, 0, COLS, A_REVERSE,
 			    " ? help  p %-6s c clear  s summary  l lot  b bell  q quit", act);
 		else
 			put(y, 0, COLS, A_REVERSE, " ? help  p %-6s c clear  s sum  q quit", act);
-		if (s->notice[0] && now < s->notice_until)
-			put(y, n, COLS - n, A_REVERSE | A_BOLD, "%s", s->notice);
 	}
 }
 
