@@ -2,6 +2,7 @@
 #include "ui/screen.h"
 #include "core/clock.h"
 #include "ui/action.h"
+#include "ui/tile.h"
 
 #include <curses.h>
 #include <errno.h>
@@ -21,7 +22,7 @@
 #define TICK_MS      250    /* redraw period: clock-driven figures, missed SIGWINCH */
 #define FLASH_MS     3000   /* how long a one-line notice stays on the key line */
 
-enum { PAIR_PASS = 1, PAIR_FAIL, PAIR_WARN, PAIR_REJECT };
+
 
 struct ui_screen {
 	pthread_mutex_t lock;
@@ -198,311 +199,7 @@ void ui_screen_snapshot(struct ui_screen *s, struct ui_model *out)
 	pthread_mutex_unlock(&s->lock);
 }
 
-/* ---- drawing (UI thread only) ---- */
-
-/* Writes text at (y, x), cut or padded with spaces to exactly w columns. */
-static void put(int y, int x, int w, attr_t attr, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
-static void put(int y, int x, int w, attr_t attr, const char *fmt, ...)
-{
-	char buf[512];
-	va_list ap;
-	int n;
-
-	if (w <= 0 || y < 0 || y >= LINES || x >= COLS)
-		return;
-	if (x + w > COLS)
-		w = COLS - x;
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	n = (int)strlen(buf);
-	attron(attr);
-	mvaddnstr(y, x, buf, w);
-	for (int i = n; i < w; i++)
-		addch(' ');
-	attroff(attr);
-}
-
-/* Centred text in a w-wide field. */
-static void put_centered(int y, int x, int w, attr_t attr, const char *text)
-{
-	int n = (int)strlen(text), pad = n < w ? (w - n) / 2 : 0;
-
-	put(y, x, w, attr, "%*s%s", pad, "", text);
-}
-
-/* Writes text at (y, x) in a w-wide field; text longer than w ends in "...". */
-static void put_cut(int y, int x, int w, attr_t attr, const char *text)
-{
-	if ((int)strlen(text) <= w || w < 4)
-		put(y, x, w, attr, "%s", text);
-	else
-		put(y, x, w, attr, "%.*s...", w - 3, text);
-}
-
-/*
- * Three verdicts that cannot be confused: a colour each (REJECT is magenta,
- * not FAIL's red), an attribute set each on a monochrome terminal, and a fill
- * pattern each that needs neither (PASS plain, FAIL a '#' border, REJECT '/'
- * hatching).
- */
-static attr_t verdict_attr(const struct ui_screen *s, enum ui_verdict v)
-{
-	if (!s->color)
-		return v == UI_VERDICT_PASS ? A_BOLD :
-		       v == UI_VERDICT_FAIL ? A_REVERSE | A_BOLD : A_REVERSE | A_BOLD | A_UNDERLINE;
-	return (attr_t)COLOR_PAIR(v == UI_VERDICT_PASS ? PAIR_PASS :
-				  v == UI_VERDICT_FAIL ? PAIR_FAIL : PAIR_REJECT) |
-	       (v == UI_VERDICT_PASS ? A_NORMAL : A_BOLD);
-}
-
-static attr_t warn_attr(const struct ui_screen *s)
-{
-	return s->color ? (attr_t)COLOR_PAIR(PAIR_WARN) | A_BOLD : A_BOLD;
-}
-
-/* Block letters, 5 x 5 cells, for the verdicts' words. */
-static const char *glyph(char c, int row)
-{
-	static const struct { char c; const char *rows[5]; } font[] = {
-		{ 'P', { "#### ", "#   #", "#### ", "#    ", "#    " } },
-		{ 'A', { " ### ", "#   #", "#####", "#   #", "#   #" } },
-		{ 'S', { " ####", "#    ", " ### ", "    #", "#### " } },
-		{ 'F', { "#####", "#    ", "#### ", "#    ", "#    " } },
-		{ 'I', { "#####", "  #  ", "  #  ", "  #  ", "#####" } },
-		{ 'L', { "#    ", "#    ", "#    ", "#    ", "#####" } },
-		{ 'R', { "#### ", "#   #", "#### ", "#  # ", "#   #" } },
-		{ 'E', { "#####", "#    ", "#### ", "#    ", "#####" } },
-		{ 'J', { "#####", "   # ", "   # ", "#  # ", " ##  " } },
-		{ 'C', { " ####", "#    ", "#    ", "#    ", " ####" } },
-		{ 'T', { "#####", "  #  ", "  #  ", "  #  ", "  #  " } },
-	};
-
-	for (size_t i = 0; i < sizeof(font) / sizeof(font[0]); i++)
-		if (font[i].c == c)
-			return font[i].rows[row];
-	return "     ";
-}
-
-/* The verdict's band: rows x w cells at (y, x), its word in block letters of
- * scale sx x sy when big, else in the middle row. */
-static void draw_band(const struct ui_screen *s, enum ui_verdict v, int y, int x, int w,
-		      int rows, int big, int sx, int sy)
-{
-	const char *word = ui_verdict_name(v);
-	int n = (int)strlen(word), ww = big ? (n * 6 - 1) * sx : n;
-	int edge = big ? (rows - 5 * sy) / 2 : rows / 2, x0 = (w - ww) / 2;
-	attr_t a = verdict_attr(s, v);
-	char fill = v == UI_VERDICT_REJECT ? '/' : ' ';
-
-	for (int r = 0; r < rows; r++) {
-		int lr = big ? r - edge : 0;
-		int border = v == UI_VERDICT_FAIL && (r == 0 || r == rows - 1) && rows >= 3 &&
-			     (!big || lr < 0 || lr >= 5 * sy);
-
-		move(y + r, x);
-		for (int c = 0; c < w; c++) {
-			int cx = c - x0;
-			char ch = border || (v == UI_VERDICT_FAIL && (c < 2 || c >= w - 2)) ? '#' : fill;
-			attr_t ca = a;
-
-			if (big && lr >= 0 && lr < 5 * sy && cx >= 0 && cx < ww) {
-				int li = cx / sx / 6, lc = cx / sx % 6;
-
-				if (lc < 5 && glyph(word[li], lr / sy)[lc] == '#') {
-					ch = word[li];          /* greppable and solid */
-					ca = a ^ A_REVERSE;
-				} else if (lc < 5 || cx / sx % 6 == 5) {
-					ch = ' ';
-				}
-			} else if (!big && r == edge && cx >= -1 && cx <= n) {
-				ch = cx >= 0 && cx < n ? word[cx] : ' ';
-			}
-			attron(ca);
-			addch((chtype)(unsigned char)ch);
-			attroff(ca);
-		}
-	}
-}
-
-/* Wraps text over up to rows lines of width w starting at (y, x), at spaces
- * only: a word (an id) is never broken; what does not fit ends in "...". */
-static void put_wrapped(int y, int x, int w, int rows, attr_t attr, const char *text)
-{
-	const char *p = text;
-
-	for (int r = 0; r < rows && *p; r++) {
-		int n = (int)strlen(p), cut = n;
-
-		if (n > w) {
-			cut = 0;
-			for (int i = w; i > 0; i--)
-				if (p[i] == ' ') {
-					cut = i;
-					break;
-				}
-			if (r == rows - 1 || cut == 0) {
-				put_cut(y + r, x, w, attr, p);
-				return;
-			}
-		}
-		put(y + r, x, w, attr, "%.*s", cut, p);
-		p += cut;
-		while (*p == ' ')
-			p++;
-	}
-}
-
-static void draw_progress(int y, int x, int w, double f)
-{
-	int bar = w - 7, fill;          /* "[" bar "] 100%" */
-
-	if (bar < 4) {
-		put(y, x, w, A_BOLD, "%3d%%", (int)(f * 100));
-		return;
-	}
-	fill = (int)(f * bar + 0.5);
-	move(y, x);
-	addch('[');
-	attron(A_BOLD);
-	for (int i = 0; i < bar; i++)
-		addch(i < fill ? '#' : '.');
-	attroff(A_BOLD);
-	printw("] %3d%%", (int)(f * 100));
-}
-
-/* "12.3s", "4m05s": a cycle time. */
-static void fmt_ms(char *buf, size_t len, int64_t ms)
-{
-	if (ms < 100000)
-		snprintf(buf, len, "%.1fs", (double)ms / 1000.0);
-	else
-		snprintf(buf, len, "%dm%02ds", (int)(ms / 60000), (int)(ms / 1000 % 60));
-}
-
-/* The bay's numbers: counts, last and median cycle. */
-static void draw_stats(int y, int x, int w, const struct ui_tile *t)
-{
-	char line[128], last[16], med[16];
-
-	fmt_ms(last, sizeof(last), ui_tile_last_cycle(t));
-	fmt_ms(med, sizeof(med), ui_tile_median_cycle(t));
-	if (t->ncycles)
-		snprintf(line, sizeof(line), " P %lu  F %lu  R %lu   last %s  median %s", t->npass,
-			 t->nfail, t->nreject, last, med);
-	else
-		snprintf(line, sizeof(line), " P %lu  F %lu  R %lu", t->npass, t->nfail, t->nreject);
-	if ((int)strlen(line) > w && t->ncycles)
-		snprintf(line, sizeof(line), " P%lu F%lu R%lu %s/%s", t->npass, t->nfail, t->nreject,
-			 last, med);
-	put_cut(y, x, w, A_DIM, line);
-}
-
-/* What a tile says while no verdict shows, fitted to its width. */
-static const char *idle_words(const struct ui_tile *t, int w)
-{
-	switch (t->waiting) {
-	case EV_INTAKE_PAUSED:   return w >= 18 ? "waiting (paused)" : "paused";
-	case EV_INTAKE_STOPPING: return w >= 23 ? "line stopping: unplug" : "unplug";
-	case EV_INTAKE_HELD:     return w >= 19 ? "waiting: bay held" : "held";
-	default: break;
-	}
-	if (t->present)
-		return t->busy ? "identifying..." : "starting...";
-	return w >= 21 ? "waiting for a board" : "empty";
-}
-
-static void draw_verdict(struct ui_screen *s, const struct ui_tile *t, int row, int end, int x,
-			 int w)
-{
-	int avail = end - row, text = t->verdict == UI_VERDICT_PASS ? 1 : 2;
-	int stats = avail - text >= 2, base = avail - text - stats, rows, big = 0, sx = 1, sy = 1;
-	int wordw = ((int)strlen(ui_verdict_name(t->verdict)) * 6 - 1);
-	char plain[EV_REASON_LEN + 32], raw[EV_REASON_LEN];
-	const char *p = ui_action_plain(t->reason_code);
-
-	if (base >= 12 && w >= 2 * wordw + 6) {
-		big = 1, sx = 2, sy = 2, rows = base > 14 ? 14 : base;
-	} else if (base >= 5 && w >= wordw + 4) {
-		big = 1, rows = base >= 7 ? 7 : 5;
-	} else {
-		rows = base >= 3 ? 3 : base < 1 ? 1 : base;
-	}
-	draw_band(s, t->verdict, row, x, w, rows, big, sx, sy);
-	row += rows;
-	if (row < end)
-		put_cut(row++, x + 1, w - 1, A_BOLD, ui_action_for(t->verdict, t->reason_code));
-	if (t->verdict != UI_VERDICT_PASS && row < end) {
-		/* the plain reason of the code; without one, the event's own words */
-		if (p) {
-			snprintf(plain, sizeof(plain), "why: %s", p);
-		} else {
-			ui_plain_reason(raw, sizeof(raw), t->reason, t->bay);
-			ui_reason_without_id(plain, sizeof(plain), raw, t->unique_id);
-			if (!plain[0])
-				snprintf(plain, sizeof(plain), "no reason given");
-		}
-		put_wrapped(row, x + 1, w - 1, end - row - stats, A_NORMAL, plain);
-	}
-	if (stats)
-		draw_stats(end - 1, x, w, t);
-}
-
-static void draw_tile(struct ui_screen *s, const struct ui_tile *t, int idx, int y, int x,
-		      int h, int w)
-{
-	char title[128], label[32];   /* " label  bay" or " label uid": fits whole */
-	int row = y + 1, end = y + h, held_row;
-	const char *uid = t->unique_id[0] ? t->unique_id : NULL;
-
-	w -= 1;                 /* gap between tiles */
-	if (idx >= 9)
-		snprintf(label, sizeof(label), "BAY %d [%c]", idx + 1, ui_bay_key(idx));
-	else
-		snprintf(label, sizeof(label), "BAY %d", idx + 1);
-	snprintf(title, sizeof(title), " %s  %s", label, t->bay);
-	/* no row to spare: the id goes in the title, whole or not at all */
-	if (h < 4 && uid && (int)(strlen(label) + strlen(uid) + 2) <= w - 7)
-		snprintf(title, sizeof(title), " %s %s", label, uid);
-	put(y, x, w, A_REVERSE, "%s", title);
-	if (t->held)
-		put(y, x + w - 6, 6, A_REVERSE | A_BOLD, " HELD ");
-	else if (t->alert)
-		put(y, x + w - 7, 7, A_REVERSE | A_BOLD, " ALERT ");
-
-	if (h >= 4) {
-		if (uid && (int)strlen(uid) + 1 > w)    /* narrow: keep the distinctive tail */
-			put(row++, x, w, A_BOLD, " ..%s", uid + strlen(uid) - (w - 4));
-		else if (uid)
-			put(row++, x, w, A_BOLD, " %s", uid);
-		else
-			put(row++, x, w, A_NORMAL, " %s", t->busy ? "identifying..." : "");
-	}
-
-	/* A held bay says so on its last row when the tile can spare one (the
-	 * title bar says HELD in any case); the verdict's action comes first. */
-	held_row = t->held && !t->busy && end - row >= 2 + (t->verdict != UI_VERDICT_NONE);
-	if (held_row)
-		end--;
-	if (t->busy) {
-		put(row++, x, w, A_NORMAL, " working: %s", ev_stage_name(t->stage));
-		if (row < end && t->progress >= 0)
-			draw_progress(row++, x + 1, w - 1, t->progress);
-		if (end - row >= 2)
-			draw_stats(end - 1, x, w, t);
-	} else if (t->verdict != UI_VERDICT_NONE) {
-		draw_verdict(s, t, row, end, x, w);
-	} else if (row < end) {
-		put(row, x, w, t->waiting != EV_INTAKE_OPEN ? warn_attr(s) : A_NORMAL, " %s",
-		    idle_words(t, w));
-		if (end - row >= 3 && (t->npass || t->nfail || t->nreject))
-			draw_stats(end - 1, x, w, t);
-	}
-	if (held_row)
-		put_cut(end, x, w, warn_attr(s) | A_REVERSE,
-			w >= 34 ? " HELD: " UI_ACTION_HELD " - c clears" : " HELD: " UI_ACTION_HELD);
-}
+/* ---- drawing (UI thread only; tiles and primitives: ui/tile.h) ---- */
 
 /* A framed box of lines centred on the screen; the first line is its title. */
 static void draw_box(const char *const *lines, int n, int w, const char *foot)
@@ -518,7 +215,7 @@ static void draw_box(const char *const *lines, int n, int w, const char *foot)
 	for (int r = 0; r < h; r++) {
 		int edge = r == 0 || r == h - 1;
 
-		put(y + r, x, w, A_NORMAL, "%s", "");
+		ui_put(y + r, x, w, A_NORMAL, "%s", "");
 		mvaddch(y + r, x, edge ? '+' : '|');
 		mvaddch(y + r, x + w - 1, edge ? '+' : '|');
 		if (edge)
@@ -526,8 +223,8 @@ static void draw_box(const char *const *lines, int n, int w, const char *foot)
 				mvaddch(y + r, x + c, '-');
 	}
 	for (int i = 0; i < n && i + 1 < h - 2; i++)
-		put_cut(y + 1 + i, x + 2, w - 4, i == 0 ? A_BOLD : A_NORMAL, lines[i]);
-	put_centered(y + h - 2, x + 1, w - 2, A_REVERSE, foot);
+		ui_put_cut(y + 1 + i, x + 2, w - 4, i == 0 ? A_BOLD : A_NORMAL, lines[i]);
+	ui_put_centered(y + h - 2, x + 1, w - 2, A_REVERSE, foot);
 }
 
 static void draw_help(void)
@@ -568,8 +265,8 @@ static void draw_summary(const struct ui_model *v)
 	for (int i = 0; i < v->ntiles && n < max; i++) {
 		const struct ui_tile *t = &v->tiles[i];
 
-		fmt_ms(last, sizeof(last), ui_tile_last_cycle(t));
-		fmt_ms(med, sizeof(med), ui_tile_median_cycle(t));
+		ui_fmt_ms(last, sizeof(last), ui_tile_last_cycle(t));
+		ui_fmt_ms(med, sizeof(med), ui_tile_median_cycle(t));
 		snprintf(buf[n++], sizeof(buf[0]), "%-8d %6lu %6lu %6lu %8s %8s", i + 1, t->npass,
 			 t->nfail, t->nreject, t->ncycles ? last : "-", t->ncycles ? med : "-");
 	}
@@ -612,7 +309,7 @@ static void draw_header(struct ui_screen *s, const struct ui_model *v, int64_t n
 
 	clock_words(clock, sizeof(clock), now, v->utc);
 	cw = (int)strlen(clock) + 2;
-	put(0, 0, COLS, A_REVERSE | A_BOLD, "%s", "");
+	ui_put(0, 0, COLS, A_REVERSE | A_BOLD, "%s", "");
 	{
 		char head[400];
 
@@ -620,10 +317,10 @@ static void draw_header(struct ui_screen *s, const struct ui_model *v, int64_t n
 			 v->station_id[0] ? v->station_id : "-",
 			 v->operator_name[0] ? v->operator_name : "-",
 			 v->profile[0] ? v->profile : "-", v->lot[0] ? v->lot : "-");
-		put_cut(0, 0, COLS - cw, A_REVERSE | A_BOLD, head);
+		ui_put_cut(0, 0, COLS - cw, A_REVERSE | A_BOLD, head);
 	}
 	if (COLS - cw > 20)
-		put(0, COLS - cw, cw, A_REVERSE | A_BOLD, " %s ", clock);
+		ui_put(0, COLS - cw, cw, A_REVERSE | A_BOLD, " %s ", clock);
 	if (v->stopped)
 		snprintf(state, sizeof(state), "LINE STOPPED");
 	else if (v->stopping || s->quit_requested)
@@ -632,16 +329,16 @@ static void draw_header(struct ui_screen *s, const struct ui_model *v, int64_t n
 		snprintf(state, sizeof(state), "PAUSED - intake stopped");
 	else
 		snprintf(state, sizeof(state), v->started ? "RUNNING" : "STARTING");
-	put(1, 0, COLS, A_NORMAL, " HSM %s%s%s%s | db %s",
+	ui_put(1, 0, COLS, A_NORMAL, " HSM %s%s%s%s | db %s",
 	    v->hsm == UI_HSM_READY ? "ready" : v->hsm == UI_HSM_ERROR ? "ERROR" : "unknown",
 	    v->hsm == UI_HSM_ERROR && v->hsm_reason[0] ? " (" : "",
 	    v->hsm == UI_HSM_ERROR ? v->hsm_reason : "",
 	    v->hsm == UI_HSM_ERROR && v->hsm_reason[0] ? ")" : "",
 	    v->db_path[0] ? v->db_path : "-");
 	if (v->hsm == UI_HSM_ERROR)
-		put(1, 5, 5, warn_attr(s), "ERROR");
-	put(1, COLS - (int)strlen(state) - 2, (int)strlen(state) + 2,
-	    (v->paused || v->stopping || v->stopped || s->quit_requested) ? warn_attr(s) | A_REVERSE
+		ui_put(1, 5, 5, ui_warn_attr(s->color), "ERROR");
+	ui_put(1, COLS - (int)strlen(state) - 2, (int)strlen(state) + 2,
+	    (v->paused || v->stopping || v->stopped || s->quit_requested) ? ui_warn_attr(s->color) | A_REVERSE
 									    : A_BOLD,
 	    " %s ", state);
 }
@@ -673,7 +370,7 @@ static void draw_counters(const struct ui_model *v, int y, int64_t now)
 		if ((int)strlen(counters) <= COLS)
 			break;
 	}
-	put_cut(y, 0, COLS, A_BOLD, counters);
+	ui_put_cut(y, 0, COLS, A_BOLD, counters);
 }
 
 static void draw_keys(struct ui_screen *s, const struct ui_model *v, int y, int64_t now)
@@ -681,20 +378,20 @@ static void draw_keys(struct ui_screen *s, const struct ui_model *v, int y, int6
 	int inflight = ui_model_in_flight(v);
 
 	if (s->lot_prompt) {
-		put(y - 1, 0, COLS, warn_attr(s), " %s",
+		ui_put(y - 1, 0, COLS, ui_warn_attr(s->color), " %s",
 		    s->lot_msg[0] ? s->lot_msg : "scan the new lot's barcode, then Enter (Esc cancels)");
-		put(y, 0, COLS, A_REVERSE | A_BOLD, " NEW LOT> %s_", s->line_in);
+		ui_put(y, 0, COLS, A_REVERSE | A_BOLD, " NEW LOT> %s_", s->line_in);
 	} else if (s->prompt_clear) {
-		put(y, 0, COLS, A_REVERSE | A_BOLD,
+		ui_put(y, 0, COLS, A_REVERSE | A_BOLD,
 		    " Clear which bay? Press its number (Esc cancels)");
 	} else if (s->quit_requested || v->stopping) {
-		put(y, 0, COLS, warn_attr(s) | A_REVERSE,
+		ui_put(y, 0, COLS, ui_warn_attr(s->color) | A_REVERSE,
 		    " STOPPING: waiting for %d unit%s in flight", inflight, inflight == 1 ? "" : "s");
 	} else if (s->notice[0] && now < s->notice_until) {   /* the answer to a key, whole */
-		put(y, 0, COLS, A_REVERSE | A_BOLD, " ? help  q quit   %s", s->notice);
+		ui_put(y, 0, COLS, A_REVERSE | A_BOLD, " ? help  q quit   %s", s->notice);
 	} else if (now < s->flash_until) {
 		/* the visual half of the bell: a REJECT or a held bay needs a person */
-		put(y, 0, COLS, verdict_attr(s, UI_VERDICT_REJECT) | A_BLINK,
+		ui_put(y, 0, COLS, ui_verdict_attr(s->color, UI_VERDICT_REJECT) | A_BLINK,
 		    " !! ATTENTION: %s !!", ui_model_held(v, NULL) ? "a bay is held - "
 		    UI_ACTION_HELD : "REJECT - " UI_ACTION_REJECT);
 	} else {
@@ -702,10 +399,10 @@ static void draw_keys(struct ui_screen *s, const struct ui_model *v, int y, int6
 		int wide = COLS >= 76;
 
 		if (wide)
-			put(y, 0, COLS, A_REVERSE,
+			ui_put(y, 0, COLS, A_REVERSE,
 			    " ? help  p %-6s c clear  s summary  l lot  b bell  q quit", act);
 		else
-			put(y, 0, COLS, A_REVERSE, " ? help  p %-6s c clear  s sum  q quit", act);
+			ui_put(y, 0, COLS, A_REVERSE, " ? help  p %-6s c clear  s sum  q quit", act);
 	}
 }
 
@@ -718,8 +415,8 @@ static void draw(struct ui_screen *s)
 	erase();
 	ui_screen_layout(&l, v->ntiles, LINES, COLS);
 	if (l.too_small) {
-		put(0, 0, COLS, A_BOLD, "terminal too small: need %dx%d", UI_MIN_COLS, UI_MIN_LINES);
-		put(1, 0, COLS, A_NORMAL, "PASS %lu FAIL %lu REJECT %lu", v->pass, v->fail, v->reject);
+		ui_put(0, 0, COLS, A_BOLD, "terminal too small: need %dx%d", UI_MIN_COLS, UI_MIN_LINES);
+		ui_put(1, 0, COLS, A_NORMAL, "PASS %lu FAIL %lu REJECT %lu", v->pass, v->fail, v->reject);
 		refresh();
 		return;
 	}
@@ -727,7 +424,7 @@ static void draw(struct ui_screen *s)
 	for (int i = 0; i < v->ntiles; i++) {
 		int gr = i / l.grid_cols, gc = i % l.grid_cols;
 
-		draw_tile(s, &v->tiles[i], i, l.tiles_y + gr * l.tile_h, gc * l.tile_w, l.tile_h,
+		ui_draw_tile(s->color, &v->tiles[i], i, l.tiles_y + gr * l.tile_h, gc * l.tile_w, l.tile_h,
 			  l.tile_w);
 	}
 	draw_counters(v, l.counters_y, now);
@@ -738,7 +435,7 @@ static void draw(struct ui_screen *s)
 			char buf[UI_LOG_LEN + 2];
 
 			snprintf(buf, sizeof(buf), " %s", line);
-			put_cut(l.log_y + r, 0, COLS, A_NORMAL, buf);
+			ui_put_cut(l.log_y + r, 0, COLS, A_NORMAL, buf);
 		}
 	}
 	draw_keys(s, v, l.keys_y, now);
@@ -923,10 +620,10 @@ int ui_screen_run(struct ui_screen *s, struct errbuf *e)
 	curs_set(0);
 	if (has_colors() && start_color() == OK) {
 		use_default_colors();
-		init_pair(PAIR_PASS, COLOR_BLACK, COLOR_GREEN);
-		init_pair(PAIR_FAIL, COLOR_WHITE, COLOR_RED);
-		init_pair(PAIR_WARN, COLOR_YELLOW, -1);
-		init_pair(PAIR_REJECT, COLOR_WHITE, COLOR_MAGENTA);
+		init_pair(UI_PAIR_PASS, COLOR_BLACK, COLOR_GREEN);
+		init_pair(UI_PAIR_FAIL, COLOR_WHITE, COLOR_RED);
+		init_pair(UI_PAIR_WARN, COLOR_YELLOW, -1);
+		init_pair(UI_PAIR_REJECT, COLOR_WHITE, COLOR_MAGENTA);
 		s->color = 1;
 	}
 
