@@ -32,6 +32,7 @@
 #include "db/db.h"
 #include "line/pipeline.h"
 #include "ui/headless.h"
+#include "ui/scan.h"
 #include "ui/screen.h"
 
 static void usage(FILE *f)
@@ -39,6 +40,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: station run --profile NAME --lot LOT [--headless] [--bays N|PORT,...]\n"
 		"                   [--max-units N] [--operator NAME] [--grace SECONDS]\n"
+		"                   [--scan] [--no-bell] [--utc]\n"
 		"\n"
 		"  --profile NAME   product profile (station profile add FILE)\n"
 		"  --lot LOT        the lot being provisioned (its allowlist must be imported)\n"
@@ -52,6 +54,11 @@ static void usage(FILE *f)
 		"  --max-units N    stop after N results (pass, fail or reject)\n"
 		"  --operator NAME  who runs the line (default: --user); NAME must hold a role\n"
 		"                   bound to this OS login (station role list), as --user must\n"
+		"  --scan           the screen asks for the operator's badge and the lot's\n"
+		"                   label (a barcode scanner types them); the default on a\n"
+		"                   terminal without --lot (then --operator, if given, is kept)\n"
+		"  --no-bell        no bell or flash on a REJECT or a held bay (key b)\n"
+		"  --utc            times in UTC (labelled) instead of local time\n"
 		"\n"
 		"Refuses to start if the firmware image does not match the profile's SHA-256,\n"
 		"the HSM token fails its pre-flight, or the lot has no allowlist.  The PIN\n"
@@ -84,6 +91,8 @@ static void run_warn(void *ctx, const char *msg)
 struct run_opts {
 	const char *profile, *lot, *operator_name;
 	int headless, bays, max_units, grace_s;
+	int scan, operator_given, no_bell, utc;
+	char scanned_op[UI_SCAN_LEN], scanned_lot[UI_SCAN_LEN];
 	char ports[PL_MAX_BAYS][EV_BAY_LEN];   /* --bays PORT,...: bay i's port */
 	int nports;
 };
@@ -122,6 +131,76 @@ static int parse_bays(const char *arg, struct run_opts *o)
 	return CLI_EXIT_OK;
 }
 
+/* ---- scanned badge and lot (ui/scan.h): the checks are the command's ---- */
+
+struct scan_ctx {
+	struct cli_ctx *ctx;
+	struct db *db;
+	struct app_session *session;    /* for a lot change while running */
+};
+
+/* The badge's name may run the line here: the same rule as --operator,
+ * without printing (the screen shows the refusal and the operator rescans). */
+static int scan_badge(void *arg, const char *name, char *msg, size_t len)
+{
+	struct scan_ctx *sc = arg;
+	struct db_role_row r;
+	struct errbuf e;
+	int found = 0;
+
+	if (!ids_actor_valid(name))
+		return snprintf(msg, len, "not a name: scan your badge again"), -1;
+	if (!cli_role_enforced(sc->db)) {
+		if (strcmp(name, sc->ctx->actor))
+			return snprintf(msg, len, "%.64s: this station has no roles, only %.64s may run"
+					" it", name, sc->ctx->actor), -1;
+		return 0;
+	}
+	if (db_role_get(sc->db, name, &r, &found, &e) != ST_OK)
+		return snprintf(msg, len, "roles: %.200s", e.msg), -1;
+	if (!found)
+		return snprintf(msg, len, "%.64s has no role on this station: ask an engineer",
+				name), -1;
+	if (strcmp(r.login, sc->ctx->login))
+		return snprintf(msg, len, "%.64s is bound to login %.64s, not this one", name,
+				r.login), -1;
+	if (!(r.role & (DB_ROLE_OPERATOR | DB_ROLE_QA | DB_ROLE_ENGINEER)))
+		return snprintf(msg, len, "%.64s may not run the line", name), -1;
+	return 0;
+}
+
+static int scan_lot(void *arg, const char *lot, char *msg, size_t len)
+{
+	struct scan_ctx *sc = arg;
+	int64_t allowed = 0;
+	struct errbuf e;
+
+	if (!ids_lot_valid(lot))
+		return snprintf(msg, len, "not a lot name: scan the lot label again"), -1;
+	if (db_allowlist_count(sc->db, lot, &allowed, &e) != ST_OK)
+		return snprintf(msg, len, "%.200s", e.msg), -1;
+	if (!allowed)
+		return snprintf(msg, len, "unknown lot %.64s (no allowlist here): scan again", lot), -1;
+	return 0;
+}
+
+/* l while paused: a lot label scanned on the running screen. */
+static int scan_change_lot(void *arg, const char *code, char *msg, size_t len)
+{
+	struct scan_ctx *sc = arg;
+	char lot[UI_SCAN_LEN * 2];
+	struct errbuf e;
+
+	if (ui_scan_parse(code, lot, sizeof(lot)) == 'O')
+		return snprintf(msg, len, "that is a badge: scan the lot label"), -1;
+	if (scan_lot(sc, lot, msg, len))
+		return -1;
+	errbuf_clear(&e);
+	if (app_session_change_lot(sc->session, lot, &e) != ST_OK)
+		return snprintf(msg, len, "%.200s", e.msg), -1;
+	return 0;
+}
+
 /* What one run holds; run_line() frees it. */
 struct run {
 	struct db *db;
@@ -131,6 +210,7 @@ struct run {
 	struct ui_screen *screen;
 	struct app_session *session;
 	struct run_control ctl;
+	struct scan_ctx scan;
 };
 
 /* The events' sinks: the JSON writer, or the screen (which shows recovery, so
@@ -145,9 +225,13 @@ static int ui_open(struct cli_ctx *ctx, const struct run_opts *o, struct run *r)
 		return CLI_EXIT_OK;
 	}
 	runctl_screen_controls(&r->ctl, &ctl);
+	r->scan.session = r->session;
+	r->ctl.change_lot = scan_change_lot;
+	r->ctl.change_lot_arg = &r->scan;
 	r->screen = ui_screen_new(o->bays, &ctl);
 	if (!r->screen)
 		return cli_fail("run: cannot create the screen");
+	ui_screen_set_options(r->screen, !o->no_bell, o->utc);
 	ui_screen_set_header(r->screen, ctx->station_id, o->operator_name, r->prof.name, o->lot,
 			     ctx->db_path);
 	ev_subscribe(r->bus, ui_screen_sink, r->screen);
@@ -184,7 +268,27 @@ static int run_screen(struct run *r)
 }
 
 /* From the database to the session's end; r is freed by the caller. */
-static int run_session(struct cli_ctx *ctx, const struct run_opts *o, struct run *r)
+/* The badge and the lot, scanned on the screen when they were not given. */
+static int run_scan(struct cli_ctx *ctx, struct run_opts *o, struct run *r)
+{
+	struct ui_scan sc = { scan_badge, scan_lot, &r->scan, ctx->station_id };
+	struct errbuf e;
+
+	r->scan.ctx = ctx;
+	r->scan.db = r->db;
+	errbuf_clear(&e);
+	if (o->operator_given)
+		snprintf(o->scanned_op, sizeof(o->scanned_op), "%s", o->operator_name);
+	if (o->lot)
+		snprintf(o->scanned_lot, sizeof(o->scanned_lot), "%s", o->lot);
+	if (ui_scan_run(&sc, o->scanned_op, o->scanned_lot, &e) != ST_OK)
+		return cli_fail("run: %s", e.msg);
+	o->operator_name = o->scanned_op;
+	o->lot = o->scanned_lot;
+	return CLI_EXIT_OK;
+}
+
+static int run_session(struct cli_ctx *ctx, struct run_opts *o, struct run *r)
 {
 	struct app_session_opts so;
 	int64_t allowed = 0;
@@ -197,6 +301,10 @@ static int run_session(struct cli_ctx *ctx, const struct run_opts *o, struct run
 	/* qa too: QA replays batches with `station run` (docs/qa.md) */
 	if (cli_role_require(ctx, r->db, DB_ROLE_OPERATOR | DB_ROLE_QA | DB_ROLE_ENGINEER, "run") ||
 	    cli_db_verified(r->db, "run"))
+		return CLI_EXIT_FAIL;
+	r->scan.ctx = ctx;
+	r->scan.db = r->db;
+	if (o->scan && run_scan(ctx, o, r))
 		return CLI_EXIT_FAIL;
 	/* the operator recorded on every unit is checked as --user is: a name
 	 * bound to this login, never free text (docs/operator.md) */
@@ -248,7 +356,7 @@ static int run_session(struct cli_ctx *ctx, const struct run_opts *o, struct run
 	return CLI_EXIT_OK;
 }
 
-static int run_line(struct cli_ctx *ctx, const struct run_opts *o)
+static int run_line(struct cli_ctx *ctx, struct run_opts *o)
 {
 	struct run r;
 	int rc;
@@ -282,6 +390,9 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 		{ "max-units", required_argument, NULL, 'm' },
 		{ "operator",  required_argument, NULL, 'o' },
 		{ "grace",     required_argument, NULL, 'g' },
+		{ "scan",      no_argument,       NULL, 'S' },
+		{ "no-bell",   no_argument,       NULL, 'B' },
+		{ "utc",       no_argument,       NULL, 'U' },
 		{ "help",      no_argument,       NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -311,7 +422,11 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 				return CLI_EXIT_USAGE;
 			}
 			o.operator_name = optarg;
+			o.operator_given = 1;
 			break;
+		case 'S': o.scan = 1; break;
+		case 'B': o.no_bell = 1; break;
+		case 'U': o.utc = 1; break;
 		case 'b':
 			if ((c = parse_bays(optarg, &o)))
 				return c;
@@ -334,8 +449,16 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 	}
 	if (optind < argc)
 		return cli_usage_error("run", "unexpected argument '%s'", argv[optind]);
-	if (!o.profile || !o.lot)
-		return cli_usage_error("run", "--profile and --lot are required");
+	if (!o.profile)
+		return cli_usage_error("run", "--profile is required");
+	/* on a screen, what was not given is scanned (badge and lot label) */
+	if (!o.headless && !o.lot && isatty(STDIN_FILENO) &&
+	    isatty(STDOUT_FILENO))
+		o.scan = 1;
+	if (o.scan && o.headless)
+		return cli_usage_error("run", "--scan needs the screen, not --headless");
+	if (!o.lot && !o.scan)
+		return cli_usage_error("run", "--lot is required (or --scan on a terminal)");
 	if (!o.headless && o.bays > UI_MAX_BAYS)
 		return cli_usage_error("run", "the screen shows at most %d bays (use --headless)",
 				       UI_MAX_BAYS);

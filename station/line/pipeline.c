@@ -440,6 +440,35 @@ void pl_line_free(struct pl_line *line)
 	free(line);
 }
 
+int pl_line_set_lot(struct pl_line *line, const char *lot, struct errbuf *err)
+{
+	struct ev_event ev;
+	int busy = 0;
+
+	if (strlen(lot) >= sizeof(line->lot))
+		return errbuf_set(err, ST_EINVAL, "lot name too long");
+	pthread_mutex_lock(&line->lock);
+	for (int i = 0; i < line->cfg.nbays; i++)
+		busy |= line->bays[i].busy;
+	/* units read cfg.lot without the lock: only while none runs and none
+	 * can start (bay threads start a unit under the lock, never while paused) */
+	if (!line->paused || busy || line->stop_intake) {
+		pthread_mutex_unlock(&line->lock);
+		return errbuf_set(err, ST_ESTATE, "the lot changes only while paused with no unit"
+				  " in flight: pause, wait for the boards at work, scan again");
+	}
+	snprintf(line->lot, sizeof(line->lot), "%s", lot);
+	line->cfg.lot = line->lot;
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = EV_LOT_CHANGED;
+	ev.bay_index = -1;
+	snprintf(ev.line.lot, sizeof(ev.line.lot), "%s", lot);
+	snprintf(ev.reason, sizeof(ev.reason), "scanned by %s", line->cfg.operator_name);
+	ev_emit(line->cfg.bus, &ev);
+	pthread_mutex_unlock(&line->lock);
+	return ST_OK;
+}
+
 void pl_line_pause(struct pl_line *line, int paused)
 {
 	int changed;
