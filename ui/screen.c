@@ -248,7 +248,7 @@ static void draw_help(void)
 		"        passed on their first attempt",
 	};
 
-	draw_box(lines, (int)(sizeof(lines) / sizeof(lines[0])), 56, "press ? to close");
+	draw_box(lines, (int)(sizeof(lines) / sizeof(lines[0])), 66, "press ? to close");
 }
 
 /* The shift summary: per bay, per reason code, per operator. */
