@@ -48,13 +48,6 @@ struct ui_screen {
 	char lot_msg[160];              /* why the last lot was refused */
 };
 
-int ui_bay_key(int i)
-{
-	static const char keys[] = "123456789abcdefg";
-
-	return i >= 0 && i < (int)sizeof(keys) - 1 ? keys[i] : 0;
-}
-
 static int bay_of_key(int ch, int ntiles)
 {
 	for (int i = 0; i < ntiles; i++)

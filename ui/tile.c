@@ -8,6 +8,15 @@
 #include <string.h>
 
 
+/* Declared in screen.h (the bays' keys are the screen's); defined here so the
+ * tile's title can show them without calling back into the screen. */
+int ui_bay_key(int i)
+{
+	static const char keys[] = "123456789abcdefg";
+
+	return i >= 0 && i < (int)sizeof(keys) - 1 ? keys[i] : 0;
+}
+
 /* Writes text at (y, x), cut or padded with spaces to exactly w columns. */
 void ui_put(int y, int x, int w, attr_t attr, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
