@@ -69,7 +69,7 @@ static int take(const struct ui_scan *scan, int step, const char *code, char out
 	msg[0] = '\0';
 	if ((step == 'O' ? scan->badge : scan->lot)(scan->ctx, value, msg, msglen) != 0)
 		return 0;
-	snprintf(out, UI_SCAN_LEN, "%s", value);
+	memcpy(out, value, strlen(value) + 1);     /* shorter than UI_SCAN_LEN: checked above */
 	return 1;
 }
 
