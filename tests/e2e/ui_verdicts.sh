@@ -74,16 +74,17 @@ for size in "80 24" "100 30" "160 50"; do
 done
 
 # The bell: rung on the REJECT, silent with --no-bell; the summary; a lot scan.
-tm new-session -d -s bell -x 100 -y 30 "sleep 0.5; exec '$BUILD/fx-events' '$ev'"
+# (the replay starts 1.5 s late: the pane is piped to a file before anything is drawn)
+tm new-session -d -s bell -x 100 -y 30 "sleep 1.5; exec '$BUILD/fx-events' '$ev'"
 tm pipe-pane -t bell -o "cat > '$PWD/bell.raw'"
 wait_for bell 'script done'
-tm new-session -d -s quiet -x 100 -y 30 "sleep 0.5; exec '$BUILD/fx-events' --no-bell '$ev'"
+wait_for bell 'ATTENTION: REJECT'     # the flash, for 3 s
+tm new-session -d -s quiet -x 100 -y 30 "sleep 1.5; exec '$BUILD/fx-events' --no-bell '$ev'"
 tm pipe-pane -t quiet -o "cat > '$PWD/quiet.raw'"
 wait_for quiet 'script done'
 sleep 0.3
 grep -q "$(printf '\a')" bell.raw || fail "no bell on REJECT"
 grep -q "$(printf '\a')" quiet.raw && fail "a bell with --no-bell"
-wait_for bell 'ATTENTION: REJECT'
 
 tm send-keys -t bell s
 wait_for bell 'SHIFT SUMMARY'
