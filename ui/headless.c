@@ -121,6 +121,8 @@ char *ui_headless_format(const struct ev_event *ev)
 	}
 	if (ev->kind == EV_LINE_STARTED)
 		add_line_fields(o, &ev->line);
+	else if (ev->kind == EV_LOT_CHANGED)
+		json_object_set_new(o, "lot", str_or_null(ev->line.lot, sizeof(ev->line.lot)));
 	text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(o);
 	if (!text)

@@ -23,7 +23,7 @@
  *   done, total, progress   only for "progress" events (progress = done/total)
  *   station_id, operator, profile, profile_version, lot, bays
  *              only for "line-started": the line, as fields (string or null,
- *              integers 0 when not given)
+ *              integers 0 when not given); "lot-changed" has lot alone
  * Strings are valid UTF-8 (invalid bytes become '?').  Events carry no secrets
  * (event.h), and this sink adds nothing but the formatting.
  */
