@@ -34,6 +34,7 @@ struct app_session {
 	pthread_mutex_t lock;          /* guards line: controls may ask from any thread */
 	pthread_mutex_t stop_lock;     /* one pl_line_stop, whoever asks first */
 	int stopped;
+	char lot[EV_FIELD_LEN];        /* o.lot after a lot change */
 };
 
 static void session_warn(struct app_session *s, const char *fmt, ...)
@@ -198,6 +199,29 @@ int app_session_start(struct app_session *s, struct errbuf *err)
 			     "version", o->profile->version, "profile_sha256", o->profile->hash,
 			     "lot", o->lot, "bays", o->nbays, "recovered_units", s->units,
 			     "revoked_orphans", s->revoked));
+	return ST_OK;
+}
+
+int app_session_change_lot(struct app_session *s, const char *lot, struct errbuf *err)
+{
+	struct pl_line *line = app_session_line(s);
+	char from[EV_FIELD_LEN];
+	int64_t allowed = 0;
+	int rc;
+
+	if (!line)
+		return errbuf_set(err, ST_ESTATE, "the line is not running");
+	if ((rc = db_allowlist_count(s->o.db, lot, &allowed, err)))
+		return rc;
+	if (!allowed)
+		return errbuf_setr(err, ST_ENOTFOUND, ST_ORIGIN_POLICY, ST_R_NOT_FOUND,
+				   "no lot %.64s with an allowlist on this station", lot);
+	snprintf(from, sizeof(from), "%s", s->o.lot);
+	if ((rc = pl_line_set_lot(line, lot, err)))
+		return rc;
+	snprintf(s->lot, sizeof(s->lot), "%s", lot);
+	s->o.lot = s->lot;
+	audit_line(s, "lot-change", json_pack("{s:s, s:s}", "from", from, "to", lot));
 	return ST_OK;
 }
 
