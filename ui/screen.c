@@ -389,7 +389,7 @@ static void draw(struct ui_screen *s)
 	int64_t now = clock_realtime_ms();
 	int inflight = ui_model_in_flight(v);
 	double fpy = ui_model_fpy(v);
-	char fpy_s[32], state[96], alerts[32] = "", counters[200];
+	char fpy_s[32], state[96], alerts[32] = "", counters[200], ledger[EV_REASON_LEN + 32] = "";
 
 	erase();
 	ui_screen_layout(&l, v->ntiles, LINES, COLS);
@@ -412,12 +412,19 @@ static void draw(struct ui_screen *s)
 		snprintf(state, sizeof(state), "PAUSED - intake stopped");
 	else
 		snprintf(state, sizeof(state), v->started ? "RUNNING" : "STARTING");
-	put(1, 0, COLS, A_NORMAL, " HSM %s%s%s%s | db %s",
+	/* the ledger's state only when a ledger is configured (it said so once) */
+	if (v->ledger != UI_HSM_UNKNOWN)
+		snprintf(ledger, sizeof(ledger), " | ledger %s%s%s%s",
+			 v->ledger == UI_HSM_READY ? "ready" : "ERROR",
+			 v->ledger == UI_HSM_ERROR && v->ledger_reason[0] ? " (" : "",
+			 v->ledger == UI_HSM_ERROR ? v->ledger_reason : "",
+			 v->ledger == UI_HSM_ERROR && v->ledger_reason[0] ? ")" : "");
+	put(1, 0, COLS, A_NORMAL, " HSM %s%s%s%s | db %s%s",
 	    v->hsm == UI_HSM_READY ? "ready" : v->hsm == UI_HSM_ERROR ? "ERROR" : "unknown",
 	    v->hsm == UI_HSM_ERROR && v->hsm_reason[0] ? " (" : "",
 	    v->hsm == UI_HSM_ERROR ? v->hsm_reason : "",
 	    v->hsm == UI_HSM_ERROR && v->hsm_reason[0] ? ")" : "",
-	    v->db_path[0] ? v->db_path : "-");
+	    v->db_path[0] ? v->db_path : "-", ledger);
 	if (v->hsm == UI_HSM_ERROR)
 		put(1, 5, 5, warn_attr(s), "ERROR");
 	put(1, COLS - (int)strlen(state) - 2, (int)strlen(state) + 2,

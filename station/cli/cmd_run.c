@@ -13,6 +13,7 @@
  * sinks, and which thread waits for what.
  */
 #include "cli/cli.h"
+#include "cli/cli_ledger.h"
 #include "cli/cli_role.h"
 #include "cli/run_control.h"
 
@@ -52,6 +53,7 @@ static void usage(FILE *f)
 		"  --max-units N    stop after N results (pass, fail or reject)\n"
 		"  --operator NAME  who runs the line (default: --user); NAME must hold a role\n"
 		"                   bound to this OS login (station role list), as --user must\n"
+		CLI_LEDGER_USAGE
 		"\n"
 		"Refuses to start if the firmware image does not match the profile's SHA-256,\n"
 		"the HSM token fails its pre-flight, or the lot has no allowlist.  The PIN\n"
@@ -86,6 +88,7 @@ struct run_opts {
 	int headless, bays, max_units, grace_s;
 	char ports[PL_MAX_BAYS][EV_BAY_LEN];   /* --bays PORT,...: bay i's port */
 	int nports;
+	struct cli_ledger ledger;
 };
 
 /* --bays: a count, or the bays' port paths ("1-1,1-2.3"). */
@@ -131,6 +134,7 @@ struct run {
 	struct ui_screen *screen;
 	struct app_session *session;
 	struct run_control ctl;
+	struct ledger_config ledger;   /* the session points at it */
 };
 
 /* The events' sinks: the JSON writer, or the screen (which shows recovery, so
@@ -231,6 +235,9 @@ static int run_session(struct cli_ctx *ctx, const struct run_opts *o, struct run
 	so.grace_ms = o->grace_s ? o->grace_s * 1000 : 1;   /* 0 s: abandon at once */
 	so.bus = r->bus;
 	so.warn = run_warn;
+	if ((rc = cli_ledger_config(&o->ledger, "run", ctx->station_id, &r->ledger)) < 0)
+		return CLI_EXIT_USAGE;
+	so.ledger = rc ? &r->ledger : NULL;
 	if (app_session_open(&so, &r->session, &e))
 		return cli_fail("run: %s", e.msg);
 	if ((rc = ui_open(ctx, o, r)))
@@ -283,6 +290,7 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 		{ "operator",  required_argument, NULL, 'o' },
 		{ "grace",     required_argument, NULL, 'g' },
 		{ "help",      no_argument,       NULL, 'h' },
+		CLI_LEDGER_LONG_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
 	struct run_opts o;
@@ -328,6 +336,8 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 			usage(stdout);
 			return CLI_EXIT_OK;
 		default:
+			if (cli_ledger_option(&o.ledger, c, optarg))
+				break;
 			usage(stderr);
 			return CLI_EXIT_USAGE;
 		}

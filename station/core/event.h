@@ -58,6 +58,8 @@ enum ev_kind {
 	EV_BAY_CLEARED,       /* operator cleared a held bay */
 	EV_ALERT,             /* security-relevant: clone, not on allowlist ... */
 	EV_LOG,               /* free text for the scrolling log */
+	EV_LEDGER_STATE,      /* the factory ledger: outcome OK = reachable, FAIL =
+			       * unreachable (reason_code ledger_unreachable) */
 	EV_KIND_COUNT
 };
 

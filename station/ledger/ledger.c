@@ -124,8 +124,18 @@ static int unreachable(struct ledger *l, int rc, struct errbuf *err, const char 
 	l->down = 1;
 	snprintf(msg, sizeof(msg), "%s", why ? why : "no answer");
 	one_line(msg);
+	if (rc == ST_EPIN)
+		return errbuf_setr(err, rc, ST_ORIGIN_DB, ST_R_LEDGER_UNREACHABLE,
+				   "ledger %s: %s", what, msg);
 	return errbuf_setr(err, rc, ST_ORIGIN_DB, ST_R_LEDGER_UNREACHABLE,
 			   "ledger unreachable (%s): %s", what, msg);
+}
+
+/* The server's NOTICEs ("already exists, skipping") are not the operator's. */
+static void quiet_notice(void *arg, const char *msg)
+{
+	(void)arg;
+	(void)msg;
 }
 
 int ledger_connect(struct ledger *l, struct errbuf *err)
@@ -167,8 +177,19 @@ int ledger_connect(struct ledger *l, struct errbuf *err)
 	l->pg = PQconnectdbParams(keys, vals, 1);
 	if (!l->pg)
 		return unreachable(l, ST_ENOMEM, err, "connect", "out of memory");
-	if (PQstatus(l->pg) != CONNECTION_OK)
+	PQsetNoticeProcessor(l->pg, quiet_notice, NULL);
+	if (PQstatus(l->pg) != CONNECTION_OK) {
+		/* the server answered but refused the login: say so, it will not
+		 * heal by waiting */
+		if (PQconnectionNeedsPassword(l->pg))
+			return unreachable(l, ST_EPIN, err, "refused the login: no password (give"
+					   " --ledger-password-file or PGPASSWORD)",
+					   PQerrorMessage(l->pg));
+		if (PQconnectionUsedPassword(l->pg))
+			return unreachable(l, ST_EPIN, err, "refused the login (wrong password?)",
+					   PQerrorMessage(l->pg));
 		return unreachable(l, ST_EIO, err, "connect", PQerrorMessage(l->pg));
+	}
 	l->down = 0;
 	return ST_OK;
 }
@@ -328,6 +349,24 @@ void ledger_close(struct ledger *l)
 	free(l);
 }
 
+/* A migration is several statements: the simple protocol, no parameters. */
+static int run_script(struct ledger *l, const char *sql, struct errbuf *err)
+{
+	PGresult *r = PQexec(l->pg, sql);
+	char msg[400];
+
+	if (r && PQresultStatus(r) == PGRES_COMMAND_OK) {
+		PQclear(r);
+		return ST_OK;
+	}
+	snprintf(msg, sizeof(msg), "%s", r ? PQresultErrorMessage(r) : PQerrorMessage(l->pg));
+	PQclear(r);
+	if (PQstatus(l->pg) != CONNECTION_OK)
+		return unreachable(l, ST_EIO, err, "migrate", msg);
+	one_line(msg);
+	return errbuf_setr(err, ST_ESCHEMA, ST_ORIGIN_DB, ST_R_SCHEMA, "ledger: migrate: %s", msg);
+}
+
 int ledger_migrate(struct ledger *l, int *from, int *to, struct errbuf *err)
 {
 	char vs[16];
@@ -347,7 +386,7 @@ int ledger_migrate(struct ledger *l, int *from, int *to, struct errbuf *err)
 	*from = v;
 	for (; v < NMIGRATIONS; v++) {
 		snprintf(vs, sizeof(vs), "%d", v + 1);
-		if ((rc = ledger_run(l, "migrate", migrations[v], 0, NULL, err)) ||
+		if ((rc = run_script(l, migrations[v], err)) ||
 		    (rc = ledger_run(l, "record the version",
 				     "INSERT INTO ledger_schema (version) VALUES ($1::integer)", 1, p,
 				     err)))
