@@ -275,8 +275,8 @@ void app_session_close(struct app_session *s)
 	app_session_stop(s);
 	pl_line_free(s->line);
 	pl_usb_close(s->usb);
+	pl_hsm_close(s->hsm);   /* voids unused serials: events the ledger gets next */
 	pl_ledger_close(s->ledger);
-	pl_hsm_close(s->hsm);
 	free(s->image);
 	free(s->mfr);
 	free(s->ca);

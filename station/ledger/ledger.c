@@ -4,7 +4,6 @@
  */
 #include "ledger/ledger_int.h"
 
-#include "core/clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -143,14 +142,9 @@ int ledger_connect(struct ledger *l, struct errbuf *err)
 	char timeout[16], options[64], app[96];
 	const char *keys[12], *vals[12];
 	int n = 0;
-	int64_t now = clock_monotonic_ms();
 
 	if (l->pg && PQstatus(l->pg) == CONNECTION_OK && !l->down)
 		return ST_OK;
-	if (l->last_try_ms && now - l->last_try_ms < LEDGER_RETRY_MS && l->down)
-		return errbuf_setr(err, ST_EIO, ST_ORIGIN_DB, ST_R_LEDGER_UNREACHABLE,
-				   "ledger unreachable (reconnecting)");
-	l->last_try_ms = now;
 	if (l->pg)
 		PQfinish(l->pg);
 	l->pg = NULL;

@@ -9,9 +9,9 @@
  * - Every libpq call has a deadline: connect_timeout (LEDGER_CONNECT_S) on
  *   connect and statement_timeout (LEDGER_STATEMENT_MS) on every statement, so
  *   no call blocks longer than a few seconds.  A call that loses the server
- *   fails with reason ST_R_LEDGER_UNREACHABLE; the next call reconnects (at most
- *   one attempt per LEDGER_RETRY_MS, so a dead server costs a unit nothing but
- *   its FAIL).
+ *   fails with reason ST_R_LEDGER_UNREACHABLE; the next call reconnects (one
+ *   attempt, bounded by connect_timeout: a refused connection fails at once, a
+ *   silent host within LEDGER_CONNECT_S).
  * - The password never comes from argv: a password in the connection string is
  *   refused; it comes from the password file (StrictModes, as the PIN file) or
  *   libpq's own PGPASSWORD / PGPASSFILE.
@@ -35,7 +35,6 @@
 #define LEDGER_SCHEMA_VERSION 1
 #define LEDGER_CONNECT_S      2
 #define LEDGER_STATEMENT_MS   5000
-#define LEDGER_RETRY_MS       1000
 #define LEDGER_ID_LEN         65
 #define LEDGER_CONNINFO_MAX   1024
 
@@ -98,8 +97,10 @@ ST_MUST_CHECK int ledger_events(struct ledger *l, const char *station_id,
 /* ---- cross-station claims (ledger_claim.c) ---- */
 
 /* The board is on this station now (an in_progress claim, expiring after
- * ttl_s).  ST_EEXIST: another station holds it now; both are clones (the other's
- * claim is marked, it refuses at ledger_claim); other_station gets its id. */
+ * ttl_s).  ST_EPOLICY with ST_R_PROVISIONED_ELSEWHERE: another station
+ * claimed or provisioned the id.  ST_EEXIST (ST_R_CLONE): another station
+ * holds it now; both are clones (the other's hold is marked, it refuses at
+ * ledger_claim).  other_station gets the other station's id. */
 ST_MUST_CHECK int ledger_hold(struct ledger *l, const char *unique_id, int ttl_s,
 			      char other_station[LEDGER_ID_LEN], struct errbuf *err);
 /* Before the certificate is signed: claims the id and the public key for this

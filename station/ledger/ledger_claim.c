@@ -39,6 +39,22 @@ int ledger_hold(struct ledger *l, const char *unique_id, int ttl_s,
 
 	other_station[0] = '\0';
 	snprintf(ttl, sizeof(ttl), "%d", ttl_s);
+	/* provisioned at another station: refused before the board is touched
+	 * (the claim before signing is what decides; this is the early word) */
+	if ((rc = ledger_exec(l, "read the claims",
+			      "SELECT station_id, state FROM provisioned WHERE unique_id = $1"
+			      " AND station_id <> $2", 2, p, &r, NULL, err)))
+		return rc;
+	if (PQntuples(r) == 1) {
+		snprintf(other_station, LEDGER_ID_LEN, "%s", PQgetvalue(r, 0, 0));
+		rc = errbuf_setr(err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_PROVISIONED_ELSEWHERE,
+				 "id %s is already provisioned at station %s%s", unique_id,
+				 other_station, strcmp(PQgetvalue(r, 0, 1), "claimed") ? "" :
+				 " (in progress there)");
+		PQclear(r);
+		return rc;
+	}
+	PQclear(r);
 	if ((rc = in_tx(l, err)))
 		return rc;
 	/* a hold of this station, or one expired (its station died), is taken over */

@@ -14,7 +14,6 @@ struct ledger {
 	struct ledger_config cfg;
 	char password[256];
 	int down;                 /* the last call lost the server */
-	int64_t last_try_ms;      /* monotonic ms of the last connect attempt */
 };
 
 /* Connected now, or one attempt (not more often than LEDGER_RETRY_MS). */

@@ -499,12 +499,16 @@ static int step_allowlist(struct pl_unit *r)
 			    r->rw.reason);
 		emit(r, EV_LOG, EV_OUT_NONE, note);
 	}
+	/* the factory's word before the board's lock: a board provisioned at
+	 * another station is named as such */
+	if ((rc = pl_ledger_hold(r)))
+		return rc;
 	if (r->info.locked)
 		return rejected(r, errbuf_setr(&r->err, ST_EPOLICY, ST_ORIGIN_POLICY,
 					       ST_R_BOARD_LOCKED, "%s", r->reworked ?
 			"board is still locked: reset it on the rework bench, then plug it again" :
 			"board is locked but has no committed unit (needs rework)"));
-	return pl_ledger_hold(r);
+	return ST_OK;
 }
 
 static int step_flash(struct pl_unit *r)
