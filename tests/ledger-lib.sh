@@ -10,6 +10,8 @@
 # pg_stop [MODE]     stops the server (fast, or immediate)
 # pg_start           starts it again (waits until it accepts connections)
 # psql_ledger SQL    one statement as the ledger's owner
+# LEDGER_KEEP=1      pg_up sets no trap: the caller removes it (pg_gone), as
+#                    tests/ledger-pg.sh does for the unit tests
 
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 
@@ -28,7 +30,7 @@ pg_up() {
 	pg_as "$PGBIN/initdb" -D "$PGDIR/data" -U station -A scram-sha-256 \
 		--pwfile="$PGDIR/pw" >"$PGDIR/initdb.log" 2>&1 || fail "initdb: $(cat "$PGDIR/initdb.log")"
 	rm -f "$PGDIR/pw"
-	trap 'pg_gone' EXIT
+	[ -n "${LEDGER_KEEP:-}" ] || trap 'pg_gone' EXIT
 	pg_start
 	LEDGER="host=$PGDIR port=5432 dbname=postgres user=station"
 	LEDGER_PW=$PWD/ledger.pw

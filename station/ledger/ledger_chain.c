@@ -57,8 +57,12 @@ static int push_one(struct ledger *l, const struct ledger_event *e, struct errbu
 	snprintf(seqs, sizeof(seqs), "%" PRId64, e->seq);
 	rc = ledger_exec(l, "push an event", SQL_PUSH, 8, p, &r, st, err);
 	if (rc) {
-		if (!strncmp(st, "SL", 2))
-			return errbuf_setr(err, ST_ETAMPER, ST_ORIGIN_DB, ST_R_TAMPER, "%s", err->msg);
+		if (!strncmp(st, "SL", 2)) {
+			char msg[sizeof(err->msg)];
+
+			memcpy(msg, err->msg, sizeof(msg));
+			return errbuf_setr(err, ST_ETAMPER, ST_ORIGIN_DB, ST_R_TAMPER, "%s", msg);
+		}
 		return rc;
 	}
 	fresh = PQntuples(r) == 1;
