@@ -45,40 +45,109 @@ int ledger_chain_head(struct ledger *l, int64_t *seq, char hash[65], struct errb
 	return ST_OK;
 }
 
-static int push_one(struct ledger *l, const struct ledger_event *e, struct errbuf *err)
+#define PIPE_CHUNK 250
+
+static int same_row(struct ledger *l, const struct ledger_event *e, struct errbuf *err)
 {
 	char seqs[24];
 	const char *p[8] = { l->cfg.station_id, seqs, e->ts, e->kind, e->actor, e->detail,
 			     e->prev_hash, e->hash };
 	PGresult *r;
-	char st[6];
-	int rc, fresh;
+	int rc, same;
 
 	snprintf(seqs, sizeof(seqs), "%" PRId64, e->seq);
-	rc = ledger_exec(l, "push an event", SQL_PUSH, 8, p, &r, st, err);
-	if (rc) {
-		if (!strncmp(st, "SL", 2)) {
-			char msg[sizeof(err->msg)];
-
-			memcpy(msg, err->msg, sizeof(msg));
-			return errbuf_setr(err, ST_ETAMPER, ST_ORIGIN_DB, ST_R_TAMPER, "%s", msg);
-		}
-		return rc;
-	}
-	fresh = PQntuples(r) == 1;
-	PQclear(r);
-	if (fresh)
-		return ST_OK;
-	/* already there (another push got it in first): it must be this row */
 	if ((rc = ledger_exec(l, "compare an event", SQL_SAME, 8, p, &r, NULL, err)))
 		return rc;
-	fresh = PQntuples(r) == 1 && !strcmp(PQgetvalue(r, 0, 0), "t");
+	same = PQntuples(r) == 1 && !strcmp(PQgetvalue(r, 0, 0), "t");
 	PQclear(r);
-	if (!fresh)
+	if (!same)
 		return errbuf_setr(err, ST_ETAMPER, ST_ORIGIN_DB, ST_R_TAMPER,
 				   "ledger: event %" PRId64 " of station %s differs from the"
 				   " journal's", e->seq, l->cfg.station_id);
 	return ST_OK;
+}
+
+/* The connection is in an unknown state: drop it, the next call reconnects. */
+static int lost(struct ledger *l, struct errbuf *err, const char *why)
+{
+	char msg[300];
+
+	snprintf(msg, sizeof(msg), "%s", why);
+	PQfinish(l->pg);
+	l->pg = NULL;
+	l->down = 1;
+	return errbuf_setr(err, ST_EIO, ST_ORIGIN_DB, ST_R_LEDGER_UNREACHABLE,
+			   "ledger unreachable (push events): %s", msg);
+}
+
+/* The inserts of a batch in libpq's pipeline mode, PIPE_CHUNK at a time (one
+ * round trip per chunk, not per event; reading each chunk's results before
+ * sending the next keeps both sockets' buffers small, so a blocking
+ * connection cannot deadlock).  conflict[i] is set for a row already there. */
+static int insert_pipelined(struct ledger *l, const struct ledger_event *ev, size_t n,
+			    uint8_t *conflict, struct errbuf *err)
+{
+	char first_err[400] = "", first_state[6] = "";
+
+	if (!PQenterPipelineMode(l->pg))
+		return lost(l, err, PQerrorMessage(l->pg));
+	for (size_t i = 0; i < n && !first_err[0]; i += PIPE_CHUNK) {
+		size_t m = n - i < PIPE_CHUNK ? n - i : PIPE_CHUNK;
+		PGresult *r;
+
+		for (size_t k = 0; k < m; k++) {
+			const struct ledger_event *e = &ev[i + k];
+			char seqs[24];
+			const char *p[8] = { l->cfg.station_id, seqs, e->ts, e->kind, e->actor,
+					     e->detail, e->prev_hash, e->hash };
+
+			snprintf(seqs, sizeof(seqs), "%" PRId64, e->seq);
+			if (!PQsendQueryParams(l->pg, SQL_PUSH, 8, NULL, p, NULL, NULL, 0))
+				return lost(l, err, PQerrorMessage(l->pg));
+		}
+		if (!PQpipelineSync(l->pg))
+			return lost(l, err, PQerrorMessage(l->pg));
+		for (size_t k = 0; k < m; k++) {
+			ExecStatusType st;
+
+			if (!(r = PQgetResult(l->pg)))
+				return lost(l, err, PQerrorMessage(l->pg));
+			st = PQresultStatus(r);
+			if (st == PGRES_TUPLES_OK) {
+				conflict[i + k] = PQntuples(r) == 0;
+			} else if (st != PGRES_PIPELINE_ABORTED && !first_err[0]) {
+				const char *ss = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+
+				snprintf(first_err, sizeof(first_err), "%s", PQresultErrorMessage(r));
+				snprintf(first_state, sizeof(first_state), "%s", ss ? ss : "");
+			}
+			PQclear(r);
+			if ((r = PQgetResult(l->pg))) {   /* each query's results end with NULL */
+				PQclear(r);
+				return lost(l, err, "unexpected result in the pipeline");
+			}
+		}
+		if (!(r = PQgetResult(l->pg)) || PQresultStatus(r) != PGRES_PIPELINE_SYNC) {
+			PQclear(r);
+			return lost(l, err, PQerrorMessage(l->pg));
+		}
+		PQclear(r);
+	}
+	if (!PQexitPipelineMode(l->pg))
+		return lost(l, err, PQerrorMessage(l->pg));
+	if (!first_err[0])
+		return ST_OK;
+	for (char *c = first_err; *c; c++)
+		if (*c == '\n')
+			*c = ' ';
+	if (!strncmp(first_state, "SL", 2))
+		return errbuf_setr(err, ST_ETAMPER, ST_ORIGIN_DB, ST_R_TAMPER, "ledger: %s",
+				   first_err);
+	if (!strncmp(first_state, "08", 2) || !strncmp(first_state, "57", 2) ||
+	    !strncmp(first_state, "53", 2) || PQstatus(l->pg) != CONNECTION_OK)
+		return lost(l, err, first_err);
+	return errbuf_setr(err, ST_EDB, ST_ORIGIN_DB, ST_R_DB, "ledger: push an event: %s",
+			   first_err);
 }
 
 int ledger_chain_push(struct ledger *l, const struct ledger_event *ev, size_t n,
@@ -86,22 +155,33 @@ int ledger_chain_push(struct ledger *l, const struct ledger_event *ev, size_t n,
 {
 	char heads[24];
 	const char *p[2] = { l->cfg.station_id, heads };
+	uint8_t *conflict = n ? calloc(n, 1) : NULL;
 	int rc;
 
+	if (n && !conflict)
+		return errbuf_set(err, ST_ENOMEM, "out of memory");
 	snprintf(heads, sizeof(heads), "%" PRId64, local_head);
-	if ((rc = ledger_run(l, "begin", "BEGIN", 0, NULL, err)))
+	if ((rc = ledger_run(l, "begin", "BEGIN", 0, NULL, err))) {
+		free(conflict);
 		return rc;
+	}
 	if ((rc = ledger_run(l, "register the station", SQL_STATION, 1, p, err)))
 		goto fail;
+	if (n && (rc = insert_pipelined(l, ev, n, conflict, err)))
+		goto fail;
+	/* a row already there (another push got it in first) must be this row */
 	for (size_t i = 0; i < n; i++)
-		if ((rc = push_one(l, &ev[i], err)))
+		if (conflict[i] && (rc = same_row(l, &ev[i], err)))
 			goto fail;
 	if ((rc = ledger_run(l, "record contact", SQL_TOUCH, 2, p, err)) ||
 	    (rc = ledger_run(l, "commit", "COMMIT", 0, NULL, err)))
 		goto fail;
+	free(conflict);
 	return ST_OK;
 fail:
-	ledger_rollback(l);
+	if (l->pg)
+		ledger_rollback(l);
+	free(conflict);
 	return rc;
 }
 
