@@ -192,7 +192,7 @@ int ledger_connect(struct ledger *l, struct errbuf *err)
  * timeout, cannot connect now), 53 (resources): the server, not the data. */
 static int transport_state(const char *st)
 {
-	return st && (!strncmp(st, "08", 2) || !strncmp(st, "57", 2) || !strncmp(st, "53", 2));
+	return (!strncmp(st, "08", 2) || !strncmp(st, "57", 2) || !strncmp(st, "53", 2));
 }
 
 int ledger_exec(struct ledger *l, const char *what, const char *sql, int n,
@@ -201,7 +201,7 @@ int ledger_exec(struct ledger *l, const char *what, const char *sql, int n,
 	PGresult *r;
 	ExecStatusType s;
 	const char *st;
-	char msg[400];
+	char msg[400], state[6];
 	int rc;
 
 	if (sqlstate)
@@ -216,13 +216,14 @@ int ledger_exec(struct ledger *l, const char *what, const char *sql, int n,
 		return ST_OK;
 	}
 	st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-	if (sqlstate && st)
-		snprintf(sqlstate, 6, "%s", st);
+	snprintf(state, sizeof(state), "%s", st ? st : "");
+	if (sqlstate)
+		snprintf(sqlstate, 6, "%s", state);
 	snprintf(msg, sizeof(msg), "%s", r ? PQresultErrorMessage(r) : PQerrorMessage(l->pg));
 	if (!msg[0])
 		snprintf(msg, sizeof(msg), "%s", PQerrorMessage(l->pg));
 	PQclear(r);
-	if (PQstatus(l->pg) != CONNECTION_OK || transport_state(st))
+	if (PQstatus(l->pg) != CONNECTION_OK || transport_state(state))
 		return unreachable(l, ST_EIO, err, what, msg);
 	one_line(msg);
 	return errbuf_setr(err, ST_EDB, ST_ORIGIN_DB, ST_R_DB, "ledger: %s: %s", what, msg);
