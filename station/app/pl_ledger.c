@@ -84,6 +84,29 @@ static void note_unreachable(struct pl_ledger *g, const struct errbuf *err)
 		set_state(g, 1, "%s (reconnecting)", err->msg);
 }
 
+static int op_allowlisted(void *ctx, const char *lot, const char *unique_id, struct errbuf *err)
+{
+	struct pl_ledger *g = ctx;
+	int rc;
+
+	pthread_mutex_lock(&g->claim_mu);
+	rc = ledger_allowlist_contains(g->claims, lot, unique_id, err);
+	pthread_mutex_unlock(&g->claim_mu);
+	if (rc && rc != ST_ENOTFOUND)
+		note_unreachable(g, err);
+	return rc;
+}
+
+int pl_ledger_lot_count(struct pl_ledger *g, const char *lot, int64_t *count, struct errbuf *err)
+{
+	int rc;
+
+	pthread_mutex_lock(&g->claim_mu);
+	rc = ledger_allowlist_count(g->claims, lot, count, err);
+	pthread_mutex_unlock(&g->claim_mu);
+	return rc;
+}
+
 static int op_hold(void *ctx, const char *unique_id, struct errbuf *err)
 {
 	struct pl_ledger *g = ctx;
@@ -144,6 +167,7 @@ static void op_done(void *ctx, const char *unique_id, int passed, const char *se
 
 void pl_ledger_ops(struct pl_ledger *g, struct pl_ledger_ops *ops)
 {
+	ops->allowlisted = op_allowlisted;
 	ops->hold = op_hold;
 	ops->claim = op_claim;
 	ops->done = op_done;

@@ -47,6 +47,9 @@ ST_MUST_CHECK int pl_ledger_open(const struct ledger_config *cfg, struct db *db,
 				 struct ev_bus *bus, int hold_ttl_s, struct pl_ledger **out,
 				 struct errbuf *err);
 void pl_ledger_ops(struct pl_ledger *g, struct pl_ledger_ops *ops);
+/* Ids on lot's allowlist in the ledger (a lot imported at another station). */
+ST_MUST_CHECK int pl_ledger_lot_count(struct pl_ledger *g, const char *lot, int64_t *count,
+				      struct errbuf *err);
 ST_MUST_CHECK int pl_ledger_start(struct pl_ledger *g, struct errbuf *err);
 /* Pushes everything the journal holds now (the caller's thread; for the
  * CLI's `ledger push` and the tests).  *pushed gets the number of events. */

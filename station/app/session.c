@@ -107,7 +107,7 @@ int app_session_open(const struct app_session_opts *o, struct app_session **out,
 	if ((rc = load_image(s, err)) ||
 	    (rc = db_allowlist_count(o->db, o->lot, &allowed, err)))
 		goto fail;
-	if (allowed == 0) {
+	if (allowed == 0 && !o->ledger) {
 		rc = errbuf_set(err, ST_ENOTFOUND,
 				"lot %s has no allowlist (station allowlist import FILE --lot %s)",
 				o->lot, o->lot);
@@ -128,6 +128,19 @@ int app_session_open(const struct app_session_opts *o, struct app_session **out,
 					      &s->ledger, err))) {
 		errbuf_prefix(err, "ledger: ");
 		goto fail;
+	}
+	/* with a ledger, the lot may have been imported at another station */
+	if (allowed == 0 && s->ledger) {
+		if ((rc = pl_ledger_lot_count(s->ledger, o->lot, &allowed, err))) {
+			errbuf_prefix(err, "ledger: ");
+			goto fail;
+		}
+		if (allowed == 0) {
+			rc = errbuf_set(err, ST_ENOTFOUND, "lot %s has no allowlist, here or in the"
+					" ledger (station allowlist import FILE --lot %s --ledger …)",
+					o->lot, o->lot);
+			goto fail;
+		}
 	}
 	*out = s;
 	return ST_OK;

@@ -125,6 +125,9 @@ ST_MUST_CHECK int ledger_release_holds(struct ledger *l, struct errbuf *err);
 ST_MUST_CHECK int ledger_allowlist_add(struct ledger *l, const char *lot, const char *const *ids,
 				       size_t n, const char *actor, int64_t *added,
 				       struct errbuf *err);
+/* *count gets the number of ids on lot's allowlist in the ledger. */
+ST_MUST_CHECK int ledger_allowlist_count(struct ledger *l, const char *lot, int64_t *count,
+					 struct errbuf *err);
 /* ST_OK: on the lot's allowlist; ST_ENOTFOUND: not. */
 ST_MUST_CHECK int ledger_allowlist_contains(struct ledger *l, const char *lot,
 					    const char *unique_id, struct errbuf *err);

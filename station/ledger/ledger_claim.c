@@ -260,3 +260,17 @@ int ledger_allowlist_contains(struct ledger *l, const char *lot, const char *uni
 	PQclear(r);
 	return found ? ST_OK : ST_ENOTFOUND;
 }
+
+int ledger_allowlist_count(struct ledger *l, const char *lot, int64_t *count, struct errbuf *err)
+{
+	const char *p[1] = { lot };
+	PGresult *r;
+	int rc;
+
+	if ((rc = ledger_exec(l, "count the allowlist",
+			      "SELECT count(*) FROM allowlist WHERE lot = $1", 1, p, &r, NULL, err)))
+		return rc;
+	*count = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	return ST_OK;
+}

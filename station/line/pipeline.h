@@ -177,6 +177,10 @@ struct pl_ca_ops {
  * counts towards a bay's hold nor resets the count.
  */
 struct pl_ledger_ops {
+	/* The lot's allowlist in the ledger (imported once for the factory):
+	 * asked when the id is not on this station's own list.  ST_OK: on it;
+	 * ST_ENOTFOUND: not. */
+	int  (*allowlisted)(void *ctx, const char *lot, const char *unique_id, struct errbuf *err);
 	/* The board is on this station now (after the local allowlist and
 	 * duplicate checks). */
 	int  (*hold)(void *ctx, const char *unique_id, struct errbuf *err);

@@ -103,6 +103,7 @@ struct pl_unit {
 /* The ledger's steps (station/line/pl_ledger.c); each a no-op without a
  * ledger.  hold: after the allowlist; claim: at reserve, before signing;
  * done: when the unit's verdict is recorded. */
+int  pl_ledger_allowlisted(struct pl_unit *r);
 int  pl_ledger_hold(struct pl_unit *r);
 int  pl_ledger_claim(struct pl_unit *r);
 void pl_ledger_done(struct pl_unit *r, int passed);

@@ -16,6 +16,16 @@
 
 #include <string.h>
 
+/* ST_ENOTFOUND without a ledger: the station's own list said no. */
+int pl_ledger_allowlisted(struct pl_unit *r)
+{
+	const struct pl_ledger_ops *lg = &r->cfg->ledger;
+
+	if (!lg->ctx)
+		return ST_ENOTFOUND;
+	return lg->allowlisted(lg->ctx, r->cfg->lot, r->u.unique_id, &r->err);
+}
+
 int pl_ledger_hold(struct pl_unit *r)
 {
 	const struct pl_ledger_ops *lg = &r->cfg->ledger;

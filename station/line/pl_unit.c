@@ -478,6 +478,8 @@ static int step_allowlist(struct pl_unit *r)
 	int rc, found = 0;
 
 	rc = db_allowlist_contains(cfg->db, cfg->lot, r->u.unique_id, &r->err);
+	if (rc == ST_ENOTFOUND)   /* the factory's list, imported at another station */
+		rc = pl_ledger_allowlisted(r);
 	if (rc == ST_ENOTFOUND)
 		return rejected(r, errbuf_setr(&r->err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_NOT_ON_LOT,
 					       "id %s is not on lot %s's allowlist",

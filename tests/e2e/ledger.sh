@@ -70,6 +70,24 @@ grep -q "\"kind\":\"unit-result\".*\"unique_id\":\"$(uid 3)\".*\"outcome\":\"pas
 [ "$(sqlite3 b.db "SELECT count(*) FROM certificates c JOIN units u ON u.id = c.unit_id
 	WHERE u.unique_id = '$(uid 1)'")" = 0 ] || fail "station B reserved a serial for board 1"
 
+# ---- a lot imported once, into the ledger, seen by another station --------
+# lot LH (board 10) is imported at an engineer's station E only; B's file
+# has never heard of LH
+{ echo "unique_id,lot,model,hw_revision"; grep "^$(uid 10)," mfg/LG.csv | sed 's/,LG,/,LH,/'; } > LH.csv
+new_db e.db ledger-E
+E() { "$STATION" --db e.db --user eng "$@"; }
+expect_exit 2 E allowlist import LH.csv --lot LH --unsigned --ledger-password-file "$LEDGER_PW"
+[ "$(sqlite3 e.db "SELECT count(*) FROM allowlist")" = 0 ] || fail "a refused import wrote"
+expect_exit 0 E allowlist import LH.csv --lot LH --unsigned "${LO[@]}"
+grep -q "^ledger: 1 ids added to lot LH (1 in the ledger)$" "$OUT" || fail "import LH: $(cat "$OUT")"
+[ "$(sqlite3 b.db "SELECT count(*) FROM lots WHERE name='LH'")" = 0 ] || fail "B knows LH locally"
+expect_exit 1 "$STATION" --db b.db --station-id ledger-B --user op-olga run --profile widget \
+	--lot LH --headless
+grep -q "no lot LH" "$ERR" || fail "B without the ledger: $(cat "$ERR")"
+run_at b.db ledger-B b2.jsonl 1 1-1=10
+grep -q "\"kind\":\"unit-result\".*\"unique_id\":\"$(uid 10)\".*\"outcome\":\"pass\"" b2.jsonl ||
+	fail "board 10 at B on lot LH: $(grep unit-result b2.jsonl)"
+
 # ---- the server stops mid-lot ----------------------------------------------
 N=6            # boards 4..9 through one bay
 mkfifo ctl
