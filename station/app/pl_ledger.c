@@ -138,8 +138,11 @@ static int op_claim(void *ctx, const char *unique_id, const char *lot, const cha
 
 static void queue_done(struct pl_ledger *g, const char *uid, int passed, const char *serial)
 {
+	int full;
+
 	pthread_mutex_lock(&g->mu);
-	if (g->npending < PENDING_MAX) {
+	full = g->npending == PENDING_MAX;
+	if (!full) {
 		struct pending_done *p = &g->pending[g->npending++];
 
 		snprintf(p->uid, sizeof(p->uid), "%s", uid);
@@ -147,6 +150,12 @@ static void queue_done(struct pl_ledger *g, const char *uid, int passed, const c
 		p->passed = passed;
 	}
 	pthread_mutex_unlock(&g->mu);
+	/* the claim stays as it was (this station's, `claimed`): the safe side,
+	 * but an engineer must know which one */
+	if (full && g->bus)
+		ev_emitf(g->bus, EV_LOG, -1, "", uid, EV_STAGE_NONE, EV_OUT_NONE,
+			 "ledger: %d outcomes wait for the ledger already; the claim of %s stays"
+			 " open (%s)", PENDING_MAX, uid, passed ? "passed" : "not passed");
 }
 
 static void op_done(void *ctx, const char *unique_id, int passed, const char *serial)
@@ -337,7 +346,8 @@ static void *sync_main(void *arg)
 			pthread_mutex_lock(&g->mu);
 			g->halted = 1;
 			pthread_mutex_unlock(&g->mu);
-			ev_emitf(g->bus, EV_ALERT, -1, "", "", EV_STAGE_NONE, EV_OUT_FAIL,
+			if (g->bus)
+				ev_emitf(g->bus, EV_ALERT, -1, "", "", EV_STAGE_NONE, EV_OUT_FAIL,
 				 "ledger push stopped: %s", e.msg);
 		} else {
 			note_unreachable(g, &e);
