@@ -348,7 +348,7 @@ static void *sync_main(void *arg)
 			pthread_mutex_unlock(&g->mu);
 			if (g->bus)
 				ev_emitf(g->bus, EV_ALERT, -1, "", "", EV_STAGE_NONE, EV_OUT_FAIL,
-				 "ledger push stopped: %s", e.msg);
+					 "ledger push stopped: %s", e.msg);
 		} else {
 			note_unreachable(g, &e);
 			if (e.reason != ST_R_LEDGER_UNREACHABLE)
