@@ -39,14 +39,27 @@ one_line "password file .* mode 0600"
 chmod 600 "$LEDGER_PW"
 
 # ---- two stations, one lot ------------------------------------------------
-LINE_MAX_FAILURES=2 line_bench widget LG 12
-board() { sed -n "$(($1 + 1))p" mfg/LG-boards.csv | cut -d, -f1; }
-uid() { sed -n "$(($1 + 1))p" mfg/LG-boards.csv | cut -d, -f2; }
+LINE_MAX_FAILURES=2 line_bench widget LG 14 --fault-mix "1*clone"
+# board N: the Nth clean board (no fault, its id on no other board); the
+# clone and its original are kept apart for the two-stations-at-once case
+awk -F, 'NR > 1 { n[$2]++; row[NR] = $0 } END { for (i = 2; i <= NR; i++) {
+	split(row[i], f, ","); if (f[3] == "" && n[f[2]] == 1) print row[i] } }' \
+	mfg/LG-boards.csv > clean.csv
+board() { sed -n "$1p" clean.csv | cut -d, -f1; }
+uid() { sed -n "$1p" clean.csv | cut -d, -f2; }
+[ "$(wc -l < clean.csv)" -ge 10 ] || fail "too few clean boards: $(cat mfg/LG-boards.csv)"
+CLONE=$(grep ',clone of ' mfg/LG-boards.csv | head -1 | cut -d, -f1)
+ORIG=mfg/boards/$(grep ',clone of ' mfg/LG-boards.csv | head -1 | sed 's/.*clone of //')
 q "VACUUM INTO 'b.db'"     # station B: the same profile and allowlist, its own chain
 run_at() {   # DB SID EVENTS MAX PORT=BOARD...
 	local db=$1 sid=$2 ev=$3 max=$4 args=() pb
 	shift 4
-	for pb in "$@"; do args+=(--board "${pb%%=*}=$PWD/$(board "${pb#*=}")"); done
+	for pb in "$@"; do
+		case ${pb#*=} in
+		mfg/*) args+=(--board "${pb%%=*}=$PWD/${pb#*=}") ;;
+		*) args+=(--board "${pb%%=*}=$PWD/$(board "${pb#*=}")") ;;
+		esac
+	done
 	timeout 60 "$BUILD/fx-usbemu" --quiet "${args[@]}" -- "$STATION" --db "$db" \
 		--station-id "$sid" --user op-olga run --profile widget --lot LG --headless \
 		--bays $# --max-units "$max" "${LO[@]}" > "$ev" 2> "$ev.err" ||
@@ -69,6 +82,28 @@ grep -q "\"kind\":\"unit-result\".*\"unique_id\":\"$(uid 3)\".*\"outcome\":\"pas
 	fail "station B left a certificate unaccounted for"
 [ "$(sqlite3 b.db "SELECT count(*) FROM certificates c JOIN units u ON u.id = c.unit_id
 	WHERE u.unique_id = '$(uid 1)'")" = 0 ] || fail "station B reserved a serial for board 1"
+
+# ---- one id on two stations at once: a clone on both ----------------------
+# the original at A and its clone at B, plugged together; a slow keygen keeps
+# both units in flight past the other's hold
+for b in "$ORIG" "$CLONE"; do sed -i 's/^keygen_ms = .*/keygen_ms = 2500/' "$b/knobs"; done
+cuid=$(grep "^$CLONE," mfg/LG-boards.csv | cut -d, -f2)
+run_at st.db ledger-A ca.jsonl 1 "1-1=$ORIG" &
+pa=$!
+run_at b.db ledger-B cb.jsonl 1 "1-1=$CLONE" &
+pb=$!
+wait $pa || fail "station A (clone)"
+wait $pb || fail "station B (clone)"
+for f in ca.jsonl cb.jsonl; do
+	grep -q "\"kind\":\"unit-result\".*\"unique_id\":\"$cuid\".*\"outcome\":\"reject\".*\"reason_code\":\"clone_two_bays\"" $f ||
+		fail "$f: the clone was not rejected as a clone: $(grep unit-result $f)"
+done
+grep -h '"kind":"unit-result"' ca.jsonl | grep -q "station ledger-B" || fail "A's REJECT does not name B"
+grep -h '"kind":"unit-result"' cb.jsonl | grep -q "station ledger-A" || fail "B's REJECT does not name A"
+for db in st.db b.db; do
+	[ "$(sqlite3 $db "SELECT count(*) FROM certificates c JOIN units u ON u.id = c.unit_id
+		WHERE u.unique_id = '$cuid'")" = 0 ] || fail "$db reserved a serial for the clone"
+done
 
 # ---- a lot imported once, into the ledger, seen by another station --------
 # lot LH (board 10) is imported at an engineer's station E only; B's file
