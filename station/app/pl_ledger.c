@@ -107,6 +107,20 @@ int pl_ledger_lot_count(struct pl_ledger *g, const char *lot, int64_t *count, st
 	return rc;
 }
 
+int pl_ledger_reserve_serials(void *ctx, const char *const *serials, size_t n,
+			      struct errbuf *err)
+{
+	struct pl_ledger *g = ctx;
+	int rc;
+
+	pthread_mutex_lock(&g->claim_mu);
+	rc = ledger_reserve_serials(g->claims, serials, n, err);
+	pthread_mutex_unlock(&g->claim_mu);
+	if (rc && rc != ST_EEXIST)
+		note_unreachable(g, err);
+	return rc;
+}
+
 static int op_hold(void *ctx, const char *unique_id, struct errbuf *err)
 {
 	struct pl_ledger *g = ctx;

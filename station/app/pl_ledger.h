@@ -50,6 +50,10 @@ void pl_ledger_ops(struct pl_ledger *g, struct pl_ledger_ops *ops);
 /* Ids on lot's allowlist in the ledger (a lot imported at another station). */
 ST_MUST_CHECK int pl_ledger_lot_count(struct pl_ledger *g, const char *lot, int64_t *count,
 				      struct errbuf *err);
+/* The serial guard of app/pl_hsm.h (pl_hsm_guard_serials; ctx: the
+ * struct pl_ledger): the batch is reserved in the ledger first. */
+ST_MUST_CHECK int pl_ledger_reserve_serials(void *ctx, const char *const *serials, size_t n,
+					    struct errbuf *err);
 ST_MUST_CHECK int pl_ledger_start(struct pl_ledger *g, struct errbuf *err);
 /* Pushes everything the journal holds now (the caller's thread; for the
  * CLI's `ledger push` and the tests).  *pushed gets the number of events. */

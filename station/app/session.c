@@ -183,6 +183,7 @@ int app_session_start(struct app_session *s, struct errbuf *err)
 		ev_emitf(o->bus, EV_LEDGER_STATE, -1, "", "", EV_STAGE_NONE, EV_OUT_OK,
 			 "ledger ready (schema %d)", LEDGER_SCHEMA_VERSION);
 		pl_ledger_ops(s->ledger, &cfg.ledger);
+		pl_hsm_guard_serials(s->hsm, pl_ledger_reserve_serials, s->ledger);
 	}
 	if (o->boards) {
 		cfg.transport = *o->boards;

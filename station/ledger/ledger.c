@@ -30,6 +30,9 @@
  * - in_progress: the board is on a station now; clone_seen_by is set when a
  *   second station saw the same id while the claim stood.
  * - allowlist: the lots' ids, imported once, read by every station.
+ * - serials: every certificate serial any station reserved (PRIMARY KEY),
+ *   reserved here in the station's batch, before its own database and before
+ *   anything is signed with it.
  */
 static const char *const migrations[] = {
 	/* 1 */
@@ -99,7 +102,11 @@ static const char *const migrations[] = {
 	"  unique_id   text NOT NULL,"
 	"  imported_by text NOT NULL,"
 	"  imported_at timestamptz NOT NULL DEFAULT now(),"
-	"  PRIMARY KEY (lot, unique_id));",
+	"  PRIMARY KEY (lot, unique_id));"
+	"CREATE TABLE serials ("
+	"  serial      text PRIMARY KEY,"
+	"  station_id  text NOT NULL,"
+	"  reserved_at timestamptz NOT NULL DEFAULT now());",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

@@ -116,6 +116,11 @@ ST_MUST_CHECK int ledger_claim(struct ledger *l, const char *unique_id, const ch
  * claim of this station not committed is released.  The hold goes either way. */
 ST_MUST_CHECK int ledger_done(struct ledger *l, const char *unique_id, int passed,
 			      const char *serial, struct errbuf *err);
+/* Reserves serials for this station in one transaction, before the station
+ * reserves them itself (write-ahead): ST_EEXIST when one is taken (by any
+ * station), and nothing is reserved. */
+ST_MUST_CHECK int ledger_reserve_serials(struct ledger *l, const char *const *serials, size_t n,
+					 struct errbuf *err);
 /* Start-up: this station's holds (it has no unit in flight) go. */
 ST_MUST_CHECK int ledger_release_holds(struct ledger *l, struct errbuf *err);
 

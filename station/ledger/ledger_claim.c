@@ -274,3 +274,33 @@ int ledger_allowlist_count(struct ledger *l, const char *lot, int64_t *count, st
 	PQclear(r);
 	return ST_OK;
 }
+
+int ledger_reserve_serials(struct ledger *l, const char *const *serials, size_t n,
+			   struct errbuf *err)
+{
+	PGresult *r;
+	int rc;
+
+	if ((rc = in_tx(l, err)))
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		const char *p[2] = { serials[i], l->cfg.station_id };
+		int taken;
+
+		if ((rc = ledger_exec(l, "reserve a serial",
+				      "INSERT INTO serials (serial, station_id) VALUES ($1, $2)"
+				      " ON CONFLICT (serial) DO NOTHING RETURNING 1", 2, p, &r, NULL,
+				      err))) {
+			ledger_rollback(l);
+			return rc;
+		}
+		taken = PQntuples(r) == 0;
+		PQclear(r);
+		if (taken) {
+			ledger_rollback(l);
+			return errbuf_setr(err, ST_EEXIST, ST_ORIGIN_DB, ST_R_EXISTS,
+					   "ledger: serial %s is already reserved", serials[i]);
+		}
+	}
+	return commit(l, err);
+}

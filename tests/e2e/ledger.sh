@@ -189,6 +189,13 @@ pass_a=$(q "SELECT count(*) FROM units WHERE status='pass'")
 	fail "the ledger's committed claims of A differ from A's passes"
 [ "$(psql_ledger "SELECT count(*) FROM provisioned WHERE state='claimed'") $(psql_ledger "SELECT count(*) FROM in_progress")" = "0 0" ] ||
 	fail "claims or holds left: $(psql_ledger "SELECT * FROM provisioned WHERE state='claimed'")"
+# every serial either station reserved was reserved in the ledger first, under its name
+for sd in ledger-A:st.db ledger-B:b.db; do
+	[ "$(psql_ledger "SELECT count(*) FROM serials WHERE station_id='${sd%%:*}'")" = \
+	  "$(sqlite3 "${sd#*:}" "SELECT count(*) FROM certificates")" ] ||
+		fail "${sd%%:*}: the ledger's serials differ from the journal's certificates"
+done
+[ "$(psql_ledger "SELECT count(*) FROM serials")" -gt 0 ] || fail "no serial in the ledger"
 # an edited row in the ledger is named (the append-only trigger stops UPDATE;
 # the owner can still disable it: verify recomputes each hash)
 psql_ledger "ALTER TABLE events DISABLE TRIGGER events_append_only;

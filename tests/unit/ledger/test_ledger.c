@@ -145,6 +145,15 @@ static void test_claims(void **state)
 	assert_int_equal(ledger_done(A, "UID-3", 0, NULL, &e), ST_OK);
 	assert_int_equal(ledger_hold(B, "UID-3", 60, other, &e), ST_OK);
 	assert_int_equal(ledger_claim(B, "UID-3", "L1", "key-3b", 10, 0, other, &e), ST_OK);
+	/* serials are reserved once across stations, a batch all or nothing */
+	{
+		const char *a[2] = { "s-100", "s-101" }, *b[2] = { "s-102", "s-101" };
+		const char *c[1] = { "s-102" };
+
+		assert_int_equal(ledger_reserve_serials(A, a, 2, &e), ST_OK);
+		assert_int_equal(ledger_reserve_serials(B, b, 2, &e), ST_EEXIST);
+		assert_int_equal(ledger_reserve_serials(B, c, 1, &e), ST_OK);
+	}
 	/* a serial twice is refused by the ledger */
 	assert_int_not_equal(ledger_done(B, "UID-3", 1, "serial-1", &e), ST_OK);
 	assert_int_equal(ledger_done(B, "UID-3", 1, "serial-3", &e), ST_OK);
