@@ -16,7 +16,7 @@ CC      ?= cc
 CLANG   ?= clang
 PKG     ?= pkg-config
 
-PKGS      = libusb-1.0 openssl sqlite3 ncursesw libp11 jansson inih
+PKGS      = libusb-1.0 openssl sqlite3 ncursesw libp11 jansson inih libpq
 EMU_PKGS  = umockdev-1.0 gobject-2.0 glib-2.0
 TEST_PKGS = cmocka
 
@@ -25,7 +25,8 @@ DEB_PKGS = build-essential pkg-config clang libclang-rt-14-dev \
            libusb-1.0-0-dev libssl-dev openssl libsqlite3-dev sqlite3 \
            libncurses-dev libp11-dev libengine-pkcs11-openssl softhsm2 opensc \
            libcmocka-dev libjansson-dev libcsv-dev libinih-dev libp11-kit-dev \
-           libumockdev-dev umockdev libglib2.0-dev dfu-util tmux chromium
+           libumockdev-dev umockdev libglib2.0-dev dfu-util tmux chromium \
+           postgresql postgresql-common libpq-dev
 
 pkg_cflags = $(shell $(PKG) --cflags $(1) 2>/dev/null)
 pkg_libs   = $(shell $(PKG) --libs $(1) 2>/dev/null)
@@ -71,17 +72,18 @@ SEES_proto   = core proto
 SEES_config  = core config
 SEES_db      = core db
 SEES_hsm     = core hsm
+SEES_ledger  = core ledger
 SEES_ui      = core ui
 SEES_usb     = core proto usb
 SEES_line    = core proto config db line
 SEES_export  = core config db export
-SEES_app     = core proto config db hsm ui usb line export app
+SEES_app     = core proto config db hsm ledger ui usb line export app
 SEES_cli     = $(SEES_app) cli
 SEES_fxboard = core proto fixtures/board
 SEES_fxemu   = core fixtures/board fixtures/usbemu
 SEES_fxbin   = core proto ui fixtures/board fixtures/usbemu
 SEES_tests   = $(SEES_app) fixtures/board fixtures/usbemu tests
-LAYERS = core proto config db hsm ui usb line export app cli fxboard fxemu fxbin tests
+LAYERS = core proto config db hsm ledger ui usb line export app cli fxboard fxemu fxbin tests
 
 # Where a layer's sources are.
 DIRS_core = station/core
@@ -94,6 +96,7 @@ DIRS_app = station/app
 DIRS_cli = station/cli
 DIRS_db = db
 DIRS_hsm = hsm
+DIRS_ledger = station/ledger
 DIRS_ui = ui
 DIRS_fxboard = fixtures/board
 DIRS_fxemu = fixtures/usbemu
@@ -102,7 +105,7 @@ DIRS_tests = tests/unit/* tests/fixtures tests/integration tests/bench tests/rig
 srcs_of = $(foreach d,$(DIRS_$(1)),$(wildcard $(d)/*.c))
 
 # The product library: every layer but the CLI (linked into the binary only).
-LIB_LAYERS = core proto config db hsm ui usb line export app
+LIB_LAYERS = core proto config db hsm ledger ui usb line export app
 LIB_SRCS  = $(foreach l,$(LIB_LAYERS),$(call srcs_of,$(l)))
 CLI_SRCS  = $(call srcs_of,cli)
 FX_SRCS   = $(call srcs_of,fxboard)

@@ -98,6 +98,26 @@ static int event_hash(EVP_MD_CTX *md, const EVP_MD *sha256,
 	return 0;
 }
 
+int db_audit_event_hash_hex(const char *station_id, int64_t seq, const char *ts,
+			    const char *kind, const char *actor, const char *detail,
+			    const char *prev_hash, char out[65])
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	uint8_t h[32];
+	int rc;
+
+	if (!md)
+		return ST_ENOMEM;
+	rc = event_hash(md, EVP_sha256(), station_id, strlen(station_id), seq, ts, strlen(ts),
+			kind, strlen(kind), actor, strlen(actor), detail, strlen(detail),
+			prev_hash, strlen(prev_hash), h);
+	EVP_MD_CTX_free(md);
+	if (rc)
+		return ST_ECRYPTO;
+	hex_encode(h, 32, out);
+	return ST_OK;
+}
+
 /* Kinds are the station's own words ("unit-result"): printable, no space. */
 static int kind_valid(const char *s)
 {

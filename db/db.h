@@ -175,6 +175,23 @@ ST_MUST_CHECK int db_audit_foreach(struct db *db, int64_t tail,
 				   int (*fn)(const struct db_event *e, void *ctx), void *ctx,
 				   struct errbuf *err);
 
+/* One event of this station's chain with its link (db/audit_since.c). */
+struct db_chain_event {
+	int64_t seq;
+	const char *ts, *kind, *actor, *detail, *prev_hash, *hash;
+};
+/* Calls fn for this station's events with seq > after_seq, in seq order, at
+ * most limit of them; fn returns non-zero to stop.  The strings live until fn
+ * returns.  Holds the handle while it runs. */
+ST_MUST_CHECK int db_audit_since(struct db *db, int64_t after_seq, int limit,
+				 int (*fn)(const struct db_chain_event *e, void *ctx), void *ctx,
+				 struct errbuf *err);
+/* The chain's hash (64 lower-case hex) of an event with these fields, as
+ * db/audit.c computes it: a ledger's copy of a chain is checked with it. */
+ST_MUST_CHECK int db_audit_event_hash_hex(const char *station_id, int64_t seq, const char *ts,
+					  const char *kind, const char *actor, const char *detail,
+					  const char *prev_hash, char out[65]);
+
 /* ---- lots and allowlist (db/allowlist.c) -------------------------------- */
 
 /* Imports a manufacturer allowlist (CSV) for LOT in one transaction; see

@@ -480,6 +480,17 @@ static void apply_line_event(struct ui_model *m, const struct ev_event *ev, cons
 			ui_model_log(m, ev->t_ms, "HSM ERROR: %s", reason[0] ? reason : "unknown");
 		}
 		break;
+	case EV_LEDGER_STATE:
+		if (ev->outcome == EV_OUT_OK) {
+			m->ledger = UI_HSM_READY;
+			m->ledger_reason[0] = '\0';
+			ui_model_log(m, ev->t_ms, "ledger ready%s%s", reason[0] ? ": " : "", reason);
+		} else {
+			m->ledger = UI_HSM_ERROR;
+			snprintf(m->ledger_reason, sizeof(m->ledger_reason), "%s", reason);
+			ui_model_log(m, ev->t_ms, "LEDGER ERROR: %s", reason[0] ? reason : "unknown");
+		}
+		break;
 	default:
 		break;
 	}
@@ -652,7 +663,7 @@ void ui_model_apply(struct ui_model *m, const struct ev_event *ev)
 
 	switch (ev->kind) {
 	case EV_LINE_STARTED: case EV_LINE_STOPPING: case EV_LINE_STOPPED:
-	case EV_LINE_PAUSED: case EV_LINE_RESUMED: case EV_HSM_STATE:
+	case EV_LINE_PAUSED: case EV_LINE_RESUMED: case EV_HSM_STATE: case EV_LEDGER_STATE:
 		apply_line_event(m, ev, reason);
 		return;
 	case EV_LOT_CHANGED:

@@ -94,6 +94,8 @@ struct ui_model {
 	char db_path[256];
 	enum ui_hsm hsm;
 	char hsm_reason[EV_REASON_LEN];
+	enum ui_hsm ledger;             /* UNKNOWN: no ledger configured */
+	char ledger_reason[EV_REASON_LEN];
 
 	/* line state */
 	int started, paused, stopping, stopped;

@@ -297,7 +297,7 @@ static void clock_words(char *buf, size_t len, int64_t now_ms, int utc)
 
 static void draw_header(struct ui_screen *s, const struct ui_model *v, int64_t now)
 {
-	char clock[48], state[96];
+	char clock[48], state[96], ledger[EV_REASON_LEN + 32] = "";
 	int cw;
 
 	clock_words(clock, sizeof(clock), now, v->utc);
@@ -322,12 +322,19 @@ static void draw_header(struct ui_screen *s, const struct ui_model *v, int64_t n
 		snprintf(state, sizeof(state), "PAUSED - intake stopped");
 	else
 		snprintf(state, sizeof(state), v->started ? "RUNNING" : "STARTING");
-	ui_put(1, 0, COLS, A_NORMAL, " HSM %s%s%s%s | db %s",
+	/* the ledger's state only when a ledger is configured (it said so once) */
+	if (v->ledger != UI_HSM_UNKNOWN)
+		snprintf(ledger, sizeof(ledger), " | ledger %s%s%s%s",
+			 v->ledger == UI_HSM_READY ? "ready" : "ERROR",
+			 v->ledger == UI_HSM_ERROR && v->ledger_reason[0] ? " (" : "",
+			 v->ledger == UI_HSM_ERROR ? v->ledger_reason : "",
+			 v->ledger == UI_HSM_ERROR && v->ledger_reason[0] ? ")" : "");
+	ui_put(1, 0, COLS, A_NORMAL, " HSM %s%s%s%s | db %s%s",
 	    v->hsm == UI_HSM_READY ? "ready" : v->hsm == UI_HSM_ERROR ? "ERROR" : "unknown",
 	    v->hsm == UI_HSM_ERROR && v->hsm_reason[0] ? " (" : "",
 	    v->hsm == UI_HSM_ERROR ? v->hsm_reason : "",
 	    v->hsm == UI_HSM_ERROR && v->hsm_reason[0] ? ")" : "",
-	    v->db_path[0] ? v->db_path : "-");
+	    v->db_path[0] ? v->db_path : "-", ledger);
 	if (v->hsm == UI_HSM_ERROR)
 		ui_put(1, 5, 5, ui_warn_attr(s->color), "ERROR");
 	ui_put(1, COLS - (int)strlen(state) - 2, (int)strlen(state) + 2,

@@ -70,3 +70,61 @@ void app_certstore_db(struct hsm_certstore *s, struct db *db)
 	s->foreach_revoked = foreach_revoked;
 	s->crl_number = crl_number;
 }
+
+/* ---- the guarded store: each op passes through to the database's ---------- */
+
+static int g_seen(void *ctx, const char *pubkey_hash, int *out, struct errbuf *err)
+{
+	return seen(((struct app_certstore_guarded *)ctx)->db, pubkey_hash, out, err);
+}
+
+static int g_reserve(void *ctx, const char *const *serials, size_t n, struct errbuf *err)
+{
+	struct app_certstore_guarded *g = ctx;
+	int rc;
+
+	if (g->guard && (rc = g->guard(g->guard_ctx, serials, n, err)))
+		return rc;
+	return reserve(g->db, serials, n, err);
+}
+
+static int g_issued(void *ctx, const char *serial_hex, int64_t unit_id, const char *unique_id,
+		    const char *pubkey_hash, const uint8_t *der, size_t der_len, struct errbuf *err)
+{
+	return issued(((struct app_certstore_guarded *)ctx)->db, serial_hex, unit_id, unique_id,
+		      pubkey_hash, der, der_len, err);
+}
+
+static int g_release(void *ctx, const char *const *serials, size_t n, struct errbuf *err)
+{
+	return release(((struct app_certstore_guarded *)ctx)->db, serials, n, err);
+}
+
+static int g_revoke(void *ctx, const char *serial_hex, const char *reason, const char *actor,
+		    struct errbuf *err)
+{
+	return revoke(((struct app_certstore_guarded *)ctx)->db, serial_hex, reason, actor, err);
+}
+
+static int g_foreach_revoked(void *ctx, int (*fn)(const struct hsm_revoked *r, void *arg),
+			     void *arg, struct errbuf *err)
+{
+	return foreach_revoked(((struct app_certstore_guarded *)ctx)->db, fn, arg, err);
+}
+
+static int g_crl_number(void *ctx, int64_t entries, int64_t *number, struct errbuf *err)
+{
+	return crl_number(((struct app_certstore_guarded *)ctx)->db, entries, number, err);
+}
+
+void app_certstore_db_guarded(struct hsm_certstore *s, struct app_certstore_guarded *g)
+{
+	s->ctx = g;
+	s->pubkey_seen = g_seen;
+	s->reserve = g_reserve;
+	s->issued = g_issued;
+	s->release = g_release;
+	s->revoke = g_revoke;
+	s->foreach_revoked = g_foreach_revoked;
+	s->crl_number = g_crl_number;
+}

@@ -13,4 +13,16 @@
 
 void app_certstore_db(struct hsm_certstore *s, struct db *db);
 
+/* The same store with a guard on reserve: guard (if set) reserves the serials
+ * elsewhere first (the factory ledger: unique across stations) and refuses a
+ * taken one with ST_EEXIST, so the issuer draws again; only then are they
+ * reserved in the database.  g must outlive the store; g->guard may be set
+ * later, before the first certificate is issued. */
+struct app_certstore_guarded {
+	struct db *db;
+	int (*guard)(void *ctx, const char *const *serials, size_t n, struct errbuf *err);
+	void *guard_ctx;
+};
+void app_certstore_db_guarded(struct hsm_certstore *s, struct app_certstore_guarded *g);
+
 #endif

@@ -37,6 +37,7 @@ struct pl_hsm {
 	struct hsm *hsm;
 	struct issue_ctx *ic;
 	struct hsm_certstore store;
+	struct app_certstore_guarded guarded;   /* the store's context */
 	struct csr_policy pol;
 	struct app_checkpointer cp;
 	struct db *db;
@@ -125,7 +126,8 @@ int pl_hsm_open(const struct profile *p, struct db *db, const char *log_path, st
 		goto fail;
 	if ((rc = hsm_open(&c, &h->hsm, err)))
 		goto fail;
-	app_certstore_db(&h->store, db);
+	h->guarded.db = db;
+	app_certstore_db_guarded(&h->store, &h->guarded);
 	if ((rc = issue_ctx_new(h->hsm, &ip, &h->store, &h->ic, err)))
 		goto fail;
 	profile_policy(p, &h->pol);
@@ -142,6 +144,14 @@ fail:
 		hsm_close(h->hsm);
 	free(h);
 	return rc;
+}
+
+void pl_hsm_guard_serials(struct pl_hsm *h,
+			  int (*guard)(void *ctx, const char *const *serials, size_t n,
+				       struct errbuf *err), void *ctx)
+{
+	h->guarded.guard_ctx = ctx;
+	h->guarded.guard = guard;
 }
 
 void pl_hsm_close(struct pl_hsm *h)

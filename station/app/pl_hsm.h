@@ -48,6 +48,11 @@ struct ev_bus;
 ST_MUST_CHECK int  pl_hsm_watch(struct pl_hsm *h, struct ev_bus *bus, struct errbuf *err);
 ST_MUST_CHECK int  pl_hsm_checkpoint(struct pl_hsm *h, struct errbuf *err);
 ST_MUST_CHECK int  pl_hsm_anchors_check(struct pl_hsm *h, struct errbuf *err);
+/* Serials are reserved through guard first (app/pl_ledger.h: in the factory
+ * ledger), then in the database.  Call before the line starts. */
+void pl_hsm_guard_serials(struct pl_hsm *h,
+			  int (*guard)(void *ctx, const char *const *serials, size_t n,
+				       struct errbuf *err), void *ctx);
 void pl_hsm_close(struct pl_hsm *h);
 
 #endif

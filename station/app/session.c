@@ -15,6 +15,7 @@
 #include <openssl/sha.h>
 
 #include "app/pl_hsm.h"
+#include "app/pl_ledger.h"
 #include "app/pl_usb.h"
 #include "core/certfile.h"
 #include "core/fileio.h"
@@ -28,6 +29,7 @@ struct app_session {
 	uint8_t *image, *mfr, *ca;     /* firmware image; CA certificates, DER */
 	size_t image_len, mfr_len, ca_len;
 	struct pl_hsm *hsm;
+	struct pl_ledger *ledger;     /* NULL: no ledger */
 	struct pl_usb *usb;
 	struct pl_line *line;
 	int units, revoked;            /* what recovery found */
@@ -106,7 +108,7 @@ int app_session_open(const struct app_session_opts *o, struct app_session **out,
 	if ((rc = load_image(s, err)) ||
 	    (rc = db_allowlist_count(o->db, o->lot, &allowed, err)))
 		goto fail;
-	if (allowed == 0) {
+	if (allowed == 0 && !o->ledger) {
 		rc = errbuf_set(err, ST_ENOTFOUND,
 				"lot %s has no allowlist (station allowlist import FILE --lot %s)",
 				o->lot, o->lot);
@@ -120,6 +122,26 @@ int app_session_open(const struct app_session_opts *o, struct app_session **out,
 	if ((rc = pl_hsm_open(o->profile, o->db, o->checkpoint_log, &s->hsm, err))) {
 		errbuf_prefix(err, "HSM pre-flight failed: ");
 		goto fail;
+	}
+	if (o->ledger && (rc = pl_ledger_open(o->ledger, o->db, o->bus,
+					      o->profile->deadline_unit_s > 0 ?
+					      2 * o->profile->deadline_unit_s : 0,
+					      &s->ledger, err))) {
+		errbuf_prefix(err, "ledger: ");
+		goto fail;
+	}
+	/* with a ledger, the lot may have been imported at another station */
+	if (allowed == 0 && s->ledger) {
+		if ((rc = pl_ledger_lot_count(s->ledger, o->lot, &allowed, err))) {
+			errbuf_prefix(err, "ledger: ");
+			goto fail;
+		}
+		if (allowed == 0) {
+			rc = errbuf_set(err, ST_ENOTFOUND, "lot %s has no allowlist, here or in the"
+					" ledger (station allowlist import FILE --lot %s --ledger …)",
+					o->lot, o->lot);
+			goto fail;
+		}
 	}
 	*out = s;
 	return ST_OK;
@@ -165,6 +187,14 @@ int app_session_start(struct app_session *s, struct errbuf *err)
 	if ((rc = recover(s, err)))
 		return rc;
 	memset(&cfg, 0, sizeof(cfg));
+	if (s->ledger) {
+		if ((rc = pl_ledger_start(s->ledger, err)))
+			return errbuf_prefix(err, "ledger: ");
+		ev_emitf(o->bus, EV_LEDGER_STATE, -1, "", "", EV_STAGE_NONE, EV_OUT_OK,
+			 "ledger ready (schema %d)", LEDGER_SCHEMA_VERSION);
+		pl_ledger_ops(s->ledger, &cfg.ledger);
+		pl_hsm_guard_serials(s->hsm, pl_ledger_reserve_serials, s->ledger);
+	}
 	if (o->boards) {
 		cfg.transport = *o->boards;
 	} else {
@@ -292,7 +322,8 @@ void app_session_close(struct app_session *s)
 	app_session_stop(s);
 	pl_line_free(s->line);
 	pl_usb_close(s->usb);
-	pl_hsm_close(s->hsm);
+	pl_hsm_close(s->hsm);   /* voids unused serials: events the ledger gets next */
+	pl_ledger_close(s->ledger);
 	free(s->image);
 	free(s->mfr);
 	free(s->ca);

@@ -7,9 +7,11 @@
  *                      them: firmware image hashes to the profile's SHA-256,
  *                      the lot has an allowlist, the manufacturer CA and the
  *                      HSM CA certificate load, the HSM token opens
- *                      (pl_hsm_open runs the token's pre-flight)
+ *                      (pl_hsm_open runs the token's pre-flight), the
+ *                      ledger (if configured) answers with this schema
  *   app_session_start  EV_HSM_STATE "ready", start-up recovery (pl_recover)
- *                      before any board is accepted, the boards (pl_usb_open
+ *                      before any board is accepted, the ledger's sync
+ *                      thread (EV_LEDGER_STATE "ready"), the boards (pl_usb_open
  *                      unless opts.boards), struct pl_config wired, the line
  *                      started, the "line-start" audit record
  *   app_session_wait   until --max-units results or a stop request
@@ -46,6 +48,7 @@
 #include "line/pipeline.h"
 
 struct db;
+struct ledger_config;
 
 struct app_session_opts {
 	struct db *db;
@@ -62,6 +65,9 @@ struct app_session_opts {
 	struct ev_bus *bus;
 	/* The checkpoint log (app/checkpoint_log.h); NULL: none. */
 	const char *checkpoint_log;
+	/* The factory ledger (docs/factory.md); NULL = none: SQLite alone, no
+	 * connection is made. */
+	const struct ledger_config *ledger;
 	/* Where boards come from; NULL = libusb, by the profile's VID:PID. */
 	const struct pl_transport *boards;
 	/* A problem that does not stop the run, as a sentence; may be NULL. */

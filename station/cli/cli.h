@@ -96,5 +96,6 @@ int cmd_unit(struct cli_ctx *ctx, int argc, char **argv);       /* cmd_unit.c */
 int cmd_init(struct cli_ctx *ctx, int argc, char **argv);       /* cmd_init.c */
 int cmd_lot(struct cli_ctx *ctx, int argc, char **argv);        /* cmd_lot.c */
 int cmd_report(struct cli_ctx *ctx, int argc, char **argv);     /* cmd_report.c */
+int cmd_ledger(struct cli_ctx *ctx, int argc, char **argv);     /* cmd_ledger.c */
 
 #endif

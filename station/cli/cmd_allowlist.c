@@ -11,7 +11,11 @@
 #include "db/db.h"
 
 #include <getopt.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "cli/cli_ledger.h"
+#include "ledger/ledger.h"
 #include <unistd.h>
 
 static void allowlist_usage(FILE *f)
@@ -20,6 +24,8 @@ static void allowlist_usage(FILE *f)
 		"usage: station allowlist import FILE --lot LOT --sig FILE.sig --manufacturer-cert CERT.pem\n"
 		"       station allowlist import FILE --lot LOT --unsigned\n"
 		"       station allowlist list --lot LOT\n"
+		"  import --ledger CONNINFO [--ledger-password-file FILE]: the lot's ids also\n"
+		"        go to the factory ledger, where every station sees them\n"
 		"\n"
 		"import  add the hardware ids of a manufacturer CSV (header\n"
 		"        unique_id,lot,model,hw_revision) to LOT in one transaction.  Any bad\n"
@@ -31,6 +37,58 @@ static void allowlist_usage(FILE *f)
 		"list    print the number of ids on LOT's allowlist, then the ids.\n");
 }
 
+struct id_list {
+	char **ids;
+	size_t n, cap;
+};
+
+static int collect_id(const char *uid, void *arg)
+{
+	struct id_list *l = arg;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 256;
+		char **p = realloc(l->ids, cap * sizeof(*p));
+
+		if (!p)
+			return 1;
+		l->ids = p;
+		l->cap = cap;
+	}
+	if (!(l->ids[l->n] = strdup(uid)))
+		return 1;
+	l->n++;
+	return 0;
+}
+
+/* The lot's ids, as this station holds them, into the factory ledger. */
+static int to_ledger(struct db *db, const struct ledger_config *cfg, const char *lot,
+		     const char *actor)
+{
+	struct id_list l = { 0 };
+	struct ledger *led = NULL;
+	struct errbuf err;
+	int64_t added = 0, total = 0;
+	int rc;
+
+	errbuf_clear(&err);
+	rc = db_allowlist_foreach(db, lot, collect_id, &l, &err);
+	if (!rc && (rc = ledger_open(cfg, 1, &led, &err)) == ST_OK)
+		rc = ledger_allowlist_add(led, lot, (const char *const *)l.ids, l.n, actor, &added,
+					  &err) ||
+		     ledger_allowlist_count(led, lot, &total, &err);
+	ledger_close(led);
+	for (size_t i = 0; i < l.n; i++)
+		free(l.ids[i]);
+	free(l.ids);
+	if (rc)
+		return cli_fail("allowlist import: ledger: %s", err.msg[0] ? err.msg :
+				"out of memory");
+	printf("ledger: %lld ids added to lot %s (%lld in the ledger)\n", (long long)added, lot,
+	       (long long)total);
+	return CLI_EXIT_OK;
+}
+
 static int allowlist_import(struct cli_ctx *ctx, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -39,13 +97,16 @@ static int allowlist_import(struct cli_ctx *ctx, int argc, char **argv)
 		{ "manufacturer-cert", required_argument, NULL, 'c' },
 		{ "unsigned",          no_argument,       NULL, 'u' },
 		{ "help",              no_argument,       NULL, 'h' },
+		CLI_LEDGER_LONG_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *lot = NULL, *sig = NULL, *cert = NULL, *file = NULL;
+	struct cli_ledger lo = { 0 };
+	struct ledger_config lcfg;
 	struct errbuf err;
 	int64_t rows = 0;
 	struct db *db;
-	int c, rc, unsigned_ok = 0;
+	int c, rc, unsigned_ok = 0, use_ledger;
 
 	/* FILE may come before or after the options. */
 	while (optind < argc) {
@@ -64,6 +125,8 @@ static int allowlist_import(struct cli_ctx *ctx, int argc, char **argv)
 			allowlist_usage(stdout);
 			return CLI_EXIT_OK;
 		default:
+			if (cli_ledger_option(&lo, c, optarg))
+				break;
 			return cli_usage_error("allowlist", "bad option for allowlist import");
 		}
 	}
@@ -87,14 +150,27 @@ static int allowlist_import(struct cli_ctx *ctx, int argc, char **argv)
 	errbuf_clear(&err);
 	if (cli_db_open(ctx, "allowlist import", &db))
 		return CLI_EXIT_FAIL;
+	if ((rc = cli_ledger_config(&lo, "allowlist", ctx->station_id, &lcfg)) < 0) {
+		db_close(db);
+		return CLI_EXIT_USAGE;
+	}
 	if (cli_role_require(ctx, db, DB_ROLE_ENGINEER, "allowlist import")) {
 		db_close(db);
 		return CLI_EXIT_FAIL;
 	}
+	use_ledger = rc;
 	rc = db_allowlist_import(db, file, lot, sig, cert, ctx->actor, &rows, &err);
-	db_close(db);
-	if (rc)
+	if (rc) {
+		db_close(db);
 		return cli_fail("allowlist import: %s", err.msg);
+	}
+	/* the ledger gets the lot's whole list as this station holds it, checked
+	 * (signature, rows) by the import above; again is harmless */
+	if (use_ledger && (rc = to_ledger(db, &lcfg, lot, ctx->actor))) {
+		db_close(db);
+		return rc;
+	}
+	db_close(db);
 	if (rows == 0) {
 		printf("%s is already imported for lot %s: nothing to do\n", file, lot);
 		return CLI_EXIT_OK;

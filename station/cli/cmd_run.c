@@ -13,6 +13,7 @@
  * sinks, and which thread waits for what.
  */
 #include "cli/cli.h"
+#include "cli/cli_ledger.h"
 #include "cli/cli_role.h"
 #include "cli/run_control.h"
 
@@ -69,6 +70,7 @@ static void usage(FILE *f)
 		"                   terminal without --lot (then --operator, if given, is kept)\n"
 		"  --no-bell        no bell or flash on a REJECT or a held bay (key b)\n"
 		"  --utc            times in UTC (labelled) instead of local time\n"
+		CLI_LEDGER_USAGE
 		"\n"
 		"One line per database: a second run on the same database exits 1 naming the\n"
 		"line that holds it (host, pid), and changes nothing.\n"
@@ -110,6 +112,7 @@ struct run_opts {
 	char scanned_op[UI_SCAN_LEN], scanned_lot[UI_SCAN_LEN];
 	char ports[PL_MAX_BAYS][EV_BAY_LEN];   /* --bays PORT,...: bay i's port */
 	int nports;
+	struct cli_ledger ledger;
 };
 
 /* --bays: a count, or the bays' port paths ("1-1,1-2.3"). */
@@ -227,6 +230,7 @@ struct run {
 	struct app_cfx *cfx;
 	struct run_control ctl;
 	struct scan_ctx scan;
+	struct ledger_config ledger;   /* the session points at it */
 };
 
 /* The events' sinks: the JSON writer, or the screen (which shows recovery, so
@@ -363,7 +367,7 @@ static int run_session(struct cli_ctx *ctx, struct run_opts *o, struct run *r)
 	}
 	if (db_allowlist_count(r->db, o->lot, &allowed, &e))
 		return cli_fail("run: %s", e.msg);
-	if (!allowed)
+	if (!allowed && !o->ledger.conninfo && !getenv("STATION_LEDGER"))
 		return cli_unknown_lot(r->db, "run", o->lot);
 	if (profile_load(r->db, o->profile, &r->prof, &e))
 		return cli_fail("run: %s", e.msg);
@@ -383,6 +387,9 @@ static int run_session(struct cli_ctx *ctx, struct run_opts *o, struct run *r)
 	so.bus = r->bus;
 	so.checkpoint_log = o->checkpoint_log;
 	so.warn = run_warn;
+	if ((rc = cli_ledger_config(&o->ledger, "run", ctx->station_id, &r->ledger)) < 0)
+		return CLI_EXIT_USAGE;
+	so.ledger = rc ? &r->ledger : NULL;
 	if (app_session_open(&so, &r->session, &e))
 		return cli_fail("run: %s", e.msg);
 	if (o->cfx_spool && (rc = cfx_open(ctx, o, r)))
@@ -443,6 +450,7 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 		{ "no-bell",   no_argument,       NULL, 'B' },
 		{ "utc",       no_argument,       NULL, 'U' },
 		{ "help",      no_argument,       NULL, 'h' },
+		CLI_LEDGER_LONG_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
 	struct run_opts o;
@@ -502,6 +510,8 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 			usage(stdout);
 			return CLI_EXIT_OK;
 		default:
+			if (cli_ledger_option(&o.ledger, c, optarg))
+				break;
 			usage(stderr);
 			return CLI_EXIT_USAGE;
 		}

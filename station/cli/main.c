@@ -31,6 +31,7 @@ static const struct cli_cmd commands[] = {
 	{ "init",      "create a new database for this station (the only command that creates one)", cmd_init },
 	{ "lot",       "list the lots with their counts and yield, or show one lot", cmd_lot },
 	{ "report",    "write a lot's report as one HTML page: yield, throughput, Pareto, cycle times", cmd_report },
+	{ "ledger",    "the factory ledger: init, status, verify, push (PostgreSQL)", cmd_ledger },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

@@ -183,6 +183,8 @@ static const char *const reason_names[ST_R_COUNT] = {
 	[ST_R_FLASH_XFER_SMALL] = "flash_transfer_size",
 	[ST_R_FLASH_TOO_MANY_BLOCKS] = "flash_too_many_blocks",
 	[ST_R_HSM_UNREACHABLE]  = "hsm_unreachable",
+	[ST_R_LEDGER_UNREACHABLE] = "ledger_unreachable",
+	[ST_R_PROVISIONED_ELSEWHERE] = "provisioned_elsewhere",
 };
 
 const char *st_reason_name(enum st_reason r)
@@ -245,6 +247,8 @@ static const char *const reason_texts[ST_R_COUNT] = {
 	[ST_R_READBACK]         = "the certificate read back is not the one written",
 	[ST_R_PROOF]            = "the board does not hold the certified key",
 	[ST_R_INTERRUPTED]      = "the station stopped with the unit in flight",
+	[ST_R_LEDGER_UNREACHABLE] = "the factory ledger is unreachable",
+	[ST_R_PROVISIONED_ELSEWHERE] = "the id was provisioned at another station",
 };
 
 const char *st_reason_text(enum st_reason r)

@@ -149,6 +149,10 @@ enum st_reason {
 	/* the shared CA token (issue 16) */
 	ST_R_HSM_UNREACHABLE,   /* the token's transport or session failed (remote server
 				 * gone, token removed): the station reopens it by itself */
+	/* the factory ledger (issue 16) */
+	ST_R_LEDGER_UNREACHABLE, /* the PostgreSQL ledger did not answer in time: the unit
+				  * FAILs closed, the station reconnects by itself */
+	ST_R_PROVISIONED_ELSEWHERE, /* the ledger says another station provisioned the id */
 	ST_R_COUNT
 };
 

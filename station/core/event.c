@@ -102,7 +102,7 @@ const char *ev_kind_name(enum ev_kind k)
 		"line-started", "line-stopping", "line-stopped", "line-paused",
 		"line-resumed", "hsm-state", "bay-arrived", "bay-left", "stage-begin",
 		"progress", "stage-end", "unit-result", "bay-held", "bay-cleared",
-		"alert", "log", "lot-changed",
+		"alert", "log", "lot-changed", "ledger-state",
 	};
 
 	return (unsigned)k < EV_KIND_COUNT ? names[k] : "unknown";

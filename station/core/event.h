@@ -60,6 +60,8 @@ enum ev_kind {
 	EV_LOG,               /* free text for the scrolling log */
 	EV_LOT_CHANGED,       /* the line now runs lot ev_event.line.lot (paused,
 			       * nothing in flight; audited by the session) */
+	EV_LEDGER_STATE,      /* the factory ledger: outcome OK = reachable, FAIL =
+			       * unreachable (reason_code ledger_unreachable) */
 	EV_KIND_COUNT
 };
 

@@ -128,9 +128,10 @@ static void *bay_main(void *arg)
 		} else if (out == EV_OUT_REJECT) {
 			line->counts.reject++;
 			reject_flood(line, bay, r.u.unique_id[0] ? r.u.unique_id : r.serial);
-		} else if (r.u.reason_code == ST_R_HSM_UNREACHABLE) {
-			/* the shared token, not this bay's fixture: no hold, and the
-			 * bay's count stands as it was */
+		} else if (r.u.reason_code == ST_R_HSM_UNREACHABLE ||
+			   r.u.reason_code == ST_R_LEDGER_UNREACHABLE) {
+			/* the shared token or ledger, not this bay's fixture: no
+			 * hold, and the bay's count stands as it was */
 			line->counts.fail++;
 		} else if (out == EV_OUT_INTERRUPTED) {
 			/* abandoned at stop: the station's doing, not the bay's */

@@ -31,8 +31,9 @@
  *   in a row is held until pl_line_clear_bay(); so is a bay where the same
  *   board (unique id, else USB serial) was REJECTed max_rejects times within
  *   reject_window_s (an EV_ALERT says so).  A FAIL with reason
- *   ST_R_HSM_UNREACHABLE (the CA's shared token, not the bay) neither counts
- *   towards the hold nor resets the count.
+ *   ST_R_HSM_UNREACHABLE (the CA's shared token, not the bay) or
+ *   ST_R_LEDGER_UNREACHABLE (the factory ledger) neither counts towards the
+ *   hold nor resets the count.
  * - Deadlines: every stage has one (profile [deadlines]: flash_s, keygen_s,
  *   stage_s for the others) and the unit has one (unit_s); the board adapter
  *   gets the stage's through pl_board_ops.set_limit, and a step is not started
@@ -166,6 +167,34 @@ struct pl_ca_ops {
 	void *ctx;
 };
 
+/*
+ * The factory ledger (docs/factory.md) as the line needs it: the rules that
+ * hold across stations.  ctx NULL: no ledger (one station, SQLite alone),
+ * nothing is called.  Thread-safe.  A refusal fails with ST_EPOLICY or
+ * ST_EEXIST and its reason (clone, provisioned_elsewhere, key_seen): the unit
+ * REJECTs.  A ledger that does not answer fails with reason
+ * ledger_unreachable: the unit FAILs, and like hsm_unreachable it neither
+ * counts towards a bay's hold nor resets the count.
+ */
+struct pl_ledger_ops {
+	/* The lot's allowlist in the ledger (imported once for the factory):
+	 * asked when the id is not on this station's own list.  ST_OK: on it;
+	 * ST_ENOTFOUND: not. */
+	int  (*allowlisted)(void *ctx, const char *lot, const char *unique_id, struct errbuf *err);
+	/* The board is on this station now (after the local allowlist and
+	 * duplicate checks). */
+	int  (*hold)(void *ctx, const char *unique_id, struct errbuf *err);
+	/* Before anything is signed: the id and the public key become this
+	 * station's in the ledger (write-ahead of the local serial reservation). */
+	int  (*claim)(void *ctx, const char *unique_id, const char *lot, const char *pubkey_hash,
+		      int64_t unit_id, int rework, struct errbuf *err);
+	/* The unit is over (after its local record): a PASS commits the claim
+	 * with its serial, anything else releases it; the hold goes.  Never
+	 * fails the unit: what cannot reach the ledger now is retried later. */
+	void (*done)(void *ctx, const char *unique_id, int passed, const char *serial);
+	void *ctx;
+};
+
 struct pl_config {
 	const struct profile *profile;
 	const char *lot;
@@ -192,6 +221,7 @@ struct pl_config {
 	struct ev_bus *bus;
 	struct pl_transport transport;
 	struct pl_ca_ops ca;
+	struct pl_ledger_ops ledger;   /* ctx NULL: no ledger */
 };
 
 struct pl_line;

@@ -2,7 +2,8 @@
  * pl_int: what the pipeline's files share (station/line/pipeline.c: the line's
  * threads; station/line/pl_unit.c: one unit's stages; station/line/pl_recover.c).
  * Not a public API.  Calls between the files go one way: pipeline.c calls
- * pl_unit_run(); pl_unit.c and pl_recover.c call neither of the others.
+ * pl_unit_run(); pl_unit.c calls pl_ledger.c's steps; pl_unit.c,
+ * pl_ledger.c and pl_recover.c call no other.
  */
 #ifndef STATION_PL_INT_H
 #define STATION_PL_INT_H
@@ -95,9 +96,18 @@ struct pl_unit {
 	struct pl_csr_facts facts;
 	struct db_rework rw;       /* an engineer's rework authorisation, if reworked */
 	int reworked;
+	int ledger_held;           /* the ledger holds the id for this unit */
 	char pass_reason[EV_REASON_LEN];
 	int64_t stage_t0;          /* monotonic ms the current stage began, 0: none open */
 };
+
+/* The ledger's steps (station/line/pl_ledger.c); each a no-op without a
+ * ledger.  hold: after the allowlist; claim: at reserve, before signing;
+ * done: when the unit's verdict is recorded. */
+int  pl_ledger_allowlisted(struct pl_unit *r);
+int  pl_ledger_hold(struct pl_unit *r);
+int  pl_ledger_claim(struct pl_unit *r);
+void pl_ledger_done(struct pl_unit *r, int passed);
 
 /* Runs one unit in bay r->bay (r zeroed but for line, bay, cfg, serial); the
  * caller closes r->ops/r->h if set.  Returns the verdict. */

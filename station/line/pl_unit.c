@@ -217,6 +217,7 @@ static enum ev_outcome finish(struct pl_unit *r, enum db_unit_status st, const c
 			r->u.reason_code = e.reason;
 		}
 	}
+	pl_ledger_done(r, out == EV_OUT_PASS);
 	if (st != DB_UNIT_PASS)
 		emit(r, EV_STAGE_END, out, reason);
 	if (st == DB_UNIT_REJECT)
@@ -282,6 +283,11 @@ static int plain_words(enum ev_stage s, int rc, const struct errbuf *err, char *
 	}
 	if (err->reason == ST_R_HSM_UNREACHABLE) {
 		snprintf(out, cap, "the HSM is unreachable (the station reconnects by itself)");
+		return 1;
+	}
+	if (err->reason == ST_R_LEDGER_UNREACHABLE) {
+		snprintf(out, cap, "the factory ledger is unreachable (the station reconnects"
+			 " by itself)");
 		return 1;
 	}
 	switch (rc) {
@@ -472,6 +478,8 @@ static int step_allowlist(struct pl_unit *r)
 	int rc, found = 0;
 
 	rc = db_allowlist_contains(cfg->db, cfg->lot, r->u.unique_id, &r->err);
+	if (rc == ST_ENOTFOUND)   /* the factory's list, imported at another station */
+		rc = pl_ledger_allowlisted(r);
 	if (rc == ST_ENOTFOUND)
 		return rejected(r, errbuf_setr(&r->err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_NOT_ON_LOT,
 					       "id %s is not on lot %s's allowlist",
@@ -493,6 +501,10 @@ static int step_allowlist(struct pl_unit *r)
 			    r->rw.reason);
 		emit(r, EV_LOG, EV_OUT_NONE, note);
 	}
+	/* the factory's word before the board's lock: a board provisioned at
+	 * another station is named as such */
+	if ((rc = pl_ledger_hold(r)))
+		return rc;
 	if (r->info.locked)
 		return rejected(r, errbuf_setr(&r->err, ST_EPOLICY, ST_ORIGIN_POLICY,
 					       ST_R_BOARD_LOCKED, "%s", r->reworked ?
@@ -589,10 +601,14 @@ static int step_attest_check(struct pl_unit *r)
 /* reserve: the last look at the clone registry before anything is signed */
 static int step_reserve(struct pl_unit *r)
 {
+	int rc;
+
 	if (clone_flagged(r))
 		return rejected(r, errbuf_setr(&r->err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_CLONE,
 					       "clone: id %s appeared on another bay",
 					       r->u.unique_id));
+	if ((rc = pl_ledger_claim(r)))
+		return rc;
 	r->cert = CERT_RESERVED;   /* from here a failure revokes what was issued */
 	return ST_OK;
 }

@@ -347,6 +347,15 @@ static void test_line_state_and_header(void **state)
 	assert_string_equal(m->hsm_reason, "token not present");
 	apply(m, EV_HSM_STATE, -1, NULL, EV_STAGE_NONE, EV_OUT_OK, NULL);
 	assert_int_equal(m->hsm, UI_HSM_READY);
+	/* the ledger's state is its own: no ledger said nothing, the HSM's stays */
+	assert_int_equal(m->ledger, UI_HSM_UNKNOWN);
+	apply(m, EV_LEDGER_STATE, -1, NULL, EV_STAGE_NONE, EV_OUT_FAIL, "ledger unreachable");
+	assert_int_equal(m->ledger, UI_HSM_ERROR);
+	assert_string_equal(m->ledger_reason, "ledger unreachable");
+	assert_int_equal(m->hsm, UI_HSM_READY);
+	apply(m, EV_LEDGER_STATE, -1, NULL, EV_STAGE_NONE, EV_OUT_OK, "ledger reachable");
+	assert_int_equal(m->ledger, UI_HSM_READY);
+	assert_string_equal(m->ledger_reason, "");
 
 	apply(m, EV_LINE_PAUSED, -1, NULL, EV_STAGE_NONE, EV_OUT_NONE, NULL);
 	assert_true(m->paused);

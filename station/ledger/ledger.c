@@ -1,0 +1,462 @@
+/*
+ * ledger: the connection (deadlines on every call), the schema and its
+ * migrations, and the password file.
+ */
+#include "ledger/ledger_int.h"
+
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+/*
+ * The schema.  Version 1:
+ * - stations: one row per station that ever pushed; head_seq/head_hash is the
+ *   last event of its chain the ledger holds, local_head what the station's
+ *   journal held at its last contact (lag = local_head - head_seq).
+ * - events: every station's audit chain, (station_id, seq) unique.  The
+ *   trigger is the continuity check: a new row must be the station's next
+ *   (seq = head + 1, prev_hash = the head's hash), else the insert fails.  A row
+ *   at or below the head passes the trigger and meets ON CONFLICT.  Events are
+ *   never updated or deleted (a second trigger refuses it).
+ * - provisioned: a unique id claimed once across the factory (PRIMARY KEY),
+ *   a public key certified once (UNIQUE), a serial once (UNIQUE).
+ * - in_progress: the board is on a station now; clone_seen_by is set when a
+ *   second station saw the same id while the claim stood.
+ * - allowlist: the lots' ids, imported once, read by every station.
+ * - serials: every certificate serial any station reserved (PRIMARY KEY),
+ *   reserved here in the station's batch, before its own database and before
+ *   anything is signed with it.
+ */
+static const char *const migrations[] = {
+	/* 1 */
+	"CREATE TABLE stations ("
+	"  station_id    text PRIMARY KEY,"
+	"  first_contact timestamptz NOT NULL DEFAULT now(),"
+	"  last_contact  timestamptz NOT NULL DEFAULT now(),"
+	"  head_seq      bigint NOT NULL DEFAULT 0,"
+	"  head_hash     text NOT NULL DEFAULT repeat('0', 64),"
+	"  local_head    bigint NOT NULL DEFAULT 0);"
+	"CREATE TABLE events ("
+	"  station_id text NOT NULL REFERENCES stations,"
+	"  seq        bigint NOT NULL CHECK (seq > 0),"
+	"  ts         text NOT NULL,"
+	"  kind       text NOT NULL,"
+	"  actor      text NOT NULL,"
+	"  detail     text NOT NULL,"
+	"  prev_hash  text NOT NULL,"
+	"  hash       text NOT NULL,"
+	"  PRIMARY KEY (station_id, seq));"
+	"CREATE FUNCTION events_continuity() RETURNS trigger LANGUAGE plpgsql AS $$"
+	" DECLARE hs bigint; hh text;"
+	" BEGIN"
+	"  SELECT head_seq, head_hash INTO hs, hh FROM stations"
+	"   WHERE station_id = NEW.station_id FOR UPDATE;"
+	"  IF NOT FOUND THEN"
+	"   RAISE EXCEPTION 'station % is unknown to the ledger', NEW.station_id"
+	"    USING ERRCODE = 'SL001';"
+	"  END IF;"
+	"  IF NEW.seq <= hs THEN RETURN NEW; END IF;"
+	"  IF NEW.seq <> hs + 1 THEN"
+	"   RAISE EXCEPTION 'chain of station %: event % after % (a gap)', NEW.station_id,"
+	"    NEW.seq, hs USING ERRCODE = 'SL002';"
+	"  END IF;"
+	"  IF NEW.prev_hash <> hh THEN"
+	"   RAISE EXCEPTION 'chain of station %: event % does not link to event %',"
+	"    NEW.station_id, NEW.seq, hs USING ERRCODE = 'SL003';"
+	"  END IF;"
+	"  UPDATE stations SET head_seq = NEW.seq, head_hash = NEW.hash"
+	"   WHERE station_id = NEW.station_id;"
+	"  RETURN NEW;"
+	" END $$;"
+	"CREATE TRIGGER events_continuity BEFORE INSERT ON events"
+	"  FOR EACH ROW EXECUTE FUNCTION events_continuity();"
+	"CREATE FUNCTION events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$"
+	" BEGIN RAISE EXCEPTION 'events are append-only' USING ERRCODE = 'SL004'; END $$;"
+	"CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON events"
+	"  FOR EACH ROW EXECUTE FUNCTION events_append_only();"
+	"CREATE TABLE provisioned ("
+	"  unique_id    text PRIMARY KEY,"
+	"  station_id   text NOT NULL,"
+	"  lot          text NOT NULL,"
+	"  pubkey_hash  text NOT NULL UNIQUE,"
+	"  unit_id      bigint NOT NULL,"
+	"  state        text NOT NULL CHECK (state IN ('claimed', 'committed')),"
+	"  serial       text UNIQUE,"
+	"  claimed_at   timestamptz NOT NULL DEFAULT now(),"
+	"  committed_at timestamptz);"
+	"CREATE TABLE in_progress ("
+	"  unique_id     text PRIMARY KEY,"
+	"  station_id    text NOT NULL,"
+	"  since         timestamptz NOT NULL DEFAULT now(),"
+	"  expires       timestamptz NOT NULL,"
+	"  clone_seen_by text);"
+	"CREATE TABLE allowlist ("
+	"  lot         text NOT NULL,"
+	"  unique_id   text NOT NULL,"
+	"  imported_by text NOT NULL,"
+	"  imported_at timestamptz NOT NULL DEFAULT now(),"
+	"  PRIMARY KEY (lot, unique_id));"
+	"CREATE TABLE serials ("
+	"  serial      text PRIMARY KEY,"
+	"  station_id  text NOT NULL,"
+	"  reserved_at timestamptz NOT NULL DEFAULT now());",
+};
+#define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+/* libpq's messages end with newlines and may span lines: one line. */
+static void one_line(char *s)
+{
+	size_t n = strlen(s);
+
+	while (n && (s[n - 1] == '\n' || s[n - 1] == ' '))
+		s[--n] = '\0';
+	for (char *p = s; *p; p++)
+		if (*p == '\n' || *p == '\t')
+			*p = ' ';
+}
+
+static int unreachable(struct ledger *l, int rc, struct errbuf *err, const char *what,
+		       const char *why)
+{
+	char msg[400];
+
+	l->down = 1;
+	snprintf(msg, sizeof(msg), "%s", why ? why : "no answer");
+	one_line(msg);
+	if (rc == ST_EPIN)
+		return errbuf_setr(err, rc, ST_ORIGIN_DB, ST_R_LEDGER_UNREACHABLE,
+				   "ledger %s: %s", what, msg);
+	return errbuf_setr(err, rc, ST_ORIGIN_DB, ST_R_LEDGER_UNREACHABLE,
+			   "ledger unreachable (%s): %s", what, msg);
+}
+
+/* The server's NOTICEs ("already exists, skipping") are not the operator's. */
+static void quiet_notice(void *arg, const char *msg)
+{
+	(void)arg;
+	(void)msg;
+}
+
+int ledger_connect(struct ledger *l, struct errbuf *err)
+{
+	char timeout[16], options[64], app[96];
+	const char *keys[12], *vals[12];
+	int n = 0;
+
+	if (l->pg && PQstatus(l->pg) == CONNECTION_OK && !l->down)
+		return ST_OK;
+	if (l->pg)
+		PQfinish(l->pg);
+	l->pg = NULL;
+	snprintf(timeout, sizeof(timeout), "%d", LEDGER_CONNECT_S);
+	snprintf(options, sizeof(options), "-c statement_timeout=%d", LEDGER_STATEMENT_MS);
+	snprintf(app, sizeof(app), "station %s", l->cfg.station_id);
+	/* The expanded string comes first: the deadlines after it override it. */
+	keys[n] = "dbname"; vals[n++] = l->cfg.conninfo;
+	keys[n] = "connect_timeout"; vals[n++] = timeout;
+	keys[n] = "options"; vals[n++] = options;
+	keys[n] = "application_name"; vals[n++] = app;
+	/* A server that vanishes without a FIN (a cable, a power loss) is seen
+	 * within seconds, not after the kernel's two hours. */
+	keys[n] = "keepalives_idle"; vals[n++] = "5";
+	keys[n] = "keepalives_interval"; vals[n++] = "2";
+	keys[n] = "keepalives_count"; vals[n++] = "2";
+	keys[n] = "tcp_user_timeout"; vals[n++] = "5000";
+	if (l->password[0]) {
+		keys[n] = "password";
+		vals[n++] = l->password;
+	}
+	keys[n] = NULL;
+	vals[n] = NULL;
+	l->pg = PQconnectdbParams(keys, vals, 1);
+	if (!l->pg)
+		return unreachable(l, ST_ENOMEM, err, "connect", "out of memory");
+	PQsetNoticeProcessor(l->pg, quiet_notice, NULL);
+	if (PQstatus(l->pg) != CONNECTION_OK) {
+		/* the server answered but refused the login: say so, it will not
+		 * heal by waiting */
+		if (PQconnectionNeedsPassword(l->pg))
+			return unreachable(l, ST_EPIN, err, "refused the login: no password (give"
+					   " --ledger-password-file or PGPASSWORD)",
+					   PQerrorMessage(l->pg));
+		if (PQconnectionUsedPassword(l->pg))
+			return unreachable(l, ST_EPIN, err, "refused the login (wrong password?)",
+					   PQerrorMessage(l->pg));
+		return unreachable(l, ST_EIO, err, "connect", PQerrorMessage(l->pg));
+	}
+	l->down = 0;
+	return ST_OK;
+}
+
+/* Class 08 (connection), 57 (operator intervention: shutdown, statement
+ * timeout, cannot connect now), 53 (resources): the server, not the data. */
+static int transport_state(const char *st)
+{
+	return (!strncmp(st, "08", 2) || !strncmp(st, "57", 2) || !strncmp(st, "53", 2));
+}
+
+int ledger_exec(struct ledger *l, const char *what, const char *sql, int n,
+		const char *const *params, PGresult **res, char sqlstate[6], struct errbuf *err)
+{
+	PGresult *r;
+	ExecStatusType s;
+	const char *st;
+	char msg[400], state[6];
+	int rc;
+
+	if (sqlstate)
+		sqlstate[0] = '\0';
+	*res = NULL;
+	if ((rc = ledger_connect(l, err)))
+		return rc;
+	r = PQexecParams(l->pg, sql, n, NULL, params, NULL, NULL, 0);
+	s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+	if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK) {
+		*res = r;
+		return ST_OK;
+	}
+	st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	snprintf(state, sizeof(state), "%s", st ? st : "");
+	if (sqlstate)
+		snprintf(sqlstate, 6, "%s", state);
+	snprintf(msg, sizeof(msg), "%s", r ? PQresultErrorMessage(r) : PQerrorMessage(l->pg));
+	if (!msg[0])
+		snprintf(msg, sizeof(msg), "%s", PQerrorMessage(l->pg));
+	PQclear(r);
+	if (PQstatus(l->pg) != CONNECTION_OK || transport_state(state))
+		return unreachable(l, ST_EIO, err, what, msg);
+	one_line(msg);
+	return errbuf_setr(err, ST_EDB, ST_ORIGIN_DB, ST_R_DB, "ledger: %s: %s", what, msg);
+}
+
+int ledger_run(struct ledger *l, const char *what, const char *sql, int n,
+	       const char *const *params, struct errbuf *err)
+{
+	PGresult *r;
+	int rc = ledger_exec(l, what, sql, n, params, &r, NULL, err);
+
+	PQclear(r);
+	return rc;
+}
+
+void ledger_rollback(struct ledger *l)
+{
+	if (l->pg && PQstatus(l->pg) == CONNECTION_OK)
+		PQclear(PQexec(l->pg, "ROLLBACK"));
+}
+
+int ledger_is_down(const struct ledger *l)
+{
+	return l->down;
+}
+
+/* The schema's version: 0 when there is none yet. */
+static int schema_version(struct ledger *l, int *version, struct errbuf *err)
+{
+	PGresult *r;
+	char st[6];
+	int rc;
+
+	*version = 0;
+	rc = ledger_exec(l, "read the schema version",
+			 "SELECT coalesce(max(version), 0) FROM ledger_schema", 0, NULL, &r, st,
+			 err);
+	if (rc && !strcmp(st, "42P01")) {
+		errbuf_clear(err);
+		return ST_OK;
+	}
+	if (rc)
+		return rc;
+	*version = atoi(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return ST_OK;
+}
+
+static int check_version(int v, int must_be_current, struct errbuf *err)
+{
+	if (v > LEDGER_SCHEMA_VERSION)
+		return errbuf_setr(err, ST_ESCHEMA, ST_ORIGIN_DB, ST_R_SCHEMA,
+				   "ledger schema version %d is newer than this station's (%d):"
+				   " upgrade the station", v, LEDGER_SCHEMA_VERSION);
+	if (must_be_current && v == 0)
+		return errbuf_setr(err, ST_ESCHEMA, ST_ORIGIN_DB, ST_R_SCHEMA,
+				   "the ledger has no schema: run station ledger init");
+	if (must_be_current && v < LEDGER_SCHEMA_VERSION)
+		return errbuf_setr(err, ST_ESCHEMA, ST_ORIGIN_DB, ST_R_SCHEMA,
+				   "ledger schema version %d is older than this station's (%d):"
+				   " run station ledger init", v, LEDGER_SCHEMA_VERSION);
+	return ST_OK;
+}
+
+int ledger_open(const struct ledger_config *cfg, int must_be_current, struct ledger **out,
+		struct errbuf *err)
+{
+	struct ledger *l;
+	PQconninfoOption *opts;
+	char *perr = NULL;
+	int rc, v;
+
+	*out = NULL;
+	opts = PQconninfoParse(cfg->conninfo, &perr);
+	if (!opts) {
+		char msg[300];
+
+		snprintf(msg, sizeof(msg), "%s", perr ? perr : "out of memory");
+		one_line(msg);
+		PQfreemem(perr);
+		return errbuf_setr(err, ST_EINVAL, ST_ORIGIN_CONFIG, ST_R_INVALID,
+				   "ledger: bad connection string: %s", msg);
+	}
+	for (PQconninfoOption *o = opts; o->keyword; o++)
+		if (!strcmp(o->keyword, "password") && o->val && o->val[0]) {
+			PQconninfoFree(opts);
+			return errbuf_setr(err, ST_EINVAL, ST_ORIGIN_CONFIG, ST_R_INVALID,
+					   "ledger: the connection string holds a password: put it in"
+					   " --ledger-password-file or PGPASSWORD, never on the command"
+					   " line");
+		}
+	PQconninfoFree(opts);
+	if (!(l = calloc(1, sizeof(*l))))
+		return errbuf_set(err, ST_ENOMEM, "out of memory");
+	l->cfg = *cfg;
+	if (cfg->password_file[0] &&
+	    (rc = ledger_read_password(cfg->password_file, l->password, sizeof(l->password),
+				       err))) {
+		free(l);
+		return rc;
+	}
+	if ((rc = ledger_connect(l, err)) || (rc = schema_version(l, &v, err)) ||
+	    (rc = check_version(v, must_be_current, err))) {
+		ledger_close(l);
+		return rc;
+	}
+	*out = l;
+	return ST_OK;
+}
+
+void ledger_close(struct ledger *l)
+{
+	if (!l)
+		return;
+	if (l->pg)
+		PQfinish(l->pg);
+	OPENSSL_cleanse(l->password, sizeof(l->password));
+	free(l);
+}
+
+/* A migration is several statements: the simple protocol, no parameters. */
+static int run_script(struct ledger *l, const char *sql, struct errbuf *err)
+{
+	PGresult *r = PQexec(l->pg, sql);
+	char msg[400];
+
+	if (r && PQresultStatus(r) == PGRES_COMMAND_OK) {
+		PQclear(r);
+		return ST_OK;
+	}
+	snprintf(msg, sizeof(msg), "%s", r ? PQresultErrorMessage(r) : PQerrorMessage(l->pg));
+	PQclear(r);
+	if (PQstatus(l->pg) != CONNECTION_OK)
+		return unreachable(l, ST_EIO, err, "migrate", msg);
+	one_line(msg);
+	return errbuf_setr(err, ST_ESCHEMA, ST_ORIGIN_DB, ST_R_SCHEMA, "ledger: migrate: %s", msg);
+}
+
+int ledger_migrate(struct ledger *l, int *from, int *to, struct errbuf *err)
+{
+	char vs[16];
+	const char *p[1] = { vs };
+	int rc, v;
+
+	if ((rc = ledger_run(l, "begin", "BEGIN", 0, NULL, err)))
+		return rc;
+	/* two `ledger init` at once: the second waits, then finds it done */
+	if ((rc = ledger_run(l, "lock the schema", "SELECT pg_advisory_xact_lock(16016)", 0,
+			     NULL, err)) ||
+	    (rc = ledger_run(l, "create the version table",
+			     "CREATE TABLE IF NOT EXISTS ledger_schema (version integer NOT NULL,"
+			     " migrated_at timestamptz NOT NULL DEFAULT now())", 0, NULL, err)) ||
+	    (rc = schema_version(l, &v, err)) || (rc = check_version(v, 0, err)))
+		goto fail;
+	*from = v;
+	for (; v < NMIGRATIONS; v++) {
+		snprintf(vs, sizeof(vs), "%d", v + 1);
+		if ((rc = run_script(l, migrations[v], err)) ||
+		    (rc = ledger_run(l, "record the version",
+				     "INSERT INTO ledger_schema (version) VALUES ($1::integer)", 1, p,
+				     err)))
+			goto fail;
+	}
+	*to = v;
+	return ledger_run(l, "commit", "COMMIT", 0, NULL, err);
+fail:
+	ledger_rollback(l);
+	return rc;
+}
+
+/* OpenSSH's StrictModes, as for the PIN file (hsm/hsm_config.c; the ledger
+ * may not use hsm/): a regular file only this user or root owns and reads,
+ * in a directory no one else may write to. */
+int ledger_read_password(const char *path, char *out, size_t cap, struct errbuf *err)
+{
+	char dir[512];
+	struct stat sb, db;
+	uid_t me = geteuid();
+	ssize_t n;
+	size_t got = 0;
+	char *slash;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return errbuf_setr(err, ST_EPIN, ST_ORIGIN_CONFIG, ST_R_INVALID,
+				   "ledger: password file %s: %s", path, strerror(errno));
+	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || (sb.st_mode & 077) ||
+	    (sb.st_uid != me && sb.st_uid != 0)) {
+		close(fd);
+		return errbuf_setr(err, ST_EPIN, ST_ORIGIN_CONFIG, ST_R_INVALID,
+				   "ledger: password file %s must be a regular file owned by this"
+				   " user or root, mode 0600 (it is %04o, uid %u)", path,
+				   (unsigned)(sb.st_mode & 07777), (unsigned)sb.st_uid);
+	}
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	if (stat(dir, &db) != 0 || (db.st_uid != me && db.st_uid != 0) || (db.st_mode & 022)) {
+		close(fd);
+		return errbuf_setr(err, ST_EPIN, ST_ORIGIN_CONFIG, ST_R_INVALID,
+				   "ledger: password file %s is in directory %s that others may"
+				   " write to or another user owns", path, dir);
+	}
+	while (got < cap - 1) {
+		n = read(fd, out + got, cap - 1 - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close(fd);
+	out[got] = '\0';
+	if (got == cap - 1)
+		return errbuf_setr(err, ST_EPIN, ST_ORIGIN_CONFIG, ST_R_INVALID,
+				   "ledger: password file %s is too long", path);
+	while (got && (out[got - 1] == '\n' || out[got - 1] == '\r'))
+		out[--got] = '\0';
+	if (!got)
+		return errbuf_setr(err, ST_EPIN, ST_ORIGIN_CONFIG, ST_R_INVALID,
+				   "ledger: password file %s is empty", path);
+	return ST_OK;
+}

@@ -1,0 +1,144 @@
+/*
+ * ledger: the factory ledger, a PostgreSQL database shared by every station
+ * (libpq).  Each station keeps its SQLite file as its journal; the ledger is
+ * authoritative for what must hold across stations (docs/factory.md).
+ *
+ * Contract
+ * - A struct ledger is one libpq connection, not thread-safe: a thread uses its
+ *   own (the line's claims and the sync thread each open one).
+ * - Every libpq call has a deadline: connect_timeout (LEDGER_CONNECT_S) on
+ *   connect and statement_timeout (LEDGER_STATEMENT_MS) on every statement, so
+ *   no call blocks longer than a few seconds.  A call that loses the server
+ *   fails with reason ST_R_LEDGER_UNREACHABLE; the next call reconnects (one
+ *   attempt, bounded by connect_timeout: a refused connection fails at once, a
+ *   silent host within LEDGER_CONNECT_S).
+ * - The password never comes from argv: a password in the connection string is
+ *   refused; it comes from the password file (StrictModes, as the PIN file) or
+ *   libpq's own PGPASSWORD / PGPASSFILE.
+ * - The schema is migrated only by ledger_migrate (`station ledger init`);
+ *   ledger_open refuses a ledger whose schema is newer than this binary's, or
+ *   one that is not initialised, with one line.
+ * - The rules are the ledger's: the tables' constraints and the statements'
+ *   transactions decide (a unique id claimed once, a public key once, a chain
+ *   without gaps); the station only asks.
+ * - Statements: every one is prepared or parameterised; no value is ever
+ *   spliced into SQL text.
+ */
+#ifndef STATION_LEDGER_H
+#define STATION_LEDGER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/errbuf.h"
+
+#define LEDGER_SCHEMA_VERSION 1
+#define LEDGER_CONNECT_S      2
+#define LEDGER_STATEMENT_MS   5000
+#define LEDGER_ID_LEN         65
+#define LEDGER_CONNINFO_MAX   1024
+
+struct ledger;
+
+struct ledger_config {
+	char conninfo[LEDGER_CONNINFO_MAX]; /* libpq connection string or URI */
+	char password_file[512];            /* "" = libpq's own (PGPASSWORD, PGPASSFILE) */
+	char station_id[LEDGER_ID_LEN];
+};
+
+/* Connects and checks the schema (must_be_current: refuse an older one too;
+ * ledger init passes 0 to migrate it).  Fails with one line: unreachable,
+ * authentication refused, not initialised, newer schema. */
+ST_MUST_CHECK int ledger_open(const struct ledger_config *cfg, int must_be_current,
+			      struct ledger **out, struct errbuf *err);
+void ledger_close(struct ledger *l);
+/* Non-zero when the last call lost the server (the next call reconnects). */
+int ledger_is_down(const struct ledger *l);
+
+/* Creates or migrates the schema in one transaction; *from and *to get the
+ * versions.  ST_ESCHEMA for a ledger newer than this binary. */
+ST_MUST_CHECK int ledger_migrate(struct ledger *l, int *from, int *to, struct errbuf *err);
+
+/* ---- the chains (ledger_chain.c) ---- */
+
+/* One audit event, as the station's journal holds it. */
+struct ledger_event {
+	int64_t seq;
+	const char *ts, *kind, *actor, *detail, *prev_hash, *hash;
+};
+
+/* The ledger's head of this station's chain (0 and 64 zeros: nothing yet). */
+ST_MUST_CHECK int ledger_chain_head(struct ledger *l, int64_t *seq, char hash[65],
+				    struct errbuf *err);
+/* Pushes events (seq ascending, continuing the ledger's head) in one
+ * transaction, idempotent on (station, seq): a row already there must be
+ * identical (else ST_ETAMPER: the journal and the ledger disagree).  The
+ * ledger refuses a gap or a broken link (its trigger).  local_head is the
+ * journal's head, for the lag `ledger status` shows. */
+ST_MUST_CHECK int ledger_chain_push(struct ledger *l, const struct ledger_event *ev, size_t n,
+				    int64_t local_head, struct errbuf *err);
+/* Records contact (and the journal's head) without events. */
+ST_MUST_CHECK int ledger_touch(struct ledger *l, int64_t local_head, struct errbuf *err);
+
+struct ledger_station {
+	char station_id[LEDGER_ID_LEN];
+	int64_t head_seq, local_head;      /* lag = local_head - head_seq */
+	double since_contact_s;
+	char last_contact[40];
+};
+ST_MUST_CHECK int ledger_stations(struct ledger *l,
+				  int (*fn)(const struct ledger_station *s, void *ctx), void *ctx,
+				  struct errbuf *err);
+/* Calls fn for every event of station_id in seq order (from seq 1). */
+ST_MUST_CHECK int ledger_events(struct ledger *l, const char *station_id,
+				int (*fn)(const struct ledger_event *e, void *ctx), void *ctx,
+				struct errbuf *err);
+
+/* ---- cross-station claims (ledger_claim.c) ---- */
+
+/* The board is on this station now (an in_progress claim, expiring after
+ * ttl_s).  ST_EPOLICY with ST_R_PROVISIONED_ELSEWHERE: another station
+ * claimed or provisioned the id.  ST_EEXIST (ST_R_CLONE): another station
+ * holds it now; both are clones (the other's hold is marked, it refuses at
+ * ledger_claim).  other_station gets the other station's id. */
+ST_MUST_CHECK int ledger_hold(struct ledger *l, const char *unique_id, int ttl_s,
+			      char other_station[LEDGER_ID_LEN], struct errbuf *err);
+/* Before the certificate is signed: claims the id and the public key for this
+ * station.  ST_EPOLICY with reason ST_R_PROVISIONED_ELSEWHERE (id claimed by
+ * another station, or already committed: "already provisioned at station S"),
+ * ST_R_KEY_SEEN (the key was certified for another id) or ST_R_CLONE (another
+ * station holds the same id now).  rework: a committed claim of this station
+ * may be taken again. */
+ST_MUST_CHECK int ledger_claim(struct ledger *l, const char *unique_id, const char *lot,
+			       const char *pubkey_hash, int64_t unit_id, int rework,
+			       char other_station[LEDGER_ID_LEN], struct errbuf *err);
+/* The unit ended: passed → the claim is committed with its serial; else a
+ * claim of this station not committed is released.  The hold goes either way. */
+ST_MUST_CHECK int ledger_done(struct ledger *l, const char *unique_id, int passed,
+			      const char *serial, struct errbuf *err);
+/* Reserves serials for this station in one transaction, before the station
+ * reserves them itself (write-ahead): ST_EEXIST when one is taken (by any
+ * station), and nothing is reserved. */
+ST_MUST_CHECK int ledger_reserve_serials(struct ledger *l, const char *const *serials, size_t n,
+					 struct errbuf *err);
+/* Start-up: this station's holds (it has no unit in flight) go. */
+ST_MUST_CHECK int ledger_release_holds(struct ledger *l, struct errbuf *err);
+
+/* ---- the shared allowlists (ledger_claim.c) ---- */
+
+/* Adds ids to lot's allowlist in one transaction (ids already there stay). */
+ST_MUST_CHECK int ledger_allowlist_add(struct ledger *l, const char *lot, const char *const *ids,
+				       size_t n, const char *actor, int64_t *added,
+				       struct errbuf *err);
+/* *count gets the number of ids on lot's allowlist in the ledger. */
+ST_MUST_CHECK int ledger_allowlist_count(struct ledger *l, const char *lot, int64_t *count,
+					 struct errbuf *err);
+/* ST_OK: on the lot's allowlist; ST_ENOTFOUND: not. */
+ST_MUST_CHECK int ledger_allowlist_contains(struct ledger *l, const char *lot,
+					    const char *unique_id, struct errbuf *err);
+
+/* Reads a password file with OpenSSH's StrictModes (the PIN file's rule). */
+ST_MUST_CHECK int ledger_read_password(const char *path, char *out, size_t cap,
+				       struct errbuf *err);
+
+#endif

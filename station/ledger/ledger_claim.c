@@ -1,0 +1,306 @@
+/*
+ * ledger_claim: the rules across stations, each decided by one transaction of
+ * the ledger (row locks, PRIMARY KEY and UNIQUE constraints), never by what a
+ * station believes:
+ *   hold   the board is here now (in_progress); a second station seeing the
+ *          same id while the hold stands marks it: both are clones;
+ *   claim  before signing: the id (PRIMARY KEY) and the public key (UNIQUE)
+ *          are this station's, unless another station has them;
+ *   done   committed with its serial (UNIQUE), or released if the unit failed.
+ */
+#include "ledger/ledger_int.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int in_tx(struct ledger *l, struct errbuf *err)
+{
+	return ledger_run(l, "begin", "BEGIN", 0, NULL, err);
+}
+
+static int commit(struct ledger *l, struct errbuf *err)
+{
+	int rc = ledger_run(l, "commit", "COMMIT", 0, NULL, err);
+
+	if (rc)
+		ledger_rollback(l);
+	return rc;
+}
+
+int ledger_hold(struct ledger *l, const char *unique_id, int ttl_s,
+		char other_station[LEDGER_ID_LEN], struct errbuf *err)
+{
+	char ttl[16];
+	const char *p[3] = { unique_id, l->cfg.station_id, ttl };
+	PGresult *r;
+	int rc;
+
+	other_station[0] = '\0';
+	snprintf(ttl, sizeof(ttl), "%d", ttl_s);
+	/* provisioned at another station: refused before the board is touched
+	 * (the claim before signing is what decides; this is the early word) */
+	if ((rc = ledger_exec(l, "read the claims",
+			      "SELECT station_id, state FROM provisioned WHERE unique_id = $1"
+			      " AND station_id <> $2", 2, p, &r, NULL, err)))
+		return rc;
+	if (PQntuples(r) == 1) {
+		snprintf(other_station, LEDGER_ID_LEN, "%s", PQgetvalue(r, 0, 0));
+		rc = errbuf_setr(err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_PROVISIONED_ELSEWHERE,
+				 "id %s is already provisioned at station %s%s", unique_id,
+				 other_station, strcmp(PQgetvalue(r, 0, 1), "claimed") ? "" :
+				 " (in progress there)");
+		PQclear(r);
+		return rc;
+	}
+	PQclear(r);
+	if ((rc = in_tx(l, err)))
+		return rc;
+	/* a hold of this station, or one expired (its station died), is taken over */
+	rc = ledger_exec(l, "hold the board",
+			 "INSERT INTO in_progress (unique_id, station_id, expires)"
+			 " VALUES ($1, $2, now() + make_interval(secs => $3::integer))"
+			 " ON CONFLICT (unique_id) DO UPDATE SET station_id = EXCLUDED.station_id,"
+			 "  since = now(), expires = EXCLUDED.expires, clone_seen_by = NULL"
+			 " WHERE in_progress.station_id = EXCLUDED.station_id"
+			 "  OR in_progress.expires < now()"
+			 " RETURNING station_id", 3, p, &r, NULL, err);
+	if (rc)
+		goto fail;
+	if (PQntuples(r) == 1) {
+		PQclear(r);
+		return commit(l, err);
+	}
+	PQclear(r);
+	rc = ledger_exec(l, "mark the clone",
+			 "UPDATE in_progress SET clone_seen_by = $2 WHERE unique_id = $1"
+			 " RETURNING station_id", 2, p, &r, NULL, err);
+	if (rc)
+		goto fail;
+	if (PQntuples(r) == 1)
+		snprintf(other_station, LEDGER_ID_LEN, "%s", PQgetvalue(r, 0, 0));
+	PQclear(r);
+	if ((rc = commit(l, err)))
+		return rc;
+	return errbuf_setr(err, ST_EEXIST, ST_ORIGIN_POLICY, ST_R_CLONE,
+			   "clone: id %s is on station %s at the same time", unique_id,
+			   other_station);
+fail:
+	ledger_rollback(l);
+	return rc;
+}
+
+static int refuse_claim(struct ledger *l, const char *unique_id, const char *pubkey_hash,
+			char other[LEDGER_ID_LEN], struct errbuf *err)
+{
+	const char *p[2] = { unique_id, pubkey_hash };
+	PGresult *r;
+	int rc;
+
+	if ((rc = ledger_exec(l, "read the claim",
+			      "SELECT station_id, unique_id = $1, state FROM provisioned"
+			      " WHERE unique_id = $1 OR pubkey_hash = $2 ORDER BY unique_id = $1 DESC"
+			      " LIMIT 1", 2, p, &r, NULL, err)))
+		return rc;
+	if (PQntuples(r) == 0) {
+		PQclear(r);
+		return errbuf_setr(err, ST_EDB, ST_ORIGIN_DB, ST_R_DB,
+				   "ledger: the claim of id %s conflicted but no row holds it",
+				   unique_id);
+	}
+	snprintf(other, LEDGER_ID_LEN, "%s", PQgetvalue(r, 0, 0));
+	if (!strcmp(PQgetvalue(r, 0, 1), "t")) {
+		rc = errbuf_setr(err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_PROVISIONED_ELSEWHERE,
+				 "id %s is already provisioned at station %s%s", unique_id, other,
+				 strcmp(PQgetvalue(r, 0, 2), "claimed") ? "" : " (in progress there)");
+	} else {
+		rc = errbuf_setr(err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_KEY_SEEN,
+				 "public key already certified at station %s for another id",
+				 other);
+	}
+	PQclear(r);
+	return rc;
+}
+
+int ledger_claim(struct ledger *l, const char *unique_id, const char *lot,
+		 const char *pubkey_hash, int64_t unit_id, int rework,
+		 char other_station[LEDGER_ID_LEN], struct errbuf *err)
+{
+	char unit[24];
+	const char *p[6] = { unique_id, l->cfg.station_id, lot, pubkey_hash, unit,
+			     rework ? "t" : "f" };
+	PGresult *r;
+	char st[6];
+	int rc;
+
+	other_station[0] = '\0';
+	snprintf(unit, sizeof(unit), "%" PRId64, unit_id);
+	if ((rc = in_tx(l, err)))
+		return rc;
+	/* the hold first: a second station marked it while this unit ran */
+	if ((rc = ledger_exec(l, "read the hold",
+			      "SELECT clone_seen_by FROM in_progress WHERE unique_id = $1"
+			      " AND station_id = $2 FOR UPDATE", 2, p, &r, NULL, err)))
+		goto fail;
+	if (PQntuples(r) == 1 && !PQgetisnull(r, 0, 0)) {
+		snprintf(other_station, LEDGER_ID_LEN, "%s", PQgetvalue(r, 0, 0));
+		PQclear(r);
+		ledger_rollback(l);
+		return errbuf_setr(err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_CLONE,
+				   "clone: id %s was seen on station %s at the same time",
+				   unique_id, other_station);
+	}
+	PQclear(r);
+	/* A claim of this station that never committed (a failed attempt whose
+	 * release was lost) is taken again; so is a committed one on rework.
+	 * Any other conflict, on the id or on the key, is a refusal. */
+	rc = ledger_exec(l, "claim the id",
+			 "INSERT INTO provisioned (unique_id, station_id, lot, pubkey_hash,"
+			 " unit_id, state) VALUES ($1, $2, $3, $4, $5::bigint, 'claimed')"
+			 " ON CONFLICT (unique_id) DO UPDATE SET pubkey_hash = EXCLUDED.pubkey_hash,"
+			 "  unit_id = EXCLUDED.unit_id, lot = EXCLUDED.lot, state = 'claimed',"
+			 "  serial = NULL, claimed_at = now(), committed_at = NULL"
+			 " WHERE provisioned.station_id = EXCLUDED.station_id"
+			 "  AND (provisioned.state = 'claimed' OR $6::boolean)"
+			 " RETURNING 1", 6, p, &r, st, err);
+	if (rc) {
+		/* the id's conflict is ON CONFLICT's and serial is NULL here: a
+		 * unique violation can only be the key's */
+		if (!strcmp(st, "23505")) {
+			ledger_rollback(l);
+			errbuf_clear(err);
+			return refuse_claim(l, unique_id, pubkey_hash, other_station, err);
+		}
+		goto fail;
+	}
+	if (PQntuples(r) == 1) {
+		PQclear(r);
+		return commit(l, err);
+	}
+	PQclear(r);
+	ledger_rollback(l);
+	return refuse_claim(l, unique_id, pubkey_hash, other_station, err);
+fail:
+	ledger_rollback(l);
+	return rc;
+}
+
+int ledger_done(struct ledger *l, const char *unique_id, int passed, const char *serial,
+		struct errbuf *err)
+{
+	const char *p[3] = { unique_id, l->cfg.station_id, serial ? serial : "" };
+	int rc;
+
+	if ((rc = in_tx(l, err)))
+		return rc;
+	if (passed)
+		rc = ledger_run(l, "commit the claim",
+				"UPDATE provisioned SET state = 'committed', serial = $3,"
+				" committed_at = now() WHERE unique_id = $1 AND station_id = $2",
+				3, p, err);
+	else
+		rc = ledger_run(l, "release the claim",
+				"DELETE FROM provisioned WHERE unique_id = $1 AND station_id = $2"
+				" AND state = 'claimed'", 2, p, err);
+	if (rc || (rc = ledger_run(l, "release the hold",
+				   "DELETE FROM in_progress WHERE unique_id = $1 AND station_id = $2",
+				   2, p, err))) {
+		ledger_rollback(l);
+		return rc;
+	}
+	return commit(l, err);
+}
+
+int ledger_release_holds(struct ledger *l, struct errbuf *err)
+{
+	const char *p[1] = { l->cfg.station_id };
+
+	return ledger_run(l, "release this station's holds",
+			  "DELETE FROM in_progress WHERE station_id = $1", 1, p, err);
+}
+
+int ledger_allowlist_add(struct ledger *l, const char *lot, const char *const *ids, size_t n,
+			 const char *actor, int64_t *added, struct errbuf *err)
+{
+	PGresult *r;
+	int rc;
+
+	*added = 0;
+	if ((rc = in_tx(l, err)))
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		const char *p[3] = { lot, ids[i], actor };
+
+		if ((rc = ledger_exec(l, "add to the allowlist",
+				      "INSERT INTO allowlist (lot, unique_id, imported_by)"
+				      " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1",
+				      3, p, &r, NULL, err))) {
+			ledger_rollback(l);
+			return rc;
+		}
+		*added += PQntuples(r);
+		PQclear(r);
+	}
+	return commit(l, err);
+}
+
+int ledger_allowlist_contains(struct ledger *l, const char *lot, const char *unique_id,
+			      struct errbuf *err)
+{
+	const char *p[2] = { lot, unique_id };
+	PGresult *r;
+	int rc, found;
+
+	if ((rc = ledger_exec(l, "read the allowlist",
+			      "SELECT 1 FROM allowlist WHERE lot = $1 AND unique_id = $2", 2, p,
+			      &r, NULL, err)))
+		return rc;
+	found = PQntuples(r) == 1;
+	PQclear(r);
+	return found ? ST_OK : ST_ENOTFOUND;
+}
+
+int ledger_allowlist_count(struct ledger *l, const char *lot, int64_t *count, struct errbuf *err)
+{
+	const char *p[1] = { lot };
+	PGresult *r;
+	int rc;
+
+	if ((rc = ledger_exec(l, "count the allowlist",
+			      "SELECT count(*) FROM allowlist WHERE lot = $1", 1, p, &r, NULL, err)))
+		return rc;
+	*count = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	return ST_OK;
+}
+
+int ledger_reserve_serials(struct ledger *l, const char *const *serials, size_t n,
+			   struct errbuf *err)
+{
+	PGresult *r;
+	int rc;
+
+	if ((rc = in_tx(l, err)))
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		const char *p[2] = { serials[i], l->cfg.station_id };
+		int taken;
+
+		if ((rc = ledger_exec(l, "reserve a serial",
+				      "INSERT INTO serials (serial, station_id) VALUES ($1, $2)"
+				      " ON CONFLICT (serial) DO NOTHING RETURNING 1", 2, p, &r, NULL,
+				      err))) {
+			ledger_rollback(l);
+			return rc;
+		}
+		taken = PQntuples(r) == 0;
+		PQclear(r);
+		if (taken) {
+			ledger_rollback(l);
+			return errbuf_setr(err, ST_EEXIST, ST_ORIGIN_DB, ST_R_EXISTS,
+					   "ledger: serial %s is already reserved", serials[i]);
+		}
+	}
+	return commit(l, err);
+}

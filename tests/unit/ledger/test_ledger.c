@@ -1,0 +1,227 @@
+/*
+ * Unit tests: ledger/ against a real PostgreSQL started for this run
+ * (tests/ledger-pg.sh: its own cluster on a unix socket in a temp dir) and
+ * removed at the end.  Two connections play two stations.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ledger/ledger.h"
+
+static char scratch[400], top[400];
+static struct ledger *A, *B;
+
+static int sh(const char *what)
+{
+	char cmd[1400];
+
+	snprintf(cmd, sizeof(cmd), "bash '%s/tests/ledger-pg.sh' %s '%s' >/dev/null", top, what,
+		 scratch);
+	return system(cmd);
+}
+
+static int open_as(const char *sid, struct ledger **out)
+{
+	struct ledger_config cfg;
+	struct errbuf e;
+	FILE *f;
+	char path[600];
+	size_t n;
+
+	memset(&cfg, 0, sizeof(cfg));
+	snprintf(path, sizeof(path), "%s/conninfo", scratch);
+	if (!(f = fopen(path, "r")))
+		return -1;
+	n = fread(cfg.conninfo, 1, sizeof(cfg.conninfo) - 1, f);
+	fclose(f);
+	cfg.conninfo[n] = '\0';
+	snprintf(cfg.password_file, sizeof(cfg.password_file), "%s/ledger.pw", scratch);
+	snprintf(cfg.station_id, sizeof(cfg.station_id), "%s", sid);
+	if (ledger_open(&cfg, 0, out, &e)) {
+		fprintf(stderr, "open %s: %s\n", sid, e.msg);
+		return -1;
+	}
+	return 0;
+}
+
+static int group_setup(void **state)
+{
+	struct errbuf e;
+	int from, to;
+
+	(void)state;
+	snprintf(scratch, sizeof(scratch), "%s", getenv("STATION_SCRATCH") ?
+		 getenv("STATION_SCRATCH") : ".");
+	snprintf(top, sizeof(top), "%s", getenv("STATION_TOP") ? getenv("STATION_TOP") : ".");
+	if (sh("up") || open_as("st-A", &A) || open_as("st-B", &B))
+		return -1;
+	if (ledger_migrate(A, &from, &to, &e) || from != 0 || to != LEDGER_SCHEMA_VERSION)
+		return -1;
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	ledger_close(A);
+	ledger_close(B);
+	return sh("down") ? -1 : 0;
+}
+
+static void test_schema_current(void **state)
+{
+	struct ledger *l = NULL;
+	struct errbuf e;
+	int from, to;
+
+	(void)state;
+	assert_int_equal(ledger_migrate(B, &from, &to, &e), ST_OK);
+	assert_int_equal(from, LEDGER_SCHEMA_VERSION);
+	assert_int_equal(to, LEDGER_SCHEMA_VERSION);
+	assert_int_equal(open_as("st-C", &l), 0);
+	ledger_close(l);
+}
+
+/* The same board on two stations at once: a clone on both. */
+static void test_clone_on_both(void **state)
+{
+	char other[LEDGER_ID_LEN];
+	struct errbuf e;
+
+	(void)state;
+	assert_int_equal(ledger_hold(A, "UID-CLONE", 60, other, &e), ST_OK);
+	assert_int_equal(ledger_hold(B, "UID-CLONE", 60, other, &e), ST_EEXIST);
+	assert_int_equal(e.reason, ST_R_CLONE);
+	assert_string_equal(other, "st-A");
+	/* A learns it at its claim, before anything is signed */
+	assert_int_equal(ledger_claim(A, "UID-CLONE", "L1", "key-clone", 1, 0, other, &e),
+			 ST_EPOLICY);
+	assert_int_equal(e.reason, ST_R_CLONE);
+	assert_string_equal(other, "st-B");
+	assert_non_null(strstr(e.msg, "st-B"));
+	assert_int_equal(ledger_done(A, "UID-CLONE", 0, NULL, &e), ST_OK);
+}
+
+/* An id is provisioned once across stations; a key is certified once; a
+ * failed unit's claim is released; serials are unique. */
+static void test_claims(void **state)
+{
+	char other[LEDGER_ID_LEN];
+	struct errbuf e;
+
+	(void)state;
+	assert_int_equal(ledger_hold(A, "UID-1", 60, other, &e), ST_OK);
+	assert_int_equal(ledger_claim(A, "UID-1", "L1", "key-1", 1, 0, other, &e), ST_OK);
+	/* while A's unit runs, B is refused too */
+	assert_int_equal(ledger_claim(B, "UID-1", "L1", "key-9", 7, 0, other, &e), ST_EPOLICY);
+	assert_int_equal(e.reason, ST_R_PROVISIONED_ELSEWHERE);
+	assert_non_null(strstr(e.msg, "in progress there"));
+	assert_int_equal(ledger_done(A, "UID-1", 1, "serial-1", &e), ST_OK);
+
+	assert_int_equal(ledger_hold(B, "UID-1", 60, other, &e), ST_EPOLICY);
+	assert_int_equal(e.reason, ST_R_PROVISIONED_ELSEWHERE);
+	assert_string_equal(other, "st-A");
+	assert_non_null(strstr(e.msg, "already provisioned at station st-A"));
+	assert_int_equal(ledger_claim(B, "UID-1", "L1", "key-2", 8, 1, other, &e), ST_EPOLICY);
+	assert_int_equal(e.reason, ST_R_PROVISIONED_ELSEWHERE);
+
+	/* the key of UID-1 offered for another id, at the other station */
+	assert_int_equal(ledger_hold(B, "UID-2", 60, other, &e), ST_OK);
+	assert_int_equal(ledger_claim(B, "UID-2", "L1", "key-1", 9, 0, other, &e), ST_EPOLICY);
+	assert_int_equal(e.reason, ST_R_KEY_SEEN);
+	assert_string_equal(other, "st-A");
+	assert_int_equal(ledger_done(B, "UID-2", 0, NULL, &e), ST_OK);
+
+	/* a failed attempt releases its claim: another station may take the id */
+	assert_int_equal(ledger_hold(A, "UID-3", 60, other, &e), ST_OK);
+	assert_int_equal(ledger_claim(A, "UID-3", "L1", "key-3", 2, 0, other, &e), ST_OK);
+	assert_int_equal(ledger_done(A, "UID-3", 0, NULL, &e), ST_OK);
+	assert_int_equal(ledger_hold(B, "UID-3", 60, other, &e), ST_OK);
+	assert_int_equal(ledger_claim(B, "UID-3", "L1", "key-3b", 10, 0, other, &e), ST_OK);
+	/* serials are reserved once across stations, a batch all or nothing */
+	{
+		const char *a[2] = { "s-100", "s-101" }, *b[2] = { "s-102", "s-101" };
+		const char *c[1] = { "s-102" };
+
+		assert_int_equal(ledger_reserve_serials(A, a, 2, &e), ST_OK);
+		assert_int_equal(ledger_reserve_serials(B, b, 2, &e), ST_EEXIST);
+		assert_int_equal(ledger_reserve_serials(B, c, 1, &e), ST_OK);
+	}
+	/* a serial twice is refused by the ledger */
+	assert_int_not_equal(ledger_done(B, "UID-3", 1, "serial-1", &e), ST_OK);
+	assert_int_equal(ledger_done(B, "UID-3", 1, "serial-3", &e), ST_OK);
+
+	/* a station's own unfinished claim is taken again (its release was lost) */
+	assert_int_equal(ledger_hold(A, "UID-4", 60, other, &e), ST_OK);
+	assert_int_equal(ledger_claim(A, "UID-4", "L1", "key-4", 3, 0, other, &e), ST_OK);
+	assert_int_equal(ledger_release_holds(A, &e), ST_OK);
+	assert_int_equal(ledger_hold(A, "UID-4", 60, other, &e), ST_OK);
+	assert_int_equal(ledger_claim(A, "UID-4", "L1", "key-4b", 4, 0, other, &e), ST_OK);
+	assert_int_equal(ledger_done(A, "UID-4", 1, "serial-4", &e), ST_OK);
+}
+
+static void ev(struct ledger_event *e, int64_t seq, const char *prev, const char *hash)
+{
+	e->seq = seq;
+	e->ts = "2026-12-05T00:00:00.000Z";
+	e->kind = "test";
+	e->actor = "t";
+	e->detail = "{}";
+	e->prev_hash = prev;
+	e->hash = hash;
+}
+
+/* The ledger keeps each chain continuous and a pushed row immutable. */
+static void test_chain(void **state)
+{
+	static const char z[] = "0000000000000000000000000000000000000000000000000000000000000000";
+	struct ledger_event e[3];
+	struct errbuf err;
+	char head[65];
+	int64_t seq;
+
+	(void)state;
+	ev(&e[0], 1, z, "h1");
+	ev(&e[1], 2, "h1", "h2");
+	ev(&e[2], 3, "h2", "h3");
+	assert_int_equal(ledger_chain_push(A, e, 3, 3, &err), ST_OK);
+	assert_int_equal(ledger_chain_head(A, &seq, head, &err), ST_OK);
+	assert_int_equal(seq, 3);
+	assert_string_equal(head, "h3");
+	/* the same rows again: nothing changes */
+	assert_int_equal(ledger_chain_push(A, e, 3, 3, &err), ST_OK);
+	/* the same seq with other content: refused, nothing overwritten */
+	ev(&e[0], 2, "h1", "h2-forged");
+	assert_int_equal(ledger_chain_push(A, e, 1, 3, &err), ST_ETAMPER);
+	/* a gap and a broken link: refused by the ledger's trigger */
+	ev(&e[0], 5, "h3", "h5");
+	assert_int_equal(ledger_chain_push(A, e, 1, 5, &err), ST_ETAMPER);
+	assert_non_null(strstr(err.msg, "gap"));
+	ev(&e[0], 4, "h-other", "h4");
+	assert_int_equal(ledger_chain_push(A, e, 1, 4, &err), ST_ETAMPER);
+	assert_non_null(strstr(err.msg, "does not link"));
+	assert_int_equal(ledger_chain_head(A, &seq, head, &err), ST_OK);
+	assert_int_equal(seq, 3);
+	/* B's chain is its own */
+	assert_int_equal(ledger_chain_head(B, &seq, head, &err), ST_OK);
+	assert_int_equal(seq, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_schema_current),
+		cmocka_unit_test(test_clone_on_both),
+		cmocka_unit_test(test_claims),
+		cmocka_unit_test(test_chain),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
