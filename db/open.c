@@ -148,6 +148,43 @@ fail:
 	return ST_OK;
 }
 
+/* The schema (db/schema.c) defines no trigger and no view: one found in the
+ * file was put there by someone else, and would run its SQL inside the
+ * station's own transactions (a trigger can rewrite a row after it is
+ * audited).  Refused by name before anything else touches the file. */
+static int foreign_schema_refused(struct db *db, struct errbuf *err)
+{
+	sqlite3_stmt *st = db_prepare_once(db, "SELECT type, name FROM sqlite_master"
+					   " WHERE type IN ('trigger', 'view') ORDER BY type, name",
+					   err);
+	char names[512] = "";
+	size_t used = 0;
+	int rc, n = 0;
+
+	if (!st)
+		return ST_EDB;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *type = (const char *)sqlite3_column_text(st, 0);
+		const char *name = (const char *)sqlite3_column_text(st, 1);
+		int w;
+
+		if (used < sizeof(names)) {
+			w = snprintf(names + used, sizeof(names) - used, "%s%s %s", n ? ", " : "",
+				     type ? type : "?", name ? name : "?");
+			used += w > 0 ? (size_t)w : 0;
+		}
+		n++;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_sqlerr(db, rc, err, "read the schema");
+	if (n)
+		return errbuf_set(err, ST_ETAMPER, "database %s: %d trigger(s)/view(s) the station's"
+				  " schema does not define: %s: refusing to open it", db->path, n,
+				  names);
+	return ST_OK;
+}
+
 /* DB_OPEN_STORED_ID: the id `station init` stored (db/station.c writes it;
  * read here, so db.c needs nothing above it), if any. */
 static int load_station_id(struct db *db, struct errbuf *err)
@@ -223,6 +260,12 @@ int db_open_ex(const char *path, const char *station_id, unsigned flags, struct 
 	}
 	sqlite3_extended_result_codes(db->sq, 1);
 	sqlite3_busy_timeout(db->sq, DB_BUSY_TIMEOUT_MS);
+	/* Functions with side effects are not run from the schema (a view or a
+	 * default value planted in the file); then anything the schema does not
+	 * define is refused before the first statement of ours runs. */
+	if ((rc = db_exec_simple(db, "PRAGMA trusted_schema = OFF", err)) ||
+	    (rc = foreign_schema_refused(db, err)))
+		goto fail;
 	/* Not a database at all (or encrypted): fail here with a clear message. */
 	if ((rc = db_exec_simple(db, "PRAGMA journal_mode = WAL", err)) ||
 	    (rc = db_exec_simple(db, "PRAGMA synchronous = FULL", err)) ||
