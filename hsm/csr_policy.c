@@ -399,9 +399,14 @@ int csr_check(const struct csr_policy *pol, const uint8_t *der, size_t len,
 		goto fail;
 	}
 	SHA256(der, len, out->der_sha256);
-	if (store && store->pubkey_seen) {
-		if ((rc = store->pubkey_seen(store->ctx, out->pubkey_hash, &seen, err)) == ST_OK &&
-		    seen)
+	if (store && (store->pubkey_record || store->pubkey_seen)) {
+		/* a key is recorded only once its CSR proved possession for this
+		 * board (signature, subject, nonce): a replayed or forged CSR cannot
+		 * make a real board's key look cloned */
+		rc = store->pubkey_record
+			? store->pubkey_record(store->ctx, out->pubkey_hash, unique_id, &seen, err)
+			: store->pubkey_seen(store->ctx, out->pubkey_hash, &seen, err);
+		if (rc == ST_OK && seen)
 			rc = errbuf_setr(err, ST_EEXIST, ST_ORIGIN_POLICY, ST_R_KEY_SEEN,
 					 "CSR public key %.16s... was certified before (cloned key?)",
 					 out->pubkey_hash);

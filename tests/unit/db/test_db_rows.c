@@ -21,6 +21,7 @@
 
 #define UID1 "0000000000000000000000A1"
 #define PKH  "1111111111111111111111111111111111111111111111111111111111111111"
+#define PKH2 "2222222222222222222222222222222222222222222222222222222222222222"
 
 /* ---- the encoding, written again from docs/database.md ------------------ */
 
@@ -131,6 +132,12 @@ static void build(const char *path)
 	assert_int_equal(db_cert_void(db, serials + 1, 1, &err), ST_OK);
 	assert_int_equal(db_crl_next(db, 1, "ann", &no, &err), ST_OK);
 	assert_int_equal(no, 1);
+	{
+		int seen = 1;
+
+		assert_int_equal(db_pubkey_seen_record(db, PKH2, UID1, &seen, &err), ST_OK);
+		assert_int_equal(seen, 0);
+	}
 	db_close(db);
 }
 
@@ -166,8 +173,9 @@ static void test_every_table_named(void **state)
 	assert_int_equal(db_open("base.db", "st1", &db, &err), ST_OK);
 	if (db_audit_verify(db, &res, &err) != ST_OK)
 		fail_msg("intact: %s", err.msg);
-	/* lots, allowlist, profiles, units, certificates (2), roles (1 left), crls */
-	assert_int_equal(res.rows, 8);
+	/* lots, allowlist, profiles, units, certificates (2), roles (1 left), crls,
+	 * keys_seen */
+	assert_int_equal(res.rows, 9);
 	db_close(db);
 
 	expect_named("verdict", "UPDATE units SET status = 'pass' WHERE id = 1", "units", "1", "status");
@@ -189,7 +197,12 @@ static void test_every_table_named(void **state)
 		     "reworks", "1", "");
 	expect_named("crl", "UPDATE crls SET entries = 0", "crls", "1", "entries");
 	expect_named("lot-name", "UPDATE lots SET name = 'L2'", "lots", "1", "name");
-	expect_named("new-table", "CREATE TABLE shadow (x)", "shadow", "", "");
+	expect_named("key-seen", "DELETE FROM keys_seen", "keys_seen", PKH2, "");
+	/* a table the schema does not define: the database is not opened */
+	assert_int_equal(system("cp base.db new-table.db"), 0);
+	sql("new-table.db", "CREATE TABLE shadow (x)");
+	assert_int_equal(db_open("new-table.db", "st1", &db, &err), ST_ETAMPER);
+	assert_non_null(strstr(err.msg, "table shadow"));
 }
 
 static int count_revoked(const struct db_revoked *r, void *ctx)
