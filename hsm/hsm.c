@@ -1,5 +1,6 @@
 /* hsm: token access through libp11.  See hsm.h. */
 #include "hsm/hsm.h"
+#include "hsm/hsm_module.h"
 #include "core/certfile.h"
 #include "core/clock.h"
 #include "core/hex.h"
@@ -334,8 +335,12 @@ static int open_once(struct hsm *h, const struct hsm_config *c, const char *pin,
 {
 	unsigned long ckr;
 	char other[256];
+	int rc;
 
 	*transient = 0;
+	/* a module path never comes from the database alone (hsm_module.h) */
+	if ((rc = hsm_module_allowed(c->module, err)) != ST_OK)
+		return rc;
 	/* say it plainly (libp11 would print dlopen's error on stderr) */
 	if (access(c->module, R_OK) != 0)
 		return errbuf_set(err, ST_ENOTFOUND, "PKCS#11 module %s: %s", c->module,
