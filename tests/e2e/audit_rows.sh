@@ -54,12 +54,25 @@ tamper role "UPDATE roles SET granted_by = 'mallory'" 'row roles name=eng differ
 tamper rework "UPDATE reworks SET reason = 'none'" 'row reworks id=1 differs .*: field reason'
 tamper checkpoint "DELETE FROM checkpoints" 'row checkpoints id=1 is missing'
 tamper crl "UPDATE crls SET entries = 0" 'row crls number=1 differs .*: field entries'
-tamper new-table "CREATE TABLE shadow (x)" 'table shadow is not under the audit chain'
+# a table (or trigger, view, index) the migrations did not make: not even opened
+cp st.db new-table.db
+sqlite3 new-table.db "CREATE TABLE shadow (x)"
+for cmd in "audit verify" "export --lot LR --format csv --out nt.csv" "crl --out nt.crl --hsm-config hsm/hsm.ini"; do
+	# shellcheck disable=SC2086
+	expect_exit 1 T new-table.db $cmd
+	grep -q "schema is not the station's (not the station's: table shadow" "$ERR" ||
+		fail "new-table: $cmd said: $(cat "$ERR")"
+done
 # run refuses too, before it opens a bay or the token
 expect_exit 1 timeout 30 "$STATION" --db verdict.db --station-id "$LINE_SID" --user eng run \
 	--profile widget --lot LR --headless --bays 1 --max-units 1
 grep -q 'run: refusing to act on a database that does not verify: row units id=1 differs' "$ERR" ||
 	fail "run on an edited database: $(cat "$ERR")"
+# the profile's module path repointed in the database: run never loads it
+expect_exit 1 timeout 30 "$STATION" --db profile.db --station-id "$LINE_SID" --user eng run \
+	--profile widget --lot LR --headless --bays 1 --max-units 1
+grep -q 'run: refusing to act on a database that does not verify: row profiles id=1 differs' \
+	"$ERR" || fail "run with a repointed module: $(cat "$ERR")"
 
 # The CRL lists the revoked serial from the chain; its number is 1, 2, ...
 # whatever the clock says.
