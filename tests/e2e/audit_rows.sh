@@ -91,4 +91,19 @@ sqlite3 back.db "UPDATE crls SET number = 7 WHERE number = 2"
 expect_exit 1 T back.db crl --out back.crl --hsm-config hsm/hsm.ini
 grep -q 'row crls number=7 has no row event' "$ERR" || fail "CRL number backwards: $(cat "$ERR")"
 expect_exit 0 S audit verify
-echo "audit_rows: ok (11 tamperings named and refused, CRL numbers 1, 2)"
+
+# The trust anchors are pinned in the audited profile: another certificate
+# put at the CA's or the manufacturer CA's path stops the line at start.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout other.key \
+	-subj "/CN=Acme Manufacturer CA" -days 2 -addext basicConstraints=critical,CA:TRUE \
+	-out other.pem 2>/dev/null
+for anchor in hsm/ca.pem mfg/mfr-ca.pem; do
+	cp "$anchor" anchor.keep
+	cp other.pem "$anchor"
+	expect_exit 1 timeout 30 "$STATION" --db st.db --station-id "$LINE_SID" --user eng run \
+		--profile widget --lot LR --headless --bays 1 --max-units 1
+	grep -q "$anchor has SHA-256 [0-9a-f]*, not the pinned [0-9a-f]*: refused" "$ERR" ||
+		fail "run with $anchor replaced: $(cat "$ERR")"
+	cp anchor.keep "$anchor"
+done
+echo "audit_rows: ok (11 tamperings named and refused, CRL numbers 1, 2, anchors pinned)"
