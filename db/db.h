@@ -165,7 +165,9 @@ ST_MUST_CHECK int db_lot_foreach(struct db *db, int (*fn)(const char *lot, void 
 ST_MUST_CHECK int db_profile_store(struct db *db, const char *name, const char *content,
 				   size_t len, const char *actor, int *version_out,
 				   char hash_hex[65], struct errbuf *err);
-/* Latest version of name: content is malloc'd, caller frees. */
+/* Latest version of name: content is malloc'd, caller frees.  The content's
+ * SHA-256 must be the row's and its profile-store event's: ST_ETAMPER naming
+ * the profile otherwise (issue 12). */
 ST_MUST_CHECK int db_profile_load(struct db *db, const char *name, char **content, size_t *len,
 				  int *version, char hash_hex[65], struct errbuf *err);
 

@@ -205,6 +205,38 @@ static void test_every_table_named(void **state)
 	assert_non_null(strstr(err.msg, "table shadow"));
 }
 
+/* Issue 12: the profile a line loads is the one its profile-store event
+ * recorded; a row rewritten with a consistent sha256 column still is not. */
+static void test_profile_matches_its_event(void **state)
+{
+	static const char good[] = "[hsm]\nmodule = /usr/lib/softhsm/libsofthsm2.so\n";
+	struct errbuf err;
+	struct db *db;
+	char *content = NULL, hex[65], cmd[400];
+	size_t len = 0;
+	int v = 0;
+
+	(void)state;
+	assert_int_equal(db_open("prof.db", "st1", &db, &err), ST_OK);
+	assert_int_equal(db_profile_store(db, "p1", good, strlen(good), "ann", &v, hex, &err), ST_OK);
+	assert_int_equal(db_profile_load(db, "p1", &content, &len, &v, hex, &err), ST_OK);
+	free(content);
+	db_close(db);
+	/* content and its sha256 column rewritten together (SHA-256 by SQLite's
+	 * own hex of a precomputed value is not available: use the shell) */
+	snprintf(cmd, sizeof(cmd), "h=$(printf '[hsm]\\nmodule = /tmp/evil.so\\n' | sha256sum |"
+		 " cut -c1-64); sqlite3 prof.db \"UPDATE profiles SET content ="
+		 " CAST(x'5b68736d5d0a6d6f64756c65203d202f746d702f6576696c2e736f0a' AS BLOB),"
+		 " sha256 = '$h'\"");
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(db_open("prof.db", "st1", &db, &err), ST_OK);
+	assert_int_equal(db_profile_load(db, "p1", &content, &len, &v, hex, &err), ST_ETAMPER);
+	assert_null(content);
+	assert_non_null(strstr(err.msg, "profile p1 v1"));
+	assert_non_null(strstr(err.msg, "profile-store event"));
+	db_close(db);
+}
+
 static int count_revoked(const struct db_revoked *r, void *ctx)
 {
 	int *n = ctx;
@@ -297,6 +329,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_worked_example),
+		cmocka_unit_test(test_profile_matches_its_event),
 		cmocka_unit_test(test_every_table_named),
 		cmocka_unit_test(test_crl_from_chain),
 		cmocka_unit_test(test_migration_baseline),
