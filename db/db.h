@@ -135,12 +135,16 @@ ST_MUST_CHECK int db_audit_foreach(struct db *db, int64_t tail,
 /* Imports a manufacturer allowlist (CSV) for LOT in one transaction; see
  * docs/engineer.md.  On any bad row nothing is written and err names FILE:LINE.
  * If sig_path is set the detached signature over the file bytes must verify with
- * the manufacturer certificate.  *rows_out gets the number of ids imported; 0
+ * the manufacturer's signer certificate, which must chain to the manufacturer
+ * CA mfr_ca_path with digitalSignature key usage (db/allowlist_sig.h); the
+ * lot's CA is pinned by the SHA-256 its first signed import recorded.  The
+ * audit event names the signer and both fingerprints.  *rows_out gets the number of ids imported; 0
  * (and ST_OK, nothing written) when this very file (same SHA-256) was already
  * imported for this lot. */
 ST_MUST_CHECK int db_allowlist_import(struct db *db, const char *csv_path, const char *lot,
 				      const char *sig_path, const char *mfr_cert_path,
-				      const char *actor, int64_t *rows_out, struct errbuf *err);
+				      const char *mfr_ca_path, const char *actor, int64_t *rows_out,
+				      struct errbuf *err);
 
 /* ST_OK if unique_id is on lot's allowlist, ST_ENOTFOUND if not. */
 ST_MUST_CHECK int db_allowlist_contains(struct db *db, const char *lot, const char *unique_id,

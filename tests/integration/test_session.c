@@ -198,7 +198,7 @@ static void allow(struct env *env, int n)
 	for (int i = 0; i < n; i++)
 		fprintf(f, "%s,%s,SB-100,rev B\n", env->uid[i], LOT);
 	fclose(f);
-	if (db_allowlist_import(env->db, "allow.csv", LOT, NULL, NULL, "eng", &rows, &e) != ST_OK)
+	if (db_allowlist_import(env->db, "allow.csv", LOT, NULL, NULL, NULL, "eng", &rows, &e) != ST_OK)
 		fail_msg("%s", e.msg);
 	assert_int_equal(rows, n);
 }

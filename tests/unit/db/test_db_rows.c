@@ -112,7 +112,7 @@ static void build(const char *path)
 	assert_int_equal(db_role_grant(db, "ann", "ann", DB_ROLE_ENGINEER, "root", &err), ST_OK);
 	assert_int_equal(db_role_grant(db, "bob", "bob", DB_ROLE_OPERATOR, "ann", &err), ST_OK);
 	assert_int_equal(db_role_revoke(db, "bob", "ann", &err), ST_OK);
-	if (db_allowlist_import(db, "lot.csv", "L1", NULL, NULL, "ann", &rows, &err) != ST_OK)
+	if (db_allowlist_import(db, "lot.csv", "L1", NULL, NULL, NULL, "ann", &rows, &err) != ST_OK)
 		fail_msg("import: %s", err.msg);
 	assert_int_equal(db_profile_store(db, "p1", "[board]\n", 8, "ann", &v, hex, &err), ST_OK);
 	memset(&u, 0, sizeof(u));

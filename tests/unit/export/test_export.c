@@ -388,7 +388,7 @@ static void test_lot_rework(void **state)
 
 	fprintf(fp, "unique_id,lot,model,hw_revision\n%s,L5,W,A\n", UID_F);
 	fclose(fp);
-	assert_int_equal(db_allowlist_import(f->db, "l5.csv", "L5", NULL, NULL, "eng", &rows, &err), ST_OK);
+	assert_int_equal(db_allowlist_import(f->db, "l5.csv", "L5", NULL, NULL, NULL, "eng", &rows, &err), ST_OK);
 	u1 = unit(f->db, UID_F, "L5", "1-1", f->profile_hash);
 	issue(f, u1, UID_F, PK("5"), 0x5001, hex1);
 	assert_int_equal(db_cert_injected(f->db, hex1, &err), ST_OK);
