@@ -299,7 +299,8 @@ ST_MUST_CHECK int db_cert_revoke(struct db *db, const char *serial_hex, const ch
 /* The clone check (db/keys_seen.c): *seen = 1 when a certificate was issued
  * for this key, or another board showed it in a CSR the policy accepted;
  * otherwise the key is recorded for unique_id (an audited keys_seen row),
- * durably, before this returns. */
+ * committed; it is on disk with the next durable write (the certificate's
+ * record, the unit's verdict). */
 ST_MUST_CHECK int db_pubkey_seen_record(struct db *db, const char *pubkey_hash,
 					const char *unique_id, int *seen, struct errbuf *err);
 /* ST_OK + *seen=1 if a certificate was ever issued for this public key hash. */

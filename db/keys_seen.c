@@ -83,11 +83,13 @@ int db_pubkey_seen_record(struct db *db, const char *pubkey_hash, const char *un
 	rc = rc == SQLITE_DONE ? db_row_audit_locked(db, "keys_seen", pubkey_hash, "station", err)
 			       : db_sqlerr(db, rc, err, "record public key");
 end:
+	/* Committed to the WAL without its own fsync: the next durable write
+	 * (the certificate's record before any signature leaves the station, or
+	 * the unit's verdict) syncs it with everything before it.  A crash in
+	 * between loses the record together with the unit's verdict. */
 	rc = db_txn_end_synced(db, owned, rc, err);
 out:
 	db_unlock(db);
-	if (rc == ST_OK)
-		rc = db_wal_sync(db, err);
 	if (rc == ST_OK)
 		*seen = found;
 	return rc;
