@@ -285,6 +285,7 @@ static int finish_locked(struct db *db, const struct db_unit *u, int64_t finishe
 {
 	sqlite3_stmt *st;
 	char *detail, plain[sizeof(u->reason_plain)], model[65], hw[65];
+	const char *actor;
 	int64_t duration = u->started_ms > 0 && finished >= u->started_ms ?
 			   finished - u->started_ms : -1;
 	int rc;
@@ -326,18 +327,17 @@ static int finish_locked(struct db *db, const struct db_unit *u, int64_t finishe
 	}
 	if (sqlite3_changes(db->sq) == 0)
 		return not_in_progress(db, u->id, err);
-	if ((rc = db_row_audit_id_locked(db, "units", u->id, u->operator_name, err)))
+	/* A unit written by an older version may name an operator the log
+	 * cannot record: both events go under the station's name, never refusing
+	 * the verdict (recovery must always complete; the row keeps the name). */
+	actor = ids_actor_valid(u->operator_name) ? u->operator_name : "station";
+	if ((rc = db_row_audit_id_locked(db, "units", u->id, actor, err)))
 		return rc;
 	detail = finish_detail(u, plain, duration, model, hw);
 	if (!detail)
 		return errbuf_set(err, ST_EINVAL, "unit %lld: a field is not valid UTF-8",
 				  (long long)u->id);
-	/* A unit written by an older version may name an operator the log
-	 * cannot record: record it as the station's, never refuse the verdict
-	 * (recovery must always complete). */
-	rc = db_audit_append_locked(db, "unit-result",
-				    ids_actor_valid(u->operator_name) ? u->operator_name : "station",
-				    detail, NULL, err);
+	rc = db_audit_append_locked(db, "unit-result", actor, detail, NULL, err);
 	free(detail);
 	return rc;
 }

@@ -4,28 +4,102 @@
 #   STATION   absolute path of the station binary
 #   BUILD     absolute path of the build directory (fixture tools are $BUILD/fx-*)
 #   TOP       the source tree
+#   XDG_STATE_HOME, HOME  inside the scratch directory: what a script leaves in a
+#             user's state (the checkpoint log, say) is its own, so scripts that
+#             run at the same time never share a file.
 # A script passes by exiting 0.  Closing line: "e2e: N passed, N failed".
+#
+# Scripts run E2E_JOBS at a time (default: the number of CPUs, at most 4): most
+# of a script's time is spent waiting on boards, servers and deadlines, not on a
+# CPU.  A script whose header has the line "# e2e: alone" (it measures time or
+# load) runs after the others, by itself.  `tests/run-e2e.sh NAME...` runs only
+# those scripts.  Each script's output is printed in one piece when it ends.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "$top/${BUILD:-build}" && pwd)
 export TOP="$top" BUILD="$build" STATION="$build/station"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:verify_asan_link_order=0}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
-pass=0; fail=0; failed=()
-for t in "$top"/tests/e2e/*.sh; do
-	[ -e "$t" ] || continue
+
+jobs=${E2E_JOBS:-$(nproc 2>/dev/null || echo 1)}
+[ "$jobs" -ge 1 ] 2>/dev/null || jobs=1
+[ "$jobs" -le 4 ] || jobs=4
+results=$(mktemp -d "${TMPDIR:-/tmp}/station-e2e-results.XXXXXX")
+trap 'rm -rf "$results"' EXIT
+
+scripts=()
+if [ $# -gt 0 ]; then
+	for n in "$@"; do scripts+=("$top/tests/e2e/${n%.sh}.sh"); done
+else
+	for t in "$top"/tests/e2e/*.sh; do [ -e "$t" ] && scripts+=("$t"); done
+fi
+together=(); alone=()
+for t in "${scripts[@]}"; do
+	if grep -q '^# e2e: alone' "$t"; then alone+=("$t"); else together+=("$t"); fi
+done
+
+# One script: its own scratch directory and log; the verdict in $results/NAME.rc.
+run_one() {
+	local t=$1 name scratch t0 rc
 	name=$(basename "$t" .sh)
 	scratch=$(mktemp -d "${TMPDIR:-/tmp}/station-e2e-$name.XXXXXX")
-	echo "== e2e $name"
+	mkdir -p "$scratch/.home/state"
 	t0=$SECONDS
-	if (cd "$scratch" && timeout 900 bash "$t"); then
-		pass=$((pass + 1)); rm -rf "$scratch"
-		echo "-- $name: ok ($((SECONDS - t0)) s)"
-	else
-		fail=$((fail + 1)); failed+=("$name (scratch kept: $scratch)")
+	(cd "$scratch" && HOME="$scratch/.home" XDG_STATE_HOME="$scratch/.home/state" \
+		timeout 900 bash "$t") >"$results/$name.log" 2>&1
+	rc=$?
+	{
+		echo "== e2e $name"
+		cat "$results/$name.log"
+		if [ "$rc" = 0 ]; then
+			echo "-- $name: ok ($((SECONDS - t0)) s)"
+			rm -rf "$scratch"
+		else
+			echo "-- $name: FAILED, exit $rc ($((SECONDS - t0)) s, scratch kept: $scratch)"
+		fi
+	} >"$results/$name.out"
+	echo "$rc $scratch" >"$results/$name.rc"
+}
+
+# Prints each finished script's output once, in the order they end.
+shown=" "
+flush() {
+	local f name
+	for f in "$results"/*.rc; do
+		[ -e "$f" ] || continue
+		name=$(basename "$f" .rc)
+		case "$shown" in *" $name "*) continue ;; esac
+		cat "$results/$name.out"
+		shown="$shown$name "
+	done
+}
+
+running=0
+for t in "${together[@]+"${together[@]}"}"; do
+	while [ "$running" -ge "$jobs" ]; do
+		wait -n 2>/dev/null || true
+		running=$((running - 1))
+		flush
+	done
+	run_one "$t" &
+	running=$((running + 1))
+done
+wait
+flush
+for t in "${alone[@]+"${alone[@]}"}"; do
+	run_one "$t"
+	flush
+done
+
+pass=0; fail=0; failed=()
+for f in "$results"/*.rc; do
+	[ -e "$f" ] || continue
+	read -r rc scratch <"$f"
+	if [ "$rc" = 0 ]; then pass=$((pass + 1)); else
+		fail=$((fail + 1)); failed+=("$(basename "$f" .rc) (scratch kept: $scratch)")
 	fi
 done
 echo
 for f in "${failed[@]+"${failed[@]}"}"; do echo "FAILED: $f"; done
 echo "e2e: $pass passed, $fail failed"
-[ "$fail" = 0 ]
+[ "$fail" = 0 ] && [ $((pass + fail)) = "${#scripts[@]}" ]

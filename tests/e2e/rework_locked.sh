@@ -48,9 +48,9 @@ wait $emu 2>/dev/null || true
 	fail "no unit left in progress at lock: $(q "SELECT status, stage FROM units")"
 "$BUILD/fx-board" show "$A" | grep -qi "lock.*yes\|locked" || fail "board not locked: $("$BUILD/fx-board" show "$A")"
 
-# (A value the audit log refuses, crafted into the unit with sqlite3 here before issue 12,
-# now makes `run` refuse the database: every row is under the chain.  That recovery path
-# needs a test through a migrated older database: not yet written.)
+# (A value the audit log refuses can no longer be crafted here with sqlite3: every row is
+# under the chain and `run` refuses the edit.  Recovery of such a value, as a database
+# written by an older version holds it, is tests/unit/line/test_recover_old.c.)
 
 # --- recovery completes and the line starts; the locked board needs rework -----------
 plug
