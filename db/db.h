@@ -297,12 +297,11 @@ ST_MUST_CHECK int db_cert_injected(struct db *db, const char *serial_hex, struct
 ST_MUST_CHECK int db_cert_revoke(struct db *db, const char *serial_hex, const char *reason,
 				 const char *actor, struct errbuf *err);
 /* The clone check (db/keys_seen.c): *seen = 1 when a certificate was issued
- * for this key, or another board showed it in a CSR the policy accepted;
- * otherwise the key is recorded for unique_id (an audited keys_seen row),
- * committed; it is on disk with the next durable write (the certificate's
- * record, the unit's verdict). */
-ST_MUST_CHECK int db_pubkey_seen_record(struct db *db, const char *pubkey_hash,
-					const char *unique_id, int *seen, struct errbuf *err);
+ * for this key, or another board than unique_id showed it in a CSR the
+ * policy accepted (keys_seen: recorded by the unit writes, db_unit_progress
+ * and db_unit_finish, from the unit's pubkey_hash). */
+ST_MUST_CHECK int db_pubkey_seen_by_other(struct db *db, const char *pubkey_hash,
+					  const char *unique_id, int *seen, struct errbuf *err);
 /* ST_OK + *seen=1 if a certificate was ever issued for this public key hash. */
 ST_MUST_CHECK int db_pubkey_seen(struct db *db, const char *pubkey_hash, int *seen,
 				 struct errbuf *err);

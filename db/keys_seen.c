@@ -4,7 +4,10 @@
  * board whose unit then failed (attestation, injection, an unplug) is still
  * refused on any other board.  One audited row per key, for the first board
  * that showed it; the same board showing its key again (a retried stage) is
- * not a clone.  See db.h and docs/database.md "keys_seen".
+ * not a clone.  The row is written by the unit's own writes (db/units.c: the
+ * progress mark after the CSR, the verdict, recovery), inside their
+ * transaction: the issuing path pays no commit of its own for it.  See db.h
+ * and docs/database.md "keys_seen".
  */
 #include "db/db_int.h"
 
@@ -14,7 +17,8 @@
 static const char SQL_CERT[] = "SELECT 1 FROM certificates WHERE pubkey_hash = ?";
 static const char SQL_SEEN[] = "SELECT unique_id FROM keys_seen WHERE pubkey_hash = ?";
 static const char SQL_ADD[] =
-	"INSERT INTO keys_seen (pubkey_hash, unique_id, seen_ms) VALUES (?, ?, ?)";
+	"INSERT INTO keys_seen (pubkey_hash, unique_id, seen_ms) VALUES (?, ?, ?)"
+	" ON CONFLICT (pubkey_hash) DO NOTHING";
 
 static int valid_hex64(const char *s)
 {
@@ -50,45 +54,42 @@ static int lookup(struct db *db, const char *sql, const char *pubkey_hash, int *
 	return rc;
 }
 
-int db_pubkey_seen_record(struct db *db, const char *pubkey_hash, const char *unique_id,
-			  int *seen, struct errbuf *err)
+int db_keys_seen_add_locked(struct db *db, const char *pubkey_hash, const char *unique_id,
+			    const char *actor, struct errbuf *err)
 {
-	char first[64] = "";
-	int owned = 0, found = 0, rc;
 	sqlite3_stmt *st;
+	int rc;
 
-	*seen = 0;
+	/* a unit whose CSR the policy refused has no key hash: nothing seen */
 	if (!valid_hex64(pubkey_hash) || !unique_id || !*unique_id)
-		return errbuf_set(err, ST_EINVAL, "keys seen: bad public key hash or unique id");
-	db_lock(db);
-	if ((rc = db_txn_begin_synced(db, &owned, err)))
-		goto out;
-	if ((rc = lookup(db, SQL_CERT, pubkey_hash, &found, NULL, 0, err)) || found)
-		goto end;
-	if ((rc = lookup(db, SQL_SEEN, pubkey_hash, &found, first, sizeof(first), err)))
-		goto end;
-	if (found) {
-		found = strcmp(first, unique_id) != 0;
-		goto end;
-	}
-	if (!(st = db_stmt(db, SQL_ADD, err))) {
-		rc = ST_EDB;
-		goto end;
-	}
+		return ST_OK;
+	if (!(st = db_stmt(db, SQL_ADD, err)))
+		return ST_EDB;
 	sqlite3_bind_text(st, 1, pubkey_hash, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, unique_id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, clock_realtime_ms());
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
-	rc = rc == SQLITE_DONE ? db_row_audit_locked(db, "keys_seen", pubkey_hash, "station", err)
-			       : db_sqlerr(db, rc, err, "record public key");
-end:
-	/* Committed to the WAL without its own fsync: the next durable write
-	 * (the certificate's record before any signature leaves the station, or
-	 * the unit's verdict) syncs it with everything before it.  A crash in
-	 * between loses the record together with the unit's verdict. */
-	rc = db_txn_end_synced(db, owned, rc, err);
-out:
+	if (rc != SQLITE_DONE)
+		return db_sqlerr(db, rc, err, "record public key");
+	if (sqlite3_changes(db->sq) == 0)
+		return ST_OK;   /* on record already, for its first board */
+	return db_row_audit_locked(db, "keys_seen", pubkey_hash, actor, err);
+}
+
+int db_pubkey_seen_by_other(struct db *db, const char *pubkey_hash, const char *unique_id,
+			    int *seen, struct errbuf *err)
+{
+	char first[64] = "";
+	int found = 0, rc;
+
+	*seen = 0;
+	if (!valid_hex64(pubkey_hash) || !unique_id)
+		return errbuf_set(err, ST_EINVAL, "keys seen: bad public key hash or unique id");
+	db_lock(db);
+	if (!(rc = lookup(db, SQL_CERT, pubkey_hash, &found, NULL, 0, err)) && !found &&
+	    !(rc = lookup(db, SQL_SEEN, pubkey_hash, &found, first, sizeof(first), err)) && found)
+		found = strcmp(first, unique_id) != 0;
 	db_unlock(db);
 	if (rc == ST_OK)
 		*seen = found;

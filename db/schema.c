@@ -214,7 +214,7 @@ const char *const db_migrations[] = {
 	");",
 
 	/* 8 -> 9 (issue 12): the public key of every CSR the policy accepted,
-	 * whatever became of its unit (db_pubkey_seen_record): the clone check
+	 * whatever became of its unit (db/keys_seen.c, written with the unit): the clone check
 	 * reads them all.  One audited row per key, kept for the first board
 	 * that showed it.  The events indexes move off JSON functions, which
 	 * trusted_schema OFF refuses in the schema (schema.h DB_EV_FIELD). */

@@ -399,12 +399,13 @@ int csr_check(const struct csr_policy *pol, const uint8_t *der, size_t len,
 		goto fail;
 	}
 	SHA256(der, len, out->der_sha256);
-	if (store && (store->pubkey_record || store->pubkey_seen)) {
-		/* a key is recorded only once its CSR proved possession for this
-		 * board (signature, subject, nonce): a replayed or forged CSR cannot
-		 * make a real board's key look cloned */
-		rc = store->pubkey_record
-			? store->pubkey_record(store->ctx, out->pubkey_hash, unique_id, &seen, err)
+	if (store && (store->pubkey_seen_by || store->pubkey_seen)) {
+		/* reached only once the CSR proved possession for this board
+		 * (signature, subject, nonce): the key the caller then records is
+		 * the board's, so a replayed or forged CSR cannot make a real
+		 * board's key look cloned */
+		rc = store->pubkey_seen_by
+			? store->pubkey_seen_by(store->ctx, out->pubkey_hash, unique_id, &seen, err)
 			: store->pubkey_seen(store->ctx, out->pubkey_hash, &seen, err);
 		if (rc == ST_OK && seen)
 			rc = errbuf_setr(err, ST_EEXIST, ST_ORIGIN_POLICY, ST_R_KEY_SEEN,

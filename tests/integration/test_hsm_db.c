@@ -118,9 +118,9 @@ static void test_issue_records_then_clone_refused(void **state)
 }
 
 /* Issue 12 #9: a key a board showed in an accepted CSR, whose unit then
- * failed (nothing issued), is refused on another board: the clone check reads
- * every key seen, recorded under the chain.  The first board showing it
- * again (a retried stage) is not a clone. */
+ * failed (nothing issued), is refused on another board: the unit's writes
+ * record every key seen, under the chain, and the clone check reads them.
+ * The first board showing it again (a retried stage) is not a clone. */
 static void test_failed_units_key_is_a_clone(void **state)
 {
 	static const char OTHER[] = "00112233445566778899AABC";
@@ -128,6 +128,7 @@ static void test_failed_units_key_is_a_clone(void **state)
 	size_t len = 0;
 	EVP_PKEY *k = tu_key("P-256");
 	struct db_verify_result res;
+	struct db_unit u;
 	struct csr_info ci;
 	struct errbuf e;
 
@@ -135,7 +136,20 @@ static void test_failed_units_key_is_a_clone(void **state)
 	RAND_bytes(nonce, sizeof(nonce));
 	assert_int_equal(tu_make_csr(k, UID, NULL, nonce, 0, &der, &len), 0);
 	assert_int_equal(csr_check(&pol, der, len, UID, nonce, &store, &ci, &e), ST_OK);
-	csr_info_clear(&ci);   /* the unit fails here: no certificate */
+	/* the line's unit: its CSR stage marks the key, then it fails at attestation */
+	memset(&u, 0, sizeof(u));
+	snprintf(u.unique_id, sizeof(u.unique_id), "%s", UID);
+	snprintf(u.lot, sizeof(u.lot), "L");
+	snprintf(u.operator_name, sizeof(u.operator_name), "op");
+	assert_int_equal(db_unit_begin(db, &u, &e), ST_OK);
+	snprintf(u.stage, sizeof(u.stage), "attest");
+	snprintf(u.pubkey_hash, sizeof(u.pubkey_hash), "%s", ci.pubkey_hash);
+	assert_int_equal(db_unit_progress(db, &u, &e), ST_OK);
+	u.status = DB_UNIT_FAIL;
+	snprintf(u.reason, sizeof(u.reason), "attestation does not chain");
+	assert_int_equal(db_unit_finish(db, &u, &e), ST_OK);
+	csr_info_clear(&ci);
+	/* the same board again: not a clone */
 	assert_int_equal(csr_check(&pol, der, len, UID, nonce, &store, &ci, &e), ST_OK);
 	csr_info_clear(&ci);
 	OPENSSL_free(der);
