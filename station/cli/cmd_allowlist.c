@@ -1,5 +1,6 @@
 /*
- * station allowlist import FILE --lot LOT (--sig FILE.sig --manufacturer-cert CERT.pem | --unsigned)
+ * station allowlist import FILE --lot LOT (--sig FILE.sig --manufacturer-cert SIGNER.pem
+ *                                           --manufacturer-ca CA.pem | --unsigned)
  * station allowlist list --lot LOT
  *
  * import: the manufacturer's CSV (docs/engineer.md "Allowlist"), all or nothing.
