@@ -24,8 +24,8 @@ TEST_PKGS = cmocka
 DEB_PKGS = build-essential pkg-config clang libclang-rt-14-dev \
            libusb-1.0-0-dev libssl-dev openssl libsqlite3-dev sqlite3 \
            libncurses-dev libp11-dev libengine-pkcs11-openssl softhsm2 opensc \
-           libcmocka-dev libjansson-dev libcsv-dev libinih-dev \
-           libumockdev-dev umockdev libglib2.0-dev dfu-util tmux
+           libcmocka-dev libjansson-dev libcsv-dev libinih-dev libp11-kit-dev \
+           libumockdev-dev umockdev libglib2.0-dev dfu-util tmux chromium
 
 pkg_cflags = $(shell $(PKG) --cflags $(1) 2>/dev/null)
 pkg_libs   = $(shell $(PKG) --libs $(1) 2>/dev/null)
@@ -50,7 +50,8 @@ ST_CFLAGS   = -std=c11 $(WARN) $(HARDEN) $(SANFLAGS) -MMD -MP
 SANLINK     = $(if $(filter 1,$(SAN)),-fsanitize=address -fsanitize=undefined)
 ST_LDFLAGS  = -pie -Wl,-z,relro,-z,now $(SANLINK)
 
-LIB_CFLAGS := $(call pkg_cflags,$(PKGS))
+# p11-kit-1: only its pkcs11.h (hsm/hsm_anchor.c), nothing is linked from it
+LIB_CFLAGS := $(call pkg_cflags,$(PKGS)) $(call pkg_cflags,p11-kit-1)
 LIB_LIBS   := $(call pkg_libs,$(PKGS)) -lcsv -lpthread -lm
 EMU_CFLAGS := $(call pkg_cflags,$(EMU_PKGS))
 EMU_LIBS   := $(call pkg_libs,$(EMU_PKGS))

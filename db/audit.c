@@ -297,6 +297,9 @@ struct vstate {
 	int            station_len;
 	const uint8_t *trusted;        /* pinned checkpoint key, or NULL */
 	size_t         trusted_len;
+	int64_t        from_seq;       /* tail walk: the anchor row (0: whole chain) */
+	const uint8_t *from_hash;      /* ... and the hash it must have */
+	struct vrow    last;           /* the last row accepted */
 	struct db_verify_result *res;
 };
 
@@ -501,6 +504,12 @@ static const char SQL_STATION_EVENTS[] =
 static const char SQL_STATION_CHECKPOINTS[] =
 	"SELECT id, seq, head_hash, signature, pubkey_der, algorithm"
 	" FROM checkpoints WHERE station_id = ? ORDER BY seq, id";
+static const char SQL_TAIL_EVENTS[] =
+	"SELECT id, seq, station_id, ts, kind, actor, detail, prev_hash, hash"
+	" FROM events WHERE station_id = ?1 AND seq >= ?2 ORDER BY seq, id";
+static const char SQL_TAIL_CHECKPOINTS[] =
+	"SELECT id, seq, head_hash, signature, pubkey_der, algorithm"
+	" FROM checkpoints WHERE station_id = ?1 AND seq >= ?2 ORDER BY seq, id";
 static const char SQL_ORPHAN_CHECKPOINT[] =
 	"SELECT id, seq FROM checkpoints WHERE station_id NOT IN"
 	" (SELECT station_id FROM events) ORDER BY id LIMIT 1";
@@ -518,6 +527,28 @@ static int verify_station(struct vstate *vs, struct errbuf *err)
 	vs->cp_done = 0;
 	if ((rc = read_row(vs, r, err)) || (r->present && (rc = read_row(vs, n, err))))
 		return rc;
+	if (vs->from_seq > 0) {
+		/* A tail walk starts at a row whose hash is known from outside (a
+		 * verified checkpoint, the token's anchor): it stands for every row
+		 * before it. */
+		if (!r->present || r->seq != vs->from_seq || !r->self_ok ||
+		    memcmp(r->hash, vs->from_hash, 32)) {
+			if (r->present)
+				bad(vs, r, "rolled back or rewritten: the chain at seq %lld is not the anchored head",
+				    (long long)vs->from_seq);
+			else
+				snprintf(vs->res->what, sizeof(vs->res->what),
+					 "rolled back: no event at anchored seq %lld", (long long)vs->from_seq);
+			vs->res->bad_seq = vs->from_seq;
+			return ST_ETAMPER;
+		}
+		vs->res->events++;
+		if ((c = check_checkpoints(vs, r, err)))
+			return c > 0 ? ST_ETAMPER : -c;
+		t = pp; pp = p; p = r; r = n; n = t;
+		if (r->present && (rc = read_row(vs, n, err)))
+			return rc;
+	}
 	while (r->present) {
 		const uint8_t *anchor = p->present ? p->hash : zero_hash;
 
@@ -535,6 +566,7 @@ static int verify_station(struct vstate *vs, struct errbuf *err)
 	}
 	if ((c = check_checkpoints(vs, r, err)))
 		return c > 0 ? ST_ETAMPER : -c;
+	vs->last = *p;
 	return ST_OK;
 }
 
@@ -651,6 +683,57 @@ out:
 	return rc;
 }
 
+
+int db_audit_tail_locked(struct db *db, int64_t from_seq, const uint8_t from_hash[32],
+			 const uint8_t *trusted, size_t trusted_len,
+			 struct db_verify_result *res, int64_t *head_seq, uint8_t head_hash[32],
+			 struct errbuf *err)
+{
+	struct vstate vs;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	memset(&vs, 0, sizeof(vs));
+	vs.db = db;
+	vs.res = res;
+	vs.trusted = trusted;
+	vs.trusted_len = trusted_len;
+	vs.from_seq = from_seq > 0 && from_hash ? from_seq : 0;
+	vs.from_hash = from_hash;
+	vs.station = db->station_id;
+	vs.station_len = (int)strlen(db->station_id);
+	vs.md = EVP_MD_CTX_new();
+	vs.sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+	if (!vs.md || !vs.sha256) {
+		rc = errbuf_set(err, ST_ECRYPTO, "OpenSSL: no SHA-256");
+		goto out;
+	}
+	if (!(vs.ev = db_stmt(db, SQL_TAIL_EVENTS, err)) ||
+	    !(vs.cp = db_stmt(db, SQL_TAIL_CHECKPOINTS, err))) {
+		rc = ST_EDB;
+		goto out;
+	}
+	/* verify_station binds ?1; the walk starts at the anchor row */
+	sqlite3_bind_int64(vs.ev, 2, vs.from_seq);
+	sqlite3_bind_int64(vs.cp, 2, vs.from_seq);
+	rc = verify_station(&vs, err);
+	if (rc == ST_ETAMPER) {
+		snprintf(res->station_id, sizeof(res->station_id), "%s", db->station_id);
+		errbuf_set(err, ST_ETAMPER, "audit chain of station %s broken at seq %lld: %s",
+			   db->station_id, (long long)res->bad_seq, res->what);
+	} else if (rc == ST_OK) {
+		*head_seq = vs.last.present ? vs.last.seq : 0;
+		memcpy(head_hash, vs.last.present ? vs.last.hash : zero_hash, 32);
+	}
+out:
+	if (vs.ev)
+		sqlite3_reset(vs.ev);
+	if (vs.cp)
+		sqlite3_reset(vs.cp);
+	EVP_MD_CTX_free(vs.md);
+	EVP_MD_free(vs.sha256);
+	return rc;
+}
 
 /* ---- listing ------------------------------------------------------------ */
 

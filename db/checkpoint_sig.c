@@ -55,3 +55,10 @@ int db_checkpoint_sig_ok(const char *station_id, int64_t seq, const char head_he
 	return ok ? 0 : -1;
 }
 
+
+int db_checkpoint_signature_ok(const char *station_id, int64_t seq, const char head_hex[65],
+			       const uint8_t *sig, size_t sig_len, const uint8_t *pub_der,
+			       size_t pub_len, const char **why)
+{
+	return db_checkpoint_sig_ok(station_id, seq, head_hex, sig, sig_len, pub_der, pub_len, why);
+}

@@ -131,6 +131,8 @@ void db_close(struct db *db)
 	sqlite3_close_v2(db->sq);
 	if (db->wal_fd >= 0)
 		close(db->wal_fd);
+	if (db->line_fd >= 0)
+		close(db->line_fd);   /* releases the line's flock */
 	pthread_mutex_destroy(&db->mu);
 	free(db);
 }
@@ -154,6 +156,11 @@ int db_schema_version(struct db *db)
 const char *db_station_id(const struct db *db)
 {
 	return db->station_id;
+}
+
+const char *db_path(const struct db *db)
+{
+	return db->path;
 }
 
 int db_synchronous(struct db *db)

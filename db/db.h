@@ -51,6 +51,8 @@ int  db_schema_version(struct db *db);
 /* How many group-commit syncs of the WAL this handle made (tests, benchmarks). */
 long db_wal_syncs(struct db *db);
 const char *db_station_id(const struct db *db);
+/* The path the handle was opened with. */
+const char *db_path(const struct db *db);
 /* The connection's PRAGMA synchronous (2 = FULL between commits), -1 on error
  * (tests: a group commit must leave the handle at FULL). */
 int  db_synchronous(struct db *db);
@@ -96,6 +98,49 @@ ST_MUST_CHECK int db_audit_verify(struct db *db, struct db_verify_result *res, s
 ST_MUST_CHECK int db_audit_verify_key(struct db *db, const uint8_t *trusted_pubkey_der,
 				      size_t trusted_len,
 				      struct db_verify_result *res, struct errbuf *err);
+
+/* A tail walk of this station's chain (the handle's station id): from the row
+ * at from_seq, which must hash to from_hash (an anchor known from outside the
+ * database: the token's, the checkpoint log's), up to the head, every link and
+ * every checkpoint on the way (signed by trusted when given).  from_seq 0: from
+ * the chain's first row; from_seq < 0: from the newest checkpoint signed by
+ * trusted (none: the first row).  Rows are not checked (db_audit_verify does).
+ * ST_OK with the head walked in *head_seq / head_hash (0 and zeros for an empty
+ * chain); ST_ETAMPER with res and err naming the break ("rolled back or
+ * rewritten" when the anchor row is missing or differs). */
+ST_MUST_CHECK int db_audit_verify_tail(struct db *db, int64_t from_seq,
+				       const uint8_t from_hash[32], const uint8_t *trusted,
+				       size_t trusted_len, struct db_verify_result *res,
+				       int64_t *head_seq, uint8_t head_hash[32], struct errbuf *err);
+/* The stored hash of this station's event at seq; ST_ENOTFOUND when none. */
+ST_MUST_CHECK int db_audit_event_hash(struct db *db, int64_t seq, uint8_t hash[32],
+				      struct errbuf *err);
+/* How far this station's head is past its newest checkpoint: seqs (0 when
+ * none) and the hours between the two events' timestamps. */
+struct db_checkpoint_age {
+	int64_t head_seq, checkpoint_seq;
+	double  hours;
+};
+ST_MUST_CHECK int db_checkpoint_age(struct db *db, struct db_checkpoint_age *age,
+				    struct errbuf *err);
+/* 0 when sig is a valid checkpoint signature (the message above) by the EC key
+ * pub_der; else -1 and *why (a checkpoint log line is checked with it). */
+int db_checkpoint_signature_ok(const char *station_id, int64_t seq, const char head_hex[65],
+			       const uint8_t *sig, size_t sig_len, const uint8_t *pub_der,
+			       size_t pub_len, const char **why);
+
+/* ---- one line per database (db/line_holder.c) ----------------------------
+ * `station run` holds the database: an exclusive flock on "<db>.lock" (beside
+ * it, O_CLOEXEC, released when the handle closes or the process dies), the
+ * file naming the holder ("host H pid P since T (user U)").
+ * db_line_acquire() takes it and writes nothing to the database, or returns
+ * ST_EBUSY with err naming the holder.  db_line_record() (lock held: the
+ * session, once its pre-flight passed) writes the line_holder row (host, pid,
+ * since, actor; under the chain): the last line that ran, kept after it stops. */
+ST_MUST_CHECK int db_line_acquire(struct db *db, const char *actor, struct errbuf *err);
+ST_MUST_CHECK int db_line_record(struct db *db, const char *actor, struct errbuf *err);
+/* 1 when this handle holds the line lock. */
+int db_line_held(const struct db *db);
 
 /* SHA-256 (hex) of a row's canonical encoding (docs/database.md "Rows under
  * the chain"); table must be in the audited list. */

@@ -28,6 +28,8 @@ struct db {
 	int             in_txn;          /* an explicit db_begin() is open */
 	int             wal_fd;          /* the -wal file, for syncs outside mu (-1: not open) */
 	long            wal_syncs;       /* successful syncs of it (atomic) */
+	int             line_fd;         /* "<db>.lock", flocked by db_line_acquire (-1: not held) */
+	int64_t         line_since_ms;   /* when it was taken */
 	struct {
 		const char   *sql;       /* identity of a static SQL string */
 		sqlite3_stmt *st;
@@ -69,6 +71,12 @@ ST_MUST_CHECK int  db_wal_sync(struct db *db, struct errbuf *err);
 ST_MUST_CHECK int db_exec_simple(struct db *db, const char *sql, struct errbuf *err);
 /* PRAGMA user_version. */
 ST_MUST_CHECK int db_user_version(struct db *db, int *v, struct errbuf *err);
+
+/* The per-lot counts of the export (db/export.h), inside the caller's read
+ * transaction (lock held): db/export.c and db/report.c share it. */
+struct db_export_counts;
+ST_MUST_CHECK int db_export_read_counts(struct db *db, const char *lot,
+					struct db_export_counts *c, struct errbuf *err);
 
 void db_lock(struct db *db);
 void db_unlock(struct db *db);
@@ -137,6 +145,11 @@ ST_MUST_CHECK int db_rows_baseline_locked(struct db *db, const char *actor, stru
 ST_MUST_CHECK int db_audit_chain_verify_locked(struct db *db, const uint8_t *trusted,
 					       size_t trusted_len, struct db_verify_result *res,
 					       struct errbuf *err);
+/* db_audit_verify_tail() inside the caller's read transaction and lock. */
+ST_MUST_CHECK int db_audit_tail_locked(struct db *db, int64_t from_seq, const uint8_t from_hash[32],
+				       const uint8_t *trusted, size_t trusted_len,
+				       struct db_verify_result *res, int64_t *head_seq,
+				       uint8_t head_hash[32], struct errbuf *err);
 /* db_audit_verify_key(), with the rows (rows=1) or the chain alone (0). */
 ST_MUST_CHECK int db_audit_verify_impl(struct db *db, const uint8_t *trusted, size_t trusted_len,
 				       int rows, struct db_verify_result *res, struct errbuf *err);

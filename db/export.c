@@ -83,8 +83,8 @@ static int prepare(struct db *db, const char *sql, const char *lot, sqlite3_stmt
 	return ST_OK;
 }
 
-static int read_counts(struct db *db, const char *lot, struct db_export_counts *c,
-		       struct errbuf *err)
+int db_export_read_counts(struct db *db, const char *lot, struct db_export_counts *c,
+			   struct errbuf *err)
 {
 	sqlite3_stmt *st;
 	int64_t known;
@@ -212,7 +212,7 @@ int db_export_lot(struct db *db, const char *lot, struct db_export_counts *count
 		db_unlock(db);
 		return rc;
 	}
-	rc = read_counts(db, lot, counts, err);
+	rc = db_export_read_counts(db, lot, counts, err);
 	if (rc == ST_OK && fn)
 		rc = walk_rows(db, lot, fn, ctx, err);
 	/* read only: nothing to keep, so a rollback ends it in every case */

@@ -110,10 +110,10 @@ static int migrate(struct db *db, struct errbuf *err)
 		return rc;
 	if (v > db_migrations_count)
 		return too_new(db, v, err);
-	/* Migrations 5..8 index events with JSON functions, which SQLite 3.40
+	/* Migrations 5..9 index events with JSON functions, which SQLite 3.40
 	 * refuses in the schema under trusted_schema OFF: the upgrade (our own
 	 * SQL, on a file whose triggers and views were refused) runs with it ON,
-	 * and migration 9 replaces those indexes (db/schema.h DB_EV_FIELD). */
+	 * and migration 10 replaces those indexes (db/schema.h DB_EV_FIELD). */
 	if (v < db_migrations_count &&
 	    ((rc = db_exec_simple(db, "PRAGMA trusted_schema = ON", err)) ||
 	     (rc = rows_checked(db, err))))
@@ -346,6 +346,7 @@ int db_open_ex(const char *path, const char *station_id, unsigned flags, struct 
 	snprintf(db->path, sizeof(db->path), "%s", path);
 	snprintf(db->station_id, sizeof(db->station_id), "%s", station_id);
 	db->wal_fd = -1;
+	db->line_fd = -1;
 	pthread_mutexattr_init(&attr);
 	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
 	pthread_mutex_init(&db->mu, &attr);

@@ -54,6 +54,7 @@ const struct db_audited_table db_audited_tables[] = {
 	T("checkpoints", "id"),
 	T("crls", "number"),
 	T("station", "id"),
+	T("line_holder", "id"),
 	T("keys_seen", "pubkey_hash"),
 };
 #undef T

@@ -213,7 +213,18 @@ const char *const db_migrations[] = {
 	"  created_by  TEXT NOT NULL"
 	");",
 
-	/* 8 -> 9 (issue 12): the public key of every CSR the policy accepted,
+	/* 8 -> 9: one line per database (db/line_holder.c, `station run`): the
+	 * line that holds (or last held) the database's lock file, by host and
+	 * pid, so a second line names it when it is refused. */
+	"CREATE TABLE line_holder ("
+	"  id          INTEGER PRIMARY KEY CHECK (id = 1),"
+	"  host        TEXT NOT NULL,"
+	"  pid         INTEGER NOT NULL,"
+	"  since_ms    INTEGER NOT NULL,"
+	"  actor       TEXT NOT NULL"
+	");",
+
+	/* 9 -> 10 (issue 12): the public key of every CSR the policy accepted,
 	 * whatever became of its unit (db/keys_seen.c, written with the unit): the clone check
 	 * reads them all.  One audited row per key, kept for the first board
 	 * that showed it.  The events indexes move off JSON functions, which

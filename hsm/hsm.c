@@ -1,5 +1,6 @@
 /* hsm: token access through libp11.  See hsm.h. */
 #include "hsm/hsm.h"
+#include "hsm/hsm_int.h"
 #include "hsm/hsm_module.h"
 #include "core/certfile.h"
 #include "core/clock.h"
@@ -727,4 +728,25 @@ int hsm_audit_sign(struct hsm *h, const uint8_t *msg, size_t len,
 	}
 	*sig_len = n;
 	return ST_OK;
+}
+
+/* For hsm_anchor.c: the module and slot behind this handle, held against a
+ * reopen until hsm_p11_release(). */
+int hsm_p11_hold(struct hsm *h, char module[HSM_PATH_MAX], unsigned long *slot_id,
+		 const char **pin, struct errbuf *err)
+{
+	pthread_rwlock_rdlock(&h->lock);
+	if (atomic_load(&h->down) || !h->slot) {
+		pthread_rwlock_unlock(&h->lock);
+		return refuse_down(h, "the audit anchor", err);
+	}
+	snprintf(module, HSM_PATH_MAX, "%s", h->cfg.module);
+	*slot_id = PKCS11_get_slotid_from_slot(h->slot);
+	*pin = h->pin;
+	return ST_OK;
+}
+
+void hsm_p11_release(struct hsm *h)
+{
+	pthread_rwlock_unlock(&h->lock);
 }

@@ -32,4 +32,21 @@ ST_MUST_CHECK int hsm_checkpoint_sign(struct hsm *h, const char *station_id, int
 				      const uint8_t head_hash[32], uint8_t **sig, size_t *sig_len,
 				      struct errbuf *err);
 
+/*
+ * The rollback anchor: the newest checkpoint's (seq, head hash) of a station's
+ * chain, kept in the token as a private CKO_DATA object labelled
+ * "station-audit-anchor <station_id> <chain>" holding
+ *   "station-audit-anchor-v1\n<station_id>\n<chain>\n<seq>\n<head_hash_hex>\n".
+ * chain (at most 32 characters) tells apart the chains of one station id (a
+ * database made afresh with `station init`): the caller's name for it.
+ * Whoever rolls the database back to an older chain cannot roll this back
+ * without the token's user PIN.  hsm_anchor_write() replaces it;
+ * hsm_anchor_read() returns ST_ENOTFOUND when the token has none, ST_ETAMPER
+ * when it does not parse.
+ */
+ST_MUST_CHECK int hsm_anchor_write(struct hsm *h, const char *station_id, const char *chain,
+				   int64_t seq, const uint8_t head_hash[32], struct errbuf *err);
+ST_MUST_CHECK int hsm_anchor_read(struct hsm *h, const char *station_id, const char *chain,
+				  int64_t *seq, uint8_t head_hash[32], struct errbuf *err);
+
 #endif

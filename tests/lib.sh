@@ -1,6 +1,9 @@
 # Helpers for end-to-end scripts (sourced).
 # expect_exit CODE CMD...: runs CMD, stdout -> $OUT, stderr -> $ERR, asserts exit CODE.
 OUT=$PWD/.out; ERR=$PWD/.err
+# The checkpoint logs (docs/security.md "Rollback anchors") of this test's
+# stations, in its own directory: tests share station ids, never logs.
+export XDG_STATE_HOME=$PWD/.state
 expect_exit() {
 	local want=$1 got=0; shift
 	"$@" >"$OUT" 2>"$ERR" || got=$?

@@ -111,6 +111,8 @@ char *ui_headless_format(const struct ev_event *ev)
 		json_object_set_new(o, "reason_code", json_string(st_reason_name(ev->reason_code)));
 	if (ev->unit_id > 0)
 		json_object_set_new(o, "unit_id", json_integer((json_int_t)ev->unit_id));
+	if (ev->intake != EV_INTAKE_OPEN)
+		json_object_set_new(o, "intake", json_string(ev_intake_name(ev->intake)));
 	if (ev->kind == EV_PROGRESS) {
 		json_object_set_new(o, "done", json_integer((json_int_t)ev->done));
 		json_object_set_new(o, "total", json_integer((json_int_t)ev->total));
@@ -119,6 +121,8 @@ char *ui_headless_format(const struct ev_event *ev)
 	}
 	if (ev->kind == EV_LINE_STARTED)
 		add_line_fields(o, &ev->line);
+	else if (ev->kind == EV_LOT_CHANGED)
+		json_object_set_new(o, "lot", str_or_null(ev->line.lot, sizeof(ev->line.lot)));
 	text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(o);
 	if (!text)

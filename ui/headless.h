@@ -18,10 +18,12 @@
  *              ("not_on_lot", "board_timeout" ...), present only then: the
  *              stable code to decide on (reason is for people)
  *   unit_id    database row of the unit, present only when known
+ *   intake     ev_intake_name() of a bay-arrived whose board waits ("paused",
+ *              "stopping", "held"), present only then
  *   done, total, progress   only for "progress" events (progress = done/total)
  *   station_id, operator, profile, profile_version, lot, bays
  *              only for "line-started": the line, as fields (string or null,
- *              integers 0 when not given)
+ *              integers 0 when not given); "lot-changed" has lot alone
  * Strings are valid UTF-8 (invalid bytes become '?').  Events carry no secrets
  * (event.h), and this sink adds nothing but the formatting.
  */

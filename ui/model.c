@@ -117,18 +117,49 @@ void ui_plain_reason(char *dst, size_t dstlen, const char *reason, const char *b
 
 static void tile_reset(struct ui_tile *t)
 {
-	char bay[EV_BAY_LEN];
-	int held = t->held;
-	char held_reason[EV_REASON_LEN];
+	struct ui_tile keep = *t;
 
-	/* The bay's label and held state belong to the bay, not to the unit. */
-	memcpy(bay, t->bay, sizeof(bay));
-	memcpy(held_reason, t->held_reason, sizeof(held_reason));
+	/* The bay's label, held state and numbers belong to the bay, not to the unit. */
 	memset(t, 0, sizeof(*t));
-	memcpy(t->bay, bay, sizeof(bay));
-	memcpy(t->held_reason, held_reason, sizeof(held_reason));
-	t->held = held;
+	memcpy(t->bay, keep.bay, sizeof(t->bay));
+	memcpy(t->held_reason, keep.held_reason, sizeof(t->held_reason));
+	t->held = keep.held;
+	t->npass = keep.npass;
+	t->nfail = keep.nfail;
+	t->nreject = keep.nreject;
+	memcpy(t->cycles, keep.cycles, sizeof(t->cycles));
+	t->ncycles = keep.ncycles;
+	t->cycle_head = keep.cycle_head;
 	t->progress = -1;
+}
+
+void ui_reason_without_id(char *dst, size_t dstlen, const char *reason, const char *uid)
+{
+	size_t ul = strlen(uid), o = 0;
+	const char *p = reason;
+
+	if (!dstlen)
+		return;
+	while (*p && o + 1 < dstlen) {
+		const char *with = NULL;
+		size_t skip = 0;
+
+		if (ul >= 8 && !strncmp(p, "id ", 3) && !strncmp(p + 3, uid, ul)) {
+			with = "this id";
+			skip = 3 + ul;
+		} else if (ul >= 8 && !strncmp(p, uid, ul)) {
+			with = "<id>";
+			skip = ul;
+		}
+		if (!with) {
+			dst[o++] = *p++;
+			continue;
+		}
+		for (; *with && o + 1 < dstlen; with++)
+			dst[o++] = *with;
+		p += skip;
+	}
+	dst[o] = '\0';
 }
 
 int ui_model_init(struct ui_model *m, int nbays)
@@ -207,7 +238,7 @@ void ui_model_log(struct ui_model *m, int64_t t_ms, const char *fmt, ...)
 	va_list ap;
 	int slot;
 
-	if (t_ms > 0 && gmtime_r(&secs, &tm))
+	if (t_ms > 0 && (m->utc ? gmtime_r(&secs, &tm) : localtime_r(&secs, &tm)))
 		strftime(stamp, sizeof(stamp), "%H:%M:%S", &tm);
 	va_start(ap, fmt);
 	vsnprintf(raw, sizeof(raw), fmt, ap);
@@ -267,14 +298,56 @@ double ui_model_fpy(const struct ui_model *m)
 
 double ui_model_uph(const struct ui_model *m, int64_t now_ms)
 {
-	int64_t elapsed;
+	int64_t span, from;
+	int n = 0;
 
 	if (!m->t_first_ms)
 		return 0;
-	elapsed = now_ms - m->t_first_ms;
-	if (elapsed < 60000)
-		elapsed = 60000;
-	return (double)m->pass * 3600000.0 / (double)elapsed;
+	span = now_ms - m->t_first_ms;
+	if (span > UI_RATE_WINDOW_MS)
+		span = UI_RATE_WINDOW_MS;
+	if (span < 60000)
+		span = 60000;
+	from = now_ms - span;
+	for (int i = 0; i < m->npass_t; i++)
+		n += m->pass_t[(m->pass_head + UI_RATE_RING - 1 - i) % UI_RATE_RING] >= from;
+	return (double)n * 3600000.0 / (double)span;
+}
+
+int64_t ui_model_idle_ms(const struct ui_model *m, int64_t now_ms)
+{
+	int64_t since;
+
+	if (!m->t_first_ms || ui_model_in_flight(m))
+		return 0;
+	since = now_ms - (m->t_last_activity_ms ? m->t_last_activity_ms : m->t_first_ms);
+	return since >= UI_IDLE_MS ? since : 0;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+int64_t ui_tile_median_cycle(const struct ui_tile *t)
+{
+	int64_t v[UI_CYCLES];
+
+	if (!t->ncycles)
+		return 0;
+	memcpy(v, t->cycles, sizeof(v[0]) * (size_t)t->ncycles);
+	qsort(v, (size_t)t->ncycles, sizeof(v[0]), cmp_i64);
+	return t->ncycles % 2 ? v[t->ncycles / 2]
+			      : (v[t->ncycles / 2 - 1] + v[t->ncycles / 2]) / 2;
+}
+
+int64_t ui_tile_last_cycle(const struct ui_tile *t)
+{
+	if (!t->ncycles)
+		return 0;
+	return t->cycles[(t->cycle_head + UI_CYCLES - 1) % UI_CYCLES];
 }
 
 void ui_model_snapshot(struct ui_model *dst, const struct ui_model *src)
@@ -296,7 +369,41 @@ static void bay_words(char *buf, size_t len, const struct ev_event *ev, const ch
 		snprintf(buf, len, "bay %d", ev->bay_index + 1);
 }
 
-static void count_result(struct ui_model *m, const char *uid, enum ev_outcome out)
+/* The shift summary's counts and the rate's ring. */
+static void count_shift(struct ui_model *m, int64_t t_ms, enum ev_outcome out,
+			enum st_reason code)
+{
+	struct ui_op_count *op = NULL;
+	const char *who = m->operator_name[0] ? m->operator_name : "-";
+
+	if (out == EV_OUT_PASS) {
+		m->pass_t[m->pass_head] = t_ms;
+		m->pass_head = (m->pass_head + 1) % UI_RATE_RING;
+		if (m->npass_t < UI_RATE_RING)
+			m->npass_t++;
+	} else if ((unsigned)code < ST_R_COUNT) {
+		m->by_reason[code]++;
+	}
+	for (int i = 0; i < m->nops && !op; i++)
+		if (!strcmp(m->ops[i].name, who))
+			op = &m->ops[i];
+	if (!op && m->nops < UI_MAX_OPS) {
+		op = &m->ops[m->nops++];
+		snprintf(op->name, sizeof(op->name), "%s", who);
+	} else if (!op) {
+		op = &m->ops[UI_MAX_OPS - 1];   /* the rest, together */
+		snprintf(op->name, sizeof(op->name), "(others)");
+	}
+	if (out == EV_OUT_PASS)
+		op->pass++;
+	else if (out == EV_OUT_REJECT)
+		op->reject++;
+	else
+		op->fail++;
+}
+
+static void count_result(struct ui_model *m, const char *uid, enum ev_outcome out,
+			 int64_t t_ms, enum st_reason code)
 {
 	int added;
 
@@ -309,6 +416,7 @@ static void count_result(struct ui_model *m, const char *uid, enum ev_outcome ou
 		m->reject++;
 	else
 		m->fail++;
+	count_shift(m, t_ms, out, code);
 	if (!uid[0])
 		return;
 	/* Only a unit's first result decides whether it passed first time. */
@@ -317,6 +425,18 @@ static void count_result(struct ui_model *m, const char *uid, enum ev_outcome ou
 		m->fp_attempted++;
 		if (out == EV_OUT_PASS)
 			m->fp_passed++;
+	}
+}
+
+/* Boards that wait in their bay change why they wait with the line's state. */
+static void retag_waiting(struct ui_model *m, enum ev_intake from, enum ev_intake to)
+{
+	for (int i = 0; i < m->ntiles; i++) {
+		struct ui_tile *t = &m->tiles[i];
+
+		if (t->present && !t->busy && t->verdict == UI_VERDICT_NONE &&
+		    (t->waiting == from || (from == EV_INTAKE_COUNT && t->waiting != to)))
+			t->waiting = to;
 	}
 }
 
@@ -331,6 +451,7 @@ static void apply_line_event(struct ui_model *m, const struct ev_event *ev, cons
 		break;
 	case EV_LINE_STOPPING:
 		m->stopping = 1;
+		retag_waiting(m, EV_INTAKE_COUNT, EV_INTAKE_STOPPING);
 		ui_model_log(m, ev->t_ms, "stopping: finishing the units in flight");
 		break;
 	case EV_LINE_STOPPED:
@@ -340,10 +461,12 @@ static void apply_line_event(struct ui_model *m, const struct ev_event *ev, cons
 		break;
 	case EV_LINE_PAUSED:
 		m->paused = 1;
+		retag_waiting(m, EV_INTAKE_OPEN, EV_INTAKE_PAUSED);
 		ui_model_log(m, ev->t_ms, "intake paused%s%s", reason[0] ? ": " : "", reason);
 		break;
 	case EV_LINE_RESUMED:
 		m->paused = 0;
+		retag_waiting(m, EV_INTAKE_PAUSED, EV_INTAKE_OPEN);
 		ui_model_log(m, ev->t_ms, "intake resumed");
 		break;
 	case EV_HSM_STATE:
@@ -366,11 +489,15 @@ static void apply_line_event(struct ui_model *m, const struct ev_event *ev, cons
 static void apply_unit_result(struct ui_model *m, const struct ev_event *ev, struct ui_tile *t,
 			      const char *where, const char *reason, const char *uid)
 {
+	char shown[EV_REASON_LEN];
+
 	if (uid[0])
 		memcpy(t->unique_id, uid, sizeof(t->unique_id));
 	t->busy = 0;
+	t->waiting = EV_INTAKE_OPEN;
 	t->progress = -1;
 	t->verdict_stage = ev->stage;
+	t->reason_code = ev->reason_code;
 	memcpy(t->reason, reason, sizeof(t->reason));
 	if (ev->outcome == EV_OUT_PASS)
 		t->verdict = UI_VERDICT_PASS;
@@ -378,14 +505,33 @@ static void apply_unit_result(struct ui_model *m, const struct ev_event *ev, str
 		t->verdict = UI_VERDICT_REJECT;
 	else
 		t->verdict = UI_VERDICT_FAIL;
-	count_result(m, t->unique_id, ev->outcome);
-	if (t->verdict == UI_VERDICT_PASS)
+	count_result(m, t->unique_id, ev->outcome, ev->t_ms, ev->reason_code);
+	if (ev->outcome != EV_OUT_INTERRUPTED) {
+		if (t->verdict == UI_VERDICT_PASS)
+			t->npass++;
+		else if (t->verdict == UI_VERDICT_REJECT)
+			t->nreject++;
+		else
+			t->nfail++;
+		if (t->t_start_ms > 0 && ev->t_ms >= t->t_start_ms) {
+			t->cycles[t->cycle_head] = ev->t_ms - t->t_start_ms;
+			t->cycle_head = (t->cycle_head + 1) % UI_CYCLES;
+			if (t->ncycles < UI_CYCLES)
+				t->ncycles++;
+		}
+	}
+	t->t_start_ms = 0;
+	if (t->verdict == UI_VERDICT_REJECT)
+		m->attention++;
+	if (t->verdict == UI_VERDICT_PASS) {
 		ui_model_log(m, ev->t_ms, "%s: PASS %s", where, t->unique_id);
-	else
-		ui_model_log(m, ev->t_ms, "%s: %s %s at %s: %s", where,
-			     ui_verdict_name(t->verdict),
-			     t->unique_id[0] ? t->unique_id : "(no id)",
-			     ev_stage_name(ev->stage), reason[0] ? reason : "no reason given");
+		return;
+	}
+	/* the id is on the line once: the engineer's reason loses its copy */
+	ui_reason_without_id(shown, sizeof(shown), reason, t->unique_id);
+	ui_model_log(m, ev->t_ms, "%s: %s %s at %s: %s", where, ui_verdict_name(t->verdict),
+		     t->unique_id[0] ? t->unique_id : "(no id)", ev_stage_name(ev->stage),
+		     shown[0] ? shown : "no reason given");
 }
 
 /* A bay's event; t is NULL for the kinds that can do without a tile. */
@@ -393,18 +539,31 @@ static void apply_bay_event(struct ui_model *m, const struct ev_event *ev, struc
 			    const char *where, const char *reason, const char *uid)
 {
 	const char *stage = ev_stage_name(ev->stage);
+	char shown[EV_REASON_LEN];
 
 	switch (ev->kind) {
 	case EV_BAY_ARRIVED:
 		tile_reset(t);
 		t->present = 1;
-		t->busy = 1;
 		t->stage = EV_STAGE_DETECT;
+		/* the line says whether it takes the board; an older line does
+		 * not, and then the model's own state of the line decides */
+		t->waiting = (unsigned)ev->intake < EV_INTAKE_COUNT ? ev->intake : EV_INTAKE_OPEN;
+		if (t->waiting == EV_INTAKE_OPEN)
+			t->waiting = m->stopping || m->stopped ? EV_INTAKE_STOPPING :
+				     m->paused ? EV_INTAKE_PAUSED :
+				     t->held ? EV_INTAKE_HELD : EV_INTAKE_OPEN;
+		t->busy = t->waiting == EV_INTAKE_OPEN;
+		t->t_start_ms = ev->t_ms;
 		memcpy(t->unique_id, uid, sizeof(t->unique_id));
-		ui_model_log(m, ev->t_ms, "%s: board arrived%s%s", where, uid[0] ? " " : "", uid);
+		ui_model_log(m, ev->t_ms, "%s: board arrived%s%s%s%s", where, uid[0] ? " " : "", uid,
+			     t->waiting != EV_INTAKE_OPEN ? ", waits: " : "",
+			     t->waiting != EV_INTAKE_OPEN ? ev_intake_name(t->waiting) : "");
 		break;
 	case EV_BAY_LEFT:
 		t->present = 0;
+		if (!t->busy)
+			t->waiting = EV_INTAKE_OPEN;
 		ui_model_log(m, ev->t_ms, "%s: board removed", where);
 		break;
 	case EV_STAGE_BEGIN:
@@ -413,7 +572,10 @@ static void apply_bay_event(struct ui_model *m, const struct ev_event *ev, struc
 			break;
 		}
 		t->stage = ev->stage;
+		if (!t->busy || t->waiting != EV_INTAKE_OPEN)
+			t->t_start_ms = ev->t_ms;       /* the wait is not the cycle */
 		t->busy = 1;
+		t->waiting = EV_INTAKE_OPEN;
 		t->progress = -1;
 		if (uid[0])
 			memcpy(t->unique_id, uid, sizeof(t->unique_id));
@@ -440,7 +602,7 @@ static void apply_bay_event(struct ui_model *m, const struct ev_event *ev, struc
 		break;
 	case EV_UNIT_RESULT:
 		if (!t) {
-			count_result(m, uid, ev->outcome);
+			count_result(m, uid, ev->outcome, ev->t_ms, ev->reason_code);
 			ui_model_log(m, ev->t_ms, "%s: %s %s %s", where, ev_outcome_name(ev->outcome),
 				     uid, reason);
 			break;
@@ -448,6 +610,8 @@ static void apply_bay_event(struct ui_model *m, const struct ev_event *ev, struc
 		apply_unit_result(m, ev, t, where, reason, uid);
 		break;
 	case EV_BAY_HELD:
+		if (!t->held)
+			m->attention++;
 		t->held = 1;
 		memcpy(t->held_reason, reason, sizeof(t->held_reason));
 		ui_model_log(m, ev->t_ms, "%s: HELD%s%s - check the fixture, then press c", where,
@@ -456,14 +620,17 @@ static void apply_bay_event(struct ui_model *m, const struct ev_event *ev, struc
 	case EV_BAY_CLEARED:
 		t->held = 0;
 		t->held_reason[0] = '\0';
+		if (t->waiting == EV_INTAKE_HELD)
+			t->waiting = EV_INTAKE_OPEN;
 		ui_model_log(m, ev->t_ms, "%s: cleared by the operator", where);
 		break;
 	case EV_ALERT:
 		m->alerts++;
 		if (t)
 			t->alert = 1;
+		ui_reason_without_id(shown, sizeof(shown), reason, uid);
 		ui_model_log(m, ev->t_ms, "ALERT %s%s%s: %s", where, uid[0] ? " " : "", uid,
-			     reason[0] ? reason : "security alert");
+			     shown[0] ? shown : "security alert");
 		break;
 	default:
 		ui_model_log(m, ev->t_ms, "%s: event %d: %s", where, (int)ev->kind, reason);
@@ -488,6 +655,13 @@ void ui_model_apply(struct ui_model *m, const struct ev_event *ev)
 	case EV_LINE_PAUSED: case EV_LINE_RESUMED: case EV_HSM_STATE:
 		apply_line_event(m, ev, reason);
 		return;
+	case EV_LOT_CHANGED:
+		if (ev->line.lot[0])
+			ui_ascii_copy(m->lot, sizeof(m->lot), ev->line.lot,
+				      strnlen(ev->line.lot, sizeof(ev->line.lot)));
+		ui_model_log(m, ev->t_ms, "lot changed to %s%s%s", m->lot, reason[0] ? ": " : "",
+			     reason);
+		return;
 	case EV_LOG:
 		if (ev->bay_index >= 0)
 			ui_model_log(m, ev->t_ms, "bay %d%s%s%s: %s", ev->bay_index + 1,
@@ -506,6 +680,8 @@ void ui_model_apply(struct ui_model *m, const struct ev_event *ev)
 		if (bay[0])
 			memcpy(t->bay, bay, sizeof(t->bay));
 	}
+	if (t && ev->t_ms > 0)
+		m->t_last_activity_ms = ev->t_ms;
 	bay_words(where, sizeof(where), ev, t ? t->bay : bay);
 	/* Without a tile (line-wide recovery, a bay past UI_MAX_BAYS) only the
 	 * log and the counters can show the event. */

@@ -14,8 +14,13 @@
  *  - Counters count EV_UNIT_RESULT events.  First-pass yield = distinct unique
  *    ids whose first result was PASS / distinct unique ids with a result; a
  *    result without a unique id (board never identified) counts in fail or
- *    reject but not in the yield.  Units per hour = PASS results per hour since
- *    the first event the model saw.
+ *    reject but not in the yield.  Units per hour: PASS results over a sliding
+ *    window (ui_model_uph).
+ *  - A board that arrives while intake is paused, the line is stopping or the
+ *    bay is held waits (tile.waiting, from the event's intake or the model's
+ *    own line state) and is not in flight until its first stage begins.
+ *  - Each bay counts its own PASS / FAIL / REJECT and keeps its cycle times
+ *    (arrival or first stage, whichever is later, to the result).
  *  - EV_LINE_STARTED's fields (ev_event.line) fill the header fields still
  *    empty, so ui_model_set_header() (the caller's own values) wins; the
  *    profile shows as "name vN" when the event gives a version.  Its reason is
@@ -37,6 +42,11 @@
 #define UI_LOG_LINES  256   /* ring of the most recent log lines */
 #define UI_LOG_LEN    240
 #define UI_FIELD_LEN  64
+#define UI_CYCLES     32    /* cycle times kept per bay for the median */
+#define UI_RATE_RING  512   /* PASS times kept for the units-per-hour window */
+#define UI_RATE_WINDOW_MS (15 * 60 * 1000)
+#define UI_IDLE_MS    30000 /* nothing in flight for this long: "idle" */
+#define UI_MAX_OPS    8     /* operators told apart in the shift summary */
 
 enum ui_verdict {
 	UI_VERDICT_NONE = 0,
@@ -55,6 +65,14 @@ struct ui_tile {
 	enum ui_verdict verdict;        /* last unit's verdict, kept until next arrival */
 	enum ev_stage verdict_stage;    /* stage the verdict was decided at */
 	char reason[EV_REASON_LEN];     /* plain words for FAIL / REJECT */
+	enum st_reason reason_code;     /* the verdict's stable code (ui/action.h) */
+	enum ev_intake waiting;         /* a board present that the line has not
+					 * taken, and why (OPEN: not waiting) */
+	int64_t t_start_ms;             /* when the current unit began (0: none) */
+	/* the bay's own numbers since the line started (kept across units) */
+	unsigned long npass, nfail, nreject;
+	int64_t cycles[UI_CYCLES];      /* ring of cycle times, ms */
+	int ncycles, cycle_head;
 	int held;                       /* too many failures in a row */
 	char held_reason[EV_REASON_LEN];
 	int alert;                      /* a security alert about the current unit */
@@ -79,6 +97,22 @@ struct ui_model {
 
 	/* line state */
 	int started, paused, stopping, stopped;
+	int utc;                        /* log times in UTC (else local time) */
+	unsigned long attention;        /* REJECTs and held bays so far: the screen
+					 * rings the bell when this grows */
+
+	/* the shift summary, since the line started */
+	unsigned long by_reason[ST_R_COUNT]; /* FAIL + REJECT results per code */
+	struct ui_op_count {
+		char name[UI_FIELD_LEN];
+		unsigned long pass, fail, reject;
+	} ops[UI_MAX_OPS];
+	int nops;                       /* past UI_MAX_OPS: counted in the last */
+
+	/* units per hour: the times of recent PASS results, and activity */
+	int64_t pass_t[UI_RATE_RING];
+	int pass_head, npass_t;
+	int64_t t_last_activity_ms;     /* last bay event (arrival, stage, result) */
 
 	/* counters */
 	unsigned long pass, fail, reject, alerts;
@@ -111,14 +145,23 @@ int ui_model_held(const struct ui_model *m, int *first);
 
 /* First-pass yield in [0,1], or -1 when no unit has a result yet. */
 double ui_model_fpy(const struct ui_model *m);
-/* PASS results per hour between the first event and now_ms; 0 before a minute
- * has elapsed would mislead, so the rate is over max(elapsed, 60 s). */
+/* PASS results per hour over the last UI_RATE_WINDOW_MS (or since the first
+ * event, when sooner), idle time included: a line standing still sees its rate
+ * fall.  The span is at least 60 s, so the first unit does not read as 3600/h. */
 double ui_model_uph(const struct ui_model *m, int64_t now_ms);
+/* How long nothing has been in flight (ms), 0 while a unit runs or for less
+ * than UI_IDLE_MS. */
+int64_t ui_model_idle_ms(const struct ui_model *m, int64_t now_ms);
+/* Median of the bay's recent cycle times (ms), 0 before the first. */
+int64_t ui_tile_median_cycle(const struct ui_tile *t);
+/* The last cycle time (ms), 0 before the first. */
+int64_t ui_tile_last_cycle(const struct ui_tile *t);
 
 /* The i-th most recent log line (0 = newest), NULL past the end. */
 const char *ui_model_log_line(const struct ui_model *m, int i);
 
-/* Adds a free-text log line stamped with t_ms (UTC HH:MM:SS). */
+/* Adds a free-text log line stamped with t_ms (HH:MM:SS, local time or UTC
+ * as m->utc says). */
 void ui_model_log(struct ui_model *m, int64_t t_ms, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
@@ -137,5 +180,9 @@ const char *ui_verdict_name(enum ui_verdict v);  /* "PASS", "FAIL", "REJECT", ""
  * word ("EPOLICY: ") and the bay prefix ("bay 1-2: ") that the tile already
  * shows.  The log keeps the reason whole. */
 void ui_plain_reason(char *dst, size_t dstlen, const char *reason, const char *bay);
+
+/* reason with the unit's id taken out, for a line that already shows the id:
+ * "id <uid>" becomes "this id", a bare <uid> "<id>". */
+void ui_reason_without_id(char *dst, size_t dstlen, const char *reason, const char *uid);
 
 #endif

@@ -1,6 +1,8 @@
 /* ui_screen: see screen.h. */
 #include "ui/screen.h"
 #include "core/clock.h"
+#include "ui/action.h"
+#include "ui/tile.h"
 
 #include <curses.h>
 #include <errno.h>
@@ -16,12 +18,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TILE_MAX_H   9      /* taller tiles only waste rows the log can use */
 #define TILE_WIDE_W  34     /* room for a 24-digit unique id and a margin */
 #define TICK_MS      250    /* redraw period: clock-driven figures, missed SIGWINCH */
 #define FLASH_MS     3000   /* how long a one-line notice stays on the key line */
 
-enum { PAIR_PASS = 1, PAIR_FAIL, PAIR_WARN, PAIR_BUSY };
+
 
 struct ui_screen {
 	pthread_mutex_t lock;
@@ -36,16 +37,16 @@ struct ui_screen {
 	int help_open;
 	int prompt_clear;
 	int quit_requested;
+	int summary_open;
+	int bell;                       /* bell + flash on REJECT and held bays */
+	unsigned long attention_seen;
+	int64_t flash_until;
 	char notice[128];
 	int64_t notice_until;
+	char line_in[80];               /* a code being typed or scanned */
+	int lot_prompt;                 /* l: scanning a new lot */
+	char lot_msg[160];              /* why the last lot was refused */
 };
-
-int ui_bay_key(int i)
-{
-	static const char keys[] = "123456789abcdefg";
-
-	return i >= 0 && i < (int)sizeof(keys) - 1 ? keys[i] : 0;
-}
 
 static int bay_of_key(int ch, int ntiles)
 {
@@ -100,7 +101,7 @@ void ui_screen_layout(struct ui_layout *l, int ntiles, int lines, int cols)
 	l->grid_cols = best_c;
 	l->grid_rows = (n + best_c - 1) / best_c;
 	l->tile_w = cols / best_c;
-	l->tile_h = best_th > TILE_MAX_H ? TILE_MAX_H : best_th;
+	l->tile_h = best_th;      /* tiles grow with the terminal; the log does not */
 	l->tiles_y = 2;
 	l->counters_y = l->tiles_y + l->grid_rows * l->tile_h;
 	l->log_y = l->counters_y + 1;
@@ -126,6 +127,7 @@ struct ui_screen *ui_screen_new(int nbays, const struct ui_controls *controls)
 	atomic_init(&s->wake_pending, 0);
 	if (controls)
 		s->ctl = *controls;
+	s->bell = 1;
 	return s;
 }
 
@@ -156,6 +158,14 @@ static void wake_ui(struct ui_screen *s)
 	(void)n;
 }
 
+void ui_screen_set_options(struct ui_screen *s, int bell, int utc)
+{
+	pthread_mutex_lock(&s->lock);
+	s->bell = bell;
+	s->model.utc = utc;
+	pthread_mutex_unlock(&s->lock);
+}
+
 void ui_screen_set_header(struct ui_screen *s, const char *station_id, const char *operator_name,
 			  const char *profile, const char *lot, const char *db_path)
 {
@@ -182,184 +192,12 @@ void ui_screen_snapshot(struct ui_screen *s, struct ui_model *out)
 	pthread_mutex_unlock(&s->lock);
 }
 
-/* ---- drawing (UI thread only) ---- */
+/* ---- drawing (UI thread only; tiles and primitives: ui/tile.h) ---- */
 
-/* Writes text at (y, x), cut or padded with spaces to exactly w columns. */
-static void put(int y, int x, int w, attr_t attr, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
-static void put(int y, int x, int w, attr_t attr, const char *fmt, ...)
+/* A framed box of lines centred on the screen; the first line is its title. */
+static void draw_box(const char *const *lines, int n, int w, const char *foot)
 {
-	char buf[512];
-	va_list ap;
-	int n;
-
-	if (w <= 0 || y < 0 || y >= LINES || x >= COLS)
-		return;
-	if (x + w > COLS)
-		w = COLS - x;
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	n = (int)strlen(buf);
-	attron(attr);
-	mvaddnstr(y, x, buf, w);
-	for (int i = n; i < w; i++)
-		addch(' ');
-	attroff(attr);
-}
-
-/* Centred text in a w-wide field. */
-static void put_centered(int y, int x, int w, attr_t attr, const char *text)
-{
-	int n = (int)strlen(text), pad = n < w ? (w - n) / 2 : 0;
-
-	put(y, x, w, attr, "%*s%s", pad, "", text);
-}
-
-static attr_t verdict_attr(const struct ui_screen *s, enum ui_verdict v)
-{
-	if (!s->color)
-		return A_REVERSE | A_BOLD;
-	return (attr_t)COLOR_PAIR(v == UI_VERDICT_PASS ? PAIR_PASS : PAIR_FAIL) | A_BOLD;
-}
-
-static attr_t warn_attr(const struct ui_screen *s)
-{
-	return s->color ? (attr_t)COLOR_PAIR(PAIR_WARN) | A_BOLD : A_BOLD;
-}
-
-/* Wraps text over up to rows lines of width w starting at (y, x). */
-static void put_wrapped(int y, int x, int w, int rows, attr_t attr, const char *text)
-{
-	const char *p = text;
-
-	for (int r = 0; r < rows && *p; r++) {
-		int n = (int)strlen(p), cut = n;
-
-		if (n > w) {
-			cut = w;
-			/* break at the last space if the line would cut a word */
-			for (int i = w; i > w / 2; i--)
-				if (p[i] == ' ') {
-					cut = i;
-					break;
-				}
-			if (r == rows - 1 && n > w) {
-				put(y + r, x, w, attr, "%.*s..", w - 2, p);
-				return;
-			}
-		}
-		put(y + r, x, w, attr, "%.*s", cut, p);
-		p += cut;
-		while (*p == ' ')
-			p++;
-	}
-}
-
-static void draw_progress(int y, int x, int w, double f)
-{
-	int bar = w - 7, fill;          /* "[" bar "] 100%" */
-
-	if (bar < 4) {
-		put(y, x, w, A_BOLD, "%3d%%", (int)(f * 100));
-		return;
-	}
-	fill = (int)(f * bar + 0.5);
-	move(y, x);
-	addch('[');
-	attron(A_BOLD);
-	for (int i = 0; i < bar; i++)
-		addch(i < fill ? '#' : '.');
-	attroff(A_BOLD);
-	printw("] %3d%%", (int)(f * 100));
-}
-
-static void draw_tile(struct ui_screen *s, const struct ui_tile *t, int idx, int y, int x,
-		      int h, int w)
-{
-	char title[128], label[32];   /* " label  bay" or " label uid": fits whole */
-	int row = y + 1, end = y + h, held_row;
-	const char *uid = t->unique_id[0] ? t->unique_id : NULL;
-
-	w -= 1;                 /* gap between tiles */
-	if (idx >= 9)
-		snprintf(label, sizeof(label), "BAY %d [%c]", idx + 1, ui_bay_key(idx));
-	else
-		snprintf(label, sizeof(label), "BAY %d", idx + 1);
-	snprintf(title, sizeof(title), " %s  %s", label, t->bay);
-	if (h < 4 && uid)       /* no row to spare: the id goes in the title */
-		snprintf(title, sizeof(title), " %s %s", label, uid);
-	put(y, x, w, A_REVERSE, "%s", title);
-	if (t->held)
-		put(y, x + w - 6, 6, A_REVERSE | A_BOLD, " HELD ");
-	else if (t->alert)
-		put(y, x + w - 7, 7, A_REVERSE | A_BOLD, " ALERT ");
-
-	if (h >= 4) {
-		if (uid && (int)strlen(uid) + 1 > w)    /* narrow: keep the distinctive tail */
-			put(row++, x, w, A_BOLD, " ..%s", uid + strlen(uid) - (w - 4));
-		else if (uid)
-			put(row++, x, w, A_BOLD, " %s", uid);
-		else
-			put(row++, x, w, A_NORMAL, " %s", t->busy ? "identifying..." : "");
-	}
-
-	/* A held bay says so on its last row when the tile can spare one (the
-	 * title bar says HELD in any case); the verdict's reason comes first. */
-	held_row = t->held && !t->busy && end - row >= 2 + (t->verdict != UI_VERDICT_NONE);
-	if (held_row)
-		end--;
-	if (t->busy) {
-		put(row++, x, w, A_NORMAL, " working: %s", ev_stage_name(t->stage));
-		if (row < end && t->progress >= 0)
-			draw_progress(row++, x + 1, w - 1, t->progress);
-	} else if (t->verdict != UI_VERDICT_NONE) {
-		int rows_left = end - row, block = rows_left >= 5 ? 3 : 1;
-		attr_t a = verdict_attr(s, t->verdict);
-		char reason[EV_REASON_LEN + 64], plain[EV_REASON_LEN];
-
-		for (int i = 0; i < block && row + i < end; i++)
-			put_centered(row + i, x, w, a, i == block / 2 ? ui_verdict_name(t->verdict) : "");
-		row += block;
-		if (t->verdict != UI_VERDICT_PASS) {
-			ui_plain_reason(plain, sizeof(plain), t->reason, t->bay);
-			snprintf(reason, sizeof(reason), "%s%s%s%s",
-				 t->verdict_stage != EV_STAGE_NONE ? "at " : "",
-				 t->verdict_stage != EV_STAGE_NONE ? ev_stage_name(t->verdict_stage) : "",
-				 t->verdict_stage != EV_STAGE_NONE ? ": " : "",
-				 plain[0] ? plain : "no reason given");
-			put_wrapped(row, x + 1, w - 1, end - row, A_BOLD, reason);
-		} else if (row < end) {
-			put(row, x, w, A_NORMAL, " %s", t->present ? "unplug it, plug the next" : "");
-		}
-	} else if (row < end) {
-		put(row, x, w, A_NORMAL, " %s", t->present ? "board present" : "waiting for a board");
-	}
-	if (held_row)
-		put(end, x, w, warn_attr(s), " HELD: %s - press c",
-		    t->held_reason[0] ? t->held_reason : "repeated failures");
-}
-
-static void draw_help(void)
-{
-	static const char *const lines[] = {
-		"KEYS",
-		"?   open / close this help (Esc closes too)",
-		"p   pause / resume intake; boards in work finish",
-		"c   clear a held bay (then press its number)",
-		"q   quit: stops intake, waits for units in flight",
-		"",
-		"PASS    provisioned: unplug it, plug the next",
-		"FAIL    failed at the stage shown: set it aside",
-		"REJECT  must not be provisioned (not in this lot,",
-		"        already done, or a clone): give it to QA",
-		"HELD    3 failures in a row: check the cable and",
-		"        the fixture, then press c",
-		"FPY     first-pass yield: share of boards that",
-		"        passed on their first attempt",
-	};
-	int n = (int)(sizeof(lines) / sizeof(lines[0]));
-	int w = 54, h = n + 4, y, x;
+	int h = n + 4, y, x;
 
 	if (w > COLS)
 		w = COLS;
@@ -370,7 +208,7 @@ static void draw_help(void)
 	for (int r = 0; r < h; r++) {
 		int edge = r == 0 || r == h - 1;
 
-		put(y + r, x, w, A_NORMAL, "%s", "");
+		ui_put(y + r, x, w, A_NORMAL, "%s", "");
 		mvaddch(y + r, x, edge ? '+' : '|');
 		mvaddch(y + r, x + w - 1, edge ? '+' : '|');
 		if (edge)
@@ -378,32 +216,104 @@ static void draw_help(void)
 				mvaddch(y + r, x + c, '-');
 	}
 	for (int i = 0; i < n && i + 1 < h - 2; i++)
-		put(y + 1 + i, x + 2, w - 4, i == 0 ? A_BOLD : A_NORMAL, "%s", lines[i]);
-	put_centered(y + h - 2, x + 1, w - 2, A_REVERSE, "press ? to close");
+		ui_put_cut(y + 1 + i, x + 2, w - 4, i == 0 ? A_BOLD : A_NORMAL, lines[i]);
+	ui_put_centered(y + h - 2, x + 1, w - 2, A_REVERSE, foot);
 }
 
-static void draw(struct ui_screen *s)
+static void draw_help(void)
 {
-	const struct ui_model *v = s->view;
-	struct ui_layout l;
-	int64_t now = clock_realtime_ms();
-	int inflight = ui_model_in_flight(v);
-	double fpy = ui_model_fpy(v);
-	char fpy_s[32], state[96], alerts[32] = "", counters[200];
+	static const char *const lines[] = {
+		"KEYS",
+		"?   open / close this help (Esc closes too)",
+		"p   pause / resume intake; boards in work finish",
+		"c   clear a held bay (then press its number)",
+		"s   shift summary: per bay, reason and operator",
+		"l   change lot (while paused): scan its barcode",
+		"b   bell and flash on REJECT / held bay: on, off",
+		"q   quit: stops intake, waits for units in flight",
+		"",
+		"PASS    plain green: " UI_ACTION_PASS,
+		"FAIL    red, # border: " UI_ACTION_FAIL,
+		"REJECT  magenta, / fill: " UI_ACTION_REJECT,
+		"HELD    3 failures in a row: " UI_ACTION_HELD,
+		"P F R   the bay's PASS / FAIL / REJECT counts",
+		"FPY     first-pass yield: share of boards that",
+		"        passed on their first attempt",
+	};
 
-	erase();
-	ui_screen_layout(&l, v->ntiles, LINES, COLS);
-	if (l.too_small) {
-		put(0, 0, COLS, A_BOLD, "terminal too small: need %dx%d", UI_MIN_COLS, UI_MIN_LINES);
-		put(1, 0, COLS, A_NORMAL, "PASS %lu FAIL %lu REJECT %lu", v->pass, v->fail, v->reject);
-		refresh();
-		return;
+	draw_box(lines, (int)(sizeof(lines) / sizeof(lines[0])), 66, "press ? to close");
+}
+
+/* The shift summary: per bay, per reason code, per operator. */
+static void draw_summary(const struct ui_model *v)
+{
+	static char buf[UI_MAX_BAYS + ST_R_COUNT + UI_MAX_OPS + 8][80];
+	const char *lines[sizeof(buf) / sizeof(buf[0])];
+	int n = 0, max = (int)(sizeof(buf) / sizeof(buf[0]));
+	char last[16], med[16];
+
+	snprintf(buf[n++], sizeof(buf[0]), "SHIFT SUMMARY since the line started");
+	snprintf(buf[n++], sizeof(buf[0]), "%-8s %6s %6s %6s %8s %8s", "BAY", "PASS", "FAIL",
+		 "REJECT", "last", "median");
+	for (int i = 0; i < v->ntiles && n < max; i++) {
+		const struct ui_tile *t = &v->tiles[i];
+
+		ui_fmt_ms(last, sizeof(last), ui_tile_last_cycle(t));
+		ui_fmt_ms(med, sizeof(med), ui_tile_median_cycle(t));
+		snprintf(buf[n++], sizeof(buf[0]), "%-8d %6lu %6lu %6lu %8s %8s", i + 1, t->npass,
+			 t->nfail, t->nreject, t->ncycles ? last : "-", t->ncycles ? med : "-");
 	}
+	snprintf(buf[n++], sizeof(buf[0]), "%-30s %6s  %s", "REASON (FAIL + REJECT)", "COUNT",
+		 "code");
+	for (int r = 0; r < ST_R_COUNT && n < max - UI_MAX_OPS - 2; r++) {
+		const char *p = ui_action_plain((enum st_reason)r);
 
-	/* header */
-	put(0, 0, COLS, A_REVERSE | A_BOLD, " STATION %s | operator %s | profile %s | lot %s",
-	    v->station_id[0] ? v->station_id : "-", v->operator_name[0] ? v->operator_name : "-",
-	    v->profile[0] ? v->profile : "-", v->lot[0] ? v->lot : "-");
+		if (!v->by_reason[r])
+			continue;
+		snprintf(buf[n++], sizeof(buf[0]), "%-30.30s %6lu  %s",
+			 p ? p : st_reason_text((enum st_reason)r), v->by_reason[r],
+			 st_reason_name((enum st_reason)r));
+	}
+	snprintf(buf[n++], sizeof(buf[0]), "%-20s %6s %6s %6s", "OPERATOR", "PASS", "FAIL",
+		 "REJECT");
+	for (int i = 0; i < v->nops && n < max; i++)
+		snprintf(buf[n++], sizeof(buf[0]), "%-20.20s %6lu %6lu %6lu", v->ops[i].name,
+			 v->ops[i].pass, v->ops[i].fail, v->ops[i].reject);
+	for (int i = 0; i < n; i++)
+		lines[i] = buf[i];
+	draw_box(lines, n, 64, "press s to close");
+}
+
+/* "14:03:22 CET" (or "UTC"): the one place the screen names its time zone. */
+static void clock_words(char *buf, size_t len, int64_t now_ms, int utc)
+{
+	time_t secs = (time_t)(now_ms / 1000);
+	struct tm tm;
+
+	buf[0] = '\0';
+	if (utc ? gmtime_r(&secs, &tm) != NULL : localtime_r(&secs, &tm) != NULL)
+		strftime(buf, len, utc ? "%H:%M:%S UTC" : "%H:%M:%S %Z", &tm);
+}
+
+static void draw_header(struct ui_screen *s, const struct ui_model *v, int64_t now)
+{
+	char clock[48], state[96];
+	int cw;
+
+	clock_words(clock, sizeof(clock), now, v->utc);
+	cw = (int)strlen(clock) + 2;
+	ui_put(0, 0, COLS, A_REVERSE | A_BOLD, "%s", "");
+	{
+		char head[400];
+
+		snprintf(head, sizeof(head), " STATION %s | operator %s | profile %s | lot %s",
+			 v->station_id[0] ? v->station_id : "-",
+			 v->operator_name[0] ? v->operator_name : "-",
+			 v->profile[0] ? v->profile : "-", v->lot[0] ? v->lot : "-");
+		ui_put_cut(0, 0, COLS - cw, A_REVERSE | A_BOLD, head);
+	}
+	if (COLS - cw > 20)
+		ui_put(0, COLS - cw, cw, A_REVERSE | A_BOLD, " %s ", clock);
 	if (v->stopped)
 		snprintf(state, sizeof(state), "LINE STOPPED");
 	else if (v->stopping || s->quit_requested)
@@ -412,25 +322,25 @@ static void draw(struct ui_screen *s)
 		snprintf(state, sizeof(state), "PAUSED - intake stopped");
 	else
 		snprintf(state, sizeof(state), v->started ? "RUNNING" : "STARTING");
-	put(1, 0, COLS, A_NORMAL, " HSM %s%s%s%s | db %s",
+	ui_put(1, 0, COLS, A_NORMAL, " HSM %s%s%s%s | db %s",
 	    v->hsm == UI_HSM_READY ? "ready" : v->hsm == UI_HSM_ERROR ? "ERROR" : "unknown",
 	    v->hsm == UI_HSM_ERROR && v->hsm_reason[0] ? " (" : "",
 	    v->hsm == UI_HSM_ERROR ? v->hsm_reason : "",
 	    v->hsm == UI_HSM_ERROR && v->hsm_reason[0] ? ")" : "",
 	    v->db_path[0] ? v->db_path : "-");
 	if (v->hsm == UI_HSM_ERROR)
-		put(1, 5, 5, warn_attr(s), "ERROR");
-	put(1, COLS - (int)strlen(state) - 2, (int)strlen(state) + 2,
-	    (v->paused || v->stopping || v->stopped || s->quit_requested) ? warn_attr(s) | A_REVERSE
+		ui_put(1, 5, 5, ui_warn_attr(s->color), "ERROR");
+	ui_put(1, COLS - (int)strlen(state) - 2, (int)strlen(state) + 2,
+	    (v->paused || v->stopping || v->stopped || s->quit_requested) ? ui_warn_attr(s->color) | A_REVERSE
 									    : A_BOLD,
 	    " %s ", state);
+}
 
-	for (int i = 0; i < v->ntiles; i++) {
-		int gr = i / l.grid_cols, gc = i % l.grid_cols;
-
-		draw_tile(s, &v->tiles[i], i, l.tiles_y + gr * l.tile_h, gc * l.tile_w, l.tile_h,
-			  l.tile_w);
-	}
+static void draw_counters(const struct ui_model *v, int y, int64_t now)
+{
+	double fpy = ui_model_fpy(v);
+	int64_t idle = ui_model_idle_ms(v, now);
+	char fpy_s[32], alerts[32] = "", rate[64], counters[256];
 
 	if (fpy < 0)
 		snprintf(fpy_s, sizeof(fpy_s), "-");
@@ -438,40 +348,94 @@ static void draw(struct ui_screen *s)
 		snprintf(fpy_s, sizeof(fpy_s), "%.1f%%", fpy * 100);
 	if (v->alerts)
 		snprintf(alerts, sizeof(alerts), "  ALERTS %lu", v->alerts);
+	/* the rate falls while the line stands still; "idle" says why */
+	if (idle)
+		snprintf(rate, sizeof(rate), "idle %dm%02ds, %.0f units/h", (int)(idle / 60000),
+			 (int)(idle / 1000 % 60), ui_model_uph(v, now));
+	else
+		snprintf(rate, sizeof(rate), "%.0f units/h", ui_model_uph(v, now));
 	/* The long label when it fits, "FPY" (explained in the help) when not. */
 	for (int shorter = 0; shorter < 2; shorter++) {
 		snprintf(counters, sizeof(counters),
-			 " PASS %lu  FAIL %lu  REJECT %lu%s  %s %s  %.0f units/h  in flight %d",
+			 " PASS %lu  FAIL %lu  REJECT %lu%s  %s %s  %s  in flight %d",
 			 v->pass, v->fail, v->reject, alerts, shorter ? "FPY" : "first-pass yield",
-			 fpy_s, ui_model_uph(v, now), inflight);
+			 fpy_s, rate, ui_model_in_flight(v));
 		if ((int)strlen(counters) <= COLS)
 			break;
 	}
-	put(l.counters_y, 0, COLS, A_BOLD, "%s", counters);
+	ui_put_cut(y, 0, COLS, A_BOLD, counters);
+}
 
+static void draw_keys(struct ui_screen *s, const struct ui_model *v, int y, int64_t now)
+{
+	int inflight = ui_model_in_flight(v);
+
+	if (s->lot_prompt) {
+		ui_put(y - 1, 0, COLS, ui_warn_attr(s->color), " %s",
+		    s->lot_msg[0] ? s->lot_msg : "scan the new lot's barcode, then Enter (Esc cancels)");
+		ui_put(y, 0, COLS, A_REVERSE | A_BOLD, " NEW LOT> %s_", s->line_in);
+	} else if (s->prompt_clear) {
+		ui_put(y, 0, COLS, A_REVERSE | A_BOLD,
+		    " Clear which bay? Press its number (Esc cancels)");
+	} else if (s->quit_requested || v->stopping) {
+		ui_put(y, 0, COLS, ui_warn_attr(s->color) | A_REVERSE,
+		    " STOPPING: waiting for %d unit%s in flight", inflight, inflight == 1 ? "" : "s");
+	} else if (s->notice[0] && now < s->notice_until) {   /* the answer to a key, whole */
+		ui_put(y, 0, COLS, A_REVERSE | A_BOLD, " ? help  q quit   %s", s->notice);
+	} else if (now < s->flash_until) {
+		/* the visual half of the bell: a REJECT or a held bay needs a person */
+		ui_put(y, 0, COLS, ui_verdict_attr(s->color, UI_VERDICT_REJECT) | A_BLINK,
+		    " !! ATTENTION: %s !!", ui_model_held(v, NULL) ? "a bay is held - "
+		    UI_ACTION_HELD : "REJECT - " UI_ACTION_REJECT);
+	} else {
+		const char *act = v->paused ? "resume" : "pause";
+		int wide = COLS >= 76;
+
+		if (wide)
+			ui_put(y, 0, COLS, A_REVERSE,
+			    " ? help  p %-6s c clear  s summary  l lot  b bell  q quit", act);
+		else
+			ui_put(y, 0, COLS, A_REVERSE, " ? help  p %-6s c clear  s sum  q quit", act);
+	}
+}
+
+static void draw(struct ui_screen *s)
+{
+	const struct ui_model *v = s->view;
+	struct ui_layout l;
+	int64_t now = clock_realtime_ms();
+
+	erase();
+	ui_screen_layout(&l, v->ntiles, LINES, COLS);
+	if (l.too_small) {
+		ui_put(0, 0, COLS, A_BOLD, "terminal too small: need %dx%d", UI_MIN_COLS, UI_MIN_LINES);
+		ui_put(1, 0, COLS, A_NORMAL, "PASS %lu FAIL %lu REJECT %lu", v->pass, v->fail, v->reject);
+		refresh();
+		return;
+	}
+	draw_header(s, v, now);
+	for (int i = 0; i < v->ntiles; i++) {
+		int gr = i / l.grid_cols, gc = i % l.grid_cols;
+
+		ui_draw_tile(s->color, &v->tiles[i], i, l.tiles_y + gr * l.tile_h, gc * l.tile_w, l.tile_h,
+			  l.tile_w);
+	}
+	draw_counters(v, l.counters_y, now);
 	for (int r = 0; r < l.log_h; r++) {
 		const char *line = ui_model_log_line(v, l.log_h - 1 - r);
 
-		if (line)
-			put(l.log_y + r, 0, COLS, A_NORMAL, " %s", line);
-	}
+		if (line) {
+			char buf[UI_LOG_LEN + 2];
 
-	if (s->prompt_clear) {
-		put(l.keys_y, 0, COLS, A_REVERSE | A_BOLD,
-		    " Clear which bay? Press its number (Esc cancels)");
-	} else if (s->quit_requested || v->stopping) {
-		put(l.keys_y, 0, COLS, warn_attr(s) | A_REVERSE,
-		    " STOPPING: waiting for %d unit%s in flight", inflight, inflight == 1 ? "" : "s");
-	} else {
-		int n = (int)strlen(" ? help   p resume  c clear held bay   q quit   ");
-
-		put(l.keys_y, 0, COLS, A_REVERSE, " ? help   p %-7s c clear held bay   q quit",
-		    v->paused ? "resume" : "pause");
-		if (s->notice[0] && now < s->notice_until)
-			put(l.keys_y, n, COLS - n, A_REVERSE | A_BOLD, "%s", s->notice);
+			snprintf(buf, sizeof(buf), " %s", line);
+			ui_put_cut(l.log_y + r, 0, COLS, A_NORMAL, buf);
+		}
 	}
+	draw_keys(s, v, l.keys_y, now);
 	if (s->help_open)
 		draw_help();
+	else if (s->summary_open)
+		draw_summary(v);
 	refresh();
 }
 
@@ -496,11 +460,48 @@ static void clear_bay(struct ui_screen *s, int idx)
 		s->ctl.clear_bay(s->ctl.ctx, idx);
 }
 
+/* A scanner is a keyboard: the code's characters, then Enter. */
+static int line_key(char *buf, size_t len, int ch)
+{
+	size_t n = strlen(buf);
+
+	if (ch == '\r' || ch == '\n' || ch == KEY_ENTER)
+		return 1;
+	if ((ch == KEY_BACKSPACE || ch == 127 || ch == 8) && n)
+		buf[n - 1] = '\0';
+	else if (ch >= 0x20 && ch < 0x7f && n + 1 < len) {
+		buf[n] = (char)ch;
+		buf[n + 1] = '\0';
+	}
+	return 0;
+}
+
+static void lot_key(struct ui_screen *s, int ch)
+{
+	if (ch == 27) {
+		s->lot_prompt = 0;
+		notice(s, "lot unchanged");
+		return;
+	}
+	if (!line_key(s->line_in, sizeof(s->line_in), ch) || !s->line_in[0])
+		return;
+	s->lot_msg[0] = '\0';
+	if (s->ctl.change_lot(s->ctl.ctx, s->line_in, s->lot_msg, sizeof(s->lot_msg)) == 0) {
+		s->lot_prompt = 0;
+		notice(s, "lot changed: press p to resume");
+	}
+	s->line_in[0] = '\0';
+}
+
 static void on_key(struct ui_screen *s, int ch)
 {
 	const struct ui_model *v = s->view;
 	int first, nheld;
 
+	if (s->lot_prompt) {
+		lot_key(s, ch);
+		return;
+	}
 	if (s->prompt_clear) {
 		int idx = bay_of_key(ch, v->ntiles);
 
@@ -519,6 +520,27 @@ static void on_key(struct ui_screen *s, int ch)
 		break;
 	case 27:                /* Esc */
 		s->help_open = 0;
+		s->summary_open = 0;
+		break;
+	case 's': case 'S':
+		s->summary_open = !s->summary_open;
+		break;
+	case 'b': case 'B':
+		s->bell = !s->bell;
+		notice(s, "bell and flash %s", s->bell ? "on" : "off");
+		break;
+	case 'l': case 'L':
+		if (!v->paused || s->quit_requested || v->stopping) {
+			notice(s, "pause first (p), then l to change lot");
+			break;
+		}
+		if (!s->ctl.change_lot) {
+			notice(s, "this line cannot change lot");
+			break;
+		}
+		s->lot_prompt = 1;
+		s->line_in[0] = '\0';
+		s->lot_msg[0] = '\0';
 		break;
 	case 'p': case 'P': {
 		bool want;
@@ -591,9 +613,10 @@ int ui_screen_run(struct ui_screen *s, struct errbuf *e)
 	curs_set(0);
 	if (has_colors() && start_color() == OK) {
 		use_default_colors();
-		init_pair(PAIR_PASS, COLOR_BLACK, COLOR_GREEN);
-		init_pair(PAIR_FAIL, COLOR_WHITE, COLOR_RED);
-		init_pair(PAIR_WARN, COLOR_YELLOW, -1);
+		init_pair(UI_PAIR_PASS, COLOR_BLACK, COLOR_GREEN);
+		init_pair(UI_PAIR_FAIL, COLOR_WHITE, COLOR_RED);
+		init_pair(UI_PAIR_WARN, COLOR_YELLOW, -1);
+		init_pair(UI_PAIR_REJECT, COLOR_WHITE, COLOR_MAGENTA);
 		s->color = 1;
 	}
 
@@ -609,6 +632,14 @@ int ui_screen_run(struct ui_screen *s, struct errbuf *e)
 		 * the screen's job ends with the line's. */
 		if (s->view->stopped)
 			break;
+		if (s->view->attention > s->attention_seen) {
+			/* a REJECT or a held bay: a person has to come */
+			if (s->bell && !tty_gone) {
+				beep();
+				s->flash_until = clock_realtime_ms() + FLASH_MS;
+			}
+			s->attention_seen = s->view->attention;
+		}
 		if (!tty_gone)
 			draw(s);
 		/* SIGWINCH may land on a pipeline thread and not interrupt this

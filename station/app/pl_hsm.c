@@ -95,7 +95,7 @@ static int san_template(const struct profile *p, char *out, size_t outsz, struct
 	return issue_san_template_check(out, err);
 }
 
-int pl_hsm_open(const struct profile *p, struct db *db, struct pl_hsm **out,
+int pl_hsm_open(const struct profile *p, struct db *db, const char *log_path, struct pl_hsm **out,
 		struct errbuf *err)
 {
 	struct hsm_config c;
@@ -131,7 +131,7 @@ int pl_hsm_open(const struct profile *p, struct db *db, struct pl_hsm **out,
 	if ((rc = issue_ctx_new(h->hsm, &ip, &h->store, &h->ic, err)))
 		goto fail;
 	profile_policy(p, &h->pol);
-	app_checkpointer_init(&h->cp, 100);
+	app_checkpointer_init(&h->cp, 100, log_path);
 	h->db = db;
 	pthread_mutex_init(&h->mu, NULL);
 	pthread_cond_init(&h->cv, NULL);
@@ -291,10 +291,25 @@ int pl_hsm_watch(struct pl_hsm *h, struct ev_bus *bus, struct errbuf *err)
 	return ST_OK;
 }
 
+/* The anchors outside the database against it, before the line acts on it
+ * (recovery, then boards): a database copied back from an earlier state
+ * would have forgotten certificates issued since, and the boards they went to.
+ * Without an audit key there is nothing to check them with. */
+int pl_hsm_anchors_check(struct pl_hsm *h, struct errbuf *err)
+{
+	struct app_anchor_report rep;
+	const uint8_t *pub;
+	size_t pub_len;
+
+	if (hsm_audit_pubkey(h->hsm, &pub, &pub_len) != ST_OK)
+		return ST_OK;
+	return app_anchors_verify(h->hsm, h->db, h->cp.log_path, 0, pub, pub_len, &rep, err);
+}
+
 /* A checkpoint of the audit chain head now (at line stop). */
 int pl_hsm_checkpoint(struct pl_hsm *h, struct errbuf *err)
 {
-	int rc = app_checkpoint_now(h->hsm, h->db, NULL, err);
+	int rc = app_checkpoint_now(h->hsm, h->db, h->cp.log_path, NULL, err);
 
 	return rc == ST_ENOTFOUND ? ST_OK : rc;
 }

@@ -20,8 +20,14 @@
  *   tried again: EV_HSM_STATE FAIL (reason hsm_pin) and the token stays down.
  *   While it is down a unit reaching signing waits up to 1.5 s for it, then
  *   FAILs with hsm_unreachable without touching the token.
+ * - pl_hsm_anchors_check() compares the checkpoint log and the token's anchor
+ *   (those present) with the database: ST_ETAMPER naming a rollback
+ *   (app_anchors_verify); ST_OK without an audit key.
  * - pl_hsm_checkpoint() signs a checkpoint of the audit chain head now (a
- *   no-op without events).
+ *   no-op without events).  Every checkpoint the line signs (every 100
+ *   events and at stop) goes through app/checkpoint.h: verified first, and
+ *   appended to the checkpoint log log_path (NULL: none; the caller keeps
+ *   the string alive) and the token's anchor.
  * The line never includes this header: app/session.c wires it in.
  */
 #ifndef STATION_APP_PL_HSM_H
@@ -34,12 +40,14 @@
 struct db;
 struct pl_hsm;
 
-ST_MUST_CHECK int  pl_hsm_open(const struct profile *p, struct db *db, struct pl_hsm **out,
+ST_MUST_CHECK int  pl_hsm_open(const struct profile *p, struct db *db, const char *log_path,
+			       struct pl_hsm **out,
 			       struct errbuf *err);
 void pl_hsm_ops(struct pl_hsm *h, struct pl_ca_ops *ops);
 struct ev_bus;
 ST_MUST_CHECK int  pl_hsm_watch(struct pl_hsm *h, struct ev_bus *bus, struct errbuf *err);
 ST_MUST_CHECK int  pl_hsm_checkpoint(struct pl_hsm *h, struct errbuf *err);
+ST_MUST_CHECK int  pl_hsm_anchors_check(struct pl_hsm *h, struct errbuf *err);
 void pl_hsm_close(struct pl_hsm *h);
 
 #endif

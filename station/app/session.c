@@ -34,6 +34,7 @@ struct app_session {
 	pthread_mutex_t lock;          /* guards line: controls may ask from any thread */
 	pthread_mutex_t stop_lock;     /* one pl_line_stop, whoever asks first */
 	int stopped;
+	char lot[EV_FIELD_LEN];        /* o.lot after a lot change */
 };
 
 static void session_warn(struct app_session *s, const char *fmt, ...)
@@ -121,7 +122,7 @@ int app_session_open(const struct app_session_opts *o, struct app_session **out,
 	    (rc = profile_pin_check("CA certificate", o->profile->hsm_ca_cert,
 				    o->profile->hsm_ca_cert_sha256, s->ca, s->ca_len, err)))
 		goto fail;
-	if ((rc = pl_hsm_open(o->profile, o->db, &s->hsm, err))) {
+	if ((rc = pl_hsm_open(o->profile, o->db, o->checkpoint_log, &s->hsm, err))) {
 		errbuf_prefix(err, "HSM pre-flight failed: ");
 		goto fail;
 	}
@@ -132,9 +133,18 @@ fail:
 	return rc;
 }
 
-/* Units a crash left in progress are settled before any board is accepted. */
+/* Units a crash left in progress are settled before any board is accepted:
+ * under the line lock, on a database its anchors do not contradict. */
 static int recover(struct app_session *s, struct errbuf *err)
 {
+	/* another line's units in flight look exactly like a crash's */
+	if (!db_line_held(s->o.db))
+		return errbuf_set(err, ST_EBUSY, "recovery: this process does not hold the"
+				  " database's line lock (db_line_acquire)");
+	if (pl_hsm_anchors_check(s->hsm, err))
+		return errbuf_prefix(err, "refusing to start: ");
+	if (db_line_record(s->o.db, s->o.actor, err))
+		return errbuf_prefix(err, "line holder: ");
 	if (pl_recover(s->o.db, s->o.actor, s->o.bus, &s->units, &s->revoked, err))
 		return errbuf_prefix(err, "recovery: ");
 	if (s->units || s->revoked)
@@ -194,6 +204,29 @@ int app_session_start(struct app_session *s, struct errbuf *err)
 			     "version", o->profile->version, "profile_sha256", o->profile->hash,
 			     "lot", o->lot, "bays", o->nbays, "recovered_units", s->units,
 			     "revoked_orphans", s->revoked));
+	return ST_OK;
+}
+
+int app_session_change_lot(struct app_session *s, const char *lot, struct errbuf *err)
+{
+	struct pl_line *line = app_session_line(s);
+	char from[EV_FIELD_LEN];
+	int64_t allowed = 0;
+	int rc;
+
+	if (!line)
+		return errbuf_set(err, ST_ESTATE, "the line is not running");
+	if ((rc = db_allowlist_count(s->o.db, lot, &allowed, err)))
+		return rc;
+	if (!allowed)
+		return errbuf_setr(err, ST_ENOTFOUND, ST_ORIGIN_POLICY, ST_R_NOT_FOUND,
+				   "no lot %.64s with an allowlist on this station", lot);
+	snprintf(from, sizeof(from), "%s", s->o.lot);
+	if ((rc = pl_line_set_lot(line, lot, err)))
+		return rc;
+	snprintf(s->lot, sizeof(s->lot), "%s", lot);
+	s->o.lot = s->lot;
+	audit_line(s, "lot-change", json_pack("{s:s, s:s}", "from", from, "to", lot));
 	return ST_OK;
 }
 

@@ -60,6 +60,8 @@ struct app_session_opts {
 	const char (*bay_ports)[EV_BAY_LEN]; /* NULL, or nbays ports (pl_config.bay_ports) */
 	int grace_ms;                  /* 0 = the line's default (30 s) */
 	struct ev_bus *bus;
+	/* The checkpoint log (app/checkpoint_log.h); NULL: none. */
+	const char *checkpoint_log;
 	/* Where boards come from; NULL = libusb, by the profile's VID:PID. */
 	const struct pl_transport *boards;
 	/* A problem that does not stop the run, as a sentence; may be NULL. */
@@ -72,6 +74,11 @@ struct app_session;
 ST_MUST_CHECK int  app_session_open(const struct app_session_opts *o, struct app_session **out,
 				    struct errbuf *err);
 ST_MUST_CHECK int  app_session_start(struct app_session *s, struct errbuf *err);
+/* While paused with no unit in flight: the line runs lot from now on, after
+ * checking it has an allowlist; audited as "lot-change" {from, to} by the
+ * operator.  Not thread-safe against itself (the screen's one thread calls it). */
+ST_MUST_CHECK int app_session_change_lot(struct app_session *s, const char *lot,
+					 struct errbuf *err);
 struct pl_line *app_session_line(struct app_session *s);
 void app_session_request_stop(struct app_session *s);
 void app_session_wait(struct app_session *s);

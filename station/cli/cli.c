@@ -157,10 +157,16 @@ int cli_operand_reason(const char *cmd, int argc, char **argv,
 int cli_db_verified(struct db *db, const char *cmd)
 {
 	struct db_verify_result res;
+
+	return cli_db_verified_res(db, cmd, &res);
+}
+
+int cli_db_verified_res(struct db *db, const char *cmd, struct db_verify_result *res)
+{
 	struct errbuf err;
 
 	errbuf_clear(&err);
-	if (db_audit_verify(db, &res, &err) == ST_OK)
+	if (db_audit_verify(db, res, &err) == ST_OK)
 		return 0;
 	return cli_fail("%s: refusing to act on a database that does not verify: %s", cmd, err.msg);
 }

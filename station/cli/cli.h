@@ -47,7 +47,11 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
  * (db_audit_verify).  0 when intact; otherwise prints one line naming the
  * first bad row and returns CLI_EXIT_FAIL. */
 struct db;
+struct db_verify_result;
 int cli_db_verified(struct db *db, const char *cmd);
+/* The same, and *res holds the verification's figures (events, rows,
+ * checkpoints) for a command that reports them. */
+int cli_db_verified_res(struct db *db, const char *cmd, struct db_verify_result *res);
 
 /* Opens ctx->db_path for cmd, which must exist ("database X does not exist
  * (create it with station init --db X)"; nothing is created), as the
@@ -91,5 +95,6 @@ int cmd_unit(struct cli_ctx *ctx, int argc, char **argv);       /* cmd_unit.c */
 
 int cmd_init(struct cli_ctx *ctx, int argc, char **argv);       /* cmd_init.c */
 int cmd_lot(struct cli_ctx *ctx, int argc, char **argv);        /* cmd_lot.c */
+int cmd_report(struct cli_ctx *ctx, int argc, char **argv);     /* cmd_report.c */
 
 #endif

@@ -1,5 +1,6 @@
 /*
- * station export --lot LOT --format csv|jsonl|manifest|openhtf [--out FILE] [HSM-OPTIONS]
+ * station export --lot LOT --format csv|jsonl|manifest|manifest-microchip|openhtf
+ *                [--out FILE] [HSM-OPTIONS]
  * station export verify MANIFEST --signer PUBKEY.pem [--ca CA.pem]
  * station export signer [--out FILE] HSM-OPTIONS
  *
@@ -45,20 +46,22 @@
 static void export_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: station export --lot LOT --format csv|jsonl|manifest|openhtf [--out FILE]\n"
-		"                      [HSM-OPTIONS]\n"
+		"usage: station export --lot LOT --format csv|jsonl|manifest|manifest-microchip|openhtf\n"
+		"                      [--out FILE] [HSM-OPTIONS]\n"
 		"       station export verify MANIFEST --signer PUBKEY.pem [--ca CA.pem]\n"
 		"       station export signer [--out FILE] HSM-OPTIONS\n"
 		"\n"
 		"Export every unit of a lot, passed and failed: csv (one row per unit, fixed\n"
 		"header) or jsonl (one object per unit, then a summary with the yield).\n"
 		"manifest: one JWS (ES256, signed by the HSM audit key) per passed unit with\n"
-		"its certificate chain and public key; needs the HSM options.  openhtf: one\n"
+		"its certificate chain and public key; needs the HSM options.\n"
+		"manifest-microchip: the same entries in the Microchip Trust Platform layout\n"
+		"(a flattened JWS per device, header.uniqueId, x5t#S256).  openhtf: one\n"
 		"OpenHTF test record (JSON) per unit, one per line.  Written to\n"
 		"stdout, or atomically to --out FILE (mode 0644).  Each export is audited.\n"
 		"\n"
-		"verify: check a manifest offline against the signer's public key (PEM) and,\n"
-		"with --ca, that every certificate chains to that CA certificate.\n"
+		"verify: check a manifest (either layout) offline against the signer's public\n"
+		"key (PEM) and, with --ca, that every certificate chains to that CA certificate.\n"
 		"signer: write the audit key's public key (PEM) to verify manifests with.\n"
 		"\n" HSM_CLI_USAGE);
 }
@@ -117,6 +120,8 @@ struct walk {
 	const struct db_export_counts *counts;
 	const struct manifest_signer *signer;
 	X509 *ca;
+	X509 *signer_cert;         /* manifest-microchip: the audit key's, issued by the CA */
+	char org[128];
 	struct manifest_writer mw;
 	int started;
 	struct errbuf *err;
@@ -129,12 +134,18 @@ static int walk_start(struct walk *w)
 	case EXPORT_CSV:
 		return export_csv_header(w->f, w->err);
 	case EXPORT_MANIFEST:
+	case EXPORT_MANIFEST_MICROCHIP:
 		/* one entry per board as provisioned now: not a PASS a rework superseded */
 		if (w->counts->pass - w->counts->superseded < 1) {
 			w->started = 0;
 			return errbuf_set(w->err, ST_ENOTFOUND,
 					  "lot %s has no passed unit: there is nothing to sign", w->lot);
 		}
+		if (w->fmt == EXPORT_MANIFEST_MICROCHIP)
+			return manifest_begin_microchip(&w->mw, w->f, w->signer, w->ca,
+							w->signer_cert, w->org,
+							w->counts->pass - w->counts->superseded,
+							w->err);
 		return manifest_begin(&w->mw, w->f, w->signer, w->ca,
 				      w->counts->pass - w->counts->superseded, w->err);
 	default:
@@ -166,7 +177,7 @@ static int walk_end(struct walk *w, const char *lot, int rc)
 {
 	if (rc == ST_OK && !w->started)
 		rc = walk_start(w);
-	if (w->fmt == EXPORT_MANIFEST && w->started) {
+	if (EXPORT_IS_MANIFEST(w->fmt) && w->started) {
 		struct errbuf e2;
 		int rc2 = manifest_end(&w->mw, rc ? &e2 : w->err);
 
@@ -189,10 +200,13 @@ static int audit_export(struct db *db, const char *actor, const char *lot,
 	char *detail;
 	int rc;
 
-	if (j && fmt == EXPORT_MANIFEST) {
+	if (j && EXPORT_IS_MANIFEST(fmt)) {
 		json_object_set_new(j, "entries", json_integer(w->mw.written));
 		json_object_set_new(j, "manifest_id", json_string(w->mw.id));
 		json_object_set_new(j, "signer_kid", json_string(w->mw.kid));
+		/* the certificate issued for this export names the signer in the file */
+		if (fmt == EXPORT_MANIFEST_MICROCHIP)
+			json_object_set_new(j, "signer_x5t_s256", json_string(w->mw.signer_x5t));
 	}
 	detail = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	json_decref(j);
@@ -277,6 +291,25 @@ static int open_signer(const struct hsm_config *cfg, struct hsm **h, struct mani
 	return CLI_EXIT_OK;
 }
 
+/* The Microchip layout names its signer by certificate: the CA issues one
+ * for the audit key, signed in the token, for this export. */
+static int make_signer_cert(struct hsm *h, const struct manifest_signer *signer, X509 **out,
+			    struct errbuf *err)
+{
+	char cn[128];
+	int touched = 0, rc;
+
+	snprintf(cn, sizeof(cn), "manifest signer (%s)", hsm_audit_key_label(h));
+	if (!(*out = manifest_signer_cert_new(signer->pub, hsm_ca_cert(h), cn)))
+		return errbuf_set(err, ST_ECRYPTO, "cannot build the manifest signer's certificate");
+	if ((rc = hsm_sign_x509(h, *out, &touched, err))) {
+		X509_free(*out);
+		*out = NULL;
+		return errbuf_prefix(err, "sign the manifest signer's certificate: ");
+	}
+	return ST_OK;
+}
+
 static int do_export(struct cli_ctx *ctx, const char *lot, enum export_format fmt,
 		     const char *out, const struct hsm_cli *hc)
 {
@@ -289,11 +322,12 @@ static int do_export(struct cli_ctx *ctx, const char *lot, enum export_format fm
 	struct walk w;
 	struct hsm *h = NULL;
 	struct db *db = NULL;
+	X509 *signer_cert = NULL;
 	char sha[65] = "";
 	FILE *hf;
 	int rc;
 
-	if (fmt == EXPORT_MANIFEST && (rc = signer_config(hc, &cfg, "export")))
+	if (EXPORT_IS_MANIFEST(fmt) && (rc = signer_config(hc, &cfg, "export")))
 		return rc;
 	if (cli_db_open(ctx, "export", &db))
 		return CLI_EXIT_FAIL;
@@ -311,10 +345,12 @@ static int do_export(struct cli_ctx *ctx, const char *lot, enum export_format fm
 	}
 	if (rc != ST_OK)
 		goto out;
-	if (fmt == EXPORT_MANIFEST && (rc = open_signer(&cfg, &h, &signer, "export"))) {
+	if (EXPORT_IS_MANIFEST(fmt) && (rc = open_signer(&cfg, &h, &signer, "export"))) {
 		db_close(db);
 		return rc;
 	}
+	if (fmt == EXPORT_MANIFEST_MICROCHIP && (rc = make_signer_cert(h, &signer, &signer_cert, &err)))
+		goto out;
 	if ((rc = out_open(&o, out, &err)) != ST_OK)
 		goto out;
 	if (!(hf = export_sink_open(&sink, o.f))) {
@@ -329,6 +365,9 @@ static int do_export(struct cli_ctx *ctx, const char *lot, enum export_format fm
 	w.counts = &counts;
 	w.signer = &signer;
 	w.ca = h ? hsm_ca_cert(h) : NULL;
+	w.signer_cert = signer_cert;
+	if (w.ca)
+		manifest_ca_org(w.ca, w.org, sizeof(w.org));
 	w.err = &err;
 	rc = db_export_lot(db, lot, &counts, walk_row, &w, &err);
 	rc = walk_end(&w, lot, rc);
@@ -346,6 +385,7 @@ static int do_export(struct cli_ctx *ctx, const char *lot, enum export_format fm
 out:
 	db_close(db);
 	EVP_PKEY_free(signer.pub);
+	X509_free(signer_cert);
 	if (h)
 		hsm_close(h);
 	return rc == ST_OK ? CLI_EXIT_OK : cli_fail("export: %s", err.msg);
@@ -400,8 +440,13 @@ static int do_verify(int argc, char **argv)
 	X509_free(ca);
 	if (rc != ST_OK)
 		return cli_fail("export verify: %s", err.msg);
-	printf("OK %s: %lld entries, lot %s, manifest %s, signer kid %s%s\n", path,
-	       (long long)sum.entries, sum.lot, sum.id, sum.kid, ca ? ", CA trusted" : "");
+	if (sum.layout == MANIFEST_MICROCHIP)
+		printf("OK %s: %lld entries (Microchip Trust Platform layout), group %s, "
+		       "signer kid %s%s\n", path, (long long)sum.entries, sum.lot, sum.kid,
+		       ca ? ", CA trusted" : "");
+	else
+		printf("OK %s: %lld entries, lot %s, manifest %s, signer kid %s%s\n", path,
+		       (long long)sum.entries, sum.lot, sum.id, sum.kid, ca ? ", CA trusted" : "");
 	return CLI_EXIT_OK;
 }
 
@@ -486,7 +531,7 @@ int cmd_export(struct cli_ctx *ctx, int argc, char **argv)
 			break;
 		case 'f':
 			if ((fmt = export_format_parse(optarg)) < 0)
-				return cli_usage_error("export", "--format must be csv, jsonl, manifest or openhtf, not '%s'",
+				return cli_usage_error("export", "--format must be csv, jsonl, manifest, manifest-microchip or openhtf, not '%s'",
 						       optarg);
 			break;
 		case 'o':
@@ -499,11 +544,11 @@ int cmd_export(struct cli_ctx *ctx, int argc, char **argv)
 	if (optind < argc)
 		return cli_usage_error("export", "unexpected argument '%s'", argv[optind]);
 	if (!lot || fmt < 0)
-		return cli_usage_error("export", "--lot LOT and --format csv|jsonl|manifest|openhtf are needed");
+		return cli_usage_error("export", "--lot LOT and --format csv|jsonl|manifest|manifest-microchip|openhtf are needed");
 	if (out && !*out)
 		return cli_usage_error("export", "--out needs a file name");
-	if (hsm_opts && fmt != EXPORT_MANIFEST)
-		return cli_usage_error("export", "HSM options are for --format manifest only");
+	if (hsm_opts && !EXPORT_IS_MANIFEST(fmt))
+		return cli_usage_error("export", "HSM options are for the manifest formats only");
 	if (!ids_lot_valid(lot))
 		return cli_fail("export: lot name \"%.64s\" is not valid: 1..64 printable characters "
 				"without spaces, commas or quotes", lot);

@@ -30,6 +30,7 @@ static const struct cli_cmd commands[] = {
 	{ "unit",      "show everything about one board: attempts, certificates, reworks, audit events", cmd_unit },
 	{ "init",      "create a new database for this station (the only command that creates one)", cmd_init },
 	{ "lot",       "list the lots with their counts and yield, or show one lot", cmd_lot },
+	{ "report",    "write a lot's report as one HTML page: yield, throughput, Pareto, cycle times", cmd_report },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

@@ -90,6 +90,17 @@ static void ctl_quit(void *ctx)
 	pthread_mutex_unlock(&s->lock);
 }
 
+static int ctl_lot(void *ctx, const char *code, char *msg, size_t msglen)
+{
+	struct run_control *s = ctx;
+
+	if (!s->change_lot || !held_line(s)) {
+		snprintf(msg, msglen, "the line cannot change lot now");
+		return -1;
+	}
+	return s->change_lot(s->change_lot_arg, code, msg, msglen);
+}
+
 /* ---- headless line commands on stdin (run_control.h) ------------------------ */
 
 #define CMD_LINE_MAX 128
@@ -264,6 +275,7 @@ void runctl_screen_controls(struct run_control *c, struct ui_controls *ctl)
 	ctl->pause = ctl_pause;
 	ctl->clear_bay = ctl_clear;
 	ctl->quit = ctl_quit;
+	ctl->change_lot = ctl_lot;
 	ctl->ctx = c;
 }
 

@@ -8,8 +8,9 @@
  *   before any other thread starts (they inherit the mask) and starts the
  *   signal thread; SIGPIPE is ignored.  A signal before the line exists is
  *   remembered and stops the line the moment runctl_attach() hands it over.
- * - runctl_screen_controls() are the screen's pause, clear and quit; they do
- *   nothing until a line is attached.
+ * - runctl_screen_controls() are the screen's pause, clear, quit and lot change;
+ *   they do nothing until a line is attached (the lot change forwards to
+ *   c->change_lot, which the command sets).
  * - runctl_stdin_start(): with stdin not a terminal (a pipe, FIFO, socket or
  *   file), one command per line: pause, resume, clear BAY (a tile number 1..N
  *   or a USB port label such as 1-2), quit (the units in flight finish first).
@@ -44,6 +45,10 @@ struct run_control {
 	int wake[2];               /* written to when the line is done */
 	pthread_t reader;
 	int reading;
+	/* the screen's lot change (l while paused), set by the command before
+	 * the screen runs: 0 taken, -1 with why in msg */
+	int (*change_lot)(void *arg, const char *code, char *msg, size_t msglen);
+	void *change_lot_arg;
 };
 
 void runctl_init(struct run_control *c);

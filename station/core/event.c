@@ -102,7 +102,7 @@ const char *ev_kind_name(enum ev_kind k)
 		"line-started", "line-stopping", "line-stopped", "line-paused",
 		"line-resumed", "hsm-state", "bay-arrived", "bay-left", "stage-begin",
 		"progress", "stage-end", "unit-result", "bay-held", "bay-cleared",
-		"alert", "log",
+		"alert", "log", "lot-changed",
 	};
 
 	return (unsigned)k < EV_KIND_COUNT ? names[k] : "unknown";
@@ -115,4 +115,13 @@ const char *ev_outcome_name(enum ev_outcome o)
 	};
 
 	return (unsigned)o < EV_OUT_COUNT ? names[o] : "unknown";
+}
+
+const char *ev_intake_name(enum ev_intake i)
+{
+	static const char *const names[EV_INTAKE_COUNT] = {
+		"open", "paused", "stopping", "held",
+	};
+
+	return (unsigned)i < EV_INTAKE_COUNT ? names[i] : "unknown";
 }

@@ -58,6 +58,8 @@ enum ev_kind {
 	EV_BAY_CLEARED,       /* operator cleared a held bay */
 	EV_ALERT,             /* security-relevant: clone, not on allowlist ... */
 	EV_LOG,               /* free text for the scrolling log */
+	EV_LOT_CHANGED,       /* the line now runs lot ev_event.line.lot (paused,
+			       * nothing in flight; audited by the session) */
 	EV_KIND_COUNT
 };
 
@@ -69,6 +71,16 @@ enum ev_outcome {
 	EV_OUT_REJECT,        /* the unit must not be provisioned (policy) */
 	EV_OUT_INTERRUPTED,   /* found in flight at start-up */
 	EV_OUT_COUNT
+};
+
+/* Whether the line takes a board that just arrived (EV_BAY_ARRIVED only): a
+ * board that waits shows as waiting, not as a unit in flight. */
+enum ev_intake {
+	EV_INTAKE_OPEN = 0,   /* the unit starts at once */
+	EV_INTAKE_PAUSED,     /* intake paused by the operator: it starts on resume */
+	EV_INTAKE_STOPPING,   /* the line is stopping (quit, unit limit): never taken */
+	EV_INTAKE_HELD,       /* the bay is held: it starts once the bay is cleared */
+	EV_INTAKE_COUNT
 };
 
 #define EV_BAY_LEN    32   /* "1-2.3": bus + port chain */
@@ -105,7 +117,8 @@ struct ev_event {
 					 * FAIL: why the token is down; else ST_R_NONE */
 	uint64_t done, total;           /* EV_PROGRESS only */
 	int64_t  unit_id;               /* database row of the unit, 0 if none */
-	struct ev_line_info line;       /* EV_LINE_STARTED only */
+	enum ev_intake intake;          /* EV_BAY_ARRIVED only, else EV_INTAKE_OPEN */
+	struct ev_line_info line;       /* EV_LINE_STARTED; EV_LOT_CHANGED: lot only */
 };
 
 typedef void (*ev_sink_fn)(const struct ev_event *ev, void *ctx);
@@ -131,5 +144,6 @@ void ev_emitf(struct ev_bus *bus, enum ev_kind kind, int bay_index, const char *
 const char *ev_stage_name(enum ev_stage s);
 const char *ev_kind_name(enum ev_kind k);
 const char *ev_outcome_name(enum ev_outcome o);
+const char *ev_intake_name(enum ev_intake i);      /* "open", "paused" ... */
 
 #endif

@@ -12,7 +12,7 @@
 
 static const char *const format_names[] = {
 	[EXPORT_CSV] = "csv", [EXPORT_JSONL] = "jsonl", [EXPORT_MANIFEST] = "manifest",
-	[EXPORT_OPENHTF] = "openhtf",
+	[EXPORT_OPENHTF] = "openhtf", [EXPORT_MANIFEST_MICROCHIP] = "manifest-microchip",
 };
 
 int export_format_parse(const char *s)
@@ -25,7 +25,7 @@ int export_format_parse(const char *s)
 
 const char *export_format_name(enum export_format f)
 {
-	return (int)f >= 0 && f <= EXPORT_OPENHTF ? format_names[f] : "unknown";
+	return (int)f >= 0 && f <= EXPORT_MANIFEST_MICROCHIP ? format_names[f] : "unknown";
 }
 
 /* "" for 0 (no time), else ISO-8601 UTC with milliseconds. */

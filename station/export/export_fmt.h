@@ -28,9 +28,11 @@
 #include "core/errbuf.h"
 #include "db/export.h"
 
-enum export_format { EXPORT_CSV, EXPORT_JSONL, EXPORT_MANIFEST, EXPORT_OPENHTF };
+enum export_format { EXPORT_CSV, EXPORT_JSONL, EXPORT_MANIFEST, EXPORT_OPENHTF,
+		     EXPORT_MANIFEST_MICROCHIP };
+#define EXPORT_IS_MANIFEST(f) ((f) == EXPORT_MANIFEST || (f) == EXPORT_MANIFEST_MICROCHIP)
 
-/* "csv", "jsonl", "manifest", "openhtf"; -1 for anything else. */
+/* "csv", "jsonl", "manifest", "openhtf", "manifest-microchip"; -1 for anything else. */
 int export_format_parse(const char *s);
 const char *export_format_name(enum export_format f);
 

@@ -87,13 +87,31 @@ static json_t *entry_payload(const struct manifest_writer *w, const struct db_ex
 	return p;
 }
 
+static int manifest_sign(struct manifest_writer *w, const struct db_export_row *r, const char *input,
+		  char **s64, struct errbuf *err)
+{
+	uint8_t *der = NULL;
+	size_t der_len = 0;
+	int rc;
+
+	*s64 = NULL;
+	if ((rc = w->signer->sign(w->signer->ctx, (const uint8_t *)input, strlen(input), &der,
+				  &der_len, err)))
+		return errbuf_prefix(err, "unit %lld (%s): sign manifest entry: ",
+				     (long long)r->unit_id, r->unique_id);
+	*s64 = jose_es256_sig(der, der_len);
+	OPENSSL_free(der);
+	if (!*s64)
+		return errbuf_set(err, ST_ECRYPTO, "unit %lld (%s): the signer returned no P-256 ECDSA signature",
+				  (long long)r->unit_id, r->unique_id);
+	return ST_OK;
+}
+
 int manifest_add(struct manifest_writer *w, const struct db_export_row *r, struct errbuf *err)
 {
 	const unsigned char *p;
 	char *hdr = NULL, *pay = NULL, *h64 = NULL, *p64 = NULL, *s64 = NULL, *input = NULL;
 	char *line = NULL;
-	uint8_t *der = NULL;
-	size_t der_len = 0, n;
 	X509 *cert = NULL;
 	json_t *j;
 	int rc = ST_OK;
@@ -118,10 +136,14 @@ int manifest_add(struct manifest_writer *w, const struct db_export_row *r, struc
 				(long long)r->unit_id, r->unique_id, r->cert_serial);
 		goto out;
 	}
-	j = json_pack("{s:s, s:s, s:s}", "alg", "ES256", "kid", w->kid, "typ", MANIFEST_TYP);
+	if (w->layout == MANIFEST_MICROCHIP)
+		j = manifest_mchp_header(w);
+	else
+		j = json_pack("{s:s, s:s, s:s}", "alg", "ES256", "kid", w->kid, "typ", MANIFEST_TYP);
 	hdr = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
-	j = entry_payload(w, r, cert);
+	j = w->layout == MANIFEST_MICROCHIP ? manifest_mchp_payload(w, r, cert) :
+		entry_payload(w, r, cert);
 	pay = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
 	if (!hdr || !pay) {
@@ -137,18 +159,13 @@ int manifest_add(struct manifest_writer *w, const struct db_export_row *r, struc
 		rc = errbuf_set(err, ST_ENOMEM, "out of memory");
 		goto out;
 	}
-	n = strlen(input);
-	if ((rc = w->signer->sign(w->signer->ctx, (const uint8_t *)input, n, &der, &der_len, err))) {
-		errbuf_prefix(err, "unit %lld (%s): sign manifest entry: ", (long long)r->unit_id,
-			      r->unique_id);
+	if ((rc = manifest_sign(w, r, input, &s64, err)))
 		goto out;
-	}
-	if (!(s64 = jose_es256_sig(der, der_len))) {
-		rc = errbuf_set(err, ST_ECRYPTO, "unit %lld (%s): the signer returned no P-256 ECDSA signature",
-				(long long)r->unit_id, r->unique_id);
-		goto out;
-	}
-	j = json_pack("{s:s, s:s++}", "uniqueId", r->unique_id, "jws", input, ".", s64);
+	if (w->layout == MANIFEST_MICROCHIP)     /* a flattened JWS (RFC 7515 §7.2.2) */
+		j = json_pack("{s:s, s:s, s:{s:s}, s:s}", "payload", p64, "protected", h64,
+			      "header", "uniqueId", r->unique_id, "signature", s64);
+	else
+		j = json_pack("{s:s, s:s++}", "uniqueId", r->unique_id, "jws", input, ".", s64);
 	line = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
 	if (!line) {
@@ -159,7 +176,6 @@ int manifest_add(struct manifest_writer *w, const struct db_export_row *r, struc
 	w->written++;
 out:
 	X509_free(cert);
-	OPENSSL_free(der);
 	free(hdr);
 	free(pay);
 	free(h64);
@@ -170,10 +186,30 @@ out:
 	return rc;
 }
 
+int manifest_begin_microchip(struct manifest_writer *w, FILE *out,
+			     const struct manifest_signer *s, X509 *ca, X509 *signer_cert,
+			     const char *org, int64_t count, struct errbuf *err)
+{
+	int rc;
+
+	/* refused before a byte is written */
+	if (!signer_cert || EVP_PKEY_eq(X509_get0_pubkey(signer_cert), s->pub) != 1)
+		return errbuf_set(err, ST_ECRYPTO, "the signer certificate is not the signer key's");
+	if ((rc = manifest_begin(w, out, s, ca, count, err)))
+		return rc;
+	w->layout = MANIFEST_MICROCHIP;
+	snprintf(w->org, sizeof(w->org), "%s", org);
+	if ((rc = manifest_mchp_signer(w, signer_cert, err)))
+		ST_IGNORE(manifest_end(w, NULL));
+	return rc;
+}
+
 int manifest_end(struct manifest_writer *w, struct errbuf *err)
 {
 	free(w->ca_b64);
 	w->ca_b64 = NULL;
+	free(w->signer_cert_b64);
+	w->signer_cert_b64 = NULL;
 	if (w->written != w->count)
 		return errbuf_set(err, ST_ESTATE, "manifest: %lld entries written, %lld expected",
 				  (long long)w->written, (long long)w->count);

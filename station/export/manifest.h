@@ -33,6 +33,7 @@
 #include <stdio.h>
 
 #include <openssl/evp.h>
+#include <jansson.h>
 #include <openssl/x509.h>
 
 #include "core/errbuf.h"
@@ -53,7 +54,12 @@ struct manifest_signer {
 	EVP_PKEY *pub;
 };
 
+/* Layouts (docs/engineer.md "The signed manifest"): the station's own, and
+ * the Microchip Trust Platform one (manifest_mchp.c). */
+enum manifest_layout { MANIFEST_STATION, MANIFEST_MICROCHIP };
+
 struct manifest_writer {
+	enum manifest_layout layout;
 	FILE *out;
 	const struct manifest_signer *signer;
 	X509 *ca;                   /* the issuing CA (x5c[1]) */
@@ -62,22 +68,59 @@ struct manifest_writer {
 	char id[33];                /* random, hex */
 	char generated[32];         /* ISO-8601 UTC */
 	int64_t count, written;
+	/* MANIFEST_MICROCHIP: the signer's certificate (x5c and x5t#S256 of every
+	 * protected header) and the organisation named as provisioner */
+	char *signer_cert_b64;
+	char signer_x5t[64];
+	char org[128];
 };
 
 /* Starts a manifest of count entries on out (count >= 1). */
 ST_MUST_CHECK int manifest_begin(struct manifest_writer *w, FILE *out,
 				 const struct manifest_signer *s,
 				 X509 *ca, int64_t count, struct errbuf *err);
+/* The same in the Microchip Trust Platform layout.  signer_cert is a
+ * certificate of the signer's key (the one `station export` has the CA issue
+ * for the audit key); org is the provisioner's organisation.
+ *
+ * Layout: a JSON array, one flattened JWS (RFC 7515 §7.2.2) per PASS unit:
+ *   {"payload": b64url, "protected": b64url, "header": {"uniqueId": ID},
+ *    "signature": b64url(r||s)}
+ * protected = {"typ":"JWT","alg":"ES256","kid":KID,"x5t#S256":b64url(SHA-256
+ * of the signer certificate's DER),"x5c":[signer certificate]}; payload =
+ * {"version":1,"model","partNumber","manufacturer","provisioner",
+ * "distributor" (each {"organizationName","organizationalUnitName"}),
+ * "groupId" (the lot),"provisioningTimestamp","uniqueId","publicKeySet":
+ * {"keys":[JWK + "kid":"0","x5c":[device, CA],"x5t#S256"]}}. */
+ST_MUST_CHECK int manifest_begin_microchip(struct manifest_writer *w, FILE *out,
+					   const struct manifest_signer *s, X509 *ca,
+					   X509 *signer_cert, const char *org, int64_t count,
+					   struct errbuf *err);
+/* An unsigned certificate for the signer's key, issued by ca, that the
+ * caller signs with the CA key (hsm_sign_x509) before begin. */
+X509 *manifest_signer_cert_new(EVP_PKEY *signer_pub, X509 *ca, const char *cn);
+/* The CA's organisation (subject O, else CN), for the provisioner. */
+void manifest_ca_org(X509 *ca, char *out, size_t cap);
+
 /* Signs and writes the entry for one PASS unit; refuses (ST_ESTATE) a unit
  * without a signed certificate and (ST_ECRYPTO) a certificate the CA did not
  * sign.  Errors name the unit. */
 ST_MUST_CHECK int manifest_add(struct manifest_writer *w, const struct db_export_row *r,
 			       struct errbuf *err);
+/* Internal to the writers (manifest_mchp.c, called by manifest.c): the
+ * Microchip layout's signer certificate, protected header and payload. */
+ST_MUST_CHECK int manifest_mchp_signer(struct manifest_writer *w, X509 *signer_cert,
+				       struct errbuf *err);
+json_t *manifest_mchp_header(const struct manifest_writer *w);
+json_t *manifest_mchp_payload(const struct manifest_writer *w, const struct db_export_row *r,
+			      X509 *cert);
+
 /* Closes the array; ST_ESTATE unless exactly count entries were added.  Call
  * it after a successful begin whatever happened since: it releases w. */
 ST_MUST_CHECK int manifest_end(struct manifest_writer *w, struct errbuf *err);
 
 struct manifest_summary {
+	enum manifest_layout layout;
 	int64_t entries;
 	char lot[65];
 	char id[33];

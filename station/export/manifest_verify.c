@@ -20,6 +20,7 @@
 static X509 *x5c_cert(json_t *a, size_t i, uint8_t **der, size_t *len);
 
 struct verify {
+	enum manifest_layout layout;
 	const char *path;
 	EVP_PKEY *signer;
 	X509 *trusted_ca;
@@ -35,7 +36,22 @@ struct verify {
 	X509 *ca;
 	uint8_t *ca_x5c_der;
 	size_t ca_x5c_len;
+	/* MANIFEST_MICROCHIP: the signer certificate of the headers, checked once */
+	char *signer_b64;
 };
+
+/* base64url SHA-256 of a DER (x5t#S256). */
+static void x5t_s256(const uint8_t *der, size_t len, char out[65])
+{
+	uint8_t md[32];
+	unsigned int n = 0;
+	char *s;
+
+	EVP_Digest(der, len, md, &n, EVP_sha256(), NULL);
+	s = jose_b64url(md, sizeof(md));
+	snprintf(out, 65, "%s", s ? s : "");
+	free(s);
+}
 
 /* x5c[1] as a certificate, from the cache when it is the previous entry's. */
 static X509 *chain_ca(struct verify *v, json_t *x5c)
@@ -139,14 +155,22 @@ static int check_chain(struct verify *v, json_t *pay, const char *uid, struct er
 		errbuf_set(err, rc, "the certificate's subject CN is \"%s\", not the unique id", cn);
 		goto out;
 	}
-	if (!serial_is(dev, str_at(cert, "serial"))) {
+	if (v->layout == MANIFEST_MICROCHIP) {
+		/* the key names its certificate by thumbprint (x5t#S256) */
+		x5t_s256(dder, dlen, sha);
+		if (!str_at(key, "x5t#S256") || strcmp(sha, str_at(key, "x5t#S256"))) {
+			errbuf_set(err, rc, "the key's x5t#S256 is not its certificate's");
+			goto out;
+		}
+	} else if (!serial_is(dev, str_at(cert, "serial"))) {
 		errbuf_set(err, rc, "the certificate's serial is not certificate.serial");
 		goto out;
-	}
-	jose_sha256_hex(dder, dlen, sha);
-	if (!str_at(cert, "sha256") || strcmp(sha, str_at(cert, "sha256"))) {
-		errbuf_set(err, rc, "the certificate's SHA-256 is not certificate.sha256");
-		goto out;
+	} else {
+		jose_sha256_hex(dder, dlen, sha);
+		if (!str_at(cert, "sha256") || strcmp(sha, str_at(cert, "sha256"))) {
+			errbuf_set(err, rc, "the certificate's SHA-256 is not certificate.sha256");
+			goto out;
+		}
 	}
 	if (!(mine = jose_jwk(X509_get0_pubkey(dev)))) {
 		errbuf_set(err, rc, "the certificate's public key has no JWK form");
@@ -175,6 +199,135 @@ out:
 	return rc;
 }
 
+static int header_ok(json_t *hdr, const char *typ)
+{
+	return str_at(hdr, "alg") && !strcmp(str_at(hdr, "alg"), "ES256") &&
+		!json_object_get(hdr, "crit") && str_at(hdr, "typ") &&
+		!strcmp(str_at(hdr, "typ"), typ);
+}
+
+/* Microchip layout: the protected header's certificate is the trusted
+ * signer's, its thumbprint is x5t#S256, and with --ca the CA issued it. */
+static int check_signer_cert(struct verify *v, json_t *hdr, struct errbuf *err)
+{
+	json_t *x5c = json_object_get(hdr, "x5c");
+	const char *b64 = json_string_value(json_array_get(x5c, 0));
+	uint8_t *der = NULL;
+	size_t len = 0;
+	char thumb[65];
+	X509 *x;
+	int rc = ST_ETAMPER;
+
+	if (json_array_size(x5c) != 1 || !b64)
+		return errbuf_set(err, rc, "the protected header has no x5c signer certificate");
+	if (v->signer_b64 && !strcmp(v->signer_b64, b64) && str_at(hdr, "x5t#S256"))
+		goto thumbprint;
+	if (!(x = x5c_cert(x5c, 0, &der, &len))) {
+		errbuf_set(err, rc, "the header's x5c is not a base64 DER certificate");
+		goto out;
+	}
+	if (EVP_PKEY_eq(X509_get0_pubkey(x), v->signer) != 1)
+		errbuf_set(err, rc, "the header's signer certificate is not the trusted signer key's");
+	else if (v->trusted_ca && (X509_check_issued(v->trusted_ca, x) != X509_V_OK ||
+				   X509_verify(x, X509_get0_pubkey(v->trusted_ca)) != 1))
+		errbuf_set(err, rc, "the signer certificate was not issued by the trusted CA (--ca)");
+	else
+		rc = ST_OK;
+	X509_free(x);
+	if (rc)
+		goto out;
+	free(v->signer_b64);
+	v->signer_b64 = strdup(b64);
+thumbprint:
+	if (!der && !(der = jose_unb64(b64, strlen(b64), &len))) {
+		rc = errbuf_set(err, ST_ENOMEM, "out of memory");
+		goto out;
+	}
+	x5t_s256(der, len, thumb);
+	rc = str_at(hdr, "x5t#S256") && !strcmp(thumb, str_at(hdr, "x5t#S256")) ? ST_OK :
+		errbuf_set(err, ST_ETAMPER, "x5t#S256 is not the signer certificate's thumbprint");
+out:
+	free(der);
+	return rc;
+}
+
+/* One entry of the Microchip layout: a flattened JWS. */
+static int verify_entry_mchp(struct verify *v, json_t *e, size_t i, struct errbuf *err)
+{
+	const char *h64 = str_at(e, "protected"), *p64 = str_at(e, "payload");
+	const char *s64 = str_at(e, "signature");
+	const char *uid = str_at(json_object_get(e, "header"), "uniqueId"), *group;
+	json_t *hdr = NULL, *pay = NULL;
+	uint8_t *sig = NULL;
+	char *input = NULL;
+	size_t sl = 0;
+	int rc = ST_ETAMPER;
+
+	if (!json_is_object(e) || json_object_size(e) != 4 || !h64 || !p64 || !s64 || !uid ||
+	    json_object_size(json_object_get(e, "header")) != 1)
+		return errbuf_set(err, rc, "not a flattened JWS {payload, protected, header{uniqueId}, signature}");
+	if (!ids_uid_valid(uid))
+		return errbuf_set(err, rc, "header.uniqueId is not 24 upper-case hex digits");
+	if (strlen(h64) > JOSE_MAX_B64 || strlen(p64) > JOSE_MAX_B64)
+		return errbuf_set(err, rc, "the JWS is larger than %u characters", JOSE_MAX_B64);
+	if (!(hdr = decode_json(h64, strlen(h64)))) {
+		errbuf_set(err, rc, "the protected header is not base64url JSON");
+		goto out;
+	}
+	if (!header_ok(hdr, "JWT")) {
+		errbuf_set(err, rc, "the header must be alg ES256, typ JWT, no crit");
+		goto out;
+	}
+	if (!str_at(hdr, "kid") || strcmp(str_at(hdr, "kid"), v->kid)) {
+		errbuf_set(err, rc, "signed by another key (kid %.64s), not the trusted signer",
+			   str_at(hdr, "kid") ? str_at(hdr, "kid") : "none");
+		goto out;
+	}
+	if ((rc = check_signer_cert(v, hdr, err)))
+		goto out;
+	rc = ST_ETAMPER;
+	if (asprintf(&input, "%s.%s", h64, p64) < 0) {
+		input = NULL;
+		rc = errbuf_set(err, ST_ENOMEM, "out of memory");
+		goto out;
+	}
+	sig = jose_unb64url(s64, strlen(s64), &sl);
+	if (!sig || sl != 64 || !jose_es256_verify(v->signer, input, strlen(input), sig)) {
+		errbuf_set(err, rc, "the signature does not verify with the trusted signer key");
+		goto out;
+	}
+	/* signed: from here on the payload is the station's own word */
+	if (!(pay = decode_json(p64, strlen(p64)))) {
+		errbuf_set(err, rc, "the payload is not base64url JSON");
+		goto out;
+	}
+	if (json_integer_value(json_object_get(pay, "version")) != 1 ||
+	    !str_at(pay, "uniqueId") || strcmp(str_at(pay, "uniqueId"), uid)) {
+		errbuf_set(err, rc, "the payload is version %lld for uniqueId %.24s, not this entry's",
+			   (long long)json_integer_value(json_object_get(pay, "version")),
+			   str_at(pay, "uniqueId") ? str_at(pay, "uniqueId") : "none");
+		goto out;
+	}
+	if (!(group = str_at(pay, "groupId")) || strlen(group) > 64) {
+		errbuf_set(err, rc, "the payload has no groupId (the lot)");
+		goto out;
+	}
+	if (i == 0)
+		snprintf(v->sum->lot, sizeof(v->sum->lot), "%s", group);
+	if (strcmp(v->sum->lot, group)) {
+		errbuf_set(err, rc, "belongs to group %s, not %s", group, v->sum->lot);
+		goto out;
+	}
+	snprintf(v->uids[i], sizeof(v->uids[i]), "%s", uid);
+	rc = check_chain(v, pay, uid, err);
+out:
+	json_decref(hdr);
+	json_decref(pay);
+	free(sig);
+	free(input);
+	return rc;
+}
+
 /* One manifest entry: its header, signature, payload and chain. */
 static int verify_entry(struct verify *v, json_t *e, size_t i, struct errbuf *err)
 {
@@ -198,9 +351,7 @@ static int verify_entry(struct verify *v, json_t *e, size_t i, struct errbuf *er
 		errbuf_set(err, rc, "the protected header is not base64url JSON");
 		goto out;
 	}
-	if (!str_at(hdr, "alg") || strcmp(str_at(hdr, "alg"), "ES256") ||
-	    json_object_get(hdr, "crit") || !str_at(hdr, "typ") ||
-	    strcmp(str_at(hdr, "typ"), MANIFEST_TYP)) {
+	if (!header_ok(hdr, MANIFEST_TYP)) {
 		errbuf_set(err, rc, "the header must be alg ES256, typ %s, no crit", MANIFEST_TYP);
 		goto out;
 	}
@@ -310,10 +461,16 @@ int manifest_verify_buf(const char *buf, size_t len, const char *path, EVP_PKEY 
 	v.uids = calloc(v.n, sizeof(*v.uids));
 	if (!v.seen || !v.uids)
 		rc = errbuf_set(err, ST_ENOMEM, "out of memory");
+	/* the layout is the first entry's; every entry must then be of it */
+	if (json_object_get(json_array_get(root, 0), "protected"))
+		v.layout = MANIFEST_MICROCHIP;
 	for (size_t i = 0; !rc && i < v.n; i++) {
-		const char *uid = str_at(json_array_get(root, i), "uniqueId");
+		json_t *e = json_array_get(root, i);
+		const char *uid = v.layout == MANIFEST_MICROCHIP ?
+			str_at(json_object_get(e, "header"), "uniqueId") : str_at(e, "uniqueId");
 
-		if ((rc = verify_entry(&v, json_array_get(root, i), i, err)))
+		if ((rc = v.layout == MANIFEST_MICROCHIP ? verify_entry_mchp(&v, e, i, err) :
+		     verify_entry(&v, e, i, err)))
 			errbuf_prefix(err, "%s: entry %zu (%.24s): ", path, i + 1, uid ? uid : "?");
 	}
 	if (!rc) {
@@ -324,6 +481,7 @@ int manifest_verify_buf(const char *buf, size_t len, const char *path, EVP_PKEY 
 						path, v.uids[i]);
 	}
 	if (!rc) {
+		sum->layout = v.layout;
 		sum->entries = (int64_t)v.n;
 		snprintf(sum->kid, sizeof(sum->kid), "%s", v.kid);
 	}
@@ -332,6 +490,7 @@ int manifest_verify_buf(const char *buf, size_t len, const char *path, EVP_PKEY 
 	X509_free(v.ca);
 	free(v.ca_b64);
 	free(v.ca_x5c_der);
+	free(v.signer_b64);
 	OPENSSL_free(v.ca_der);
 	json_decref(root);
 	return rc;

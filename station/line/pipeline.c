@@ -64,6 +64,29 @@ static void release_if_gone(struct pl_line *line, struct bay *b)
 	b->port[0] = '\0';
 }
 
+/* A board arrived: the screen shows it waiting, not in flight, when the
+ * line will not start it now (called with line->lock held, as bay_main
+ * decides under it). */
+static void emit_arrival(struct pl_line *line, struct bay *b, const char *serial)
+{
+	struct ev_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = EV_BAY_ARRIVED;
+	ev.bay_index = b->index;
+	snprintf(ev.bay, sizeof(ev.bay), "%s", b->port);
+	ev.stage = EV_STAGE_DETECT;
+	snprintf(ev.reason, sizeof(ev.reason), "usb serial %s", serial);
+	if (line->stop_intake ||
+	    (line->cfg.max_units && line->started_units >= line->cfg.max_units))
+		ev.intake = EV_INTAKE_STOPPING;
+	else if (line->paused)
+		ev.intake = EV_INTAKE_PAUSED;
+	else if (b->held)
+		ev.intake = EV_INTAKE_HELD;
+	ev_emit(line->cfg.bus, &ev);
+}
+
 static void *bay_main(void *arg)
 {
 	struct bay *bay = arg;
@@ -221,8 +244,7 @@ static void *detector_main(void *arg)
 			b->uid[0] = '\0';
 			snprintf(b->serial, sizeof(b->serial), "%s", seen[i].serial);
 			b->pending = 1;
-			ev_emitf(line->cfg.bus, EV_BAY_ARRIVED, b->index, b->port, "",
-				 EV_STAGE_DETECT, EV_OUT_NONE, "usb serial %s", seen[i].serial);
+			emit_arrival(line, b, seen[i].serial);
 		}
 		/* departures */
 		for (int j = 0; j < line->cfg.nbays; j++) {
@@ -416,6 +438,35 @@ void pl_line_free(struct pl_line *line)
 	pthread_cond_destroy(&line->cond);
 	pthread_mutex_destroy(&line->lock);
 	free(line);
+}
+
+int pl_line_set_lot(struct pl_line *line, const char *lot, struct errbuf *err)
+{
+	struct ev_event ev;
+	int busy = 0;
+
+	if (strlen(lot) >= sizeof(line->lot))
+		return errbuf_set(err, ST_EINVAL, "lot name too long");
+	pthread_mutex_lock(&line->lock);
+	for (int i = 0; i < line->cfg.nbays; i++)
+		busy |= line->bays[i].busy;
+	/* units read cfg.lot without the lock: only while none runs and none
+	 * can start (bay threads start a unit under the lock, never while paused) */
+	if (!line->paused || busy || line->stop_intake) {
+		pthread_mutex_unlock(&line->lock);
+		return errbuf_set(err, ST_ESTATE, "the lot changes only while paused with no unit"
+				  " in flight: pause, wait for the boards at work, scan again");
+	}
+	snprintf(line->lot, sizeof(line->lot), "%s", lot);
+	line->cfg.lot = line->lot;
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = EV_LOT_CHANGED;
+	ev.bay_index = -1;
+	snprintf(ev.line.lot, sizeof(ev.line.lot), "%s", lot);
+	snprintf(ev.reason, sizeof(ev.reason), "scanned by %s", line->cfg.operator_name);
+	ev_emit(line->cfg.bus, &ev);
+	pthread_mutex_unlock(&line->lock);
+	return ST_OK;
 }
 
 void pl_line_pause(struct pl_line *line, int paused)

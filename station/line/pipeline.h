@@ -211,6 +211,10 @@ void pl_line_wait(struct pl_line *line);
 void pl_line_request_stop(struct pl_line *line);
 void pl_line_free(struct pl_line *line);
 
+/* The line runs lot from now on (EV_LOT_CHANGED): only while paused with no
+ * unit in flight, else ST_ESTATE.  The caller checks the lot and records the
+ * change (app_session_change_lot). */
+ST_MUST_CHECK int pl_line_set_lot(struct pl_line *line, const char *lot, struct errbuf *err);
 void pl_line_pause(struct pl_line *line, int paused);
 int  pl_line_paused(struct pl_line *line);
 /* Clears a held bay (0-based tile index); ST_EINVAL if it is not held. */

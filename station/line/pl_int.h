@@ -40,6 +40,7 @@ struct bay {
 
 struct pl_line {
 	struct pl_config cfg;
+	char lot[EV_FIELD_LEN];        /* cfg.lot after pl_line_set_lot */
 	pthread_mutex_t lock;
 	pthread_cond_t  cond;
 	struct bay bays[PL_MAX_BAYS];

@@ -22,6 +22,7 @@
 #include <sqlite3.h>
 
 #include "tests/rig/hsm_test_util.h"
+#include "tests/rig/lot_build.h"
 #include "db/db.h"
 #include "db/export.h"
 #include "export/export_fmt.h"
@@ -39,95 +40,6 @@ static void die(const char *what, const struct errbuf *err)
 {
 	fprintf(stderr, "bench_export: %s: %s\n", what, err ? err->msg : "failed");
 	exit(1);
-}
-
-static X509 *make_cert(EVP_PKEY *key, const char *cn, long serial, EVP_PKEY *ca_key, X509 *ca)
-{
-	X509 *x = X509_new();
-
-	X509_set_version(x, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), serial);
-	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
-				   (const unsigned char *)cn, -1, -1, 0);
-	X509_set_issuer_name(x, ca ? X509_get_subject_name(ca) : X509_get_subject_name(x));
-	X509_gmtime_adj(X509_getm_notBefore(x), 0);
-	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-	X509_set_pubkey(x, key);
-	if (X509_sign(x, ca_key, EVP_sha256()) <= 0)
-		die("sign a certificate", NULL);
-	return x;
-}
-
-/* The lot, written straight into the tables in one transaction (how the
- * rows got there is not what is measured; the line commits them one by one
- * through db/, with their audit events). */
-static void build_lot(const char *path, long n, EVP_PKEY *ca_key, X509 *ca)
-{
-	static const char ins_unit[] =
-		"INSERT INTO units (id, unique_id, lot, bay, operator, station_id, profile_hash,"
-		" firmware_hash, cert_serial, pubkey_hash, status, stage, reason, started_ms,"
-		" finished_ms) VALUES (?1, ?2, 'BIG', ?3, 'op', 'bench', ?4, ?4, ?5, ?6, ?7, ?8,"
-		" ?9, 1795000000000 + ?1, 1795000000500 + ?1)";
-	static const char ins_cert[] =
-		"INSERT INTO certificates (serial, unit_id, unique_id, pubkey_hash, status, der,"
-		" reserved_ms, issued_ms, injected_ms) VALUES (?1, ?2, ?3, ?4, 'injected', ?5,"
-		" 1795000000100, 1795000000200, 1795000000300)";
-	EVP_PKEY *dev = tu_key("P-256");
-	sqlite3_stmt *su, *sc;
-	sqlite3 *sq;
-
-	if (sqlite3_open(path, &sq) != SQLITE_OK ||
-	    sqlite3_exec(sq, "BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(sq, ins_unit, -1, &su, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(sq, ins_cert, -1, &sc, NULL) != SQLITE_OK)
-		die(sqlite3_errmsg(sq), NULL);
-	for (long i = 0; i < n; i++) {
-		char uid[25], serial[32], pk[65], bay[8], prof[65];
-		int pass = i % 10 != 9;
-		uint8_t *der = NULL;
-		X509 *x;
-		int len;
-
-		snprintf(uid, sizeof(uid), "%024lX", 0xA0000000L + i);
-		snprintf(serial, sizeof(serial), "%lx", 0x100000L + i);
-		snprintf(pk, sizeof(pk), "%064lx", i);
-		snprintf(bay, sizeof(bay), "1-%ld", 1 + i % 8);
-		memset(prof, 'a', 64);
-		prof[64] = '\0';
-		sqlite3_bind_int64(su, 1, i + 1);
-		sqlite3_bind_text(su, 2, uid, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_text(su, 3, bay, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_text(su, 4, prof, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_text(su, 5, pass ? serial : "", -1, SQLITE_TRANSIENT);
-		sqlite3_bind_text(su, 6, pk, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_text(su, 7, pass ? "pass" : "fail", -1, SQLITE_STATIC);
-		sqlite3_bind_text(su, 8, pass ? "commit" : "flash", -1, SQLITE_STATIC);
-		sqlite3_bind_text(su, 9, pass ? "certificate" : "the board stopped answering, DFU",
-				  -1, SQLITE_STATIC);
-		if (sqlite3_step(su) != SQLITE_DONE)
-			die(sqlite3_errmsg(sq), NULL);
-		sqlite3_reset(su);
-		if (!pass)
-			continue;
-		x = make_cert(dev, uid, 0x100000L + i, ca_key, ca);
-		len = i2d_X509(x, &der);
-		X509_free(x);
-		sqlite3_bind_text(sc, 1, serial, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_int64(sc, 2, i + 1);
-		sqlite3_bind_text(sc, 3, uid, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_text(sc, 4, pk, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_blob(sc, 5, der, len, SQLITE_TRANSIENT);
-		OPENSSL_free(der);
-		if (sqlite3_step(sc) != SQLITE_DONE)
-			die(sqlite3_errmsg(sq), NULL);
-		sqlite3_reset(sc);
-	}
-	sqlite3_finalize(su);
-	sqlite3_finalize(sc);
-	if (sqlite3_exec(sq, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-		die(sqlite3_errmsg(sq), NULL);
-	sqlite3_close(sq);
-	EVP_PKEY_free(dev);
 }
 
 static int nothing(const struct db_export_row *r, void *ctx)
@@ -225,7 +137,7 @@ int main(void)
 	const char *e = getenv("BENCH_EXPORT_UNITS");
 	long n = e ? atol(e) : 5000, walked = 0;
 	EVP_PKEY *ca_key = tu_key("P-256"), *soft = tu_key("P-256");
-	X509 *ca = make_cert(ca_key, "bench CA", 1, ca_key, NULL);
+	X509 *ca = lot_cert(ca_key, "bench CA", 1, ca_key, NULL);
 	struct db_export_counts c;
 	struct manifest_signer ss = { soft_sign, soft, soft }, hs = { 0 };
 	struct manifest_summary sum;
@@ -245,7 +157,7 @@ int main(void)
 	if (db_open("export.db", "bench", &db, &err))
 		die("open", &err);
 	t0 = now_s();
-	build_lot("export.db", n, ca_key, ca);
+	lot_build("export.db", 1, n, ca_key, ca, 0);
 	printf("lot of %ld units (%ld passed) built in %.1f s\n", n, n - n / 10, now_s() - t0);
 
 	t0 = now_s();

@@ -32,7 +32,7 @@ grep -q "usage: station export" "$OUT" || fail "help"
 expect_exit 2 S export
 expect_exit 2 S export --lot LX
 expect_exit 2 S export --lot LX --format xml
-grep -q "format must be csv, jsonl, manifest or openhtf" "$ERR" || fail "format: $(cat "$ERR")"
+grep -q "format must be csv, jsonl, manifest, manifest-microchip or openhtf" "$ERR" || fail "format: $(cat "$ERR")"
 expect_exit 2 S export --lot LX --format csv --token line-ca
 expect_exit 2 S export --lot LX --format csv extra
 expect_exit 2 S export --lot LX --format manifest          # no HSM options
@@ -199,12 +199,84 @@ grep -q "not the trusted CA" "$ERR" || fail "other CA: $(cat "$ERR")"
 expect_exit 1 S export verify missing.manifest --signer signer.pem
 grep -q "missing.manifest: No such file" "$ERR" || fail "missing: $(cat "$ERR")"
 
+# --- the Microchip Trust Platform layout: verified by station, then by openssl
+# and python on their own; a tampered payload is refused by both ------------------
+expect_exit 0 S export --lot LX --format manifest-microchip --out lx.mchp.json "${HSM[@]}"
+expect_exit 0 S export verify lx.mchp.json --signer signer.pem --ca hsm/ca.pem
+grep -q "^OK lx.mchp.json: 3 entries (Microchip Trust Platform layout), group LX, signer kid [A-Za-z0-9_-]\{43\}, CA trusted$" "$OUT" ||
+	fail "verify microchip: $(cat "$OUT")"
+cat > mchp.py <<'PY'
+import base64, hashlib, json, sys
+def b64u(s): return base64.urlsafe_b64decode(s + '=' * (-len(s) % 4))
+def der_int(b):
+    b = b.lstrip(b'\0') or b'\0'
+    return b'\x02' + bytes([len(b) + (b[0] >> 7)]) + (b'\0' if b[0] & 0x80 else b'') + b
+def pem(b64): return '-----BEGIN CERTIFICATE-----\n' + b64 + '\n-----END CERTIFICATE-----\n'
+for i, e in enumerate(json.load(open(sys.argv[1]))):
+    assert sorted(e) == ['header', 'payload', 'protected', 'signature'], sorted(e)
+    h = json.loads(b64u(e['protected']))
+    assert (h['alg'], h['typ']) == ('ES256', 'JWT') and len(h['kid']) == 43, h
+    signer = b64u(h['x5c'][0])
+    assert h['x5t#S256'] == base64.urlsafe_b64encode(hashlib.sha256(signer).digest()).rstrip(b'=').decode()
+    open('m%d.signer.pem' % i, 'w').write(pem(h['x5c'][0]))
+    rs = b64u(e['signature'])
+    assert len(rs) == 64
+    body = der_int(rs[:32]) + der_int(rs[32:])
+    open('m%d.sig' % i, 'wb').write(b'\x30' + bytes([len(body)]) + body)
+    open('m%d.in' % i, 'wb').write((e['protected'] + '.' + e['payload']).encode())
+    p = json.loads(b64u(e['payload']))
+    for k in ('version', 'model', 'partNumber', 'manufacturer', 'provisioner', 'distributor',
+              'groupId', 'provisioningTimestamp', 'uniqueId', 'publicKeySet'):
+        assert k in p, k
+    assert p['version'] == 1 and p['uniqueId'] == e['header']['uniqueId']
+    assert len(sys.argv) < 3 or p['groupId'] == sys.argv[2], p['groupId']
+    assert (p['model'], p['partNumber']) == ('SB-100', 'SB-100-A'), p
+    key = p['publicKeySet']['keys'][0]
+    assert (key['kty'], key['crv'], key['kid']) == ('EC', 'P-256', '0'), key
+    dev = b64u(key['x5c'][0])
+    assert key['x5t#S256'] == base64.urlsafe_b64encode(hashlib.sha256(dev).digest()).rstrip(b'=').decode()
+    open('m%d.pem' % i, 'w').write(pem(key['x5c'][0]))
+    print(i, p['uniqueId'])
+PY
+python3 mchp.py lx.mchp.json LX > mentries
+[ "$(wc -l < mentries)" = 3 ] || fail "microchip entries: $(cat mentries)"
+while read -r i uid; do
+	openssl dgst -sha256 -verify signer.pem -signature m$i.sig m$i.in >/dev/null ||
+		fail "microchip entry $i: openssl does not verify the JWS"
+	openssl verify -CAfile hsm/ca.pem m$i.pem >/dev/null || fail "microchip entry $i: device certificate"
+	openssl verify -CAfile hsm/ca.pem m$i.signer.pem >/dev/null || fail "microchip entry $i: signer certificate"
+	cmp -s <(openssl x509 -in m$i.signer.pem -noout -pubkey) signer.pem ||
+		fail "microchip entry $i: the signer certificate is not the audit key's"
+	[ "$(q "SELECT status FROM units WHERE unique_id='$uid'")" = pass ] || fail "microchip entry $i: $uid"
+done < mentries
+python3 - <<'PY'
+import base64, json
+def b64u(s): return base64.urlsafe_b64decode(s + '=' * (-len(s) % 4))
+def enc(b): return base64.urlsafe_b64encode(b).rstrip(b'=').decode()
+m = json.load(open('lx.mchp.json'))
+p = json.loads(b64u(m[1]['payload'])); p['groupId'] = 'LY'; m[1]['payload'] = enc(json.dumps(p).encode())
+json.dump(m, open('mpayload.json', 'w'))
+m = json.load(open('lx.mchp.json')); m[0]['header']['uniqueId'] = json.loads(b64u(m[1]['payload']))['uniqueId']
+json.dump(m, open('mswap.json', 'w'))
+PY
+expect_exit 1 S export verify mpayload.json --signer signer.pem --ca hsm/ca.pem
+grep -q "mpayload.json: entry 2 (.*): the signature does not verify" "$ERR" || fail "microchip payload: $(cat "$ERR")"
+python3 mchp.py mpayload.json >/dev/null
+openssl dgst -sha256 -verify signer.pem -signature m1.sig m1.in >/dev/null 2>&1 &&
+	fail "openssl verified a tampered microchip entry"
+expect_exit 1 S export verify mswap.json --signer signer.pem
+grep -q "entry 1 (.*): the payload is version 1 for uniqueId" "$ERR" || fail "microchip swap: $(cat "$ERR")"
+expect_exit 1 S export verify lx.mchp.json --signer other.pub
+grep -q "signed by another key" "$ERR" || fail "microchip other signer: $(cat "$ERR")"
+
 # --- every export was audited, and the chain still verifies ------------------
-[ "$(q "SELECT count(*) FROM events WHERE kind='export'")" = 4 ] || fail "export events"
+[ "$(q "SELECT count(*) FROM events WHERE kind='export'")" = 5 ] || fail "export events"
 q "SELECT detail FROM events WHERE kind='export' AND actor='eng' ORDER BY id" > exports
 grep -q "\"format\":\"manifest\".*\"sha256\":\"$(sha256sum lx.manifest | cut -d' ' -f1)\"" exports ||
 	fail "manifest export event: $(cat exports)"
 grep -q "\"entries\":3,\"format\":\"manifest\".*\"out\":\"lx.manifest\"" exports || fail "manifest event: $(cat exports)"
+grep -q "\"entries\":3,\"format\":\"manifest-microchip\".*\"out\":\"lx.mchp.json\".*\"signer_x5t_s256\":\"$(python3 -c "import json,base64; m=json.load(open('lx.mchp.json')); print(json.loads(base64.urlsafe_b64decode(m[0]['protected'] + '==='))['x5t#S256'])")\"" exports ||
+	fail "microchip manifest event: $(cat exports)"
 grep -q "\"format\":\"jsonl\",\"lot\":\"LX\",\"out\":\"lx.jsonl\",\"pass\":3,\"sha256\":\"$(sha256sum lx.jsonl | cut -d' ' -f1)\",\"units\":4" exports ||
 	fail "jsonl export event: $(cat exports)"
 expect_exit 0 S audit verify
@@ -220,11 +292,11 @@ grep -q "this needs engineer" "$ERR" || fail "operator manifest: $(cat "$ERR")"
 expect_exit 0 line_as op-olga export verify lx.manifest --signer signer.pem
 expect_exit 0 S export --lot LX --format csv --out eng.csv
 cmp -s eng.csv lx.csv || fail "the engineer's export differs"
-[ "$(q "SELECT count(*) FROM events WHERE kind='export'")" = 5 ] || fail "export events after roles"
+[ "$(q "SELECT count(*) FROM events WHERE kind='export'")" = 6 ] || fail "export events after roles"
 
 # invariant 5: the token PIN (20 random hex digits) is in nothing the export wrote
 pin=$(cat hsm/pin)
 [ ${#pin} -ge 16 ] || fail "hsm/pin"
 grep -l -F -- "$pin" lx.* signer.pem .out .err 2>/dev/null && fail "the PIN is in an export's output"
 [ "$(q "SELECT count(*) FROM events WHERE instr(detail, '$pin') > 0")" = 0 ] || fail "the PIN is in the audit log"
-echo "export: ok (4 units, 3 manifest entries verified twice, 10 tamperings caught)"
+echo "export: ok (4 units, 3 manifest entries in each layout verified twice, 13 tamperings caught)"

@@ -57,7 +57,7 @@ wait_for "$log_ok.*bay 1 cleared" "clear must be acknowledged"
 echo "pause" >&4
 wait_for '"kind":"line-paused"' "pause should pause the line"
 echo "plug 1-2" >&3
-wait_for '"kind":"bay-arrived".*"bay":"1-2"' "board 2 should arrive while paused"
+wait_for '"kind":"bay-arrived".*"bay":"1-2".*"intake":"paused"' "board 2 should arrive while paused, waiting"
 sleep 0.5
 ! grep -q '"kind":"stage-begin".*"bay":"1-2"' events.jsonl ||
 	fail "a board started while the line was paused"

@@ -37,11 +37,13 @@ wait_for '^ STATION demo-01 \| operator newcomer \| profile widget \| lot DEMO-'
 wait_for 'HSM ready'
 # every verdict, each with its reason on the tile (the first wave of boards
 # brings a clean one, one refusing LOCK and one not on the allowlist)
-seen=ever wait_for '^ +PASS +'
-seen=ever wait_for ' FAIL( |$)'
-seen=ever wait_for 'at lock: .*'
-seen=ever wait_for ' REJECT( |$)'
-seen=ever wait_for 'at allowlist: .*'
+seen=ever wait_for '( +PASS +|PPPP)'
+seen=ever wait_for ' FAIL( |$)|FFFF  AAA'
+seen=ever wait_for 'why: board refused to lock'
+seen=ever wait_for 'put it in the rework tray'
+seen=ever wait_for ' REJECT( |$)|RRRR  EEEEE'
+seen=ever wait_for "why: not on this lot's list"
+seen=ever wait_for 'do not retry: put it in the QA tray'
 seen=ever wait_for 'PASS [1-9][0-9]* +FAIL [1-9][0-9]* +REJECT [1-9][0-9]* +ALERTS [1-9]'
 # the log names the verdicts too
 seen=ever wait_for 'bay [1-4] \(1-[1-4]\): PASS [0-9A-F]{24}'

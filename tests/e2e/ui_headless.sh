@@ -11,7 +11,7 @@ lines=$(wc -l < "$OUT")
 [ "$lines" = $((events + 1)) ] || fail "expected $((events + 1)) lines, got $lines"
 grep -vqE '^\{"seq":[0-9]+,"t_ms":[0-9]+,"time":"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z","kind":"[a-z-]+",.*\}$' "$OUT" &&
 	fail "a line is not a headless event object: $(grep -vE '^\{"seq"' "$OUT" | head -1)"
-grep -q '"kind":"unit-result","bay_index":1,"bay":"1-1.2","unique_id":"0A1B2C3D4E5F60718293A4B6","stage":"flash","outcome":"fail","reason":"board stopped answering while writing the image"}$' "$OUT" ||
+grep -q '"kind":"unit-result","bay_index":1,"bay":"1-1.2","unique_id":"0A1B2C3D4E5F60718293A4B6","stage":"flash","outcome":"fail","reason":"board stopped answering while writing the image","reason_code":"board_timeout"}$' "$OUT" ||
 	fail "FAIL result missing or malformed"
 grep -q '"kind":"unit-result","bay_index":0,"bay":"1-1.1","unique_id":"0A1B2C3D4E5F60718293A4B5","stage":"commit","outcome":"pass","reason":null,"unit_id":1}$' "$OUT" ||
 	fail "PASS result missing or malformed"

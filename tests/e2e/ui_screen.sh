@@ -33,12 +33,13 @@ wait_gone() {
 # readable W H: the pane is W x H, nothing wider, and the essentials are on it.
 readable() {
 	local w=$1 h=$2 p
+	wait_for 'q quit'       # past the flash of the REJECT / held bay
 	p=$(pane)
 	[ "$(printf '%s\n' "$p" | wc -l)" -le "$h" ] || fail "pane taller than $h"
 	printf '%s\n' "$p" | awk -v w="$w" 'length($0) > w { exit 1 }' || fail "line wider than $w"
 	for want in 'STATION st-07' 'BAY 1' 'BAY 4' ' PASS ' ' FAIL ' ' REJECT ' \
-		    'board stopped answering' 'not on the allowlist' 'PASS 1 +FAIL 1 +REJECT 1' \
-		    'working: flash' 'q quit'; do
+		    'board stopped answering' "not on this lot's list" 'PASS 1 +FAIL 1 +REJECT 1' \
+		    'working: flash' 'q quit' 'put it in the rework tray' 'put it in the QA tray'; do
 		printf '%s\n' "$p" | grep -qE -- "$want" || { echo "$p"; fail "${w}x$h: '$want' missing"; }
 	done
 }
@@ -59,7 +60,7 @@ readable 100 30
 # Help opens and closes.
 tm send-keys -t ui '?'
 wait_for 'press \? to close'
-wait_for 'REJECT +must not be provisioned'
+wait_for 'REJECT +magenta, / fill: do not retry'
 tm send-keys -t ui '?'
 wait_gone 'press \? to close'
 
@@ -72,7 +73,7 @@ wait_for 'intake resumed'
 wait_for ' RUNNING *$'
 
 # Bay 2 is the only held bay: c clears it without asking.
-wait_for 'HELD: 3 failures in a row - press c'
+wait_for 'HELD: call an engineer - c clears'
 tm send-keys -t ui c
 wait_for 'bay 2 \(1-1\.2\): cleared by the operator'
 wait_gone ' {2,}HELD: |HELD *$'

@@ -287,11 +287,11 @@ static void test_checkpoints_verify(void **state)
 
 	(void)state;
 	assert_int_equal(db_audit_append(db, "test", "tester", NULL, NULL, &e), ST_OK);
-	assert_int_equal(app_checkpoint_now(hsm, db, &seq, &e), ST_OK);
+	assert_int_equal(app_checkpoint_now(hsm, db, NULL, &seq, &e), ST_OK);
 	assert_int_equal(db_audit_head(db, &head, hash, &e), ST_OK);
 	assert_int_equal(head, seq + 1);    /* the checkpoint's row event */
 	/* every 3 events: nothing after 2, a checkpoint after the 3rd */
-	app_checkpointer_init(&cp, 3);
+	app_checkpointer_init(&cp, 3, NULL);
 	cp.last_seq = head;
 	for (int i = 0; i < 2; i++)
 		assert_int_equal(db_audit_append(db, "test", "tester", NULL, NULL, &e), ST_OK);
@@ -306,6 +306,31 @@ static void test_checkpoints_verify(void **state)
 	assert_int_equal(hsm_audit_pubkey(hsm, &pub, &publen), ST_OK);
 	assert_int_equal(db_audit_verify_key(db, pub, publen, &res, &e), ST_OK);
 	assert_int_equal(res.checkpoints, 2);
+}
+
+/* The rollback anchor in the token: each checkpoint's seq and head, read back
+ * from a real SoftHSM token, one per station and chain. */
+static void test_token_anchor(void **state)
+{
+	char chain[APP_CHAIN_ID_MAX];
+	int64_t seq = 0, at_seq = 0;
+	uint8_t anchored[32], stored[32];
+	struct errbuf e;
+
+	(void)state;
+	assert_int_equal(app_chain_id(db, chain, &e), ST_OK);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(db_audit_append(db, "test", "tester", NULL, NULL, &e), ST_OK);
+		assert_int_equal(app_checkpoint_now(hsm, db, NULL, &seq, &e), ST_OK);
+		assert_int_equal(hsm_anchor_read(hsm, db_station_id(db), chain, &at_seq, anchored, &e),
+				 ST_OK);
+		assert_int_equal(at_seq, seq);
+		assert_int_equal(db_audit_event_hash(db, seq, stored, &e), ST_OK);
+		assert_memory_equal(anchored, stored, 32);
+	}
+	assert_int_equal(hsm_anchor_read(hsm, db_station_id(db), "0123456789abcdef", &at_seq,
+					 anchored, &e), ST_ENOTFOUND);
+	assert_int_equal(hsm_anchor_read(hsm, "another", chain, &at_seq, anchored, &e), ST_ENOTFOUND);
 }
 
 static void test_checkpoint_message_format(void **state)
@@ -332,6 +357,7 @@ int main(void)
 		cmocka_unit_test(test_serial_batch_on_database),
 		cmocka_unit_test(test_crl_from_database),
 		cmocka_unit_test(test_checkpoints_verify),
+		cmocka_unit_test(test_token_anchor),
 		cmocka_unit_test(test_checkpoint_message_format),
 	};
 

@@ -216,6 +216,9 @@ static int setup(void **state)
 	snprintf(path, sizeof(path), "st%d.db", ++db_no);
 	if (db_open(path, "sess-test", &env->db, &e) != ST_OK)
 		fail_msg("%s", e.msg);
+	/* `station run` takes it before the session; recovery refuses without */
+	if (db_line_acquire(env->db, "olga", &e) != ST_OK)
+		fail_msg("%s", e.msg);
 	env->bus = ev_bus_new();
 	assert_non_null(env->bus);
 	ev_subscribe(env->bus, sink, &env->seen);

@@ -267,6 +267,84 @@ static void test_manifest_softhsm(void **state)
 	hsm_close(h);
 }
 
+/* The Microchip Trust Platform layout: written with a software signer whose
+ * certificate the software CA issued, verified, and refused when a payload,
+ * the signer certificate or the thumbprint is not what was signed. */
+static void test_manifest_microchip(void **state)
+{
+	struct fixture *f = *state;
+	EVP_PKEY *key = tu_key("P-256"), *other = tu_key("P-256");
+	struct manifest_signer s = { soft_sign, key, key };
+	X509 *cert = manifest_signer_cert_new(key, f->pki.ca, "manifest signer (test)");
+	X509 *wrong = manifest_signer_cert_new(other, f->pki.ca, "manifest signer (other)");
+	struct db_export_counts c;
+	struct manifest_summary sum;
+	struct errbuf err;
+	struct mctx m;
+	char buf[65536], org[128], *p, was;
+	size_t n;
+	FILE *fp;
+
+	assert_non_null(cert);
+	assert_true(X509_sign(cert, f->pki.ca_key, EVP_sha256()) > 0);
+	assert_true(X509_sign(wrong, f->pki.ca_key, EVP_sha256()) > 0);
+	manifest_ca_org(f->pki.ca, org, sizeof(org));
+	assert_string_equal(org, "Test CA");
+	/* a certificate of another key is refused at the start */
+	assert_int_equal(db_export_lot(f->db, "L1", &c, NULL, NULL, &err), ST_OK);
+	fp = fopen("x.json", "w");
+	assert_int_equal(manifest_begin_microchip(&m.w, fp, &s, f->pki.ca, wrong, org, c.pass, &err),
+			 ST_ECRYPTO);
+	assert_int_equal(manifest_begin_microchip(&m.w, fp, &s, f->pki.ca, cert, org, c.pass, &err),
+			 ST_OK);
+	assert_int_equal(db_export_lot(f->db, "L1", &c, add_pass, &m, &err), ST_OK);
+	assert_int_equal(manifest_end(&m.w, &err), ST_OK);
+	fclose(fp);
+	assert_int_equal(manifest_verify_file("x.json", key, f->pki.ca, &sum, &err), ST_OK);
+	assert_int_equal(sum.layout, MANIFEST_MICROCHIP);
+	assert_int_equal(sum.entries, 2);
+	assert_string_equal(sum.lot, "L1");
+	assert_int_equal(manifest_verify_file("x.json", other, NULL, &sum, &err), ST_ETAMPER);
+	assert_non_null(strstr(err.msg, "signed by another key"));
+
+	fp = fopen("x.json", "r");
+	n = fread(buf, 1, sizeof(buf) - 1, fp);
+	fclose(fp);
+	buf[n] = '\0';
+	/* one byte of the first payload changed: the signature no longer holds */
+	p = strstr(buf, "\"payload\":\"") + 20;
+	was = *p;
+	*p = *p == 'A' ? 'B' : 'A';
+	fp = fopen("y.json", "w");
+	fwrite(buf, 1, n, fp);
+	fclose(fp);
+	assert_int_equal(manifest_verify_file("y.json", key, NULL, &sum, &err), ST_ETAMPER);
+	assert_non_null(strstr(err.msg, "y.json: entry 1 (" UID_A "): the signature does not verify"));
+	*p = was;
+	/* the header's uniqueId is another board's */
+	p = strstr(buf, "\"header\":{\"uniqueId\":\"") + 22;
+	p[23] = p[23] == '7' ? '8' : '7';
+	fp = fopen("z.json", "w");
+	fwrite(buf, 1, n, fp);
+	fclose(fp);
+	assert_int_equal(manifest_verify_file("z.json", key, NULL, &sum, &err), ST_ETAMPER);
+	assert_non_null(strstr(err.msg, "the payload is version 1 for uniqueId"));
+	/* a CA that did not issue the signer certificate */
+	{
+		struct pki stranger;
+
+		pki_init(&stranger, "Test CA");
+		assert_int_equal(manifest_verify_file("x.json", key, stranger.ca, &sum, &err),
+				 ST_ETAMPER);
+		assert_non_null(strstr(err.msg, "not issued by the trusted CA"));
+		pki_free(&stranger);
+	}
+	X509_free(cert);
+	X509_free(wrong);
+	EVP_PKEY_free(key);
+	EVP_PKEY_free(other);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -275,6 +353,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_manifest_soft, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_manifest_missing_der, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_manifest_softhsm, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_manifest_microchip, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -225,12 +225,85 @@ static void test_units_per_hour(void **state)
 	for (int i = 0; i < 30; i++)
 		unit(m, i % 4, NULL, EV_OUT_PASS, EV_STAGE_COMMIT, NULL);
 	unit(m, 0, NULL, EV_OUT_FAIL, EV_STAGE_FLASH, "x");     /* fails don't count */
-	/* 30 passes in 30 minutes = 60/h */
-	assert_float_equal(ui_model_uph(m, T0 + 30 * 60000), 60.0, 1e-6);
-	/* 30 passes in 2 hours = 15/h */
-	assert_float_equal(ui_model_uph(m, T0 + 2 * 3600000), 15.0, 1e-6);
+	/* 30 passes, then 10 minutes of nothing: over those 10 minutes, 180/h */
+	assert_float_equal(ui_model_uph(m, T0 + 10 * 60000), 180.0, 1e-6);
+	/* past the 15-minute window the idle line reads 0/h, honestly */
+	assert_float_equal(ui_model_uph(m, T0 + 30 * 60000), 0.0, 1e-6);
 	/* within the first minute the rate is over one minute, not a spike */
 	assert_float_equal(ui_model_uph(m, T0 + 1000), 1800.0, 1e-6);
+	/* idle: nothing in flight for 30 s or more */
+	assert_int_equal(ui_model_idle_ms(m, T0 + 1000), 0);
+	assert_int_equal(ui_model_idle_ms(m, T0 + 45000), 45000);
+	apply(m, EV_BAY_ARRIVED, 1, NULL, EV_STAGE_DETECT, EV_OUT_NONE, NULL);
+	assert_int_equal(ui_model_idle_ms(m, T0 + 45000), 0);
+}
+
+/* A board plugged while paused, stopping or on a held bay waits: not in
+ * flight until its first stage begins (issue 14). */
+static void test_waiting_not_in_flight(void **state)
+{
+	struct ui_model *m = *state;
+	struct ev_event ev;
+
+	apply(m, EV_LINE_PAUSED, -1, NULL, EV_STAGE_NONE, EV_OUT_NONE, NULL);
+	apply(m, EV_BAY_ARRIVED, 0, NULL, EV_STAGE_DETECT, EV_OUT_NONE, NULL);
+	assert_int_equal(m->tiles[0].waiting, EV_INTAKE_PAUSED);
+	assert_int_equal(ui_model_in_flight(m), 0);
+	/* the line's own word wins over the model's state */
+	ev = mk(EV_BAY_ARRIVED, 1, NULL, EV_STAGE_DETECT, EV_OUT_NONE, NULL);
+	ev.intake = EV_INTAKE_HELD;
+	ui_model_apply(m, &ev);
+	assert_int_equal(m->tiles[1].waiting, EV_INTAKE_HELD);
+	apply(m, EV_LINE_RESUMED, -1, NULL, EV_STAGE_NONE, EV_OUT_NONE, NULL);
+	assert_int_equal(m->tiles[0].waiting, EV_INTAKE_OPEN);
+	assert_int_equal(ui_model_in_flight(m), 0);
+	apply(m, EV_STAGE_BEGIN, 0, "0A1B2C3D4E5F60718293A4B5", EV_STAGE_IDENTIFY, EV_OUT_NONE, NULL);
+	assert_int_equal(ui_model_in_flight(m), 1);
+	apply(m, EV_LINE_STOPPING, -1, NULL, EV_STAGE_NONE, EV_OUT_NONE, NULL);
+	apply(m, EV_BAY_ARRIVED, 2, NULL, EV_STAGE_DETECT, EV_OUT_NONE, NULL);
+	assert_int_equal(m->tiles[2].waiting, EV_INTAKE_STOPPING);
+	assert_int_equal(m->tiles[1].waiting, EV_INTAKE_STOPPING);
+	assert_int_equal(ui_model_in_flight(m), 1);
+}
+
+/* Each bay counts its verdicts and cycle times; the summary counts reason
+ * codes and operators; REJECT and held raise attention. */
+static void test_bay_numbers_and_summary(void **state)
+{
+	struct ui_model *m = *state;
+	struct ev_event ev;
+
+	ui_model_set_header(m, NULL, "ann", NULL, NULL, NULL);
+	for (int i = 0; i < 3; i++) {
+		apply(m, EV_BAY_ARRIVED, 0, NULL, EV_STAGE_DETECT, EV_OUT_NONE, NULL);
+		clock_ms += 10000 * (i + 1);     /* 10 s, 20 s, 30 s */
+		apply(m, EV_UNIT_RESULT, 0, "0A1B2C3D4E5F60718293A4B5", EV_STAGE_COMMIT,
+		      EV_OUT_PASS, NULL);
+	}
+	assert_int_equal(m->tiles[0].npass, 3);
+	assert_int_equal(ui_tile_last_cycle(&m->tiles[0]), 30000);
+	assert_int_equal(ui_tile_median_cycle(&m->tiles[0]), 20000);
+	apply(m, EV_BAY_ARRIVED, 1, NULL, EV_STAGE_DETECT, EV_OUT_NONE, NULL);
+	ev = mk(EV_UNIT_RESULT, 1, "FFFF00000000000000000001", EV_STAGE_ALLOWLIST, EV_OUT_REJECT,
+		"id FFFF00000000000000000001 is already provisioned");
+	ev.reason_code = ST_R_PROVISIONED;
+	ui_model_apply(m, &ev);
+	assert_int_equal(m->tiles[1].nreject, 1);
+	assert_int_equal(m->tiles[1].reason_code, ST_R_PROVISIONED);
+	assert_int_equal(m->by_reason[ST_R_PROVISIONED], 1);
+	assert_int_equal(m->attention, 1);
+	/* the id is on the log line once */
+	assert_non_null(strstr(ui_model_log_line(m, 0), "this id is already provisioned"));
+	assert_int_equal(m->nops, 1);
+	assert_string_equal(m->ops[0].name, "ann");
+	assert_int_equal(m->ops[0].pass, 3);
+	assert_int_equal(m->ops[0].reject, 1);
+	/* a new board keeps the bay's numbers */
+	apply(m, EV_BAY_ARRIVED, 0, NULL, EV_STAGE_DETECT, EV_OUT_NONE, NULL);
+	assert_int_equal(m->tiles[0].npass, 3);
+	assert_int_equal(m->tiles[0].ncycles, 3);
+	apply(m, EV_BAY_HELD, 2, NULL, EV_STAGE_NONE, EV_OUT_NONE, "3 failures in a row");
+	assert_int_equal(m->attention, 2);
 }
 
 /* A line-started event with its typed fields (ev_event.line). */
@@ -490,6 +563,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_strings_are_sanitised, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_log_ring_bounded, setup, teardown),
 		cmocka_unit_test(test_plain_reason),
+		cmocka_unit_test_setup_teardown(test_waiting_not_in_flight, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bay_numbers_and_summary, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_is_independent, setup, teardown),
 	};
 
