@@ -1,6 +1,7 @@
 /* hsm: token access through libp11.  See hsm.h. */
 #include "hsm/hsm.h"
 #include "hsm/hsm_int.h"
+#include "hsm/hsm_module.h"
 #include "core/certfile.h"
 #include "core/clock.h"
 #include "core/hex.h"
@@ -290,13 +291,27 @@ static int preflight(struct hsm *h, EVP_PKEY *priv, const EVP_MD *md, const char
 	return ST_OK;
 }
 
-static int load_ca_cert(struct hsm *h, const char *path, struct errbuf *err)
+static int load_ca_cert(struct hsm *h, const char *path, const char *pin,
+			struct errbuf *err)
 {
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+	char hex[65];
 	EVP_PKEY *pub;
 	int rc;
 
 	if ((rc = certfile_load(path, CERTFILE_MAX, &h->ca_cert, NULL, NULL, err)) != ST_OK)
 		return errbuf_prefix(err, "CA certificate: ");
+	/* the trust anchor is the one the audited profile pinned, not whatever
+	 * file now sits at the path */
+	if (pin && pin[0]) {
+		if (X509_digest(h->ca_cert, EVP_sha256(), md, &mdlen) != 1 || mdlen != 32)
+			return errbuf_set(err, ST_ECRYPTO, "CA certificate %s: cannot hash it", path);
+		hex_encode(md, 32, hex);
+		if (strcasecmp(hex, pin))
+			return errbuf_set(err, ST_ETAMPER, "CA certificate %s has SHA-256 %s, not the"
+					  " pinned %s: refused", path, hex, pin);
+	}
 	pub = X509_get0_pubkey(h->ca_cert);
 	if (!pub)
 		return errbuf_set(err, ST_ECRYPTO, "CA certificate %s: unreadable public key", path);
@@ -335,8 +350,12 @@ static int open_once(struct hsm *h, const struct hsm_config *c, const char *pin,
 {
 	unsigned long ckr;
 	char other[256];
+	int rc;
 
 	*transient = 0;
+	/* a module path never comes from the database alone (hsm_module.h) */
+	if ((rc = hsm_module_allowed(c->module, err)) != ST_OK)
+		return rc;
 	/* say it plainly (libp11 would print dlopen's error on stderr) */
 	if (access(c->module, R_OK) != 0)
 		return errbuf_set(err, ST_ENOTFOUND, "PKCS#11 module %s: %s", c->module,
@@ -525,7 +544,7 @@ int hsm_open(const struct hsm_config *c, struct hsm **out, struct errbuf *err)
 	h->cfg = *c;
 	snprintf(h->token, sizeof(h->token), "%s", c->token);
 	/* The certificate first: a wrong path should not cost a PIN prompt. */
-	if ((rc = load_ca_cert(h, c->ca_cert, err)) != ST_OK)
+	if ((rc = load_ca_cert(h, c->ca_cert, c->ca_cert_sha256, err)) != ST_OK)
 		goto fail;
 	if (c->softhsm2_conf[0] && setenv("SOFTHSM2_CONF", c->softhsm2_conf, 1) != 0) {
 		rc = errbuf_set(err, ST_EIO, "cannot set SOFTHSM2_CONF");
