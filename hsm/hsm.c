@@ -15,7 +15,10 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -345,12 +348,54 @@ static int load_ca_cert(struct hsm *h, const char *path, const char *pin,
  * (retried less).  A failed login is never transient: whatever its CKR, a
  * token may have counted it against the PIN, and the docs promise one
  * attempt (docs/security.md). */
+/* SoftHSM keeps a token in files that a login rewrites (its PIN flags): two
+ * processes logging in at the same instant can read each other's half-written
+ * file and fail (CKR_GENERAL_ERROR, CKR_USER_PIN_NOT_INITIALIZED) before any PIN
+ * is compared, and a failed login is never retried.  So the logins of this
+ * user's processes on this host take turns, on a lock file of the user's own
+ * (a token on another host serialises in its own server).  Best effort: a lock
+ * that cannot be had within 5 s, or a file that is not ours, is done without. */
+static int login_lock(void)
+{
+	char path[256];
+	const char *dir = getenv("XDG_RUNTIME_DIR");
+	struct stat sb;
+	int fd;
+
+	if (dir && *dir == '/')
+		snprintf(path, sizeof(path), "%s/station-hsm-login.lock", dir);
+	else
+		snprintf(path, sizeof(path), "/tmp/station-hsm-login-%u.lock", (unsigned)geteuid());
+	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_uid != geteuid()) {
+		close(fd);
+		return -1;
+	}
+	for (int i = 0; i < 500; i++) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			return fd;
+		if (errno != EWOULDBLOCK && errno != EINTR)
+			break;
+		nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000 * 1000 }, NULL);
+	}
+	close(fd);
+	return -1;
+}
+
+static void login_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd);   /* releases the flock */
+}
+
 static int open_once(struct hsm *h, const struct hsm_config *c, const char *pin,
 		     int *transient, struct errbuf *err)
 {
 	unsigned long ckr;
 	char other[256];
-	int rc;
+	int rc, lock;
 
 	*transient = 0;
 	/* a module path never comes from the database alone (hsm_module.h) */
@@ -412,7 +457,10 @@ static int open_once(struct hsm *h, const struct hsm_config *c, const char *pin,
 	if (h->slot->token->userPinLocked)
 		return errbuf_set(err, ST_EPIN, "token '%s': the user PIN is locked", c->token);
 	atomic_fetch_add(&login_attempts, 1);
-	if (PKCS11_login(h->slot, 0, pin) != 0) {
+	lock = login_lock();
+	rc = PKCS11_login(h->slot, 0, pin);
+	login_unlock(lock);
+	if (rc != 0) {
 		ckr = take_ckr(NULL, 0);
 		switch (ckr) {
 		case CKR_PIN_INCORRECT:
