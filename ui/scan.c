@@ -1,5 +1,6 @@
 /* ui_scan: see scan.h. */
 #include "ui/scan.h"
+#include "ui/tile.h"
 
 #include <curses.h>
 #include <locale.h>
@@ -80,19 +81,8 @@ int ui_scan_run(const struct ui_scan *scan, char operator_name[UI_SCAN_LEN],
 	int refused = 0, rc = ST_OK;
 	SCREEN *scr;
 
-	if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO))
-		return errbuf_set(e, ST_EIO, "scanning needs a terminal");
-	setlocale(LC_CTYPE, "");
-	scr = newterm(NULL, stdout, stdin);
-	if (!scr)
-		return errbuf_set(e, ST_EIO, "cannot drive terminal '%s'",
-				  getenv("TERM") ? getenv("TERM") : "(TERM unset)");
-	set_term(scr);
-	cbreak();
-	noecho();
-	nonl();
-	keypad(stdscr, TRUE);
-	set_escdelay(25);
+	if ((rc = ui_term_open("scanning needs a terminal", &scr, e)) != ST_OK)
+		return rc;
 	while (!operator_name[0] || !lot[0]) {
 		int step = !operator_name[0] ? 'O' : 'L', ch;
 		size_t n = strlen(typed);
@@ -118,7 +108,6 @@ int ui_scan_run(const struct ui_scan *scan, char operator_name[UI_SCAN_LEN],
 			typed[n + 1] = '\0';
 		}
 	}
-	endwin();
-	delscreen(scr);
+	ui_term_close(scr);
 	return rc;
 }

@@ -601,22 +601,11 @@ int ui_screen_run(struct ui_screen *s, struct errbuf *e)
 {
 	SCREEN *scr;
 	char drain[64];
-	int tty_gone = 0;
+	int tty_gone = 0, rc;
 
-	if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO))
-		return errbuf_set(e, ST_EIO, "the screen needs a terminal (use --headless otherwise)");
-	setlocale(LC_CTYPE, "");
-	scr = newterm(NULL, stdout, stdin);
-	if (!scr)
-		return errbuf_set(e, ST_EIO, "cannot drive terminal '%s'",
-				  getenv("TERM") ? getenv("TERM") : "(TERM unset)");
-	set_term(scr);
-	cbreak();
-	noecho();
-	nonl();
-	keypad(stdscr, TRUE);
+	if ((rc = ui_term_open("the screen needs a terminal (use --headless otherwise)", &scr, e)))
+		return rc;
 	nodelay(stdscr, TRUE);
-	set_escdelay(25);
 	curs_set(0);
 	if (has_colors() && start_color() == OK) {
 		use_default_colors();
@@ -676,7 +665,6 @@ int ui_screen_run(struct ui_screen *s, struct errbuf *e)
 			on_key(s, ch);
 		}
 	}
-	endwin();
-	delscreen(scr);
+	ui_term_close(scr);
 	return ST_OK;
 }

@@ -3,10 +3,37 @@
 #include "ui/action.h"
 #include "ui/screen.h"
 
+#include <locale.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+
+int ui_term_open(const char *need, SCREEN **scr, struct errbuf *e)
+{
+	if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO))
+		return errbuf_set(e, ST_EIO, "%s", need);
+	setlocale(LC_CTYPE, "");
+	*scr = newterm(NULL, stdout, stdin);
+	if (!*scr)
+		return errbuf_set(e, ST_EIO, "cannot drive terminal '%s'",
+				  getenv("TERM") ? getenv("TERM") : "(TERM unset)");
+	set_term(*scr);
+	cbreak();
+	noecho();
+	nonl();
+	keypad(stdscr, TRUE);
+	set_escdelay(25);
+	return ST_OK;
+}
+
+void ui_term_close(SCREEN *scr)
+{
+	endwin();
+	delscreen(scr);
+}
 
 /* Declared in screen.h (the bays' keys are the screen's); defined here so the
  * tile's title can show them without calling back into the screen. */

@@ -17,9 +17,17 @@
 
 #include <curses.h>
 
+#include "core/errbuf.h"
 #include "ui/model.h"
 
 enum { UI_PAIR_PASS = 1, UI_PAIR_FAIL, UI_PAIR_WARN, UI_PAIR_REJECT };
+
+/* The terminal in the mode the screen and the scan prompt share: cbreak, no
+ * echo, keypad, a 25 ms Esc.  need says who needs it, for the error when stdin
+ * or stdout is not a terminal ("the screen needs a terminal").  ui_term_close()
+ * gives the terminal back. */
+ST_MUST_CHECK int ui_term_open(const char *need, SCREEN **scr, struct errbuf *e);
+void ui_term_close(SCREEN *scr);
 
 /* Text at (y, x), cut or padded with spaces to exactly w columns. */
 void ui_put(int y, int x, int w, attr_t attr, const char *fmt, ...)
