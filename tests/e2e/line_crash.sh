@@ -4,6 +4,7 @@
 # killed one is marked interrupted), no certificate is left reserved or issued
 # (orphans revoked, and on the CRL), nothing committed is lost, and no board is
 # provisioned twice.  Through libusb (fx-usbemu), SoftHSM and SQLite.
+# e2e: alone (a kill must land inside a stage of milliseconds: no other script beside it)
 set -eu
 . "$TOP/tests/lib.sh"
 LINE_SID=crash-$$   # unique on this machine: see line_station_pids
@@ -56,6 +57,9 @@ for s in $STAGES; do
 	wait $emu 2>/dev/null || true
 	if grep -q '"kind":"unit-result"' ev1; then
 		echo "  $s: the unit finished before the kill landed"
+	elif [ "$(q "SELECT count(*) FROM units WHERE unique_id='$uid' AND status != 'in-progress'")" -ge 1 ]; then
+		# a fresh board: the kill landed after its unit's commit, before the result event
+		echo "  $s: the unit was committed before the kill landed"
 	else
 		killed_mid_unit=$((killed_mid_unit + 1))
 		[ "$(q "SELECT count(*) FROM units WHERE unique_id='$uid' AND status='in-progress'")" = 1 ] ||
