@@ -422,12 +422,47 @@ int pl_ledger_open(const struct ledger_config *cfg, struct db *db, struct ev_bus
 	return ST_OK;
 }
 
+struct reconcile {
+	struct pl_ledger *g;
+	struct errbuf *err;
+	int committed, released;
+};
+
+/* A claim the ledger still holds open: its `done` was lost (the station
+ * stopped or was killed while the ledger was away).  The journal decides, by
+ * the board's current PASS rather than the claimed unit: an interrupted
+ * rework leaves the earlier PASS standing, and the board must stay this
+ * station's in the ledger. */
+static int reconcile_one(const char *unique_id, int64_t unit_id, void *ctx)
+{
+	struct reconcile *c = ctx;
+	char serial[65];
+	int passed, rc;
+
+	(void)unit_id;
+	if ((rc = db_unit_pass_serial(c->g->db, unique_id, &passed, serial, c->err)) ||
+	    (rc = ledger_done(c->g->claims, unique_id, passed, passed ? serial : NULL, c->err)))
+		return rc;
+	if (passed)
+		c->committed++;
+	else
+		c->released++;
+	return ST_OK;
+}
+
 int pl_ledger_start(struct pl_ledger *g, struct errbuf *err)
 {
+	struct reconcile c = { g, err, 0, 0 };
 	int rc;
 
-	if ((rc = ledger_release_holds(g->claims, err)))
+	if ((rc = ledger_release_holds(g->claims, err)) ||
+	    (rc = ledger_open_claims(g->claims, reconcile_one, &c, err)))
 		return rc;
+	if ((c.committed || c.released) && g->bus)
+		ev_emitf(g->bus, EV_LOG, -1, "", "", EV_STAGE_RECOVERY, EV_OUT_NONE,
+			 "ledger: %d open claim(s) of this station settled from the journal:"
+			 " %d committed, %d released", c.committed + c.released, c.committed,
+			 c.released);
 	if (pthread_create(&g->thread, NULL, sync_main, g))
 		return errbuf_set(err, ST_EIO, "ledger: cannot start the sync thread");
 	g->started = 1;

@@ -124,6 +124,14 @@ ST_MUST_CHECK int ledger_reserve_serials(struct ledger *l, const char *const *se
 /* Start-up: this station's holds (it has no unit in flight) go. */
 ST_MUST_CHECK int ledger_release_holds(struct ledger *l, struct errbuf *err);
 
+/* Calls fn for each claim of this station still `claimed` (not committed nor
+ * released: the station stopped between claim and done), with the unit id it
+ * was claimed for; fn may use l (ledger_done).  fn's non-zero return stops
+ * the walk and is returned. */
+ST_MUST_CHECK int ledger_open_claims(struct ledger *l,
+				     int (*fn)(const char *unique_id, int64_t unit_id, void *ctx),
+				     void *ctx, struct errbuf *err);
+
 /* ---- the shared allowlists (ledger_claim.c) ---- */
 
 /* Adds ids to lot's allowlist in one transaction (ids already there stay). */

@@ -220,6 +220,26 @@ int ledger_release_holds(struct ledger *l, struct errbuf *err)
 			  "DELETE FROM in_progress WHERE station_id = $1", 1, p, err);
 }
 
+int ledger_open_claims(struct ledger *l,
+		       int (*fn)(const char *unique_id, int64_t unit_id, void *ctx), void *ctx,
+		       struct errbuf *err)
+{
+	const char *p[1] = { l->cfg.station_id };
+	PGresult *r;
+	int rc, n;
+
+	if ((rc = ledger_exec(l, "read this station's open claims",
+			      "SELECT unique_id, unit_id FROM provisioned WHERE station_id = $1"
+			      " AND state = 'claimed' ORDER BY unique_id", 1, p, &r, NULL, err)))
+		return rc;
+	/* the whole result is in memory: fn may use the connection */
+	n = PQntuples(r);
+	for (int i = 0; i < n && rc == ST_OK; i++)
+		rc = fn(PQgetvalue(r, i, 0), strtoll(PQgetvalue(r, i, 1), NULL, 10), ctx);
+	PQclear(r);
+	return rc;
+}
+
 int ledger_allowlist_add(struct ledger *l, const char *lot, const char *const *ids, size_t n,
 			 const char *actor, int64_t *added, struct errbuf *err)
 {
