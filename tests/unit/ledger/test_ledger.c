@@ -167,6 +167,57 @@ static void test_claims(void **state)
 	assert_int_equal(ledger_done(A, "UID-4", 1, "serial-4", &e), ST_OK);
 }
 
+struct open_claim {
+	char uid[8][LEDGER_ID_LEN];
+	int64_t unit[8];
+	int n;
+};
+
+static int collect_claim(const char *unique_id, int64_t unit_id, void *ctx)
+{
+	struct open_claim *c = ctx;
+
+	if (c->n == 8)
+		return ST_EIO;
+	snprintf(c->uid[c->n], LEDGER_ID_LEN, "%s", unique_id);
+	c->unit[c->n++] = unit_id;
+	return ST_OK;
+}
+
+/* A station's claims left open (its done lost) are listed to it alone, with
+ * the unit they were claimed for; committed and released ones are not. */
+static void test_open_claims(void **state)
+{
+	char other[LEDGER_ID_LEN];
+	struct open_claim c;
+	struct errbuf e;
+
+	(void)state;
+	assert_int_equal(ledger_claim(A, "UID-O1", "L1", "key-o1", 21, 0, other, &e), ST_OK);
+	assert_int_equal(ledger_claim(A, "UID-O2", "L1", "key-o2", 22, 0, other, &e), ST_OK);
+	assert_int_equal(ledger_claim(B, "UID-O3", "L1", "key-o3", 23, 0, other, &e), ST_OK);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(ledger_open_claims(A, collect_claim, &c, &e), ST_OK);
+	assert_int_equal(c.n, 2);
+	assert_string_equal(c.uid[0], "UID-O1");
+	assert_int_equal(c.unit[0], 21);
+	assert_string_equal(c.uid[1], "UID-O2");
+	assert_int_equal(c.unit[1], 22);
+	/* settled: one committed, one released; B's stays B's */
+	assert_int_equal(ledger_done(A, "UID-O1", 1, "serial-o1", &e), ST_OK);
+	assert_int_equal(ledger_done(A, "UID-O2", 0, NULL, &e), ST_OK);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(ledger_open_claims(A, collect_claim, &c, &e), ST_OK);
+	assert_int_equal(c.n, 0);
+	assert_int_equal(ledger_open_claims(B, collect_claim, &c, &e), ST_OK);
+	assert_int_equal(c.n, 1);
+	assert_string_equal(c.uid[0], "UID-O3");
+	assert_int_equal(ledger_done(B, "UID-O3", 0, NULL, &e), ST_OK);
+	/* the released id is free for another station */
+	assert_int_equal(ledger_claim(B, "UID-O2", "L1", "key-o2b", 24, 0, other, &e), ST_OK);
+	assert_int_equal(ledger_done(B, "UID-O2", 1, "serial-o2", &e), ST_OK);
+}
+
 static void ev(struct ledger_event *e, int64_t seq, const char *prev, const char *hash)
 {
 	e->seq = seq;
@@ -220,6 +271,7 @@ int main(void)
 		cmocka_unit_test(test_schema_current),
 		cmocka_unit_test(test_clone_on_both),
 		cmocka_unit_test(test_claims),
+		cmocka_unit_test(test_open_claims),
 		cmocka_unit_test(test_chain),
 	};
 
