@@ -32,7 +32,7 @@
 
 #include "core/errbuf.h"
 
-#define LEDGER_SCHEMA_VERSION 1
+#define LEDGER_SCHEMA_VERSION 2
 #define LEDGER_CONNECT_S      2
 #define LEDGER_STATEMENT_MS   5000
 #define LEDGER_ID_LEN         65
@@ -144,6 +144,18 @@ ST_MUST_CHECK int ledger_allowlist_count(struct ledger *l, const char *lot, int6
 /* ST_OK: on the lot's allowlist; ST_ENOTFOUND: not. */
 ST_MUST_CHECK int ledger_allowlist_contains(struct ledger *l, const char *lot,
 					    const char *unique_id, struct errbuf *err);
+
+/* ---- the shared profiles (ledger_profile.c) ---- */
+
+/* Adds a profile's canonical text with its SHA-256 (hex, computed by the
+ * caller); *added = 0 when that very text was there already. */
+ST_MUST_CHECK int ledger_profile_put(struct ledger *l, const char *name, const char *content,
+				     const char *sha256, const char *actor, int *added,
+				     struct errbuf *err);
+/* The newest text added under name (malloc'd, caller frees) and the SHA-256
+ * recorded with it (the caller checks it).  ST_ENOTFOUND: none. */
+ST_MUST_CHECK int ledger_profile_get(struct ledger *l, const char *name, char **content,
+				     size_t *len, char sha256[65], struct errbuf *err);
 
 /* Reads a password file with OpenSSH's StrictModes (the PIN file's rule). */
 ST_MUST_CHECK int ledger_read_password(const char *path, char *out, size_t cap,
