@@ -4,7 +4,10 @@
  *
  * Import order (invariant 8: a bad file is rejected whole, nothing written):
  *   1. read the file (regular file, at most ALLOW_FILE_MAX bytes);
- *   2. verify the detached signature over those bytes, when given;
+ *   2. verify the detached signature over those bytes, when given: the
+ *      signer chains to the manufacturer CA (db/allowlist_sig.c), and that
+ *      CA is the lot's: the first signed import of a lot pins the CA's
+ *      SHA-256 (in its audit event), later ones must present the same CA;
  *   3. parse it (allowlist_csv_parse), inserting each row inside one
  *      transaction;
  *   4. any bad row rolls the transaction back; otherwise an audit event
@@ -15,6 +18,7 @@
  */
 #include "db/db_int.h"
 #include "db/allowlist_csv.h"
+#include "db/allowlist_sig.h"
 #include "core/certfile.h"
 #include "core/fileio.h"
 
@@ -31,46 +35,6 @@
 #include <unistd.h>
 
 #define ALLOW_FILE_MAX  (64u * 1024 * 1024)
-#define ALLOW_SIG_MAX   16384
-#define ALLOW_CERT_MAX  (256 * 1024)
-
-/* Verifies sig (as `openssl dgst -sha256 -sign`) over data with the key of the
- * PEM certificate, which must be within its validity period. */
-static int verify_signature(const uint8_t *data, size_t len, const char *sig_path,
-			    const char *cert_path, char *subject, size_t subject_size,
-			    struct errbuf *err)
-{
-	uint8_t *sig = NULL;
-	size_t sig_len;
-	X509 *cert = NULL;
-	EVP_MD_CTX *md = NULL;
-	int rc;
-
-	if ((rc = fileio_read(sig_path, ALLOW_SIG_MAX, "signature", &sig, &sig_len, err)) ||
-	    (rc = certfile_load(cert_path, ALLOW_CERT_MAX, &cert, NULL, NULL, err)))
-		goto out;
-	if (X509_cmp_current_time(X509_get0_notBefore(cert)) >= 0 ||
-	    X509_cmp_current_time(X509_get0_notAfter(cert)) <= 0) {
-		rc = errbuf_set(err, ST_ECRYPTO, "%s: manufacturer certificate is expired or not yet valid",
-				cert_path);
-		goto out;
-	}
-	X509_NAME_oneline(X509_get_subject_name(cert), subject, (int)subject_size);
-	md = EVP_MD_CTX_new();
-	if (!md || EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, X509_get0_pubkey(cert)) != 1 ||
-	    EVP_DigestVerify(md, sig, sig_len, data, len) != 1) {
-		rc = errbuf_set(err, ST_ECRYPTO,
-				"%s: signature does not verify with the manufacturer certificate %s (%s): nothing imported",
-				sig_path, cert_path, subject);
-		goto out;
-	}
-	rc = ST_OK;
-out:
-	EVP_MD_CTX_free(md);
-	X509_free(cert);
-	free(sig);
-	return rc;
-}
 
 struct import {
 	struct db     *db;
@@ -199,8 +163,38 @@ static int same_file_locked(struct import *im, int *same, struct errbuf *err)
 	       db_sqlerr(im->db, rc, err, "read allowlist");
 }
 
+static const char SQL_LOT_CA[] =
+	"SELECT json_extract(detail, '$.manufacturer_ca_sha256') FROM events"
+	" WHERE kind = 'allowlist-import' AND json_extract(detail, '$.lot') = ?"
+	" AND json_extract(detail, '$.manufacturer_ca_sha256') IS NOT NULL ORDER BY id LIMIT 1";
+
+/* The lot's manufacturer CA is the one its first signed import named. */
+static int lot_ca_pinned(struct import *im, const struct allowlist_signer *s,
+			 struct errbuf *err)
+{
+	sqlite3_stmt *st = db_stmt(im->db, SQL_LOT_CA, err);
+	char pin[65] = "";
+	int rc;
+
+	if (!st)
+		return ST_EDB;
+	sqlite3_bind_text(st, 1, im->lot, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && sqlite3_column_text(st, 0))
+		snprintf(pin, sizeof(pin), "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_sqlerr(im->db, rc, err, "read the lot's manufacturer CA");
+	if (pin[0] && strcmp(pin, s->ca_sha256))
+		return errbuf_set(err, ST_EPOLICY, "lot %s: its manufacturer CA is pinned to sha256"
+				  " %.16s... (first signed import), this one is %.16s...: nothing"
+				  " imported", im->lot, pin, s->ca_sha256);
+	return ST_OK;
+}
+
 static int import_locked(struct import *im, const uint8_t *buf, size_t len,
-			 const char *signer, const char *actor, struct errbuf *err)
+			 const struct allowlist_signer *signer, const char *actor,
+			 struct errbuf *err)
 {
 	struct db *db = im->db;
 	sqlite3_stmt *st;
@@ -211,6 +205,8 @@ static int import_locked(struct import *im, const uint8_t *buf, size_t len,
 
 	/* importing the same file again is a no-op (0 rows), not an error */
 	if ((rc = same_file_locked(im, &same, err)) || same)
+		return rc;
+	if (signer && (rc = lot_ca_pinned(im, signer, err)))
 		return rc;
 	if ((rc = lot_id_locked(db, im->lot, 1, &im->lot_id, err)))
 		return rc;
@@ -229,9 +225,11 @@ static int import_locked(struct import *im, const uint8_t *buf, size_t len,
 
 	base = strrchr(im->path, '/');
 	base = base ? base + 1 : im->path;
-	j = json_pack("{s:s, s:s, s:s, s:I, s:b, s:s?}", "lot", im->lot, "file", base,
+	j = json_pack("{s:s, s:s, s:s, s:I, s:b, s:s?, s:s?, s:s?}", "lot", im->lot, "file", base,
 		      "sha256", im->sha_hex, "rows", (json_int_t)im->rows,
-		      "signed", signer != NULL, "signer", signer);
+		      "signed", signer != NULL, "signer", signer ? signer->subject : NULL,
+		      "signer_sha256", signer ? signer->signer_sha256 : NULL,
+		      "manufacturer_ca_sha256", signer ? signer->ca_sha256 : NULL);
 	detail = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	json_decref(j);
 	if (!detail)
@@ -242,12 +240,12 @@ static int import_locked(struct import *im, const uint8_t *buf, size_t len,
 }
 
 int db_allowlist_import(struct db *db, const char *csv_path, const char *lot,
-			const char *sig_path, const char *mfr_cert_path,
+			const char *sig_path, const char *mfr_cert_path, const char *mfr_ca_path,
 			const char *actor, int64_t *rows_out, struct errbuf *err)
 {
 	struct import im;
+	struct allowlist_signer signer;
 	uint8_t *buf = NULL, sha[32];
-	char subject[256];
 	unsigned int sha_len = 0;
 	size_t len = 0;
 	int owned = 0, rc;
@@ -264,8 +262,8 @@ int db_allowlist_import(struct db *db, const char *csv_path, const char *lot,
 	if ((rc = fileio_read(csv_path, ALLOW_FILE_MAX, "allowlist", &buf, &len, err)))
 		return rc;
 	/* The signature first: an unsigned or forged file is never parsed. */
-	if (sig_path && (rc = verify_signature(buf, len, sig_path, mfr_cert_path, subject,
-					       sizeof(subject), err))) {
+	if (sig_path && (rc = allowlist_sig_verify(buf, len, sig_path, mfr_cert_path, mfr_ca_path,
+						   &signer, err))) {
 		free(buf);
 		return rc;
 	}
@@ -282,7 +280,7 @@ int db_allowlist_import(struct db *db, const char *csv_path, const char *lot,
 	if (db->in_txn) {
 		rc = errbuf_set(err, ST_ESTATE, "allowlist import runs in its own transaction");
 	} else if (!(rc = db_txn_begin(db, &owned, err))) {
-		rc = import_locked(&im, buf, len, sig_path ? subject : NULL, actor, err);
+		rc = import_locked(&im, buf, len, sig_path ? &signer : NULL, actor, err);
 		rc = db_txn_end(db, owned, rc, err);
 	}
 	db_unlock(db);

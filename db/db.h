@@ -197,12 +197,16 @@ ST_MUST_CHECK int db_audit_event_hash_hex(const char *station_id, int64_t seq, c
 /* Imports a manufacturer allowlist (CSV) for LOT in one transaction; see
  * docs/engineer.md.  On any bad row nothing is written and err names FILE:LINE.
  * If sig_path is set the detached signature over the file bytes must verify with
- * the manufacturer certificate.  *rows_out gets the number of ids imported; 0
+ * the manufacturer's signer certificate, which must chain to the manufacturer
+ * CA mfr_ca_path with digitalSignature key usage (db/allowlist_sig.h); the
+ * lot's CA is pinned by the SHA-256 its first signed import recorded.  The
+ * audit event names the signer and both fingerprints.  *rows_out gets the number of ids imported; 0
  * (and ST_OK, nothing written) when this very file (same SHA-256) was already
  * imported for this lot. */
 ST_MUST_CHECK int db_allowlist_import(struct db *db, const char *csv_path, const char *lot,
 				      const char *sig_path, const char *mfr_cert_path,
-				      const char *actor, int64_t *rows_out, struct errbuf *err);
+				      const char *mfr_ca_path, const char *actor, int64_t *rows_out,
+				      struct errbuf *err);
 
 /* ST_OK if unique_id is on lot's allowlist, ST_ENOTFOUND if not. */
 ST_MUST_CHECK int db_allowlist_contains(struct db *db, const char *lot, const char *unique_id,
@@ -227,7 +231,9 @@ ST_MUST_CHECK int db_lot_foreach(struct db *db, int (*fn)(const char *lot, void 
 ST_MUST_CHECK int db_profile_store(struct db *db, const char *name, const char *content,
 				   size_t len, const char *actor, int *version_out,
 				   char hash_hex[65], struct errbuf *err);
-/* Latest version of name: content is malloc'd, caller frees. */
+/* Latest version of name: content is malloc'd, caller frees.  The content's
+ * SHA-256 must be the row's and its profile-store event's: ST_ETAMPER naming
+ * the profile otherwise (issue 12). */
 ST_MUST_CHECK int db_profile_load(struct db *db, const char *name, char **content, size_t *len,
 				  int *version, char hash_hex[65], struct errbuf *err);
 
@@ -356,6 +362,12 @@ ST_MUST_CHECK int db_cert_injected(struct db *db, const char *serial_hex, struct
 /* any but void -> revoked with reason (RFC 5280 name, e.g. "keyCompromise") and time. */
 ST_MUST_CHECK int db_cert_revoke(struct db *db, const char *serial_hex, const char *reason,
 				 const char *actor, struct errbuf *err);
+/* The clone check (db/keys_seen.c): *seen = 1 when a certificate was issued
+ * for this key, or another board than unique_id showed it in a CSR the
+ * policy accepted (keys_seen: recorded by the unit writes, db_unit_progress
+ * and db_unit_finish, from the unit's pubkey_hash). */
+ST_MUST_CHECK int db_pubkey_seen_by_other(struct db *db, const char *pubkey_hash,
+					  const char *unique_id, int *seen, struct errbuf *err);
 /* ST_OK + *seen=1 if a certificate was ever issued for this public key hash. */
 ST_MUST_CHECK int db_pubkey_seen(struct db *db, const char *pubkey_hash, int *seen,
 				 struct errbuf *err);

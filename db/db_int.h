@@ -114,6 +114,13 @@ const struct db_audited_table *db_audited_table(const char *name);
 /* 1 for the tables that are not records (the chain itself). */
 int db_row_table_exempt(const char *name);
 
+/* keys_seen (db/keys_seen.c): records pubkey_hash for unique_id inside the
+ * caller's transaction, with its row event, unless on record already;
+ * nothing for an empty hash (a unit whose CSR was refused). */
+ST_MUST_CHECK int db_keys_seen_add_locked(struct db *db, const char *pubkey_hash,
+					  const char *unique_id, const char *actor,
+					  struct errbuf *err);
+
 ST_MUST_CHECK int db_row_audit_locked(struct db *db, const char *table, const char *key,
 				      const char *actor, struct errbuf *err);
 ST_MUST_CHECK int db_row_audit_id_locked(struct db *db, const char *table, int64_t id,

@@ -110,7 +110,13 @@ static int migrate(struct db *db, struct errbuf *err)
 		return rc;
 	if (v > db_migrations_count)
 		return too_new(db, v, err);
-	if (v < db_migrations_count && (rc = rows_checked(db, err)))
+	/* Migrations 5..9 index events with JSON functions, which SQLite 3.40
+	 * refuses in the schema under trusted_schema OFF: the upgrade (our own
+	 * SQL, on a file whose triggers and views were refused) runs with it ON,
+	 * and migration 10 replaces those indexes (db/schema.h DB_EV_FIELD). */
+	if (v < db_migrations_count &&
+	    ((rc = db_exec_simple(db, "PRAGMA trusted_schema = ON", err)) ||
+	     (rc = rows_checked(db, err))))
 		return rc;
 	while (v < db_migrations_count) {
 		char bump[64];
@@ -145,7 +151,137 @@ fail:
 	}
 	if (v > db_migrations_count)
 		return too_new(db, v, err);
+	return db_exec_simple(db, "PRAGMA trusted_schema = OFF", err);
+}
+
+/* The schema (db/schema.c) defines no trigger and no view: one found in the
+ * file was put there by someone else, and would run its SQL inside the
+ * station's own transactions (a trigger can rewrite a row after it is
+ * audited).  Refused by name before anything else touches the file. */
+static int foreign_schema_refused(struct db *db, struct errbuf *err)
+{
+	sqlite3_stmt *st = db_prepare_once(db, "SELECT type, name FROM sqlite_master"
+					   " WHERE type IN ('trigger', 'view') ORDER BY type, name",
+					   err);
+	char names[512] = "";
+	size_t used = 0;
+	int rc, n = 0;
+
+	if (!st)
+		return ST_EDB;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *type = (const char *)sqlite3_column_text(st, 0);
+		const char *name = (const char *)sqlite3_column_text(st, 1);
+		int w;
+
+		if (used < sizeof(names)) {
+			w = snprintf(names + used, sizeof(names) - used, "%s%s %s", n ? ", " : "",
+				     type ? type : "?", name ? name : "?");
+			used += w > 0 ? (size_t)w : 0;
+		}
+		n++;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_sqlerr(db, rc, err, "read the schema");
+	if (n)
+		return errbuf_set(err, ST_ETAMPER, "database %s: %d trigger(s)/view(s) the station's"
+				  " schema does not define: %s: refusing to open it", db->path, n,
+				  names);
 	return ST_OK;
+}
+
+/* The schema objects (type, name, SQL), one per line, sorted, into a
+ * malloc'd string. */
+static int schema_text(sqlite3 *sq, char **out)
+{
+	sqlite3_stmt *st = NULL;
+	char *buf = NULL;
+	size_t sz = 0;
+	FILE *f;
+	int rc;
+
+	*out = NULL;
+	if (sqlite3_prepare_v2(sq, "SELECT type, name, coalesce(sql, '') FROM sqlite_master"
+			       " ORDER BY type, name", -1, &st, NULL) != SQLITE_OK)
+		return SQLITE_ERROR;
+	f = open_memstream(&buf, &sz);
+	if (!f) {
+		sqlite3_finalize(st);
+		return SQLITE_NOMEM;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		fprintf(f, "%s %s %s\n", sqlite3_column_text(st, 0), sqlite3_column_text(st, 1),
+			sqlite3_column_text(st, 2));
+	sqlite3_finalize(st);
+	if (fclose(f) != 0 || rc != SQLITE_DONE) {
+		free(buf);
+		return rc == SQLITE_DONE ? SQLITE_NOMEM : rc;
+	}
+	*out = buf;
+	return SQLITE_OK;
+}
+
+/* Orders two lines of schema_text() by their "type name". */
+static int key_cmp(const char *a, const char *b)
+{
+	size_t an = strcspn(a, " "), bn = strcspn(b, " ");
+
+	an += a[an] ? 1 + strcspn(a + an + 1, " ") : 0;
+	bn += b[bn] ? 1 + strcspn(b + bn + 1, " ") : 0;
+	for (size_t i = 0; i < an && i < bn; i++)
+		if (a[i] != b[i])
+			return a[i] < b[i] ? -1 : 1;
+	return an < bn ? -1 : an > bn ? 1 : 0;
+}
+
+/* The schema of a database at the current version is exactly what the
+ * migrations make (the same SQL run on an empty in-memory database): an
+ * index, a CHECK, a DEFAULT or a table changed by hand (writable_schema) is
+ * refused, naming the first object that differs. */
+static int schema_is_ours(struct db *db, struct errbuf *err)
+{
+	char *want = NULL, *have = NULL, *w, *h;
+	sqlite3 *mem = NULL;
+	int rc = SQLITE_OK;
+
+	if (sqlite3_open_v2(":memory:", &mem, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK)
+		rc = SQLITE_NOMEM;
+	for (int i = 0; rc == SQLITE_OK && i < db_migrations_count; i++)
+		rc = sqlite3_exec(mem, db_migrations[i], NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = schema_text(mem, &want);
+	sqlite3_close(mem);
+	if (rc == SQLITE_OK && (rc = schema_text(db->sq, &have)) != SQLITE_OK) {
+		free(want);
+		return db_sqlerr(db, rc, err, "read the schema");
+	}
+	if (rc != SQLITE_OK)
+		return errbuf_set(err, ST_EDB, "database %s: cannot build the reference schema",
+				  db->path);
+	/* both sorted by (type, name): the first object added, changed or gone */
+	for (w = want, h = have; *w || *h;) {
+		size_t wn = strcspn(w, "\n"), hn = strcspn(h, "\n");
+		/* c < 0: h's object comes first, so it is not in want; c > 0: w's is
+		 * not in the file */
+		int c = !*w ? -1 : !*h ? 1 : key_cmp(h, w);
+		const char *what = c < 0 ? "not the station's" : c > 0 ? "missing" : "changed";
+		const char *line = c > 0 ? w : h;
+		size_t n = c > 0 ? wn : hn;
+
+		if (wn == hn && !strncmp(w, h, wn)) {
+			w += wn + (w[wn] != 0);
+			h += hn + (h[hn] != 0);
+			continue;
+		}
+		rc = errbuf_set(err, ST_ETAMPER, "database %s: its schema is not the station's"
+				" (%s: %.*s): refusing to open it", db->path, what,
+				(int)(n > 160 ? 160 : n), line);
+		break;
+	}
+	free(want);
+	free(have);
+	return rc;
 }
 
 /* DB_OPEN_STORED_ID: the id `station init` stored (db/station.c writes it;
@@ -224,12 +360,19 @@ int db_open_ex(const char *path, const char *station_id, unsigned flags, struct 
 	}
 	sqlite3_extended_result_codes(db->sq, 1);
 	sqlite3_busy_timeout(db->sq, DB_BUSY_TIMEOUT_MS);
+	/* Anything the schema does not define is refused before the first
+	 * statement of ours runs; migrate() then leaves trusted_schema OFF, so no
+	 * function that is not innocuous runs from the schema (a CHECK, DEFAULT
+	 * or index expression planted in the file). */
+	if ((rc = foreign_schema_refused(db, err)))
+		goto fail;
 	/* Not a database at all (or encrypted): fail here with a clear message. */
 	if ((rc = db_exec_simple(db, "PRAGMA journal_mode = WAL", err)) ||
 	    (rc = db_exec_simple(db, "PRAGMA synchronous = FULL", err)) ||
 	    (rc = db_exec_simple(db, "PRAGMA foreign_keys = ON", err)) ||
 	    (rc = db_exec_simple(db, "PRAGMA secure_delete = ON", err)) ||
-	    (rc = migrate(db, err)))
+	    (rc = migrate(db, err)) ||
+	    (rc = schema_is_ours(db, err)))
 		goto fail;
 	if ((flags & DB_OPEN_STORED_ID) && (rc = load_station_id(db, err)))
 		goto fail;

@@ -21,6 +21,10 @@ static const char SQL_LIST[] =
 	"SELECT p.name, p.version, p.sha256, p.created_ms, p.created_by FROM profiles p"
 	" WHERE p.version = (SELECT MAX(version) FROM profiles q WHERE q.name = p.name)"
 	" ORDER BY p.name";
+static const char SQL_EVENT[] =
+	"SELECT json_extract(detail, '$.sha256') FROM events WHERE kind = 'profile-store'"
+	" AND json_extract(detail, '$.name') = ? AND json_extract(detail, '$.version') = ?"
+	" ORDER BY id DESC LIMIT 1";
 static const char SQL_INSERT[] =
 	"INSERT INTO profiles (name, version, sha256, content, created_ms, created_by)"
 	" VALUES (?, ?, ?, ?, ?, ?)";
@@ -116,6 +120,44 @@ out:
 	return rc;
 }
 
+/*
+ * The profile a line runs on is the one an engineer stored: the content's
+ * SHA-256, recomputed, must be the row's and the one its profile-store event
+ * put in the chain (issue 12).  The chain itself is verified by the caller
+ * (run verifies first); this ties the row to its event, so a row rewritten
+ * with its own matching sha256 column is still refused.
+ */
+static int matches_event(struct db *db, const char *name, int version, const char *column,
+			 const uint8_t *content, size_t len, struct errbuf *err)
+{
+	uint8_t sha[32];
+	unsigned int sl = 0;
+	char hex[65], ev[65] = "";
+	sqlite3_stmt *st;
+	int rc;
+
+	EVP_Digest(content, len, sha, &sl, EVP_sha256(), NULL);
+	hex_encode(sha, 32, hex);
+	if (!(st = db_stmt(db, SQL_EVENT, err)))
+		return ST_EDB;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, version);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && sqlite3_column_text(st, 0))
+		snprintf(ev, sizeof(ev), "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_sqlerr(db, rc, err, "read the profile-store event");
+	if (!ev[0])
+		return errbuf_set(err, ST_ETAMPER, "profile %s v%d has no profile-store event in the"
+				  " audit chain: refused", name, version);
+	if (strcmp(hex, column) || strcmp(hex, ev))
+		return errbuf_set(err, ST_ETAMPER, "profile %s v%d: its content (sha256 %.16s...) is"
+				  " not what its profile-store event recorded (%.16s...): refused",
+				  name, version, hex, ev);
+	return ST_OK;
+}
+
 int db_profile_load(struct db *db, const char *name, char **content, size_t *len,
 		    int *version, char hash_hex[65], struct errbuf *err)
 {
@@ -148,6 +190,20 @@ int db_profile_load(struct db *db, const char *name, char **content, size_t *len
 			if (hash_hex)
 				snprintf(hash_hex, 65, "%s", (const char *)sqlite3_column_text(st, 1));
 			rc = ST_OK;
+		}
+		if (rc == ST_OK) {
+			char column[65], who[80];
+			int v = sqlite3_column_int(st, 0);
+
+			snprintf(column, sizeof(column), "%s", (const char *)sqlite3_column_text(st, 1));
+			snprintf(who, sizeof(who), "%s", name);
+			sqlite3_reset(st);
+			rc = matches_event(db, who, v, column, (const uint8_t *)*content, (size_t)n,
+					   err);
+			if (rc) {
+				free(*content);
+				*content = NULL;
+			}
 		}
 	} else if (rc == SQLITE_DONE) {
 		rc = errbuf_set(err, ST_ENOTFOUND, "no profile named %s", name);

@@ -55,6 +55,7 @@ const struct db_audited_table db_audited_tables[] = {
 	T("crls", "number"),
 	T("station", "id"),
 	T("line_holder", "id"),
+	T("keys_seen", "pubkey_hash"),
 };
 #undef T
 const int db_audited_tables_count =

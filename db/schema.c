@@ -223,6 +223,21 @@ const char *const db_migrations[] = {
 	"  since_ms    INTEGER NOT NULL,"
 	"  actor       TEXT NOT NULL"
 	");",
+
+	/* 9 -> 10 (issue 12): the public key of every CSR the policy accepted,
+	 * whatever became of its unit (db/keys_seen.c, written with the unit): the clone check
+	 * reads them all.  One audited row per key, kept for the first board
+	 * that showed it.  The events indexes move off JSON functions, which
+	 * trusted_schema OFF refuses in the schema (schema.h DB_EV_FIELD). */
+	"CREATE TABLE keys_seen ("
+	"  pubkey_hash  TEXT PRIMARY KEY,"
+	"  unique_id    TEXT NOT NULL,"
+	"  seen_ms      INTEGER NOT NULL"
+	");"
+	"DROP INDEX events_uid;"
+	"DROP INDEX events_serial;"
+	"CREATE INDEX events_uid ON events(" DB_EV_UID ");"
+	"CREATE INDEX events_serial ON events(" DB_EV_SERIAL ");",
 };
 
 const int db_migrations_count = sizeof(db_migrations) / sizeof(db_migrations[0]);

@@ -166,7 +166,10 @@ static int update_locked(struct db *db, const struct db_unit *u, struct errbuf *
 		return db_sqlerr(db, rc, err, "update unit");
 	if (sqlite3_changes(db->sq) == 0)
 		return not_in_progress(db, u->id, err);
-	return db_row_audit_id_locked(db, "units", u->id, u->operator_name, err);
+	if ((rc = db_row_audit_id_locked(db, "units", u->id, u->operator_name, err)))
+		return rc;
+	/* the key its CSR showed, whatever the verdict will be (keys_seen) */
+	return db_keys_seen_add_locked(db, u->pubkey_hash, u->unique_id, "station", err);
 }
 
 /*
@@ -334,7 +337,8 @@ static int finish_locked(struct db *db, const struct db_unit *u, int64_t finishe
 	 * cannot record: both events go under the station's name, never refusing
 	 * the verdict (recovery must always complete; the row keeps the name). */
 	actor = ids_actor_valid(u->operator_name) ? u->operator_name : "station";
-	if ((rc = db_row_audit_id_locked(db, "units", u->id, actor, err)))
+	if ((rc = db_row_audit_id_locked(db, "units", u->id, actor, err)) ||
+	    (rc = db_keys_seen_add_locked(db, u->pubkey_hash, u->unique_id, "station", err)))
 		return rc;
 	detail = finish_detail(u, plain, duration, model, hw);
 	if (!detail)

@@ -28,6 +28,11 @@ struct hsm_certstore {
 	void *ctx;
 	/* *seen = 1 when a certificate was ever reserved for this key hash. */
 	int (*pubkey_seen)(void *ctx, const char *pubkey_hash, int *seen, struct errbuf *err);
+	/* Optional, used instead of pubkey_seen when set: the clone check over
+	 * every key ever shown.  *seen = 1 when the key was certified or a board
+	 * other than unique_id showed it (the caller records the keys it saw). */
+	int (*pubkey_seen_by)(void *ctx, const char *pubkey_hash, const char *unique_id,
+			      int *seen, struct errbuf *err);
 	/* Records serials as reserved, committed, before any is signed. */
 	int (*reserve)(void *ctx, const char *const *serials, size_t n, struct errbuf *err);
 	/* Binds a reserved serial to its board and key with the DER, committed and

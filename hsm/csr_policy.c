@@ -67,6 +67,57 @@ static const char *ec_encoding_problem(X509_PUBKEY *xpk)
 	return NULL;
 }
 
+/* DER length at *p (short or long form, at most 4 length bytes), moving *p
+ * past it; -1 when it does not fit in the n bytes left. */
+static long der_len(const unsigned char **p, const unsigned char *end)
+{
+	long len = 0;
+	int n;
+
+	if (*p >= end)
+		return -1;
+	if (!(**p & 0x80))
+		return *(*p)++;
+	n = *(*p)++ & 0x7f;
+	if (n < 1 || n > 4 || end - *p < n)
+		return -1;
+	while (n--)
+		len = (len << 8) | *(*p)++;
+	return len <= end - *p ? len : -1;
+}
+
+/*
+ * The number of unused bits the key's BIT STRING declares, as encoded (OpenSSL
+ * keeps them from the parse), or -1 when the encoding cannot be walked.  A key
+ * with unused bits has a second encoding of the same bits, so the same key
+ * would hash two ways: the clone check must never depend on a later
+ * comparison to notice.
+ */
+static int spki_unused_bits(X509_PUBKEY *xpk)
+{
+	unsigned char *der = NULL;
+	const unsigned char *p, *end;
+	long n;
+	int len, unused = -1;
+
+	len = i2d_X509_PUBKEY(xpk, &der);
+	if (len <= 0)
+		return -1;
+	p = der;
+	end = der + len;
+	/* SEQUENCE { AlgorithmIdentifier SEQUENCE, BIT STRING } */
+	if (*p++ != 0x30 || der_len(&p, end) < 0 || p >= end || *p++ != 0x30 ||
+	    (n = der_len(&p, end)) < 0)
+		goto out;
+	p += n;
+	if (p >= end || *p++ != 0x03 || (n = der_len(&p, end)) < 1)
+		goto out;
+	unused = *p;
+out:
+	OPENSSL_free(der);
+	return unused;
+}
+
 static EVP_PKEY *spki_to_pkey(X509_PUBKEY *xpk)
 {
 	const unsigned char *bits;
@@ -312,6 +363,11 @@ int csr_check(const struct csr_policy *pol, const uint8_t *der, size_t len,
 	}
 	memcpy(out->unique_id, unique_id, CSR_UID_LEN + 1);
 	ERR_clear_error();  /* the undecoded key left a note */
+	if (spki_unused_bits(X509_REQ_get_X509_PUBKEY(out->req)) != 0) {
+		rc = errbuf_setr(err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_CSR_KEY,
+				 "CSR public key's BIT STRING declares unused bits (one key, two encodings)");
+		goto fail;
+	}
 	if ((why = ec_encoding_problem(X509_REQ_get_X509_PUBKEY(out->req)))) {
 		rc = errbuf_setr(err, ST_EPOLICY, ST_ORIGIN_POLICY, ST_R_CSR_KEY, "%s", why);
 		goto fail;
@@ -343,9 +399,15 @@ int csr_check(const struct csr_policy *pol, const uint8_t *der, size_t len,
 		goto fail;
 	}
 	SHA256(der, len, out->der_sha256);
-	if (store && store->pubkey_seen) {
-		if ((rc = store->pubkey_seen(store->ctx, out->pubkey_hash, &seen, err)) == ST_OK &&
-		    seen)
+	if (store && (store->pubkey_seen_by || store->pubkey_seen)) {
+		/* reached only once the CSR proved possession for this board
+		 * (signature, subject, nonce): the key the caller then records is
+		 * the board's, so a replayed or forged CSR cannot make a real
+		 * board's key look cloned */
+		rc = store->pubkey_seen_by
+			? store->pubkey_seen_by(store->ctx, out->pubkey_hash, unique_id, &seen, err)
+			: store->pubkey_seen(store->ctx, out->pubkey_hash, &seen, err);
+		if (rc == ST_OK && seen)
 			rc = errbuf_setr(err, ST_EEXIST, ST_ORIGIN_POLICY, ST_R_KEY_SEEN,
 					 "CSR public key %.16s... was certified before (cloned key?)",
 					 out->pubkey_hash);

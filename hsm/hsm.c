@@ -1,6 +1,7 @@
 /* hsm: token access through libp11.  See hsm.h. */
 #include "hsm/hsm.h"
 #include "hsm/hsm_int.h"
+#include "hsm/hsm_module.h"
 #include "core/certfile.h"
 #include "core/clock.h"
 #include "core/hex.h"
@@ -14,7 +15,10 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -290,13 +294,27 @@ static int preflight(struct hsm *h, EVP_PKEY *priv, const EVP_MD *md, const char
 	return ST_OK;
 }
 
-static int load_ca_cert(struct hsm *h, const char *path, struct errbuf *err)
+static int load_ca_cert(struct hsm *h, const char *path, const char *pin,
+			struct errbuf *err)
 {
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+	char hex[65];
 	EVP_PKEY *pub;
 	int rc;
 
 	if ((rc = certfile_load(path, CERTFILE_MAX, &h->ca_cert, NULL, NULL, err)) != ST_OK)
 		return errbuf_prefix(err, "CA certificate: ");
+	/* the trust anchor is the one the audited profile pinned, not whatever
+	 * file now sits at the path */
+	if (pin && pin[0]) {
+		if (X509_digest(h->ca_cert, EVP_sha256(), md, &mdlen) != 1 || mdlen != 32)
+			return errbuf_set(err, ST_ECRYPTO, "CA certificate %s: cannot hash it", path);
+		hex_encode(md, 32, hex);
+		if (strcasecmp(hex, pin))
+			return errbuf_set(err, ST_ETAMPER, "CA certificate %s has SHA-256 %s, not the"
+					  " pinned %s: refused", path, hex, pin);
+	}
 	pub = X509_get0_pubkey(h->ca_cert);
 	if (!pub)
 		return errbuf_set(err, ST_ECRYPTO, "CA certificate %s: unreadable public key", path);
@@ -330,13 +348,59 @@ static int load_ca_cert(struct hsm *h, const char *path, struct errbuf *err)
  * (retried less).  A failed login is never transient: whatever its CKR, a
  * token may have counted it against the PIN, and the docs promise one
  * attempt (docs/security.md). */
+/* SoftHSM keeps a token in files that a login rewrites (its PIN flags): two
+ * processes logging in at the same instant can read each other's half-written
+ * file and fail (CKR_GENERAL_ERROR, CKR_USER_PIN_NOT_INITIALIZED) before any PIN
+ * is compared, and a failed login is never retried.  So the logins of this
+ * user's processes on this host take turns, on a lock file of the user's own
+ * (a token on another host serialises in its own server).  Best effort: a lock
+ * that cannot be had within 5 s, or a file that is not ours, is done without. */
+static int login_lock(void)
+{
+	char path[256];
+	const char *dir = getenv("XDG_RUNTIME_DIR");
+	struct stat sb;
+	int fd;
+
+	if (dir && *dir == '/')
+		snprintf(path, sizeof(path), "%s/station-hsm-login.lock", dir);
+	else
+		snprintf(path, sizeof(path), "/tmp/station-hsm-login-%u.lock", (unsigned)geteuid());
+	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_uid != geteuid()) {
+		close(fd);
+		return -1;
+	}
+	for (int i = 0; i < 500; i++) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			return fd;
+		if (errno != EWOULDBLOCK && errno != EINTR)
+			break;
+		nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000 * 1000 }, NULL);
+	}
+	close(fd);
+	return -1;
+}
+
+static void login_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd);   /* releases the flock */
+}
+
 static int open_once(struct hsm *h, const struct hsm_config *c, const char *pin,
 		     int *transient, struct errbuf *err)
 {
 	unsigned long ckr;
 	char other[256];
+	int rc, lock;
 
 	*transient = 0;
+	/* a module path never comes from the database alone (hsm_module.h) */
+	if ((rc = hsm_module_allowed(c->module, err)) != ST_OK)
+		return rc;
 	/* say it plainly (libp11 would print dlopen's error on stderr) */
 	if (access(c->module, R_OK) != 0)
 		return errbuf_set(err, ST_ENOTFOUND, "PKCS#11 module %s: %s", c->module,
@@ -393,7 +457,10 @@ static int open_once(struct hsm *h, const struct hsm_config *c, const char *pin,
 	if (h->slot->token->userPinLocked)
 		return errbuf_set(err, ST_EPIN, "token '%s': the user PIN is locked", c->token);
 	atomic_fetch_add(&login_attempts, 1);
-	if (PKCS11_login(h->slot, 0, pin) != 0) {
+	lock = login_lock();
+	rc = PKCS11_login(h->slot, 0, pin);
+	login_unlock(lock);
+	if (rc != 0) {
 		ckr = take_ckr(NULL, 0);
 		switch (ckr) {
 		case CKR_PIN_INCORRECT:
@@ -525,7 +592,7 @@ int hsm_open(const struct hsm_config *c, struct hsm **out, struct errbuf *err)
 	h->cfg = *c;
 	snprintf(h->token, sizeof(h->token), "%s", c->token);
 	/* The certificate first: a wrong path should not cost a PIN prompt. */
-	if ((rc = load_ca_cert(h, c->ca_cert, err)) != ST_OK)
+	if ((rc = load_ca_cert(h, c->ca_cert, c->ca_cert_sha256, err)) != ST_OK)
 		goto fail;
 	if (c->softhsm2_conf[0] && setenv("SOFTHSM2_CONF", c->softhsm2_conf, 1) != 0) {
 		rc = errbuf_set(err, ST_EIO, "cannot set SOFTHSM2_CONF");

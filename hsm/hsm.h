@@ -53,6 +53,8 @@ struct hsm_config {
 	char ca_key[HSM_LABEL_MAX];       /* CA private key label ... */
 	char ca_key_id[HSM_LABEL_MAX];    /* ... or its CKA_ID in hex (one of the two) */
 	char ca_cert[HSM_PATH_MAX];       /* CA certificate, PEM (required) */
+	char ca_cert_sha256[65];          /* optional pin: SHA-256 of its DER, hex; the
+					     certificate read must match it */
 	char audit_key[HSM_LABEL_MAX];    /* audit checkpoint key label (optional) */
 	char pin_file[HSM_PATH_MAX];      /* PIN source: a file ... */
 	char pin_env[HSM_LABEL_MAX];      /* ... or an environment variable ... */
@@ -64,7 +66,7 @@ struct hsm_config {
 void hsm_config_init(struct hsm_config *c);
 
 /* Sets one key ("module", "softhsm2_conf", "token", "ca_key", "ca_key_id",
- * "ca_cert", "audit_key", "pin_file", "pin_env", "pin_prompt").  Returns
+ * "ca_cert", "ca_cert_sha256", "audit_key", "pin_file", "pin_env", "pin_prompt").  Returns
  * ST_ENOTFOUND for an unknown key (so an embedding parser can report it with its
  * own file:line), ST_EINVAL for a bad value. */
 ST_MUST_CHECK int hsm_config_set(struct hsm_config *c, const char *key, const char *value,

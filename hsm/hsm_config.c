@@ -45,7 +45,7 @@ int hsm_config_set(struct hsm_config *c, const char *key, const char *value,
 	} strs[] = {
 #define S(k) { #k, offsetof(struct hsm_config, k), sizeof(((struct hsm_config *)0)->k) }
 		S(module), S(softhsm2_conf), S(token), S(ca_key), S(ca_key_id),
-		S(ca_cert), S(audit_key), S(pin_file), S(pin_env),
+		S(ca_cert), S(ca_cert_sha256), S(audit_key), S(pin_file), S(pin_env),
 #undef S
 	};
 
@@ -69,6 +69,9 @@ int hsm_config_set(struct hsm_config *c, const char *key, const char *value,
 			if (n % 2)
 				return errbuf_set(err, ST_EINVAL, "ca_key_id must have an even number of hex digits");
 		}
+		if (!strcmp(key, "ca_cert_sha256") &&
+		    (strlen(value) != 64 || !hex_all_digits(value, 64)))
+			return errbuf_set(err, ST_EINVAL, "ca_cert_sha256 must be 64 hex digits");
 		if (!strcmp(key, "pin_env")) {
 			for (const char *p = value; *p; p++)
 				if (!isalnum((unsigned char)*p) && *p != '_')

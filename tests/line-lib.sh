@@ -87,7 +87,7 @@ EOF
 	[ -e st.db ] || new_db st.db "$LINE_SID"
 	expect_exit 0 S profile add "$file"
 	expect_exit 0 S allowlist import "mfg/$lot.csv" --lot "$lot" --sig "mfg/$lot.csv.sig" \
-		--manufacturer-cert mfg/mfr-ca.pem
+		--manufacturer-cert mfg/mfr-signer.pem --manufacturer-ca mfg/mfr-ca.pem
 }
 
 line_board_uid() { grep "^$1," mfg/*-boards.csv | head -1 | cut -d, -f2; }

@@ -1,6 +1,12 @@
 /* certstore_db: see certstore_db.h. */
 #include "app/certstore_db.h"
 
+static int seen_by(void *ctx, const char *pubkey_hash, const char *unique_id, int *out,
+		   struct errbuf *err)
+{
+	return db_pubkey_seen_by_other(ctx, pubkey_hash, unique_id, out, err);
+}
+
 static int seen(void *ctx, const char *pubkey_hash, int *out, struct errbuf *err)
 {
 	return db_pubkey_seen(ctx, pubkey_hash, out, err);
@@ -63,6 +69,7 @@ void app_certstore_db(struct hsm_certstore *s, struct db *db)
 {
 	s->ctx = db;
 	s->pubkey_seen = seen;
+	s->pubkey_seen_by = seen_by;
 	s->reserve = reserve;
 	s->issued = issued;
 	s->release = release;

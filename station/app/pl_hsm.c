@@ -115,6 +115,8 @@ int pl_hsm_open(const struct profile *p, struct db *db, const char *log_path, st
 	    (rc = hsm_config_set(&c, "token", p->hsm_token, err)) ||
 	    (rc = hsm_config_set(&c, "ca_key", p->hsm_ca_key, err)) ||
 	    (rc = hsm_config_set(&c, "ca_cert", p->hsm_ca_cert, err)) ||
+	    (p->hsm_ca_cert_sha256[0] &&
+	     (rc = hsm_config_set(&c, "ca_cert_sha256", p->hsm_ca_cert_sha256, err))) ||
 	    (rc = hsm_config_set(&c, "audit_key", p->hsm_audit_key, err)) ||
 	    (rc = p->hsm_pin_file[0] ? hsm_config_set(&c, "pin_file", p->hsm_pin_file, err)
 				     : hsm_config_set(&c, "pin_env", p->hsm_pin_env, err)) ||

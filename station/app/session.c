@@ -114,10 +114,15 @@ int app_session_open(const struct app_session_opts *o, struct app_session **out,
 				o->lot, o->lot);
 		goto fail;
 	}
+	/* the trust anchors are those the audited profile pinned (issue 12) */
 	if ((rc = certfile_load(o->profile->mfr_ca_cert, CERTFILE_MAX, NULL, &s->mfr, &s->mfr_len,
 				err)) ||
+	    (rc = profile_pin_check("manufacturer CA", o->profile->mfr_ca_cert,
+				    o->profile->mfr_ca_sha256, s->mfr, s->mfr_len, err)) ||
 	    (rc = certfile_load(o->profile->hsm_ca_cert, CERTFILE_MAX, NULL, &s->ca, &s->ca_len,
-				err)))
+				err)) ||
+	    (rc = profile_pin_check("CA certificate", o->profile->hsm_ca_cert,
+				    o->profile->hsm_ca_cert_sha256, s->ca, s->ca_len, err)))
 		goto fail;
 	if ((rc = pl_hsm_open(o->profile, o->db, o->checkpoint_log, &s->hsm, err))) {
 		errbuf_prefix(err, "HSM pre-flight failed: ");

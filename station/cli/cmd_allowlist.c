@@ -1,5 +1,6 @@
 /*
- * station allowlist import FILE --lot LOT (--sig FILE.sig --manufacturer-cert CERT.pem | --unsigned)
+ * station allowlist import FILE --lot LOT (--sig FILE.sig --manufacturer-cert SIGNER.pem
+ *                                           --manufacturer-ca CA.pem | --unsigned)
  * station allowlist list --lot LOT
  *
  * import: the manufacturer's CSV (docs/engineer.md "Allowlist"), all or nothing.
@@ -21,7 +22,8 @@
 static void allowlist_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: station allowlist import FILE --lot LOT --sig FILE.sig --manufacturer-cert CERT.pem\n"
+		"usage: station allowlist import FILE --lot LOT --sig FILE.sig --manufacturer-cert SIGNER.pem\n"
+		"                                   --manufacturer-ca CA.pem\n"
 		"       station allowlist import FILE --lot LOT --unsigned\n"
 		"       station allowlist list --lot LOT\n"
 		"  import --ledger CONNINFO [--ledger-password-file FILE]: the lot's ids also\n"
@@ -30,8 +32,11 @@ static void allowlist_usage(FILE *f)
 		"import  add the hardware ids of a manufacturer CSV (header\n"
 		"        unique_id,lot,model,hw_revision) to LOT in one transaction.  Any bad\n"
 		"        row, a duplicate id, or a signature that does not verify with the\n"
-		"        manufacturer certificate rejects the whole file (FILE:LINE: reason)\n"
-		"        and nothing is written.  The import is an audit event.\n"
+		"        manufacturer's signer certificate rejects the whole file (FILE:LINE:\n"
+		"        reason) and nothing is written.  The signer must chain to the\n"
+		"        manufacturer CA with digitalSignature key usage; the lot's first\n"
+		"        signed import pins that CA (SHA-256), later imports must use it.\n"
+		"        The import is an audit event (signer and CA fingerprints).\n"
 		"        A file without a signature is refused unless --unsigned says the\n"
 		"        engineer means it; the audit event then records signed:false.\n"
 		"list    print the number of ids on LOT's allowlist, then the ids.\n");
@@ -95,12 +100,13 @@ static int allowlist_import(struct cli_ctx *ctx, int argc, char **argv)
 		{ "lot",               required_argument, NULL, 'l' },
 		{ "sig",               required_argument, NULL, 's' },
 		{ "manufacturer-cert", required_argument, NULL, 'c' },
+		{ "manufacturer-ca",   required_argument, NULL, 'a' },
 		{ "unsigned",          no_argument,       NULL, 'u' },
 		{ "help",              no_argument,       NULL, 'h' },
 		CLI_LEDGER_LONG_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *lot = NULL, *sig = NULL, *cert = NULL, *file = NULL;
+	const char *lot = NULL, *sig = NULL, *cert = NULL, *ca = NULL, *file = NULL;
 	struct cli_ledger lo = { 0 };
 	struct ledger_config lcfg;
 	struct errbuf err;
@@ -120,6 +126,7 @@ static int allowlist_import(struct cli_ctx *ctx, int argc, char **argv)
 		case 'l': lot = optarg; break;
 		case 's': sig = optarg; break;
 		case 'c': cert = optarg; break;
+		case 'a': ca = optarg; break;
 		case 'u': unsigned_ok = 1; break;
 		case 'h':
 			allowlist_usage(stdout);
@@ -139,8 +146,9 @@ static int allowlist_import(struct cli_ctx *ctx, int argc, char **argv)
 			" without spaces, commas or quotes\n", IDS_LOT_MAX);
 		return CLI_EXIT_USAGE;
 	}
-	if (!sig != !cert)
-		return cli_usage_error("allowlist", "--sig and --manufacturer-cert go together");
+	if (!sig != !cert || !sig != !ca)
+		return cli_usage_error("allowlist", "--sig, --manufacturer-cert and --manufacturer-ca"
+				       " go together");
 	/* Unsigned ids are unverified ids: make that the engineer's explicit choice. */
 	if (!sig && !unsigned_ok)
 		return cli_usage_error("allowlist", "no --sig: give the manufacturer's signature, "
@@ -159,7 +167,7 @@ static int allowlist_import(struct cli_ctx *ctx, int argc, char **argv)
 		return CLI_EXIT_FAIL;
 	}
 	use_ledger = rc;
-	rc = db_allowlist_import(db, file, lot, sig, cert, ctx->actor, &rows, &err);
+	rc = db_allowlist_import(db, file, lot, sig, cert, ca, ctx->actor, &rows, &err);
 	if (rc) {
 		db_close(db);
 		return cli_fail("allowlist import: %s", err.msg);

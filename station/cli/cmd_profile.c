@@ -1,7 +1,9 @@
 /*
  * station profile add FILE | list | show NAME
  *
- * add validates the file strictly (profile.h), stores its canonical text as a
+ * add validates the file strictly (profile.h), pins the CA and manufacturer CA
+ * certificates by SHA-256 (checks the file's pins, fills missing ones from the
+ * certificates, printed), stores its canonical text as a
  * new version with its SHA-256 (db_profile_store appends the audit event naming
  * who did it).  Nothing is stored when the file has any error.
  */
@@ -61,8 +63,14 @@ static int do_add(struct cli_ctx *ctx, const char *path, const struct ledger_con
 	size_t len = 0;
 	int version = 0;
 
+	int pinned = 0;
+
 	errbuf_clear(&e);
 	if (profile_parse_file(path, &p, &e))
+		return cli_fail("profile add: %s", e.msg);
+	/* the stored profile pins its trust anchors: a file that states a pin
+	 * must match it now; a missing pin is taken from the file, and shown */
+	if (profile_pin_anchors(&p, &pinned, &e))
 		return cli_fail("profile add: %s", e.msg);
 	if (profile_canonical(&p, &canon, &len, &e))
 		return cli_fail("profile add: %s", e.msg);
@@ -81,6 +89,10 @@ static int do_add(struct cli_ctx *ctx, const char *path, const struct ledger_con
 		return cli_fail("profile add: %s", e.msg);
 	}
 	db_close(db);
+	if (pinned & 1)
+		printf("pinned ca_cert_sha256 = %s (%s)\n", p.hsm_ca_cert_sha256, p.hsm_ca_cert);
+	if (pinned & 2)
+		printf("pinned manufacturer_ca_sha256 = %s (%s)\n", p.mfr_ca_sha256, p.mfr_ca_cert);
 	printf("profile %s version %d sha256 %s\n", p.name, version, hash);
 	version = lcfg ? to_ledger(lcfg, p.name, canon, hash, ctx->actor) : CLI_EXIT_OK;
 	free(canon);

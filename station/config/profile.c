@@ -1,5 +1,6 @@
 /* profile: see profile.h. */
 #include "config/profile.h"
+#include "core/certfile.h"
 #include "core/fileio.h"
 #include "core/hex.h"
 
@@ -14,6 +15,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <openssl/sha.h>
 
 /* What a key's value is, so one validator serves every key. */
 enum val_kind {
@@ -52,10 +55,12 @@ static const struct key_spec keys[] = {
 	{ "hsm",         "token",           V_TOKEN,   1, F(hsm_token) },
 	{ "hsm",         "ca_key",          V_LABEL,   1, F(hsm_ca_key) },
 	{ "hsm",         "ca_cert",         V_PATH,    1, F(hsm_ca_cert) },
+	{ "hsm",         "ca_cert_sha256",  V_SHA256,  0, F(hsm_ca_cert_sha256) },
 	{ "hsm",         "audit_key",       V_LABEL,   1, F(hsm_audit_key) },
 	{ "hsm",         "pin_file",        V_PATH,    0, F(hsm_pin_file) },
 	{ "hsm",         "pin_env",         V_ENVNAME, 0, F(hsm_pin_env) },
 	{ "attestation", "manufacturer_ca", V_PATH,    1, F(mfr_ca_cert) },
+	{ "attestation", "manufacturer_ca_sha256", V_SHA256, 0, F(mfr_ca_sha256) },
 	{ "policy",      "max_failures_in_row", V_FAILS, 0, 0, 0 },
 	{ "policy",      "max_rejects",     V_INT,     0, F(max_rejects) },
 	{ "policy",      "reject_window_s", V_INT,     0, F(reject_window_s) },
@@ -491,13 +496,21 @@ int profile_canonical(const struct profile *p, char **out, size_t *len, struct e
 	fprintf(f, "\n[hsm]\nmodule = %s\n", p->hsm_module);
 	if (p->hsm_softhsm2_conf[0])
 		fprintf(f, "softhsm2_conf = %s\n", p->hsm_softhsm2_conf);
-	fprintf(f, "token = %s\nca_key = %s\nca_cert = %s\naudit_key = %s\n",
-		p->hsm_token, p->hsm_ca_key, p->hsm_ca_cert, p->hsm_audit_key);
+	fprintf(f, "token = %s\nca_key = %s\nca_cert = %s\n", p->hsm_token, p->hsm_ca_key,
+		p->hsm_ca_cert);
+	/* pins (issue 12) are written only when set: profiles stored before
+	 * them keep their text and hash */
+	if (p->hsm_ca_cert_sha256[0])
+		fprintf(f, "ca_cert_sha256 = %s\n", p->hsm_ca_cert_sha256);
+	fprintf(f, "audit_key = %s\n", p->hsm_audit_key);
 	if (p->hsm_pin_file[0])
 		fprintf(f, "pin_file = %s\n", p->hsm_pin_file);
 	else
 		fprintf(f, "pin_env = %s\n", p->hsm_pin_env);
-	fprintf(f, "\n[attestation]\nmanufacturer_ca = %s\n\n", p->mfr_ca_cert);
+	fprintf(f, "\n[attestation]\nmanufacturer_ca = %s\n", p->mfr_ca_cert);
+	if (p->mfr_ca_sha256[0])
+		fprintf(f, "manufacturer_ca_sha256 = %s\n", p->mfr_ca_sha256);
+	fprintf(f, "\n");
 	fprintf(f, "[policy]\nmax_failures_in_row = %d\n", p->max_failures_in_row);
 	/* keys added later are written only when set away from their default,
 	 * so a profile stored before them keeps its text and its hash */
@@ -538,5 +551,56 @@ int profile_san_for(const struct profile *p, const char *unique_id, char *out,
 		     unique_id, ph + strlen("{unique_id}"));
 	if (n < 0 || (size_t)n >= outsz)
 		return errbuf_set(err, ST_EINVAL, "profile %s: san too long", p->name);
+	return ST_OK;
+}
+
+int profile_pin_check(const char *what, const char *path, const char *pin, const uint8_t *der,
+		      size_t der_len, struct errbuf *err)
+{
+	unsigned char md[32];
+	char hex[65];
+
+	if (!pin || !pin[0])
+		return errbuf_set(err, ST_ETAMPER, "%s %s is not pinned (no SHA-256 in the profile):"
+				  " add the profile again with `station profile add`", what, path);
+	SHA256(der, der_len, md);
+	hex_encode(md, sizeof(md), hex);
+	if (strcmp(hex, pin))
+		return errbuf_set(err, ST_ETAMPER, "%s %s has SHA-256 %s, not the pinned %s: refused",
+				  what, path, hex, pin);
+	return ST_OK;
+}
+
+/* One anchor: computed into pin when empty, else checked. */
+static int pin_one(const char *what, const char *path, char pin[65], int *filled, int bit,
+		   struct errbuf *err)
+{
+	unsigned char md[32];
+	uint8_t *der = NULL;
+	size_t len = 0;
+	int rc;
+
+	if ((rc = certfile_load(path, CERTFILE_MAX, NULL, &der, &len, err)) != ST_OK)
+		return errbuf_prefix(err, "%s: ", what);
+	if (pin[0]) {
+		rc = profile_pin_check(what, path, pin, der, len, err);
+	} else {
+		SHA256(der, len, md);
+		hex_encode(md, sizeof(md), pin);
+		*filled |= bit;
+	}
+	free(der);
+	return rc;
+}
+
+int profile_pin_anchors(struct profile *p, int *filled, struct errbuf *err)
+{
+	int rc;
+
+	*filled = 0;
+	if ((rc = pin_one("CA certificate", p->hsm_ca_cert, p->hsm_ca_cert_sha256, filled, 1,
+			  err)) ||
+	    (rc = pin_one("manufacturer CA", p->mfr_ca_cert, p->mfr_ca_sha256, filled, 2, err)))
+		return rc;
 	return ST_OK;
 }

@@ -12,6 +12,12 @@
  * - profile_canonical() re-serialises a parsed profile in a fixed key order;
  *   that text is what the database stores and hashes (a comment or blank line
  *   changed in the source file does not make a new version).
+ * - Trust anchors are pinned: [hsm] ca_cert_sha256 and [attestation]
+ *   manufacturer_ca_sha256 are the SHA-256 of each certificate's DER (lower-case
+ *   hex).  Optional in the file; `station profile add` computes a missing pin
+ *   from the file it names, checks a given one, and stores both in the
+ *   canonical text, so a stored profile always pins its anchors
+ *   (profile_pin_anchors(); `station run` refuses a stored profile without).
  * - A profile never holds the HSM PIN: only the name of a file or of an
  *   environment variable that holds it.  A `pin` key is refused.
  * The file format is documented in docs/engineer.md ("Profiles").
@@ -62,7 +68,9 @@ struct profile {
 	char     hsm_audit_key[PROFILE_LABEL_MAX + 1];
 	char     hsm_pin_file[PROFILE_PATH_MAX + 1]; /* exactly one of pin_file / pin_env */
 	char     hsm_pin_env[PROFILE_LABEL_MAX + 1];
+	char     hsm_ca_cert_sha256[65];             /* [hsm] ca_cert_sha256: pin, hex */
 	char     mfr_ca_cert[PROFILE_PATH_MAX + 1];  /* [attestation] manufacturer_ca */
+	char     mfr_ca_sha256[65];                  /* [attestation] manufacturer_ca_sha256 */
 	int      max_failures_in_row;                /* [policy] default 3 */
 	int      max_rejects;                        /* [policy] REJECTs of one board ... */
 	int      reject_window_s;                    /* ... within this window hold its bay */
@@ -86,6 +94,17 @@ ST_MUST_CHECK int profile_parse_file(const char *path, struct profile *p, struct
 /* The canonical text: malloc'd, NUL-terminated; *len excludes the NUL. */
 ST_MUST_CHECK int profile_canonical(const struct profile *p, char **out, size_t *len,
 				    struct errbuf *err);
+
+/* Fills a missing pin from the certificate file it names, and checks a given
+ * one against it: ST_ETAMPER ("PATH has SHA-256 X, not the pinned Y") when a
+ * file does not match.  *filled says which pins were computed (1: CA, 2:
+ * manufacturer CA). */
+ST_MUST_CHECK int profile_pin_anchors(struct profile *p, int *filled, struct errbuf *err);
+
+/* Checks one certificate (DER) against a pin: ST_ETAMPER naming what and
+ * path when the pin is missing or differs. */
+ST_MUST_CHECK int profile_pin_check(const char *what, const char *path, const char *pin,
+				    const uint8_t *der, size_t der_len, struct errbuf *err);
 
 /* "ec-p256", "ec-p384", "rsa-3072". */
 const char *profile_key_type_name(enum profile_key_type t);

@@ -277,7 +277,7 @@ static void bench_allowlist(const char *dir, long rows)
 		die("open", &err);
 	t_parse = parse_only(csv, &bytes);
 	t0 = now_s();
-	if (db_allowlist_import(db, csv, "LOT-BENCH", NULL, NULL, "bench", &got, &err))
+	if (db_allowlist_import(db, csv, "LOT-BENCH", NULL, NULL, NULL, "bench", &got, &err))
 		die("import", &err);
 	t_import = now_s() - t0;
 	db_close(db);

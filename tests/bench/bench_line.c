@@ -151,7 +151,7 @@ static void import(struct db *db, int n)
 		fprintf(csv, "%s,%s,widget,B\n", uid, LOT);
 	}
 	fclose(csv);
-	if (db_allowlist_import(db, "allow.csv", LOT, NULL, NULL, "bench", &rows, &e)) {
+	if (db_allowlist_import(db, "allow.csv", LOT, NULL, NULL, NULL, "bench", &rows, &e)) {
 		fprintf(stderr, "bench_line: allowlist: %s\n", e.msg);
 		exit(1);
 	}

@@ -11,11 +11,24 @@ new_db "$DB" st1
 uid() { printf '%024X' "$1"; }
 HDR=unique_id,lot,model,hw_revision
 
-# Manufacturer key + certificate, and an unrelated one.
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-	-keyout mfr.key -out mfr.pem -days 30 -subj /CN=Acme-Manufacturing 2>/dev/null
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-	-keyout evil.key -out evil.pem -days 30 -subj /CN=Acme-Manufacturing 2>/dev/null
+# The manufacturer's CA and the signer certificate it issued (keyUsage
+# digitalSignature); an impostor: a self-signed "CN=Acme Manufacturer CA"
+# (issue 12); and the manufacturer's key certified without digitalSignature.
+EC="-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+# shellcheck disable=SC2086
+openssl req -x509 $EC -keyout mca.key -out mca.pem -days 30 -subj "/CN=Acme Manufacturer CA" \
+	-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign 2>/dev/null
+# shellcheck disable=SC2086
+openssl req -new $EC -keyout mfr.key -out mfr.csr -subj /CN=Acme-Manufacturing 2>/dev/null
+echo keyUsage=critical,digitalSignature > ku.ext
+echo keyUsage=critical,keyAgreement > noku.ext
+openssl x509 -req -in mfr.csr -CA mca.pem -CAkey mca.key -days 30 -extfile ku.ext \
+	-out mfr.pem 2>/dev/null
+openssl x509 -req -in mfr.csr -CA mca.pem -CAkey mca.key -days 30 -extfile noku.ext \
+	-out noku.pem 2>/dev/null
+# shellcheck disable=SC2086
+openssl req -x509 $EC -keyout evil.key -out evil.pem -days 30 -subj "/CN=Acme Manufacturer CA" \
+	2>/dev/null
 sign() { openssl dgst -sha256 -sign "${2:-mfr.key}" -out "$1.sig" "$1"; }
 
 # counts: rows in lots, allowlist, events.
@@ -23,7 +36,7 @@ counts() { sqlite3 "$DB" "SELECT (SELECT count(*) FROM lots) || ' ' || (SELECT c
 
 { echo $HDR; for i in 1 2 3; do echo "$(uid $i),LOT-A,Widget Pro,B2"; done; } > good.csv
 sign good.csv
-expect_exit 0 S allowlist import good.csv --lot LOT-A --sig good.csv.sig --manufacturer-cert mfr.pem
+expect_exit 0 S allowlist import good.csv --lot LOT-A --sig good.csv.sig --manufacturer-cert mfr.pem --manufacturer-ca mca.pem
 grep -qx 'imported 3 ids into lot LOT-A (signature verified)' "$OUT" || fail "good: $(cat "$OUT")"
 [ "$(stat -c %a $DB)" = 600 ] || fail "db mode $(stat -c %a $DB)"
 expect_exit 0 S allowlist list --lot LOT-A
@@ -49,7 +62,7 @@ reject() {
 
 # Re-importing the same file (same SHA-256, same lot) is a no-op that says so;
 # another file with ids already known is refused.
-expect_exit 0 S allowlist import good.csv --lot LOT-A --sig good.csv.sig --manufacturer-cert mfr.pem
+expect_exit 0 S allowlist import good.csv --lot LOT-A --sig good.csv.sig --manufacturer-cert mfr.pem --manufacturer-ca mca.pem
 grep -qx 'good.csv is already imported for lot LOT-A: nothing to do' "$OUT" || fail "again: $(cat "$OUT")"
 [ "$(counts)" = "$before" ] || fail "a repeated import wrote ($before -> $(counts))"
 { cat good.csv; echo "$(uid 12),LOT-A,W,1"; } > again.csv
@@ -107,22 +120,27 @@ grep -q "no lot NOPE in this database; the lots are: LOT-A" "$ERR" || fail "list
 { echo $HDR; echo "$(uid 20),LOT-S,W,1"; echo "$(uid 21),LOT-S,W,1"; } > signed.csv
 sign signed.csv
 openssl dgst -sha256 -sign evil.key -out evil.sig signed.csv
-reject signed.csv 'signed.csv.sig: signature does not verify with the manufacturer certificate evil.pem' \
-	--lot LOT-S --sig signed.csv.sig --manufacturer-cert evil.pem
-reject signed.csv 'evil.sig: signature does not verify' --lot LOT-S --sig evil.sig --manufacturer-cert mfr.pem
+# the impostor, signing with its own key: it does not chain to the CA
+reject signed.csv 'evil.pem \(/CN=Acme Manufacturer CA\) does not chain to the manufacturer CA mca.pem' \
+	--lot LOT-S --sig evil.sig --manufacturer-cert evil.pem --manufacturer-ca mca.pem
+# the manufacturer's own key, certified without digitalSignature
+reject signed.csv 'noku.pem \(/CN=Acme-Manufacturing\) has no digitalSignature key usage' \
+	--lot LOT-S --sig signed.csv.sig --manufacturer-cert noku.pem --manufacturer-ca mca.pem
+reject signed.csv 'evil.sig: signature does not verify' --lot LOT-S --sig evil.sig --manufacturer-cert mfr.pem --manufacturer-ca mca.pem
 cp signed.csv tampered.csv; echo "$(uid 22),LOT-S,W,1" >> tampered.csv
-reject tampered.csv 'signed.csv.sig: signature does not verify' --lot LOT-S --sig signed.csv.sig --manufacturer-cert mfr.pem
-reject signed.csv 'mfr.key: not a PEM certificate' --lot LOT-S --sig signed.csv.sig --manufacturer-cert mfr.key
+reject tampered.csv 'signed.csv.sig: signature does not verify' --lot LOT-S --sig signed.csv.sig --manufacturer-cert mfr.pem --manufacturer-ca mca.pem
+reject signed.csv 'mfr.key: not a PEM certificate' --lot LOT-S --sig signed.csv.sig --manufacturer-cert mfr.key --manufacturer-ca mca.pem
 # A bad signature wins over bad content: the file is never parsed.
 sign lower.csv
-reject lower.csv 'lower.csv.sig: signature does not verify' --lot LOT-B --sig lower.csv.sig --manufacturer-cert evil.pem
+openssl dgst -sha256 -sign evil.key -out lower.csv.sig lower.csv
+reject lower.csv 'lower.csv.sig: signature does not verify' --lot LOT-B --sig lower.csv.sig --manufacturer-cert mfr.pem --manufacturer-ca mca.pem
 expect_exit 2 S allowlist import signed.csv --lot LOT-S --sig signed.csv.sig
 expect_exit 2 S allowlist import signed.csv
 expect_exit 2 S allowlist import --lot LOT-S
 # No signature is an explicit choice: without --unsigned the file is refused untouched.
 expect_exit 2 S allowlist import good.csv --lot LOT-Z
 grep -q 'no --sig: give the manufacturer' "$ERR" || fail "unsigned refusal: $(cat "$ERR")"
-expect_exit 2 S allowlist import signed.csv --lot LOT-S --sig signed.csv.sig --manufacturer-cert mfr.pem --unsigned
+expect_exit 2 S allowlist import signed.csv --lot LOT-S --sig signed.csv.sig --manufacturer-cert mfr.pem --manufacturer-ca mca.pem --unsigned
 [ "$(counts)" = "$before" ] || fail "refused imports wrote rows"
 expect_exit 2 S allowlist frob
 expect_exit 0 S allowlist --help
@@ -131,7 +149,7 @@ expect_exit 0 S allowlist --help
 printf '\357\273\277%s\r\n%s,LOT-S,"Widget, Pro",B\r\n' $HDR "$(uid 30)" > excel.csv
 expect_exit 0 S allowlist import excel.csv --lot LOT-S --unsigned
 grep -q 'imported 1 ids into lot LOT-S (unsigned)' "$OUT" || fail "excel: $(cat "$OUT")"
-expect_exit 0 S allowlist import signed.csv --lot LOT-S --sig signed.csv.sig --manufacturer-cert mfr.pem
+expect_exit 0 S allowlist import signed.csv --lot LOT-S --sig signed.csv.sig --manufacturer-cert mfr.pem --manufacturer-ca mca.pem
 expect_exit 0 S allowlist list --lot LOT-S
 [ "$(head -1 "$OUT")" = "3 ids on lot LOT-S" ] || fail "LOT-S: $(head -1 "$OUT")"
 expect_exit 0 S audit verify

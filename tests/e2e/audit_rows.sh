@@ -54,12 +54,25 @@ tamper role "UPDATE roles SET granted_by = 'mallory'" 'row roles name=eng differ
 tamper rework "UPDATE reworks SET reason = 'none'" 'row reworks id=1 differs .*: field reason'
 tamper checkpoint "DELETE FROM checkpoints" 'row checkpoints id=1 is missing'
 tamper crl "UPDATE crls SET entries = 0" 'row crls number=1 differs .*: field entries'
-tamper new-table "CREATE TABLE shadow (x)" 'table shadow is not under the audit chain'
+# a table (or trigger, view, index) the migrations did not make: not even opened
+cp st.db new-table.db
+sqlite3 new-table.db "CREATE TABLE shadow (x)"
+for cmd in "audit verify" "export --lot LR --format csv --out nt.csv" "crl --out nt.crl --hsm-config hsm/hsm.ini"; do
+	# shellcheck disable=SC2086
+	expect_exit 1 T new-table.db $cmd
+	grep -q "schema is not the station's (not the station's: table shadow" "$ERR" ||
+		fail "new-table: $cmd said: $(cat "$ERR")"
+done
 # run refuses too, before it opens a bay or the token
 expect_exit 1 timeout 30 "$STATION" --db verdict.db --station-id "$LINE_SID" --user eng run \
 	--profile widget --lot LR --headless --bays 1 --max-units 1
 grep -q 'run: refusing to act on a database that does not verify: row units id=1 differs' "$ERR" ||
 	fail "run on an edited database: $(cat "$ERR")"
+# the profile's module path repointed in the database: run never loads it
+expect_exit 1 timeout 30 "$STATION" --db profile.db --station-id "$LINE_SID" --user eng run \
+	--profile widget --lot LR --headless --bays 1 --max-units 1
+grep -q 'run: refusing to act on a database that does not verify: row profiles id=1 differs' \
+	"$ERR" || fail "run with a repointed module: $(cat "$ERR")"
 
 # The CRL lists the revoked serial from the chain; its number is 1, 2, ...
 # whatever the clock says.
@@ -78,4 +91,19 @@ sqlite3 back.db "UPDATE crls SET number = 7 WHERE number = 2"
 expect_exit 1 T back.db crl --out back.crl --hsm-config hsm/hsm.ini
 grep -q 'row crls number=7 has no row event' "$ERR" || fail "CRL number backwards: $(cat "$ERR")"
 expect_exit 0 S audit verify
-echo "audit_rows: ok (11 tamperings named and refused, CRL numbers 1, 2)"
+
+# The trust anchors are pinned in the audited profile: another certificate
+# put at the CA's or the manufacturer CA's path stops the line at start.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout other.key \
+	-subj "/CN=Acme Manufacturer CA" -days 2 -addext basicConstraints=critical,CA:TRUE \
+	-out other.pem 2>/dev/null
+for anchor in hsm/ca.pem mfg/mfr-ca.pem; do
+	cp "$anchor" anchor.keep
+	cp other.pem "$anchor"
+	expect_exit 1 timeout 30 "$STATION" --db st.db --station-id "$LINE_SID" --user eng run \
+		--profile widget --lot LR --headless --bays 1 --max-units 1
+	grep -q "$anchor has SHA-256 [0-9a-f]*, not the pinned [0-9a-f]*: refused" "$ERR" ||
+		fail "run with $anchor replaced: $(cat "$ERR")"
+	cp anchor.keep "$anchor"
+done
+echo "audit_rows: ok (11 tamperings named and refused, CRL numbers 1, 2, anchors pinned)"

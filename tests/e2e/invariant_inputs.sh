@@ -30,14 +30,14 @@ refused() {
 	for i in $(seq 1 400); do printf '%024X,LJ,SB-100,A\n' $((0x1000 + i)); done
 	echo "0123456789abcdef01234567,LJ,SB-100,A"
 } > long.csv
-openssl dgst -sha256 -sign mfg/mfr-ca-key.pem -out long.csv.sig long.csv
-expect_exit 1 S allowlist import long.csv --lot LJ --sig long.csv.sig --manufacturer-cert mfg/mfr-ca.pem
+openssl dgst -sha256 -sign mfg/mfr-signer-key.pem -out long.csv.sig long.csv
+expect_exit 1 S allowlist import long.csv --lot LJ --sig long.csv.sig --manufacturer-cert mfg/mfr-signer.pem --manufacturer-ca mfg/mfr-ca.pem
 grep -q "long.csv:402: " "$ERR" || fail "allowlist: no file:line: $(cat "$ERR")"
 unchanged "allowlist"
 # the same file without its bad line imports: the refusal was the last line's
 head -n 401 long.csv > good.csv
-openssl dgst -sha256 -sign mfg/mfr-ca-key.pem -out good.csv.sig good.csv
-expect_exit 0 S allowlist import good.csv --lot LJ --sig good.csv.sig --manufacturer-cert mfg/mfr-ca.pem
+openssl dgst -sha256 -sign mfg/mfr-signer-key.pem -out good.csv.sig good.csv
+expect_exit 0 S allowlist import good.csv --lot LJ --sig good.csv.sig --manufacturer-cert mfg/mfr-signer.pem --manufacturer-ca mfg/mfr-ca.pem
 [ "$(q "SELECT count(*) FROM allowlist a JOIN lots l ON l.id = a.lot_id WHERE l.name='LJ'")" = 400 ] || fail "the good file did not import"
 before=$(snapshot)
 

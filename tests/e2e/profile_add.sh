@@ -11,9 +11,17 @@ st() { "$STATION" --db "$DB" --user engineer-eve "$@"; }
 events() { st audit log | grep -Evc $'\t(row|station-init)\t'; }
 
 cp "$TOP/fixtures/data/widget.profile" good.profile
+# the trust anchors it names (ca.pem, mfr-ca.pem): add pins them by SHA-256
+for n in ca mfr-ca; do
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $n.key \
+		-subj "/CN=$n" -days 2 -out $n.pem 2>/dev/null
+done
 expect_exit 0 st profile add good.profile
 grep -Eq '^profile widget version 1 sha256 [0-9a-f]{64}$' "$OUT" || fail "add output: $(cat "$OUT")"
-hash1=$(awk '{print $6}' "$OUT")
+ca_pin=$(openssl x509 -in ca.pem -outform DER | sha256sum | cut -c1-64)
+grep -qx "pinned ca_cert_sha256 = $ca_pin ($PWD/ca.pem)" "$OUT" || fail "CA pin: $(cat "$OUT")"
+grep -q "^pinned manufacturer_ca_sha256 = " "$OUT" || fail "manufacturer CA pin: $(cat "$OUT")"
+hash1=$(awk '/^profile /{print $6}' "$OUT")
 [ "$(events)" = 1 ] || fail "one audit event expected after add"
 st audit log | grep -q 'profile-store.*engineer-eve' || fail "audit event must name who added"
 
@@ -21,6 +29,7 @@ st audit log | grep -q 'profile-store.*engineer-eve' || fail "audit event must n
 expect_exit 0 st profile show widget
 grep -q "^image = $PWD/widget-fw.bin\$" "$OUT" || fail "relative image path not resolved: $(cat "$OUT")"
 grep -q '^pin_env = STATION_HSM_PIN$' "$OUT" || fail "pin_env missing"
+grep -qx "ca_cert_sha256 = $ca_pin" "$OUT" || fail "the stored profile lacks its CA pin: $(cat "$OUT")"
 
 # same content (comments and spacing changed): same version, no new event
 sed -e 's/^; Sample/;   Sample/' -e 's/^name = widget/name=widget/' good.profile > spaced.profile
@@ -74,6 +83,12 @@ sed 's/^type = ec-p256/type = ec-p256\n  continued/' good.profile > indented.pro
 bad indented.profile '17: indented line'
 { cat good.profile; printf 'x%.0s' $(seq 1 250); echo; } > long.profile
 bad long.profile '.*: line too long'
+
+# a pin the file states must match the certificate
+sed "s/^ca_cert = .*/&\nca_cert_sha256 = $(printf '0%.0s' $(seq 1 64))/" good.profile > pinned.profile
+expect_exit 1 st profile add pinned.profile
+grep -q "CA certificate $PWD/ca.pem has SHA-256 $ca_pin, not the pinned 0*: refused" "$ERR" ||
+	fail "a wrong pin: $(cat "$ERR")"
 
 [ "$(events)" = "$n_events" ] || fail "a rejected profile wrote an audit event"
 expect_exit 0 st profile list

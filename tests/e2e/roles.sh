@@ -45,7 +45,7 @@ grep -q "there is no login not-$ME on this machine" "$ERR" || fail "no such logi
 expect_exit 0 S role grant erik engineer --login not-"$ME" --force-login
 events=$(q "SELECT count(*) FROM events")
 for cmd in "profile add widget.profile" \
-	"allowlist import mfg/LQ.csv --lot LQ --sig mfg/LQ.csv.sig --manufacturer-cert mfg/mfr-ca.pem" \
+	"allowlist import mfg/LQ.csv --lot LQ --sig mfg/LQ.csv.sig --manufacturer-cert mfg/mfr-signer.pem --manufacturer-ca mfg/mfr-ca.pem" \
 	"rework $UA --reason why" "revoke 1234 --reason keyCompromise" \
 	"checkpoint --hsm-config hsm/hsm.ini" "role grant x engineer" "role revoke qa-quinn"; do
 	# shellcheck disable=SC2086

@@ -15,7 +15,7 @@ line_bench scan LS 2
 # a second lot the operator switches to while paused (same manufacturer CA)
 "$BUILD/fx-mfgkit" --lot LT --count 1 --out mfg >/dev/null
 expect_exit 0 S allowlist import mfg/LT.csv --lot LT --sig mfg/LT.csv.sig \
-	--manufacturer-cert mfg/mfr-ca.pem
+	--manufacturer-cert mfg/mfr-signer.pem --manufacturer-ca mfg/mfr-ca.pem
 
 sock="ui-scan-$$"
 tm() { tmux -L "$sock" -f /dev/null "$@"; }

@@ -132,7 +132,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (ftruncate(fd, 0) != 0 || (size && pwrite(fd, data, size, 0) != (ssize_t)size))
 		abort();
 	errbuf_clear(&e);
-	rc = db_allowlist_import(db, path, LOT, NULL, NULL, "fuzz", &rows, &e);
+	rc = db_allowlist_import(db, path, LOT, NULL, NULL, NULL, "fuzz", &rows, &e);
 	if (rc != prc)
 		abort();
 	if (rc != ST_OK && (strcmp(e.msg, pe.msg) || rows != 0))

@@ -42,3 +42,41 @@ csr subject-two-rdns p256 sha256 "$cn\nO = Acme" "$cp"
 csr subject-other-id p256 sha256 "CN = 0123456789ABCDEF0123456F" "$cp"
 csr nonce-missing p256 sha256 "$cn" "unstructuredName = x"
 csr nonce-wrong p256 sha256 "$cn" "challengePassword = ${nonce%?}0"
+
+# p256-unused-bits: the key's BIT STRING declares an unused bit (one key, two
+# encodings), signed again over that encoding so only the policy's rule
+# refuses it.  Needs python3-cryptography.
+python3 - "$out/p256.der" "$tmp/p256.pem" "$out/p256-unused-bits.der" <<'PY'
+import sys
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+def tlv(tag, body):
+    n = len(body)
+    if n < 0x80:
+        return bytes([tag, n]) + body
+    b = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(b)]) + b + body
+
+def walk(der):   # the TLVs of a SEQUENCE's body
+    out, i = [], 0
+    while i < len(der):
+        n, j = der[i + 1], i + 2
+        if n & 0x80:
+            k = n & 0x7F
+            n, j = int.from_bytes(der[j:j + k], "big"), j + k
+        out.append(der[i:j + n])
+        i = j + n
+    return out
+
+csr = open(sys.argv[1], "rb").read()
+key = serialization.load_pem_private_key(open(sys.argv[2], "rb").read(), None)
+tbs, alg, _ = walk(csr[2 + (csr[1] & 0x7F if csr[1] & 0x80 else 0):])
+pat = b"\x03\x42\x00\x04"
+i = tbs.index(pat)
+if tbs[i + 3 + 64] & 1:
+    sys.exit("the seed key's point ends in a 1 bit: run again")
+tbs = tbs[:i + 2] + b"\x01" + tbs[i + 3:]
+sig = key.sign(tbs, ec.ECDSA(hashes.SHA256()))
+open(sys.argv[3], "wb").write(tlv(0x30, tbs + alg + tlv(0x03, b"\x00" + sig)))
+PY

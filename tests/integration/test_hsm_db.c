@@ -117,6 +117,51 @@ static void test_issue_records_then_clone_refused(void **state)
 	EVP_PKEY_free(k);
 }
 
+/* Issue 12 #9: a key a board showed in an accepted CSR, whose unit then
+ * failed (nothing issued), is refused on another board: the unit's writes
+ * record every key seen, under the chain, and the clone check reads them.
+ * The first board showing it again (a retried stage) is not a clone. */
+static void test_failed_units_key_is_a_clone(void **state)
+{
+	static const char OTHER[] = "00112233445566778899AABC";
+	uint8_t nonce[32], *der;
+	size_t len = 0;
+	EVP_PKEY *k = tu_key("P-256");
+	struct db_verify_result res;
+	struct db_unit u;
+	struct csr_info ci;
+	struct errbuf e;
+
+	(void)state;
+	RAND_bytes(nonce, sizeof(nonce));
+	assert_int_equal(tu_make_csr(k, UID, NULL, nonce, 0, &der, &len), 0);
+	assert_int_equal(csr_check(&pol, der, len, UID, nonce, &store, &ci, &e), ST_OK);
+	/* the line's unit: its CSR stage marks the key, then it fails at attestation */
+	memset(&u, 0, sizeof(u));
+	snprintf(u.unique_id, sizeof(u.unique_id), "%s", UID);
+	snprintf(u.lot, sizeof(u.lot), "L");
+	snprintf(u.operator_name, sizeof(u.operator_name), "op");
+	assert_int_equal(db_unit_begin(db, &u, &e), ST_OK);
+	snprintf(u.stage, sizeof(u.stage), "attest");
+	snprintf(u.pubkey_hash, sizeof(u.pubkey_hash), "%s", ci.pubkey_hash);
+	assert_int_equal(db_unit_progress(db, &u, &e), ST_OK);
+	u.status = DB_UNIT_FAIL;
+	snprintf(u.reason, sizeof(u.reason), "attestation does not chain");
+	assert_int_equal(db_unit_finish(db, &u, &e), ST_OK);
+	csr_info_clear(&ci);
+	/* the same board again: not a clone */
+	assert_int_equal(csr_check(&pol, der, len, UID, nonce, &store, &ci, &e), ST_OK);
+	csr_info_clear(&ci);
+	OPENSSL_free(der);
+	assert_int_equal(tu_make_csr(k, OTHER, NULL, nonce, 0, &der, &len), 0);
+	assert_int_equal(csr_check(&pol, der, len, OTHER, nonce, &store, &ci, &e), ST_EEXIST);
+	assert_int_equal(e.reason, ST_R_KEY_SEEN);
+	OPENSSL_free(der);
+	EVP_PKEY_free(k);
+	/* the record is a row under the chain */
+	assert_int_equal(db_audit_verify(db, &res, &e), ST_OK);
+}
+
 static int count_status(const struct db_cert_row *c, void *arg)
 {
 	int *n = arg;
@@ -308,6 +353,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_issue_records_then_clone_refused),
+		cmocka_unit_test(test_failed_units_key_is_a_clone),
 		cmocka_unit_test(test_serial_batch_on_database),
 		cmocka_unit_test(test_crl_from_database),
 		cmocka_unit_test(test_checkpoints_verify),

@@ -153,15 +153,15 @@ static int group_teardown(void **state)
 	return 0;
 }
 
-/* The profile as `station run` gets it: parsed, stored as `station profile
- * add` stores it, and loaded back with its version and hash. */
+/* The profile as `station run` gets it: parsed, its anchors pinned and
+ * stored as `station profile add` does, and loaded back with its version and hash. */
 static void make_profile(struct db *db, struct profile *p, const char *sha256,
 			 const char *pin_file)
 {
 	char text[2048], *canon, hash[65];
 	size_t len;
 	struct errbuf e;
-	int n, version;
+	int n, version, pinned = 0;
 
 	n = snprintf(text, sizeof(text),
 		     "[product]\nname = sess\nusb = 1209:0001\n"
@@ -174,6 +174,7 @@ static void make_profile(struct db *db, struct profile *p, const char *sha256,
 		     sha256, TOKEN, pin_file, FX_MFG_CA_CERT);
 	assert_true(n > 0 && (size_t)n < sizeof(text));
 	if (profile_parse(text, (size_t)n, "sess.profile", tu_scratch(), p, &e) != ST_OK ||
+	    profile_pin_anchors(p, &pinned, &e) != ST_OK ||
 	    profile_canonical(p, &canon, &len, &e) != ST_OK)
 		fail_msg("%s", e.msg);
 	if (db_profile_store(db, "sess", canon, len, "eng", &version, hash, &e) != ST_OK ||
@@ -198,7 +199,7 @@ static void allow(struct env *env, int n)
 	for (int i = 0; i < n; i++)
 		fprintf(f, "%s,%s,SB-100,rev B\n", env->uid[i], LOT);
 	fclose(f);
-	if (db_allowlist_import(env->db, "allow.csv", LOT, NULL, NULL, "eng", &rows, &e) != ST_OK)
+	if (db_allowlist_import(env->db, "allow.csv", LOT, NULL, NULL, NULL, "eng", &rows, &e) != ST_OK)
 		fail_msg("%s", e.msg);
 	assert_int_equal(rows, n);
 }

@@ -315,6 +315,7 @@ static inline void tu_store_init(struct tu_store *s, struct hsm_certstore *cs)
 	pthread_mutex_init(&s->mu, NULL);
 	cs->ctx = s;
 	cs->pubkey_seen = tu_pubkey_seen;
+	cs->pubkey_seen_by = NULL;
 	cs->reserve = tu_reserve;
 	cs->issued = tu_issued;
 	cs->release = tu_release;

@@ -558,6 +558,13 @@ static int fca_pubkey_seen(void *ctx, const char *pubkey_hash, int *seen, struct
 	return db_pubkey_seen(ctx, pubkey_hash, seen, err);
 }
 
+/* As the station's (app/certstore_db.c): certified, or shown by another board */
+static int fca_pubkey_seen_by(void *ctx, const char *pubkey_hash, const char *unique_id,
+			      int *seen, struct errbuf *err)
+{
+	return db_pubkey_seen_by_other(ctx, pubkey_hash, unique_id, seen, err);
+}
+
 static void fca_init(struct fake_ca *ca, struct db *db)
 {
 	memset(ca, 0, sizeof(*ca));
@@ -567,6 +574,7 @@ static void fca_init(struct fake_ca *ca, struct db *db)
 	csr_policy_for_key(&ca->pol, CSR_KEY_EC_P256, 0);
 	ca->store.ctx = db;
 	ca->store.pubkey_seen = fca_pubkey_seen;
+	ca->store.pubkey_seen_by = fca_pubkey_seen_by;
 	ca->days = 365;
 	pthread_mutex_init(&ca->lock, NULL);
 }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config/profile.h"
 
@@ -60,6 +61,67 @@ static void test_good_profile(void **state)
 	assert_int_equal(p.max_failures_in_row, 5);
 	assert_int_equal(profile_san_for(&p, "0123456789ABCDEF01234567", san, sizeof(san), &e), ST_OK);
 	assert_string_equal(san, "URI:urn:x:0123456789ABCDEF01234567:dev");
+}
+
+/* Issue 12: trust anchors pinned by SHA-256.  A missing pin is filled from
+ * the file (and written in the canonical text); a file that no longer
+ * matches its pin is refused; a profile without a pin cannot be checked. */
+static void test_pins(void **state)
+{
+	static const char text[] =
+		"[product]\nname=w\nusb=1209:0001\n"
+		"[firmware]\nimage=/f\nsha256=0000000000000000000000000000000000000000000000000000000000000000\n"
+		"[certificate]\nvalidity_days=1\n"
+		"[hsm]\nmodule=/m\ntoken=t\nca_key=k\nca_cert=ca.pem\naudit_key=a\npin_env=PIN_1\n"
+		"[attestation]\nmanufacturer_ca=mfr.pem\n";
+	struct profile p, q;
+	struct errbuf e;
+	char *canon = NULL, cwd[512], line[100];
+	size_t len = 0;
+	int filled = 0;
+
+	(void)state;
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	assert_int_equal(system("for n in ca mfr; do openssl req -x509 -newkey ec -pkeyopt"
+				" ec_paramgen_curve:P-256 -nodes -keyout $n.key -subj /CN=$n -days 2"
+				" -out $n.pem 2>/dev/null || exit 1; done"), 0);
+	assert_int_equal(profile_parse(text, strlen(text), "p", cwd, &p, &e), ST_OK);
+	assert_string_equal(p.hsm_ca_cert_sha256, "");
+	assert_int_equal(profile_pin_anchors(&p, &filled, &e), ST_OK);
+	assert_int_equal(filled, 3);
+	assert_int_equal(strlen(p.hsm_ca_cert_sha256), 64);
+	assert_int_equal(strlen(p.mfr_ca_sha256), 64);
+	assert_string_not_equal(p.hsm_ca_cert_sha256, p.mfr_ca_sha256);
+	/* stored with the profile, and read back */
+	assert_int_equal(profile_canonical(&p, &canon, &len, &e), ST_OK);
+	snprintf(line, sizeof(line), "ca_cert_sha256 = %s\n", p.hsm_ca_cert_sha256);
+	assert_non_null(strstr(canon, line));
+	snprintf(line, sizeof(line), "manufacturer_ca_sha256 = %s\n", p.mfr_ca_sha256);
+	assert_non_null(strstr(canon, line));
+	assert_int_equal(profile_parse(canon, len, "c", NULL, &q, &e), ST_OK);
+	assert_string_equal(q.hsm_ca_cert_sha256, p.hsm_ca_cert_sha256);
+	assert_string_equal(q.mfr_ca_sha256, p.mfr_ca_sha256);
+	free(canon);
+	/* pins given: checked, not replaced */
+	assert_int_equal(profile_pin_anchors(&q, &filled, &e), ST_OK);
+	assert_int_equal(filled, 0);
+	/* the CA file replaced by another certificate */
+	assert_int_equal(system("cp mfr.pem ca.pem"), 0);
+	assert_int_equal(profile_pin_anchors(&q, &filled, &e), ST_ETAMPER);
+	assert_non_null(strstr(e.msg, "CA certificate"));
+	assert_non_null(strstr(e.msg, "not the pinned"));
+	/* no pin at all: nothing to check against */
+	assert_int_equal(profile_pin_check("manufacturer CA", "/x", "", (const uint8_t *)"x", 1, &e),
+			 ST_ETAMPER);
+	assert_non_null(strstr(e.msg, "not pinned"));
+	/* a pin must be 64 hex digits */
+	{
+		char bad[600];
+
+		snprintf(bad, sizeof(bad), "%smanufacturer_ca_sha256 = 12\n", text);
+		assert_int_equal(profile_parse(bad, strlen(bad), "b", cwd, &p, &e), ST_EINVAL);
+		assert_non_null(strstr(e.msg, "expected 64 hex digits"));
+	}
 }
 
 static void test_defaults(void **state)
@@ -267,6 +329,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_good_profile),
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_pins),
 		cmocka_unit_test(test_canonical_roundtrip),
 		cmocka_unit_test(test_deadlines_and_rejects),
 		cmocka_unit_test(test_bad_inputs),

@@ -64,7 +64,8 @@ static void test_migration_idempotent_on_reopen(void **state)
 	assert_int_equal(db_audit_append(db, "test", "me", NULL, &seq, &err), ST_OK);
 	db_close(db);
 	tables = count_tables("re.db");
-	assert_int_equal(tables, 12);  /* migration 1: 7; rework: reworks; roles; crls; station; line_holder */
+	assert_int_equal(tables, 13);  /* migration 1: 7; rework: reworks; roles; crls; station;
+					  line_holder; keys_seen */
 	for (int i = 0; i < 2; i++) {
 		assert_int_equal(db_open("re.db", "st1", &db, &err), ST_OK);
 		assert_int_equal(db_schema_version(db), db_migrations_count);
@@ -281,6 +282,47 @@ static void test_pragmas(void **state)
 	db_close(db);
 }
 
+static void exec_on(const char *path, const char *sql)
+{
+	sqlite3 *sq;
+
+	assert_int_equal(sqlite3_open(path, &sq), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(sq, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(sq);
+}
+
+/* A trigger would run its SQL inside the station's own transactions (after a
+ * row is audited); a view is SQL the station did not write: both refused, by
+ * name, and refused again until removed. */
+static void test_foreign_trigger_or_view_refused(void **state)
+{
+	struct errbuf err;
+	struct db *db;
+
+	(void)state;
+	assert_int_equal(db_open("trig.db", "st1", &db, &err), ST_OK);
+	db_close(db);
+	exec_on("trig.db", "CREATE TRIGGER pass_all AFTER UPDATE ON units BEGIN"
+		" UPDATE units SET status = 'pass' WHERE id = NEW.id; END");
+	assert_int_equal(db_open("trig.db", "st1", &db, &err), ST_ETAMPER);
+	assert_null(db);
+	assert_non_null(strstr(err.msg, "trigger pass_all"));
+	exec_on("trig.db", "DROP TRIGGER pass_all; CREATE VIEW v_units AS SELECT * FROM units");
+	assert_int_equal(db_open("trig.db", "st1", &db, &err), ST_ETAMPER);
+	assert_non_null(strstr(err.msg, "view v_units"));
+	exec_on("trig.db", "DROP VIEW v_units");
+	assert_int_equal(db_open("trig.db", "st1", &db, &err), ST_OK);
+	db_close(db);
+	/* any other object the migrations do not make, e.g. an index whose
+	 * expression would run a function from the schema */
+	exec_on("trig.db", "CREATE INDEX evil ON events(json_extract(detail, '$.x'))");
+	assert_int_equal(db_open("trig.db", "st1", &db, &err), ST_ETAMPER);
+	assert_non_null(strstr(err.msg, "index evil"));
+	exec_on("trig.db", "DROP INDEX evil");
+	assert_int_equal(db_open("trig.db", "st1", &db, &err), ST_OK);
+	db_close(db);
+}
+
 static void test_transactions(void **state)
 {
 	struct errbuf err;
@@ -408,6 +450,7 @@ int main(void)
 		cmocka_unit_test(test_not_a_database),
 		cmocka_unit_test(test_open_existing_and_station_id),
 		cmocka_unit_test(test_pragmas),
+		cmocka_unit_test(test_foreign_trigger_or_view_refused),
 		cmocka_unit_test(test_transactions),
 		cmocka_unit_test(test_one_handle_many_threads),
 		cmocka_unit_test(test_two_connections),

@@ -335,7 +335,7 @@ static void test_allowlist_queries(void **state)
 	fclose(f);
 	assert_int_equal(db_allowlist_count(db, "LOT-A", &count, &err), ST_OK);
 	assert_int_equal(count, 0);
-	assert_int_equal(db_allowlist_import(db, "al.csv", "LOT-A", NULL, NULL, "eng1", &rows, NULL),
+	assert_int_equal(db_allowlist_import(db, "al.csv", "LOT-A", NULL, NULL, NULL, "eng1", &rows, NULL),
 			 ST_OK);
 	assert_int_equal(rows, 2);
 	assert_int_equal(db_allowlist_count(db, "LOT-A", &count, &err), ST_OK);
@@ -346,7 +346,7 @@ static void test_allowlist_queries(void **state)
 			 ST_ENOTFOUND);
 	/* the same file again is a no-op: 0 rows, nothing written (issue 13) */
 	rows = -1;
-	assert_int_equal(db_allowlist_import(db, "al.csv", "LOT-A", NULL, NULL, "eng1", &rows, &err),
+	assert_int_equal(db_allowlist_import(db, "al.csv", "LOT-A", NULL, NULL, NULL, "eng1", &rows, &err),
 			 ST_OK);
 	assert_int_equal(rows, 0);
 	assert_int_equal(db_allowlist_count(db, "LOT-A", &count, &err), ST_OK);
@@ -356,11 +356,11 @@ static void test_allowlist_queries(void **state)
 	assert_non_null(f);
 	fprintf(f, "unique_id,lot,model,hw_revision\n%s,LOT-A,W,1\n%s,LOT-A,W,1\n", UID2, UID1);
 	fclose(f);
-	assert_int_equal(db_allowlist_import(db, "al2.csv", "LOT-A", NULL, NULL, "eng1", &rows, NULL),
+	assert_int_equal(db_allowlist_import(db, "al2.csv", "LOT-A", NULL, NULL, NULL, "eng1", &rows, NULL),
 			 ST_EEXIST);
 	/* not inside a caller's transaction */
 	assert_int_equal(db_begin(db, &err), ST_OK);
-	assert_int_equal(db_allowlist_import(db, "al.csv", "LOT-A", NULL, NULL, "eng1", &rows, &err),
+	assert_int_equal(db_allowlist_import(db, "al.csv", "LOT-A", NULL, NULL, NULL, "eng1", &rows, &err),
 			 ST_ESTATE);
 	db_rollback(db);
 	assert_string_equal(kinds(db), "allowlist-import ");
@@ -402,68 +402,81 @@ static void test_issued_survives_crash(void **state)
 	db_close(db);
 }
 
-/* A self-signed certificate valid from now+from_days to now+to_days, and a
- * signature by its key over file's bytes. */
-static void make_signed(const char *file, const char *cert_path, const char *sig_path,
-			long from_days, long to_days)
-{
-	EVP_PKEY *k = EVP_EC_gen("P-256");
-	X509 *x = X509_new();
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	uint8_t buf[4096], sig[256];
-	size_t n, sl = sizeof(sig);
-	FILE *f;
+/* The manufacturer's PKI, made with the openssl command line: a CA, a
+ * signer it issued (keyUsage digitalSignature), the same key certified
+ * without that usage, a self-signed impostor named like
+ * the CA, and a second CA with its own signer. */
+static const char PKI[] =
+	"set -e; ec='-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes';"
+	"ca() { openssl req -x509 $ec -keyout $1.key -subj \"/CN=$2\" -days 30"
+	" -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign"
+	" -out $1.pem 2>/dev/null; };"
+	"ca mca 'Acme Manufacturer CA'; ca fake 'Acme Manufacturer CA'; ca other 'Other CA';"
+	"openssl req -new $ec -keyout s.key -subj /CN=Acme-Signer -out s.csr 2>/dev/null;"
+	"echo keyUsage=critical,digitalSignature > ku.ext;"
+	"echo keyUsage=critical,keyEncipherment > noku.ext;"
+	"openssl x509 -req -in s.csr -CA mca.pem -CAkey mca.key -days 30 -extfile ku.ext"
+	" -out signer.pem 2>/dev/null;"
+	"openssl x509 -req -in s.csr -CA mca.pem -CAkey mca.key -days 30 -extfile noku.ext"
+	" -out noku.pem 2>/dev/null;"
+	"openssl x509 -req -in s.csr -CA other.pem -CAkey other.key -days 30 -extfile ku.ext"
+	" -out osigner.pem 2>/dev/null;"
+	"for f in v.csv w.csv; do openssl dgst -sha256 -sign s.key -out $f.sig $f;"
+	" openssl dgst -sha256 -sign fake.key -out $f.fake $f; done";
 
-	assert_non_null(k);
-	X509_set_version(x, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), 7);
-	X509_gmtime_adj(X509_getm_notBefore(x), from_days * 86400);
-	X509_gmtime_adj(X509_getm_notAfter(x), to_days * 86400);
-	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
-				   (const unsigned char *)"Old-Mfr", -1, -1, 0);
-	X509_set_issuer_name(x, X509_get_subject_name(x));
-	X509_set_pubkey(x, k);
-	assert_true(X509_sign(x, k, EVP_sha256()) > 0);
-	f = fopen(cert_path, "w");
-	PEM_write_X509(f, x);
-	fclose(f);
-	f = fopen(file, "r");
-	n = fread(buf, 1, sizeof(buf), f);
-	fclose(f);
-	assert_int_equal(EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, k), 1);
-	assert_int_equal(EVP_DigestSign(md, sig, &sl, buf, n), 1);
-	f = fopen(sig_path, "w");
-	fwrite(sig, 1, sl, f);
-	fclose(f);
-	EVP_MD_CTX_free(md);
-	X509_free(x);
-	EVP_PKEY_free(k);
+static int find_import(const struct db_event *e, void *ctx)
+{
+	if (!strcmp(e->kind, "allowlist-import"))
+		snprintf(ctx, 1024, "%s", e->detail);
+	return 0;
 }
 
-static void test_allowlist_cert_validity(void **state)
+/* Issue 12: a signed allowlist is signed by the manufacturer.  The signer
+ * must chain to the manufacturer CA, with digitalSignature; the lot's CA is pinned by its first signed import; the event
+ * records the signer's and the CA's fingerprints. */
+static void test_allowlist_signer(void **state)
 {
 	struct db *db = *state;
 	struct errbuf err;
 	int64_t rows = 0, count;
+	char detail[1024] = "";
 	FILE *f = fopen("v.csv", "w");
 
 	fprintf(f, "unique_id,lot,model,hw_revision\n%s,LOT-V,W,1\n", UID1);
 	fclose(f);
-	make_signed("v.csv", "expired.pem", "expired.sig", -30, -1);
-	assert_int_equal(db_allowlist_import(db, "v.csv", "LOT-V", "expired.sig", "expired.pem",
-					     "eng1", &rows, &err), ST_ECRYPTO);
-	assert_non_null(strstr(err.msg, "expired or not yet valid"));
-	make_signed("v.csv", "future.pem", "future.sig", 2, 30);
-	assert_int_equal(db_allowlist_import(db, "v.csv", "LOT-V", "future.sig", "future.pem",
-					     "eng1", &rows, &err), ST_ECRYPTO);
-	make_signed("v.csv", "ok.pem", "ok.sig", -1, 30);
-	assert_int_equal(db_allowlist_import(db, "v.csv", "LOT-V", "ok.sig", NULL,
-					     "eng1", &rows, &err), ST_EINVAL);
+	f = fopen("w.csv", "w");
+	fprintf(f, "unique_id,lot,model,hw_revision\n%s,LOT-V,W,1\n", UID2);
+	fclose(f);
+	assert_int_equal(system(PKI), 0);
+#define IMPORT(csv, sig, cert, ca) \
+	db_allowlist_import(db, csv, "LOT-V", sig, cert, ca, "eng1", &rows, &err)
+	/* a self-signed "CN=Acme Manufacturer CA" signing the file itself */
+	assert_int_equal(IMPORT("v.csv", "v.csv.fake", "fake.pem", "mca.pem"), ST_ECRYPTO);
+	assert_non_null(strstr(err.msg, "does not chain to the manufacturer CA"));
+	/* the signer's key certified without digitalSignature */
+	assert_int_equal(IMPORT("v.csv", "v.csv.sig", "noku.pem", "mca.pem"), ST_ECRYPTO);
+	assert_non_null(strstr(err.msg, "no digitalSignature key usage"));
+	/* the CA as its own signer, a CA that is not one, no CA at all */
+	assert_int_equal(IMPORT("v.csv", "v.csv.sig", "mca.pem", "mca.pem"), ST_ECRYPTO);
+	assert_int_equal(IMPORT("v.csv", "v.csv.sig", "signer.pem", "signer.pem"), ST_ECRYPTO);
+	assert_int_equal(IMPORT("v.csv", "v.csv.sig", "signer.pem", NULL), ST_EINVAL);
+	assert_int_equal(IMPORT("v.csv", "v.csv.sig", NULL, NULL), ST_EINVAL);
 	assert_int_equal(db_allowlist_count(db, "LOT-V", &count, &err), ST_OK);
 	assert_int_equal(count, 0);
-	assert_int_equal(db_allowlist_import(db, "v.csv", "LOT-V", "ok.sig", "ok.pem",
-					     "eng1", &rows, &err), ST_OK);
+	/* the manufacturer's signer */
+	assert_int_equal(IMPORT("v.csv", "v.csv.sig", "signer.pem", "mca.pem"), ST_OK);
 	assert_int_equal(rows, 1);
+	assert_int_equal(db_audit_foreach(db, 0, find_import, detail, &err), ST_OK);
+	assert_non_null(strstr(detail, "\"signer_sha256\":\""));
+	assert_non_null(strstr(detail, "\"manufacturer_ca_sha256\":\""));
+	assert_non_null(strstr(detail, "\"signed\":true"));
+	/* the lot's CA is now pinned: another CA's signer is refused for it */
+	assert_int_equal(IMPORT("w.csv", "w.csv.sig", "osigner.pem", "other.pem"), ST_EPOLICY);
+	assert_non_null(strstr(err.msg, "pinned"));
+	assert_int_equal(IMPORT("w.csv", "w.csv.sig", "signer.pem", "mca.pem"), ST_OK);
+	assert_int_equal(rows, 1);
+#undef IMPORT
+	verify_ok(db);
 }
 
 int main(void)
@@ -474,7 +487,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_certs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_allowlist_queries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_issued_survives_crash, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_allowlist_cert_validity, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_allowlist_signer, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("db_records", tests, NULL, NULL);

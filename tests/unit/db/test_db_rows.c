@@ -21,6 +21,7 @@
 
 #define UID1 "0000000000000000000000A1"
 #define PKH  "1111111111111111111111111111111111111111111111111111111111111111"
+#define PKH2 "2222222222222222222222222222222222222222222222222222222222222222"
 
 /* ---- the encoding, written again from docs/database.md ------------------ */
 
@@ -111,7 +112,7 @@ static void build(const char *path)
 	assert_int_equal(db_role_grant(db, "ann", "ann", DB_ROLE_ENGINEER, "root", &err), ST_OK);
 	assert_int_equal(db_role_grant(db, "bob", "bob", DB_ROLE_OPERATOR, "ann", &err), ST_OK);
 	assert_int_equal(db_role_revoke(db, "bob", "ann", &err), ST_OK);
-	if (db_allowlist_import(db, "lot.csv", "L1", NULL, NULL, "ann", &rows, &err) != ST_OK)
+	if (db_allowlist_import(db, "lot.csv", "L1", NULL, NULL, NULL, "ann", &rows, &err) != ST_OK)
 		fail_msg("import: %s", err.msg);
 	assert_int_equal(db_profile_store(db, "p1", "[board]\n", 8, "ann", &v, hex, &err), ST_OK);
 	memset(&u, 0, sizeof(u));
@@ -120,6 +121,8 @@ static void build(const char *path)
 	snprintf(u.operator_name, sizeof(u.operator_name), "ann");
 	assert_int_equal(db_unit_begin(db, &u, &err), ST_OK);
 	snprintf(u.stage, sizeof(u.stage), "flash");
+	/* the key its CSR showed: a keys_seen row, whatever the verdict */
+	snprintf(u.pubkey_hash, sizeof(u.pubkey_hash), "%s", PKH2);
 	assert_int_equal(db_unit_progress(db, &u, &err), ST_OK);
 	u.status = DB_UNIT_FAIL;
 	snprintf(u.reason, sizeof(u.reason), "flash failed");
@@ -166,8 +169,9 @@ static void test_every_table_named(void **state)
 	assert_int_equal(db_open("base.db", "st1", &db, &err), ST_OK);
 	if (db_audit_verify(db, &res, &err) != ST_OK)
 		fail_msg("intact: %s", err.msg);
-	/* lots, allowlist, profiles, units, certificates (2), roles (1 left), crls */
-	assert_int_equal(res.rows, 8);
+	/* lots, allowlist, profiles, units, certificates (2), roles (1 left), crls,
+	 * keys_seen */
+	assert_int_equal(res.rows, 9);
 	db_close(db);
 
 	expect_named("verdict", "UPDATE units SET status = 'pass' WHERE id = 1", "units", "1", "status");
@@ -189,7 +193,44 @@ static void test_every_table_named(void **state)
 		     "reworks", "1", "");
 	expect_named("crl", "UPDATE crls SET entries = 0", "crls", "1", "entries");
 	expect_named("lot-name", "UPDATE lots SET name = 'L2'", "lots", "1", "name");
-	expect_named("new-table", "CREATE TABLE shadow (x)", "shadow", "", "");
+	expect_named("key-seen", "DELETE FROM keys_seen", "keys_seen", PKH2, "");
+	/* a table the schema does not define: the database is not opened */
+	assert_int_equal(system("cp base.db new-table.db"), 0);
+	sql("new-table.db", "CREATE TABLE shadow (x)");
+	assert_int_equal(db_open("new-table.db", "st1", &db, &err), ST_ETAMPER);
+	assert_non_null(strstr(err.msg, "table shadow"));
+}
+
+/* Issue 12: the profile a line loads is the one its profile-store event
+ * recorded; a row rewritten with a consistent sha256 column still is not. */
+static void test_profile_matches_its_event(void **state)
+{
+	static const char good[] = "[hsm]\nmodule = /usr/lib/softhsm/libsofthsm2.so\n";
+	struct errbuf err;
+	struct db *db;
+	char *content = NULL, hex[65], cmd[400];
+	size_t len = 0;
+	int v = 0;
+
+	(void)state;
+	assert_int_equal(db_open("prof.db", "st1", &db, &err), ST_OK);
+	assert_int_equal(db_profile_store(db, "p1", good, strlen(good), "ann", &v, hex, &err), ST_OK);
+	assert_int_equal(db_profile_load(db, "p1", &content, &len, &v, hex, &err), ST_OK);
+	free(content);
+	db_close(db);
+	/* content and its sha256 column rewritten together (SHA-256 by SQLite's
+	 * own hex of a precomputed value is not available: use the shell) */
+	snprintf(cmd, sizeof(cmd), "h=$(printf '[hsm]\\nmodule = /tmp/evil.so\\n' | sha256sum |"
+		 " cut -c1-64); sqlite3 prof.db \"UPDATE profiles SET content ="
+		 " CAST(x'5b68736d5d0a6d6f64756c65203d202f746d702f6576696c2e736f0a' AS BLOB),"
+		 " sha256 = '$h'\"");
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(db_open("prof.db", "st1", &db, &err), ST_OK);
+	assert_int_equal(db_profile_load(db, "p1", &content, &len, &v, hex, &err), ST_ETAMPER);
+	assert_null(content);
+	assert_non_null(strstr(err.msg, "profile p1 v1"));
+	assert_non_null(strstr(err.msg, "profile-store event"));
+	db_close(db);
 }
 
 static int count_revoked(const struct db_revoked *r, void *ctx)
@@ -284,6 +325,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_worked_example),
+		cmocka_unit_test(test_profile_matches_its_event),
 		cmocka_unit_test(test_every_table_named),
 		cmocka_unit_test(test_crl_from_chain),
 		cmocka_unit_test(test_migration_baseline),

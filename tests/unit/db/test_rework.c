@@ -52,7 +52,7 @@ static int setup(void **state)
 	fprintf(csv, "unique_id,lot,model,hw_revision\n%s,%s,w,A\n%s,%s,w,A\n%s,%s,w,A\n",
 		UID_A, LOT, UID_B, LOT, UID_C, LOT);
 	fclose(csv);
-	if (db_allowlist_import(db, "allow.csv", LOT, NULL, NULL, "eng", &rows, &e))
+	if (db_allowlist_import(db, "allow.csv", LOT, NULL, NULL, NULL, "eng", &rows, &e))
 		fail_msg("allowlist import: %s", e.msg);
 	assert_int_equal(rows, 3);
 	*state = db;

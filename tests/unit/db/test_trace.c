@@ -96,7 +96,7 @@ static int setup(void **state)
 	fprintf(fp, "unique_id,lot,model,hw_revision\n%s,LT,widget-2,rev C\n%s,LT,widget-2,rev D\n",
 		UID_A, UID_B);
 	fclose(fp);
-	assert_int_equal(db_allowlist_import(f->db, csv, "LT", NULL, NULL, "eng", &rows, &err), ST_OK);
+	assert_int_equal(db_allowlist_import(f->db, csv, "LT", NULL, NULL, NULL, "eng", &rows, &err), ST_OK);
 	f->unit_a1 = unit(f->db, UID_A, DB_UNIT_FAIL, ST_R_LOCK_REFUSED, "lock", "a1");
 	f->unit_a2 = unit(f->db, UID_A, DB_UNIT_PASS, ST_R_NONE, "commit", "a2");
 	unit(f->db, UID_B, DB_UNIT_PASS, ST_R_NONE, "commit", "b3");

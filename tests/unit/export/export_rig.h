@@ -182,7 +182,7 @@ static inline int setup(void **state)
 	fprintf(fp, "unique_id,lot,model,hw_revision\n%s,L1,W,A\n%s,L1,W,A\n%s,L1,W,B\n"
 		"%s,L1,W,B\n%s,L1,W,B\n", UID_A, UID_B, UID_C, UID_D, UID_E);
 	fclose(fp);
-	assert_int_equal(db_allowlist_import(f->db, csv, "L1", NULL, NULL, "eng", &rows, &err), ST_OK);
+	assert_int_equal(db_allowlist_import(f->db, csv, "L1", NULL, NULL, NULL, "eng", &rows, &err), ST_OK);
 
 	a = unit(f->db, UID_A, "L1", "1-1", f->profile_hash);
 	issue(f, a, UID_A, PK("a"), 0x1001, f->serial_pass);
@@ -227,7 +227,7 @@ static inline int setup(void **state)
 	fprintf(fp, "unique_id,lot,model,hw_revision\n%s,L3,W,A\n%s,L3,W,A\n",
 		"0123456789ABCDEF0123AAAA", "0123456789ABCDEF0123AAAB");
 	fclose(fp);
-	assert_int_equal(db_allowlist_import(f->db, csv, "L3", NULL, NULL, "eng", &rows, &err), ST_OK);
+	assert_int_equal(db_allowlist_import(f->db, csv, "L3", NULL, NULL, NULL, "eng", &rows, &err), ST_OK);
 	*state = f;
 	return 0;
 }

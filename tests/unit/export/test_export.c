@@ -97,11 +97,10 @@ static void test_lot_unknown_empty_and_stop(void **state)
 	db_rollback(f->db);
 }
 
-/* The certificates table with more NULLs than schema 2 allows: even signed
- * rows without unit, unique id, key hash or times (rebuilt by hand without
- * its CHECK), and a unit naming a serial that is only reserved.  The export
- * must neither crash nor attach an unsigned row, and still find the signed
- * ones (the interrupted unit's by its unit id, with no index left). */
+/* The certificates table with more NULLs than schema 2 allows (rebuilt by
+ * hand without its CHECK), and a unit naming a serial that is only reserved.
+ * Issue 12: a schema the migrations did not make is refused at open, so the
+ * export never reads such rows; before that it had to survive them. */
 static void test_lot_nullable_certificates(void **state)
 {
 	static const char sql[] =
@@ -120,9 +119,7 @@ static void test_lot_nullable_certificates(void **state)
 		"UPDATE units SET cert_serial = '4001' WHERE unique_id = '" UID_C "';"
 		"COMMIT;";
 	struct fixture *f = *state;
-	struct db_export_counts c;
 	struct errbuf err;
-	struct got g = { 0 };
 	sqlite3 *sq;
 	char *msg = NULL;
 
@@ -130,16 +127,10 @@ static void test_lot_nullable_certificates(void **state)
 	assert_int_equal(sqlite3_open(f->path, &sq), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(sq, sql, NULL, NULL, &msg), SQLITE_OK);
 	sqlite3_close(sq);
-	assert_int_equal(db_open(f->path, "st1", &f->db, &err), ST_OK);
-	assert_int_equal(db_export_lot(f->db, "L1", &c, collect, &g, &err), ST_OK);
-	assert_int_equal(g.n, 6);
-	assert_string_equal(g.r[0].serial, f->serial_pass);   /* injected, NULL unit_id */
-	assert_string_equal(g.r[0].cert_status, "injected");
-	assert_true(g.r[0].der_len > 100);
-	assert_string_equal(g.r[3].uid, UID_C);                /* reserved only: none */
-	assert_string_equal(g.r[3].serial, "");
-	assert_string_equal(g.r[4].serial, f->serial_int);     /* still found by unit id */
-	assert_string_equal(g.r[5].serial, "");
+	assert_int_equal(db_open(f->path, "st1", &f->db, &err), ST_ETAMPER);
+	assert_null(f->db);
+	if (!strstr(err.msg, "missing: index certificates_pubkey"))
+		fail_msg("%s", err.msg);
 }
 
 
@@ -397,7 +388,7 @@ static void test_lot_rework(void **state)
 
 	fprintf(fp, "unique_id,lot,model,hw_revision\n%s,L5,W,A\n", UID_F);
 	fclose(fp);
-	assert_int_equal(db_allowlist_import(f->db, "l5.csv", "L5", NULL, NULL, "eng", &rows, &err), ST_OK);
+	assert_int_equal(db_allowlist_import(f->db, "l5.csv", "L5", NULL, NULL, NULL, "eng", &rows, &err), ST_OK);
 	u1 = unit(f->db, UID_F, "L5", "1-1", f->profile_hash);
 	issue(f, u1, UID_F, PK("5"), 0x5001, hex1);
 	assert_int_equal(db_cert_injected(f->db, hex1, &err), ST_OK);

@@ -201,6 +201,61 @@ static void test_csr_explicit_curve(void **state)
 	EVP_PKEY_free(k);
 }
 
+/*
+ * The key's BIT STRING re-encoded with one unused bit declared, the request
+ * signed again over that encoding (OpenSSL keeps the declared bits through
+ * d2i and re-encoding): a valid signature over a key with two encodings.
+ */
+static void test_csr_unused_bits(void **state)
+{
+	static const uint8_t spki_bits[] = { 0x03, 0x42, 0x00, 0x04 };
+	uint8_t nonce[32], *der = NULL, *out = NULL, *at = NULL;
+	const unsigned char *p;
+	size_t len = 0;
+	EVP_PKEY *k = NULL;
+	X509_REQ *req;
+	struct csr_info ci;
+	struct errbuf e;
+	int olen;
+
+	(void)state;
+	rand_nonce(nonce);
+	/* a key whose point ends in a 0 bit, so declaring it unused changes no bit */
+	for (int tries = 0; tries < 64; tries++) {
+		EVP_PKEY_free(k);
+		OPENSSL_free(der);
+		k = tu_key("P-256");
+		assert_int_equal(tu_make_csr(k, UID, NULL, nonce, 0, &der, &len), 0);
+		at = NULL;
+		for (size_t i = 0; i + sizeof(spki_bits) + 65 <= len; i++)
+			if (!memcmp(der + i, spki_bits, sizeof(spki_bits))) {
+				at = der + i;
+				break;
+			}
+		assert_non_null(at);
+		if (!(at[3 + 64] & 1))
+			break;
+	}
+	assert_int_equal(at[3 + 64] & 1, 0);
+	assert_int_equal(csr_check(&pol, der, len, UID, nonce, NULL, &ci, &e), ST_OK);
+	csr_info_clear(&ci);
+	at[2] = 0x01;
+	p = der;
+	req = d2i_X509_REQ(NULL, &p, (long)len);
+	assert_non_null(req);
+	assert_true(X509_REQ_sign(req, k, EVP_sha256()) > 0);
+	olen = i2d_X509_REQ(req, &out);
+	assert_true(olen > 0);
+	assert_int_equal(csr_check(&pol, out, (size_t)olen, UID, nonce, NULL, &ci, &e), ST_EPOLICY);
+	assert_int_equal(e.reason, ST_R_CSR_KEY);
+	assert_non_null(strstr(e.msg, "unused bits"));
+	assert_null(ci.req);
+	OPENSSL_free(out);
+	X509_REQ_free(req);
+	OPENSSL_free(der);
+	EVP_PKEY_free(k);
+}
+
 static void test_csr_bad_signature(void **state)
 {
 	uint8_t nonce[32], *der;
@@ -262,6 +317,7 @@ int main(void)
 		cmocka_unit_test(test_csr_policy_for_key),
 		cmocka_unit_test(test_csr_compressed_point),
 		cmocka_unit_test(test_csr_explicit_curve),
+		cmocka_unit_test(test_csr_unused_bits),
 		cmocka_unit_test(test_csr_bad_signature),
 		cmocka_unit_test(test_csr_subject),
 		cmocka_unit_test(test_csr_nonce),

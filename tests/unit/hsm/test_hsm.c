@@ -9,10 +9,12 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "core/str.h"
 #include "hsm/hsm.h"
+#include "hsm/hsm_module.h"
 #include "tests/rig/hsm_test_util.h"
 #include "hsm/issue.h"
 
@@ -126,6 +128,58 @@ static void test_missing_token(void **state)
 	snprintf(c.module, sizeof(c.module), "/nonexistent/module.so");
 	assert_int_equal(hsm_open(&c, &h, &e), ST_ENOTFOUND);
 	assert_non_null(strstr(e.msg, "/nonexistent/module.so"));
+}
+
+/* Issue 12: the module path is code run with the PIN.  SoftHSM's own module,
+ * copied where a database row could point, is refused before dlopen; the
+ * station configuration file may name it, but only a file nobody else can
+ * write, in a directory nobody else can write. */
+static void test_module_rule(void **state)
+{
+	struct hsm_config c = cfg256;
+	struct hsm *h = NULL;
+	struct errbuf e;
+	char dir[300], mod[340], conf[340], text[400], cmd[800];
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/mods", tu_scratch());
+	assert_int_equal(mkdir(dir, 0700), 0);
+	snprintf(mod, sizeof(mod), "%s/libsofthsm2.so", dir);
+	snprintf(cmd, sizeof(cmd), "cp %s %s", HSM_DEFAULT_MODULE, mod);
+	assert_int_equal(system(cmd), 0);
+	snprintf(conf, sizeof(conf), "%s/station.conf", dir);
+	setenv(HSM_STATION_CONF_ENV, conf, 1);
+
+	snprintf(c.module, sizeof(c.module), "%s", mod);
+	assert_int_equal(hsm_open(&c, &h, &e), ST_EPOLICY);
+	assert_non_null(strstr(e.msg, "is not allowed"));
+	/* a path that walks out of an allowed directory is judged where it lands */
+	snprintf(c.module, sizeof(c.module), "/usr/lib/softhsm/../../..%s", mod);
+	assert_int_equal(hsm_open(&c, &h, &e), ST_EPOLICY);
+
+	snprintf(text, sizeof(text), "[station]\npkcs11_module = %s\n", mod);
+	assert_int_equal(write_file(conf, text, 0600), 0);
+	snprintf(c.module, sizeof(c.module), "%s", mod);
+	assert_int_equal(hsm_open(&c, &h, &e), ST_OK);
+	hsm_close(h);
+	h = NULL;
+	/* the same file, writable by others, names nothing */
+	assert_int_equal(chmod(conf, 0622), 0);
+	assert_int_equal(hsm_open(&c, &h, &e), ST_EPOLICY);
+	assert_non_null(strstr(e.msg, "writable by"));
+	assert_int_equal(chmod(conf, 0600), 0);
+	assert_int_equal(chmod(dir, 0770), 0);
+	assert_int_equal(hsm_open(&c, &h, &e), ST_EPOLICY);
+	assert_non_null(strstr(e.msg, "writable by its group"));
+	assert_int_equal(chmod(dir, 0700), 0);
+	assert_int_equal(write_file(conf, "[station]\nmodule = /x.so\n", 0600), 0);
+	assert_int_equal(hsm_open(&c, &h, &e), ST_EINVAL);
+	assert_non_null(strstr(e.msg, "unknown key 'module'"));
+	unsetenv(HSM_STATION_CONF_ENV);
+	/* SoftHSM where Debian installs it needs no configuration */
+	c = cfg256;
+	assert_int_equal(hsm_open(&c, &h, &e), ST_OK);
+	hsm_close(h);
 }
 
 static void test_key_by_id(void **state)
@@ -410,6 +464,7 @@ int main(void)
 		cmocka_unit_test(test_open_preflight_and_audit_key),
 		cmocka_unit_test(test_wrong_pin_one_attempt),
 		cmocka_unit_test(test_missing_token),
+		cmocka_unit_test(test_module_rule),
 		cmocka_unit_test(test_key_by_id),
 		cmocka_unit_test(test_cert_key_mismatch),
 		cmocka_unit_test(test_pin_sources),

@@ -99,7 +99,7 @@ static inline void import_allowlist(struct fx *f, int n)
 	}
 	fclose(csv);
 	errbuf_clear(&e);
-	if (db_allowlist_import(f->db, "allow.csv", LOT, NULL, NULL, "test", &rows, &e))
+	if (db_allowlist_import(f->db, "allow.csv", LOT, NULL, NULL, NULL, "test", &rows, &e))
 		fail_msg("allowlist import: %s", e.msg);
 	assert_int_equal(rows, n);
 }

@@ -223,6 +223,36 @@ static void test_attestation_foreign_ca(void **state)
 	assert_int_equal(f->ca.issued, 0);
 }
 
+/* Issue 12 #9: the key of a unit that did not pass (its attestation is
+ * another manufacturer's: REJECT after its CSR was accepted) is refused on
+ * another board: the clone check reads every key ever seen, not only the
+ * certified ones. */
+static void test_failed_units_key_is_a_clone(void **state)
+{
+	struct fx *f = *state;
+	char uid[EV_UID_LEN];
+	struct fb_board *a, *b;
+
+	uid_for(3, uid);
+	a = fb_board_new(uid, &f->other_mfr);
+	f->boards[f->nboards++] = a;
+	a->fault = FB_REUSE_KEY;
+	ft_plug(&f->tr, 0, a);
+	start(f, 1, 0);
+	wait_results(f, 1);
+	assert_result(f, a, EV_OUT_REJECT, EV_STAGE_ATTEST, "does not chain");
+	ft_unplug(&f->tr, 0);
+	clock_sleep_ms(50);
+	b = board(f, 2);
+	b->fault = FB_REUSE_KEY;
+	ft_plug(&f->tr, 0, b);
+	wait_results(f, 2);
+	pl_line_stop(f->line);
+	assert_result(f, b, EV_OUT_REJECT, EV_STAGE_CSR_POLICY, "seen before");
+	assert_reason_code(f, b, "key_seen_before");
+	assert_int_equal(f->ca.issued, 0);
+}
+
 /* A transient fault at an idempotent stage is retried once and the unit passes. */
 static void test_transient_retried(void **state)
 {
@@ -357,6 +387,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_faults, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reason_code_stored, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_attestation_foreign_ca, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failed_units_key_is_a_clone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transient_retried, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_issue_failure_revokes_reserved, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rework_reprovisions, setup, teardown),
