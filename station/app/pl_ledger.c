@@ -20,6 +20,7 @@
 
 struct pending_done {
 	char uid[LEDGER_ID_LEN];
+	int64_t unit_id;
 	char serial[LEDGER_ID_LEN];
 	int passed;
 };
@@ -150,7 +151,8 @@ static int op_claim(void *ctx, const char *unique_id, const char *lot, const cha
 	return rc;
 }
 
-static void queue_done(struct pl_ledger *g, const char *uid, int passed, const char *serial)
+static void queue_done(struct pl_ledger *g, const char *uid, int64_t unit_id, int passed,
+		       const char *serial)
 {
 	int full;
 
@@ -160,6 +162,7 @@ static void queue_done(struct pl_ledger *g, const char *uid, int passed, const c
 		struct pending_done *p = &g->pending[g->npending++];
 
 		snprintf(p->uid, sizeof(p->uid), "%s", uid);
+		p->unit_id = unit_id;
 		snprintf(p->serial, sizeof(p->serial), "%s", serial ? serial : "");
 		p->passed = passed;
 	}
@@ -172,18 +175,19 @@ static void queue_done(struct pl_ledger *g, const char *uid, int passed, const c
 			 " open (%s)", PENDING_MAX, uid, passed ? "passed" : "not passed");
 }
 
-static void op_done(void *ctx, const char *unique_id, int passed, const char *serial)
+static void op_done(void *ctx, const char *unique_id, int64_t unit_id, int passed,
+		    const char *serial)
 {
 	struct pl_ledger *g = ctx;
 	struct errbuf e;
 	int rc;
 
 	pthread_mutex_lock(&g->claim_mu);
-	rc = ledger_done(g->claims, unique_id, passed, serial, &e);
+	rc = ledger_done(g->claims, unique_id, unit_id, passed, serial, &e);
 	pthread_mutex_unlock(&g->claim_mu);
 	if (rc) {
 		note_unreachable(g, &e);
-		queue_done(g, unique_id, passed, serial);
+		queue_done(g, unique_id, unit_id, passed, serial);
 	}
 	kick(g);   /* the unit's events go to the ledger now */
 }
@@ -212,7 +216,7 @@ static int flush_pending(struct pl_ledger *g, struct errbuf *err)
 		p = g->pending[0];
 		pthread_mutex_unlock(&g->mu);
 		pthread_mutex_lock(&g->claim_mu);
-		rc = ledger_done(g->claims, p.uid, p.passed, p.serial, err);
+		rc = ledger_done(g->claims, p.uid, p.unit_id, p.passed, p.serial, err);
 		pthread_mutex_unlock(&g->claim_mu);
 		if (rc)
 			return rc;
@@ -439,9 +443,9 @@ static int reconcile_one(const char *unique_id, int64_t unit_id, void *ctx)
 	char serial[65];
 	int passed, rc;
 
-	(void)unit_id;
 	if ((rc = db_unit_pass_serial(c->g->db, unique_id, &passed, serial, c->err)) ||
-	    (rc = ledger_done(c->g->claims, unique_id, passed, passed ? serial : NULL, c->err)))
+	    (rc = ledger_done(c->g->claims, unique_id, unit_id, passed, passed ? serial : NULL,
+			      c->err)))
 		return rc;
 	if (passed)
 		c->committed++;

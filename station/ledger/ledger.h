@@ -112,10 +112,12 @@ ST_MUST_CHECK int ledger_hold(struct ledger *l, const char *unique_id, int ttl_s
 ST_MUST_CHECK int ledger_claim(struct ledger *l, const char *unique_id, const char *lot,
 			       const char *pubkey_hash, int64_t unit_id, int rework,
 			       char other_station[LEDGER_ID_LEN], struct errbuf *err);
-/* The unit ended: passed → the claim is committed with its serial; else a
- * claim of this station not committed is released.  The hold goes either way. */
-ST_MUST_CHECK int ledger_done(struct ledger *l, const char *unique_id, int passed,
-			      const char *serial, struct errbuf *err);
+/* Unit unit_id ended: passed → its claim is committed with its serial; else
+ * its claim, if not committed, is released.  Only the claim of that unit: a
+ * `done` retried late never touches a later attempt's claim of the same id.
+ * The hold goes either way. */
+ST_MUST_CHECK int ledger_done(struct ledger *l, const char *unique_id, int64_t unit_id,
+			      int passed, const char *serial, struct errbuf *err);
 /* Reserves serials for this station in one transaction, before the station
  * reserves them itself (write-ahead): ST_EEXIST when one is taken (by any
  * station), and nothing is reserved. */

@@ -158,7 +158,9 @@ for x in $STATIONS; do
 	  "$(Q "SELECT count(*) FROM certificates WHERE status IN ('injected','revoked')")" ] ||
 		fail "$x: issued != injected + revoked"
 	[ "$(psql_ledger "SELECT count(*) FROM provisioned WHERE station_id = 'fac-$x' AND state = 'committed'")" = "$pass" ] ||
-		fail "$x: the ledger's committed claims differ from its $pass passes"
+		fail "$x: the ledger's committed claims differ from its $pass passes:" \
+			"$(psql_ledger "SELECT unique_id, state, serial FROM provisioned WHERE station_id = 'fac-$x'")" \
+			"journal: $(Q "SELECT unique_id, cert_serial FROM units WHERE status = 'pass'")"
 	[ "$(psql_ledger "SELECT count(*) FROM serials WHERE station_id = 'fac-$x'")" = \
 	  "$(Q "SELECT count(*) FROM certificates")" ] || fail "$x: the ledger's serials differ"
 	expect_exit 0 "$STATION" --db "$x.db" --station-id "fac-$x" ledger verify "${LO[@]}"
