@@ -1,6 +1,7 @@
 /* hsm_config: the [hsm] settings and the PIN sources.  See hsm.h. */
 #include "hsm/hsm.h"
 #include "core/hex.h"
+#include "core/secretfile.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -192,77 +193,12 @@ static int finish_pin(char *pin, const char *src, struct errbuf *err)
 	return ST_OK;
 }
 
-/* OpenSSH's StrictModes for the PIN file: owned by this user or root, in a
- * directory that is owned by this user or root and that no one else may
- * write to (else another account could swap the file for its own). */
-static int pin_file_owner_ok(const char *path, const struct stat *sb, struct errbuf *err)
-{
-	char dir[HSM_PATH_MAX];
-	struct stat db;
-	uid_t me = geteuid();
-	char *slash;
-
-	if (sb->st_uid != me && sb->st_uid != 0)
-		return errbuf_set(err, ST_EPIN, "hsm: PIN file %s is owned by uid %u, not by this"
-				  " user (uid %u) or root; chown it", path, (unsigned)sb->st_uid,
-				  (unsigned)me);
-	if (snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir))
-		return errbuf_set(err, ST_EPIN, "hsm: PIN file path too long");
-	slash = strrchr(dir, '/');
-	if (!slash)
-		snprintf(dir, sizeof(dir), ".");
-	else if (slash == dir)
-		dir[1] = '\0';
-	else
-		*slash = '\0';
-	if (stat(dir, &db) != 0)
-		return errbuf_set(err, ST_EPIN, "hsm: PIN file directory %s: %s", dir,
-				  strerror(errno));
-	if ((db.st_uid != me && db.st_uid != 0) || (db.st_mode & 022))
-		return errbuf_set(err, ST_EPIN, "hsm: PIN file %s is in directory %s that %s (mode"
-				  " %04o, uid %u); only this user or root may write there", path, dir,
-				  (db.st_mode & 022) ? "others may write to" : "another user owns",
-				  (unsigned)(db.st_mode & 07777), (unsigned)db.st_uid);
-	return ST_OK;
-}
-
+/* The file's rules (StrictModes) are core/secretfile.h's, the PIN's here. */
 static int pin_from_file(const char *path, char *pin, struct errbuf *err)
 {
-	struct stat sb;
-	ssize_t n;
-	size_t got = 0;
-	int fd, rc;
+	int rc = secretfile_read(path, "hsm: PIN file", pin, HSM_PIN_MAX, err);
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return errbuf_set(err, ST_EPIN, "hsm: PIN file %s: %s", path, strerror(errno));
-	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-		close(fd);
-		return errbuf_set(err, ST_EPIN, "hsm: PIN file %s is not a regular file", path);
-	}
-	if (sb.st_mode & 077) {
-		close(fd);
-		return errbuf_set(err, ST_EPIN,
-				  "hsm: PIN file %s is readable by others (mode %04o); chmod 600 it",
-				  path, (unsigned)(sb.st_mode & 07777));
-	}
-	if ((rc = pin_file_owner_ok(path, &sb, err)) != ST_OK) {
-		close(fd);
-		return rc;
-	}
-	while (got < HSM_PIN_MAX - 1) {
-		n = read(fd, pin + got, HSM_PIN_MAX - 1 - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	close(fd);
-	pin[got] = '\0';
-	if (got == HSM_PIN_MAX - 1)
-		return errbuf_set(err, ST_EPIN, "hsm: PIN file %s is too long", path);
-	return finish_pin(pin, path, err);
+	return rc ? rc : finish_pin(pin, path, err);
 }
 
 static int pin_from_env(const char *name, char *pin, struct errbuf *err)

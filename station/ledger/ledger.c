@@ -3,6 +3,7 @@
  * migrations, and the password file.
  */
 #include "ledger/ledger_int.h"
+#include "core/secretfile.h"
 
 
 #include <errno.h>
@@ -412,62 +413,8 @@ fail:
 	return rc;
 }
 
-/* OpenSSH's StrictModes, as for the PIN file (hsm/hsm_config.c; the ledger
- * may not use hsm/): a regular file only this user or root owns and reads,
- * in a directory no one else may write to. */
+/* The file's rules are the PIN file's: core/secretfile.h. */
 int ledger_read_password(const char *path, char *out, size_t cap, struct errbuf *err)
 {
-	char dir[512];
-	struct stat sb, db;
-	uid_t me = geteuid();
-	ssize_t n;
-	size_t got = 0;
-	char *slash;
-	int fd;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return errbuf_setr(err, ST_EPIN, ST_ORIGIN_CONFIG, ST_R_INVALID,
-				   "ledger: password file %s: %s", path, strerror(errno));
-	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || (sb.st_mode & 077) ||
-	    (sb.st_uid != me && sb.st_uid != 0)) {
-		close(fd);
-		return errbuf_setr(err, ST_EPIN, ST_ORIGIN_CONFIG, ST_R_INVALID,
-				   "ledger: password file %s must be a regular file owned by this"
-				   " user or root, mode 0600 (it is %04o, uid %u)", path,
-				   (unsigned)(sb.st_mode & 07777), (unsigned)sb.st_uid);
-	}
-	snprintf(dir, sizeof(dir), "%s", path);
-	slash = strrchr(dir, '/');
-	if (!slash)
-		snprintf(dir, sizeof(dir), ".");
-	else if (slash == dir)
-		dir[1] = '\0';
-	else
-		*slash = '\0';
-	if (stat(dir, &db) != 0 || (db.st_uid != me && db.st_uid != 0) || (db.st_mode & 022)) {
-		close(fd);
-		return errbuf_setr(err, ST_EPIN, ST_ORIGIN_CONFIG, ST_R_INVALID,
-				   "ledger: password file %s is in directory %s that others may"
-				   " write to or another user owns", path, dir);
-	}
-	while (got < cap - 1) {
-		n = read(fd, out + got, cap - 1 - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	close(fd);
-	out[got] = '\0';
-	if (got == cap - 1)
-		return errbuf_setr(err, ST_EPIN, ST_ORIGIN_CONFIG, ST_R_INVALID,
-				   "ledger: password file %s is too long", path);
-	while (got && (out[got - 1] == '\n' || out[got - 1] == '\r'))
-		out[--got] = '\0';
-	if (!got)
-		return errbuf_setr(err, ST_EPIN, ST_ORIGIN_CONFIG, ST_R_INVALID,
-				   "ledger: password file %s is empty", path);
-	return ST_OK;
+	return secretfile_read(path, "ledger: password file", out, cap, err);
 }
