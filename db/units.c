@@ -57,6 +57,9 @@ static const char SQL_MODEL_OF[] =
 static const char SQL_STATUS_OF[] = "SELECT status FROM units WHERE id = ?";
 static const char SQL_PASS_OF[] =
 	"SELECT id FROM units WHERE unique_id = ? AND status = 'pass' AND superseded_by IS NULL";
+static const char SQL_PASS_SERIAL_OF[] =
+	"SELECT cert_serial FROM units WHERE unique_id = ? AND status = 'pass'"
+	" AND superseded_by IS NULL";
 static const char SQL_IN_PROGRESS[] =
 	"SELECT id, unique_id, lot, bay, operator, station_id, profile_hash, firmware_hash,"
 	" cert_serial, pubkey_hash, status, stage, reason, started_ms,"
@@ -391,6 +394,35 @@ static void copy_col(char *dst, size_t size, sqlite3_stmt *st, int col)
 	const unsigned char *s = sqlite3_column_text(st, col);
 
 	snprintf(dst, size, "%s", s ? (const char *)s : "");
+}
+
+int db_unit_pass_serial(struct db *db, const char *unique_id, int *passed, char serial[65],
+			struct errbuf *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	*passed = 0;
+	serial[0] = '\0';
+	db_lock(db);
+	if (!(st = db_stmt(db, SQL_PASS_SERIAL_OF, err))) {
+		db_unlock(db);
+		return ST_EDB;
+	}
+	sqlite3_bind_text(st, 1, unique_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*passed = 1;
+		copy_col(serial, 65, st, 0);
+		rc = ST_OK;
+	} else if (rc == SQLITE_DONE) {
+		rc = ST_OK;
+	} else {
+		rc = db_sqlerr(db, rc, err, "look up unit");
+	}
+	sqlite3_reset(st);
+	db_unlock(db);
+	return rc;
 }
 
 /* Collects first, then calls fn without the lock or an open statement, so fn

@@ -20,6 +20,7 @@
 
 struct pending_done {
 	char uid[LEDGER_ID_LEN];
+	int64_t unit_id;
 	char serial[LEDGER_ID_LEN];
 	int passed;
 };
@@ -150,7 +151,8 @@ static int op_claim(void *ctx, const char *unique_id, const char *lot, const cha
 	return rc;
 }
 
-static void queue_done(struct pl_ledger *g, const char *uid, int passed, const char *serial)
+static void queue_done(struct pl_ledger *g, const char *uid, int64_t unit_id, int passed,
+		       const char *serial)
 {
 	int full;
 
@@ -160,6 +162,7 @@ static void queue_done(struct pl_ledger *g, const char *uid, int passed, const c
 		struct pending_done *p = &g->pending[g->npending++];
 
 		snprintf(p->uid, sizeof(p->uid), "%s", uid);
+		p->unit_id = unit_id;
 		snprintf(p->serial, sizeof(p->serial), "%s", serial ? serial : "");
 		p->passed = passed;
 	}
@@ -172,18 +175,19 @@ static void queue_done(struct pl_ledger *g, const char *uid, int passed, const c
 			 " open (%s)", PENDING_MAX, uid, passed ? "passed" : "not passed");
 }
 
-static void op_done(void *ctx, const char *unique_id, int passed, const char *serial)
+static void op_done(void *ctx, const char *unique_id, int64_t unit_id, int passed,
+		    const char *serial)
 {
 	struct pl_ledger *g = ctx;
 	struct errbuf e;
 	int rc;
 
 	pthread_mutex_lock(&g->claim_mu);
-	rc = ledger_done(g->claims, unique_id, passed, serial, &e);
+	rc = ledger_done(g->claims, unique_id, unit_id, passed, serial, &e);
 	pthread_mutex_unlock(&g->claim_mu);
 	if (rc) {
 		note_unreachable(g, &e);
-		queue_done(g, unique_id, passed, serial);
+		queue_done(g, unique_id, unit_id, passed, serial);
 	}
 	kick(g);   /* the unit's events go to the ledger now */
 }
@@ -212,7 +216,7 @@ static int flush_pending(struct pl_ledger *g, struct errbuf *err)
 		p = g->pending[0];
 		pthread_mutex_unlock(&g->mu);
 		pthread_mutex_lock(&g->claim_mu);
-		rc = ledger_done(g->claims, p.uid, p.passed, p.serial, err);
+		rc = ledger_done(g->claims, p.uid, p.unit_id, p.passed, p.serial, err);
 		pthread_mutex_unlock(&g->claim_mu);
 		if (rc)
 			return rc;
@@ -422,12 +426,47 @@ int pl_ledger_open(const struct ledger_config *cfg, struct db *db, struct ev_bus
 	return ST_OK;
 }
 
+struct reconcile {
+	struct pl_ledger *g;
+	struct errbuf *err;
+	int committed, released;
+};
+
+/* A claim the ledger still holds open: its `done` was lost (the station
+ * stopped or was killed while the ledger was away).  The journal decides, by
+ * the board's current PASS rather than the claimed unit: an interrupted
+ * rework leaves the earlier PASS standing, and the board must stay this
+ * station's in the ledger. */
+static int reconcile_one(const char *unique_id, int64_t unit_id, void *ctx)
+{
+	struct reconcile *c = ctx;
+	char serial[65];
+	int passed, rc;
+
+	if ((rc = db_unit_pass_serial(c->g->db, unique_id, &passed, serial, c->err)) ||
+	    (rc = ledger_done(c->g->claims, unique_id, unit_id, passed, passed ? serial : NULL,
+			      c->err)))
+		return rc;
+	if (passed)
+		c->committed++;
+	else
+		c->released++;
+	return ST_OK;
+}
+
 int pl_ledger_start(struct pl_ledger *g, struct errbuf *err)
 {
+	struct reconcile c = { g, err, 0, 0 };
 	int rc;
 
-	if ((rc = ledger_release_holds(g->claims, err)))
+	if ((rc = ledger_release_holds(g->claims, err)) ||
+	    (rc = ledger_open_claims(g->claims, reconcile_one, &c, err)))
 		return rc;
+	if ((c.committed || c.released) && g->bus)
+		ev_emitf(g->bus, EV_LOG, -1, "", "", EV_STAGE_RECOVERY, EV_OUT_NONE,
+			 "ledger: %d open claim(s) of this station settled from the journal:"
+			 " %d committed, %d released", c.committed + c.released, c.committed,
+			 c.released);
 	if (pthread_create(&g->thread, NULL, sync_main, g))
 		return errbuf_set(err, ST_EIO, "ledger: cannot start the sync thread");
 	g->started = 1;

@@ -14,7 +14,9 @@
  *   ledger_unreachable: the unit FAILs, closed.  A `done` that cannot reach it
  *   is queued and retried by the sync thread.
  * - pl_ledger_start() releases this station's stale holds (it has no unit in
- *   flight: recovery ran) and starts the sync thread: it pushes the journal's
+ *   flight: recovery ran), settles its claims the ledger still holds open
+ *   from the journal (the unit passed: committed with its serial; failed,
+ *   interrupted or unknown to the journal: released), and starts the sync thread: it pushes the journal's
  *   events after the ledger's head in batches of PL_LEDGER_BATCH, at least
  *   every PL_LEDGER_PERIOD_MS, and at once when a unit ends; after a failure it
  *   backs off (100 ms doubling to 2 s, plus up to 50% jitter) and catches up

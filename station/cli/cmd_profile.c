@@ -8,6 +8,7 @@
  * who did it).  Nothing is stored when the file has any error.
  */
 #include "cli/cli.h"
+#include "cli/cli_ledger.h"
 #include "cli/cli_role.h"
 
 #include <getopt.h>
@@ -16,21 +17,44 @@
 
 #include "db/db.h"
 #include "config/profile.h"
+#include "ledger/ledger.h"
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: station profile add FILE\n"
+		"usage: station profile add FILE [--ledger CONNINFO] [--ledger-password-file FILE]\n"
 		"       station profile list\n"
 		"       station profile show NAME\n"
 		"\n"
 		"add   validate FILE and store it as a new version (content hash recorded)\n"
 		"list  every profile: name, latest version, its SHA-256, when and by whom\n"
 		"show  the latest version of NAME in canonical form\n"
+		"add --ledger: the profile also goes to the factory ledger, where a station\n"
+		"      that does not hold it reads it at `station run --ledger` (hash checked)\n"
+		CLI_LEDGER_USAGE
 		"The file format is described in docs/engineer.md (Profiles).\n");
 }
 
-static int do_add(struct cli_ctx *ctx, const char *path)
+/* The stored text and its hash, into the factory ledger. */
+static int to_ledger(const struct ledger_config *cfg, const char *name, const char *canon,
+		     const char *hash, const char *actor)
+{
+	struct ledger *led = NULL;
+	struct errbuf e;
+	int added = 0, rc;
+
+	errbuf_clear(&e);
+	if ((rc = ledger_open(cfg, 1, &led, &e)) == ST_OK)
+		rc = ledger_profile_put(led, name, canon, hash, actor, &added, &e);
+	ledger_close(led);
+	if (rc)
+		return cli_fail("profile add: ledger: %s", e.msg);
+	printf("ledger: profile %s sha256 %s %s\n", name, hash,
+	       added ? "added" : "was there already");
+	return CLI_EXIT_OK;
+}
+
+static int do_add(struct cli_ctx *ctx, const char *path, const struct ledger_config *lcfg)
 {
 	struct profile p;
 	struct errbuf e;
@@ -64,14 +88,15 @@ static int do_add(struct cli_ctx *ctx, const char *path)
 		db_close(db);
 		return cli_fail("profile add: %s", e.msg);
 	}
-	free(canon);
 	db_close(db);
 	if (pinned & 1)
 		printf("pinned ca_cert_sha256 = %s (%s)\n", p.hsm_ca_cert_sha256, p.hsm_ca_cert);
 	if (pinned & 2)
 		printf("pinned manufacturer_ca_sha256 = %s (%s)\n", p.mfr_ca_sha256, p.mfr_ca_cert);
 	printf("profile %s version %d sha256 %s\n", p.name, version, hash);
-	return CLI_EXIT_OK;
+	version = lcfg ? to_ledger(lcfg, p.name, canon, hash, ctx->actor) : CLI_EXIT_OK;
+	free(canon);
+	return version;
 }
 
 static int print_profile(const struct db_profile_row *r, void *ctx)
@@ -122,6 +147,33 @@ static int do_show(struct cli_ctx *ctx, const char *name)
 	return CLI_EXIT_OK;
 }
 
+static int add_main(struct cli_ctx *ctx, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		CLI_LEDGER_LONG_OPTIONS,
+		{ NULL, 0, NULL, 0 },
+	};
+	struct cli_ledger lo = { 0 };
+	struct ledger_config lcfg;
+	int c, rc;
+
+	optind = 0;    /* glibc: re-initialise getopt for the verb's argv */
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (!cli_ledger_option(&lo, c, optarg)) {
+			usage(stderr);
+			return CLI_EXIT_USAGE;
+		}
+	}
+	if (argc - optind != 1)
+		return cli_usage_error("profile", "add takes exactly one FILE");
+	/* only an explicit --ledger: $STATION_LEDGER alone does not publish */
+	if (!lo.conninfo)
+		return do_add(ctx, argv[optind], NULL);
+	if ((rc = cli_ledger_config(&lo, "profile", ctx->station_id, &lcfg)) < 0)
+		return CLI_EXIT_USAGE;
+	return do_add(ctx, argv[optind], rc ? &lcfg : NULL);
+}
+
 int cmd_profile(struct cli_ctx *ctx, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -142,11 +194,8 @@ int cmd_profile(struct cli_ctx *ctx, int argc, char **argv)
 	argv += optind;
 	if (argc < 1)
 		return cli_usage_error("profile", "missing subcommand (add, list, show)");
-	if (!strcmp(argv[0], "add")) {
-		if (argc != 2)
-			return cli_usage_error("profile", "add takes exactly one FILE");
-		return do_add(ctx, argv[1]);
-	}
+	if (!strcmp(argv[0], "add"))
+		return add_main(ctx, argc, argv);
 	if (!strcmp(argv[0], "list")) {
 		if (argc != 1)
 			return cli_usage_error("profile", "list takes no argument");

@@ -332,7 +332,7 @@ static int run_session(struct cli_ctx *ctx, struct run_opts *o, struct run *r)
 	struct app_session_opts so;
 	int64_t allowed = 0;
 	struct errbuf e;
-	int rc;
+	int rc, use_ledger;
 
 	errbuf_clear(&e);
 	if (cli_db_open(ctx, "run", &r->db))
@@ -369,7 +369,17 @@ static int run_session(struct cli_ctx *ctx, struct run_opts *o, struct run *r)
 		return cli_fail("run: %s", e.msg);
 	if (!allowed && !o->ledger.conninfo && !getenv("STATION_LEDGER"))
 		return cli_unknown_lot(r->db, "run", o->lot);
-	if (profile_load(r->db, o->profile, &r->prof, &e))
+	if ((rc = cli_ledger_config(&o->ledger, "run", ctx->station_id, &r->ledger)) < 0)
+		return CLI_EXIT_USAGE;
+	use_ledger = rc;
+	rc = profile_load(r->db, o->profile, &r->prof, &e);
+	/* a profile added once, in the ledger, for every station */
+	if (rc == ST_ENOTFOUND && use_ledger) {
+		if (profile_from_ledger(r->db, &r->ledger, o->profile, ctx->actor, &e))
+			return cli_fail("run: ledger: %s", e.msg);
+		rc = profile_load(r->db, o->profile, &r->prof, &e);
+	}
+	if (rc)
 		return cli_fail("run: %s", e.msg);
 	if (!(r->bus = ev_bus_new()))
 		return cli_fail("run: out of memory");
@@ -387,9 +397,7 @@ static int run_session(struct cli_ctx *ctx, struct run_opts *o, struct run *r)
 	so.bus = r->bus;
 	so.checkpoint_log = o->checkpoint_log;
 	so.warn = run_warn;
-	if ((rc = cli_ledger_config(&o->ledger, "run", ctx->station_id, &r->ledger)) < 0)
-		return CLI_EXIT_USAGE;
-	so.ledger = rc ? &r->ledger : NULL;
+	so.ledger = use_ledger ? &r->ledger : NULL;
 	if (app_session_open(&so, &r->session, &e))
 		return cli_fail("run: %s", e.msg);
 	if (o->cfx_spool && (rc = cfx_open(ctx, o, r)))

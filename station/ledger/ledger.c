@@ -31,6 +31,8 @@
  * - in_progress: the board is on a station now; clone_seen_by is set when a
  *   second station saw the same id while the claim stood.
  * - allowlist: the lots' ids, imported once, read by every station.
+ * - profiles (2): the profiles' canonical texts with their SHA-256, added
+ *   once (`station profile add --ledger`), read by a station that lacks one.
  * - serials: every certificate serial any station reserved (PRIMARY KEY),
  *   reserved here in the station's batch, before its own database and before
  *   anything is signed with it.
@@ -108,6 +110,15 @@ static const char *const migrations[] = {
 	"  serial      text PRIMARY KEY,"
 	"  station_id  text NOT NULL,"
 	"  reserved_at timestamptz NOT NULL DEFAULT now());",
+	/* 2: profiles, added once for every station; the newest of a name wins */
+	"CREATE TABLE profiles ("
+	"  name     text NOT NULL,"
+	"  sha256   text NOT NULL CHECK (sha256 ~ '^[0-9a-f]{64}$'),"
+	"  content  text NOT NULL,"
+	"  added_by text NOT NULL,"
+	"  added_at timestamptz NOT NULL DEFAULT now(),"
+	"  seq      bigserial UNIQUE,"
+	"  PRIMARY KEY (name, sha256));",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

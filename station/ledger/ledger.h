@@ -32,7 +32,7 @@
 
 #include "core/errbuf.h"
 
-#define LEDGER_SCHEMA_VERSION 1
+#define LEDGER_SCHEMA_VERSION 2
 #define LEDGER_CONNECT_S      2
 #define LEDGER_STATEMENT_MS   5000
 #define LEDGER_ID_LEN         65
@@ -112,10 +112,12 @@ ST_MUST_CHECK int ledger_hold(struct ledger *l, const char *unique_id, int ttl_s
 ST_MUST_CHECK int ledger_claim(struct ledger *l, const char *unique_id, const char *lot,
 			       const char *pubkey_hash, int64_t unit_id, int rework,
 			       char other_station[LEDGER_ID_LEN], struct errbuf *err);
-/* The unit ended: passed → the claim is committed with its serial; else a
- * claim of this station not committed is released.  The hold goes either way. */
-ST_MUST_CHECK int ledger_done(struct ledger *l, const char *unique_id, int passed,
-			      const char *serial, struct errbuf *err);
+/* Unit unit_id ended: passed → its claim is committed with its serial; else
+ * its claim, if not committed, is released.  Only the claim of that unit: a
+ * `done` retried late never touches a later attempt's claim of the same id.
+ * The hold goes either way. */
+ST_MUST_CHECK int ledger_done(struct ledger *l, const char *unique_id, int64_t unit_id,
+			      int passed, const char *serial, struct errbuf *err);
 /* Reserves serials for this station in one transaction, before the station
  * reserves them itself (write-ahead): ST_EEXIST when one is taken (by any
  * station), and nothing is reserved. */
@@ -123,6 +125,14 @@ ST_MUST_CHECK int ledger_reserve_serials(struct ledger *l, const char *const *se
 					 struct errbuf *err);
 /* Start-up: this station's holds (it has no unit in flight) go. */
 ST_MUST_CHECK int ledger_release_holds(struct ledger *l, struct errbuf *err);
+
+/* Calls fn for each claim of this station still `claimed` (not committed nor
+ * released: the station stopped between claim and done), with the unit id it
+ * was claimed for; fn may use l (ledger_done).  fn's non-zero return stops
+ * the walk and is returned. */
+ST_MUST_CHECK int ledger_open_claims(struct ledger *l,
+				     int (*fn)(const char *unique_id, int64_t unit_id, void *ctx),
+				     void *ctx, struct errbuf *err);
 
 /* ---- the shared allowlists (ledger_claim.c) ---- */
 
@@ -136,6 +146,18 @@ ST_MUST_CHECK int ledger_allowlist_count(struct ledger *l, const char *lot, int6
 /* ST_OK: on the lot's allowlist; ST_ENOTFOUND: not. */
 ST_MUST_CHECK int ledger_allowlist_contains(struct ledger *l, const char *lot,
 					    const char *unique_id, struct errbuf *err);
+
+/* ---- the shared profiles (ledger_profile.c) ---- */
+
+/* Adds a profile's canonical text with its SHA-256 (hex, computed by the
+ * caller); *added = 0 when that very text was there already. */
+ST_MUST_CHECK int ledger_profile_put(struct ledger *l, const char *name, const char *content,
+				     const char *sha256, const char *actor, int *added,
+				     struct errbuf *err);
+/* The newest text added under name (malloc'd, caller frees) and the SHA-256
+ * recorded with it (the caller checks it).  ST_ENOTFOUND: none. */
+ST_MUST_CHECK int ledger_profile_get(struct ledger *l, const char *name, char **content,
+				     size_t *len, char sha256[65], struct errbuf *err);
 
 /* Reads a password file with OpenSSH's StrictModes (the PIN file's rule). */
 ST_MUST_CHECK int ledger_read_password(const char *path, char *out, size_t cap,

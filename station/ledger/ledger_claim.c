@@ -186,23 +186,26 @@ fail:
 	return rc;
 }
 
-int ledger_done(struct ledger *l, const char *unique_id, int passed, const char *serial,
-		struct errbuf *err)
+int ledger_done(struct ledger *l, const char *unique_id, int64_t unit_id, int passed,
+		const char *serial, struct errbuf *err)
 {
-	const char *p[3] = { unique_id, l->cfg.station_id, serial ? serial : "" };
+	char unit[24];
+	const char *p[4] = { unique_id, l->cfg.station_id, serial ? serial : "", unit };
+	const char *rel[3] = { unique_id, l->cfg.station_id, unit };
 	int rc;
 
+	snprintf(unit, sizeof(unit), "%" PRId64, unit_id);
 	if ((rc = in_tx(l, err)))
 		return rc;
 	if (passed)
 		rc = ledger_run(l, "commit the claim",
 				"UPDATE provisioned SET state = 'committed', serial = $3,"
-				" committed_at = now() WHERE unique_id = $1 AND station_id = $2",
-				3, p, err);
+				" committed_at = now() WHERE unique_id = $1 AND station_id = $2"
+				" AND unit_id = $4::bigint", 4, p, err);
 	else
 		rc = ledger_run(l, "release the claim",
 				"DELETE FROM provisioned WHERE unique_id = $1 AND station_id = $2"
-				" AND state = 'claimed'", 2, p, err);
+				" AND state = 'claimed' AND unit_id = $3::bigint", 3, rel, err);
 	if (rc || (rc = ledger_run(l, "release the hold",
 				   "DELETE FROM in_progress WHERE unique_id = $1 AND station_id = $2",
 				   2, p, err))) {
@@ -218,6 +221,26 @@ int ledger_release_holds(struct ledger *l, struct errbuf *err)
 
 	return ledger_run(l, "release this station's holds",
 			  "DELETE FROM in_progress WHERE station_id = $1", 1, p, err);
+}
+
+int ledger_open_claims(struct ledger *l,
+		       int (*fn)(const char *unique_id, int64_t unit_id, void *ctx), void *ctx,
+		       struct errbuf *err)
+{
+	const char *p[1] = { l->cfg.station_id };
+	PGresult *r;
+	int rc, n;
+
+	if ((rc = ledger_exec(l, "read this station's open claims",
+			      "SELECT unique_id, unit_id FROM provisioned WHERE station_id = $1"
+			      " AND state = 'claimed' ORDER BY unique_id", 1, p, &r, NULL, err)))
+		return rc;
+	/* the whole result is in memory: fn may use the connection */
+	n = PQntuples(r);
+	for (int i = 0; i < n && rc == ST_OK; i++)
+		rc = fn(PQgetvalue(r, i, 0), strtoll(PQgetvalue(r, i, 1), NULL, 10), ctx);
+	PQclear(r);
+	return rc;
 }
 
 int ledger_allowlist_add(struct ledger *l, const char *lot, const char *const *ids, size_t n,

@@ -190,8 +190,10 @@ struct pl_ledger_ops {
 		      int64_t unit_id, int rework, struct errbuf *err);
 	/* The unit is over (after its local record): a PASS commits the claim
 	 * with its serial, anything else releases it; the hold goes.  Never
-	 * fails the unit: what cannot reach the ledger now is retried later. */
-	void (*done)(void *ctx, const char *unique_id, int passed, const char *serial);
+	 * fails the unit: what cannot reach the ledger now is retried later, and
+	 * then touches only the claim of unit_id (a later attempt's stays). */
+	void (*done)(void *ctx, const char *unique_id, int64_t unit_id, int passed,
+		     const char *serial);
 	void *ctx;
 };
 

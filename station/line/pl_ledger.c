@@ -61,6 +61,6 @@ void pl_ledger_done(struct pl_unit *r, int passed)
 
 	if (!lg->ctx || !r->ledger_held)
 		return;
-	lg->done(lg->ctx, r->u.unique_id, passed, r->u.cert_serial);
+	lg->done(lg->ctx, r->u.unique_id, r->u.id, passed, r->u.cert_serial);
 	r->ledger_held = 0;
 }

@@ -21,9 +21,9 @@ one_line() {   # the command failed with exactly one line matching $1
 expect_exit 1 "$STATION" ledger status "${LO[@]}"
 one_line "the ledger has no schema: run station ledger init"
 expect_exit 0 "$STATION" ledger init "${LO[@]}"
-grep -q "version 0 -> 1" "$OUT" || fail "init: $(cat "$OUT")"
+grep -q "version 0 -> 2" "$OUT" || fail "init: $(cat "$OUT")"
 expect_exit 0 "$STATION" ledger init "${LO[@]}"
-grep -q "version 1 (already current)" "$OUT" || fail "init again: $(cat "$OUT")"
+grep -q "version 2 (already current)" "$OUT" || fail "init again: $(cat "$OUT")"
 (umask 077; echo wrong-password > bad.pw)
 expect_exit 1 "$STATION" ledger status --ledger "$LEDGER" --ledger-password-file bad.pw
 one_line "refused the login (wrong password?)"
@@ -47,7 +47,7 @@ awk -F, 'NR > 1 { n[$2]++; row[NR] = $0 } END { for (i = 2; i <= NR; i++) {
 	mfg/LG-boards.csv > clean.csv
 board() { sed -n "$1p" clean.csv | cut -d, -f1; }
 uid() { sed -n "$1p" clean.csv | cut -d, -f2; }
-[ "$(wc -l < clean.csv)" -ge 10 ] || fail "too few clean boards: $(cat mfg/LG-boards.csv)"
+[ "$(wc -l < clean.csv)" -ge 11 ] || fail "too few clean boards: $(cat mfg/LG-boards.csv)"
 CLONE=$(grep ',clone of ' mfg/LG-boards.csv | head -1 | cut -d, -f1)
 ORIG=mfg/boards/$(grep ',clone of ' mfg/LG-boards.csv | head -1 | sed 's/.*clone of //')
 q "VACUUM INTO 'b.db'"     # station B: the same profile and allowlist, its own chain
@@ -122,6 +122,39 @@ grep -q "no lot LH" "$ERR" || fail "B without the ledger: $(cat "$ERR")"
 run_at b.db ledger-B b2.jsonl 1 1-1=10
 grep -q "\"kind\":\"unit-result\".*\"unique_id\":\"$(uid 10)\".*\"outcome\":\"pass\"" b2.jsonl ||
 	fail "board 10 at B on lot LH: $(grep unit-result b2.jsonl)"
+
+# ---- a profile added once, into the ledger, read by another station --------
+# gizmo (widget's product under another name) is added at E only; B reads it
+# from the ledger at `run`, hash checked, and stores it as its own
+sed 's/^name = widget$/name = gizmo/' widget.profile > gizmo.profile
+expect_exit 0 E profile add gizmo.profile "${LO[@]}"
+gsha=$(sed -n 's/^profile gizmo version 1 sha256 \([0-9a-f]*\)$/\1/p' "$OUT")
+grep -q "^ledger: profile gizmo sha256 $gsha added$" "$OUT" || fail "profile add: $(cat "$OUT")"
+expect_exit 0 E profile add gizmo.profile "${LO[@]}"
+grep -q "^ledger: profile gizmo sha256 $gsha was there already$" "$OUT" || fail "again: $(cat "$OUT")"
+q "VACUUM INTO 'c.db'"   # station C: no gizmo either, for the forged row below
+run_p() {   # DB SID EVENTS BOARD: one unit of profile gizmo
+	timeout 60 "$BUILD/fx-usbemu" --quiet --board "1-1=$PWD/$(board "$4")" -- "$STATION" \
+		--db "$1" --station-id "$2" --user op-olga run --profile gizmo --lot LG --headless \
+		--bays 1 --max-units 1 "${LO[@]}" > "$3" 2> "$3.err" || fail "station $2: $(cat "$3.err")"
+}
+[ "$(sqlite3 b.db "SELECT count(*) FROM profiles WHERE name = 'gizmo'")" = 0 ] || fail "B has gizmo"
+run_p b.db ledger-B b3.jsonl 11
+grep -q "\"kind\":\"unit-result\".*\"unique_id\":\"$(uid 11)\".*\"outcome\":\"pass\"" b3.jsonl ||
+	fail "board 11 at B with gizmo: $(grep unit-result b3.jsonl)"
+[ "$(sqlite3 b.db "SELECT sha256 FROM profiles WHERE name = 'gizmo'")" = "$gsha" ] ||
+	fail "B stored another gizmo: $(sqlite3 b.db "SELECT name, sha256 FROM profiles")"
+[ "$(sqlite3 b.db "SELECT profile_hash FROM units WHERE unique_id = '$(uid 11)'")" = "$gsha" ] ||
+	fail "the unit does not carry the ledger's profile hash"
+psql_ledger "UPDATE profiles SET content = replace(content, 'validity_days = 30', 'validity_days = 3650')
+	WHERE name = 'gizmo'" >/dev/null
+expect_exit 1 "$STATION" --db c.db --station-id ledger-C --user op-olga run --profile gizmo \
+	--lot LG --headless "${LO[@]}"
+one_line "run: ledger: profile gizmo in the ledger does not match its SHA-256"
+[ "$(sqlite3 c.db "SELECT count(*) FROM profiles WHERE name = 'gizmo'")" = 0 ] || fail "C stored a forged profile"
+expect_exit 1 "$STATION" --db c.db --station-id ledger-C --user op-olga run --profile nosuch \
+	--lot LG --headless "${LO[@]}"
+one_line "run: ledger: no profile nosuch in the ledger"
 
 # ---- the server stops mid-lot ----------------------------------------------
 N=6            # boards 4..9 through one bay
@@ -206,7 +239,7 @@ grep -q "^station ledger-B: FAILED: event 2 was edited" "$OUT" || fail "edit not
 # ---- a newer schema: one line ----------------------------------------------
 psql_ledger "INSERT INTO ledger_schema (version) VALUES (99)"
 expect_exit 1 "$STATION" ledger status "${LO[@]}"
-one_line "ledger schema version 99 is newer than this station's (1): upgrade the station"
+one_line "ledger schema version 99 is newer than this station's (2): upgrade the station"
 expect_exit 1 S run --profile widget --lot LG --headless "${LO[@]}"
 one_line "run: ledger: ledger schema version 99 is newer"
 echo "ledger: ok"

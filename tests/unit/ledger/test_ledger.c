@@ -106,7 +106,7 @@ static void test_clone_on_both(void **state)
 	assert_int_equal(e.reason, ST_R_CLONE);
 	assert_string_equal(other, "st-B");
 	assert_non_null(strstr(e.msg, "st-B"));
-	assert_int_equal(ledger_done(A, "UID-CLONE", 0, NULL, &e), ST_OK);
+	assert_int_equal(ledger_done(A, "UID-CLONE", 1, 0, NULL, &e), ST_OK);
 }
 
 /* An id is provisioned once across stations; a key is certified once; a
@@ -123,7 +123,7 @@ static void test_claims(void **state)
 	assert_int_equal(ledger_claim(B, "UID-1", "L1", "key-9", 7, 0, other, &e), ST_EPOLICY);
 	assert_int_equal(e.reason, ST_R_PROVISIONED_ELSEWHERE);
 	assert_non_null(strstr(e.msg, "in progress there"));
-	assert_int_equal(ledger_done(A, "UID-1", 1, "serial-1", &e), ST_OK);
+	assert_int_equal(ledger_done(A, "UID-1", 1, 1, "serial-1", &e), ST_OK);
 
 	assert_int_equal(ledger_hold(B, "UID-1", 60, other, &e), ST_EPOLICY);
 	assert_int_equal(e.reason, ST_R_PROVISIONED_ELSEWHERE);
@@ -137,12 +137,12 @@ static void test_claims(void **state)
 	assert_int_equal(ledger_claim(B, "UID-2", "L1", "key-1", 9, 0, other, &e), ST_EPOLICY);
 	assert_int_equal(e.reason, ST_R_KEY_SEEN);
 	assert_string_equal(other, "st-A");
-	assert_int_equal(ledger_done(B, "UID-2", 0, NULL, &e), ST_OK);
+	assert_int_equal(ledger_done(B, "UID-2", 9, 0, NULL, &e), ST_OK);
 
 	/* a failed attempt releases its claim: another station may take the id */
 	assert_int_equal(ledger_hold(A, "UID-3", 60, other, &e), ST_OK);
 	assert_int_equal(ledger_claim(A, "UID-3", "L1", "key-3", 2, 0, other, &e), ST_OK);
-	assert_int_equal(ledger_done(A, "UID-3", 0, NULL, &e), ST_OK);
+	assert_int_equal(ledger_done(A, "UID-3", 2, 0, NULL, &e), ST_OK);
 	assert_int_equal(ledger_hold(B, "UID-3", 60, other, &e), ST_OK);
 	assert_int_equal(ledger_claim(B, "UID-3", "L1", "key-3b", 10, 0, other, &e), ST_OK);
 	/* serials are reserved once across stations, a batch all or nothing */
@@ -155,8 +155,8 @@ static void test_claims(void **state)
 		assert_int_equal(ledger_reserve_serials(B, c, 1, &e), ST_OK);
 	}
 	/* a serial twice is refused by the ledger */
-	assert_int_not_equal(ledger_done(B, "UID-3", 1, "serial-1", &e), ST_OK);
-	assert_int_equal(ledger_done(B, "UID-3", 1, "serial-3", &e), ST_OK);
+	assert_int_not_equal(ledger_done(B, "UID-3", 10, 1, "serial-1", &e), ST_OK);
+	assert_int_equal(ledger_done(B, "UID-3", 10, 1, "serial-3", &e), ST_OK);
 
 	/* a station's own unfinished claim is taken again (its release was lost) */
 	assert_int_equal(ledger_hold(A, "UID-4", 60, other, &e), ST_OK);
@@ -164,7 +164,70 @@ static void test_claims(void **state)
 	assert_int_equal(ledger_release_holds(A, &e), ST_OK);
 	assert_int_equal(ledger_hold(A, "UID-4", 60, other, &e), ST_OK);
 	assert_int_equal(ledger_claim(A, "UID-4", "L1", "key-4b", 4, 0, other, &e), ST_OK);
-	assert_int_equal(ledger_done(A, "UID-4", 1, "serial-4", &e), ST_OK);
+	assert_int_equal(ledger_done(A, "UID-4", 4, 1, "serial-4", &e), ST_OK);
+
+	/* a release retried late (its unit FAILed while the ledger was away)
+	 * leaves the claim of the next attempt, which then commits */
+	assert_int_equal(ledger_claim(A, "UID-5", "L1", "key-5", 30, 0, other, &e), ST_OK);
+	assert_int_equal(ledger_claim(A, "UID-5", "L1", "key-5b", 31, 0, other, &e), ST_OK);
+	assert_int_equal(ledger_done(A, "UID-5", 30, 0, NULL, &e), ST_OK);
+	assert_int_equal(ledger_claim(B, "UID-5", "L1", "key-5c", 11, 0, other, &e), ST_EPOLICY);
+	assert_non_null(strstr(e.msg, "in progress there"));
+	assert_int_equal(ledger_done(A, "UID-5", 31, 1, "serial-5", &e), ST_OK);
+	assert_int_equal(ledger_hold(B, "UID-5", 60, other, &e), ST_EPOLICY);
+	assert_non_null(strstr(e.msg, "already provisioned at station st-A"));
+	assert_null(strstr(e.msg, "in progress there"));
+}
+
+struct open_claim {
+	char uid[8][LEDGER_ID_LEN];
+	int64_t unit[8];
+	int n;
+};
+
+static int collect_claim(const char *unique_id, int64_t unit_id, void *ctx)
+{
+	struct open_claim *c = ctx;
+
+	if (c->n == 8)
+		return ST_EIO;
+	snprintf(c->uid[c->n], LEDGER_ID_LEN, "%s", unique_id);
+	c->unit[c->n++] = unit_id;
+	return ST_OK;
+}
+
+/* A station's claims left open (its done lost) are listed to it alone, with
+ * the unit they were claimed for; committed and released ones are not. */
+static void test_open_claims(void **state)
+{
+	char other[LEDGER_ID_LEN];
+	struct open_claim c;
+	struct errbuf e;
+
+	(void)state;
+	assert_int_equal(ledger_claim(A, "UID-O1", "L1", "key-o1", 21, 0, other, &e), ST_OK);
+	assert_int_equal(ledger_claim(A, "UID-O2", "L1", "key-o2", 22, 0, other, &e), ST_OK);
+	assert_int_equal(ledger_claim(B, "UID-O3", "L1", "key-o3", 23, 0, other, &e), ST_OK);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(ledger_open_claims(A, collect_claim, &c, &e), ST_OK);
+	assert_int_equal(c.n, 2);
+	assert_string_equal(c.uid[0], "UID-O1");
+	assert_int_equal(c.unit[0], 21);
+	assert_string_equal(c.uid[1], "UID-O2");
+	assert_int_equal(c.unit[1], 22);
+	/* settled: one committed, one released; B's stays B's */
+	assert_int_equal(ledger_done(A, "UID-O1", 21, 1, "serial-o1", &e), ST_OK);
+	assert_int_equal(ledger_done(A, "UID-O2", 22, 0, NULL, &e), ST_OK);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(ledger_open_claims(A, collect_claim, &c, &e), ST_OK);
+	assert_int_equal(c.n, 0);
+	assert_int_equal(ledger_open_claims(B, collect_claim, &c, &e), ST_OK);
+	assert_int_equal(c.n, 1);
+	assert_string_equal(c.uid[0], "UID-O3");
+	assert_int_equal(ledger_done(B, "UID-O3", 23, 0, NULL, &e), ST_OK);
+	/* the released id is free for another station */
+	assert_int_equal(ledger_claim(B, "UID-O2", "L1", "key-o2b", 24, 0, other, &e), ST_OK);
+	assert_int_equal(ledger_done(B, "UID-O2", 24, 1, "serial-o2", &e), ST_OK);
 }
 
 static void ev(struct ledger_event *e, int64_t seq, const char *prev, const char *hash)
@@ -220,6 +283,7 @@ int main(void)
 		cmocka_unit_test(test_schema_current),
 		cmocka_unit_test(test_clone_on_both),
 		cmocka_unit_test(test_claims),
+		cmocka_unit_test(test_open_claims),
 		cmocka_unit_test(test_chain),
 	};
 
