@@ -13,17 +13,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "tests/rig/bench_clock.h"
 #include "app/cfx_spool.h"
 #include "core/event.h"
 #include "core/fileio.h"
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void warn(void *ctx, const char *msg)
 {
@@ -45,17 +38,17 @@ int main(void)
 	if (n < 20)
 		n = 20;
 	memset(body, 'x', sizeof(body));
-	t0 = now_s();
+	t0 = bench_now_s();
 	for (long i = 0; i < n; i++) {
 		snprintf(path, sizeof(path), "base-%ld.json", i);
 		if (fileio_write_atomic(path, body, sizeof(body), 0644, &err))
 			warn(NULL, err.msg);
 	}
-	t_base = (now_s() - t0) / n;
+	t_base = (bench_now_s() - t0) / n;
 
 	if (app_cfx_open("spool", "bench", "BIG", warn, NULL, &c, &err))
 		warn(NULL, err.msg);
-	t0 = now_s();
+	t0 = bench_now_s();
 	for (long i = 0; i < n; i++) {
 		struct ev_event ev;
 
@@ -69,7 +62,7 @@ int main(void)
 		snprintf(ev.unique_id, sizeof(ev.unique_id), "%024lX", 0xA0000000L + i);
 		app_cfx_sink(&ev, c);
 	}
-	t_spool = (now_s() - t0) / n;
+	t_spool = (bench_now_s() - t0) / n;
 	app_cfx_counts(c, &written, &failed);
 	app_cfx_close(c);
 	if (failed || written != n + n - n / 10)

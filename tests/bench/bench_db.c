@@ -26,23 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tests/rig/bench_clock.h"
 #include "db/db.h"
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static long maxrss_kib(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return ru.ru_maxrss;
-}
 
 static void die(const char *what, const struct errbuf *err)
 {
@@ -60,7 +45,7 @@ static void build_chain(const char *path, long n)
 	unlink(path);
 	if (db_open(path, "bench-st", &db, &err))
 		die("open", &err);
-	t0 = now_s();
+	t0 = bench_now_s();
 	for (long i = 0; i < n; i++) {
 		if (i % 10000 == 0 && db_begin(db, &err))
 			die("begin", &err);
@@ -70,8 +55,8 @@ static void build_chain(const char *path, long n)
 		if ((i % 10000 == 9999 || i == n - 1) && db_commit(db, &err))
 			die("commit", &err);
 	}
-	printf("append   %8ld events  %7.2f s  %9.0f events/s\n", n, now_s() - t0,
-	       (double)n / (now_s() - t0));
+	printf("append   %8ld events  %7.2f s  %9.0f events/s\n", n, bench_now_s() - t0,
+	       (double)n / (bench_now_s() - t0));
 	db_close(db);
 }
 
@@ -95,8 +80,8 @@ static void raw_scan(const char *path, struct measure *m)
 	sqlite3_prepare_v2(sq, "SELECT id, seq, station_id, ts, kind, actor, detail, prev_hash, hash"
 			   " FROM events WHERE station_id = ? ORDER BY seq, id", -1, &st, NULL);
 	sqlite3_bind_text(st, 1, "bench-st", -1, SQLITE_STATIC);
-	m->rss_open_kib = maxrss_kib();
-	t0 = now_s();
+	m->rss_open_kib = bench_maxrss_kib();
+	t0 = bench_now_s();
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		for (int c = 2; c < 9; c++) {
 			sqlite3_column_text(st, c);
@@ -104,11 +89,11 @@ static void raw_scan(const char *path, struct measure *m)
 		}
 		m->rows++;
 	}
-	m->secs = now_s() - t0;
+	m->secs = bench_now_s() - t0;
 	m->ok = bytes > 0;
 	sqlite3_finalize(st);
 	sqlite3_close(sq);
-	m->rss_peak_kib = maxrss_kib();
+	m->rss_peak_kib = bench_maxrss_kib();
 }
 
 static void verify(const char *path, struct measure *m)
@@ -120,12 +105,12 @@ static void verify(const char *path, struct measure *m)
 
 	if (db_open(path, "bench-st", &db, &err))
 		die("open", &err);
-	m->rss_open_kib = maxrss_kib();
-	t0 = now_s();
+	m->rss_open_kib = bench_maxrss_kib();
+	t0 = bench_now_s();
 	m->ok = db_audit_verify(db, &res, &err) == ST_OK;
-	m->secs = now_s() - t0;
+	m->secs = bench_now_s() - t0;
 	m->rows = res.events;
-	m->rss_peak_kib = maxrss_kib();
+	m->rss_peak_kib = bench_maxrss_kib();
 	db_close(db);
 }
 
@@ -195,22 +180,22 @@ static void bench_durable(const char *dir, int n)
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	if (fd < 0)
 		die(path, NULL);
-	t0 = now_s();
+	t0 = bench_now_s();
 	for (int i = 0; i < n; i++)
 		if (write(fd, rec, sizeof(rec)) != (ssize_t)sizeof(rec) || fdatasync(fd))
 			die("fdatasync", NULL);
-	t_fsync = now_s() - t0;
+	t_fsync = bench_now_s() - t0;
 	close(fd);
 	unlink(path);
 	snprintf(path, sizeof(path), "%s/durable.db", dir);
 	unlink(path);
 	if (db_open(path, "bench-st", &db, &err))
 		die("open", &err);
-	t0 = now_s();
+	t0 = bench_now_s();
 	for (int i = 0; i < n; i++)
 		if (db_audit_append(db, "unit-result", "op1", "{\"status\":\"pass\"}", NULL, &err))
 			die("append", &err);
-	t_append = now_s() - t0;
+	t_append = bench_now_s() - t0;
 	db_close(db);
 	unlink(path);
 	printf("fsync    %8d writes   %7.3f s  %9.0f /s (write + fdatasync)\n", n, t_fsync,
@@ -238,7 +223,7 @@ static double parse_only(const char *path, size_t *bytes)
 {
 	struct csv_parser p;
 	char buf[65536];
-	double t0 = now_s();
+	double t0 = bench_now_s();
 	size_t n;
 	FILE *f = fopen(path, "r");
 
@@ -250,7 +235,7 @@ static double parse_only(const char *path, size_t *bytes)
 	csv_fini(&p, cb_field, cb_row, bytes);
 	csv_free(&p);
 	fclose(f);
-	return now_s() - t0;
+	return bench_now_s() - t0;
 }
 
 static void bench_allowlist(const char *dir, long rows)
@@ -276,10 +261,10 @@ static void bench_allowlist(const char *dir, long rows)
 	if (db_open(dbp, "bench-st", &db, &err))
 		die("open", &err);
 	t_parse = parse_only(csv, &bytes);
-	t0 = now_s();
+	t0 = bench_now_s();
 	if (db_allowlist_import(db, csv, "LOT-BENCH", NULL, NULL, NULL, "bench", &got, &err))
 		die("import", &err);
-	t_import = now_s() - t0;
+	t_import = bench_now_s() - t0;
 	db_close(db);
 	if (got != rows) {
 		fprintf(stderr, "bench_db: imported %lld of %ld\n", (long long)got, rows);

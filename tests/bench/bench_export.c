@@ -21,20 +21,13 @@
 
 #include <sqlite3.h>
 
+#include "tests/rig/bench_clock.h"
 #include "tests/rig/hsm_test_util.h"
 #include "tests/rig/lot_build.h"
 #include "db/db.h"
 #include "db/export.h"
 #include "export/export_fmt.h"
 #include "export/manifest.h"
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void die(const char *what, const struct errbuf *err)
 {
@@ -100,7 +93,7 @@ static double time_manifest(struct db *db, const struct manifest_signer *s, X509
 	struct man_ctx m;
 	struct errbuf err;
 	FILE *f = fopen(path, "w");
-	double t0 = now_s();
+	double t0 = bench_now_s();
 
 	if (!f || manifest_begin(&m.w, f, s, ca, count, &err))
 		die("manifest begin", &err);
@@ -109,7 +102,7 @@ static double time_manifest(struct db *db, const struct manifest_signer *s, X509
 	if (manifest_end(&m.w, &err))
 		die("manifest end", &err);
 	fclose(f);
-	return now_s() - t0;
+	return bench_now_s() - t0;
 }
 
 static void set_top(void)
@@ -156,18 +149,18 @@ int main(void)
 	unlink("export.db");
 	if (db_open("export.db", "bench", &db, &err))
 		die("open", &err);
-	t0 = now_s();
+	t0 = bench_now_s();
 	lot_build("export.db", 1, n, ca_key, ca, 0);
-	printf("lot of %ld units (%ld passed) built in %.1f s\n", n, n - n / 10, now_s() - t0);
+	printf("lot of %ld units (%ld passed) built in %.1f s\n", n, n - n / 10, bench_now_s() - t0);
 
-	t0 = now_s();
+	t0 = bench_now_s();
 	if (db_export_lot(db, "BIG", &c, nothing, &walked, &err) || walked != n)
 		die("walk", &err);
-	t_walk = now_s() - t0;
+	t_walk = bench_now_s() - t0;
 	for (int csv = 1; csv >= 0; csv--) {
 		struct fmt_ctx fc = { fopen(csv ? "big.csv" : "big.jsonl", "w"), csv, { 0 } };
 
-		t0 = now_s();
+		t0 = bench_now_s();
 		if (csv && export_csv_header(fc.f, &err))
 			die("csv header", &err);
 		if (db_export_lot(db, "BIG", &c, fmt_row, &fc, &err))
@@ -175,7 +168,7 @@ int main(void)
 		if (!csv && export_jsonl_summary(fc.f, "BIG", &c, &err))
 			die("jsonl summary", &err);
 		fclose(fc.f);
-		*(csv ? &t_csv : &t_jsonl) = now_s() - t0;
+		*(csv ? &t_csv : &t_jsonl) = bench_now_s() - t0;
 	}
 	printf("baseline: walk of the rows        %8.0f units/s\n", n / t_walk);
 	printf("csv export                        %8.0f units/s  %.2fx the walk's time\n",
@@ -193,10 +186,10 @@ int main(void)
 	hs.sign = hsm_sign;
 	hs.ctx = h;
 	t_hsm = time_manifest(db, &hs, ca, c.pass, "hsm.manifest");
-	t0 = now_s();
+	t0 = bench_now_s();
 	if (manifest_verify_file("hsm.manifest", hs.pub, ca, &sum, &err) || sum.entries != c.pass)
 		die("verify", &err);
-	t_verify = now_s() - t0;
+	t_verify = bench_now_s() - t0;
 	printf("baseline: manifest, software key  %8.0f entries/s\n", c.pass / t_soft);
 	printf("manifest, SoftHSM audit key       %8.0f entries/s  %.2fx the software time\n",
 	       c.pass / t_hsm, t_hsm / t_soft);

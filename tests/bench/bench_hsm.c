@@ -23,6 +23,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "tests/rig/bench_clock.h"
 #include "tests/rig/hsm_test_util.h"
 #include "hsm/csr_policy.h"
 #include "db/db.h"
@@ -33,14 +34,6 @@
 
 static double secs = 2.0;
 static char top[1024];
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void die(const char *what)
 {
@@ -88,7 +81,7 @@ static void *raw_worker(void *arg)
 
 	if (raw_session(r, &s, &key) != 0)
 		return NULL;
-	while (now() < r->until) {
+	while (bench_now_s() < r->until) {
 		for (int i = 0; i < 50; i++) {
 			CK_ULONG siglen = sizeof(sig);
 
@@ -150,7 +143,7 @@ static void raw_rates(const struct hsm_config *c, double out[2])
 	r[1] = r[0];
 	for (int threads = 1; threads <= 2; threads++) {
 		pthread_t t[2];
-		double t0 = now();
+		double t0 = bench_now_s();
 
 		for (int i = 0; i < threads; i++) {
 			r[i].until = t0 + secs;
@@ -159,7 +152,7 @@ static void raw_rates(const struct hsm_config *c, double out[2])
 		}
 		for (int i = 0; i < threads; i++)
 			pthread_join(t[i], NULL);
-		out[threads - 1] = (double)(r[0].count + (threads == 2 ? r[1].count : 0)) / (now() - t0);
+		out[threads - 1] = (double)(r[0].count + (threads == 2 ? r[1].count : 0)) / (bench_now_s() - t0);
 	}
 	r[0].f->C_Finalize(NULL);
 }
@@ -196,7 +189,7 @@ static void *issue_worker(void *arg)
 		struct issue_result r;
 		struct errbuf e;
 
-		if (i >= ncsrs || now() >= w->until)
+		if (i >= ncsrs || bench_now_s() >= w->until)
 			break;
 		if (csr_check(w->pol, csrs[i].der, csrs[i].len, csrs[i].uid, csrs[i].nonce,
 			      w->store, &ci, &e) != ST_OK ||
@@ -250,7 +243,7 @@ static double issue_rate(struct hsm *h, const struct issue_profile *prof,
 	csr_policy_default(&pol);
 	if (issue_ctx_new(h, prof, store, &ic, &e) != ST_OK)
 		die(e.msg);
-	t0 = now();
+	t0 = bench_now_s();
 	for (int i = 0; i < threads; i++) {
 		memset(&w[i], 0, sizeof(w[i]));
 		w[i].ic = ic;
@@ -268,7 +261,7 @@ static double issue_rate(struct hsm *h, const struct issue_profile *prof,
 			exit(1);
 		}
 	}
-	t0 = now() - t0;
+	t0 = bench_now_s() - t0;
 	issue_ctx_free(ic);
 	/* a run that used up the CSRs ended early: its rate is still right */
 	if (store->pubkey_seen)
@@ -300,7 +293,7 @@ static void make_csrs(int n)
 static double fdatasync_us(double span)
 {
 	char buf[4096];
-	double t0 = now(), t;
+	double t0 = bench_now_s(), t;
 	long n = 0;
 	int fd = open("fsync.probe", O_WRONLY | O_CREAT | O_TRUNC, 0600);
 
@@ -311,7 +304,7 @@ static double fdatasync_us(double span)
 		if (pwrite(fd, buf, sizeof(buf), 0) != (ssize_t)sizeof(buf) || fdatasync(fd) != 0)
 			die("fdatasync failed");
 		n++;
-		t = now();
+		t = bench_now_s();
 	} while (t - t0 < span);
 	close(fd);
 	unlink("fsync.probe");

@@ -14,17 +14,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tests/rig/bench_clock.h"
 #include "app/pl_ledger.h"
 #include "db/db.h"
 #include "ledger/ledger.h"
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void die(const char *what, const struct errbuf *err)
 {
@@ -79,11 +72,11 @@ int main(void)
 			die("commit", &err);
 	}
 
-	t0 = now_s();
+	t0 = bench_now_s();
 	for (int64_t after = 0; after < n; after += PL_LEDGER_BATCH)
 		if (db_audit_since(db, after, PL_LEDGER_BATCH, count_one, &last, &err))
 			die("read", &err);
-	read_s = now_s() - t0;
+	read_s = bench_now_s() - t0;
 
 	if (pg("up", dir))
 		die("start PostgreSQL (tests/ledger-pg.sh)", NULL);
@@ -100,10 +93,10 @@ int main(void)
 	ledger_close(l);
 	if (pl_ledger_open(&cfg, db, NULL, 0, &g, &err))
 		die("open the ledger", &err);
-	t0 = now_s();
+	t0 = bench_now_s();
 	if (pl_ledger_sync_now(g, &pushed, &err))
 		die("push", &err);
-	push_s = now_s() - t0;
+	push_s = bench_now_s() - t0;
 	pl_ledger_close(g);
 	db_close(db);
 	pg("down", dir);

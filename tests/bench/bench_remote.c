@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "tests/rig/bench_clock.h"
 #include "tests/rig/hsm_test_util.h"
 #include "hsm/csr_policy.h"
 #include "hsm/issue.h"
@@ -42,14 +43,6 @@ struct csr_item {
 
 static struct csr_item *csrs;
 static atomic_int next_csr;
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void stop_server(void)
 {
@@ -97,7 +90,7 @@ static void *issue_worker(void *arg)
 {
 	struct worker *w = arg;
 
-	while (now() < w->until) {
+	while (bench_now_s() < w->until) {
 		int i = atomic_fetch_add(&next_csr, 1) % NCSRS;
 		struct csr_info ci;
 		struct issue_result r;
@@ -131,7 +124,7 @@ static double issue_rate(struct hsm *h, const struct hsm_certstore *store, int t
 	csr_policy_default(&pol);
 	if (issue_ctx_new(h, &prof, store, &ic, &e) != ST_OK)
 		die(e.msg);
-	t0 = now();
+	t0 = bench_now_s();
 	for (int i = 0; i < threads; i++) {
 		memset(&w[i], 0, sizeof(w[i]));
 		w[i].ic = ic;
@@ -146,7 +139,7 @@ static double issue_rate(struct hsm *h, const struct hsm_certstore *store, int t
 			die(w[i].err);
 		total += w[i].count;
 	}
-	t0 = now() - t0;
+	t0 = bench_now_s() - t0;
 	issue_ctx_free(ic);
 	return (double)total / t0;
 }
@@ -176,9 +169,9 @@ static void start_server(const struct hsm_config *c, const char *sock)
 		       (char *)NULL);
 		_exit(127);
 	}
-	until = now() + 15;
+	until = bench_now_s() + 15;
 	while (stat(sock, &sb) != 0 || !S_ISSOCK(sb.st_mode)) {
-		if (now() > until)
+		if (bench_now_s() > until)
 			die("p11-kit server made no socket (is p11-kit installed?)");
 		usleep(20000);
 	}

@@ -24,6 +24,7 @@
 #include <jansson.h>
 #include <sqlite3.h>
 
+#include "tests/rig/bench_clock.h"
 #include "tests/rig/lot_build.h"
 #include "db/db.h"
 #include "db/export.h"
@@ -31,14 +32,6 @@
 #include "db/trace.h"
 #include "export/export_fmt.h"
 #include "export/report.h"
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void die(const char *what, const struct errbuf *err)
 {
@@ -51,14 +44,14 @@ static void make_db(const char *path, long n, int certs, int events)
 	X509 *ca = certs ? lot_cert(ca_key, "bench CA", 1, ca_key, NULL) : NULL;
 	struct errbuf err;
 	struct db *db;
-	double t0 = now_s();
+	double t0 = bench_now_s();
 
 	unlink(path);
 	if (db_open(path, "bench", &db, &err))
 		die("open", &err);
 	db_close(db);
 	lot_build(path, 1, n, ca_key, ca, events);
-	printf("database of %ld units built in %.1f s\n", n, now_s() - t0);
+	printf("database of %ld units built in %.1f s\n", n, bench_now_s() - t0);
 	X509_free(ca);
 	EVP_PKEY_free(ca_key);
 }
@@ -126,7 +119,7 @@ static long report_rss(const char *self, const char *db_path)
 static double time_trace(struct db *db, const char *uid, int reps)
 {
 	struct errbuf err;
-	double t0 = now_s();
+	double t0 = bench_now_s();
 
 	for (int i = 0; i < reps; i++) {
 		json_t *j = NULL;
@@ -135,7 +128,7 @@ static double time_trace(struct db *db, const char *uid, int reps)
 			die("unit show", &err);
 		json_decref(j);
 	}
-	return (now_s() - t0) / reps;
+	return (bench_now_s() - t0) / reps;
 }
 
 /* A primary-key lookup of a unit: one-off (prepared, stepped and finalized
@@ -151,7 +144,7 @@ static double time_pk(const char *path, long n, int reps, int one_off)
 	if (sqlite3_open_v2(path, &sq, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
 	    (!one_off && sqlite3_prepare_v2(sq, sql, -1, &st, NULL) != SQLITE_OK))
 		die("primary-key lookup", NULL);
-	t0 = now_s();
+	t0 = bench_now_s();
 	for (int i = 0; i < reps; i++) {
 		if (one_off && sqlite3_prepare_v2(sq, sql, -1, &st, NULL) != SQLITE_OK)
 			die("primary-key lookup: prepare", NULL);
@@ -165,7 +158,7 @@ static double time_pk(const char *path, long n, int reps, int one_off)
 			sqlite3_reset(st);
 		}
 	}
-	t0 = (now_s() - t0) / reps;
+	t0 = (bench_now_s() - t0) / reps;
 	sqlite3_finalize(st);
 	sqlite3_close(sq);
 	return t0;
@@ -192,12 +185,12 @@ int main(int argc, char **argv)
 	make_db("lot.db", n, 1, 0);
 
 	/* 1. time: CSV export, then the report, of the same lot */
-	t0 = now_s();
+	t0 = bench_now_s();
 	csv("lot.db", "lot.csv");
-	t_csv = now_s() - t0;
-	t0 = now_s();
+	t_csv = bench_now_s() - t0;
+	t0 = bench_now_s();
 	report("lot.db", "lot.html");
-	t_report = now_s() - t0;
+	t_report = bench_now_s() - t0;
 	printf("baseline: csv export of %ld units  %8.0f units/s\n", n, n / t_csv);
 	printf("report of the same lot            %8.0f units/s  %.2fx the csv time (bound 5x)\n",
 	       n / t_report, t_report / t_csv);

@@ -21,23 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tests/rig/bench_clock.h"
 #include "db/db.h"
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static long maxrss_kib(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return ru.ru_maxrss;
-}
 
 static void die(const char *what, const struct errbuf *err)
 {
@@ -55,7 +40,7 @@ static void build(const char *path, long events)
 	unlink(path);
 	if (db_open(path, "bench-st", &db, &err))
 		die("open", &err);
-	t0 = now_s();
+	t0 = bench_now_s();
 	for (long i = 0; i < units; i++) {
 		struct db_unit u;
 
@@ -80,8 +65,8 @@ static void build(const char *path, long events)
 		if ((i % 2500 == 2499 || i == units - 1) && db_commit(db, &err))
 			die("commit", &err);
 	}
-	printf("build    %8ld units   %7.2f s  %9.0f events/s\n", units, now_s() - t0,
-	       (double)(units * 4) / (now_s() - t0));
+	printf("build    %8ld units   %7.2f s  %9.0f events/s\n", units, bench_now_s() - t0,
+	       (double)(units * 4) / (bench_now_s() - t0));
 	db_close(db);
 }
 
@@ -118,14 +103,14 @@ static void raw_scan(const char *path, struct measure *m)
 
 	if (sqlite3_open_v2(path, &sq, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
 		return;
-	m->rss_open_kib = maxrss_kib();
-	t0 = now_s();
+	m->rss_open_kib = bench_maxrss_kib();
+	t0 = bench_now_s();
 	m->events = scan_all(sq, "SELECT * FROM events ORDER BY station_id, seq");
 	m->rows = scan_all(sq, "SELECT * FROM units");
-	m->secs = now_s() - t0;
+	m->secs = bench_now_s() - t0;
 	m->ok = m->events > 0 && m->rows > 0;
 	sqlite3_close(sq);
-	m->rss_peak_kib = maxrss_kib();
+	m->rss_peak_kib = bench_maxrss_kib();
 }
 
 static void verify(const char *path, struct measure *m)
@@ -137,15 +122,15 @@ static void verify(const char *path, struct measure *m)
 
 	if (db_open(path, "bench-st", &db, &err))
 		die("open", &err);
-	m->rss_open_kib = maxrss_kib();
-	t0 = now_s();
+	m->rss_open_kib = bench_maxrss_kib();
+	t0 = bench_now_s();
 	m->ok = db_audit_verify(db, &res, &err) == ST_OK;
-	m->secs = now_s() - t0;
+	m->secs = bench_now_s() - t0;
 	if (!m->ok)
 		fprintf(stderr, "bench_rows: verify: %s\n", err.msg);
 	m->events = res.events;
 	m->rows = res.rows;
-	m->rss_peak_kib = maxrss_kib();
+	m->rss_peak_kib = bench_maxrss_kib();
 	db_close(db);
 }
 

@@ -17,19 +17,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "tests/rig/bench_clock.h"
 #include "core/event.h"
 #include "ui/headless.h"
 #include "ui/screen.h"
 
 #define EVENTS_PER_UNIT 52
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void count_sink(const struct ev_event *ev, void *ctx)
 {
@@ -42,7 +35,7 @@ static double replay(struct ev_bus *bus, long units)
 {
 	char uid[EV_UID_LEN], port[EV_BAY_LEN];
 	struct ev_event ev;
-	double t0 = now_s();
+	double t0 = bench_now_s();
 
 	for (long u = 0; u < units; u++) {
 		int bay = (int)(u % 4);
@@ -68,7 +61,7 @@ static double replay(struct ev_bus *bus, long units)
 		ev_emitf(bus, EV_UNIT_RESULT, bay, port, uid, EV_STAGE_COMMIT,
 			 u % 10 ? EV_OUT_PASS : EV_OUT_FAIL, u % 10 ? "certificate 1f" : "board stopped");
 	}
-	return now_s() - t0;
+	return bench_now_s() - t0;
 }
 
 int main(void)
@@ -105,11 +98,11 @@ int main(void)
 	scr = replay(bus, units);
 	ev_bus_free(bus);
 	{
-		double t0 = now_s();
+		double t0 = bench_now_s();
 
 		for (int i = 0; i < reps; i++)
 			ui_screen_snapshot(screen, &copy);
-		snap = (now_s() - t0) / reps;
+		snap = (bench_now_s() - t0) / reps;
 	}
 	if (copy.pass + copy.fail != (unsigned long)units) {
 		fprintf(stderr, "bench_ui: the screen counted %lu results of %ld\n",

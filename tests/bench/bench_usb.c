@@ -29,6 +29,7 @@
 
 #include <openssl/sha.h>
 
+#include "tests/rig/bench_clock.h"
 #include "usb/dfu.h"
 #include "fixtures/board/fx_board.h"
 #include "fixtures/board/fx_knobs.h"
@@ -48,14 +49,6 @@ static struct usb_ctx *uc;
 static struct fx_mfg_ca ca;
 static int board_no;
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void die(const char *what, const char *msg)
 {
 	fprintf(stderr, "bench_usb: %s: %s\n", what, msg);
@@ -72,9 +65,9 @@ static void on_progress(void *arg, const char *phase, size_t done, size_t total)
 	struct phases *p = arg;
 
 	if (phase[0] == 'd' && done == total)
-		p->last_block = now_s() - p->t0;
+		p->last_block = bench_now_s() - p->t0;
 	else if (phase[0] == 'v' && p->first_verify == 0)
-		p->first_verify = now_s() - p->t0;
+		p->first_verify = bench_now_s() - p->t0;
 }
 
 /* Station: open the bay, download (and verify when asked), close. */
@@ -83,7 +76,7 @@ static double station_flash_phases(const char *bay, int verify, struct phases *p
 	struct dfu_opts o = { .progress = on_progress, .arg = ph };
 	struct usb_board *b;
 	struct errbuf e;
-	double t0 = now_s();
+	double t0 = bench_now_s();
 	int rc;
 
 	ph->t0 = t0;
@@ -94,7 +87,7 @@ static double station_flash_phases(const char *bay, int verify, struct phases *p
 	usb_close(b);
 	if (rc)
 		die("station flash", e.msg);
-	return now_s() - t0;
+	return bench_now_s() - t0;
 }
 
 static double station_flash(const char *bay, int verify)
@@ -107,7 +100,7 @@ static double station_flash(const char *bay, int verify)
 /* dfu-util -D, in a child process under the same preload and testbed. */
 static double dfuutil_flash(const char *bay)
 {
-	double t0 = now_s();
+	double t0 = bench_now_s();
 	int status;
 	pid_t pid = fork();
 
@@ -126,7 +119,7 @@ static double dfuutil_flash(const char *bay)
 	}
 	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
 		die("dfu-util", "failed (is it installed? make deps)");
-	return now_s() - t0;
+	return bench_now_s() - t0;
 }
 
 /* A new simulated board flashing at kib_s KiB/s (0 = instantly), plugged at port. */
@@ -209,13 +202,13 @@ static void parallel(struct usbemu *emu, unsigned kib_s)
 	double dl8 = 0, mf8 = 0;
 
 	t1 = station_flash_phases("1-1", 1, &p1);
-	t0 = now_s();
+	t0 = bench_now_s();
 	for (i = 0; i < NBOARDS; i++)
 		if (pthread_create(&th[i], NULL, flash_job, &jobs[i]))
 			die("thread", strerror(errno));
 	for (i = 0; i < NBOARDS; i++)
 		pthread_join(th[i], NULL);
-	t8 = now_s() - t0;
+	t8 = bench_now_s() - t0;
 	for (i = 0; i < NBOARDS; i++) {
 		if (jobs[i].ph.last_block > dl8)
 			dl8 = jobs[i].ph.last_block;
