@@ -102,3 +102,34 @@ line_station_pids() {
 	done
 	return 0
 }
+
+# line_p11_server PROVIDER: the token line-ca served by `p11-kit server` on
+# $PWD/p11.sock (SOCK; P11_KIT_SERVER_ADDRESS exported for p11-kit-client.so).
+# srv_start and srv_stop (below) start and stop it: the server runs in its own
+# process group, so a stop takes its children too; each wait has a deadline.
+line_p11_server() {
+	LINE_P11_PROVIDER=$1
+	SOCK=$PWD/p11.sock
+	export P11_KIT_SERVER_ADDRESS="unix:path=$SOCK"
+}
+srv_start() {
+	local end=$((EPOCHSECONDS + 15))
+	rm -f "$SOCK"
+	SOFTHSM2_CONF=$PWD/hsm/softhsm2.conf setsid p11-kit server -f --provider "$LINE_P11_PROVIDER" \
+		-n "$SOCK" "pkcs11:token=line-ca" >/dev/null 2>>srv.err &
+	echo $! > srv.pid
+	while [ ! -S "$SOCK" ]; do
+		[ "$EPOCHSECONDS" -lt "$end" ] || fail "p11-kit server made no socket: $(cat srv.err)"
+		sleep 0.02
+	done
+}
+srv_stop() {
+	local p end=$((EPOCHSECONDS + 10))
+	p=$(cat srv.pid 2>/dev/null) || return 0
+	kill -- -"$p" 2>/dev/null || true
+	while kill -0 -- -"$p" 2>/dev/null; do
+		[ "$EPOCHSECONDS" -lt "$end" ] || { kill -9 -- -"$p" 2>/dev/null || true; break; }
+		sleep 0.02
+	done
+	rm -f srv.pid "$SOCK"
+}

@@ -35,29 +35,7 @@ for x in $STATIONS; do q "VACUUM INTO '$x.db'"; done
 rm -f st.db
 seq 1 7 > A.queue; seq 8 12 > B.queue; seq 13 17 > C.queue
 
-SOCK=$PWD/p11.sock
-export P11_KIT_SERVER_ADDRESS="unix:path=$SOCK"
-srv_start() {
-	local end=$((EPOCHSECONDS + 15))
-	rm -f "$SOCK"
-	SOFTHSM2_CONF=$PWD/hsm/softhsm2.conf setsid p11-kit server -f --provider "$SOFTHSM" \
-		-n "$SOCK" "pkcs11:token=line-ca" >/dev/null 2>>srv.err &
-	echo $! > srv.pid
-	while [ ! -S "$SOCK" ]; do
-		[ "$EPOCHSECONDS" -lt "$end" ] || fail "p11-kit server made no socket: $(cat srv.err)"
-		sleep 0.02
-	done
-}
-srv_stop() {
-	local p end=$((EPOCHSECONDS + 10))
-	p=$(cat srv.pid 2>/dev/null) || return 0
-	kill -- -"$p" 2>/dev/null || true
-	while kill -0 -- -"$p" 2>/dev/null; do
-		[ "$EPOCHSECONDS" -lt "$end" ] || { kill -9 -- -"$p" 2>/dev/null || true; break; }
-		sleep 0.02
-	done
-	rm -f srv.pid "$SOCK"
-}
+line_p11_server "$SOFTHSM"
 trap 'srv_stop; pg_gone' EXIT
 srv_start
 
