@@ -17,6 +17,7 @@
 #include "core/hex.h"
 #include "core/ids.h"
 #include "db/db.h"
+#include "db/rows_content.h"
 
 #define DB_STMT_CACHE 96
 
@@ -130,6 +131,13 @@ ST_MUST_CHECK int db_row_baseline_one(struct db *db, const struct db_audited_tab
 struct evp_md_ctx_st;
 int db_row_hash_stmt(struct evp_md_ctx_st *md, sqlite3_stmt *st, const char *table,
 		     const char *key, uint8_t out[32]);
+/* The row hash over typed columns (the one encoding: db_row_hash_stmt and
+ * db_row_content_hash both end here). */
+int db_row_hash_cols(struct evp_md_ctx_st *md, const char *table, const char *key,
+		     const struct db_row_col *cols, size_t n, uint8_t out[32]);
+/* The current row of st as typed columns (num: the numbers' text, one per
+ * column); the column count, or -1 when more than cap. */
+int db_row_cols_stmt(sqlite3_stmt *st, struct db_row_col *cols, char (*num)[40], size_t cap);
 int db_row_col_digest(struct evp_md_ctx_st *md, sqlite3_stmt *st, int i, char out[9]);
 int db_row_key_col(sqlite3_stmt *st, const char *key);
 /* Inside a read (or the caller's) transaction, after the chain verified:

@@ -147,29 +147,48 @@ int db_row_col_digest(EVP_MD_CTX *md, sqlite3_stmt *st, int i, char out[9])
 	return 0;
 }
 
-int db_row_hash_stmt(EVP_MD_CTX *md, sqlite3_stmt *st, const char *table, const char *key,
-		     uint8_t out[32])
+int db_row_hash_cols(EVP_MD_CTX *md, const char *table, const char *key,
+		     const struct db_row_col *cols, size_t n, uint8_t out[32])
 {
-	unsigned int n = 0;
-	int cols = sqlite3_column_count(st);
+	unsigned int len = 0;
 
 	if (!EVP_DigestInit_ex(md, EVP_sha256(), NULL))
 		return -1;
 	upd_field(md, ROW_TAG, strlen(ROW_TAG));
 	upd_field(md, table, strlen(table));
 	upd_field(md, key, strlen(key));
-	for (int i = 0; i < cols; i++) {
-		const char *tag, *name = sqlite3_column_name(st, i);
-		const void *p;
-		size_t len;
-		char num[40];
-
-		col_value(st, i, &tag, &p, &len, num);
-		upd_field(md, name, strlen(name));
-		upd_field(md, tag, strlen(tag));
-		upd_field(md, p, len);
+	for (size_t i = 0; i < n; i++) {
+		upd_field(md, cols[i].name, strlen(cols[i].name));
+		upd_field(md, cols[i].type, strlen(cols[i].type));
+		upd_field(md, cols[i].value, cols[i].len);
 	}
-	return EVP_DigestFinal_ex(md, out, &n) && n == 32 ? 0 : -1;
+	return EVP_DigestFinal_ex(md, out, &len) && len == 32 ? 0 : -1;
+}
+
+int db_row_cols_stmt(sqlite3_stmt *st, struct db_row_col *cols, char (*num)[40], size_t cap)
+{
+	int n = sqlite3_column_count(st);
+
+	if (n < 0 || (size_t)n > cap)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		const void *p;
+
+		cols[i].name = sqlite3_column_name(st, i);
+		col_value(st, i, &cols[i].type, &p, &cols[i].len, num[i]);
+		cols[i].value = p;
+	}
+	return n;
+}
+
+int db_row_hash_stmt(EVP_MD_CTX *md, sqlite3_stmt *st, const char *table, const char *key,
+		     uint8_t out[32])
+{
+	struct db_row_col cols[DB_ROW_COLS_MAX];
+	char num[DB_ROW_COLS_MAX][40];
+	int n = db_row_cols_stmt(st, cols, num, DB_ROW_COLS_MAX);
+
+	return n < 0 ? -1 : db_row_hash_cols(md, table, key, cols, (size_t)n, out);
 }
 
 /* The key column's index in a SELECT * statement, or -1. */

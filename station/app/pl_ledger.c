@@ -7,6 +7,7 @@
 #include "core/clock.h"
 #include "core/event.h"
 #include "db/db.h"
+#include "db/rows_content.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -233,6 +234,10 @@ struct batch {
 	struct ledger_event ev[PL_LEDGER_BATCH];
 	char *strs[PL_LEDGER_BATCH];     /* one allocation per event */
 	size_t n;
+	struct ledger_row rows[PL_LEDGER_BATCH];   /* at most one per row event */
+	char *row_strs[PL_LEDGER_BATCH];
+	size_t nrows;
+	int failed;                      /* out of memory in a callback */
 	char first_hash[65];             /* check mode: the one event's hash */
 };
 
@@ -245,8 +250,10 @@ static int collect(const struct db_chain_event *e, void *ctx)
 
 	for (int i = 0; i < 6; i++)
 		total += (len[i] = strlen(f[i] ? f[i] : "")) + 1;
-	if (!(p = malloc(total)))
+	if (!(p = malloc(total))) {
+		b->failed = 1;
 		return 1;
+	}
 	b->strs[b->n] = p;
 	b->ev[b->n].seq = e->seq;
 	for (int i = 0; i < 6; i++) {
@@ -265,11 +272,48 @@ static int collect(const struct db_chain_event *e, void *ctx)
 	return 0;
 }
 
+/* A row the events describe (db_audit_batch: the journal's latest). */
+static int collect_row(const struct db_row_push *r, void *ctx)
+{
+	struct batch *b = ctx;
+	const char *f[5] = { r->table, r->key, r->content ? r->content : "", r->lot,
+			     r->unique_id };
+	size_t len[5], total = 0;
+	struct ledger_row *out;
+	char *p;
+
+	for (int i = 0; i < 5; i++)
+		total += (len[i] = strlen(f[i] ? f[i] : "")) + 1;
+	if (b->nrows == PL_LEDGER_BATCH || !(p = malloc(total))) {
+		b->failed = 1;
+		return ST_ENOMEM;
+	}
+	b->row_strs[b->nrows] = p;
+	out = &b->rows[b->nrows++];
+	out->seq = r->seq;
+	out->deleted = r->deleted;
+	for (int i = 0; i < 5; i++) {
+		memcpy(p, f[i] ? f[i] : "", len[i] + 1);
+		switch (i) {
+		case 0: out->table = p; break;
+		case 1: out->key = p; break;
+		case 2: out->content = p; break;
+		case 3: out->lot = p; break;
+		default: out->unique_id = p; break;
+		}
+		p += len[i] + 1;
+	}
+	return ST_OK;
+}
+
 static void batch_free(struct batch *b)
 {
 	for (size_t i = 0; i < b->n; i++)
 		free(b->strs[i]);
+	for (size_t i = 0; i < b->nrows; i++)
+		free(b->row_strs[i]);
 	b->n = 0;
+	b->nrows = 0;
 }
 
 /* One batch: the journal's events after the ledger's head.  *more when a
@@ -304,9 +348,15 @@ static int push_batch(struct pl_ledger *g, struct batch *b, int *more, int64_t *
 					   (long long)hseq);
 	}
 	b->n = 0;
-	rc = db_audit_since(g->db, hseq, PL_LEDGER_BATCH, collect, b, err);
+	b->nrows = 0;
+	b->failed = 0;
+	/* the events and the rows they describe, from one snapshot of the journal */
+	rc = db_audit_batch(g->db, hseq, PL_LEDGER_BATCH, collect, collect_row, b, err);
+	if (b->failed)
+		rc = errbuf_set(err, ST_ENOMEM, "ledger: out of memory gathering a batch");
 	if (rc == ST_OK)
-		rc = b->n || hseq == lseq ? ledger_chain_push(g->sync, b->ev, b->n, lseq, err) : ST_OK;
+		rc = b->n || hseq == lseq ? ledger_chain_push_rows(g->sync, b->ev, b->n, b->rows,
+								   b->nrows, lseq, err) : ST_OK;
 	if (rc == ST_OK) {
 		*more = b->n == PL_LEDGER_BATCH;
 		*pushed += (int64_t)b->n;

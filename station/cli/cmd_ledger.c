@@ -4,13 +4,15 @@
  * The factory ledger (docs/factory.md).  init creates or migrates its schema;
  * status shows each station's chain in it (head, journal head, lag, last
  * contact); verify walks every station's chain in the ledger (seq without a
- * gap, each hash recomputed, each link to the previous hash) and, when this
- * station's journal (--db) exists, checks that the ledger's rows of this
- * station are the journal's rows; push sends what the journal holds that the
+ * gap, each hash recomputed, each link to the previous hash) and every
+ * station's rows in it (each hashes to its row event: app/factory_verify.h)
+ * and, when this station's journal (--db) exists, checks that the ledger's
+ * events of this station are the journal's; push sends what the journal holds that the
  * ledger does not (what `station run` does by itself in the background).
  */
 #include "cli/cli.h"
 #include "cli/cli_ledger.h"
+#include "app/factory_verify.h"
 #include "app/pl_ledger.h"
 #include "db/db.h"
 #include "ledger/ledger.h"
@@ -28,8 +30,9 @@ static void usage(FILE *f)
 		"  init    create the ledger's schema, or migrate it to this station's version\n"
 		"  status  each station's chain in the ledger: head, journal head, lag, last\n"
 		"          contact\n"
-		"  verify  every station's chain in the ledger (no gap, hashes, links), and\n"
-		"          this station's rows against its journal (--db) when it exists\n"
+		"  verify  every station's chain in the ledger (no gap, hashes, links) and\n"
+		"          rows (each hashes to its row event), and this station's events\n"
+		"          against its journal (--db) when it exists\n"
 		"  push    send the journal's events the ledger does not hold yet\n"
 		"\n" CLI_LEDGER_USAGE);
 }
@@ -75,114 +78,21 @@ static int do_status(struct ledger *l)
 
 /* ---- verify ------------------------------------------------------------- */
 
-struct vchain {
-	const char *station_id;
-	struct db *journal;       /* this station's journal, or NULL */
-	int64_t expect, rows, journal_rows;
-	char prev[65];
-	char bad[400];
-	struct errbuf *err;
-};
-
-struct local_row {
-	char hash[65];
-	int found;
-	int same;
-	const struct ledger_event *e;
-};
-
-static int local_one(const struct db_chain_event *le, void *ctx)
+static int verify_print(const struct factory_verify_station *s, void *ctx)
 {
-	struct local_row *lr = ctx;
-	const struct ledger_event *e = lr->e;
-
-	lr->found = 1;
-	lr->same = le->seq == e->seq && !strcmp(le->ts, e->ts) && !strcmp(le->kind, e->kind) &&
-		   !strcmp(le->actor, e->actor) && !strcmp(le->detail, e->detail) &&
-		   !strcmp(le->prev_hash, e->prev_hash) && !strcmp(le->hash, e->hash);
-	return 1;
-}
-
-static int verify_event(const struct ledger_event *e, void *ctx)
-{
-	struct vchain *v = ctx;
-	char h[65];
-
-	if (e->seq != v->expect) {
-		snprintf(v->bad, sizeof(v->bad), "event %" PRId64 " follows event %" PRId64
-			 " (a gap)", e->seq, v->expect - 1);
-		return 1;
-	}
-	if (strcmp(e->prev_hash, v->prev)) {
-		snprintf(v->bad, sizeof(v->bad), "event %" PRId64 " does not link to event %"
-			 PRId64, e->seq, e->seq - 1);
-		return 1;
-	}
-	if (db_audit_event_hash_hex(v->station_id, e->seq, e->ts, e->kind, e->actor, e->detail,
-				    e->prev_hash, h) || strcmp(h, e->hash)) {
-		snprintf(v->bad, sizeof(v->bad), "event %" PRId64 " was edited (its hash does not"
-			 " match its content)", e->seq);
-		return 1;
-	}
-	if (v->journal) {
-		struct local_row lr = { .e = e };
-
-		if (db_audit_since(v->journal, e->seq - 1, 1, local_one, &lr, v->err)) {
-			snprintf(v->bad, sizeof(v->bad), "journal: %.300s", v->err->msg);
-			return 1;
-		}
-		if (!lr.found || !lr.same) {
-			snprintf(v->bad, sizeof(v->bad), "event %" PRId64 " %s the journal", e->seq,
-				 lr.found ? "differs from" : "is not in");
-			return 1;
-		}
-		v->journal_rows++;
-	}
-	snprintf(v->prev, sizeof(v->prev), "%s", e->hash);
-	v->expect++;
-	v->rows++;
-	return 0;
-}
-
-struct vall {
-	struct ledger *l;
-	struct db *journal;
-	const char *journal_station;
-	int bad, n;
-	struct errbuf *err;
-	int rc;
-};
-
-static int verify_station(const struct ledger_station *s, void *ctx)
-{
-	struct vall *va = ctx;
-	struct vchain v = { .station_id = s->station_id, .expect = 1, .err = va->err };
-
-	memset(v.prev, '0', 64);
-	v.prev[64] = '\0';
-	if (va->journal && !strcmp(s->station_id, va->journal_station))
-		v.journal = va->journal;
-	va->n++;
-	if ((va->rc = ledger_events(va->l, s->station_id, verify_event, &v, va->err)))
-		return 1;
-	if (!v.bad[0] && v.rows != s->head_seq)
-		snprintf(v.bad, sizeof(v.bad), "the ledger's head says %" PRId64 " events, the"
-			 " chain holds %" PRId64, s->head_seq, v.rows);
-	if (v.bad[0]) {
-		printf("station %s: FAILED: %s\n", s->station_id, v.bad);
-		va->bad++;
+	(void)ctx;
+	if (s->bad[0]) {
+		printf("station %s: FAILED: %s\n", s->station_id, s->bad);
 		return 0;
 	}
-	printf("station %s: %" PRId64 " events, chain intact%s", s->station_id, v.rows,
-	       v.journal ? ", equal to the journal" : "");
-	if (v.journal) {
-		int64_t lseq = 0;
-		uint8_t lh[32];
-
-		if (db_audit_head(v.journal, &lseq, lh, va->err) == ST_OK && lseq > v.rows)
-			printf(" (the journal holds %" PRId64 " more, not pushed yet)",
-			       lseq - v.rows);
-	}
+	printf("station %s: %" PRId64 " events, chain intact, %" PRId64 " rows equal to their"
+	       " row events", s->station_id, s->events, s->rows);
+	if (s->rows_from)
+		printf(" (from event %" PRId64 ")", s->rows_from + 1);
+	if (s->journal)
+		printf(", equal to the journal");
+	if (s->journal_more)
+		printf(" (the journal holds %" PRId64 " more, not pushed yet)", s->journal_more);
 	printf("\n");
 	return 0;
 }
@@ -190,16 +100,14 @@ static int verify_station(const struct ledger_station *s, void *ctx)
 static int do_verify(struct cli_ctx *ctx, struct ledger *l, struct db *journal)
 {
 	struct errbuf e;
-	struct vall va = { .l = l, .journal = journal, .journal_station = ctx->station_id,
-			   .err = &e };
+	int bad = 0, n = 0;
 
-	errbuf_clear(&e);
-	if (ledger_stations(l, verify_station, &va, &e) || va.rc)
+	if (factory_verify(l, journal, ctx->station_id, verify_print, NULL, &bad, &n, &e))
 		return cli_fail("ledger verify: %s", e.msg);
-	if (!va.n)
+	if (!n)
 		printf("no station has pushed to this ledger yet\n");
-	if (va.bad)
-		return cli_fail("ledger verify: %d of %d station chains FAILED", va.bad, va.n);
+	if (bad)
+		return cli_fail("ledger verify: %d of %d stations FAILED", bad, n);
 	return CLI_EXIT_OK;
 }
 

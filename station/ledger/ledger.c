@@ -36,6 +36,10 @@
  * - serials: every certificate serial any station reserved (PRIMARY KEY),
  *   reserved here in the station's batch, before its own database and before
  *   anything is signed with it.
+ * - rows (3): the current content of each station's audited rows (db/
+ *   rows_content.h), each with the seq of the row event whose `h` it must
+ *   hash to, pushed with the events; stations.rows_from: the head when the
+ *   ledger was migrated to 3 (the events before it carry no rows).
  */
 static const char *const migrations[] = {
 	/* 1 */
@@ -119,6 +123,20 @@ static const char *const migrations[] = {
 	"  added_at timestamptz NOT NULL DEFAULT now(),"
 	"  seq      bigserial UNIQUE,"
 	"  PRIMARY KEY (name, sha256));",
+	/* 3: the rows behind the row events, for a lot read from the ledger */
+	"ALTER TABLE stations ADD COLUMN rows_from bigint NOT NULL DEFAULT 0;"
+	"UPDATE stations SET rows_from = head_seq;"
+	"CREATE TABLE rows ("
+	"  station_id text NOT NULL,"
+	"  tbl        text NOT NULL,"
+	"  key        text NOT NULL,"
+	"  seq        bigint NOT NULL,"
+	"  content    text NOT NULL,"
+	"  lot        text,"
+	"  unique_id  text,"
+	"  PRIMARY KEY (station_id, tbl, key),"
+	"  FOREIGN KEY (station_id, seq) REFERENCES events (station_id, seq));"
+	"CREATE INDEX rows_lot ON rows (lot, tbl);",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

@@ -32,7 +32,7 @@
 
 #include "core/errbuf.h"
 
-#define LEDGER_SCHEMA_VERSION 2
+#define LEDGER_SCHEMA_VERSION 3
 #define LEDGER_CONNECT_S      2
 #define LEDGER_STATEMENT_MS   5000
 #define LEDGER_ID_LEN         65
@@ -77,6 +77,21 @@ ST_MUST_CHECK int ledger_chain_head(struct ledger *l, int64_t *seq, char hash[65
  * journal's head, for the lag `ledger status` shows. */
 ST_MUST_CHECK int ledger_chain_push(struct ledger *l, const struct ledger_event *ev, size_t n,
 				    int64_t local_head, struct errbuf *err);
+/* One row as the journal holds it with the seq of its latest row event
+ * (db/rows_content.h: content, and the lot / unique_id that index it, ""
+ * for none); deleted: the row is gone (no content). */
+struct ledger_row {
+	const char *table, *key;
+	int64_t seq;
+	int deleted;
+	const char *content, *lot, *unique_id;
+};
+/* ledger_chain_push with the rows the events describe, in the same
+ * transaction: a row replaces the ledger's only if its seq is newer, a
+ * deleted one removes an older row (a push repeated changes nothing). */
+ST_MUST_CHECK int ledger_chain_push_rows(struct ledger *l, const struct ledger_event *ev,
+					 size_t n, const struct ledger_row *rows, size_t nrows,
+					 int64_t local_head, struct errbuf *err);
 /* Records contact (and the journal's head) without events. */
 ST_MUST_CHECK int ledger_touch(struct ledger *l, int64_t local_head, struct errbuf *err);
 
@@ -93,6 +108,31 @@ ST_MUST_CHECK int ledger_stations(struct ledger *l,
 ST_MUST_CHECK int ledger_events(struct ledger *l, const char *station_id,
 				int (*fn)(const struct ledger_event *e, void *ctx), void *ctx,
 				struct errbuf *err);
+
+/* ---- the rows (ledger_rows.c) ---- */
+
+/* For every (table, key) of station_id: the latest row event of its chain in
+ * the ledger after rows_from (event_seq 0 when none: event_h "") beside the
+ * row the ledger holds (content NULL when none), ordered by table and key;
+ * streamed (one row in memory).  *rows_from gets the station's. */
+struct ledger_row_check {
+	const char *table, *key;
+	int64_t event_seq, row_seq;
+	const char *event_h, *content, *lot;
+};
+ST_MUST_CHECK int ledger_rows_check(struct ledger *l, const char *station_id,
+				    int64_t *rows_from,
+				    int (*fn)(const struct ledger_row_check *r, void *ctx),
+				    void *ctx, struct errbuf *err);
+/* Every station's rows of lot (units, certificates, lots, allowlist) and
+ * every profile, streamed: station, table, key, seq, content. */
+struct ledger_row_at {
+	const char *station_id, *table, *key, *content;
+	int64_t seq;
+};
+ST_MUST_CHECK int ledger_rows_lot(struct ledger *l, const char *lot,
+				  int (*fn)(const struct ledger_row_at *r, void *ctx), void *ctx,
+				  struct errbuf *err);
 
 /* ---- cross-station claims (ledger_claim.c) ---- */
 

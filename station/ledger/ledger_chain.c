@@ -153,6 +153,13 @@ static int insert_pipelined(struct ledger *l, const struct ledger_event *ev, siz
 int ledger_chain_push(struct ledger *l, const struct ledger_event *ev, size_t n,
 		      int64_t local_head, struct errbuf *err)
 {
+	return ledger_chain_push_rows(l, ev, n, NULL, 0, local_head, err);
+}
+
+int ledger_chain_push_rows(struct ledger *l, const struct ledger_event *ev, size_t n,
+			   const struct ledger_row *rows, size_t nrows, int64_t local_head,
+			   struct errbuf *err)
+{
 	char heads[24];
 	const char *p[2] = { l->cfg.station_id, heads };
 	uint8_t *conflict = n ? calloc(n, 1) : NULL;
@@ -173,6 +180,8 @@ int ledger_chain_push(struct ledger *l, const struct ledger_event *ev, size_t n,
 	for (size_t i = 0; i < n; i++)
 		if (conflict[i] && (rc = same_row(l, &ev[i], err)))
 			goto fail;
+	if (nrows && (rc = ledger_rows_put(l, rows, nrows, err)))
+		goto fail;
 	if ((rc = ledger_run(l, "record contact", SQL_TOUCH, 2, p, err)) ||
 	    (rc = ledger_run(l, "commit", "COMMIT", 0, NULL, err)))
 		goto fail;

@@ -28,6 +28,9 @@ int ledger_exec(struct ledger *l, const char *what, const char *sql, int n,
 /* The same for a statement whose rows are not needed. */
 int ledger_run(struct ledger *l, const char *what, const char *sql, int n,
 	       const char *const *params, struct errbuf *err);
+/* Inside the push's transaction (ledger_rows.c). */
+int ledger_rows_put(struct ledger *l, const struct ledger_row *rows, size_t n,
+		    struct errbuf *err);
 /* ROLLBACK, ignoring errors (the connection may be gone). */
 void ledger_rollback(struct ledger *l);
 
