@@ -1,6 +1,6 @@
 /*
  * station export --lot LOT --format csv|jsonl|manifest|manifest-microchip|openhtf
- *                [--out FILE] [HSM-OPTIONS]
+ *                [--out FILE] [HSM-OPTIONS] [--ledger CONNINFO [--ledger-password-file F]]
  * station export verify MANIFEST --signer PUBKEY.pem [--ca CA.pem]
  * station export signer [--out FILE] HSM-OPTIONS
  *
@@ -15,8 +15,15 @@
  * are public, the manifest is signed) and it exists to be handed on.
  * Each export is an audit event (actor, lot, format, counts, SHA-256 and size
  * of the bytes written), appended before the file takes its name.
+ * With --ledger the lot is every station's, read from the factory ledger
+ * after the whole ledger verified (app/factory_lot.h), through the same
+ * db_export_lot(); each row keeps its station's id and unit id.  The export
+ * is still the engineer's at this station: role, verify and audit event are
+ * the local database's.
  */
+#include "app/factory_lot.h"
 #include "cli/cli.h"
+#include "cli/cli_ledger.h"
 #include "cli/cli_role.h"
 #include "core/certfile.h"
 #include "core/fileio.h"
@@ -47,7 +54,7 @@ static void export_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: station export --lot LOT --format csv|jsonl|manifest|manifest-microchip|openhtf\n"
-		"                      [--out FILE] [HSM-OPTIONS]\n"
+		"                      [--out FILE] [HSM-OPTIONS] [LEDGER-OPTIONS]\n"
 		"       station export verify MANIFEST --signer PUBKEY.pem [--ca CA.pem]\n"
 		"       station export signer [--out FILE] HSM-OPTIONS\n"
 		"\n"
@@ -63,7 +70,10 @@ static void export_usage(FILE *f)
 		"verify: check a manifest (either layout) offline against the signer's public\n"
 		"key (PEM) and, with --ca, that every certificate chains to that CA certificate.\n"
 		"signer: write the audit key's public key (PEM) to verify manifests with.\n"
-		"\n" HSM_CLI_USAGE);
+		"\n"
+		"With --ledger: the lot of every station, from the factory ledger, which must\n"
+		"verify first (docs/factory.md); unit ids stay each station's own.\n"
+		"\n" HSM_CLI_USAGE CLI_LEDGER_USAGE);
 }
 
 /* ---- the output file ---------------------------------------------------- */
@@ -124,6 +134,7 @@ struct walk {
 	char org[128];
 	struct manifest_writer mw;
 	int started;
+	const struct factory_lot *fl;   /* the lot read from the ledger, or NULL */
 	struct errbuf *err;
 };
 
@@ -153,11 +164,18 @@ static int walk_start(struct walk *w)
 	}
 }
 
-static int walk_row(const struct db_export_row *r, void *ctx)
+static int walk_row(const struct db_export_row *row, void *ctx)
 {
 	struct walk *w = ctx;
+	struct db_export_row mapped;
+	const struct db_export_row *r = row;
 	int rc;
 
+	if (w->fl) {   /* the scratch id back to the station's own */
+		mapped = *row;
+		mapped.unit_id = factory_lot_unit_id(w->fl, row->unit_id);
+		r = &mapped;
+	}
 	if (!w->started && (rc = walk_start(w)))
 		return rc;
 	switch (w->fmt) {
@@ -193,10 +211,11 @@ static int audit_export(struct db *db, const char *actor, const char *lot,
 			const struct export_sink *s, const char *sha, const char *out,
 			const struct walk *w, struct errbuf *err)
 {
-	json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:s, s:I, s:s}", "lot", lot,
+	json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:s, s:I, s:s, s:s}", "lot", lot,
 			      "format", export_format_name(fmt), "units", (json_int_t)c->units,
 			      "pass", (json_int_t)c->pass, "sha256", sha,
-			      "bytes", (json_int_t)s->bytes, "out", out ? out : "-");
+			      "bytes", (json_int_t)s->bytes, "out", out ? out : "-",
+			      "source", w->fl ? "ledger" : "database");
 	char *detail;
 	int rc;
 
@@ -311,8 +330,11 @@ static int make_signer_cert(struct hsm *h, const struct manifest_signer *signer,
 }
 
 static int do_export(struct cli_ctx *ctx, const char *lot, enum export_format fmt,
-		     const char *out, const struct hsm_cli *hc)
+		     const char *out, const struct hsm_cli *hc, const struct ledger_config *lc)
 {
+	struct factory_lot *fl = NULL;
+	struct ledger *l = NULL;
+	struct db *src;
 	struct manifest_signer signer = { 0 };
 	struct hsm_config cfg;
 	struct db_export_counts counts;
@@ -337,8 +359,15 @@ static int do_export(struct cli_ctx *ctx, const char *lot, enum export_format fm
 		db_close(db);
 		return CLI_EXIT_FAIL;
 	}
+	src = db;
+	if (lc) {      /* every station's lot, from a ledger that verifies */
+		if ((rc = ledger_open(lc, 1, &l, &err)) ||
+		    (rc = factory_lot_open(l, lot, &fl, &err)))
+			goto out;
+		src = factory_lot_db(fl);
+	}
 	/* an unknown lot is refused before the token is opened or a file made */
-	if ((rc = db_export_lot(db, lot, &counts, NULL, NULL, &err)) == ST_ENOTFOUND) {
+	if ((rc = db_export_lot(src, lot, &counts, NULL, NULL, &err)) == ST_ENOTFOUND && !fl) {
 		rc = cli_unknown_lot(db, "export", lot);
 		db_close(db);
 		return rc;
@@ -346,6 +375,8 @@ static int do_export(struct cli_ctx *ctx, const char *lot, enum export_format fm
 	if (rc != ST_OK)
 		goto out;
 	if (EXPORT_IS_MANIFEST(fmt) && (rc = open_signer(&cfg, &h, &signer, "export"))) {
+		factory_lot_close(fl);
+		ledger_close(l);
 		db_close(db);
 		return rc;
 	}
@@ -368,8 +399,9 @@ static int do_export(struct cli_ctx *ctx, const char *lot, enum export_format fm
 	w.signer_cert = signer_cert;
 	if (w.ca)
 		manifest_ca_org(w.ca, w.org, sizeof(w.org));
+	w.fl = fl;
 	w.err = &err;
-	rc = db_export_lot(db, lot, &counts, walk_row, &w, &err);
+	rc = db_export_lot(src, lot, &counts, walk_row, &w, &err);
 	rc = walk_end(&w, lot, rc);
 	if (rc == ST_OK)
 		rc = export_sink_close(hf, &sink, sha, &err);
@@ -383,6 +415,8 @@ static int do_export(struct cli_ctx *ctx, const char *lot, enum export_format fm
 	if (rc == ST_OK)
 		print_summary(out ? stdout : stderr, lot, fmt, &counts, sha, out);
 out:
+	factory_lot_close(fl);
+	ledger_close(l);
 	db_close(db);
 	EVP_PKEY_free(signer.pub);
 	X509_free(signer_cert);
@@ -506,11 +540,14 @@ int cmd_export(struct cli_ctx *ctx, int argc, char **argv)
 		{ "out",    required_argument, NULL, 'o' },
 		{ "help",   no_argument,       NULL, 'h' },
 		HSM_CLI_LONG_OPTIONS,
+		CLI_LEDGER_LONG_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
 	struct hsm_cli hc = { 0 };
+	struct cli_ledger lo = { 0 };
+	struct ledger_config lc;
 	const char *lot = NULL, *out = NULL;
-	int c, fmt = -1, hsm_opts = 0;
+	int c, fmt = -1, hsm_opts = 0, ledger;
 
 	if (cli_wants_help(argc, argv)) {
 		export_usage(stdout);
@@ -525,6 +562,8 @@ int cmd_export(struct cli_ctx *ctx, int argc, char **argv)
 			hsm_opts = 1;
 			continue;
 		}
+		if (cli_ledger_option(&lo, c, optarg))
+			continue;
 		switch (c) {
 		case 'l':
 			lot = optarg;
@@ -552,5 +591,10 @@ int cmd_export(struct cli_ctx *ctx, int argc, char **argv)
 	if (!ids_lot_valid(lot))
 		return cli_fail("export: lot name \"%.64s\" is not valid: 1..64 printable characters "
 				"without spaces, commas or quotes", lot);
-	return do_export(ctx, lot, (enum export_format)fmt, out, &hc);
+	/* only an explicit --ledger: $STATION_LEDGER configures the line, not this */
+	if (!lo.conninfo && lo.password_file)
+		return cli_usage_error("export", "--ledger-password-file without --ledger");
+	if (lo.conninfo && (ledger = cli_ledger_config(&lo, "export", ctx->station_id, &lc)) <= 0)
+		return ledger < 0 ? CLI_EXIT_USAGE : cli_usage_error("export", "--ledger is empty");
+	return do_export(ctx, lot, (enum export_format)fmt, out, &hc, lo.conninfo ? &lc : NULL);
 }

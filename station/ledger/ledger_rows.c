@@ -38,10 +38,18 @@ static const char SQL_CHECK[] =
 	"  coalesce(ev.h, ''), coalesce(r.seq, 0), r.content, coalesce(r.lot, '')"
 	" FROM ev FULL JOIN r ON r.tbl = ev.t AND r.key = ev.k ORDER BY 1, 2";
 static const char SQL_ROWS_FROM[] = "SELECT rows_from FROM stations WHERE station_id = $1";
+/* The order a reader loads them in: a lot before its allowlist, units before
+ * their certificates, and units in the factory's order (started_ms, station,
+ * the station's unit id). */
 static const char SQL_LOT[] =
 	"SELECT station_id, tbl, key, seq, content FROM rows"
 	" WHERE (lot = $1 AND tbl IN ('units', 'certificates', 'lots', 'allowlist'))"
-	"  OR tbl = 'profiles' ORDER BY tbl, station_id, key";
+	"  OR tbl = 'profiles'"
+	" ORDER BY CASE tbl WHEN 'lots' THEN 1 WHEN 'allowlist' THEN 2 WHEN 'profiles' THEN 3"
+	"  WHEN 'units' THEN 4 ELSE 5 END,"
+	" CASE WHEN tbl = 'units' THEN (jsonb_path_query_first(content::jsonb,"
+	"  'strict $[*] ? (@[0] == \"started_ms\")') ->> 2)::bigint END,"
+	" station_id, CASE WHEN tbl = 'units' THEN key::bigint END, key";
 
 static json_t *rows_json(const struct ledger_row *rows, size_t n)
 {

@@ -21,9 +21,9 @@ one_line() {   # the command failed with exactly one line matching $1
 expect_exit 1 "$STATION" ledger status "${LO[@]}"
 one_line "the ledger has no schema: run station ledger init"
 expect_exit 0 "$STATION" ledger init "${LO[@]}"
-grep -q "version 0 -> 2" "$OUT" || fail "init: $(cat "$OUT")"
+grep -q "version 0 -> 3" "$OUT" || fail "init: $(cat "$OUT")"
 expect_exit 0 "$STATION" ledger init "${LO[@]}"
-grep -q "version 2 (already current)" "$OUT" || fail "init again: $(cat "$OUT")"
+grep -q "version 3 (already current)" "$OUT" || fail "init again: $(cat "$OUT")"
 (umask 077; echo wrong-password > bad.pw)
 expect_exit 1 "$STATION" ledger status --ledger "$LEDGER" --ledger-password-file bad.pw
 one_line "refused the login (wrong password?)"
@@ -210,10 +210,10 @@ expect_exit 0 S audit verify
 
 # ---- the ledger agrees with both journals ----------------------------------
 expect_exit 0 "$STATION" --db st.db ledger verify "${LO[@]}"
-grep -q "^station ledger-A: [0-9]* events, chain intact, equal to the journal$" "$OUT" ||
+grep -q "^station ledger-A: [0-9]* events, chain intact, [0-9]* rows equal to their row events, equal to the journal$" "$OUT" ||
 	fail "verify A: $(cat "$OUT")"
 expect_exit 0 "$STATION" --db b.db --station-id ledger-B ledger verify "${LO[@]}"
-grep -q "^station ledger-B: [0-9]* events, chain intact, equal to the journal$" "$OUT" ||
+grep -q "^station ledger-B: [0-9]* events, chain intact, [0-9]* rows equal to their row events, equal to the journal$" "$OUT" ||
 	fail "verify B: $(cat "$OUT")"
 expect_exit 0 "$STATION" ledger status "${LO[@]}"
 grep -Eq "^ledger-A +([0-9]+) +\1 +0 " "$OUT" || fail "station A lags: $(cat "$OUT")"
@@ -229,6 +229,61 @@ for sd in ledger-A:st.db ledger-B:b.db; do
 		fail "${sd%%:*}: the ledger's serials differ from the journal's certificates"
 done
 [ "$(psql_ledger "SELECT count(*) FROM serials")" -gt 0 ] || fail "no serial in the ledger"
+# ---- the lot of both stations, read from the ledger -------------------------
+# the ledger's export lists every unit of A and of B exactly as each station
+# exports its own (station, unit id, status, serial, certificate DER...),
+# counted together by the same code; the report counts both
+expect_exit 0 S export --lot LG --format jsonl --out own-a.jsonl
+expect_exit 0 "$STATION" --db b.db --station-id ledger-B --user eng export --lot LG \
+	--format jsonl --out own-b.jsonl
+mkdir lot-tmp
+TMPDIR=$PWD/lot-tmp expect_exit 0 S export --lot LG --format jsonl --out all.jsonl "${LO[@]}"
+[ -z "$(ls -A lot-tmp)" ] || fail "the scratch database was left behind: $(ls -A lot-tmp)"
+cat own-a.jsonl own-b.jsonl | grep '"record":"unit"' | sort > own.units
+grep '"record":"unit"' all.jsonl | sort > all.units
+[ "$(grep -c ledger-A own.units) $(grep -c ledger-B own.units)" != "0 0" ] || fail "no units"
+cmp -s own.units all.units || fail "the ledger's lot differs from the stations' own exports:
+$(diff own.units all.units | head -5)"
+sum() { sed -n "s/.*\"record\":\"summary\".*\"$1\":\([0-9]*\).*/\1/p" "$2"; }
+for k in units pass reject; do
+	[ "$(sum $k all.jsonl)" = $(($(sum $k own-a.jsonl) + $(sum $k own-b.jsonl))) ] ||
+		fail "summary $k: $(grep summary all.jsonl)"
+done
+[ "$(sum boards_passed all.jsonl)" = $(($(sum boards_passed own-a.jsonl) + $(sum boards_passed own-b.jsonl))) ] ||
+	fail "boards passed: $(grep summary all.jsonl)"
+# the factory's order: by start time, whichever station
+grep '"record":"unit"' all.jsonl | sed 's/.*"started":"\([^"]*\)".*/\1/' > starts
+sort -c starts || fail "the ledger's units are not in start order"
+expect_exit 0 "$STATION" report --lot LG --out lot.html "${LO[@]}"
+grep -q "^report of lot LG: $(sum units all.jsonl) units, yield $(sum boards_passed all.jsonl) of" "$OUT" ||
+	fail "report: $(cat "$OUT")"
+grep -q "factory ledger, [0-9]* stations" lot.html || fail "the report does not name the ledger"
+expect_exit 1 S export --lot NOSUCH --format csv "${LO[@]}"
+one_line "export: no lot NOSUCH in the ledger"
+
+# a row edited in the ledger: verify names it, the export refuses
+bid=$(sqlite3 b.db "SELECT id FROM units WHERE unique_id = '$(uid 3)' AND status = 'pass'")
+psql_ledger "UPDATE rows SET content = replace(content, '\"pass\"', '\"fail\"')
+	WHERE station_id = 'ledger-B' AND tbl = 'units' AND key = '$bid'" >/dev/null
+expect_exit 1 "$STATION" ledger verify "${LO[@]}"
+grep -q "^station ledger-B: FAILED: row units $bid differs from its row event (seq [0-9]*)$" "$OUT" ||
+	fail "the edited row is not named: $(cat "$OUT")"
+expect_exit 1 S export --lot LG --format jsonl "${LO[@]}"
+one_line "export: the ledger does not verify (1 of [0-9]* stations): station ledger-B: row units $bid differs"
+expect_exit 1 "$STATION" report --lot LG --out lot2.html "${LO[@]}"
+one_line "report: the ledger does not verify"
+[ ! -e lot2.html ] || fail "a report was written from a ledger that does not verify"
+psql_ledger "UPDATE rows SET content = replace(content, '\"fail\"', '\"pass\"')
+	WHERE station_id = 'ledger-B' AND tbl = 'units' AND key = '$bid'" >/dev/null
+# a journal row edited outside the station is not pushed (station E's events
+# are not in the ledger yet)
+cp e.db e2.db
+sqlite3 e2.db "UPDATE allowlist SET model = 'forged'"
+expect_exit 1 "$STATION" --db e2.db --station-id ledger-E ledger push "${LO[@]}"
+one_line "ledger push: row allowlist id=[0-9]* of the journal differs from its row event (seq [0-9]*): written outside the station; nothing pushed"
+expect_exit 0 "$STATION" ledger verify "${LO[@]}"
+! grep -q "ledger-E" "$OUT" || fail "a refused push reached the ledger: $(cat "$OUT")"
+
 # an edited row in the ledger is named (the append-only trigger stops UPDATE;
 # the owner can still disable it: verify recomputes each hash)
 psql_ledger "ALTER TABLE events DISABLE TRIGGER events_append_only;
@@ -239,7 +294,7 @@ grep -q "^station ledger-B: FAILED: event 2 was edited" "$OUT" || fail "edit not
 # ---- a newer schema: one line ----------------------------------------------
 psql_ledger "INSERT INTO ledger_schema (version) VALUES (99)"
 expect_exit 1 "$STATION" ledger status "${LO[@]}"
-one_line "ledger schema version 99 is newer than this station's (2): upgrade the station"
+one_line "ledger schema version 99 is newer than this station's (3): upgrade the station"
 expect_exit 1 S run --profile widget --lot LG --headless "${LO[@]}"
 one_line "run: ledger: ledger schema version 99 is newer"
 echo "ledger: ok"
