@@ -277,6 +277,85 @@ static void test_chain(void **state)
 	assert_int_equal(seq, 0);
 }
 
+struct checks {
+	char line[4][200];
+	int n;
+};
+
+static int check_one(const struct ledger_row_check *r, void *ctx)
+{
+	struct checks *c = ctx;
+
+	assert_true(c->n < 4);
+	snprintf(c->line[c->n++], sizeof(c->line[0]), "%s %s ev %lld %s row %lld %s %s", r->table,
+		 r->key, (long long)r->event_seq, r->event_h, (long long)r->row_seq,
+		 r->content ? r->content : "-", r->lot);
+	return 0;
+}
+
+static int lot_one(const struct ledger_row_at *r, void *ctx)
+{
+	struct checks *c = ctx;
+
+	assert_true(c->n < 4);
+	snprintf(c->line[c->n++], sizeof(c->line[0]), "%s %s %s %lld %s", r->station_id, r->table,
+		 r->key, (long long)r->seq, r->content);
+	return 0;
+}
+
+/* Rows travel with their events: the newer seq wins, a push repeated
+ * changes nothing, a deleted row goes, and a row names an event that exists. */
+#define C2 "[[\"started_ms\",\"integer\",\"5\"]]"
+static void test_rows(void **state)
+{
+	static const char z[] = "0000000000000000000000000000000000000000000000000000000000000000";
+	struct ledger_event e[4];
+	struct ledger_row r[2];
+	struct checks c = { .n = 0 };
+	struct ledger *R = NULL;
+	struct errbuf err;
+	int64_t from = -1;
+
+	(void)state;
+	assert_int_equal(open_as("st-R", &R), 0);
+	ev(&e[0], 1, z, "r1");
+	e[0].kind = "row";
+	e[0].detail = "{\"h\":\"x1\",\"k\":\"1\",\"t\":\"units\"}";
+	ev(&e[1], 2, "r1", "r2");
+	e[1].kind = "row";
+	e[1].detail = "{\"h\":\"x2\",\"k\":\"1\",\"t\":\"units\"}";
+	ev(&e[2], 3, "r2", "r3");
+	e[2].kind = "row";
+	e[2].detail = "{\"h\":\"c1\",\"k\":\"s1\",\"t\":\"certificates\"}";
+	ev(&e[3], 4, "r3", "r4");
+	e[3].kind = "row";
+	e[3].detail = "{\"h\":\"deleted\",\"k\":\"s1\",\"t\":\"certificates\"}";
+	r[0] = (struct ledger_row){ "units", "1", 2, 0, C2, "L", "U1" };
+	assert_int_equal(ledger_chain_push_rows(R, e, 2, r, 1, 2, &err), ST_OK);
+	assert_int_equal(ledger_chain_push_rows(R, e, 2, r, 1, 2, &err), ST_OK);
+	/* an older content of the same row does not replace the newer */
+	r[0] = (struct ledger_row){ "units", "1", 1, 0, "[]", "L", "U1" };
+	assert_int_equal(ledger_chain_push_rows(R, NULL, 0, r, 1, 2, &err), ST_OK);
+	/* a row whose event the ledger does not hold: refused, nothing kept */
+	r[0] = (struct ledger_row){ "units", "9", 99, 0, "[]", "L", "U9" };
+	assert_int_equal(ledger_chain_push_rows(R, NULL, 0, r, 1, 2, &err), ST_EDB);
+	r[0] = (struct ledger_row){ "certificates", "s1", 3, 0, "S1", "L", "U1" };
+	assert_int_equal(ledger_chain_push_rows(R, e + 2, 1, r, 1, 3, &err), ST_OK);
+	r[0] = (struct ledger_row){ "certificates", "s1", 4, 1, NULL, "", "" };
+	assert_int_equal(ledger_chain_push_rows(R, e + 3, 1, r, 1, 4, &err), ST_OK);
+	assert_int_equal(ledger_rows_check(R, "st-R", &from, check_one, &c, &err), ST_OK);
+	assert_int_equal(from, 0);
+	assert_int_equal(c.n, 2);
+	assert_string_equal(c.line[0], "certificates s1 ev 4 deleted row 0 - ");
+	assert_string_equal(c.line[1], "units 1 ev 2 x2 row 2 " C2 " L");
+	c.n = 0;
+	if (ledger_rows_lot(R, "L", lot_one, &c, &err) != ST_OK)
+		fail_msg("%s", err.msg);
+	assert_int_equal(c.n, 1);
+	assert_string_equal(c.line[0], "st-R units 1 2 " C2);
+	ledger_close(R);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -285,6 +364,7 @@ int main(void)
 		cmocka_unit_test(test_claims),
 		cmocka_unit_test(test_open_claims),
 		cmocka_unit_test(test_chain),
+		cmocka_unit_test(test_rows),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
