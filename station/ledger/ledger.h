@@ -125,7 +125,9 @@ ST_MUST_CHECK int ledger_rows_check(struct ledger *l, const char *station_id,
 				    int (*fn)(const struct ledger_row_check *r, void *ctx),
 				    void *ctx, struct errbuf *err);
 /* Every station's rows of lot (units, certificates, lots, allowlist) and
- * every profile, streamed: station, table, key, seq, content. */
+ * every profile, streamed: station, table, key, seq, content; in the order a
+ * reader loads them: lots, allowlist, profiles, units (by started_ms, station,
+ * unit id: the factory's order), certificates. */
 struct ledger_row_at {
 	const char *station_id, *table, *key, *content;
 	int64_t seq;
