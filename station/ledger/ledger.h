@@ -8,7 +8,9 @@
  *   own (the line's claims and the sync thread each open one).
  * - Every libpq call has a deadline: connect_timeout (LEDGER_CONNECT_S) on
  *   connect and statement_timeout (LEDGER_STATEMENT_MS) on every statement, so
- *   no call blocks longer than a few seconds.  A call that loses the server
+ *   no call of the line blocks longer than a few seconds (the readers of every
+ *   station's rows, ledger_rows_check and ledger_rows_lot, which only the
+ *   engineer's commands call, get LEDGER_READ_MS).  A call that loses the server
  *   fails with reason ST_R_LEDGER_UNREACHABLE; the next call reconnects (one
  *   attempt, bounded by connect_timeout: a refused connection fails at once, a
  *   silent host within LEDGER_CONNECT_S).
@@ -35,6 +37,7 @@
 #define LEDGER_SCHEMA_VERSION 3
 #define LEDGER_CONNECT_S      2
 #define LEDGER_STATEMENT_MS   5000
+#define LEDGER_READ_MS        300000  /* a read of every station's rows (verify, a lot) */
 #define LEDGER_ID_LEN         65
 #define LEDGER_CONNINFO_MAX   1024
 

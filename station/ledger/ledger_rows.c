@@ -90,7 +90,7 @@ int ledger_rows_put(struct ledger *l, const struct ledger_row *rows, size_t n,
 
 /* Runs sql in single-row mode, calling fn per row; fn's non-zero return
  * stops it (the rest is read and dropped: the connection stays usable). */
-static int stream(struct ledger *l, const char *what, const char *sql, int n,
+static int stream_rows(struct ledger *l, const char *what, const char *sql, int n,
 		  const char *const *params, int (*fn)(PGresult *r, void *ctx), void *ctx,
 		  struct errbuf *err)
 {
@@ -130,6 +130,27 @@ static int stream(struct ledger *l, const char *what, const char *sql, int n,
 		return errbuf_setr(err, ST_EDB, ST_ORIGIN_DB, ST_R_DB, "ledger: %s: %s", what, msg);
 	}
 	return stop;
+}
+
+/* A read of every station's rows may take longer than a claim: its own
+ * deadline (LEDGER_READ_MS), in a read-only transaction that ends it. */
+static int stream(struct ledger *l, const char *what, const char *sql, int n,
+		  const char *const *params, int (*fn)(PGresult *r, void *ctx), void *ctx,
+		  struct errbuf *err)
+{
+	char set[64];
+	int rc;
+
+	snprintf(set, sizeof(set), "SET LOCAL statement_timeout = %d", LEDGER_READ_MS);
+	if ((rc = ledger_run(l, "begin", "BEGIN READ ONLY", 0, NULL, err)))
+		return rc;
+	if ((rc = ledger_run(l, "set the read's deadline", set, 0, NULL, err)) ||
+	    (rc = stream_rows(l, what, sql, n, params, fn, ctx, err)) ||
+	    (rc = ledger_run(l, "commit", "COMMIT", 0, NULL, err))) {
+		ledger_rollback(l);
+		return rc;
+	}
+	return ST_OK;
 }
 
 struct check_walk {
