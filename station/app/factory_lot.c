@@ -9,6 +9,7 @@
 #include "db/rows_content.h"
 
 #include <dirent.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,6 +185,63 @@ static int load_one(const struct ledger_row_at *r, void *ctx)
 	return rc;
 }
 
+/* A row the ledger holds as data of its own, not a station's (a lot known
+ * only from the shared allowlist, an id of that list): made as content, so
+ * it is loaded by the same code as the stations' rows. */
+static int put_made(struct factory_lot *f, const char *table, json_t *cols, struct errbuf *err)
+{
+	struct db_row_content c;
+	char *js = cols ? json_dumps(cols, JSON_COMPACT) : NULL;
+	int rc;
+
+	json_decref(cols);
+	if (!js)
+		return errbuf_set(err, ST_ENOMEM, "out of memory");
+	rc = db_row_content_parse(table, "", js, &c, err);
+	free(js);
+	if (rc)
+		return rc;
+	rc = db_scratch_insert(f->db, &c, err);
+	db_row_content_free(&c);
+	return rc;
+}
+
+static int put_lot(struct factory_lot *f, const char *lot, struct errbuf *err)
+{
+	f->lot_loaded = 1;
+	return put_made(f, "lots", json_pack("[[s,s,s],[s,s,s],[s,s,s]]", "id", "integer", "1",
+					     "name", "text", lot, "created_ms", "integer", "0"),
+			err);
+}
+
+struct shared {
+	struct factory_lot *f;
+	const char *lot;
+	struct errbuf *err;
+};
+
+/* An id of the ledger's shared list of the lot: the line accepted boards by
+ * it, so the lot's yield counts it (once, as any id). */
+static int put_shared_id(const char *unique_id, void *ctx)
+{
+	struct shared *sh = ctx;
+	struct factory_lot *f = sh->f;
+	char id[24];
+	int rc;
+
+	if (!f->lot_loaded && (rc = put_lot(f, sh->lot, sh->err)))
+		return rc;
+	snprintf(id, sizeof(id), "%lld", (long long)++f->next_allow);
+	rc = put_made(f, "allowlist", json_pack("[[s,s,s],[s,s,s],[s,s,s],[s,s,s],[s,s,s]]",
+						"id", "integer", id, "lot_id", "integer", "1",
+						"unique_id", "text", unique_id,
+						"import_sha256", "text", "ledger",
+						"line", "integer", "0"), sh->err);
+	if (rc == ST_OK)
+		f->stats.allowlisted++;
+	return rc == ST_EEXIST ? ST_OK : rc;
+}
+
 /* ---- open / close ------------------------------------------------------------- */
 
 static void remove_dir(const char *dir)
@@ -238,6 +296,11 @@ int factory_lot_open(struct ledger *l, const char *lot, struct factory_lot **out
 	ld.f = f;
 	ld.err = err;
 	rc = ledger_rows_lot(l, lot, load_one, &ld, err);
+	if (rc == ST_OK) {
+		struct shared sh = { f, lot, err };
+
+		rc = ledger_allowlist_foreach(l, lot, put_shared_id, &sh, err);
+	}
 	if (rc == ST_OK)
 		rc = db_scratch_commit(f->db, err);
 	else

@@ -139,6 +139,12 @@ ST_MUST_CHECK int ledger_rows_lot(struct ledger *l, const char *lot,
 				  int (*fn)(const struct ledger_row_at *r, void *ctx), void *ctx,
 				  struct errbuf *err);
 
+/* The ids of lot's shared allowlist (the ledger's `allowlist`), streamed;
+ * fn's non-zero return stops and is returned. */
+ST_MUST_CHECK int ledger_allowlist_foreach(struct ledger *l, const char *lot,
+					   int (*fn)(const char *unique_id, void *ctx), void *ctx,
+					   struct errbuf *err);
+
 /* ---- cross-station claims (ledger_claim.c) ---- */
 
 /* The board is on this station now (an in_progress claim, expiring after

@@ -218,3 +218,26 @@ int ledger_rows_lot(struct ledger *l, const char *lot,
 
 	return stream(l, "read the lot's rows", SQL_LOT, 1, p, lot_one, &w, err);
 }
+
+struct ids_walk {
+	int (*fn)(const char *unique_id, void *ctx);
+	void *ctx;
+};
+
+static int id_one(PGresult *r, void *ctx)
+{
+	struct ids_walk *w = ctx;
+
+	return w->fn(PQgetvalue(r, 0, 0), w->ctx);
+}
+
+int ledger_allowlist_foreach(struct ledger *l, const char *lot,
+			     int (*fn)(const char *unique_id, void *ctx), void *ctx,
+			     struct errbuf *err)
+{
+	struct ids_walk w = { fn, ctx };
+	const char *p[1] = { lot };
+
+	return stream(l, "read the allowlist", "SELECT unique_id FROM allowlist WHERE lot = $1"
+		      " ORDER BY imported_at, unique_id", 1, p, id_one, &w, err);
+}

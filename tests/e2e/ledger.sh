@@ -258,6 +258,10 @@ expect_exit 0 "$STATION" report --lot LG --out lot.html "${LO[@]}"
 grep -q "^report of lot LG: $(sum units all.jsonl) units, yield $(sum boards_passed all.jsonl) of" "$OUT" ||
 	fail "report: $(cat "$OUT")"
 grep -q "factory ledger, [0-9]* stations" lot.html || fail "the report does not name the ledger"
+# lot LH: imported into the ledger at E only (E never pushed, no station
+# holds it): the ledger's shared list of the lot is its allowlist
+expect_exit 0 S export --lot LH --format jsonl "${LO[@]}"
+[ "$(sum allowlisted "$OUT") $(sum units "$OUT")" = "1 0" ] || fail "LH: $(cat "$OUT")"
 expect_exit 1 S export --lot NOSUCH --format csv "${LO[@]}"
 one_line "export: no lot NOSUCH in the ledger"
 
