@@ -37,7 +37,6 @@
 
 #define ROW_TAG "station-row-v1"
 #define COL_TAG "station-col-v1"
-#define ROW_KEY_MAX 256
 
 #define T(name, key) { name, key, "SELECT * FROM " name " WHERE " key " = ?", \
 		       "SELECT * FROM " name, \
@@ -264,7 +263,7 @@ int db_row_audit_locked(struct db *db, const char *table, const char *key, const
 
 	if (!t)
 		return errbuf_set(err, ST_EINVAL, "table %s is not in db_audited_tables", table);
-	if (!key || !*key || strlen(key) > ROW_KEY_MAX)
+	if (!key || !*key || strlen(key) > DB_ROW_KEY_MAX)
 		return errbuf_set(err, ST_EINVAL, "%s: row key missing or too long", table);
 	return row_audit(db, t, key, actor, 0, err);
 }
