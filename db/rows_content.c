@@ -453,7 +453,7 @@ int db_audit_batch(struct db *db, int64_t after_seq, int limit,
 		rc = events_after(db, s.last, &more, err);
 	if (rc == ST_OK && s.n && !(md = EVP_MD_CTX_new()))
 		rc = errbuf_set(err, ST_ENOMEM, "out of memory");
-	if (rc == ST_OK)
+	if (rc == ST_OK && s.n)
 		qsort(s.rows, s.n, sizeof(*s.rows), latest_cmp);
 	for (size_t i = 0; rc == ST_OK && i < s.n; i++) {
 		/* the last of each (table, key) group is its latest */
