@@ -211,14 +211,15 @@ static int audit_export(struct db *db, const char *actor, const char *lot,
 			const struct export_sink *s, const char *sha, const char *out,
 			const struct walk *w, struct errbuf *err)
 {
-	json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:s, s:I, s:s, s:s}", "lot", lot,
+	json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:s, s:I, s:s}", "lot", lot,
 			      "format", export_format_name(fmt), "units", (json_int_t)c->units,
 			      "pass", (json_int_t)c->pass, "sha256", sha,
-			      "bytes", (json_int_t)s->bytes, "out", out ? out : "-",
-			      "source", w->fl ? "ledger" : "database");
+			      "bytes", (json_int_t)s->bytes, "out", out ? out : "-");
 	char *detail;
 	int rc;
 
+	if (j && w->fl)    /* every station's units, from the factory ledger */
+		json_object_set_new(j, "ledger", json_true());
 	if (j && EXPORT_IS_MANIFEST(fmt)) {
 		json_object_set_new(j, "entries", json_integer(w->mw.written));
 		json_object_set_new(j, "manifest_id", json_string(w->mw.id));

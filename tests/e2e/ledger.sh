@@ -262,6 +262,8 @@ grep -q "factory ledger, [0-9]* stations" lot.html || fail "the report does not 
 # holds it): the ledger's shared list of the lot is its allowlist
 expect_exit 0 S export --lot LH --format jsonl "${LO[@]}"
 [ "$(sum allowlisted "$OUT") $(sum units "$OUT")" = "1 0" ] || fail "LH: $(cat "$OUT")"
+q "SELECT detail FROM events WHERE kind = 'export' ORDER BY id DESC LIMIT 1" | grep -q '"ledger":true' ||
+	fail "the export's audit event does not say it read the ledger"
 expect_exit 1 S export --lot NOSUCH --format csv "${LO[@]}"
 one_line "export: no lot NOSUCH in the ledger"
 
