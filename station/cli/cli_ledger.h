@@ -21,6 +21,12 @@
 	"  --ledger CONNINFO  the factory ledger (PostgreSQL connection string, no\n" \
 	"                   password; default $STATION_LEDGER); docs/factory.md\n" \
 	"  --ledger-password-file FILE  its password (mode 0600), else PGPASSWORD\n"
+/* For the commands that read the ledger only when asked (export, report):
+ * $STATION_LEDGER, which configures the line, does not switch them. */
+#define CLI_LEDGER_USAGE_EXPLICIT \
+	"  --ledger CONNINFO  read the lot from the factory ledger (PostgreSQL\n" \
+	"                   connection string, no password); docs/factory.md\n" \
+	"  --ledger-password-file FILE  its password (mode 0600), else PGPASSWORD\n"
 
 struct cli_ledger {
 	const char *conninfo, *password_file;

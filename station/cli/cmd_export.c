@@ -73,7 +73,7 @@ static void export_usage(FILE *f)
 		"\n"
 		"With --ledger: the lot of every station, from the factory ledger, which must\n"
 		"verify first (docs/factory.md); unit ids stay each station's own.\n"
-		"\n" HSM_CLI_USAGE CLI_LEDGER_USAGE);
+		"\n" HSM_CLI_USAGE CLI_LEDGER_USAGE_EXPLICIT);
 }
 
 /* ---- the output file ---------------------------------------------------- */

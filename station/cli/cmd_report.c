@@ -42,7 +42,7 @@ static void report_usage(FILE *f)
 		"database must verify first.  The file is replaced atomically.\n"
 		"With --ledger: the lot of every station, from the factory ledger, which\n"
 		"must verify first (docs/factory.md).\n"
-		"\n" CLI_LEDGER_USAGE);
+		"\n" CLI_LEDGER_USAGE_EXPLICIT);
 }
 
 /* The lot of every station, from a ledger that verifies. */
