@@ -16,12 +16,16 @@
 #   CPU s      user + system seconds of the stations, of fx-usbemu (the
 #              emulated boards, whose libusb side busy-polls), of the p11-kit
 #              server (with its per-client children) and of PostgreSQL (every
-#              process of the cluster); busy = the machine's busy share of
-#              all cores over the step (/proc/stat), load = 1-minute average
+#              process of the cluster), each process's whole life (start-up
+#              included); cpu/u = their sum per unit, in ms; busy = the
+#              machine's busy share of all cores over the step (/proc/stat),
+#              other users of the machine included; load = 1-minute average
+# The closing line: how many units/s the machine's cores could carry at the
+# last step's CPU per unit, as a multiple of the one-station rate.
 # PostgreSQL runs with fsync=off (as in the tests): a commit costs a round
 # trip and the server's work, not a disk flush.
 #
-#   bash tests/bench/bench_factory.sh [PER_BAY] [KEYGEN_MS]   (defaults 3, 200)
+#   bash tests/bench/bench_factory.sh [PER_BAY] [KEYGEN_MS]   (defaults 5, 200)
 #   BENCH_STATIONS="1 2 4 8" (the first is the baseline; keep it 1)
 set -eu
 . "$TOP/tests/lib.sh"
@@ -29,7 +33,7 @@ set -eu
 . "$TOP/tests/bench/lib/usb_lot.sh"
 LINE_SID=fac-template
 . "$TOP/tests/line-lib.sh"
-PER_BAY=${1:-3}
+PER_BAY=${1:-5}
 KEYGEN=${2:-200}
 KS=${BENCH_STATIONS:-1 2 4 8}
 BAYS=4
@@ -62,8 +66,8 @@ pg_pid=$(head -1 "$PGDIR/data/postmaster.pid")
 p11_pid=$(cat srv.pid)
 echo "bench_factory: K stations x $BAYS bays, one ledger, one remote token (p11-kit server);"
 echo "  boards: keygen $KEYGEN ms, instant flash and signing; $PER_BAY units per bay; $(nproc) cores"
-printf '%3s %4s %5s %7s %7s %7s %8s %6s %6s | %8s %7s %7s %8s %5s %5s\n' K bays units seconds \
-	units/s "vs Kx1" commits/u p50ms p99ms "station" usbemu p11-kit postgres busy load
+printf '%3s %4s %5s %7s %7s %7s %8s %6s %6s | %7s %7s %7s %8s %6s %5s %5s\n' K bays units seconds \
+	units/s "vs Kx1" commits/u p50ms p99ms "station" usbemu p11-kit postgres cpu/u busy load
 used=0; r1=; status=0
 for k in $KS; do
 	pids=()
@@ -99,8 +103,12 @@ for k in $KS; do
 		-v busy="$(awk -v b0="$b0" -v b1="$b1" -v a0="$a0" -v a1="$a1" 'BEGIN { print 100 * (b1 - b0) / (a1 - a0) }')" \
 		-v load="$load" '{ d[NR] = $1 }
 		END { p50 = d[int((NR * 50 + 99) / 100)]; p99 = d[int((NR * 99 + 99) / 100)]
-			printf "%3d %4d %5d %7.2f %7.2f %7.3f %8.1f %6d %6d | %8.1f %7.1f %7.1f %8.1f %4.0f%% %5.2f\n",
-				k, bays, u, (b - a) / 1000, r, r / (k * r1), c / u, p50, p99, st, emu, p11, pg, busy, load }' \
-		"k$k.durations"
+			printf "%3d %4d %5d %7.2f %7.2f %7.3f %8.1f %6d %6d | %7.1f %7.1f %7.1f %8.1f %6.0f %4.0f%% %5.2f\n",
+				k, bays, u, (b - a) / 1000, r, r / (k * r1), c / u, p50, p99, st, emu, p11, pg,
+				1000 * (st + emu + p11 + pg) / u, busy, load }' \
+		"k$k.durations" | tee "k$k.row"
 done
+[ "$status" != 0 ] || awk -v n="$(nproc)" -v r1="$r1" '{ c = $15 } END {
+	printf "%d cores at %d ms of CPU per unit carry at most %.1f units/s = %.1f x one station\n",
+		n, c, n * 1000 / c, n * 1000 / c / r1 }' "k$k.row"
 exit $status

@@ -1,7 +1,9 @@
 # The whole station on a lot of emulated boards, for the shell benchmarks
 # (bench_remote.sh, bench_factory.sh): `station run --headless` under its own
 # fx-usbemu (one umockdev testbed per station process), and an operator who
-# swaps a board the moment its bay shows a result.  Sourced after
+# swaps a board the moment its bay shows a result.  The operator (bash)
+# reads the unit results alone, through grep: bash reads a pipe a byte at a
+# time, and every event through it cost more CPU than the station's own work.  Sourced after
 # tests/lib.sh, in the benchmark's scratch directory.
 #
 # usb_lot_run NAME DB SID PROFILE LOT BAYS QUEUE [station run options...]
@@ -34,7 +36,9 @@ usb_lot_run() {
 	timeout 300 "${outer[@]}" "$BUILD/fx-usbemu" --quiet --control "$name.ctl" "${boardargs[@]}" -- \
 		"${inner[@]}" "$STATION" --db "$db" --station-id "$sid" --user op-olga run --profile "$profile" \
 		--lot "$lot" --headless --bays "$bays" --max-units "$n" "$@" 2> "$name.err" |
-		_usb_lot_operator "$name" "$queue" "$bays" "$n" || rc=$?
+		tee "$name.jsonl" | grep --line-buffered '"kind":"unit-result"' |
+		_usb_lot_operator "$name" "$queue" "$bays" "$n"
+	rc=${PIPESTATUS[0]}
 	[ -z "${USB_LOT_TIME:-}" ] || [ "$rc" != 0 ] ||
 		awk 'FILENAME ~ /station$/ { s = $1 + $2 } FILENAME ~ /all$/ { a = $1 + $2 }
 			END { printf "%.2f %.2f\n", s, a - s }' "$name.time-station" "$name.time-all" > "$name.cpu"
@@ -45,8 +49,6 @@ _usb_lot_operator() {
 	local name=$1 queue=$2 next=$(($3 + 1)) n=$4 line port
 	exec 3<>"$name.ctl"
 	while IFS= read -r line; do
-		printf '%s\n' "$line" >> "$name.jsonl"
-		case $line in *'"kind":"unit-result"'*) ;; *) continue ;; esac
 		[ "$next" -le "$n" ] || continue
 		port=$(printf '%s' "$line" | sed -n 's/.*"bay":"\([^"]*\)".*/\1/p')
 		echo "unplug $port" >&3
