@@ -10,6 +10,9 @@
 # (tests/bench/lib/usb_lot.sh).  The K stations of a step start together.
 # For each K:
 #   units/s    PASSes of the K stations / (last line-stopped - first line-started)
+#   sum        the sum of each station's own rate (its PASSes / its own
+#              line-started .. line-stopped): the K starts are staggered by
+#              the start-up work (token login, ledger, database) they share
 #   vs K x 1   that rate / (K x the K = 1 rate of the same run)
 #   commits    the ledger's committed transactions (pg_stat_database) per unit
 #   p50, p99   units.duration_ms over the K stations' units (nearest rank)
@@ -66,8 +69,8 @@ pg_pid=$(head -1 "$PGDIR/data/postmaster.pid")
 p11_pid=$(cat srv.pid)
 echo "bench_factory: K stations x $BAYS bays, one ledger, one remote token (p11-kit server);"
 echo "  boards: keygen $KEYGEN ms, instant flash and signing; $PER_BAY units per bay; $(nproc) cores"
-printf '%3s %4s %5s %7s %7s %7s %8s %6s %6s | %7s %7s %7s %8s %6s %5s %5s\n' K bays units seconds \
-	units/s "vs Kx1" commits/u p50ms p99ms "station" usbemu p11-kit postgres cpu/u busy load
+printf '%3s %4s %5s %7s %7s %7s %7s %8s %6s %6s | %7s %7s %7s %8s %6s %5s %5s\n' K bays units seconds \
+	units/s sum "vs Kx1" commits/u p50ms p99ms "station" usbemu p11-kit postgres cpu/u busy load
 used=0; r1=; status=0
 for k in $KS; do
 	pids=()
@@ -92,6 +95,10 @@ for k in $KS; do
 	read -r t0 t1 < <(usb_lot_span k"$k"-s*.jsonl)
 	rate=$(awk -v u="$units" -v a="$t0" -v b="$t1" 'BEGIN { print u * 1000 / (b - a) }')
 	[ -n "$r1" ] || r1=$rate
+	sum=$(for s in $(seq 1 "$k"); do
+		read -r a b < <(usb_lot_span "k$k-s$s.jsonl")
+		echo "$(usb_lot_pass "k$k-s$s.db") $a $b"
+	done | awk '{ r += $1 * 1000 / ($3 - $2) } END { print r }')
 	for s in $(seq 1 "$k"); do
 		sqlite3 -batch -noheader "k$k-s$s.db" "SELECT coalesce(duration_ms, finished_ms - started_ms)
 			FROM units WHERE status = 'pass'"
@@ -101,14 +108,14 @@ for k in $KS; do
 		-v r1="$r1" -v c="$((c1 - c0))" -v st="$st" -v emu="$emu" -v p11="$(awk -v x="$s0" -v y="$s1" 'BEGIN { print y - x }')" \
 		-v pg="$(awk -v x="$p0" -v y="$p1" 'BEGIN { print y - x }')" \
 		-v busy="$(awk -v b0="$b0" -v b1="$b1" -v a0="$a0" -v a1="$a1" 'BEGIN { print 100 * (b1 - b0) / (a1 - a0) }')" \
-		-v load="$load" '{ d[NR] = $1 }
+		-v load="$load" -v sum="$sum" '{ d[NR] = $1 }
 		END { p50 = d[int((NR * 50 + 99) / 100)]; p99 = d[int((NR * 99 + 99) / 100)]
-			printf "%3d %4d %5d %7.2f %7.2f %7.3f %8.1f %6d %6d | %7.1f %7.1f %7.1f %8.1f %6.0f %4.0f%% %5.2f\n",
-				k, bays, u, (b - a) / 1000, r, r / (k * r1), c / u, p50, p99, st, emu, p11, pg,
+			printf "%3d %4d %5d %7.2f %7.2f %7.2f %7.3f %8.1f %6d %6d | %7.1f %7.1f %7.1f %8.1f %6.0f %4.0f%% %5.2f\n",
+				k, bays, u, (b - a) / 1000, r, sum, r / (k * r1), c / u, p50, p99, st, emu, p11, pg,
 				1000 * (st + emu + p11 + pg) / u, busy, load }' \
 		"k$k.durations" | tee "k$k.row"
 done
-[ "$status" != 0 ] || awk -v n="$(nproc)" -v r1="$r1" '{ c = $15 } END {
+[ "$status" != 0 ] || awk -v n="$(nproc)" -v r1="$r1" '{ c = $16 } END {
 	printf "%d cores at %d ms of CPU per unit carry at most %.1f units/s = %.1f x one station\n",
 		n, c, n * 1000 / c, n * 1000 / c / r1 }' "k$k.row"
 exit $status
