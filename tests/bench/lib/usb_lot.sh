@@ -42,7 +42,7 @@ usb_lot_run() {
 	[ -z "${USB_LOT_TIME:-}" ] || [ "$rc" != 0 ] ||
 		awk 'FILENAME ~ /station$/ { s = $1 + $2 } FILENAME ~ /all$/ { a = $1 + $2 }
 			END { printf "%.2f %.2f\n", s, a - s }' "$name.time-station" "$name.time-all" > "$name.cpu"
-	return $rc
+	return "$rc"
 }
 
 _usb_lot_operator() {
