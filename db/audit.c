@@ -67,7 +67,7 @@ int db_audit_hash_fields(EVP_MD_CTX *md, const EVP_MD *sha256,
 			 int64_t seq, const char *ts, size_t ts_len,
 			 const char *kind, size_t kind_len, const char *actor, size_t actor_len,
 			 const char *detail, size_t detail_len, const char *prev_hex,
-		      size_t prev_len, uint8_t out[32])
+			 size_t prev_len, uint8_t out[32])
 {
 	struct packer pk;
 	char seqs[24];
