@@ -122,14 +122,14 @@ int pl_ledger_reserve_serials(void *ctx, const char *const *serials, size_t n,
 	return rc;
 }
 
-static int op_hold(void *ctx, const char *unique_id, struct errbuf *err)
+static int op_hold(void *ctx, const char *unique_id, int64_t unit_id, struct errbuf *err)
 {
 	struct pl_ledger *g = ctx;
 	char other[LEDGER_ID_LEN];
 	int rc;
 
 	pthread_mutex_lock(&g->claim_mu);
-	rc = ledger_hold(g->claims, unique_id, g->hold_ttl_s, other, err);
+	rc = ledger_hold(g->claims, unique_id, unit_id, g->hold_ttl_s, other, err);
 	pthread_mutex_unlock(&g->claim_mu);
 	if (rc)
 		note_unreachable(g, err);
@@ -441,11 +441,22 @@ static int reconcile_one(const char *unique_id, int64_t unit_id, void *ctx)
 {
 	struct reconcile *c = ctx;
 	char serial[65];
+	int64_t pass_unit;
 	int passed, rc;
 
-	if ((rc = db_unit_pass_serial(c->g->db, unique_id, &passed, serial, c->err)) ||
-	    (rc = ledger_done(c->g->claims, unique_id, unit_id, passed, passed ? serial : NULL,
-			      c->err)))
+	if ((rc = db_unit_pass_serial(c->g->db, unique_id, &passed, serial, &pass_unit, c->err)))
+		return rc;
+	/* the claimed unit is the PASS: commit it.  A rework's claim (another
+	 * unit) that never reached its verdict: its done as a failure, which
+	 * puts back the PASS the ledger kept beside it (ledger_done); a claim
+	 * from before schema 3 kept none, and is committed with the PASS's
+	 * serial as it was then. */
+	if (passed && pass_unit != unit_id)
+		rc = ledger_done_rework(c->g->claims, unique_id, unit_id, serial, c->err);
+	else
+		rc = ledger_done(c->g->claims, unique_id, unit_id, passed, passed ? serial : NULL,
+				 c->err);
+	if (rc)
 		return rc;
 	if (passed)
 		c->committed++;

@@ -33,6 +33,11 @@
  * - allowlist: the lots' ids, imported once, read by every station.
  * - profiles (2): the profiles' canonical texts with their SHA-256, added
  *   once (`station profile add --ledger`), read by a station that lacks one.
+ * - provisioned.prev_* (3): a rework's claim of a committed row keeps the
+ *   PASS it reworks there (unit, key, serial, time); the rework's PASS drops
+ *   them, its failure puts them back: the board stays provisioned.
+ * - in_progress.unit_id (3): the unit that holds the board, so a `done`
+ *   retried late releases its own hold only, never a later attempt's.
  * - serials: every certificate serial any station reserved (PRIMARY KEY),
  *   reserved here in the station's batch, before its own database and before
  *   anything is signed with it.
@@ -119,6 +124,12 @@ static const char *const migrations[] = {
 	"  added_at timestamptz NOT NULL DEFAULT now(),"
 	"  seq      bigserial UNIQUE,"
 	"  PRIMARY KEY (name, sha256));",
+	/* 3: a rework keeps the PASS it reworks until its own verdict; a hold
+	 * names its unit (ledger_claim.c, ledger_done) */
+	"ALTER TABLE provisioned ADD COLUMN prev_unit_id bigint,"
+	"  ADD COLUMN prev_pubkey_hash text, ADD COLUMN prev_serial text,"
+	"  ADD COLUMN prev_committed_at timestamptz;"
+	"ALTER TABLE in_progress ADD COLUMN unit_id bigint;",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

@@ -29,16 +29,17 @@ static int commit(struct ledger *l, struct errbuf *err)
 	return rc;
 }
 
-int ledger_hold(struct ledger *l, const char *unique_id, int ttl_s,
+int ledger_hold(struct ledger *l, const char *unique_id, int64_t unit_id, int ttl_s,
 		char other_station[LEDGER_ID_LEN], struct errbuf *err)
 {
-	char ttl[16];
-	const char *p[3] = { unique_id, l->cfg.station_id, ttl };
+	char ttl[16], unit[24];
+	const char *p[4] = { unique_id, l->cfg.station_id, ttl, unit };
 	PGresult *r;
 	int rc;
 
 	other_station[0] = '\0';
 	snprintf(ttl, sizeof(ttl), "%d", ttl_s);
+	snprintf(unit, sizeof(unit), "%" PRId64, unit_id);
 	/* provisioned at another station: refused before the board is touched
 	 * (the claim before signing is what decides; this is the early word) */
 	if ((rc = ledger_exec(l, "read the claims",
@@ -59,13 +60,14 @@ int ledger_hold(struct ledger *l, const char *unique_id, int ttl_s,
 		return rc;
 	/* a hold of this station, or one expired (its station died), is taken over */
 	rc = ledger_exec(l, "hold the board",
-			 "INSERT INTO in_progress (unique_id, station_id, expires)"
-			 " VALUES ($1, $2, now() + make_interval(secs => $3::integer))"
+			 "INSERT INTO in_progress (unique_id, station_id, expires, unit_id)"
+			 " VALUES ($1, $2, now() + make_interval(secs => $3::integer), $4::bigint)"
 			 " ON CONFLICT (unique_id) DO UPDATE SET station_id = EXCLUDED.station_id,"
-			 "  since = now(), expires = EXCLUDED.expires, clone_seen_by = NULL"
+			 "  since = now(), expires = EXCLUDED.expires, clone_seen_by = NULL,"
+			 "  unit_id = EXCLUDED.unit_id"
 			 " WHERE in_progress.station_id = EXCLUDED.station_id"
 			 "  OR in_progress.expires < now()"
-			 " RETURNING station_id", 3, p, &r, NULL, err);
+			 " RETURNING station_id", 4, p, &r, NULL, err);
 	if (rc)
 		goto fail;
 	if (PQntuples(r) == 1) {
@@ -153,12 +155,23 @@ int ledger_claim(struct ledger *l, const char *unique_id, const char *lot,
 	}
 	PQclear(r);
 	/* A claim of this station that never committed (a failed attempt whose
-	 * release was lost) is taken again; so is a committed one on rework.
-	 * Any other conflict, on the id or on the key, is a refusal. */
+	 * release was lost) is taken again; so is a committed one on rework,
+	 * whose PASS is kept in prev_* (a rework claimed again keeps the first
+	 * one it saved).  Any other conflict, on the id or on the key, is a
+	 * refusal. */
 	rc = ledger_exec(l, "claim the id",
 			 "INSERT INTO provisioned (unique_id, station_id, lot, pubkey_hash,"
 			 " unit_id, state) VALUES ($1, $2, $3, $4, $5::bigint, 'claimed')"
-			 " ON CONFLICT (unique_id) DO UPDATE SET pubkey_hash = EXCLUDED.pubkey_hash,"
+			 " ON CONFLICT (unique_id) DO UPDATE SET"
+			 "  prev_unit_id = CASE WHEN provisioned.state = 'committed'"
+			 "   THEN provisioned.unit_id ELSE provisioned.prev_unit_id END,"
+			 "  prev_pubkey_hash = CASE WHEN provisioned.state = 'committed'"
+			 "   THEN provisioned.pubkey_hash ELSE provisioned.prev_pubkey_hash END,"
+			 "  prev_serial = CASE WHEN provisioned.state = 'committed'"
+			 "   THEN provisioned.serial ELSE provisioned.prev_serial END,"
+			 "  prev_committed_at = CASE WHEN provisioned.state = 'committed'"
+			 "   THEN provisioned.committed_at ELSE provisioned.prev_committed_at END,"
+			 "  pubkey_hash = EXCLUDED.pubkey_hash,"
 			 "  unit_id = EXCLUDED.unit_id, lot = EXCLUDED.lot, state = 'claimed',"
 			 "  serial = NULL, claimed_at = now(), committed_at = NULL"
 			 " WHERE provisioned.station_id = EXCLUDED.station_id"
@@ -200,19 +213,67 @@ int ledger_done(struct ledger *l, const char *unique_id, int64_t unit_id, int pa
 	if (passed)
 		rc = ledger_run(l, "commit the claim",
 				"UPDATE provisioned SET state = 'committed', serial = $3,"
-				" committed_at = now() WHERE unique_id = $1 AND station_id = $2"
+				" committed_at = now(), prev_unit_id = NULL, prev_pubkey_hash = NULL,"
+				" prev_serial = NULL, prev_committed_at = NULL"
+				" WHERE unique_id = $1 AND station_id = $2"
 				" AND unit_id = $4::bigint", 4, p, err);
-	else
+	/* a failed rework gives the board back its PASS; a first attempt's
+	 * claim goes */
+	else if (!(rc = ledger_run(l, "put back the reworked PASS",
+				"UPDATE provisioned SET state = 'committed', unit_id = prev_unit_id,"
+				" pubkey_hash = prev_pubkey_hash, serial = prev_serial,"
+				" committed_at = prev_committed_at, prev_unit_id = NULL,"
+				" prev_pubkey_hash = NULL, prev_serial = NULL, prev_committed_at = NULL"
+				" WHERE unique_id = $1 AND station_id = $2 AND state = 'claimed'"
+				" AND unit_id = $3::bigint AND prev_unit_id IS NOT NULL", 3, rel,
+				err)))
 		rc = ledger_run(l, "release the claim",
 				"DELETE FROM provisioned WHERE unique_id = $1 AND station_id = $2"
 				" AND state = 'claimed' AND unit_id = $3::bigint", 3, rel, err);
+	/* a hold of no unit is an older station's: it goes too */
 	if (rc || (rc = ledger_run(l, "release the hold",
-				   "DELETE FROM in_progress WHERE unique_id = $1 AND station_id = $2",
-				   2, p, err))) {
+				   "DELETE FROM in_progress WHERE unique_id = $1 AND station_id = $2"
+				   " AND (unit_id = $3::bigint OR unit_id IS NULL)", 3, rel, err))) {
 		ledger_rollback(l);
 		return rc;
 	}
 	return commit(l, err);
+}
+
+int ledger_done_rework(struct ledger *l, const char *unique_id, int64_t unit_id,
+		       const char *pass_serial, struct errbuf *err)
+{
+	char unit[24];
+	const char *p[4] = { unique_id, l->cfg.station_id, unit, pass_serial };
+	PGresult *r;
+	int rc;
+
+	snprintf(unit, sizeof(unit), "%" PRId64, unit_id);
+	if ((rc = in_tx(l, err)))
+		return rc;
+	if ((rc = ledger_exec(l, "put back the reworked PASS",
+			      "UPDATE provisioned SET state = 'committed', unit_id = prev_unit_id,"
+			      " pubkey_hash = prev_pubkey_hash, serial = prev_serial,"
+			      " committed_at = prev_committed_at, prev_unit_id = NULL,"
+			      " prev_pubkey_hash = NULL, prev_serial = NULL, prev_committed_at = NULL"
+			      " WHERE unique_id = $1 AND station_id = $2 AND state = 'claimed'"
+			      " AND unit_id = $3::bigint AND prev_unit_id IS NOT NULL", 3, p, &r,
+			      NULL, err)))
+		goto fail;
+	if (!strcmp(PQcmdTuples(r), "0"))
+		rc = ledger_run(l, "commit the claim with the PASS's serial",
+				"UPDATE provisioned SET state = 'committed', serial = $4,"
+				" committed_at = now() WHERE unique_id = $1 AND station_id = $2"
+				" AND state = 'claimed' AND unit_id = $3::bigint", 4, p, err);
+	PQclear(r);
+	if (rc || (rc = ledger_run(l, "release the hold",
+				   "DELETE FROM in_progress WHERE unique_id = $1 AND station_id = $2"
+				   " AND (unit_id = $3::bigint OR unit_id IS NULL)", 3, p, err)))
+		goto fail;
+	return commit(l, err);
+fail:
+	ledger_rollback(l);
+	return rc;
 }
 
 int ledger_release_holds(struct ledger *l, struct errbuf *err)

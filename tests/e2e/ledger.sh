@@ -21,9 +21,9 @@ one_line() {   # the command failed with exactly one line matching $1
 expect_exit 1 "$STATION" ledger status "${LO[@]}"
 one_line "the ledger has no schema: run station ledger init"
 expect_exit 0 "$STATION" ledger init "${LO[@]}"
-grep -q "version 0 -> 2" "$OUT" || fail "init: $(cat "$OUT")"
+grep -Eq "version 0 -> [0-9]+$" "$OUT" || fail "init: $(cat "$OUT")"
 expect_exit 0 "$STATION" ledger init "${LO[@]}"
-grep -q "version 2 (already current)" "$OUT" || fail "init again: $(cat "$OUT")"
+grep -Eq "version [0-9]+ \(already current\)" "$OUT" || fail "init again: $(cat "$OUT")"
 (umask 077; echo wrong-password > bad.pw)
 expect_exit 1 "$STATION" ledger status --ledger "$LEDGER" --ledger-password-file bad.pw
 one_line "refused the login (wrong password?)"
@@ -239,7 +239,7 @@ grep -q "^station ledger-B: FAILED: event 2 was edited" "$OUT" || fail "edit not
 # ---- a newer schema: one line ----------------------------------------------
 psql_ledger "INSERT INTO ledger_schema (version) VALUES (99)"
 expect_exit 1 "$STATION" ledger status "${LO[@]}"
-one_line "ledger schema version 99 is newer than this station's (2): upgrade the station"
+one_line "ledger schema version 99 is newer than this station.s ([0-9]*): upgrade the station"
 expect_exit 1 S run --profile widget --lot LG --headless "${LO[@]}"
 one_line "run: ledger: ledger schema version 99 is newer"
 echo "ledger: ok"
