@@ -7,7 +7,9 @@
 # copy of that database (its own journal and station id) that gets its own
 # slice of the lot, its own fx-usbemu (one umockdev testbed per station
 # process) and an operator swapping a board the moment its bay shows a result
-# (tests/bench/lib/usb_lot.sh).  The K stations of a step start together.
+# (tests/bench/lib/usb_lot.sh).  The K stations of a step start together:
+# each has its own testbed (its own UMOCKDEV_DIR), so the libusb_init race of
+# docs/qa.md (two libusb processes in one testbed) cannot happen between them.
 # For each K:
 #   units/s    PASSes of the K stations / (last line-stopped - first line-started)
 #   sum        the sum of each station's own rate (its PASSes / its own
