@@ -269,6 +269,20 @@ int ledger_run(struct ledger *l, const char *what, const char *sql, int n,
 	return rc;
 }
 
+int ledger_begin(struct ledger *l, struct errbuf *err)
+{
+	return ledger_run(l, "begin", "BEGIN", 0, NULL, err);
+}
+
+int ledger_commit(struct ledger *l, struct errbuf *err)
+{
+	int rc = ledger_run(l, "commit", "COMMIT", 0, NULL, err);
+
+	if (rc)
+		ledger_rollback(l);
+	return rc;
+}
+
 void ledger_rollback(struct ledger *l)
 {
 	if (l->pg && PQstatus(l->pg) == CONNECTION_OK)
