@@ -1,7 +1,7 @@
 # The factory after faults (issue 16, docs/factory.md "Tests"): three
 # stations (three journals, four bays each) on one lot, one remote CA token
 # served by `p11-kit server`, one ledger (PostgreSQL).  Mid-lot, in turn:
-# PostgreSQL stopped and started, the p11-kit server killed and started, and
+# PostgreSQL stopped and started, the p11-kit server SIGKILLed and started, and
 # station A SIGKILLed with units in flight and restarted (the interrupted
 # boards are plugged again).  The operator of each station plugs a board that
 # FAILed again into its bay (as on the line), and the next board of the
@@ -120,7 +120,7 @@ pg_start
 # ---- the token's server is killed and started again ------------------------
 r=$(results)
 until_ "2 results after the ledger's outage" '[ "$(results)" -ge $((r + 2)) ]'
-srv_stop
+srv_stop KILL   # the server and its connections die at once, mid-conversation
 until_ "2 hsm_unreachable FAILs" '[ "$(failed hsm_unreachable)" -ge 2 ]'
 srv_start
 # ---- station A killed with units in flight, and restarted ------------------
