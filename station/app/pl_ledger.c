@@ -397,6 +397,24 @@ static void *sync_main(void *arg)
 	return NULL;
 }
 
+/* A line does not start without the ledger, but a busy server (several
+ * stations starting at once) gets a few tries, each bounded by the connect
+ * timeout: a refused login or a wrong schema is final at once. */
+#define START_ATTEMPTS 3
+static int open_at_start(const struct ledger_config *cfg, struct ledger **l, struct errbuf *err)
+{
+	int rc = ST_OK;
+
+	for (int i = 0; i < START_ATTEMPTS; i++) {
+		if (i)
+			clock_sleep_ms(250);
+		rc = ledger_open(cfg, 1, l, err);
+		if (rc != ST_EIO || err->reason != ST_R_LEDGER_UNREACHABLE)
+			break;
+	}
+	return rc;
+}
+
 int pl_ledger_open(const struct ledger_config *cfg, struct db *db, struct ev_bus *bus,
 		   int hold_ttl_s, struct pl_ledger **out, struct errbuf *err)
 {
@@ -417,8 +435,8 @@ int pl_ledger_open(const struct ledger_config *cfg, struct db *db, struct ev_bus
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&g->cv, &ca);
 	pthread_condattr_destroy(&ca);
-	if ((rc = ledger_open(cfg, 1, &g->claims, err)) ||
-	    (rc = ledger_open(cfg, 1, &g->sync, err))) {
+	if ((rc = open_at_start(cfg, &g->claims, err)) ||
+	    (rc = open_at_start(cfg, &g->sync, err))) {
 		pl_ledger_close(g);
 		return rc;
 	}

@@ -3,6 +3,7 @@
  * migrations, and the password file.
  */
 #include "ledger/ledger_int.h"
+#include "core/clock.h"
 #include "core/secretfile.h"
 
 
@@ -171,6 +172,7 @@ int ledger_connect(struct ledger *l, struct errbuf *err)
 {
 	char timeout[16], options[64], app[96];
 	const char *keys[12], *vals[12];
+	int64_t t0;
 	int n = 0;
 
 	if (l->pg && PQstatus(l->pg) == CONNECTION_OK && !l->down)
@@ -198,11 +200,17 @@ int ledger_connect(struct ledger *l, struct errbuf *err)
 	}
 	keys[n] = NULL;
 	vals[n] = NULL;
+	t0 = clock_monotonic_ms();
 	l->pg = PQconnectdbParams(keys, vals, 1);
 	if (!l->pg)
 		return unreachable(l, ST_ENOMEM, err, "connect", "out of memory");
 	PQsetNoticeProcessor(l->pg, quiet_notice, NULL);
 	if (PQstatus(l->pg) != CONNECTION_OK) {
+		/* out of time, whatever stage the login had reached: a busy or
+		 * distant server, not a wrong password (it may heal by waiting) */
+		if (clock_monotonic_ms() - t0 >= LEDGER_CONNECT_S * 1000 - 100)
+			return unreachable(l, ST_EIO, err, "connect: no answer within the"
+					   " connect timeout", PQerrorMessage(l->pg));
 		/* the server answered but refused the login: say so, it will not
 		 * heal by waiting */
 		if (PQconnectionNeedsPassword(l->pg))
@@ -266,6 +274,20 @@ int ledger_run(struct ledger *l, const char *what, const char *sql, int n,
 	int rc = ledger_exec(l, what, sql, n, params, &r, NULL, err);
 
 	PQclear(r);
+	return rc;
+}
+
+int ledger_begin(struct ledger *l, struct errbuf *err)
+{
+	return ledger_run(l, "begin", "BEGIN", 0, NULL, err);
+}
+
+int ledger_commit(struct ledger *l, struct errbuf *err)
+{
+	int rc = ledger_run(l, "commit", "COMMIT", 0, NULL, err);
+
+	if (rc)
+		ledger_rollback(l);
 	return rc;
 }
 

@@ -142,6 +142,30 @@ ST_MUST_CHECK int ledger_open_claims(struct ledger *l,
 				     int (*fn)(const char *unique_id, int64_t unit_id, void *ctx),
 				     void *ctx, struct errbuf *err);
 
+/* ---- a retired station's claims (ledger_settle.c) ---- */
+
+struct ledger_settled {
+	int64_t committed;         /* its unit-result in the ledger says pass */
+	int64_t released;          /* a verdict other than pass (or unknown, released) */
+	int64_t put_back;          /* a rework's: the PASS it reworked put back */
+	int64_t released_unknown;  /* of released + put_back: no verdict, released */
+	int64_t unknown;           /* no verdict in the ledger: left claimed */
+	int64_t holds;             /* its holds removed */
+	double since_contact_s;    /* -1: it never reached the ledger */
+};
+
+/* Settles the claims station_id left `claimed` (it will not start again) in
+ * one transaction, by the verdict of the claimed unit in that station's own
+ * chain in the ledger: pass → committed with its serial; any other verdict →
+ * released, or a rework's PASS put back; no verdict → left claimed (the unit
+ * may have a certificate on its board), released only with release_unknown.
+ * Its holds go.  Refused: this station itself (its line's start settles
+ * them), and a station that reached the ledger less than min_silence_s ago
+ * (ST_EBUSY: it is alive). */
+ST_MUST_CHECK int ledger_settle_station(struct ledger *l, const char *station_id,
+					int min_silence_s, int release_unknown,
+					struct ledger_settled *out, struct errbuf *err);
+
 /* ---- the shared allowlists (ledger_claim.c) ---- */
 
 /* Adds ids to lot's allowlist in one transaction (ids already there stay). */

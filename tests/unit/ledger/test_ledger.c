@@ -294,6 +294,59 @@ static void test_late_done_keeps_next_hold(void **state)
 	assert_int_equal(ledger_done(B, "UID-H", 18, 0, NULL, &e), ST_OK);
 }
 
+/* A retired station's open claims, settled by an engineer at another station
+ * from the verdicts of its own chain in the ledger. */
+static void test_settle_retired(void **state)
+{
+	static const char z[] = "0000000000000000000000000000000000000000000000000000000000000000";
+	struct ledger_event ev[2] = {
+		{ 1, "2026-12-05T00:00:00.000Z", "unit-result", "op", "{\"unit\":70,"
+		  "\"unique_id\":\"UID-S1\",\"status\":\"pass\",\"cert_serial\":\"sd1\"}", z, "d1" },
+		{ 2, "2026-12-05T00:00:01.000Z", "unit-result", "op", "{\"unit\":71,"
+		  "\"unique_id\":\"UID-S2\",\"status\":\"fail\",\"cert_serial\":\"\"}", "d1", "d2" },
+	};
+	struct ledger_settled s;
+	struct ledger *D = NULL;
+	char other[LEDGER_ID_LEN];
+	struct errbuf e;
+
+	(void)state;
+	assert_int_equal(open_as("st-D", &D), 0);
+	assert_int_equal(ledger_claim(D, "UID-S1", "L1", "key-s1", 70, 0, other, &e), ST_OK);
+	assert_int_equal(ledger_claim(D, "UID-S2", "L1", "key-s2", 71, 0, other, &e), ST_OK);
+	assert_int_equal(ledger_hold(D, "UID-S3", 72, 60, other, &e), ST_OK);
+	assert_int_equal(ledger_claim(D, "UID-S3", "L1", "key-s3", 72, 0, other, &e), ST_OK);
+	assert_int_equal(ledger_chain_push(D, ev, 2, 3, &e), ST_OK);
+	ledger_close(D);   /* the station is gone for good */
+
+	/* it reached the ledger just now: not retired */
+	assert_int_equal(ledger_settle_station(B, "st-D", 3600, 0, &s, &e), ST_EBUSY);
+	assert_non_null(strstr(e.msg, "is not retired"));
+	/* a station's own claims are its line's to settle */
+	assert_int_equal(ledger_settle_station(B, "st-B", 0, 0, &s, &e), ST_EINVAL);
+	assert_int_equal(ledger_claim(B, "UID-S2", "L1", "key-s2b", 19, 0, other, &e), ST_EPOLICY);
+
+	assert_int_equal(ledger_settle_station(B, "st-D", 0, 0, &s, &e), ST_OK);
+	assert_int_equal(s.committed, 1);
+	assert_int_equal(s.released, 1);
+	assert_int_equal(s.unknown, 1);
+	assert_int_equal(s.holds, 1);
+	/* pass: provisioned at D for good; fail: free; no verdict: still D's */
+	assert_int_equal(ledger_hold(B, "UID-S1", 19, 60, other, &e), ST_EPOLICY);
+	assert_null(strstr(e.msg, "in progress there"));
+	assert_int_equal(ledger_claim(B, "UID-S2", "L1", "key-s2b", 19, 0, other, &e), ST_OK);
+	assert_int_equal(ledger_done(B, "UID-S2", 19, 1, "serial-s2", &e), ST_OK);
+	assert_int_equal(ledger_claim(B, "UID-S3", "L1", "key-s3b", 20, 0, other, &e), ST_EPOLICY);
+	assert_non_null(strstr(e.msg, "in progress there"));
+	/* the engineer, having checked the board, releases it */
+	assert_int_equal(ledger_settle_station(B, "st-D", 0, 1, &s, &e), ST_OK);
+	assert_int_equal(s.released, 1);
+	assert_int_equal(s.released_unknown, 1);
+	assert_int_equal(s.committed + s.unknown, 0);
+	assert_int_equal(ledger_claim(B, "UID-S3", "L1", "key-s3b", 20, 0, other, &e), ST_OK);
+	assert_int_equal(ledger_done(B, "UID-S3", 20, 0, NULL, &e), ST_OK);
+}
+
 static void ev(struct ledger_event *e, int64_t seq, const char *prev, const char *hash)
 {
 	e->seq = seq;
@@ -350,6 +403,7 @@ int main(void)
 		cmocka_unit_test(test_open_claims),
 		cmocka_unit_test(test_rework_keeps_pass),
 		cmocka_unit_test(test_late_done_keeps_next_hold),
+		cmocka_unit_test(test_settle_retired),
 		cmocka_unit_test(test_chain),
 	};
 
