@@ -6,7 +6,7 @@
  * Contract
  * - For each station the ledger knows, in station order: its chain (seq from
  *   1 without a gap, each link to the previous hash, each hash recomputed by
- *   db/'s rule, the head the ledger records), then its rows (ledger schema 3,
+ *   db/'s rule, the head the ledger records), then its rows (ledger schema 4,
  *   docs/factory.md "Rows"): for every (table, key) the latest row event
  *   after rows_from and the row the ledger holds must agree: the row exists
  *   unless the event says deleted, its seq is that event's, its content

@@ -1,5 +1,5 @@
 /*
- * ledger_rows: the stations' rows in the ledger (schema 3).  A push writes
+ * ledger_rows: the stations' rows in the ledger (schema 4).  A push writes
  * them in its transaction, all in two statements (one upsert, one delete)
  * whatever their number: the batch travels as one JSON parameter that
  * jsonb_to_recordset unpacks, so no value is ever spliced into SQL.  The

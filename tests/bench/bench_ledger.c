@@ -6,10 +6,10 @@
  * own code: batches of PL_LEDGER_BATCH in one transaction each).
  * The journal is a line's: units begun and finished (each a row event per
  * write and a unit-result event), so the push carries the rows with their
- * events (ledger schema 3).  Baseline, same run: reading the same events out
+ * events (ledger schema 4).  Baseline, same run: reading the same events out
  * of the journal in the same batches (db_audit_since), without sending them;
  * and the same events pushed without their rows (ledger_chain_push, as a
- * schema 2 station did) under another station id: what the rows cost.
+ * schema 3 station did) under another station id: what the rows cost.
  * The target of issue 16 is >= 10,000 events/s.
  */
 #include <stdio.h>
