@@ -314,10 +314,11 @@ ST_MUST_CHECK int db_unit_finish(struct db *db, const struct db_unit *u, struct 
 /* ST_OK + *found=1 if unique_id has a PASS unit (already provisioned). */
 ST_MUST_CHECK int db_unit_provisioned(struct db *db, const char *unique_id, int *found,
 				      struct errbuf *err);
-/* *passed=1 and serial its certificate's when unique_id has a current PASS
- * unit (not superseded by a rework); else *passed=0, serial "". */
+/* *passed=1, serial its certificate's and *unit_id its id when unique_id has
+ * a current PASS unit (not superseded by a rework); else *passed=0, serial "",
+ * *unit_id 0. */
 ST_MUST_CHECK int db_unit_pass_serial(struct db *db, const char *unique_id, int *passed,
-				      char serial[65], struct errbuf *err);
+				      char serial[65], int64_t *unit_id, struct errbuf *err);
 /* Calls fn for each unit still IN_PROGRESS (crash recovery). */
 ST_MUST_CHECK int db_unit_foreach_in_progress(struct db *db,
 					      int (*fn)(const struct db_unit *u, void *ctx),

@@ -10,6 +10,7 @@
 #define STATION_DB_INT_H
 
 #include <pthread.h>
+#include <openssl/evp.h>
 #include <sqlite3.h>
 #include <stdint.h>
 
@@ -106,6 +107,15 @@ ST_MUST_CHECK int db_export_read_counts(struct db *db, const char *lot,
 
 void db_lock(struct db *db);
 void db_unlock(struct db *db);
+
+/* The canonical hash of one event (audit.c; the encoding is documented
+ * there and in docs/database.md).  Lengths are explicit: a NULL column hashes
+ * as empty.  0, or -1 when the digest failed. */
+int db_audit_hash_fields(EVP_MD_CTX *md, const EVP_MD *sha256, const char *station_id,
+			 size_t sid_len, int64_t seq, const char *ts, size_t ts_len,
+			 const char *kind, size_t kind_len, const char *actor, size_t actor_len,
+			 const char *detail, size_t detail_len, const char *prev_hex,
+			 size_t prev_len, uint8_t out[32]);
 
 /* Appends an audit event inside the caller's transaction (lock held). */
 ST_MUST_CHECK int db_audit_append_locked(struct db *db, const char *kind, const char *actor,

@@ -58,7 +58,7 @@ static const char SQL_STATUS_OF[] = "SELECT status FROM units WHERE id = ?";
 static const char SQL_PASS_OF[] =
 	"SELECT id FROM units WHERE unique_id = ? AND status = 'pass' AND superseded_by IS NULL";
 static const char SQL_PASS_SERIAL_OF[] =
-	"SELECT cert_serial FROM units WHERE unique_id = ? AND status = 'pass'"
+	"SELECT cert_serial, id FROM units WHERE unique_id = ? AND status = 'pass'"
 	" AND superseded_by IS NULL";
 static const char SQL_IN_PROGRESS[] =
 	"SELECT id, unique_id, lot, bay, operator, station_id, profile_hash, firmware_hash,"
@@ -397,12 +397,13 @@ static void copy_col(char *dst, size_t size, sqlite3_stmt *st, int col)
 }
 
 int db_unit_pass_serial(struct db *db, const char *unique_id, int *passed, char serial[65],
-			struct errbuf *err)
+			int64_t *unit_id, struct errbuf *err)
 {
 	sqlite3_stmt *st;
 	int rc;
 
 	*passed = 0;
+	*unit_id = 0;
 	serial[0] = '\0';
 	db_lock(db);
 	if (!(st = db_stmt(db, SQL_PASS_SERIAL_OF, err))) {
@@ -414,6 +415,7 @@ int db_unit_pass_serial(struct db *db, const char *unique_id, int *passed, char 
 	if (rc == SQLITE_ROW) {
 		*passed = 1;
 		copy_col(serial, 65, st, 0);
+		*unit_id = sqlite3_column_int64(st, 1);
 		rc = ST_OK;
 	} else if (rc == SQLITE_DONE) {
 		rc = ST_OK;

@@ -10,6 +10,8 @@
 # pg_stop [MODE]     stops the server (fast, or immediate)
 # pg_start           starts it again (waits until it accepts connections)
 # psql_ledger SQL    one statement as the ledger's owner
+# PG_OPTS            more server options for pg_start (e.g. TLS on a TCP port,
+#                    tests/e2e/ledger_tls.sh)
 # LEDGER_KEEP=1      pg_up sets no trap: the caller removes it (pg_gone), as
 #                    tests/ledger-pg.sh does for the unit tests
 
@@ -39,7 +41,7 @@ pg_up() {
 
 pg_start() {
 	pg_as "$PGBIN/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/log" -w -t 20 \
-		-o "-k $PGDIR -c listen_addresses= -c fsync=off" start >/dev/null ||
+		-o "-k $PGDIR -c listen_addresses= -c fsync=off ${PG_OPTS:-}" start >/dev/null ||
 		fail "postgres did not start: $(tail -5 "$PGDIR/log")"
 }
 

@@ -123,10 +123,10 @@ srv_start() {
 		sleep 0.02
 	done
 }
-srv_stop() {
+srv_stop() {   # [SIGNAL]: TERM by default; KILL for a server that dies
 	local p end=$((EPOCHSECONDS + 10))
 	p=$(cat srv.pid 2>/dev/null) || return 0
-	kill -- -"$p" 2>/dev/null || true
+	kill -"${1:-TERM}" -- -"$p" 2>/dev/null || true
 	while kill -0 -- -"$p" 2>/dev/null; do
 		[ "$EPOCHSECONDS" -lt "$end" ] || { kill -9 -- -"$p" 2>/dev/null || true; break; }
 		sleep 0.02

@@ -122,14 +122,14 @@ int pl_ledger_reserve_serials(void *ctx, const char *const *serials, size_t n,
 	return rc;
 }
 
-static int op_hold(void *ctx, const char *unique_id, struct errbuf *err)
+static int op_hold(void *ctx, const char *unique_id, int64_t unit_id, struct errbuf *err)
 {
 	struct pl_ledger *g = ctx;
 	char other[LEDGER_ID_LEN];
 	int rc;
 
 	pthread_mutex_lock(&g->claim_mu);
-	rc = ledger_hold(g->claims, unique_id, g->hold_ttl_s, other, err);
+	rc = ledger_hold(g->claims, unique_id, unit_id, g->hold_ttl_s, other, err);
 	pthread_mutex_unlock(&g->claim_mu);
 	if (rc)
 		note_unreachable(g, err);
@@ -397,6 +397,24 @@ static void *sync_main(void *arg)
 	return NULL;
 }
 
+/* A line does not start without the ledger, but a busy server (several
+ * stations starting at once) gets a few tries, each bounded by the connect
+ * timeout: a refused login or a wrong schema is final at once. */
+#define START_ATTEMPTS 3
+static int open_at_start(const struct ledger_config *cfg, struct ledger **l, struct errbuf *err)
+{
+	int rc = ST_OK;
+
+	for (int i = 0; i < START_ATTEMPTS; i++) {
+		if (i)
+			clock_sleep_ms(250);
+		rc = ledger_open(cfg, 1, l, err);
+		if (rc != ST_EIO || err->reason != ST_R_LEDGER_UNREACHABLE)
+			break;
+	}
+	return rc;
+}
+
 int pl_ledger_open(const struct ledger_config *cfg, struct db *db, struct ev_bus *bus,
 		   int hold_ttl_s, struct pl_ledger **out, struct errbuf *err)
 {
@@ -417,8 +435,8 @@ int pl_ledger_open(const struct ledger_config *cfg, struct db *db, struct ev_bus
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&g->cv, &ca);
 	pthread_condattr_destroy(&ca);
-	if ((rc = ledger_open(cfg, 1, &g->claims, err)) ||
-	    (rc = ledger_open(cfg, 1, &g->sync, err))) {
+	if ((rc = open_at_start(cfg, &g->claims, err)) ||
+	    (rc = open_at_start(cfg, &g->sync, err))) {
 		pl_ledger_close(g);
 		return rc;
 	}
@@ -441,11 +459,22 @@ static int reconcile_one(const char *unique_id, int64_t unit_id, void *ctx)
 {
 	struct reconcile *c = ctx;
 	char serial[65];
+	int64_t pass_unit;
 	int passed, rc;
 
-	if ((rc = db_unit_pass_serial(c->g->db, unique_id, &passed, serial, c->err)) ||
-	    (rc = ledger_done(c->g->claims, unique_id, unit_id, passed, passed ? serial : NULL,
-			      c->err)))
+	if ((rc = db_unit_pass_serial(c->g->db, unique_id, &passed, serial, &pass_unit, c->err)))
+		return rc;
+	/* the claimed unit is the PASS: commit it.  A rework's claim (another
+	 * unit) that never reached its verdict: its done as a failure, which
+	 * puts back the PASS the ledger kept beside it (ledger_done); a claim
+	 * from before schema 3 kept none, and is committed with the PASS's
+	 * serial as it was then. */
+	if (passed && pass_unit != unit_id)
+		rc = ledger_done_rework(c->g->claims, unique_id, unit_id, serial, c->err);
+	else
+		rc = ledger_done(c->g->claims, unique_id, unit_id, passed, passed ? serial : NULL,
+				 c->err);
+	if (rc)
 		return rc;
 	if (passed)
 		c->committed++;

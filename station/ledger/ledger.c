@@ -3,6 +3,7 @@
  * migrations, and the password file.
  */
 #include "ledger/ledger_int.h"
+#include "core/clock.h"
 #include "core/secretfile.h"
 
 
@@ -33,6 +34,11 @@
  * - allowlist: the lots' ids, imported once, read by every station.
  * - profiles (2): the profiles' canonical texts with their SHA-256, added
  *   once (`station profile add --ledger`), read by a station that lacks one.
+ * - provisioned.prev_* (3): a rework's claim of a committed row keeps the
+ *   PASS it reworks there (unit, key, serial, time); the rework's PASS drops
+ *   them, its failure puts them back: the board stays provisioned.
+ * - in_progress.unit_id (3): the unit that holds the board, so a `done`
+ *   retried late releases its own hold only, never a later attempt's.
  * - serials: every certificate serial any station reserved (PRIMARY KEY),
  *   reserved here in the station's batch, before its own database and before
  *   anything is signed with it.
@@ -119,6 +125,12 @@ static const char *const migrations[] = {
 	"  added_at timestamptz NOT NULL DEFAULT now(),"
 	"  seq      bigserial UNIQUE,"
 	"  PRIMARY KEY (name, sha256));",
+	/* 3: a rework keeps the PASS it reworks until its own verdict; a hold
+	 * names its unit (ledger_claim.c, ledger_done) */
+	"ALTER TABLE provisioned ADD COLUMN prev_unit_id bigint,"
+	"  ADD COLUMN prev_pubkey_hash text, ADD COLUMN prev_serial text,"
+	"  ADD COLUMN prev_committed_at timestamptz;"
+	"ALTER TABLE in_progress ADD COLUMN unit_id bigint;",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -160,6 +172,7 @@ int ledger_connect(struct ledger *l, struct errbuf *err)
 {
 	char timeout[16], options[64], app[96];
 	const char *keys[12], *vals[12];
+	int64_t t0;
 	int n = 0;
 
 	if (l->pg && PQstatus(l->pg) == CONNECTION_OK && !l->down)
@@ -187,11 +200,17 @@ int ledger_connect(struct ledger *l, struct errbuf *err)
 	}
 	keys[n] = NULL;
 	vals[n] = NULL;
+	t0 = clock_monotonic_ms();
 	l->pg = PQconnectdbParams(keys, vals, 1);
 	if (!l->pg)
 		return unreachable(l, ST_ENOMEM, err, "connect", "out of memory");
 	PQsetNoticeProcessor(l->pg, quiet_notice, NULL);
 	if (PQstatus(l->pg) != CONNECTION_OK) {
+		/* out of time, whatever stage the login had reached: a busy or
+		 * distant server, not a wrong password (it may heal by waiting) */
+		if (clock_monotonic_ms() - t0 >= LEDGER_CONNECT_S * 1000 - 100)
+			return unreachable(l, ST_EIO, err, "connect: no answer within the"
+					   " connect timeout", PQerrorMessage(l->pg));
 		/* the server answered but refused the login: say so, it will not
 		 * heal by waiting */
 		if (PQconnectionNeedsPassword(l->pg))
@@ -255,6 +274,20 @@ int ledger_run(struct ledger *l, const char *what, const char *sql, int n,
 	int rc = ledger_exec(l, what, sql, n, params, &r, NULL, err);
 
 	PQclear(r);
+	return rc;
+}
+
+int ledger_begin(struct ledger *l, struct errbuf *err)
+{
+	return ledger_run(l, "begin", "BEGIN", 0, NULL, err);
+}
+
+int ledger_commit(struct ledger *l, struct errbuf *err)
+{
+	int rc = ledger_run(l, "commit", "COMMIT", 0, NULL, err);
+
+	if (rc)
+		ledger_rollback(l);
 	return rc;
 }
 

@@ -32,7 +32,7 @@
 
 #include "core/errbuf.h"
 
-#define LEDGER_SCHEMA_VERSION 2
+#define LEDGER_SCHEMA_VERSION 3
 #define LEDGER_CONNECT_S      2
 #define LEDGER_STATEMENT_MS   5000
 #define LEDGER_ID_LEN         65
@@ -96,28 +96,36 @@ ST_MUST_CHECK int ledger_events(struct ledger *l, const char *station_id,
 
 /* ---- cross-station claims (ledger_claim.c) ---- */
 
-/* The board is on this station now (an in_progress claim, expiring after
- * ttl_s).  ST_EPOLICY with ST_R_PROVISIONED_ELSEWHERE: another station
+/* The board is on this station now, for unit unit_id (an in_progress claim,
+ * expiring after ttl_s).  ST_EPOLICY with ST_R_PROVISIONED_ELSEWHERE: another station
  * claimed or provisioned the id.  ST_EEXIST (ST_R_CLONE): another station
  * holds it now; both are clones (the other's hold is marked, it refuses at
  * ledger_claim).  other_station gets the other station's id. */
-ST_MUST_CHECK int ledger_hold(struct ledger *l, const char *unique_id, int ttl_s,
+ST_MUST_CHECK int ledger_hold(struct ledger *l, const char *unique_id, int64_t unit_id, int ttl_s,
 			      char other_station[LEDGER_ID_LEN], struct errbuf *err);
 /* Before the certificate is signed: claims the id and the public key for this
  * station.  ST_EPOLICY with reason ST_R_PROVISIONED_ELSEWHERE (id claimed by
  * another station, or already committed: "already provisioned at station S"),
  * ST_R_KEY_SEEN (the key was certified for another id) or ST_R_CLONE (another
  * station holds the same id now).  rework: a committed claim of this station
- * may be taken again. */
+ * may be taken again; the PASS it reworks is kept beside it (prev_*) until
+ * the rework's own verdict. */
 ST_MUST_CHECK int ledger_claim(struct ledger *l, const char *unique_id, const char *lot,
 			       const char *pubkey_hash, int64_t unit_id, int rework,
 			       char other_station[LEDGER_ID_LEN], struct errbuf *err);
 /* Unit unit_id ended: passed → its claim is committed with its serial; else
- * its claim, if not committed, is released.  Only the claim of that unit: a
- * `done` retried late never touches a later attempt's claim of the same id.
- * The hold goes either way. */
+ * its claim, if not committed, is released — or, for a rework, the PASS it
+ * reworked is put back (the board stays provisioned here).  Only the claim
+ * and the hold of that unit: a `done` retried late never touches a later
+ * attempt's claim or hold of the same id.  Its hold goes either way. */
 ST_MUST_CHECK int ledger_done(struct ledger *l, const char *unique_id, int64_t unit_id,
 			      int passed, const char *serial, struct errbuf *err);
+/* Start-up settling of a rework's claim (unit_id) whose unit never reached
+ * its verdict while the board's earlier PASS stands: the PASS kept beside the
+ * claim is put back; a claim from before schema 3 (nothing kept) is committed
+ * with pass_serial.  The unit's hold goes. */
+ST_MUST_CHECK int ledger_done_rework(struct ledger *l, const char *unique_id, int64_t unit_id,
+				     const char *pass_serial, struct errbuf *err);
 /* Reserves serials for this station in one transaction, before the station
  * reserves them itself (write-ahead): ST_EEXIST when one is taken (by any
  * station), and nothing is reserved. */
@@ -133,6 +141,30 @@ ST_MUST_CHECK int ledger_release_holds(struct ledger *l, struct errbuf *err);
 ST_MUST_CHECK int ledger_open_claims(struct ledger *l,
 				     int (*fn)(const char *unique_id, int64_t unit_id, void *ctx),
 				     void *ctx, struct errbuf *err);
+
+/* ---- a retired station's claims (ledger_settle.c) ---- */
+
+struct ledger_settled {
+	int64_t committed;         /* its unit-result in the ledger says pass */
+	int64_t released;          /* a verdict other than pass (or unknown, released) */
+	int64_t put_back;          /* a rework's: the PASS it reworked put back */
+	int64_t released_unknown;  /* of released + put_back: no verdict, released */
+	int64_t unknown;           /* no verdict in the ledger: left claimed */
+	int64_t holds;             /* its holds removed */
+	double since_contact_s;    /* -1: it never reached the ledger */
+};
+
+/* Settles the claims station_id left `claimed` (it will not start again) in
+ * one transaction, by the verdict of the claimed unit in that station's own
+ * chain in the ledger: pass → committed with its serial; any other verdict →
+ * released, or a rework's PASS put back; no verdict → left claimed (the unit
+ * may have a certificate on its board), released only with release_unknown.
+ * Its holds go.  Refused: this station itself (its line's start settles
+ * them), and a station that reached the ledger less than min_silence_s ago
+ * (ST_EBUSY: it is alive). */
+ST_MUST_CHECK int ledger_settle_station(struct ledger *l, const char *station_id,
+					int min_silence_s, int release_unknown,
+					struct ledger_settled *out, struct errbuf *err);
 
 /* ---- the shared allowlists (ledger_claim.c) ---- */
 

@@ -15,30 +15,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int in_tx(struct ledger *l, struct errbuf *err)
-{
-	return ledger_run(l, "begin", "BEGIN", 0, NULL, err);
-}
-
-static int commit(struct ledger *l, struct errbuf *err)
-{
-	int rc = ledger_run(l, "commit", "COMMIT", 0, NULL, err);
-
-	if (rc)
-		ledger_rollback(l);
-	return rc;
-}
-
-int ledger_hold(struct ledger *l, const char *unique_id, int ttl_s,
+int ledger_hold(struct ledger *l, const char *unique_id, int64_t unit_id, int ttl_s,
 		char other_station[LEDGER_ID_LEN], struct errbuf *err)
 {
-	char ttl[16];
-	const char *p[3] = { unique_id, l->cfg.station_id, ttl };
+	char ttl[16], unit[24];
+	const char *p[4] = { unique_id, l->cfg.station_id, ttl, unit };
 	PGresult *r;
 	int rc;
 
 	other_station[0] = '\0';
 	snprintf(ttl, sizeof(ttl), "%d", ttl_s);
+	snprintf(unit, sizeof(unit), "%" PRId64, unit_id);
 	/* provisioned at another station: refused before the board is touched
 	 * (the claim before signing is what decides; this is the early word) */
 	if ((rc = ledger_exec(l, "read the claims",
@@ -55,22 +42,23 @@ int ledger_hold(struct ledger *l, const char *unique_id, int ttl_s,
 		return rc;
 	}
 	PQclear(r);
-	if ((rc = in_tx(l, err)))
+	if ((rc = ledger_begin(l, err)))
 		return rc;
 	/* a hold of this station, or one expired (its station died), is taken over */
 	rc = ledger_exec(l, "hold the board",
-			 "INSERT INTO in_progress (unique_id, station_id, expires)"
-			 " VALUES ($1, $2, now() + make_interval(secs => $3::integer))"
+			 "INSERT INTO in_progress (unique_id, station_id, expires, unit_id)"
+			 " VALUES ($1, $2, now() + make_interval(secs => $3::integer), $4::bigint)"
 			 " ON CONFLICT (unique_id) DO UPDATE SET station_id = EXCLUDED.station_id,"
-			 "  since = now(), expires = EXCLUDED.expires, clone_seen_by = NULL"
+			 "  since = now(), expires = EXCLUDED.expires, clone_seen_by = NULL,"
+			 "  unit_id = EXCLUDED.unit_id"
 			 " WHERE in_progress.station_id = EXCLUDED.station_id"
 			 "  OR in_progress.expires < now()"
-			 " RETURNING station_id", 3, p, &r, NULL, err);
+			 " RETURNING station_id", 4, p, &r, NULL, err);
 	if (rc)
 		goto fail;
 	if (PQntuples(r) == 1) {
 		PQclear(r);
-		return commit(l, err);
+		return ledger_commit(l, err);
 	}
 	PQclear(r);
 	rc = ledger_exec(l, "mark the clone",
@@ -81,7 +69,7 @@ int ledger_hold(struct ledger *l, const char *unique_id, int ttl_s,
 	if (PQntuples(r) == 1)
 		snprintf(other_station, LEDGER_ID_LEN, "%s", PQgetvalue(r, 0, 0));
 	PQclear(r);
-	if ((rc = commit(l, err)))
+	if ((rc = ledger_commit(l, err)))
 		return rc;
 	return errbuf_setr(err, ST_EEXIST, ST_ORIGIN_POLICY, ST_R_CLONE,
 			   "clone: id %s is on station %s at the same time", unique_id,
@@ -136,7 +124,7 @@ int ledger_claim(struct ledger *l, const char *unique_id, const char *lot,
 
 	other_station[0] = '\0';
 	snprintf(unit, sizeof(unit), "%" PRId64, unit_id);
-	if ((rc = in_tx(l, err)))
+	if ((rc = ledger_begin(l, err)))
 		return rc;
 	/* the hold first: a second station marked it while this unit ran */
 	if ((rc = ledger_exec(l, "read the hold",
@@ -153,12 +141,23 @@ int ledger_claim(struct ledger *l, const char *unique_id, const char *lot,
 	}
 	PQclear(r);
 	/* A claim of this station that never committed (a failed attempt whose
-	 * release was lost) is taken again; so is a committed one on rework.
-	 * Any other conflict, on the id or on the key, is a refusal. */
+	 * release was lost) is taken again; so is a committed one on rework,
+	 * whose PASS is kept in prev_* (a rework claimed again keeps the first
+	 * one it saved).  Any other conflict, on the id or on the key, is a
+	 * refusal. */
 	rc = ledger_exec(l, "claim the id",
 			 "INSERT INTO provisioned (unique_id, station_id, lot, pubkey_hash,"
 			 " unit_id, state) VALUES ($1, $2, $3, $4, $5::bigint, 'claimed')"
-			 " ON CONFLICT (unique_id) DO UPDATE SET pubkey_hash = EXCLUDED.pubkey_hash,"
+			 " ON CONFLICT (unique_id) DO UPDATE SET"
+			 "  prev_unit_id = CASE WHEN provisioned.state = 'committed'"
+			 "   THEN provisioned.unit_id ELSE provisioned.prev_unit_id END,"
+			 "  prev_pubkey_hash = CASE WHEN provisioned.state = 'committed'"
+			 "   THEN provisioned.pubkey_hash ELSE provisioned.prev_pubkey_hash END,"
+			 "  prev_serial = CASE WHEN provisioned.state = 'committed'"
+			 "   THEN provisioned.serial ELSE provisioned.prev_serial END,"
+			 "  prev_committed_at = CASE WHEN provisioned.state = 'committed'"
+			 "   THEN provisioned.committed_at ELSE provisioned.prev_committed_at END,"
+			 "  pubkey_hash = EXCLUDED.pubkey_hash,"
 			 "  unit_id = EXCLUDED.unit_id, lot = EXCLUDED.lot, state = 'claimed',"
 			 "  serial = NULL, claimed_at = now(), committed_at = NULL"
 			 " WHERE provisioned.station_id = EXCLUDED.station_id"
@@ -176,7 +175,7 @@ int ledger_claim(struct ledger *l, const char *unique_id, const char *lot,
 	}
 	if (PQntuples(r) == 1) {
 		PQclear(r);
-		return commit(l, err);
+		return ledger_commit(l, err);
 	}
 	PQclear(r);
 	ledger_rollback(l);
@@ -186,33 +185,112 @@ fail:
 	return rc;
 }
 
+/* The statements that end a claim, for ledger_done, ledger_done_rework and
+ * ledger_settle_station (ledger_int.h): station sid's claim of unique_id by
+ * unit.  Inside the caller's transaction. */
+int ledger_claim_commit_tx(struct ledger *l, const char *sid, const char *unique_id,
+			   int64_t unit_id, const char *serial, struct errbuf *err)
+{
+	char unit[24];
+	const char *p[4] = { unique_id, sid, serial, unit };
+
+	snprintf(unit, sizeof(unit), "%" PRId64, unit_id);
+	return ledger_run(l, "commit the claim",
+			  "UPDATE provisioned SET state = 'committed', serial = $3,"
+			  " committed_at = now(), prev_unit_id = NULL, prev_pubkey_hash = NULL,"
+			  " prev_serial = NULL, prev_committed_at = NULL"
+			  " WHERE unique_id = $1 AND station_id = $2"
+			  " AND unit_id = $4::bigint", 4, p, err);
+}
+
+int ledger_claim_put_back_tx(struct ledger *l, const char *sid, const char *unique_id,
+			     int64_t unit_id, int *put_back, struct errbuf *err)
+{
+	char unit[24];
+	const char *p[3] = { unique_id, sid, unit };
+	PGresult *r;
+	int rc;
+
+	*put_back = 0;
+	snprintf(unit, sizeof(unit), "%" PRId64, unit_id);
+	if ((rc = ledger_exec(l, "put back the reworked PASS",
+			      "UPDATE provisioned SET state = 'committed', unit_id = prev_unit_id,"
+			      " pubkey_hash = prev_pubkey_hash, serial = prev_serial,"
+			      " committed_at = prev_committed_at, prev_unit_id = NULL,"
+			      " prev_pubkey_hash = NULL, prev_serial = NULL, prev_committed_at = NULL"
+			      " WHERE unique_id = $1 AND station_id = $2 AND state = 'claimed'"
+			      " AND unit_id = $3::bigint AND prev_unit_id IS NOT NULL", 3, p, &r,
+			      NULL, err)))
+		return rc;
+	*put_back = strcmp(PQcmdTuples(r), "0") != 0;
+	PQclear(r);
+	return ST_OK;
+}
+
+int ledger_claim_undo_tx(struct ledger *l, const char *sid, const char *unique_id,
+			 int64_t unit_id, int *put_back, struct errbuf *err)
+{
+	char unit[24];
+	const char *p[3] = { unique_id, sid, unit };
+	int rc;
+
+	/* a rework gives the board back its PASS; a first attempt's claim goes */
+	if ((rc = ledger_claim_put_back_tx(l, sid, unique_id, unit_id, put_back, err)) ||
+	    *put_back)
+		return rc;
+	snprintf(unit, sizeof(unit), "%" PRId64, unit_id);
+	return ledger_run(l, "release the claim",
+			  "DELETE FROM provisioned WHERE unique_id = $1 AND station_id = $2"
+			  " AND state = 'claimed' AND unit_id = $3::bigint", 3, p, err);
+}
+
+/* A hold of no unit is an older station's: it goes too. */
+static int release_hold_tx(struct ledger *l, const char *unique_id, int64_t unit_id,
+			   struct errbuf *err)
+{
+	char unit[24];
+	const char *p[3] = { unique_id, l->cfg.station_id, unit };
+
+	snprintf(unit, sizeof(unit), "%" PRId64, unit_id);
+	return ledger_run(l, "release the hold",
+			  "DELETE FROM in_progress WHERE unique_id = $1 AND station_id = $2"
+			  " AND (unit_id = $3::bigint OR unit_id IS NULL)", 3, p, err);
+}
+
 int ledger_done(struct ledger *l, const char *unique_id, int64_t unit_id, int passed,
 		const char *serial, struct errbuf *err)
 {
-	char unit[24];
-	const char *p[4] = { unique_id, l->cfg.station_id, serial ? serial : "", unit };
-	const char *rel[3] = { unique_id, l->cfg.station_id, unit };
-	int rc;
+	const char *sid = l->cfg.station_id;
+	int rc, put_back;
 
-	snprintf(unit, sizeof(unit), "%" PRId64, unit_id);
-	if ((rc = in_tx(l, err)))
+	if ((rc = ledger_begin(l, err)))
 		return rc;
-	if (passed)
-		rc = ledger_run(l, "commit the claim",
-				"UPDATE provisioned SET state = 'committed', serial = $3,"
-				" committed_at = now() WHERE unique_id = $1 AND station_id = $2"
-				" AND unit_id = $4::bigint", 4, p, err);
-	else
-		rc = ledger_run(l, "release the claim",
-				"DELETE FROM provisioned WHERE unique_id = $1 AND station_id = $2"
-				" AND state = 'claimed' AND unit_id = $3::bigint", 3, rel, err);
-	if (rc || (rc = ledger_run(l, "release the hold",
-				   "DELETE FROM in_progress WHERE unique_id = $1 AND station_id = $2",
-				   2, p, err))) {
+	rc = passed ? ledger_claim_commit_tx(l, sid, unique_id, unit_id, serial ? serial : "", err) :
+		      ledger_claim_undo_tx(l, sid, unique_id, unit_id, &put_back, err);
+	if (rc || (rc = release_hold_tx(l, unique_id, unit_id, err))) {
 		ledger_rollback(l);
 		return rc;
 	}
-	return commit(l, err);
+	return ledger_commit(l, err);
+}
+
+int ledger_done_rework(struct ledger *l, const char *unique_id, int64_t unit_id,
+		       const char *pass_serial, struct errbuf *err)
+{
+	const char *sid = l->cfg.station_id;
+	int rc, put_back;
+
+	if ((rc = ledger_begin(l, err)))
+		return rc;
+	/* nothing kept (a claim from before schema 3): the PASS's serial */
+	if (!(rc = ledger_claim_put_back_tx(l, sid, unique_id, unit_id, &put_back, err)) &&
+	    !put_back)
+		rc = ledger_claim_commit_tx(l, sid, unique_id, unit_id, pass_serial, err);
+	if (rc || (rc = release_hold_tx(l, unique_id, unit_id, err))) {
+		ledger_rollback(l);
+		return rc;
+	}
+	return ledger_commit(l, err);
 }
 
 int ledger_release_holds(struct ledger *l, struct errbuf *err)
@@ -250,7 +328,7 @@ int ledger_allowlist_add(struct ledger *l, const char *lot, const char *const *i
 	int rc;
 
 	*added = 0;
-	if ((rc = in_tx(l, err)))
+	if ((rc = ledger_begin(l, err)))
 		return rc;
 	for (size_t i = 0; i < n; i++) {
 		const char *p[3] = { lot, ids[i], actor };
@@ -265,7 +343,7 @@ int ledger_allowlist_add(struct ledger *l, const char *lot, const char *const *i
 		*added += PQntuples(r);
 		PQclear(r);
 	}
-	return commit(l, err);
+	return ledger_commit(l, err);
 }
 
 int ledger_allowlist_contains(struct ledger *l, const char *lot, const char *unique_id,
@@ -304,7 +382,7 @@ int ledger_reserve_serials(struct ledger *l, const char *const *serials, size_t 
 	PGresult *r;
 	int rc;
 
-	if ((rc = in_tx(l, err)))
+	if ((rc = ledger_begin(l, err)))
 		return rc;
 	for (size_t i = 0; i < n; i++) {
 		const char *p[2] = { serials[i], l->cfg.station_id };
@@ -325,5 +403,5 @@ int ledger_reserve_serials(struct ledger *l, const char *const *serials, size_t 
 					   "ledger: serial %s is already reserved", serials[i]);
 		}
 	}
-	return commit(l, err);
+	return ledger_commit(l, err);
 }

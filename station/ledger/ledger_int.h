@@ -1,6 +1,7 @@
 /*
  * ledger_int: what the ledger's files share (ledger.c: the connection and
- * the schema; ledger_chain.c; ledger_claim.c).  Not a public API.
+ * the schema; ledger_chain.c; ledger_claim.c; ledger_settle.c).  Not a
+ * public API.
  */
 #ifndef STATION_LEDGER_INT_H
 #define STATION_LEDGER_INT_H
@@ -28,6 +29,19 @@ int ledger_exec(struct ledger *l, const char *what, const char *sql, int n,
 /* The same for a statement whose rows are not needed. */
 int ledger_run(struct ledger *l, const char *what, const char *sql, int n,
 	       const char *const *params, struct errbuf *err);
+/* BEGIN; COMMIT (rolled back when it fails). */
+int ledger_begin(struct ledger *l, struct errbuf *err);
+int ledger_commit(struct ledger *l, struct errbuf *err);
+/* Ending station sid's claim of unique_id by unit unit_id, inside the
+ * caller's transaction (ledger_claim.c): commit with its serial; put back the
+ * PASS a rework kept (*put_back 1, or 0 when the claim kept none); undo = put
+ * back, else release (delete) the claim. */
+int ledger_claim_commit_tx(struct ledger *l, const char *sid, const char *unique_id,
+			   int64_t unit_id, const char *serial, struct errbuf *err);
+int ledger_claim_put_back_tx(struct ledger *l, const char *sid, const char *unique_id,
+			     int64_t unit_id, int *put_back, struct errbuf *err);
+int ledger_claim_undo_tx(struct ledger *l, const char *sid, const char *unique_id,
+			 int64_t unit_id, int *put_back, struct errbuf *err);
 /* ROLLBACK, ignoring errors (the connection may be gone). */
 void ledger_rollback(struct ledger *l);
 

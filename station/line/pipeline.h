@@ -183,7 +183,7 @@ struct pl_ledger_ops {
 	int  (*allowlisted)(void *ctx, const char *lot, const char *unique_id, struct errbuf *err);
 	/* The board is on this station now (after the local allowlist and
 	 * duplicate checks). */
-	int  (*hold)(void *ctx, const char *unique_id, struct errbuf *err);
+	int  (*hold)(void *ctx, const char *unique_id, int64_t unit_id, struct errbuf *err);
 	/* Before anything is signed: the id and the public key become this
 	 * station's in the ledger (write-ahead of the local serial reservation). */
 	int  (*claim)(void *ctx, const char *unique_id, const char *lot, const char *pubkey_hash,

@@ -109,6 +109,11 @@ int  pl_ledger_hold(struct pl_unit *r);
 int  pl_ledger_claim(struct pl_unit *r);
 void pl_ledger_done(struct pl_unit *r, int passed);
 
+/* The operator's words for a failure at stage s (station/line/pl_words.c):
+ * 1 and out filled when the failure came from below the pipeline; 0 when
+ * err->msg is already the pipeline's own plain sentence. */
+int pl_plain_words(enum ev_stage s, int rc, const struct errbuf *err, char *out, size_t cap);
+
 /* Runs one unit in bay r->bay (r zeroed but for line, bay, cfg, serial); the
  * caller closes r->ops/r->h if set.  Returns the verdict. */
 enum ev_outcome pl_unit_run(struct pl_unit *r);

@@ -33,7 +33,7 @@ int pl_ledger_hold(struct pl_unit *r)
 
 	if (!lg->ctx)
 		return ST_OK;
-	rc = lg->hold(lg->ctx, r->u.unique_id, &r->err);
+	rc = lg->hold(lg->ctx, r->u.unique_id, r->u.id, &r->err);
 	if (rc == ST_OK)
 		r->ledger_held = 1;
 	else if (r->err.reason != ST_R_LEDGER_UNREACHABLE)

@@ -1,7 +1,8 @@
 /*
  * lot_build: a large lot written straight into a real SQLite file, for the
  * benchmarks (bench_export, bench_report; header only: each bench binary is
- * built from one .c file).  How the rows got there is not what is measured:
+ * built from one .c file; the export unit tests take lot_cert() from here).
+ * How the rows got there is not what is measured:
  * the line commits them one by one through db/, with their audit events.
  *
  * lot_build() writes n units of lot BIG (ids first_id..first_id+n-1) made at

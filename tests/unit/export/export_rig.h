@@ -28,6 +28,7 @@
 #include "export/jose.h"
 #include "export/manifest.h"
 #include "db/rework.h"
+#include "tests/rig/lot_build.h"
 
 #define UID_A "0123456789ABCDEF01234567"
 #define UID_B "0123456789ABCDEF01234568"
@@ -44,21 +45,11 @@ struct pki {
 	X509 *ca;
 };
 
+/* The certificate builder is the benchmarks' (tests/rig/lot_build.h): one copy. */
 static inline X509 *make_cert(EVP_PKEY *subject_key, const char *cn, long serial,
 			      EVP_PKEY *issuer_key, X509 *issuer)
 {
-	X509 *x = X509_new();
-
-	X509_set_version(x, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), serial);
-	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
-				   (const unsigned char *)cn, -1, -1, 0);
-	X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : X509_get_subject_name(x));
-	X509_gmtime_adj(X509_getm_notBefore(x), 0);
-	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-	X509_set_pubkey(x, subject_key);
-	assert_true(X509_sign(x, issuer_key, EVP_sha256()) > 0);
-	return x;
+	return lot_cert(subject_key, cn, serial, issuer_key, issuer);
 }
 
 static inline void pki_init(struct pki *p, const char *cn)

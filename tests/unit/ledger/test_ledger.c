@@ -96,8 +96,8 @@ static void test_clone_on_both(void **state)
 	struct errbuf e;
 
 	(void)state;
-	assert_int_equal(ledger_hold(A, "UID-CLONE", 60, other, &e), ST_OK);
-	assert_int_equal(ledger_hold(B, "UID-CLONE", 60, other, &e), ST_EEXIST);
+	assert_int_equal(ledger_hold(A, "UID-CLONE", 1, 60, other, &e), ST_OK);
+	assert_int_equal(ledger_hold(B, "UID-CLONE", 2, 60, other, &e), ST_EEXIST);
 	assert_int_equal(e.reason, ST_R_CLONE);
 	assert_string_equal(other, "st-A");
 	/* A learns it at its claim, before anything is signed */
@@ -117,7 +117,7 @@ static void test_claims(void **state)
 	struct errbuf e;
 
 	(void)state;
-	assert_int_equal(ledger_hold(A, "UID-1", 60, other, &e), ST_OK);
+	assert_int_equal(ledger_hold(A, "UID-1", 1, 60, other, &e), ST_OK);
 	assert_int_equal(ledger_claim(A, "UID-1", "L1", "key-1", 1, 0, other, &e), ST_OK);
 	/* while A's unit runs, B is refused too */
 	assert_int_equal(ledger_claim(B, "UID-1", "L1", "key-9", 7, 0, other, &e), ST_EPOLICY);
@@ -125,7 +125,7 @@ static void test_claims(void **state)
 	assert_non_null(strstr(e.msg, "in progress there"));
 	assert_int_equal(ledger_done(A, "UID-1", 1, 1, "serial-1", &e), ST_OK);
 
-	assert_int_equal(ledger_hold(B, "UID-1", 60, other, &e), ST_EPOLICY);
+	assert_int_equal(ledger_hold(B, "UID-1", 8, 60, other, &e), ST_EPOLICY);
 	assert_int_equal(e.reason, ST_R_PROVISIONED_ELSEWHERE);
 	assert_string_equal(other, "st-A");
 	assert_non_null(strstr(e.msg, "already provisioned at station st-A"));
@@ -133,17 +133,17 @@ static void test_claims(void **state)
 	assert_int_equal(e.reason, ST_R_PROVISIONED_ELSEWHERE);
 
 	/* the key of UID-1 offered for another id, at the other station */
-	assert_int_equal(ledger_hold(B, "UID-2", 60, other, &e), ST_OK);
+	assert_int_equal(ledger_hold(B, "UID-2", 9, 60, other, &e), ST_OK);
 	assert_int_equal(ledger_claim(B, "UID-2", "L1", "key-1", 9, 0, other, &e), ST_EPOLICY);
 	assert_int_equal(e.reason, ST_R_KEY_SEEN);
 	assert_string_equal(other, "st-A");
 	assert_int_equal(ledger_done(B, "UID-2", 9, 0, NULL, &e), ST_OK);
 
 	/* a failed attempt releases its claim: another station may take the id */
-	assert_int_equal(ledger_hold(A, "UID-3", 60, other, &e), ST_OK);
+	assert_int_equal(ledger_hold(A, "UID-3", 2, 60, other, &e), ST_OK);
 	assert_int_equal(ledger_claim(A, "UID-3", "L1", "key-3", 2, 0, other, &e), ST_OK);
 	assert_int_equal(ledger_done(A, "UID-3", 2, 0, NULL, &e), ST_OK);
-	assert_int_equal(ledger_hold(B, "UID-3", 60, other, &e), ST_OK);
+	assert_int_equal(ledger_hold(B, "UID-3", 10, 60, other, &e), ST_OK);
 	assert_int_equal(ledger_claim(B, "UID-3", "L1", "key-3b", 10, 0, other, &e), ST_OK);
 	/* serials are reserved once across stations, a batch all or nothing */
 	{
@@ -159,10 +159,10 @@ static void test_claims(void **state)
 	assert_int_equal(ledger_done(B, "UID-3", 10, 1, "serial-3", &e), ST_OK);
 
 	/* a station's own unfinished claim is taken again (its release was lost) */
-	assert_int_equal(ledger_hold(A, "UID-4", 60, other, &e), ST_OK);
+	assert_int_equal(ledger_hold(A, "UID-4", 3, 60, other, &e), ST_OK);
 	assert_int_equal(ledger_claim(A, "UID-4", "L1", "key-4", 3, 0, other, &e), ST_OK);
 	assert_int_equal(ledger_release_holds(A, &e), ST_OK);
-	assert_int_equal(ledger_hold(A, "UID-4", 60, other, &e), ST_OK);
+	assert_int_equal(ledger_hold(A, "UID-4", 4, 60, other, &e), ST_OK);
 	assert_int_equal(ledger_claim(A, "UID-4", "L1", "key-4b", 4, 0, other, &e), ST_OK);
 	assert_int_equal(ledger_done(A, "UID-4", 4, 1, "serial-4", &e), ST_OK);
 
@@ -174,7 +174,7 @@ static void test_claims(void **state)
 	assert_int_equal(ledger_claim(B, "UID-5", "L1", "key-5c", 11, 0, other, &e), ST_EPOLICY);
 	assert_non_null(strstr(e.msg, "in progress there"));
 	assert_int_equal(ledger_done(A, "UID-5", 31, 1, "serial-5", &e), ST_OK);
-	assert_int_equal(ledger_hold(B, "UID-5", 60, other, &e), ST_EPOLICY);
+	assert_int_equal(ledger_hold(B, "UID-5", 11, 60, other, &e), ST_EPOLICY);
 	assert_non_null(strstr(e.msg, "already provisioned at station st-A"));
 	assert_null(strstr(e.msg, "in progress there"));
 }
@@ -228,6 +228,123 @@ static void test_open_claims(void **state)
 	/* the released id is free for another station */
 	assert_int_equal(ledger_claim(B, "UID-O2", "L1", "key-o2b", 24, 0, other, &e), ST_OK);
 	assert_int_equal(ledger_done(B, "UID-O2", 24, 1, "serial-o2", &e), ST_OK);
+}
+
+/* A rework that fails gives the board back its PASS: the id stays provisioned
+ * at its station (refused elsewhere) and the PASS's key stays certified. */
+static void test_rework_keeps_pass(void **state)
+{
+	char other[LEDGER_ID_LEN];
+	struct errbuf e;
+
+	(void)state;
+	assert_int_equal(ledger_hold(A, "UID-R", 50, 60, other, &e), ST_OK);
+	assert_int_equal(ledger_claim(A, "UID-R", "L1", "key-r", 50, 0, other, &e), ST_OK);
+	assert_int_equal(ledger_done(A, "UID-R", 50, 1, "serial-r", &e), ST_OK);
+	/* the rework: claimed again with a new key, then FAILs */
+	assert_int_equal(ledger_hold(A, "UID-R", 51, 60, other, &e), ST_OK);
+	assert_int_equal(ledger_claim(A, "UID-R", "L1", "key-r2", 51, 1, other, &e), ST_OK);
+	assert_int_equal(ledger_claim(A, "UID-R", "L1", "key-r3", 52, 1, other, &e), ST_OK);
+	assert_int_equal(ledger_done(A, "UID-R", 52, 0, NULL, &e), ST_OK);
+	assert_int_equal(ledger_hold(B, "UID-R", 12, 60, other, &e), ST_EPOLICY);
+	assert_int_equal(e.reason, ST_R_PROVISIONED_ELSEWHERE);
+	assert_null(strstr(e.msg, "in progress there"));
+	assert_int_equal(ledger_claim(B, "UID-R2", "L1", "key-r", 13, 0, other, &e), ST_EPOLICY);
+	assert_int_equal(e.reason, ST_R_KEY_SEEN);
+	/* the failed rework's key is free again; its serial was never committed */
+	assert_int_equal(ledger_claim(B, "UID-R3", "L1", "key-r3", 14, 0, other, &e), ST_OK);
+	assert_int_equal(ledger_done(B, "UID-R3", 14, 1, "serial-r3", &e), ST_OK);
+	/* the PASS put back is the PASS: a second rework that passes replaces it */
+	assert_int_equal(ledger_claim(A, "UID-R", "L1", "key-r4", 53, 1, other, &e), ST_OK);
+	assert_int_equal(ledger_done(A, "UID-R", 53, 1, "serial-r4", &e), ST_OK);
+	assert_int_equal(ledger_claim(B, "UID-R5", "L1", "key-r", 15, 0, other, &e), ST_OK);
+	assert_int_equal(ledger_done(B, "UID-R5", 15, 0, NULL, &e), ST_OK);
+	assert_int_equal(ledger_claim(B, "UID-R6", "L1", "key-r4", 16, 0, other, &e), ST_EPOLICY);
+	assert_int_equal(e.reason, ST_R_KEY_SEEN);
+	/* a rework killed before its verdict, settled at start-up: the PASS
+	 * (unit 53, key-r4) is put back, not the rework's key */
+	assert_int_equal(ledger_hold(A, "UID-R", 54, 60, other, &e), ST_OK);
+	assert_int_equal(ledger_claim(A, "UID-R", "L1", "key-r5", 54, 1, other, &e), ST_OK);
+	assert_int_equal(ledger_done_rework(A, "UID-R", 54, "serial-r4", &e), ST_OK);
+	assert_int_equal(ledger_claim(B, "UID-R7", "L1", "key-r4", 17, 0, other, &e), ST_EPOLICY);
+	assert_int_equal(e.reason, ST_R_KEY_SEEN);
+	assert_int_equal(ledger_claim(B, "UID-R7", "L1", "key-r5", 17, 0, other, &e), ST_OK);
+	assert_int_equal(ledger_done(B, "UID-R7", 17, 0, NULL, &e), ST_OK);
+	assert_int_equal(ledger_hold(B, "UID-R", 18, 60, other, &e), ST_EPOLICY);
+	assert_null(strstr(e.msg, "in progress there"));
+}
+
+/* A `done` retried late (its unit ended while the ledger was away) releases
+ * its own hold only: the board's next attempt here keeps its hold, and the
+ * same board on another station is still seen as a clone on both. */
+static void test_late_done_keeps_next_hold(void **state)
+{
+	char other[LEDGER_ID_LEN];
+	struct errbuf e;
+
+	(void)state;
+	assert_int_equal(ledger_hold(A, "UID-H", 60, 60, other, &e), ST_OK);
+	assert_int_equal(ledger_hold(A, "UID-H", 61, 60, other, &e), ST_OK);
+	assert_int_equal(ledger_done(A, "UID-H", 60, 0, NULL, &e), ST_OK);
+	assert_int_equal(ledger_hold(B, "UID-H", 17, 60, other, &e), ST_EEXIST);
+	assert_int_equal(e.reason, ST_R_CLONE);
+	assert_string_equal(other, "st-A");
+	assert_int_equal(ledger_done(A, "UID-H", 61, 0, NULL, &e), ST_OK);
+	assert_int_equal(ledger_hold(B, "UID-H", 18, 60, other, &e), ST_OK);
+	assert_int_equal(ledger_done(B, "UID-H", 18, 0, NULL, &e), ST_OK);
+}
+
+/* A retired station's open claims, settled by an engineer at another station
+ * from the verdicts of its own chain in the ledger. */
+static void test_settle_retired(void **state)
+{
+	static const char z[] = "0000000000000000000000000000000000000000000000000000000000000000";
+	struct ledger_event ev[2] = {
+		{ 1, "2026-12-05T00:00:00.000Z", "unit-result", "op", "{\"unit\":70,"
+		  "\"unique_id\":\"UID-S1\",\"status\":\"pass\",\"cert_serial\":\"sd1\"}", z, "d1" },
+		{ 2, "2026-12-05T00:00:01.000Z", "unit-result", "op", "{\"unit\":71,"
+		  "\"unique_id\":\"UID-S2\",\"status\":\"fail\",\"cert_serial\":\"\"}", "d1", "d2" },
+	};
+	struct ledger_settled s;
+	struct ledger *D = NULL;
+	char other[LEDGER_ID_LEN];
+	struct errbuf e;
+
+	(void)state;
+	assert_int_equal(open_as("st-D", &D), 0);
+	assert_int_equal(ledger_claim(D, "UID-S1", "L1", "key-s1", 70, 0, other, &e), ST_OK);
+	assert_int_equal(ledger_claim(D, "UID-S2", "L1", "key-s2", 71, 0, other, &e), ST_OK);
+	assert_int_equal(ledger_hold(D, "UID-S3", 72, 60, other, &e), ST_OK);
+	assert_int_equal(ledger_claim(D, "UID-S3", "L1", "key-s3", 72, 0, other, &e), ST_OK);
+	assert_int_equal(ledger_chain_push(D, ev, 2, 3, &e), ST_OK);
+	ledger_close(D);   /* the station is gone for good */
+
+	/* it reached the ledger just now: not retired */
+	assert_int_equal(ledger_settle_station(B, "st-D", 3600, 0, &s, &e), ST_EBUSY);
+	assert_non_null(strstr(e.msg, "is not retired"));
+	/* a station's own claims are its line's to settle */
+	assert_int_equal(ledger_settle_station(B, "st-B", 0, 0, &s, &e), ST_EINVAL);
+	assert_int_equal(ledger_claim(B, "UID-S2", "L1", "key-s2b", 19, 0, other, &e), ST_EPOLICY);
+
+	assert_int_equal(ledger_settle_station(B, "st-D", 0, 0, &s, &e), ST_OK);
+	assert_int_equal(s.committed, 1);
+	assert_int_equal(s.released, 1);
+	assert_int_equal(s.unknown, 1);
+	assert_int_equal(s.holds, 1);
+	/* pass: provisioned at D for good; fail: free; no verdict: still D's */
+	assert_int_equal(ledger_hold(B, "UID-S1", 19, 60, other, &e), ST_EPOLICY);
+	assert_null(strstr(e.msg, "in progress there"));
+	assert_int_equal(ledger_claim(B, "UID-S2", "L1", "key-s2b", 19, 0, other, &e), ST_OK);
+	assert_int_equal(ledger_done(B, "UID-S2", 19, 1, "serial-s2", &e), ST_OK);
+	assert_int_equal(ledger_claim(B, "UID-S3", "L1", "key-s3b", 20, 0, other, &e), ST_EPOLICY);
+	assert_non_null(strstr(e.msg, "in progress there"));
+	/* the engineer, having checked the board, releases it */
+	assert_int_equal(ledger_settle_station(B, "st-D", 0, 1, &s, &e), ST_OK);
+	assert_int_equal(s.released, 1);
+	assert_int_equal(s.released_unknown, 1);
+	assert_int_equal(s.committed + s.unknown, 0);
+	assert_int_equal(ledger_claim(B, "UID-S3", "L1", "key-s3b", 20, 0, other, &e), ST_OK);
+	assert_int_equal(ledger_done(B, "UID-S3", 20, 0, NULL, &e), ST_OK);
 }
 
 static void ev(struct ledger_event *e, int64_t seq, const char *prev, const char *hash)
@@ -284,6 +401,9 @@ int main(void)
 		cmocka_unit_test(test_clone_on_both),
 		cmocka_unit_test(test_claims),
 		cmocka_unit_test(test_open_claims),
+		cmocka_unit_test(test_rework_keeps_pass),
+		cmocka_unit_test(test_late_done_keeps_next_hold),
+		cmocka_unit_test(test_settle_retired),
 		cmocka_unit_test(test_chain),
 	};
 
