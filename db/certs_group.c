@@ -32,20 +32,6 @@ struct db_issue_req {
 	struct db_issue_req *next;
 };
 
-void db_issue_queue_init(struct db *db)
-{
-	pthread_mutex_init(&db->issue_mu, NULL);
-	pthread_cond_init(&db->issue_cv, NULL);
-	db->issue_queue = NULL;
-	db->issue_tail = &db->issue_queue;
-}
-
-void db_issue_queue_destroy(struct db *db)
-{
-	pthread_cond_destroy(&db->issue_cv);
-	pthread_mutex_destroy(&db->issue_mu);
-}
-
 static int issue_one_locked(struct db *db, struct db_issue_req *r)
 {
 	return db_cert_issued_locked(db, r->serial_hex, r->unit_id, r->unique_id, r->pubkey_hash,
@@ -136,6 +122,8 @@ int db_cert_issued(struct db *db, const char *serial_hex, int64_t unit_id,
 	req.der_len = der_len;
 
 	pthread_mutex_lock(&db->issue_mu);
+	if (!db->issue_tail)   /* the queue starts empty (calloc'd handle) */
+		db->issue_tail = &db->issue_queue;
 	*db->issue_tail = &req;
 	db->issue_tail = &req.next;
 	db->issue_queued++;

@@ -134,7 +134,8 @@ void db_close(struct db *db)
 	if (db->line_fd >= 0)
 		close(db->line_fd);   /* releases the line's flock */
 	pthread_mutex_destroy(&db->mu);
-	db_issue_queue_destroy(db);
+	pthread_cond_destroy(&db->issue_cv);
+	pthread_mutex_destroy(&db->issue_mu);
 	pthread_cond_destroy(&db->sync_cv);
 	pthread_mutex_destroy(&db->sync_mu);
 	free(db);

@@ -37,7 +37,8 @@ struct db {
 	uint64_t        commit_seq, synced_seq, sync_failed_seq;
 	int             syncing;
 	int             line_fd;         /* "<db>.lock", flocked by db_line_acquire (-1: not held) */
-	/* issued records waiting for a shared commit (db/certs_group.c) */
+	/* issued records waiting for a shared commit (db/certs_group.c; the
+	 * mutex and condition are made and destroyed with the handle) */
 	pthread_mutex_t issue_mu;
 	pthread_cond_t  issue_cv;
 	struct db_issue_req *issue_queue, **issue_tail;
@@ -90,9 +91,6 @@ ST_MUST_CHECK int  db_wal_sync(struct db *db, struct errbuf *err);
 ST_MUST_CHECK int db_cert_issued_locked(struct db *db, const char *serial_hex, int64_t unit_id,
 					const char *unique_id, const char *pubkey_hash,
 					const uint8_t *der, size_t der_len, struct errbuf *err);
-/* The queue of db/certs_group.c, set up with the handle and torn down with it. */
-void db_issue_queue_init(struct db *db);
-void db_issue_queue_destroy(struct db *db);
 
 /* sqlite3_exec of a static statement; a failure names the database. */
 ST_MUST_CHECK int db_exec_simple(struct db *db, const char *sql, struct errbuf *err);
