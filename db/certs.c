@@ -11,7 +11,9 @@
  * own (never inside a caller's transaction) and returns only once its commit
  * is on disk, so the DER is durable before the certificate goes to the board;
  * it and db_cert_reserve() use the group commit of db_int.h (the WAL synced
- * outside the handle's lock), the hot path when several bays issue at once.  Every
+ * outside the handle's lock), the hot path when several bays issue at once, and
+ * the issued records of threads issuing together share one transaction
+ * (db/certs_group.c).  Every
  * transition appends an audit event in the same transaction.
  * certificates_pubkey (UNIQUE) makes a public key certifiable once: the clone
  * check.
@@ -50,13 +52,6 @@ static int cert_status_from_name(const char *s)
 		if (!strcmp(s, cert_status_names[i]))
 			return i;
 	return -1;
-}
-
-static int valid_hash_hex(const char *s)
-{
-	uint8_t b[32];
-
-	return s && !hex_decode_lower(s, strlen(s), b, 32);
 }
 
 static const char SQL_RESERVE[] =
@@ -226,9 +221,9 @@ static int pubkey_taken(struct db *db, const char *pubkey_hash, struct errbuf *e
 	return rc;
 }
 
-static int issued_locked(struct db *db, const char *serial_hex, int64_t unit_id,
-			 const char *unique_id, const char *pubkey_hash,
-			 const uint8_t *der, size_t der_len, struct errbuf *err)
+int db_cert_issued_locked(struct db *db, const char *serial_hex, int64_t unit_id,
+			  const char *unique_id, const char *pubkey_hash,
+			  const uint8_t *der, size_t der_len, struct errbuf *err)
 {
 	uint8_t sha[32];
 	char hex[65];
@@ -258,39 +253,6 @@ static int issued_locked(struct db *db, const char *serial_hex, int64_t unit_id,
 			  json_pack("{s:s, s:I, s:s, s:s, s:s}", "serial", serial_hex,
 				    "unit", (json_int_t)unit_id, "unique_id", unique_id,
 				    "pubkey_hash", pubkey_hash, "der_sha256", hex), err);
-}
-
-int db_cert_issued(struct db *db, const char *serial_hex, int64_t unit_id,
-		   const char *unique_id, const char *pubkey_hash,
-		   const uint8_t *der, size_t der_len, struct errbuf *err)
-{
-	int owned, rc;
-
-	if (!ids_serial_valid(serial_hex))
-		return errbuf_set(err, ST_EINVAL, "certificate serial must be lower-case hex without leading zeros");
-	if (!valid_hash_hex(pubkey_hash))
-		return errbuf_set(err, ST_EINVAL, "public key hash must be 64 lower-case hex digits");
-	if (!unique_id || !*unique_id)
-		return errbuf_set(err, ST_EINVAL, "certificate %s: no unique id", serial_hex);
-	if (!der || !der_len || der_len > 64 * 1024)
-		return errbuf_set(err, ST_EINVAL, "certificate %s: DER missing or too long", serial_hex);
-	db_lock(db);
-	/* Durable before the board sees it: our own commit, never a caller's. */
-	if (db->in_txn) {
-		db_unlock(db);
-		return errbuf_set(err, ST_ESTATE,
-				  "certificate %s: db_cert_issued must commit on its own, not inside a transaction",
-				  serial_hex);
-	}
-	if (!(rc = db_txn_begin_synced(db, &owned, err))) {
-		rc = issued_locked(db, serial_hex, unit_id, unique_id, pubkey_hash, der, der_len, err);
-		rc = db_txn_end_synced(db, owned, rc, err);
-	}
-	db_unlock(db);
-	/* on disk before the certificate leaves for the board (invariant 2) */
-	if (rc == ST_OK)
-		rc = db_wal_sync(db, err);
-	return rc;
 }
 
 int db_cert_void(struct db *db, const char *const *serials, size_t n, struct errbuf *err)

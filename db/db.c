@@ -134,6 +134,10 @@ void db_close(struct db *db)
 	if (db->line_fd >= 0)
 		close(db->line_fd);   /* releases the line's flock */
 	pthread_mutex_destroy(&db->mu);
+	pthread_cond_destroy(&db->issue_cv);
+	pthread_mutex_destroy(&db->issue_mu);
+	pthread_cond_destroy(&db->sync_cv);
+	pthread_mutex_destroy(&db->sync_mu);
 	free(db);
 }
 
@@ -327,18 +331,65 @@ int db_txn_end_synced(struct db *db, int owned, int rc, struct errbuf *err)
 	if (!owned)
 		return rc;
 	rc = db_txn_end(db, owned, rc, err);
+	if (rc == ST_OK)   /* its frames are in the WAL: a sync begun from now covers it */
+		__atomic_add_fetch(&db->commit_seq, 1, __ATOMIC_RELEASE);
 	rc2 = set_synchronous(db, SQL_SYNC_FULL, rc ? NULL : err);
 	if (!rc && !rc2)
 		rc2 = wal_open_locked(db, err);
 	return rc ? rc : rc2;
 }
 
+static int wal_sync_failed(struct db *db, int e, struct errbuf *err)
+{
+	return errbuf_set(err, ST_EDB, "database %s: syncing the WAL failed: %s: "
+			  "the last change may not be durable", db->path,
+			  e ? strerror(e) : "not open");
+}
+
+/*
+ * The caller's commit is counted in commit_seq already, so waiting until
+ * synced_seq reaches the count read on entry covers it.  The syncer reads the
+ * count again as it starts and covers everything up to there: commits made
+ * while it waited for the previous sync share its fdatasync.
+ */
 int db_wal_sync(struct db *db, struct errbuf *err)
 {
-	if (db->wal_fd < 0 || fdatasync(db->wal_fd) != 0)
-		return errbuf_set(err, ST_EDB, "database %s: syncing the WAL failed: %s: "
-				  "the last change may not be durable", db->path,
-				  db->wal_fd < 0 ? "not open" : strerror(errno));
-	__atomic_add_fetch(&db->wal_syncs, 1, __ATOMIC_RELAXED);
-	return ST_OK;
+	uint64_t want = __atomic_load_n(&db->commit_seq, __ATOMIC_ACQUIRE), upto;
+	int e = 0;
+
+	pthread_mutex_lock(&db->sync_mu);
+	for (;;) {
+		/* after a failed sync the kernel may have dropped what it held:
+		 * a later sync that succeeds proves nothing for these commits */
+		if (want <= db->sync_failed_seq && want > db->synced_seq) {
+			e = db->wal_fd < 0 ? 0 : EIO;
+			break;
+		}
+		if (want <= db->synced_seq)
+			break;
+		if (db->syncing) {
+			pthread_cond_wait(&db->sync_cv, &db->sync_mu);
+			continue;
+		}
+		db->syncing = 1;
+		upto = __atomic_load_n(&db->commit_seq, __ATOMIC_ACQUIRE);
+		pthread_mutex_unlock(&db->sync_mu);
+		if (db->wal_fd < 0)
+			e = -1;
+		else if (fdatasync(db->wal_fd) != 0)
+			e = errno;
+		else
+			__atomic_add_fetch(&db->wal_syncs, 1, __ATOMIC_RELAXED);
+		pthread_mutex_lock(&db->sync_mu);
+		db->syncing = 0;
+		if (e == 0 && upto > db->synced_seq)
+			db->synced_seq = upto;
+		else if (e != 0 && upto > db->sync_failed_seq)
+			db->sync_failed_seq = upto;
+		pthread_cond_broadcast(&db->sync_cv);
+		if (e != 0)
+			break;
+	}
+	pthread_mutex_unlock(&db->sync_mu);
+	return e ? wal_sync_failed(db, e < 0 ? 0 : e, err) : ST_OK;
 }

@@ -30,7 +30,21 @@ struct db {
 	int             in_txn;          /* an explicit db_begin() is open */
 	int             wal_fd;          /* the -wal file, for syncs outside mu (-1: not open) */
 	long            wal_syncs;       /* successful syncs of it (atomic) */
+	/* One WAL sync at a time covers every commit made before it began:
+	 * commits counted (atomic, after the WAL writes), the last one known on
+	 * disk, the last one a failed sync left in doubt (db_wal_sync). */
+	pthread_mutex_t sync_mu;
+	pthread_cond_t  sync_cv;
+	uint64_t        commit_seq, synced_seq, sync_failed_seq;
+	int             syncing;
 	int             line_fd;         /* "<db>.lock", flocked by db_line_acquire (-1: not held) */
+	/* issued records waiting for a shared commit (db/certs_group.c; the
+	 * mutex and condition are made and destroyed with the handle) */
+	pthread_mutex_t issue_mu;
+	pthread_cond_t  issue_cv;
+	struct db_issue_req *issue_queue, **issue_tail;
+	int             issue_queued;      /* records in issue_queue */
+	int             issue_committing;  /* a thread is committing a batch */
 	int64_t         line_since_ms;   /* when it was taken */
 	struct {
 		const char   *sql;       /* identity of a static SQL string */
@@ -63,11 +77,21 @@ ST_MUST_CHECK int  db_txn_end(struct db *db, int owned, int rc, struct errbuf *e
  * WAL, making this commit (and any other made before it) durable.  Threads
  * committing at once thus overlap their syncs instead of queueing behind each
  * other's.  The call returns to its caller only after its own commit is on
- * disk, as with synchronous=FULL.
+ * disk, as with synchronous=FULL.  One sync runs at a time: a caller that
+ * finds one in flight waits for it, and the next sync covers every commit
+ * made while it waited, so N threads committing at once pay about one
+ * fdatasync, not N.  A sync that failed fails every commit it was to cover.
  */
 ST_MUST_CHECK int  db_txn_begin_synced(struct db *db, int *owned, struct errbuf *err);
 ST_MUST_CHECK int  db_txn_end_synced(struct db *db, int owned, int rc, struct errbuf *err);
 ST_MUST_CHECK int  db_wal_sync(struct db *db, struct errbuf *err);
+
+/* One issued record (db_cert_issued's arguments), inside the caller's write
+ * transaction (lock held).  A refusal that changed nothing (the key certified
+ * already, the serial not reserved) leaves the transaction usable. */
+ST_MUST_CHECK int db_cert_issued_locked(struct db *db, const char *serial_hex, int64_t unit_id,
+					const char *unique_id, const char *pubkey_hash,
+					const uint8_t *der, size_t der_len, struct errbuf *err);
 
 /* sqlite3_exec of a static statement; a failure names the database. */
 ST_MUST_CHECK int db_exec_simple(struct db *db, const char *sql, struct errbuf *err);

@@ -351,6 +351,10 @@ int db_open_ex(const char *path, const char *station_id, unsigned flags, struct 
 	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
 	pthread_mutex_init(&db->mu, &attr);
 	pthread_mutexattr_destroy(&attr);
+	pthread_mutex_init(&db->issue_mu, NULL);
+	pthread_cond_init(&db->issue_cv, NULL);
+	pthread_mutex_init(&db->sync_mu, NULL);
+	pthread_cond_init(&db->sync_cv, NULL);
 
 	rc = sqlite3_open_v2(path, &db->sq, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, NULL);
 	if (rc != SQLITE_OK) {

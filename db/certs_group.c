@@ -1,0 +1,181 @@
+/*
+ * certs_group: the issued records of threads issuing at once share one commit.
+ *
+ * Each db_cert_issued() queues its record.  The first caller that finds no
+ * commit under way takes every record queued so far, commits them in one
+ * transaction, lets the next batch begin committing, fdatasyncs the WAL, and
+ * only then hands each caller its own result.  Bays issuing together thus pay
+ * one transaction (its WAL frames, its locks, one fdatasync) per batch rather
+ * than per certificate: on the 2-core station the system calls of a commit
+ * cost more than its SQL (docs/performance.md).  One thread alone commits a
+ * batch of one, as before.
+ *
+ * What does not change (invariant 2, docs/database.md): a caller returns only
+ * after the sync that covers its own record succeeded, and its record is
+ * committed on its own terms: a record refused without a change (the key was
+ * certified already, the serial is not reserved) gets its refusal and the
+ * others commit; any other failure inside a batch rolls the batch back and
+ * commits each record alone, so one record's trouble never fails another's.
+ */
+#include "db/db_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct db_issue_req {
+	const char *serial_hex, *unique_id, *pubkey_hash;
+	int64_t unit_id;
+	const uint8_t *der;
+	size_t der_len;
+	int rc, done;
+	struct errbuf err;
+	struct db_issue_req *next;
+};
+
+static int issue_one_locked(struct db *db, struct db_issue_req *r)
+{
+	return db_cert_issued_locked(db, r->serial_hex, r->unit_id, r->unique_id, r->pubkey_hash,
+				     r->der, r->der_len, &r->err);
+}
+
+/* Each record in a transaction of its own (the fallback). */
+static void commit_each(struct db *db, struct db_issue_req *batch, int *synced_any)
+{
+	for (struct db_issue_req *r = batch; r; r = r->next) {
+		int owned;
+
+		errbuf_clear(&r->err);
+		db_lock(db);
+		if (!(r->rc = db_txn_begin_synced(db, &owned, &r->err))) {
+			r->rc = issue_one_locked(db, r);
+			r->rc = db_txn_end_synced(db, owned, r->rc, &r->err);
+		}
+		db_unlock(db);
+		if (r->rc == ST_OK)
+			*synced_any = 1;
+	}
+}
+
+/*
+ * The whole batch in one transaction.  A record refused without a change
+ * keeps its refusal; anything else (a change half made, a transaction SQLite
+ * rolled back itself, a failed commit) returns non-zero with nothing
+ * committed, and the caller falls back to commit_each().
+ */
+static int commit_batch(struct db *db, struct db_issue_req *batch, struct errbuf *err)
+{
+	int owned, rc;
+
+	db_lock(db);
+	if ((rc = db_txn_begin_synced(db, &owned, err))) {
+		db_unlock(db);
+		return rc;
+	}
+	for (struct db_issue_req *r = batch; r; r = r->next) {
+		int changes = sqlite3_total_changes(db->sq);
+
+		errbuf_clear(&r->err);
+		r->rc = issue_one_locked(db, r);
+		if (r->rc != ST_OK &&
+		    (sqlite3_total_changes(db->sq) != changes || sqlite3_get_autocommit(db->sq))) {
+			rc = r->rc;
+			break;
+		}
+	}
+	rc = db_txn_end_synced(db, owned, rc, err);
+	db_unlock(db);
+	return rc;
+}
+
+int db_cert_issued(struct db *db, const char *serial_hex, int64_t unit_id,
+		   const char *unique_id, const char *pubkey_hash,
+		   const uint8_t *der, size_t der_len, struct errbuf *err)
+{
+	struct db_issue_req req;
+	uint8_t hash[32];
+	int in_txn;
+
+	if (!ids_serial_valid(serial_hex))
+		return errbuf_set(err, ST_EINVAL, "certificate serial must be lower-case hex without leading zeros");
+	if (!pubkey_hash || hex_decode_lower(pubkey_hash, strlen(pubkey_hash), hash, 32))
+		return errbuf_set(err, ST_EINVAL, "public key hash must be 64 lower-case hex digits");
+	if (!unique_id || !*unique_id)
+		return errbuf_set(err, ST_EINVAL, "certificate %s: no unique id", serial_hex);
+	if (!der || !der_len || der_len > 64 * 1024)
+		return errbuf_set(err, ST_EINVAL, "certificate %s: DER missing or too long", serial_hex);
+	/* Durable before the board sees it: our own commit, never a caller's
+	 * (under the lock, in_txn is set only by this thread's db_begin). */
+	db_lock(db);
+	in_txn = db->in_txn;
+	db_unlock(db);
+	if (in_txn)
+		return errbuf_set(err, ST_ESTATE,
+				  "certificate %s: db_cert_issued must commit on its own, not inside a transaction",
+				  serial_hex);
+
+	memset(&req, 0, sizeof(req));
+	req.serial_hex = serial_hex;
+	req.unit_id = unit_id;
+	req.unique_id = unique_id;
+	req.pubkey_hash = pubkey_hash;
+	req.der = der;
+	req.der_len = der_len;
+
+	pthread_mutex_lock(&db->issue_mu);
+	if (!db->issue_tail)   /* the queue starts empty (calloc'd handle) */
+		db->issue_tail = &db->issue_queue;
+	*db->issue_tail = &req;
+	db->issue_tail = &req.next;
+	db->issue_queued++;
+	while (!req.done) {
+		struct db_issue_req *batch;
+		struct errbuf berr;
+		int rc, synced_any = 0;
+
+		/* a batch is committing, or ours was taken and waits for its sync */
+		if (db->issue_committing || !db->issue_queue) {
+			pthread_cond_wait(&db->issue_cv, &db->issue_mu);
+			continue;
+		}
+		/* this caller commits every record queued so far (its own among
+		 * them, unless another batch took it: then it helps the next) */
+		batch = db->issue_queue;
+		db->issue_queue = NULL;
+		db->issue_tail = &db->issue_queue;
+		db->issue_queued = 0;
+		db->issue_committing = 1;
+		pthread_mutex_unlock(&db->issue_mu);
+
+		errbuf_clear(&berr);
+		if (batch->next && commit_batch(db, batch, &berr) == ST_OK) {
+			for (struct db_issue_req *r = batch; r; r = r->next)
+				synced_any |= r->rc == ST_OK;
+		} else {
+			commit_each(db, batch, &synced_any);
+		}
+
+		/* the next batch commits while this one's sync is in flight */
+		pthread_mutex_lock(&db->issue_mu);
+		db->issue_committing = 0;
+		pthread_cond_broadcast(&db->issue_cv);
+		pthread_mutex_unlock(&db->issue_mu);
+
+		/* on disk before any of these certificates leaves for its board */
+		rc = synced_any ? db_wal_sync(db, &berr) : ST_OK;
+
+		pthread_mutex_lock(&db->issue_mu);
+		for (struct db_issue_req *r = batch, *next; r; r = next) {
+			next = r->next;
+			if (r->rc == ST_OK && rc != ST_OK) {
+				r->rc = rc;
+				r->err = berr;
+			}
+			r->done = 1;   /* r may be gone once the lock is released */
+		}
+		pthread_cond_broadcast(&db->issue_cv);
+	}
+	pthread_mutex_unlock(&db->issue_mu);
+	if (req.rc != ST_OK && err)
+		*err = req.err;
+	return req.rc;
+}
