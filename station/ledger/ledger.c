@@ -19,14 +19,18 @@
 
 /*
  * The schema.  Version 1:
- * - stations: one row per station that ever pushed; head_seq/head_hash is the
- *   last event of its chain the ledger holds, local_head what the station's
- *   journal held at its last contact (lag = local_head - head_seq).
+ * - stations: one row per station that ever pushed; local_head is what the
+ *   station's journal held at its last contact (lag = local_head - the last
+ *   seq of its chain in events).
  * - events: every station's audit chain, (station_id, seq) unique.  The
- *   trigger is the continuity check: a new row must be the station's next
- *   (seq = head + 1, prev_hash = the head's hash), else the insert fails.  A row
- *   at or below the head passes the trigger and meets ON CONFLICT.  Events are
- *   never updated or deleted (a second trigger refuses it).
+ *   trigger is the continuity check: a new row must follow the station's
+ *   previous event (seq 1 after the zero hash, else event seq - 1 is there and
+ *   prev_hash is its hash), else the insert fails.  A row already there passes
+ *   the trigger and meets ON CONFLICT.  Events are never updated or deleted (a
+ *   second trigger refuses it).  Up to schema 4 the check read and moved a
+ *   head (stations.head_seq/head_hash) on every insert; 5 dropped it: a push
+ *   of 1,000 events in one transaction left 1,000 versions of that one row,
+ *   each insert walking them (quadratic; docs/performance.md, ledger sync).
  * - provisioned: a unique id claimed once across the factory (PRIMARY KEY),
  *   a public key certified once (UNIQUE), a serial once (UNIQUE).
  * - in_progress: the board is on a station now; clone_seen_by is set when a
@@ -149,6 +153,35 @@ static const char *const migrations[] = {
 	"  PRIMARY KEY (station_id, tbl, key),"
 	"  FOREIGN KEY (station_id, seq) REFERENCES events (station_id, seq));"
 	"CREATE INDEX rows_lot ON rows (lot, tbl);",
+	/* 5: the continuity check reads the previous event, not a head row that
+	 * every insert updated (see above) */
+	"CREATE OR REPLACE FUNCTION events_continuity() RETURNS trigger LANGUAGE plpgsql AS $$"
+	" DECLARE ph text;"
+	" BEGIN"
+	"  PERFORM 1 FROM stations WHERE station_id = NEW.station_id;"
+	"  IF NOT FOUND THEN"
+	"   RAISE EXCEPTION 'station % is unknown to the ledger', NEW.station_id"
+	"    USING ERRCODE = 'SL001';"
+	"  END IF;"
+	"  PERFORM 1 FROM events WHERE station_id = NEW.station_id AND seq = NEW.seq;"
+	"  IF FOUND THEN RETURN NEW; END IF;"
+	"  IF NEW.seq = 1 THEN"
+	"   ph := repeat('0', 64);"
+	"  ELSE"
+	"   SELECT hash INTO ph FROM events"
+	"    WHERE station_id = NEW.station_id AND seq = NEW.seq - 1;"
+	"   IF NOT FOUND THEN"
+	"    RAISE EXCEPTION 'chain of station %: event % but no event % (a gap)',"
+	"     NEW.station_id, NEW.seq, NEW.seq - 1 USING ERRCODE = 'SL002';"
+	"   END IF;"
+	"  END IF;"
+	"  IF NEW.prev_hash <> ph THEN"
+	"   RAISE EXCEPTION 'chain of station %: event % does not link to event %',"
+	"    NEW.station_id, NEW.seq, NEW.seq - 1 USING ERRCODE = 'SL003';"
+	"  END IF;"
+	"  RETURN NEW;"
+	" END $$;"
+	"ALTER TABLE stations DROP COLUMN head_seq, DROP COLUMN head_hash;",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -198,6 +231,7 @@ int ledger_connect(struct ledger *l, struct errbuf *err)
 	if (l->pg)
 		PQfinish(l->pg);
 	l->pg = NULL;
+	l->push_prepared = 0;   /* prepared statements die with their session */
 	snprintf(timeout, sizeof(timeout), "%d", LEDGER_CONNECT_S);
 	snprintf(options, sizeof(options), "-c statement_timeout=%d", LEDGER_STATEMENT_MS);
 	snprintf(app, sizeof(app), "station %s", l->cfg.station_id);

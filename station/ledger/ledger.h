@@ -34,7 +34,7 @@
 
 #include "core/errbuf.h"
 
-#define LEDGER_SCHEMA_VERSION 4
+#define LEDGER_SCHEMA_VERSION 5
 #define LEDGER_CONNECT_S      2
 #define LEDGER_STATEMENT_MS   5000
 #define LEDGER_READ_MS        300000  /* a read of every station's rows (verify, a lot) */

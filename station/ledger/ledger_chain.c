@@ -13,7 +13,7 @@
 static const char SQL_STATION[] =
 	"INSERT INTO stations (station_id) VALUES ($1) ON CONFLICT (station_id) DO NOTHING";
 static const char SQL_HEAD[] =
-	"SELECT head_seq, head_hash FROM stations WHERE station_id = $1";
+	"SELECT seq, hash FROM events WHERE station_id = $1 ORDER BY seq DESC LIMIT 1";
 static const char SQL_PUSH[] =
 	"INSERT INTO events (station_id, seq, ts, kind, actor, detail, prev_hash, hash)"
 	" VALUES ($1, $2::bigint, $3, $4, $5, $6, $7, $8)"
@@ -22,8 +22,8 @@ static const char SQL_SAME[] =
 	"SELECT ts = $3 AND kind = $4 AND actor = $5 AND detail = $6 AND prev_hash = $7"
 	" AND hash = $8 FROM events WHERE station_id = $1 AND seq = $2::bigint";
 static const char SQL_TOUCH[] =
-	"UPDATE stations SET last_contact = now(), local_head = greatest($2::bigint, head_seq)"
-	" WHERE station_id = $1";
+	"UPDATE stations SET last_contact = now(), local_head = greatest($2::bigint,"
+	"  (SELECT max(seq) FROM events WHERE station_id = $1)) WHERE station_id = $1";
 
 int ledger_chain_head(struct ledger *l, int64_t *seq, char hash[65], struct errbuf *err)
 {
@@ -46,6 +46,7 @@ int ledger_chain_head(struct ledger *l, int64_t *seq, char hash[65], struct errb
 }
 
 #define PIPE_CHUNK 250
+#define PUSH_STMT "station_push_event"
 
 static int same_row(struct ledger *l, const struct ledger_event *e, struct errbuf *err)
 {
@@ -89,6 +90,27 @@ static int insert_pipelined(struct ledger *l, const struct ledger_event *ev, siz
 {
 	char first_err[400] = "", first_state[6] = "";
 
+	/* Parsed and planned once per session, not once per event. */
+	if (!l->push_prepared) {
+		PGresult *r = PQprepare(l->pg, PUSH_STMT, SQL_PUSH, 8, NULL);
+		int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+
+		if (!ok && PQstatus(l->pg) != CONNECTION_OK) {
+			PQclear(r);
+			return lost(l, err, PQerrorMessage(l->pg));
+		}
+		if (!ok) {
+			snprintf(first_err, sizeof(first_err), "%s", PQresultErrorMessage(r));
+			PQclear(r);
+			for (char *c = first_err; *c; c++)
+				if (*c == '\n')
+					*c = ' ';
+			return errbuf_setr(err, ST_EDB, ST_ORIGIN_DB, ST_R_DB,
+					   "ledger: cannot prepare the push: %s", first_err);
+		}
+		PQclear(r);
+		l->push_prepared = 1;
+	}
 	if (!PQenterPipelineMode(l->pg))
 		return lost(l, err, PQerrorMessage(l->pg));
 	for (size_t i = 0; i < n && !first_err[0]; i += PIPE_CHUNK) {
@@ -102,7 +124,7 @@ static int insert_pipelined(struct ledger *l, const struct ledger_event *ev, siz
 					     e->detail, e->prev_hash, e->hash };
 
 			snprintf(seqs, sizeof(seqs), "%" PRId64, e->seq);
-			if (!PQsendQueryParams(l->pg, SQL_PUSH, 8, NULL, p, NULL, NULL, 0))
+			if (!PQsendQueryPrepared(l->pg, PUSH_STMT, 8, p, NULL, NULL, 0))
 				return lost(l, err, PQerrorMessage(l->pg));
 		}
 		if (!PQpipelineSync(l->pg))
@@ -206,11 +228,12 @@ int ledger_stations(struct ledger *l, int (*fn)(const struct ledger_station *s, 
 	int rc;
 
 	if ((rc = ledger_exec(l, "list the stations",
-			      "SELECT station_id, head_seq, local_head,"
+			      "SELECT station_id, coalesce((SELECT max(seq) FROM events e"
+			      "  WHERE e.station_id = s.station_id), 0), local_head,"
 			      " extract(epoch FROM now() - last_contact),"
 			      " to_char(last_contact AT TIME ZONE 'UTC',"
 			      " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-			      " FROM stations ORDER BY station_id", 0, NULL, &r, NULL, err)))
+			      " FROM stations s ORDER BY station_id", 0, NULL, &r, NULL, err)))
 		return rc;
 	for (int i = 0; i < PQntuples(r); i++) {
 		struct ledger_station s;

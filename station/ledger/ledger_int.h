@@ -15,6 +15,7 @@ struct ledger {
 	struct ledger_config cfg;
 	char password[256];
 	int down;                 /* the last call lost the server */
+	int push_prepared;        /* this connection holds the push statement */
 };
 
 /* Connected now, or one attempt (not more often than LEDGER_RETRY_MS). */

@@ -140,11 +140,21 @@ echo "lot with faults: $((EPOCHSECONDS - t0)) s, $(results) results, $inflight u
 for x in $STATIONS; do [ ! -e "$x.held" ] || fail "a bay of $x was held"; done
 grep -q "\"kind\":\"log\".*recovered $inflight interrupted unit" A.jsonl ||
 	fail "A's restart did not recover its $inflight unit(s): $(grep recovered A.jsonl)"
-# the interrupted boards were plugged again at A and passed there
+# the interrupted boards were plugged again at A and passed there; one killed
+# at its lock stage may have been locked already, with no PASS recorded: the
+# station refuses it as locked (board_locked, "needs rework"), never passes it
+locked=0
 for uid in $(grep '"kind":"unit-result".*"outcome":"interrupted"' A.jsonl |
 	sed 's/.*"unique_id":"\([^"]*\)".*/\1/'); do
-	[ "$(sqlite3 A.db "SELECT count(*) FROM units WHERE unique_id = '$uid' AND status = 'pass'")" = 1 ] ||
+	[ "$(sqlite3 A.db "SELECT count(*) FROM units WHERE unique_id = '$uid' AND status = 'pass'")" = 1 ] &&
+		continue
+	[ "$(sqlite3 A.db "SELECT count(*) FROM units WHERE unique_id = '$uid'
+		AND status = 'interrupted' AND stage = 'lock'")" = 1 ] &&
+	[ "$(sqlite3 A.db "SELECT count(*) FROM units WHERE unique_id = '$uid'
+		AND status = 'reject' AND reason_code = 'board_locked'")" -ge 1 ] ||
 		fail "the interrupted board $uid was not provisioned after the restart"
+	echo "board $uid: killed at its lock stage, refused as locked afterwards (needs rework)"
+	locked=$((locked + 1))
 done
 
 # ---- the invariants, across the factory ---------------------------------------
@@ -178,7 +188,8 @@ for x in $STATIONS; do sqlite3 "$x.db" "SELECT pubkey_hash FROM certificates
 	sort | uniq -d > twice
 [ ! -s twice ] || fail "keys certified twice: $(cat twice)"
 [ "$(for x in $STATIONS; do sqlite3 "$x.db" "SELECT count(*) FROM units WHERE status = 'pass'"; done |
-	awk "{ s += \$1 } END { print s }")" = 24 ] || fail "not every board of the lot passed"
+	awk "{ s += \$1 } END { print s }")" = $((24 - locked)) ] ||
+	fail "not every board of the lot passed ($locked locked at the kill)"
 [ "$(psql_ledger "SELECT count(*) FROM provisioned WHERE state = 'claimed'") $(psql_ledger "SELECT count(*) FROM in_progress")" = "0 0" ] ||
 	fail "claims or holds left: $(psql_ledger "SELECT * FROM provisioned WHERE state = 'claimed'")"
 expect_exit 0 "$STATION" ledger status "${LO[@]}"

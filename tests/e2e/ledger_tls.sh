@@ -60,7 +60,7 @@ new_db st.db tls-A
 expect_exit 0 "$STATION" --db st.db ledger push --ledger "$TLS sslrootcert=$PWD/ca.pem" \
 	--ledger-password-file "$LEDGER_PW"
 # (loopback TCP takes TLS only, pg_hba.conf above: this push went over TLS)
-[ "$(psql_ledger "SELECT head_seq > 0 FROM stations WHERE station_id = 'tls-A'")" = t ] ||
+[ "$(psql_ledger "SELECT count(*) > 0 FROM events WHERE station_id = 'tls-A'")" = t ] ||
 	fail "push over TLS left no chain in the ledger"
 expect_exit 0 "$STATION" ledger status --ledger "$TLS sslrootcert=$PWD/ca.pem" \
 	--ledger-password-file "$LEDGER_PW"
