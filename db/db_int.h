@@ -181,6 +181,8 @@ ST_MUST_CHECK int db_rows_verify_locked(struct db *db, struct db_verify_result *
 					struct errbuf *err);
 /* Inside a write transaction: a `row` event with "baseline":true for every row
  * whose content is not its latest event's (a migration's changes). */
+/* Registers station_row_head() on a connection (db/rows_verify.c). */
+int db_rows_functions(sqlite3 *sq);
 ST_MUST_CHECK int db_rows_baseline_locked(struct db *db, const char *actor, struct errbuf *err);
 /* The chain and its checkpoints, inside the caller's read transaction and
  * lock (db/audit.c). */

@@ -364,6 +364,11 @@ int db_open_ex(const char *path, const char *station_id, unsigned flags, struct 
 	}
 	sqlite3_extended_result_codes(db->sq, 1);
 	sqlite3_busy_timeout(db->sq, DB_BUSY_TIMEOUT_MS);
+	if ((rc = db_rows_functions(db->sq)) != SQLITE_OK) {
+		errbuf_set(err, ST_EDB, "database %s: cannot register its functions: %s", path,
+			   sqlite3_errstr(rc));
+		goto fail;
+	}
 	/* Anything the schema does not define is refused before the first
 	 * statement of ours runs; migrate() then leaves trusted_schema OFF, so no
 	 * function that is not innocuous runs from the schema (a CHECK, DEFAULT

@@ -24,8 +24,10 @@ static const char SQL_LATEST_CREATE[] =
 	" PRIMARY KEY (t, k)) WITHOUT ROWID;"
 	"DELETE FROM temp.row_latest;"
 	"INSERT OR REPLACE INTO temp.row_latest (t, k, h, ev, seq)"
-	" SELECT json_extract(detail, '$.t'), json_extract(detail, '$.k'),"
-	" json_extract(detail, '$.h'), id, seq FROM events WHERE kind = 'row' ORDER BY id;";
+	" SELECT coalesce(station_row_head(detail, 't'), json_extract(detail, '$.t')),"
+	" coalesce(station_row_head(detail, 'k'), json_extract(detail, '$.k')),"
+	" coalesce(station_row_head(detail, 'h'), json_extract(detail, '$.h')),"
+	" id, seq FROM events WHERE kind = 'row' ORDER BY id;";
 static const char SQL_LATEST_DROP[] = "DROP TABLE IF EXISTS temp.row_latest";
 static const char SQL_LATEST_GET[] =
 	"SELECT h, ev, seq FROM temp.row_latest WHERE t = ? AND k = ?";
@@ -38,6 +40,76 @@ static const char SQL_TABLE_EXISTS[] =
 	"SELECT 1 FROM main.sqlite_schema WHERE type = 'table' AND name = ?";
 static const char SQL_EVENT_DETAIL[] = "SELECT detail FROM events WHERE id = ?";
 static const char SQL_ANY_ROW_EVENT[] = "SELECT 1 FROM events WHERE kind = 'row' LIMIT 1";
+
+/*
+ * station_row_head(detail, 'h' | 'k' | 't'): that member of a row event's
+ * detail, read from the detail's head without parsing the rest.  The station
+ * writes every row event as {"h":"..","k":"..","t":"..",...} (keys sorted,
+ * db/rows.c), and a 1,000,000-event verify spent most of its time in
+ * json_extract parsing the per-column digests after them (docs/performance.md,
+ * "Rows under the chain").  The fast path accepts only that exact head with
+ * plain strings (no escapes, no control characters) and returns NULL for
+ * anything else, and the query falls back to json_extract: a detail not in the
+ * canonical form reads as it did before.
+ */
+static int head_member(const char **p, const char *end, char name, const char **val,
+		       size_t *len)
+{
+	const char *q = *p;
+
+	if (end - q < 6 || q[0] != '"' || q[1] != name || q[2] != '"' || q[3] != ':' ||
+	    q[4] != '"')
+		return -1;
+	q += 5;
+	*val = q;
+	while (q < end && *q != '"') {
+		if (*q == '\\' || (unsigned char)*q < 0x20)
+			return -1;
+		q++;
+	}
+	if (q >= end)
+		return -1;
+	*len = (size_t)(q - *val);
+	*p = q + 1;
+	return 0;
+}
+
+static void row_head_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	const char *d = (const char *)sqlite3_value_text(argv[0]);
+	const char *want = (const char *)sqlite3_value_text(argv[1]);
+	const char *p, *end, *val[3];
+	size_t len[3];
+	static const char names[3] = { 'h', 'k', 't' };
+
+	(void)argc;
+	if (!d || !want || !want[0] || want[1])
+		return;                 /* NULL: the caller falls back */
+	end = d + sqlite3_value_bytes(argv[0]);
+	p = d;
+	if (p >= end || *p++ != '{')
+		return;
+	for (int i = 0; i < 3; i++) {
+		if (i && (p >= end || *p++ != ','))
+			return;
+		if (head_member(&p, end, names[i], &val[i], &len[i]))
+			return;
+	}
+	if (p >= end || (*p != ',' && *p != '}') || end[-1] != '}')
+		return;
+	for (int i = 0; i < 3; i++)
+		if (want[0] == names[i]) {
+			sqlite3_result_text(ctx, val[i], (int)len[i], SQLITE_TRANSIENT);
+			return;
+		}
+}
+
+int db_rows_functions(sqlite3 *sq)
+{
+	return sqlite3_create_function_v2(sq, "station_row_head", 2,
+					  SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_DIRECTONLY,
+					  NULL, row_head_fn, NULL, NULL, NULL);
+}
 
 struct rwalk {
 	struct db *db;

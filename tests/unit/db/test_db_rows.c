@@ -16,6 +16,7 @@
 #include <string.h>
 #include "core/hex.h"
 #include "db/db.h"
+#include "db/db_int.h"
 #include "db/roles.h"
 #include "db/schema.h"
 
@@ -321,10 +322,67 @@ static void test_migration_baseline(void **state)
 	assert_non_null(strstr(err.msg, "units id=1"));
 }
 
+/* station_row_head() reads the canonical head of a row event exactly as
+ * json_extract does, and declines (NULL) anything else, so verify's fallback
+ * to json_extract reads it. */
+static void test_row_head_fast_path(void **state)
+{
+	static const struct {
+		const char *detail;
+		int fast;               /* the fast path answers */
+	} cases[] = {
+		{ "{\"h\":\"ab12\",\"k\":\"7\",\"t\":\"units\",\"v\":{\"id\":\"0a0b0c0d\"}}", 1 },
+		{ "{\"h\":\"deleted\",\"k\":\"x-1\",\"t\":\"keys_seen\"}", 1 },
+		{ "{\"h\":\"\",\"k\":\"\",\"t\":\"\"}", 1 },
+		/* not the canonical head: each read by json_extract */
+		{ "{\"k\":\"7\",\"h\":\"ab12\",\"t\":\"units\"}", 0 },
+		{ "{\"h\":\"ab12\",\"k\":\"a\\\"b\",\"t\":\"units\"}", 0 },
+		{ "{\"h\":\"ab12\",\"k\":\"\\u0041\",\"t\":\"units\"}", 0 },
+		{ "{\"h\":\"ab12\", \"k\":\"7\",\"t\":\"units\"}", 0 },
+		{ "{\"h\":\"ab12\",\"k\":7,\"t\":\"units\"}", 0 },
+		{ "{\"h\":\"ab12\",\"k\":\"7\",\"t\":\"units\"x}", 0 },
+		{ "{\"h\":\"ab12\",\"k\":\"7\",\"t\":\"units", 0 },
+		{ "{\"h\":\"ab12\",\"k\":\"7\"}", 0 },
+		{ "", 0 },
+	};
+	sqlite3 *sq;
+
+	(void)state;
+	assert_int_equal(sqlite3_open(":memory:", &sq), SQLITE_OK);
+	assert_int_equal(db_rows_functions(sq), SQLITE_OK);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		for (const char *m = "hkt"; *m; m++) {
+			sqlite3_stmt *st;
+			char name[2] = { *m, 0 }, path[4] = { '$', '.', *m, 0 };
+
+			assert_int_equal(sqlite3_prepare_v2(sq,
+				"SELECT station_row_head(?1, ?2), CASE WHEN json_valid(?1)"
+				" THEN json_extract(?1, ?3) END", -1, &st, NULL), SQLITE_OK);
+			sqlite3_bind_text(st, 1, cases[i].detail, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 3, path, -1, SQLITE_STATIC);
+			assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+			if (!cases[i].fast) {
+				if (sqlite3_column_type(st, 0) != SQLITE_NULL)
+					fail_msg("case %zu (%s): the fast path answered", i, name);
+			} else {
+				assert_int_equal(sqlite3_column_type(st, 1), SQLITE_TEXT);
+				if (sqlite3_column_type(st, 0) != SQLITE_TEXT ||
+				    strcmp((const char *)sqlite3_column_text(st, 0),
+					   (const char *)sqlite3_column_text(st, 1)))
+					fail_msg("case %zu (%s): fast path differs from json_extract", i, name);
+			}
+			sqlite3_finalize(st);
+		}
+	}
+	sqlite3_close(sq);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_worked_example),
+		cmocka_unit_test(test_row_head_fast_path),
 		cmocka_unit_test(test_profile_matches_its_event),
 		cmocka_unit_test(test_every_table_named),
 		cmocka_unit_test(test_crl_from_chain),
