@@ -26,6 +26,7 @@ jobs=${E2E_JOBS:-$(nproc 2>/dev/null || echo 1)}
 [ "$jobs" -le 4 ] || jobs=4
 results=$(mktemp -d "${TMPDIR:-/tmp}/station-e2e-results.XXXXXX")
 trap 'rm -rf "$results"' EXIT
+. "$top/tests/jobs-lib.sh"
 
 scripts=()
 if [ $# -gt 0 ]; then
@@ -38,68 +39,20 @@ for t in "${scripts[@]}"; do
 	if grep -q '^# e2e: alone' "$t"; then alone+=("$t"); else together+=("$t"); fi
 done
 
-# One script: its own scratch directory and log; the verdict in $results/NAME.rc.
+# One script: its own scratch directory, HOME and state.
 run_one() {
-	local t=$1 name scratch t0 rc
-	name=$(basename "$t" .sh)
+	local name scratch
+	name=$(basename "$1" .sh)
 	scratch=$(mktemp -d "${TMPDIR:-/tmp}/station-e2e-$name.XXXXXX")
 	mkdir -p "$scratch/.home/state"
-	t0=$SECONDS
-	(cd "$scratch" && HOME="$scratch/.home" XDG_STATE_HOME="$scratch/.home/state" \
-		timeout 900 bash "$t") >"$results/$name.log" 2>&1
-	rc=$?
-	{
-		echo "== e2e $name"
-		cat "$results/$name.log"
-		if [ "$rc" = 0 ]; then
-			echo "-- $name: ok ($((SECONDS - t0)) s)"
-			rm -rf "$scratch"
-		else
-			echo "-- $name: FAILED, exit $rc ($((SECONDS - t0)) s, scratch kept: $scratch)"
-		fi
-	} >"$results/$name.out"
-	echo "$rc $scratch" >"$results/$name.rc"
+	jobs_one "$name" "== e2e $name" "$scratch" \
+		env HOME="$scratch/.home" XDG_STATE_HOME="$scratch/.home/state" \
+		timeout 900 bash "$1"
 }
 
-# Prints each finished script's output once, in the order they end.
-shown=" "
-flush() {
-	local f name
-	for f in "$results"/*.rc; do
-		[ -e "$f" ] || continue
-		name=$(basename "$f" .rc)
-		case "$shown" in *" $name "*) continue ;; esac
-		cat "$results/$name.out"
-		shown="$shown$name "
-	done
-}
-
-running=0
-for t in "${together[@]+"${together[@]}"}"; do
-	while [ "$running" -ge "$jobs" ]; do
-		wait -n 2>/dev/null || true
-		running=$((running - 1))
-		flush
-	done
-	run_one "$t" &
-	running=$((running + 1))
-done
-wait
-flush
+jobs_run "${together[@]+"${together[@]}"}"
 for t in "${alone[@]+"${alone[@]}"}"; do
 	run_one "$t"
-	flush
+	jobs_flush
 done
-
-pass=0; fail=0; failed=()
-for f in "$results"/*.rc; do
-	[ -e "$f" ] || continue
-	read -r rc scratch <"$f"
-	if [ "$rc" = 0 ]; then pass=$((pass + 1)); else
-		fail=$((fail + 1)); failed+=("$(basename "$f" .rc) (scratch kept: $scratch)")
-	fi
-done
-echo
-for f in "${failed[@]+"${failed[@]}"}"; do echo "FAILED: $f"; done
-echo "e2e: $pass passed, $fail failed"
-[ "$fail" = 0 ] && [ $((pass + fail)) = "${#scripts[@]}" ]
+jobs_summary e2e "${#scripts[@]}"

@@ -194,6 +194,7 @@ static void parallel(struct usbemu *emu, unsigned kib_s)
 	double t1, t8, t0;
 	int i;
 
+	memset(jobs, 0, sizeof(jobs));   /* on_progress reads ph.first_verify == 0 */
 	for (i = 0; i < NBOARDS; i++) {
 		snprintf(jobs[i].bay, sizeof(jobs[i].bay), "1-%d", i + 1);
 		fb[i] = new_board(emu, jobs[i].bay, kib_s);
