@@ -34,8 +34,13 @@ pkg_libs   = $(shell $(PKG) --libs $(1) 2>/dev/null)
 # CFLAGS, CPPFLAGS and LDFLAGS are the user's (default: optimise, debug info).
 # Everything the project requires -- language, warnings, hardening -- is in
 # ST_* and comes after the user's flags on every command line, so
-# `make CFLAGS=-O0` changes the optimisation and nothing else.
+# `make CFLAGS=-O0` changes the optimisation and nothing else -- except that
+# _FORTIFY_SOURCE does nothing without optimisation, so a build whose CFLAGS
+# leave it off (-O0 last, or no -O at all) gets -Og after them: still a
+# debugging build, and the fortified string functions stay on.
 CFLAGS  ?= -O2 -g
+USER_OPT  := $(lastword $(filter -O%,$(CFLAGS)))
+OPT_FLOOR := $(if $(filter-out -O0,$(USER_OPT)),,-Og)
 WARN    = -Wall -Wextra -Werror -Wformat=2 -Wformat-security -Wno-unused-parameter
 HARDEN  = -fstack-protector-strong -fstack-clash-protection -fcf-protection -fPIE \
           -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=3
@@ -47,7 +52,7 @@ ifeq ($(SAN),1)
   SANFLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 endif
 ST_CPPFLAGS = -D_GNU_SOURCE
-ST_CFLAGS   = -std=c11 $(WARN) $(HARDEN) $(SANFLAGS) -MMD -MP
+ST_CFLAGS   = -std=c11 $(OPT_FLOOR) $(WARN) $(HARDEN) $(SANFLAGS) -MMD -MP
 SANLINK     = $(if $(filter 1,$(SAN)),-fsanitize=address -fsanitize=undefined)
 ST_LDFLAGS  = -pie -Wl,-z,relro,-z,now $(SANLINK)
 
