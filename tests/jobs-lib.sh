@@ -1,8 +1,20 @@
 # Sourced by tests/run-unit.sh and tests/run-e2e.sh: runs a suite's items a few
 # at a time and prints each one's output in one piece when it ends.
 #
-# The caller sets $results (a scratch directory) and $jobs (how many at once),
-# and defines run_one ITEM, which calls jobs_one.
+# The caller calls jobs_setup, then defines run_one ITEM, which calls jobs_one.
+
+# jobs_setup KIND WANTED: $jobs = WANTED (default: the CPUs), 1 to 4; $results
+# = a directory for the items' outputs and verdicts (not a stub: each run's
+# own, removed on exit).  Also the sanitizers' options, if not set already.
+jobs_setup() {
+	jobs=${2:-$(nproc 2>/dev/null || echo 1)}
+	[ "$jobs" -ge 1 ] 2>/dev/null || jobs=1
+	[ "$jobs" -le 4 ] || jobs=4
+	results=$(mktemp -d "${TMPDIR:-/tmp}/station-$1-results.XXXXXX")
+	trap 'rm -rf "$results"' EXIT
+	export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:verify_asan_link_order=0}"
+	export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+}
 
 # jobs_one NAME HEADER SCRATCH COMMAND...: runs COMMAND in SCRATCH; leaves
 # $results/NAME.out (HEADER, the output, a verdict line) and then

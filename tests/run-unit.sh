@@ -9,15 +9,8 @@
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 export STATION_TOP="$top"
-export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:verify_asan_link_order=0}"
-export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
-
-jobs=${UNIT_JOBS:-$(nproc 2>/dev/null || echo 1)}
-[ "$jobs" -ge 1 ] 2>/dev/null || jobs=1
-[ "$jobs" -le 4 ] || jobs=4
-results=$(mktemp -d "${TMPDIR:-/tmp}/station-unit-results.XXXXXX")
-trap 'rm -rf "$results"' EXIT
 . "$top/tests/jobs-lib.sh"
+jobs_setup unit "${UNIT_JOBS:-}"
 
 # One suite in its own scratch directory.
 run_one() {
