@@ -60,6 +60,20 @@ static void put_field(struct packer *pk, const void *p, size_t len)
 		EVP_DigestUpdate(pk->md, p, len);
 }
 
+static EVP_MD *sha256_fetched;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void)
+{
+	sha256_fetched = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+const EVP_MD *db_sha256(void)
+{
+	pthread_once(&sha256_once, sha256_fetch);
+	return sha256_fetched ? sha256_fetched : EVP_sha256();
+}
+
 /* The canonical hash of one event (see the top of this file).  NULL strings
  * (a column someone set to NULL) hash as empty. */
 int db_audit_hash_fields(EVP_MD_CTX *md, const EVP_MD *sha256,
@@ -104,7 +118,7 @@ int db_audit_event_hash_hex(const char *station_id, int64_t seq, const char *ts,
 
 	if (!md)
 		return ST_ENOMEM;
-	rc = db_audit_hash_fields(md, EVP_sha256(), station_id, strlen(station_id), seq, ts, strlen(ts),
+	rc = db_audit_hash_fields(md, db_sha256(), station_id, strlen(station_id), seq, ts, strlen(ts),
 			kind, strlen(kind), actor, strlen(actor), detail, strlen(detail),
 			prev_hash, strlen(prev_hash), h);
 	EVP_MD_CTX_free(md);
@@ -186,17 +200,8 @@ static int head_locked(struct db *db, int64_t *seq, char prev_hex[65], struct er
 	return ST_OK;
 }
 
-int db_audit_append_locked(struct db *db, const char *kind, const char *actor,
-			   const char *detail_json, int64_t *seq_out, struct errbuf *err)
+static int names_check(const char *kind, const char *actor, struct errbuf *err)
 {
-	char prev_hex[65], hash_hex[65], ts[32];
-	uint8_t hash[32];
-	char *detail = NULL;
-	EVP_MD_CTX *md = NULL;
-	sqlite3_stmt *st;
-	int64_t seq;
-	int rc;
-
 	if (!kind_valid(kind))
 		return errbuf_set(err, ST_EINVAL, "audit kind must be 1..%d printable characters without spaces",
 				  AUDIT_NAME_MAX);
@@ -204,14 +209,27 @@ int db_audit_append_locked(struct db *db, const char *kind, const char *actor,
 	if (!ids_actor_valid(actor))
 		return errbuf_set(err, ST_EINVAL, "audit actor must be 1..%d printable characters",
 				  IDS_ACTOR_MAX);
-	if ((rc = compact_detail(detail_json, &detail, err)))
-		return rc;
+	return ST_OK;
+}
+
+/* Appends with detail already in its canonical form (compact, keys sorted,
+ * at most AUDIT_DETAIL_MAX bytes) and kind and actor checked. */
+static int append_canonical(struct db *db, const char *kind, const char *actor,
+			    const char *detail, int64_t *seq_out, struct errbuf *err)
+{
+	char prev_hex[65], hash_hex[65], ts[32];
+	uint8_t hash[32];
+	EVP_MD_CTX *md = NULL;
+	sqlite3_stmt *st;
+	int64_t seq;
+	int rc;
+
 	if ((rc = head_locked(db, &seq, prev_hex, err)))
-		goto out;
+		return rc;
 	seq++;
 	clock_iso_ms(clock_realtime_ms(), ts);
 	md = EVP_MD_CTX_new();
-	if (!md || db_audit_hash_fields(md, EVP_sha256(), db->station_id, strlen(db->station_id), seq, ts, strlen(ts),
+	if (!md || db_audit_hash_fields(md, db_sha256(), db->station_id, strlen(db->station_id), seq, ts, strlen(ts),
 			      kind, strlen(kind), actor, strlen(actor), detail, strlen(detail),
 			      prev_hex, 64, hash)) {
 		rc = errbuf_set(err, ST_ECRYPTO, "SHA-256 failed");
@@ -242,6 +260,19 @@ int db_audit_append_locked(struct db *db, const char *kind, const char *actor,
 		*seq_out = seq;
 out:
 	EVP_MD_CTX_free(md);
+	return rc;
+}
+
+int db_audit_append_locked(struct db *db, const char *kind, const char *actor,
+			   const char *detail_json, int64_t *seq_out, struct errbuf *err)
+{
+	char *detail = NULL;
+	int rc;
+
+	if ((rc = names_check(kind, actor, err)) ||
+	    (rc = compact_detail(detail_json, &detail, err)))
+		return rc;
+	rc = append_canonical(db, kind, actor, detail, seq_out, err);
 	free(detail);
 	return rc;
 }
@@ -250,13 +281,25 @@ int db_audit_json_locked(struct db *db, const char *kind, const char *actor,
 			 json_t *j, struct errbuf *err)
 {
 	char *detail = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-	int rc;
+	int is_object = json_is_object(j), rc;
 
 	json_decref(j);
+	if ((rc = names_check(kind, actor, err))) {
+		free(detail);
+		return rc;
+	}
 	if (!detail)
 		return errbuf_set(err, ST_EINVAL, "%s: cannot encode the audit detail "
 				  "(out of memory, or a field that is not valid UTF-8)", kind);
-	rc = db_audit_append_locked(db, kind, actor, detail, NULL, err);
+	/* json_dumps of an object is the canonical form already: not parsed
+	 * again (a json_t cannot hold a duplicate key) */
+	if (strlen(detail) > AUDIT_DETAIL_MAX)
+		rc = errbuf_set(err, ST_EINVAL, "%s: audit detail longer than %d bytes", kind,
+				AUDIT_DETAIL_MAX);
+	else if (!is_object)
+		rc = errbuf_set(err, ST_EINVAL, "%s: audit detail must be a JSON object", kind);
+	else
+		rc = append_canonical(db, kind, actor, detail, NULL, err);
 	free(detail);
 	return rc;
 }

@@ -12,7 +12,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define DB_BUSY_TIMEOUT_MS 10000
 
 void db_lock(struct db *db)
 {
@@ -129,6 +128,10 @@ void db_close(struct db *db)
 	if (db->in_txn)
 		sqlite3_exec(db->sq, "ROLLBACK", NULL, NULL, NULL);
 	sqlite3_close_v2(db->sq);
+	sqlite3_finalize(db->rd_cert);
+	sqlite3_finalize(db->rd_seen);
+	sqlite3_close_v2(db->rd);
+	pthread_mutex_destroy(&db->rd_mu);
 	if (db->wal_fd >= 0)
 		close(db->wal_fd);
 	if (db->line_fd >= 0)

@@ -22,6 +22,10 @@
 
 #define DB_STMT_CACHE 96
 
+/* How long a statement waits for another connection's lock (a reader, the
+ * CLI beside the line) before it fails ST_EBUSY. */
+#define DB_BUSY_TIMEOUT_MS 10000
+
 struct db {
 	sqlite3        *sq;
 	pthread_mutex_t mu;
@@ -46,6 +50,12 @@ struct db {
 	int             issue_queued;      /* records in issue_queue */
 	int             issue_committing;  /* a thread is committing a batch */
 	int64_t         line_since_ms;   /* when it was taken */
+	/* The clone check's own read connection (db/keys_seen.c), opened on
+	 * first use, under rd_mu; rd_failed: it could not be, use sq. */
+	pthread_mutex_t rd_mu;
+	sqlite3        *rd;
+	sqlite3_stmt   *rd_cert, *rd_seen;
+	int             rd_failed;
 	struct {
 		const char   *sql;       /* identity of a static SQL string */
 		sqlite3_stmt *st;
@@ -106,6 +116,12 @@ ST_MUST_CHECK int db_export_read_counts(struct db *db, const char *lot,
 
 void db_lock(struct db *db);
 void db_unlock(struct db *db);
+
+/* SHA-256, its implementation fetched once for the process (audit.c): with
+ * EVP_sha256() OpenSSL 3 looks the implementation up again at every
+ * EVP_DigestInit_ex, and the write path hashes a dozen times per record.
+ * Never NULL (falls back to EVP_sha256()). */
+const EVP_MD *db_sha256(void);
 
 /* The canonical hash of one event (audit.c; the encoding is documented
  * there and in docs/database.md).  Lengths are explicit: a NULL column hashes

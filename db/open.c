@@ -13,7 +13,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define DB_BUSY_TIMEOUT_MS 10000
 
 /* mkdir -p of path's parent directory (mode 0700 for what we create). */
 static int make_parent(const char *path, struct errbuf *err)
@@ -355,6 +354,7 @@ int db_open_ex(const char *path, const char *station_id, unsigned flags, struct 
 	pthread_cond_init(&db->issue_cv, NULL);
 	pthread_mutex_init(&db->sync_mu, NULL);
 	pthread_cond_init(&db->sync_cv, NULL);
+	pthread_mutex_init(&db->rd_mu, NULL);
 
 	rc = sqlite3_open_v2(path, &db->sq, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, NULL);
 	if (rc != SQLITE_OK) {

@@ -134,7 +134,7 @@ int db_row_col_digest(EVP_MD_CTX *md, sqlite3_stmt *st, int i, char out[9])
 	char num[40];
 
 	col_value(st, i, &tag, &p, &len, num);
-	if (!EVP_DigestInit_ex(md, EVP_sha256(), NULL))
+	if (!EVP_DigestInit_ex(md, db_sha256(), NULL))
 		return -1;
 	upd_field(md, COL_TAG, strlen(COL_TAG));
 	upd_field(md, name, strlen(name));
@@ -151,7 +151,7 @@ int db_row_hash_cols(EVP_MD_CTX *md, const char *table, const char *key,
 {
 	unsigned int len = 0;
 
-	if (!EVP_DigestInit_ex(md, EVP_sha256(), NULL))
+	if (!EVP_DigestInit_ex(md, db_sha256(), NULL))
 		return -1;
 	upd_field(md, ROW_TAG, strlen(ROW_TAG));
 	upd_field(md, table, strlen(table));

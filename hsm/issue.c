@@ -16,6 +16,11 @@
 #define SERIAL_BYTES 16
 _Static_assert(HEX_LEN(SERIAL_BYTES) <= ISSUE_SERIAL_HEX, "a serial fits its text");
 #define RESERVE_TRIES 4
+/* With other threads issuing, the next batch is reserved once the pool is
+ * down to POOL_LOW, while they still have serials to take; alone, a thread
+ * reserves when the pool is empty (nobody would use the time). */
+#define POOL_LOW (ISSUE_SERIAL_BATCH / 2)
+#define POOL_MAX (POOL_LOW + ISSUE_SERIAL_BATCH)
 /* The reason recorded for a serial that was, or may have been, signed but
  * never recorded as issued; recovery uses the same (station/line/pl_recover.c). */
 #define ORPHAN_REASON "cessationOfOperation"
@@ -24,10 +29,15 @@ struct issue_ctx {
 	struct hsm *h;
 	struct hsm_certstore store;
 	struct issue_profile prof;
-	/* serials reserved (committed) and not yet used; taken under pool_lock */
+	/* Serials reserved (committed) and not yet used, taken under pool_lock.
+	 * One thread at a time reserves the next batch (refilling), with the
+	 * lock released: the others keep taking what is left, and wait on
+	 * pool_cv only when nothing is.  busy: threads inside issue_cert. */
 	pthread_mutex_t pool_lock;
-	char pool[ISSUE_SERIAL_BATCH][ISSUE_SERIAL_HEX];
+	pthread_cond_t pool_cv;
+	char pool[POOL_MAX][ISSUE_SERIAL_HEX];
 	size_t npool;
+	int refilling, busy;
 	int san_type;                 /* GEN_URI or GEN_DNS, 0 = no SAN */
 	const char *san_fmt;          /* into prof.san_template, past "URI:" */
 	/* built once, added to every certificate (X509_add_ext copies) */
@@ -114,6 +124,7 @@ int issue_ctx_new(struct hsm *h, const struct issue_profile *p,
 	ic->store = *store;
 	ic->prof = *p;
 	pthread_mutex_init(&ic->pool_lock, NULL);
+	pthread_cond_init(&ic->pool_cv, NULL);
 	if (ic->prof.san_template[0]) {
 		ic->san_type = !strncmp(ic->prof.san_template, "URI:", 4) ? GEN_URI : GEN_DNS;
 		ic->san_fmt = ic->prof.san_template + 4;
@@ -142,7 +153,7 @@ int issue_ctx_new(struct hsm *h, const struct issue_profile *p,
 
 void issue_ctx_free(struct issue_ctx *ic)
 {
-	const char *left[ISSUE_SERIAL_BATCH];
+	const char *left[POOL_MAX];
 	struct errbuf e;
 
 	if (!ic)
@@ -154,6 +165,7 @@ void issue_ctx_free(struct issue_ctx *ic)
 	if (ic->npool)
 		ic->store.release(ic->store.ctx, left, ic->npool, &e);
 	pthread_mutex_destroy(&ic->pool_lock);
+	pthread_cond_destroy(&ic->pool_cv);
 	X509_EXTENSION_free(ic->bc);
 	X509_EXTENSION_free(ic->ku_ec);
 	X509_EXTENSION_free(ic->ku_rsa);
@@ -407,36 +419,72 @@ out:
 }
 
 /* Draws a batch of serials and reserves them, committed, in one transaction;
- * a taken serial (a 2^-127 event, or a forged row) draws the batch again. */
+ * a taken serial (a 2^-127 event, or a forged row) draws the batch again.
+ * Called with pool_lock held and refilling set by the caller; the lock is
+ * released while the store commits, and the batch joins the pool. */
 static int pool_refill(struct issue_ctx *ic, struct errbuf *err)
 {
+	char drawn[ISSUE_SERIAL_BATCH][ISSUE_SERIAL_HEX];
 	const char *batch[ISSUE_SERIAL_BATCH];
 	int rc = ST_EEXIST;
 
+	pthread_mutex_unlock(&ic->pool_lock);
 	for (int t = 0; t < RESERVE_TRIES && rc == ST_EEXIST; t++) {
 		for (size_t i = 0; i < ISSUE_SERIAL_BATCH; i++) {
-			if ((rc = issue_new_serial(ic->pool[i], err)) != ST_OK)
-				return rc;
-			batch[i] = ic->pool[i];
+			if ((rc = issue_new_serial(drawn[i], err)) != ST_OK)
+				break;
+			batch[i] = drawn[i];
 		}
-		rc = ic->store.reserve(ic->store.ctx, batch, ISSUE_SERIAL_BATCH, err);
+		if (rc == ST_OK)
+			rc = ic->store.reserve(ic->store.ctx, batch, ISSUE_SERIAL_BATCH, err);
 	}
+	pthread_mutex_lock(&ic->pool_lock);
+	ic->refilling = 0;
+	pthread_cond_broadcast(&ic->pool_cv);
 	if (rc != ST_OK)
 		return errbuf_prefix(err, "reserve certificate serials: ");
-	ic->npool = ISSUE_SERIAL_BATCH;
+	/* Refills run one at a time from POOL_LOW or below, but serials given
+	 * back meanwhile (return_serial) may leave less room: the rest are
+	 * voided, not left reserved for recovery to find. */
+	for (size_t i = 0; i < ISSUE_SERIAL_BATCH; i++) {
+		if (ic->npool < POOL_MAX) {
+			memcpy(ic->pool[ic->npool++], drawn[i], ISSUE_SERIAL_HEX);
+		} else {
+			struct errbuf e;
+
+			ic->store.release(ic->store.ctx, batch + i, ISSUE_SERIAL_BATCH - i, &e);
+			break;
+		}
+	}
 	return ST_OK;
 }
 
 /* A serial reserved before anything is signed with it (write-ahead). */
 static int take_serial(struct issue_ctx *ic, char serial[ISSUE_SERIAL_HEX], struct errbuf *err)
 {
-	int rc = ST_OK;
+	int rc = ST_OK, taken = 0;
 
 	pthread_mutex_lock(&ic->pool_lock);
-	if (!ic->npool)
+	for (;;) {
+		if (!taken && ic->npool) {
+			memcpy(serial, ic->pool[--ic->npool], ISSUE_SERIAL_HEX);
+			taken = 1;
+		}
+		/* ahead of need while others issue: they keep taking meanwhile */
+		if (taken && (ic->refilling || ic->busy < 2 || ic->npool > POOL_LOW))
+			break;
+		if (!taken && ic->refilling) {
+			pthread_cond_wait(&ic->pool_cv, &ic->pool_lock);
+			continue;
+		}
+		ic->refilling = 1;
 		rc = pool_refill(ic, err);
-	if (rc == ST_OK)
-		memcpy(serial, ic->pool[--ic->npool], ISSUE_SERIAL_HEX);
+		if (rc != ST_OK || taken)
+			break;
+	}
+	/* a failed refill ahead of need costs this certificate nothing */
+	if (taken)
+		rc = ST_OK;
 	pthread_mutex_unlock(&ic->pool_lock);
 	return rc;
 }
@@ -449,7 +497,7 @@ static void return_serial(struct issue_ctx *ic, const char serial[ISSUE_SERIAL_H
 	int kept = 0;
 
 	pthread_mutex_lock(&ic->pool_lock);
-	if (ic->npool < ISSUE_SERIAL_BATCH) {
+	if (ic->npool < POOL_MAX) {
 		memcpy(ic->pool[ic->npool++], serial, ISSUE_SERIAL_HEX);
 		kept = 1;
 	}
@@ -459,15 +507,15 @@ static void return_serial(struct issue_ctx *ic, const char serial[ISSUE_SERIAL_H
 		ic->store.release(ic->store.ctx, &one, 1, &e);
 }
 
-int issue_cert(struct issue_ctx *ic, const struct csr_info *csr, int64_t unit_id,
-	       struct issue_result *out, struct errbuf *err)
+/* issue_cert() with the thread counted in ic->busy. */
+static int issue_one(struct issue_ctx *ic, const struct csr_info *csr, int64_t unit_id,
+		     struct issue_result *out, struct errbuf *err)
 {
 	unsigned char *der = NULL;
 	struct errbuf e2;
 	X509 *x = NULL;
 	int rc, len = 0, signed_it = 0;
 
-	memset(out, 0, sizeof(*out));
 	/* 1. write-ahead: a serial durably reserved before anything is signed */
 	if ((rc = take_serial(ic, out->serial_hex, err)) != ST_OK)
 		return errbuf_prefix(err, "certificate for %s: ", csr->unique_id);
@@ -509,6 +557,22 @@ int issue_cert(struct issue_ctx *ic, const struct csr_info *csr, int64_t unit_id
 	else
 		return_serial(ic, out->serial_hex);
 	memset(out, 0, sizeof(*out));
+	return rc;
+}
+
+int issue_cert(struct issue_ctx *ic, const struct csr_info *csr, int64_t unit_id,
+	       struct issue_result *out, struct errbuf *err)
+{
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&ic->pool_lock);
+	ic->busy++;
+	pthread_mutex_unlock(&ic->pool_lock);
+	rc = issue_one(ic, csr, unit_id, out, err);
+	pthread_mutex_lock(&ic->pool_lock);
+	ic->busy--;
+	pthread_mutex_unlock(&ic->pool_lock);
 	return rc;
 }
 

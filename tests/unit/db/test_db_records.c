@@ -8,9 +8,11 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -479,6 +481,98 @@ static void test_allowlist_signer(void **state)
 	verify_ok(db);
 }
 
+/* ---- the clone check's own read connection -------------------------------- */
+
+struct writer {
+	struct db *db;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int in_txn, go, rc;
+};
+
+/* Holds a transaction that records PK2 until told to commit (or 5 s pass). */
+static void *hold_txn(void *arg)
+{
+	struct writer *w = arg;
+	struct timespec until;
+	struct db_unit u;
+	struct errbuf err;
+
+	unit_init(&u, UID2);
+	w->rc = db_unit_begin(w->db, &u, &err);
+	if (!w->rc)
+		w->rc = db_begin(w->db, &err);
+	if (!w->rc) {
+		snprintf(u.pubkey_hash, sizeof(u.pubkey_hash), PK2);
+		snprintf(u.stage, sizeof(u.stage), "keygen");
+		w->rc = db_unit_progress(w->db, &u, &err);
+	}
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 5;
+	pthread_mutex_lock(&w->mu);
+	w->in_txn = 1;
+	pthread_cond_broadcast(&w->cv);
+	while (!w->go && pthread_cond_timedwait(&w->cv, &w->mu, &until) == 0)
+		;
+	pthread_mutex_unlock(&w->mu);
+	if (!w->rc)
+		w->rc = db_commit(w->db, &err);
+	return NULL;
+}
+
+/* The clone check sees what is committed; a caller inside its own open
+ * transaction sees its own writes; and a check never waits for another
+ * thread's open transaction (it reads the committed state beside it). */
+static void test_clone_check_reads_beside_the_writer(void **state)
+{
+	struct db *db = *state;
+	struct writer w = { .db = db, .mu = PTHREAD_MUTEX_INITIALIZER,
+			    .cv = PTHREAD_COND_INITIALIZER };
+	struct db_unit u;
+	struct errbuf err;
+	pthread_t t;
+	int seen = -1;
+
+	unit_init(&u, UID1);
+	assert_int_equal(db_unit_begin(db, &u, &err), ST_OK);
+	assert_int_equal(db_pubkey_seen_by_other(db, PK1, UID2, &seen, &err), ST_OK);
+	assert_false(seen);
+	/* in our own transaction: our uncommitted key is seen, for another board */
+	assert_int_equal(db_begin(db, &err), ST_OK);
+	snprintf(u.pubkey_hash, sizeof(u.pubkey_hash), PK1);
+	snprintf(u.stage, sizeof(u.stage), "keygen");
+	assert_int_equal(db_unit_progress(db, &u, &err), ST_OK);
+	assert_int_equal(db_pubkey_seen_by_other(db, PK1, UID2, &seen, &err), ST_OK);
+	assert_true(seen);
+	assert_int_equal(db_pubkey_seen_by_other(db, PK1, UID1, &seen, &err), ST_OK);
+	assert_false(seen);    /* the same board showing its key again */
+	db_rollback(db);
+	assert_int_equal(db_pubkey_seen_by_other(db, PK1, UID2, &seen, &err), ST_OK);
+	assert_false(seen);
+	/* committed: seen on the read connection */
+	assert_int_equal(db_unit_progress(db, &u, &err), ST_OK);
+	assert_int_equal(db_pubkey_seen_by_other(db, PK1, UID2, &seen, &err), ST_OK);
+	assert_true(seen);
+
+	/* another thread's open transaction: not seen, and not waited for
+	 * (waiting would let the writer time out, commit, and PK2 be seen) */
+	assert_int_equal(pthread_create(&t, NULL, hold_txn, &w), 0);
+	pthread_mutex_lock(&w.mu);
+	while (!w.in_txn)
+		pthread_cond_wait(&w.cv, &w.mu);
+	pthread_mutex_unlock(&w.mu);
+	assert_int_equal(db_pubkey_seen_by_other(db, PK2, UID1, &seen, &err), ST_OK);
+	assert_false(seen);
+	pthread_mutex_lock(&w.mu);
+	w.go = 1;
+	pthread_cond_broadcast(&w.cv);
+	pthread_mutex_unlock(&w.mu);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(w.rc, ST_OK);
+	assert_int_equal(db_pubkey_seen_by_other(db, PK2, UID1, &seen, &err), ST_OK);
+	assert_true(seen);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -488,6 +582,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_allowlist_queries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_issued_survives_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_allowlist_signer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_clone_check_reads_beside_the_writer, setup,
+						teardown),
 	};
 
 	return cmocka_run_group_tests_name("db_records", tests, NULL, NULL);

@@ -11,6 +11,7 @@
 
 #include <ctype.h>
 #include <openssl/bn.h>
+#include <time.h>
 
 #include "hsm/crl.h"
 #include "hsm/hsm.h"
@@ -534,6 +535,150 @@ static void test_issue_from_threads(void **state)
 	free(s);
 }
 
+/* ---- the next batch reserved while other bays issue -------------------- */
+
+/* A store whose second reservation, and third issued record, wait at gates the
+ * test opens: a refill (or a record) in flight, held as long as needed. */
+static struct gates {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct hsm_certstore inner;
+	int reserve_calls, issued_calls;
+	int in_refill, in_record;       /* a call is waiting at its gate */
+	int open_refill, open_record;
+} g = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+
+static void gate_wait(int *arrived, const int *open)
+{
+	pthread_mutex_lock(&g.mu);
+	*arrived = 1;
+	pthread_cond_broadcast(&g.cv);
+	while (!*open)
+		pthread_cond_wait(&g.cv, &g.mu);
+	pthread_mutex_unlock(&g.mu);
+}
+
+static void gate_open(int *open)
+{
+	pthread_mutex_lock(&g.mu);
+	*open = 1;
+	pthread_cond_broadcast(&g.cv);
+	pthread_mutex_unlock(&g.mu);
+}
+
+/* Waits up to 10 s for *flag; 0 when it never came. */
+static int gate_arrived(const int *flag)
+{
+	struct timespec until;
+	int ok;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	pthread_mutex_lock(&g.mu);
+	while (!*flag && pthread_cond_timedwait(&g.cv, &g.mu, &until) == 0)
+		;
+	ok = *flag;
+	pthread_mutex_unlock(&g.mu);
+	return ok;
+}
+
+static int gated_reserve(void *ctx, const char *const *serials, size_t n, struct errbuf *err)
+{
+	if (__atomic_add_fetch(&g.reserve_calls, 1, __ATOMIC_SEQ_CST) == 2)
+		gate_wait(&g.in_refill, &g.open_refill);
+	return g.inner.reserve(g.inner.ctx, serials, n, err);
+}
+
+static int gated_issued(void *ctx, const char *serial, int64_t unit_id, const char *uid,
+			const char *pkh, const uint8_t *der, size_t len, struct errbuf *err)
+{
+	if (__atomic_add_fetch(&g.issued_calls, 1, __ATOMIC_SEQ_CST) == 3)
+		gate_wait(&g.in_record, &g.open_record);
+	return g.inner.issued(g.inner.ctx, serial, unit_id, uid, pkh, der, len, err);
+}
+
+struct one_issue {
+	struct issue_ctx *ic;
+	const struct hsm_certstore *cs;
+	int64_t unit;
+	int rc, done;
+};
+
+static void *issue_one_cert(void *arg)
+{
+	struct one_issue *o = arg;
+	struct issue_result r;
+	struct csr_info ci;
+	struct errbuf e;
+
+	o->rc = check("P-256", UID, NULL, 0, 0, o->cs, &ci, &e);
+	if (o->rc == ST_OK && (o->rc = issue_cert(o->ic, &ci, o->unit, &r, &e)) == ST_OK)
+		issue_result_clear(&r);
+	if (o->rc == ST_OK)
+		csr_info_clear(&ci);
+	pthread_mutex_lock(&g.mu);
+	o->done = 1;
+	pthread_cond_broadcast(&g.cv);
+	pthread_mutex_unlock(&g.mu);
+	return NULL;
+}
+
+/* With another bay issuing, the bay that finds the pool low reserves the next
+ * batch before it is empty, and the others keep taking serials meanwhile:
+ * a refill (a durable commit) never stalls them.  Nothing is left reserved. */
+static void test_refill_ahead_does_not_stall(void **state)
+{
+	struct hsm_certstore cs;
+	struct tu_store *s = calloc(1, sizeof(*s));
+	struct one_issue alone, first, second, third;
+	pthread_t t1, t2, t3;
+	struct issue_ctx *c;
+
+	(void)state;
+	tu_store_init(s, &cs);
+	g.inner = cs;
+	cs.reserve = gated_reserve;
+	cs.issued = gated_issued;
+	c = ctx_on(&cs);
+	alone = (struct one_issue){ .ic = c, .cs = &cs, .unit = 1 };
+	first = (struct one_issue){ .ic = c, .cs = &cs, .unit = 2 };
+	second = (struct one_issue){ .ic = c, .cs = &cs, .unit = 3 };
+	third = (struct one_issue){ .ic = c, .cs = &cs, .unit = 4 };
+
+	/* 0: one bay alone takes from the first batch and refills only when it
+	 * is empty (two certificates: ISSUE_SERIAL_BATCH - 2 left) */
+	for (int i = 0; i < 2; i++) {
+		issue_one_cert(&alone);
+		assert_int_equal(alone.rc, ST_OK);
+	}
+	assert_int_equal(g.reserve_calls, 1);
+	/* 1: a bay held at its record (it stays busy) */
+	assert_int_equal(pthread_create(&t1, NULL, issue_one_cert, &first), 0);
+	assert_true(gate_arrived(&g.in_record));
+	/* 2: a second bay takes serials until the pool is low, then refills
+	 * ahead of need: its reservation waits at the gate */
+	assert_int_equal(pthread_create(&t2, NULL, issue_one_cert, &second), 0);
+	assert_true(gate_arrived(&g.in_refill));
+	/* 3: a third bay is not held by that refill: a serial is left for it */
+	assert_int_equal(pthread_create(&t3, NULL, issue_one_cert, &third), 0);
+	assert_true(gate_arrived(&third.done));
+	assert_int_equal(third.rc, ST_OK);
+
+	gate_open(&g.open_refill);
+	gate_open(&g.open_record);
+	assert_int_equal(pthread_join(t1, NULL), 0);
+	assert_int_equal(pthread_join(t2, NULL), 0);
+	assert_int_equal(pthread_join(t3, NULL), 0);
+	assert_int_equal(first.rc, ST_OK);
+	assert_int_equal(second.rc, ST_OK);
+	assert_int_equal(g.reserve_calls, 2);
+	assert_int_equal(tu_count(s, TU_CERT_ISSUED), 5);
+	issue_ctx_free(c);
+	assert_int_equal(tu_count(s, TU_CERT_RESERVED), 0);
+	assert_int_equal(tu_count(s, TU_CERT_VOID), 2 * ISSUE_SERIAL_BATCH - 5);
+	free(s);
+}
+
 /* ---- CRL ---------------------------------------------------------------- */
 
 static int cmp_str(const void *a, const void *b)
@@ -631,6 +776,7 @@ int main(void)
 		cmocka_unit_test(test_verify_catches_bad_certificates),
 		cmocka_unit_test(test_serials),
 		cmocka_unit_test(test_issue_from_threads),
+		cmocka_unit_test(test_refill_ahead_does_not_stall),
 		cmocka_unit_test(test_crl_lists_exactly_the_revoked),
 	};
 
