@@ -39,30 +39,6 @@ static int valid_hex64(const char *s)
 	return 1;
 }
 
-/* *found = 1 and the first board's id in uid when the key is on record. */
-static int lookup(struct db *db, const char *sql, const char *pubkey_hash, int *found,
-		  char *uid, size_t uidsz, struct errbuf *err)
-{
-	sqlite3_stmt *st = db_stmt(db, sql, err);
-	int rc;
-
-	*found = 0;
-	if (!st)
-		return ST_EDB;
-	sqlite3_bind_text(st, 1, pubkey_hash, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		*found = 1;
-		if (uid)
-			snprintf(uid, uidsz, "%s", (const char *)sqlite3_column_text(st, 0));
-		rc = ST_OK;
-	} else {
-		rc = rc == SQLITE_DONE ? ST_OK : db_sqlerr(db, rc, err, "look up public key");
-	}
-	sqlite3_reset(st);
-	return rc;
-}
-
 int db_keys_seen_add_locked(struct db *db, const char *pubkey_hash, const char *unique_id,
 			    const char *actor, struct errbuf *err)
 {
@@ -86,9 +62,10 @@ int db_keys_seen_add_locked(struct db *db, const char *pubkey_hash, const char *
 	return db_row_audit_locked(db, "keys_seen", pubkey_hash, actor, err);
 }
 
-/* *found = 1 (first board's id in uid, when asked) when st's row exists. */
-static int lookup_stmt(sqlite3_stmt *st, sqlite3 *sq, const char *pubkey_hash, int *found,
-		       char *uid, size_t uidsz, struct errbuf *err)
+/* *found = 1 (the first board's id in uid, when asked) when st's row
+ * exists; st is a statement of connection sq, bound here. */
+static int lookup(struct db *db, sqlite3 *sq, sqlite3_stmt *st, const char *pubkey_hash,
+		  int *found, char *uid, size_t uidsz, struct errbuf *err)
 {
 	int rc;
 
@@ -103,11 +80,28 @@ static int lookup_stmt(sqlite3_stmt *st, sqlite3 *sq, const char *pubkey_hash, i
 	} else if (rc == SQLITE_DONE) {
 		rc = ST_OK;
 	} else {
-		rc = errbuf_set(err, ST_EDB, "look up public key: %s", sqlite3_errmsg(sq));
+		rc = errbuf_set(err, (rc & 0xff) == SQLITE_BUSY ? ST_EBUSY : ST_EDB,
+				"database %s: look up public key: %s", db->path, sqlite3_errmsg(sq));
 	}
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	return rc;
+}
+
+/* The clone check on one connection: certified, or shown by another board. */
+static int seen_by_other_on(struct db *db, sqlite3 *sq, sqlite3_stmt *cert, sqlite3_stmt *seen,
+			    const char *pubkey_hash, const char *unique_id, int *found,
+			    struct errbuf *err)
+{
+	char first[64] = "";
+	int rc;
+
+	if ((rc = lookup(db, sq, cert, pubkey_hash, found, NULL, 0, err)) || *found)
+		return rc;
+	if ((rc = lookup(db, sq, seen, pubkey_hash, found, first, sizeof(first), err)) || !*found)
+		return rc;
+	*found = strcmp(first, unique_id) != 0;
+	return ST_OK;
 }
 
 /* The read connection (rd_mu held); 0 when it cannot be had (then the caller
@@ -136,51 +130,48 @@ static int reader_locked(struct db *db)
 	return 1;
 }
 
-/* On the read connection: 1 and rc set, or 0 when the caller must read on
- * the main connection (its own transaction is open, or no reader). */
-static int seen_on_reader(struct db *db, const char *pubkey_hash, const char *unique_id,
-			  int *found, int *rc, struct errbuf *err)
+/* 1 when this thread has a transaction open on the main connection (then
+ * only that connection sees its writes). */
+static int own_txn_open(struct db *db)
 {
-	char first[64] = "";
-	int use = 0;
+	int open = 0;
 
-	/* held by another thread: it is not ours, so neither is any open
-	 * transaction; free or ours (recursive): ours only if in_txn */
+	/* held by another thread: not ours, so neither is its transaction;
+	 * free or ours (the mutex is recursive): ours when in_txn */
 	if (pthread_mutex_trylock(&db->mu) == 0) {
-		int own_txn = db->in_txn;
-
+		open = db->in_txn;
 		db_unlock(db);
-		if (own_txn)
-			return 0;
 	}
-	pthread_mutex_lock(&db->rd_mu);
-	if (reader_locked(db)) {
-		use = 1;
-		if (!(*rc = lookup_stmt(db->rd_cert, db->rd, pubkey_hash, found, NULL, 0, err)) &&
-		    !*found &&
-		    !(*rc = lookup_stmt(db->rd_seen, db->rd, pubkey_hash, found, first,
-					sizeof(first), err)) && *found)
-			*found = strcmp(first, unique_id) != 0;
-	}
-	pthread_mutex_unlock(&db->rd_mu);
-	return use;
+	return open;
 }
 
 int db_pubkey_seen_by_other(struct db *db, const char *pubkey_hash, const char *unique_id,
 			    int *seen, struct errbuf *err)
 {
-	char first[64] = "";
-	int found = 0, rc;
+	sqlite3_stmt *cert, *by;
+	int found = 0, rc = ST_EDB, done = 0;
 
 	*seen = 0;
 	if (!valid_hex64(pubkey_hash) || !unique_id)
 		return errbuf_set(err, ST_EINVAL, "keys seen: bad public key hash or unique id");
-	if (!seen_on_reader(db, pubkey_hash, unique_id, &found, &rc, err)) {
+	if (!own_txn_open(db)) {
+		pthread_mutex_lock(&db->rd_mu);
+		if ((done = reader_locked(db)))
+			rc = seen_by_other_on(db, db->rd, db->rd_cert, db->rd_seen, pubkey_hash,
+					      unique_id, &found, err);
+		pthread_mutex_unlock(&db->rd_mu);
+	}
+	if (!done) {
+		/* the rare path (inside a transaction, or no reader): prepared here,
+		 * not cached, so neither statement can push the other out */
 		db_lock(db);
-		if (!(rc = lookup(db, SQL_CERT, pubkey_hash, &found, NULL, 0, err)) && !found &&
-		    !(rc = lookup(db, SQL_SEEN, pubkey_hash, &found, first, sizeof(first), err)) &&
-		    found)
-			found = strcmp(first, unique_id) != 0;
+		cert = db_prepare_once(db, SQL_CERT, err);
+		by = cert ? db_prepare_once(db, SQL_SEEN, err) : NULL;
+		if (by)
+			rc = seen_by_other_on(db, db->sq, cert, by, pubkey_hash, unique_id,
+					      &found, err);
+		sqlite3_finalize(cert);
+		sqlite3_finalize(by);
 		db_unlock(db);
 	}
 	if (rc == ST_OK)
