@@ -22,6 +22,12 @@
 	" instr(detail, '\"" k "\":\"') + " klen "), '\"') - 1) END)"
 #define DB_EV_UID    DB_EV_FIELD("unique_id", "13")
 #define DB_EV_SERIAL DB_EV_FIELD("serial", "10")
+/*
+ * Since migration 11 both are partial indexes over the events that are not
+ * `row` events: a row event's detail names columns ("v":{"serial":"<8 hex>",
+ * ...}), never a board or a serial.  A query adds this term to use them.
+ */
+#define DB_EV_INDEXED "kind != 'row'"
 
 extern const char *const db_migrations[];
 extern const int db_migrations_count;

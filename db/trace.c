@@ -18,8 +18,8 @@
 #define ISO(c) "strftime('%Y-%m-%dT%H:%M:%fZ', " c " / 1000.0, 'unixepoch')"
 /* the index finds candidates, json_extract (in the query, not the schema)
  * keeps only the top-level field: db/schema.h */
-#define EV_UID DB_EV_UID " = ?1 AND json_extract(detail, '$.unique_id')"
-#define EV_SERIAL DB_EV_SERIAL " = ?1 AND json_extract(detail, '$.serial')"
+#define EV_UID DB_EV_INDEXED " AND " DB_EV_UID " = ?1 AND json_extract(detail, '$.unique_id')"
+#define EV_SERIAL DB_EV_INDEXED " AND " DB_EV_SERIAL " = ?1 AND json_extract(detail, '$.serial')"
 
 static const char SQL_BY_UNIT[] = "SELECT unique_id FROM units WHERE id = ?2";
 static const char SQL_BY_SERIAL[] =

@@ -439,6 +439,81 @@ static void test_two_connections(void **state)
 	db_close(b);
 }
 
+/* One integer from a query on a raw connection (-1 on error). */
+static int64_t sql_int(sqlite3 *sq, const char *sql, const char *arg)
+{
+	sqlite3_stmt *st;
+	int64_t v = -1;
+
+	if (sqlite3_prepare_v2(sq, sql, -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	if (arg)
+		sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+#define BY_SERIAL "SELECT count(*) FROM events INDEXED BY events_serial WHERE " \
+	DB_EV_INDEXED " AND " DB_EV_SERIAL " = ?"
+#define KEYED "SELECT count(*) FROM certificates INDEXED BY certificates_pubkey" \
+	" WHERE pubkey_hash IS NOT NULL"
+#define V10_INDEXES \
+	"DROP INDEX certificates_pubkey; DROP INDEX certificates_uid; DROP INDEX certificates_unit;" \
+	"DROP INDEX events_uid; DROP INDEX events_serial;" \
+	"CREATE UNIQUE INDEX certificates_pubkey ON certificates(pubkey_hash);" \
+	"CREATE INDEX certificates_status ON certificates(status);" \
+	"CREATE INDEX certificates_unit ON certificates(unit_id);" \
+	"CREATE INDEX certificates_uid ON certificates(unique_id);" \
+	"CREATE INDEX events_uid ON events(" DB_EV_UID ");" \
+	"CREATE INDEX events_serial ON events(" DB_EV_SERIAL ");" \
+	"PRAGMA user_version = 10;"
+
+/* Migration 11: the certificates indexes hold only rows with a key, board or
+ * unit; the events indexes leave out `row` events; a file at version 10 is
+ * brought there, and the indexes still answer (the clone refusal included). */
+static void test_migration_11_partial_indexes(void **state)
+{
+	static const char *const serials[] = { "7a1", "7a2", "7a3" };
+	static const char pk[] = "1111111111111111111111111111111111111111111111111111111111111111";
+	uint8_t der[16] = { 0x30, 0x0e };
+	struct db_verify_result res;
+	struct errbuf err;
+	struct db *db;
+	sqlite3 *sq;
+
+	(void)state;
+	assert_int_equal(db_open("m11.db", "st1", &db, &err), ST_OK);
+	assert_int_equal(db_cert_reserve(db, serials, 3, &err), ST_OK);
+	assert_int_equal(db_cert_issued(db, "7a1", 0, "0123456789ABCDEF01234567", pk, der,
+					sizeof(der), &err), ST_OK);
+	db_close(db);
+
+	assert_int_equal(sqlite3_open("m11.db", &sq), SQLITE_OK);
+	assert_int_equal(sql_int(sq, KEYED, NULL), 1);            /* not the 2 reserved */
+	assert_int_equal(sql_int(sq, BY_SERIAL, "7a1"), 1);       /* cert-issued */
+	assert_int_equal(sql_int(sq, "SELECT count(*) FROM sqlite_master"
+				 " WHERE name = 'certificates_status'", NULL), 0);
+	assert_int_equal(sqlite3_exec(sq, V10_INDEXES, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(sq);
+
+	assert_int_equal(db_open("m11.db", "st1", &db, &err), ST_OK);
+	assert_int_equal(db_schema_version(db), db_migrations_count);
+	assert_int_equal(db_audit_verify(db, &res, &err), ST_OK);
+	/* the partial UNIQUE index still refuses a key certified already */
+	assert_int_equal(db_cert_issued(db, "7a2", 0, "0123456789ABCDEF01234568", pk, der,
+					sizeof(der), &err), ST_EEXIST);
+	db_close(db);
+	assert_int_equal(sqlite3_open("m11.db", &sq), SQLITE_OK);
+	assert_int_equal(sql_int(sq, KEYED, NULL), 1);
+	assert_int_equal(sql_int(sq, BY_SERIAL, "7a1"), 1);
+	assert_int_equal(sql_int(sq, "SELECT count(*) FROM sqlite_master WHERE name IN"
+				 " ('events_serial', 'events_uid') AND sql LIKE '%WHERE kind != ''row''%'",
+				 NULL), 2);
+	sqlite3_close(sq);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -447,6 +522,7 @@ int main(void)
 		cmocka_unit_test(test_newer_schema_refused),
 		cmocka_unit_test(test_migration_2_keeps_certificates),
 		cmocka_unit_test(test_migration_5_adds_reason_code),
+		cmocka_unit_test(test_migration_11_partial_indexes),
 		cmocka_unit_test(test_not_a_database),
 		cmocka_unit_test(test_open_existing_and_station_id),
 		cmocka_unit_test(test_pragmas),
