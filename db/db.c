@@ -184,6 +184,26 @@ int db_synchronous(struct db *db)
 	return v;
 }
 
+/* db_int.h.  The transaction statements and the synchronous switch run on
+ * every commit of the issuing path, where parsing them each time showed in
+ * profiles. */
+int db_exec_cached(struct db *db, const char *sql, struct errbuf *err)
+{
+	sqlite3_stmt *st = db_stmt(db, sql, err);
+	int rc;
+
+	if (!st)
+		return ST_EDB;
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return db_sqlerr(db, rc, err, sql);
+	return ST_OK;
+}
+
+static const char SQL_BEGIN[] = "BEGIN IMMEDIATE";
+static const char SQL_COMMIT[] = "COMMIT";
+
 /* The mutex stays held from begin to commit/rollback: see db_int.h. */
 int db_begin(struct db *db, struct errbuf *err)
 {
@@ -195,7 +215,7 @@ int db_begin(struct db *db, struct errbuf *err)
 		return errbuf_set(err, ST_ESTATE, "database %s: transaction already open",
 				  db->path);
 	}
-	if ((rc = db_exec_simple(db, "BEGIN IMMEDIATE", err))) {
+	if ((rc = db_exec_cached(db, SQL_BEGIN, err))) {
 		db_unlock(db);
 		return rc;
 	}
@@ -212,7 +232,7 @@ int db_commit(struct db *db, struct errbuf *err)
 		db_unlock(db);
 		return errbuf_set(err, ST_ESTATE, "database %s: no transaction open", db->path);
 	}
-	rc = db_exec_simple(db, "COMMIT", err);
+	rc = db_exec_cached(db, SQL_COMMIT, err);
 	if (rc) {
 		sqlite3_exec(db->sq, "ROLLBACK", NULL, NULL, NULL);
 		if (err)
@@ -242,7 +262,7 @@ int db_txn_begin(struct db *db, int *owned, struct errbuf *err)
 	*owned = 0;
 	if (db->in_txn)
 		return ST_OK;
-	int rc = db_exec_simple(db, "BEGIN IMMEDIATE", err);
+	int rc = db_exec_cached(db, SQL_BEGIN, err);
 
 	if (rc)
 		return rc;
@@ -255,7 +275,7 @@ int db_txn_end(struct db *db, int owned, int rc, struct errbuf *err)
 	if (!owned)
 		return rc;
 	if (rc == ST_OK) {
-		rc = db_exec_simple(db, "COMMIT", err);
+		rc = db_exec_cached(db, SQL_COMMIT, err);
 		if (rc == ST_OK)
 			return ST_OK;
 	}
@@ -265,22 +285,13 @@ int db_txn_end(struct db *db, int owned, int rc, struct errbuf *err)
 
 /* ---- group commit (db_int.h) ------------------------------------------- */
 
-static int set_synchronous(struct db *db, const char *sql, struct errbuf *err)
-{
-	sqlite3_stmt *st = db_stmt(db, sql, err);
-	int rc;
-
-	if (!st)
-		return ST_EDB;
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-		return db_sqlerr(db, rc, err, "set synchronous");
-	return ST_OK;
-}
-
 static const char SQL_SYNC_NORMAL[] = "PRAGMA synchronous = NORMAL";
 static const char SQL_SYNC_FULL[] = "PRAGMA synchronous = FULL";
+
+int db_set_synchronous(struct db *db, int full, struct errbuf *err)
+{
+	return db_exec_cached(db, full ? SQL_SYNC_FULL : SQL_SYNC_NORMAL, err);
+}
 
 int db_txn_begin_synced(struct db *db, int *owned, struct errbuf *err)
 {
@@ -289,24 +300,36 @@ int db_txn_begin_synced(struct db *db, int *owned, struct errbuf *err)
 	*owned = 0;
 	if (db->in_txn)
 		return ST_OK;  /* the caller's transaction decides; nothing to sync here */
-	if ((rc = set_synchronous(db, SQL_SYNC_NORMAL, err)))
+	if ((rc = db_set_synchronous(db, 0, err)))
 		return rc;
 	if ((rc = db_txn_begin(db, owned, err)))
-		set_synchronous(db, SQL_SYNC_FULL, NULL);
+		ST_IGNORE(db_set_synchronous(db, 1, NULL));
 	return rc;
 }
 
 /* The WAL exists once a commit went through it.  SQLite keeps that file (the
  * same inode) while this connection is open; a link count of 0 would mean it
- * was replaced, so it is opened again. */
+ * was replaced, so it is opened again.
+ *
+ * Only the link count is asked for, on every commit.  Asking for the times
+ * too (fstat) marks them as read, and since Linux 6.13 ext4 then gives the
+ * next write a fine-grained mtime: every commit dirtied the WAL's inode, and
+ * every fdatasync wrote the inode table block as a second synchronous I/O
+ * (docs/performance.md, "The WAL's inode"). */
+static int wal_linked(int fd)
+{
+	struct statx sx;
+
+	return statx(fd, "", AT_EMPTY_PATH, STATX_NLINK, &sx) == 0 &&
+	       (sx.stx_mask & STATX_NLINK) && sx.stx_nlink > 0;
+}
+
 static int wal_open_locked(struct db *db, struct errbuf *err)
 {
 	char wal[sizeof(db->path) + 8];
-	struct stat sb;
-
 	int fd;
 
-	if (db->wal_fd >= 0 && fstat(db->wal_fd, &sb) == 0 && sb.st_nlink > 0)
+	if (db->wal_fd >= 0 && wal_linked(db->wal_fd))
 		return ST_OK;
 	snprintf(wal, sizeof(wal), "%s-wal", db->path);
 	fd = open(wal, O_RDONLY | O_CLOEXEC);
@@ -336,7 +359,7 @@ int db_txn_end_synced(struct db *db, int owned, int rc, struct errbuf *err)
 	rc = db_txn_end(db, owned, rc, err);
 	if (rc == ST_OK)   /* its frames are in the WAL: a sync begun from now covers it */
 		__atomic_add_fetch(&db->commit_seq, 1, __ATOMIC_RELEASE);
-	rc2 = set_synchronous(db, SQL_SYNC_FULL, rc ? NULL : err);
+	rc2 = db_set_synchronous(db, 1, rc ? NULL : err);
 	if (!rc && !rc2)
 		rc2 = wal_open_locked(db, err);
 	return rc ? rc : rc2;

@@ -105,6 +105,12 @@ ST_MUST_CHECK int db_cert_issued_locked(struct db *db, const char *serial_hex, i
 
 /* sqlite3_exec of a static statement; a failure names the database. */
 ST_MUST_CHECK int db_exec_simple(struct db *db, const char *sql, struct errbuf *err);
+/* One statement without parameters or rows, prepared once per handle through
+ * the statement cache, which is keyed by the string's address: sql must be a
+ * static array, the same one on every call. */
+ST_MUST_CHECK int db_exec_cached(struct db *db, const char *sql, struct errbuf *err);
+/* PRAGMA synchronous = FULL (full) or NORMAL on the handle's connection. */
+ST_MUST_CHECK int db_set_synchronous(struct db *db, int full, struct errbuf *err);
 /* PRAGMA user_version. */
 ST_MUST_CHECK int db_user_version(struct db *db, int *v, struct errbuf *err);
 

@@ -180,23 +180,6 @@ static int update_locked(struct db *db, const struct db_unit *u, struct errbuf *
  * loss may lose it, never corrupt the database.  Inside an open transaction
  * the update simply joins it.
  */
-static const char SQL_SYNC_NORMAL[] = "PRAGMA synchronous = NORMAL";
-static const char SQL_SYNC_FULL[] = "PRAGMA synchronous = FULL";
-
-static int pragma_locked(struct db *db, const char *sql, struct errbuf *err)
-{
-	sqlite3_stmt *st = db_stmt(db, sql, err);
-	int rc;
-
-	if (!st)
-		return ST_EDB;
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-		return db_sqlerr(db, rc, err, "set synchronous");
-	return ST_OK;
-}
-
 int db_unit_progress(struct db *db, const struct db_unit *u, struct errbuf *err)
 {
 	int rc, rc2;
@@ -207,13 +190,13 @@ int db_unit_progress(struct db *db, const struct db_unit *u, struct errbuf *err)
 		db_unlock(db);
 		return rc;
 	}
-	if ((rc = pragma_locked(db, SQL_SYNC_NORMAL, err))) {
+	if ((rc = db_set_synchronous(db, 0, err))) {
 		db_unlock(db);
 		return rc;
 	}
 	rc = db_unit_update(db, u, err);
 	/* FULL again whatever happened: every other write relies on it */
-	rc2 = pragma_locked(db, SQL_SYNC_FULL, rc ? NULL : err);
+	rc2 = db_set_synchronous(db, 1, rc ? NULL : err);
 	db_unlock(db);
 	return rc ? rc : rc2;
 }

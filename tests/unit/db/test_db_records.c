@@ -370,6 +370,28 @@ static void test_allowlist_queries(void **state)
 
 /* Invariant 2: once db_cert_issued() returns, the record survives the process
  * dying on the spot (no close, no atexit). */
+/* The issued record's sync goes to the WAL SQLite writes.  A WAL removed
+ * under the open database (SQLite keeps writing its unlinked inode, which is
+ * lost at close) fails the record: the certificate must not leave. */
+static void test_removed_wal_fails_the_record(void **state)
+{
+	struct db *db = *state;
+	const uint8_t der[] = { 0x30, 0x03, 0x02, 0x01, 0x01 };
+	const char *batch[] = { "a1", "a2" };
+	char wal[300];
+	struct db_unit u;
+	struct errbuf err;
+
+	unit_init(&u, UID1);
+	assert_int_equal(db_unit_begin(db, &u, &err), ST_OK);
+	assert_int_equal(db_cert_reserve(db, batch, 2, &err), ST_OK);
+	assert_int_equal(db_cert_issued(db, "a1", u.id, UID1, PK1, der, sizeof(der), &err), ST_OK);
+	snprintf(wal, sizeof(wal), "%s-wal", db_path(db));
+	assert_int_equal(unlink(wal), 0);
+	assert_int_equal(db_cert_issued(db, "a2", u.id, UID1, PK2, der, sizeof(der), &err), ST_EDB);
+	assert_non_null(strstr(err.msg, "WAL"));
+}
+
 static void test_issued_survives_crash(void **state)
 {
 	struct db *db = *state;
@@ -581,6 +603,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_certs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_allowlist_queries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_issued_survives_crash, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_removed_wal_fails_the_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_allowlist_signer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_clone_check_reads_beside_the_writer, setup,
 						teardown),
