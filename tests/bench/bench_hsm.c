@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "tests/rig/bench_clock.h"
+#include "core/proc.h"
 #include "tests/rig/hsm_test_util.h"
 #include "hsm/csr_policy.h"
 #include "db/db.h"
@@ -378,6 +379,7 @@ int main(int argc, char **argv)
 	char tokdir[1100];
 	pid_t pid;
 
+	proc_tune_malloc();   /* as the station binary does (core/proc.h) */
 	if (argc > 1)
 		secs = atof(argv[1]);
 	if (argc > 2)
