@@ -319,9 +319,11 @@ int db_txn_begin_synced(struct db *db, int *owned, struct errbuf *err)
 static int wal_linked(int fd)
 {
 	struct statx sx;
+	struct stat sb;
 
-	return statx(fd, "", AT_EMPTY_PATH, STATX_NLINK, &sx) == 0 &&
-	       (sx.stx_mask & STATX_NLINK) && sx.stx_nlink > 0;
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_NLINK, &sx) == 0 && (sx.stx_mask & STATX_NLINK))
+		return sx.stx_nlink > 0;
+	return fstat(fd, &sb) == 0 && sb.st_nlink > 0;   /* no statx: a filter, an old kernel */
 }
 
 static int wal_open_locked(struct db *db, struct errbuf *err)
