@@ -7,6 +7,9 @@
  */
 #include "tests/unit/hsm/csr_rig.h"
 
+#include <openssl/core_names.h>
+#include <string.h>
+
 static int group_setup(void **state)
 {
 	(void)state;
@@ -142,6 +145,36 @@ static void test_csr_weak_keys(void **state)
 	pol.key_kinds = CSR_KEY_EC_P256;
 	assert_int_equal(check("P-384", UID, NULL, 0, 0, NULL, &ci, &e), ST_EPOLICY);
 	csr_policy_default(&pol);
+}
+
+/* A point that is not on its curve is no key: refused before anything else
+ * is read from the request (P-256 and P-384, both built from a template). */
+static void test_csr_point_off_the_curve(void **state)
+{
+	const char *curves[] = { "P-256", "P-384" };
+
+	(void)state;
+	for (size_t c = 0; c < 2; c++) {
+		uint8_t nonce[32], *der, pt[133], *at;
+		size_t len = 0, ptlen = 0;
+		EVP_PKEY *k = tu_key(curves[c]);
+		struct csr_info ci;
+		struct errbuf e;
+
+		rand_nonce(nonce);
+		assert_int_equal(EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY,
+								 pt, sizeof(pt), &ptlen), 1);
+		assert_int_equal(tu_make_csr(k, UID, NULL, nonce, 0, &der, &len), 0);
+		assert_int_equal(csr_check(&pol, der, len, UID, nonce, NULL, &ci, &e), ST_OK);
+		csr_info_clear(&ci);
+		at = memmem(der, len, pt, ptlen);
+		assert_non_null(at);
+		at[ptlen - 1] ^= 0x01;   /* y + 1 or y - 1: off the curve */
+		assert_int_equal(csr_check(&pol, der, len, UID, nonce, NULL, &ci, &e), ST_EINVAL);
+		assert_non_null(strstr(e.msg, "public key is unreadable"));
+		OPENSSL_free(der);
+		EVP_PKEY_free(k);
+	}
 }
 
 /* A compressed point is the same key under another encoding (and hash). */
@@ -316,6 +349,7 @@ int main(void)
 		cmocka_unit_test(test_csr_signature_hash),
 		cmocka_unit_test(test_csr_policy_for_key),
 		cmocka_unit_test(test_csr_compressed_point),
+		cmocka_unit_test(test_csr_point_off_the_curve),
 		cmocka_unit_test(test_csr_explicit_curve),
 		cmocka_unit_test(test_csr_unused_bits),
 		cmocka_unit_test(test_csr_bad_signature),
