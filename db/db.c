@@ -315,7 +315,7 @@ int db_txn_begin_synced(struct db *db, int *owned, struct errbuf *err)
  * too (fstat) marks them as read, and since Linux 6.13 ext4 then gives the
  * next write a fine-grained mtime: every commit dirtied the WAL's inode, and
  * every fdatasync wrote the inode table block as a second synchronous I/O
- * (docs/performance.md, "The WAL's inode"). */
+ * (docs/performance.md, "The issuing threads' CPU, sample by sample"). */
 static int wal_linked(int fd)
 {
 	struct statx sx;

@@ -19,9 +19,9 @@
  * key type), about two thirds of the cost of parse + verify.  So requests are
  * parsed in a library context with no providers (the key is left undecoded),
  * and the key is built directly from the SubjectPublicKeyInfo: EC keys from
- * their curve's parameters and the point (ec_key(); the point is checked to be
- * on the curve), other keys with d2i_PUBKEY.  The signature is then verified in the default
- * context.  Measured: parse + verify 0.72 ms -> 0.24 ms per P-256 CSR.
+ * their curve's parameters and the point (ec_key(); the point is checked to
+ * be on the curve), other keys with d2i_PUBKEY.  The signature is then
+ * verified in the default context.  Measured: parse + verify 0.72 ms -> 0.24 ms per P-256 CSR.
  */
 static OSSL_LIB_CTX *parse_ctx;
 static pthread_once_t parse_once = PTHREAD_ONCE_INIT;
@@ -119,16 +119,17 @@ out:
 }
 
 /*
- * The domain parameters of the named curves a CSR may use, made once per
- * process.  A P-256/384/521 key is then a copy of its curve's template with
- * the request's point set (EVP_PKEY_dup + EVP_PKEY_set1_encoded_public_key,
- * ~4 us), not built from the curve's name (EVP_PKEY_fromdata, ~17 us: it makes
- * the group and its Montgomery constants for every request; 5 % of the
- * issuing threads' CPU, docs/performance.md).  Setting the point checks that
- * it is on the curve, as fromdata does.  The templates are only read after
- * they are made, from any thread.
+ * The domain parameters of the curves a profile can allow (CSR_KEY_EC_P256,
+ * CSR_KEY_EC_P384), made once per process.  Such a key is a copy of its
+ * curve's template with the request's point set (EVP_PKEY_dup +
+ * EVP_PKEY_set1_encoded_public_key, ~4 us), not built from the curve's name
+ * (EVP_PKEY_fromdata, ~17 us: it makes the group and its Montgomery constants
+ * for every request; 5 % of the issuing threads' CPU, docs/performance.md).
+ * Setting the point checks that it is on the curve, as fromdata does; other
+ * curves (refused by the policy later) still go through fromdata.  The
+ * templates are only read after they are made, from any thread.
  */
-static const int template_nids[] = { NID_X9_62_prime256v1, NID_secp384r1, NID_secp521r1 };
+static const int template_nids[] = { NID_X9_62_prime256v1, NID_secp384r1 };
 #define NTEMPLATES (sizeof(template_nids) / sizeof(template_nids[0]))
 static EVP_PKEY *templates[NTEMPLATES];
 static pthread_once_t templates_once = PTHREAD_ONCE_INIT;
