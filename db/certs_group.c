@@ -30,6 +30,7 @@ struct db_issue_req {
 	int rc, done;
 	struct errbuf err;
 	struct db_issue_req *next;
+	pthread_cond_t cv;   /* its caller waits here, woken alone (see below) */
 };
 
 static int issue_one_locked(struct db *db, struct db_issue_req *r)
@@ -87,6 +88,14 @@ static int commit_batch(struct db *db, struct db_issue_req *batch, struct errbuf
 	return rc;
 }
 
+/* db_int.h */
+void db_issue_commit_ended_locked(struct db *db)
+{
+	db->issue_committing = 0;
+	if (db->issue_queue)
+		pthread_cond_signal(&db->issue_queue->cv);
+}
+
 int db_cert_issued(struct db *db, const char *serial_hex, int64_t unit_id,
 		   const char *unique_id, const char *pubkey_hash,
 		   const uint8_t *der, size_t der_len, struct errbuf *err)
@@ -121,6 +130,13 @@ int db_cert_issued(struct db *db, const char *serial_hex, int64_t unit_id,
 	req.der = der;
 	req.der_len = der_len;
 
+	pthread_cond_init(&req.cv, NULL);
+
+	/* Each caller sleeps on its own condition and is woken alone: when its
+	 * record's sync is done, or when it heads the queue as a batch's commit
+	 * ends (to commit the next batch).  A condition shared by all woke every
+	 * waiting bay for each of those, most of them to sleep again: with 16
+	 * bays issuing that was ~9 context switches per certificate. */
 	pthread_mutex_lock(&db->issue_mu);
 	if (!db->issue_tail)   /* the queue starts empty (calloc'd handle) */
 		db->issue_tail = &db->issue_queue;
@@ -134,7 +150,7 @@ int db_cert_issued(struct db *db, const char *serial_hex, int64_t unit_id,
 
 		/* a batch is committing, or ours was taken and waits for its sync */
 		if (db->issue_committing || !db->issue_queue) {
-			pthread_cond_wait(&db->issue_cv, &db->issue_mu);
+			pthread_cond_wait(&req.cv, &db->issue_mu);
 			continue;
 		}
 		/* this caller commits every record queued so far (its own among
@@ -154,10 +170,10 @@ int db_cert_issued(struct db *db, const char *serial_hex, int64_t unit_id,
 			commit_each(db, batch, &synced_any);
 		}
 
-		/* the next batch commits while this one's sync is in flight */
+		/* the next batch commits while this one's sync is in flight: its
+		 * first caller commits it (a caller arriving meanwhile may be first) */
 		pthread_mutex_lock(&db->issue_mu);
-		db->issue_committing = 0;
-		pthread_cond_broadcast(&db->issue_cv);
+		db_issue_commit_ended_locked(db);
 		pthread_mutex_unlock(&db->issue_mu);
 
 		/* on disk before any of these certificates leaves for its board */
@@ -171,10 +187,12 @@ int db_cert_issued(struct db *db, const char *serial_hex, int64_t unit_id,
 				r->err = berr;
 			}
 			r->done = 1;   /* r may be gone once the lock is released */
+			if (r != &req)
+				pthread_cond_signal(&r->cv);
 		}
-		pthread_cond_broadcast(&db->issue_cv);
 	}
 	pthread_mutex_unlock(&db->issue_mu);
+	pthread_cond_destroy(&req.cv);
 	if (req.rc != ST_OK && err)
 		*err = req.err;
 	return req.rc;

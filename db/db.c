@@ -137,7 +137,6 @@ void db_close(struct db *db)
 	if (db->line_fd >= 0)
 		close(db->line_fd);   /* releases the line's flock */
 	pthread_mutex_destroy(&db->mu);
-	pthread_cond_destroy(&db->issue_cv);
 	pthread_mutex_destroy(&db->issue_mu);
 	pthread_cond_destroy(&db->sync_cv);
 	pthread_mutex_destroy(&db->sync_mu);

@@ -43,9 +43,9 @@ struct db {
 	int             syncing;
 	int             line_fd;         /* "<db>.lock", flocked by db_line_acquire (-1: not held) */
 	/* issued records waiting for a shared commit (db/certs_group.c; the
-	 * mutex and condition are made and destroyed with the handle) */
+	 * mutex is made and destroyed with the handle, each caller's condition
+	 * with its record) */
 	pthread_mutex_t issue_mu;
-	pthread_cond_t  issue_cv;
 	struct db_issue_req *issue_queue, **issue_tail;
 	int             issue_queued;      /* records in issue_queue */
 	int             issue_committing;  /* a thread is committing a batch */
@@ -102,6 +102,9 @@ ST_MUST_CHECK int  db_wal_sync(struct db *db, struct errbuf *err);
 ST_MUST_CHECK int db_cert_issued_locked(struct db *db, const char *serial_hex, int64_t unit_id,
 					const char *unique_id, const char *pubkey_hash,
 					const uint8_t *der, size_t der_len, struct errbuf *err);
+/* A batch's commit has ended (issue_mu held): the first caller queued, if
+ * any, is woken to commit the next (db/certs_group.c). */
+void db_issue_commit_ended_locked(struct db *db);
 
 /* sqlite3_exec of a static statement; a failure names the database. */
 ST_MUST_CHECK int db_exec_simple(struct db *db, const char *sql, struct errbuf *err);

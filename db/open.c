@@ -351,7 +351,6 @@ int db_open_ex(const char *path, const char *station_id, unsigned flags, struct 
 	pthread_mutex_init(&db->mu, &attr);
 	pthread_mutexattr_destroy(&attr);
 	pthread_mutex_init(&db->issue_mu, NULL);
-	pthread_cond_init(&db->issue_cv, NULL);
 	pthread_mutex_init(&db->sync_mu, NULL);
 	pthread_cond_init(&db->sync_cv, NULL);
 	pthread_mutex_init(&db->rd_mu, NULL);

@@ -17,10 +17,12 @@
 _Static_assert(HEX_LEN(SERIAL_BYTES) <= ISSUE_SERIAL_HEX, "a serial fits its text");
 #define RESERVE_TRIES 4
 /* With other threads issuing, the next batch is reserved once the pool is
- * down to POOL_LOW, while they still have serials to take; alone, a thread
- * reserves when the pool is empty (nobody would use the time). */
-#define POOL_LOW (ISSUE_SERIAL_BATCH / 2)
-#define POOL_MAX (POOL_LOW + ISSUE_SERIAL_BATCH)
+ * down to pool_low(), while they still have serials to take; alone, a thread
+ * reserves when the pool is empty (nobody would use the time).  The more
+ * threads issue, the larger both (up to ISSUE_SERIAL_BATCH_MAX): with 16 bays
+ * a batch of 8 ran out before the next one was committed, and the bays queued
+ * behind the refill (docs/performance.md). */
+#define POOL_MAX (2 * ISSUE_SERIAL_BATCH_MAX)
 /* The reason recorded for a serial that was, or may have been, signed but
  * never recorded as issued; recovery uses the same (station/line/pl_recover.c). */
 #define ORPHAN_REASON "cessationOfOperation"
@@ -418,25 +420,46 @@ out:
 	return ST_OK;
 }
 
+/* Serials per reservation with `busy` threads issuing: ISSUE_SERIAL_BATCH
+ * for one or two, then two per thread, at most ISSUE_SERIAL_BATCH_MAX. */
+static size_t batch_size(int busy)
+{
+	size_t n = busy > 0 ? 2 * (size_t)busy : 0;
+
+	return n < ISSUE_SERIAL_BATCH ? ISSUE_SERIAL_BATCH :
+	       n > ISSUE_SERIAL_BATCH_MAX ? ISSUE_SERIAL_BATCH_MAX : n;
+}
+
+/* The pool left when the next batch is reserved ahead of need: enough for
+ * every other thread to take one while this one commits the batch. */
+static size_t pool_low(int busy)
+{
+	size_t n = busy > 0 ? (size_t)busy : 0;
+
+	return n < ISSUE_SERIAL_BATCH / 2 ? ISSUE_SERIAL_BATCH / 2 :
+	       n > ISSUE_SERIAL_BATCH_MAX ? ISSUE_SERIAL_BATCH_MAX : n;
+}
+
 /* Draws a batch of serials and reserves them, committed, in one transaction;
  * a taken serial (a 2^-127 event, or a forged row) draws the batch again.
  * Called with pool_lock held and refilling set by the caller; the lock is
  * released while the store commits, and the batch joins the pool. */
 static int pool_refill(struct issue_ctx *ic, struct errbuf *err)
 {
-	char drawn[ISSUE_SERIAL_BATCH][ISSUE_SERIAL_HEX];
-	const char *batch[ISSUE_SERIAL_BATCH];
+	char drawn[ISSUE_SERIAL_BATCH_MAX][ISSUE_SERIAL_HEX];
+	const char *batch[ISSUE_SERIAL_BATCH_MAX];
+	size_t n = batch_size(ic->busy);
 	int rc = ST_EEXIST;
 
 	pthread_mutex_unlock(&ic->pool_lock);
 	for (int t = 0; t < RESERVE_TRIES && rc == ST_EEXIST; t++) {
-		for (size_t i = 0; i < ISSUE_SERIAL_BATCH; i++) {
+		for (size_t i = 0; i < n; i++) {
 			if ((rc = issue_new_serial(drawn[i], err)) != ST_OK)
 				break;
 			batch[i] = drawn[i];
 		}
 		if (rc == ST_OK)
-			rc = ic->store.reserve(ic->store.ctx, batch, ISSUE_SERIAL_BATCH, err);
+			rc = ic->store.reserve(ic->store.ctx, batch, n, err);
 	}
 	pthread_mutex_lock(&ic->pool_lock);
 	ic->refilling = 0;
@@ -446,13 +469,13 @@ static int pool_refill(struct issue_ctx *ic, struct errbuf *err)
 	/* Refills run one at a time from POOL_LOW or below, but serials given
 	 * back meanwhile (return_serial) may leave less room: the rest are
 	 * voided, not left reserved for recovery to find. */
-	for (size_t i = 0; i < ISSUE_SERIAL_BATCH; i++) {
+	for (size_t i = 0; i < n; i++) {
 		if (ic->npool < POOL_MAX) {
 			memcpy(ic->pool[ic->npool++], drawn[i], ISSUE_SERIAL_HEX);
 		} else {
 			struct errbuf e;
 
-			ic->store.release(ic->store.ctx, batch + i, ISSUE_SERIAL_BATCH - i, &e);
+			ic->store.release(ic->store.ctx, batch + i, n - i, &e);
 			break;
 		}
 	}
@@ -471,7 +494,7 @@ static int take_serial(struct issue_ctx *ic, char serial[ISSUE_SERIAL_HEX], stru
 			taken = 1;
 		}
 		/* ahead of need while others issue: they keep taking meanwhile */
-		if (taken && (ic->refilling || ic->busy < 2 || ic->npool > POOL_LOW))
+		if (taken && (ic->refilling || ic->busy < 2 || ic->npool > pool_low(ic->busy)))
 			break;
 		if (!taken && ic->refilling) {
 			pthread_cond_wait(&ic->pool_cv, &ic->pool_lock);

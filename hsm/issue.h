@@ -17,7 +17,8 @@
  *   certificate: signature over the exact bytes by the CA key, issued by the CA
  *   (name, key id), client-auth end entity, valid now, certifies the CSR key.
  * - Write-ahead (invariant 2).  Serials are reserved ISSUE_SERIAL_BATCH at a
- *   time, in one committed transaction (store->reserve), before anything is
+ *   time (two per thread issuing, up to ISSUE_SERIAL_BATCH_MAX, when more than
+ *   four do), in one committed transaction (store->reserve), before anything is
  *   signed with them; each certificate takes one.  After signing and verifying,
  *   store->issued binds the serial to the unit, hardware id and public key and
  *   stores the DER, committed and fsync'd, before the DER is handed to the
@@ -43,6 +44,7 @@
 #define ISSUE_SAN_MAX 256
 #define ISSUE_SERIAL_HEX 41   /* 16 bytes -> at most 32 hex digits + NUL, with room */
 #define ISSUE_SERIAL_BATCH 8  /* serials reserved per commit: 1 + 1/8 commits per certificate */
+#define ISSUE_SERIAL_BATCH_MAX 32  /* ... with many threads issuing (two per thread) */
 
 struct issue_profile {
 	int validity_days;              /* 1 .. 36500 */

@@ -1,5 +1,10 @@
 /* certstore_db: see certstore_db.h. */
 #include "app/certstore_db.h"
+#include "hsm/issue.h"
+
+/* the issuing context reserves up to this many serials in one call */
+_Static_assert(ISSUE_SERIAL_BATCH_MAX <= DB_CERT_RESERVE_MAX,
+	       "a reservation batch fits one db_cert_reserve()");
 
 static int seen_by(void *ctx, const char *pubkey_hash, const char *unique_id, int *out,
 		   struct errbuf *err)

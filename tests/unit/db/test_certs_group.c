@@ -88,8 +88,7 @@ static void issue_together(struct db *db, struct issuer *t, long *syncs)
 	while (queued(db) < NREQ)
 		usleep(1000);
 	pthread_mutex_lock(&db->issue_mu);
-	db->issue_committing = 0;
-	pthread_cond_broadcast(&db->issue_cv);
+	db_issue_commit_ended_locked(db);
 	pthread_mutex_unlock(&db->issue_mu);
 	for (int i = 0; i < NREQ; i++)
 		assert_int_equal(pthread_join(th[i], NULL), 0);

@@ -679,6 +679,111 @@ static void test_refill_ahead_does_not_stall(void **state)
 	free(s);
 }
 
+/* ---- reservations grow with the bays issuing --------------------------- */
+
+#define HELD_BAYS 8
+#define ALONE_CERTS 40
+
+/* A store that holds the first HELD_BAYS issued records until the test lets
+ * them go, and notes the size of each reservation. */
+static struct holds {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct hsm_certstore inner;
+	int held, open;
+	size_t reserve_n[64];
+	int reserves;
+} h8 = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+
+static int noting_reserve(void *ctx, const char *const *serials, size_t n, struct errbuf *err)
+{
+	pthread_mutex_lock(&h8.mu);
+	if (h8.reserves < 64)
+		h8.reserve_n[h8.reserves] = n;
+	h8.reserves++;
+	pthread_mutex_unlock(&h8.mu);
+	return h8.inner.reserve(h8.inner.ctx, serials, n, err);
+}
+
+static int holding_issued(void *ctx, const char *serial, int64_t unit_id, const char *uid,
+			  const char *pkh, const uint8_t *der, size_t len, struct errbuf *err)
+{
+	pthread_mutex_lock(&h8.mu);
+	if (unit_id <= HELD_BAYS) {
+		h8.held++;
+		pthread_cond_broadcast(&h8.cv);
+		while (!h8.open)
+			pthread_cond_wait(&h8.cv, &h8.mu);
+	}
+	pthread_mutex_unlock(&h8.mu);
+	return h8.inner.issued(h8.inner.ctx, serial, unit_id, uid, pkh, der, len, err);
+}
+
+/* With HELD_BAYS bays busy at their records, a ninth bay's reservations are
+ * of two serials per bay issuing (18), where one or two bays reserve
+ * ISSUE_SERIAL_BATCH: a line of many bays does not wait on a refill every
+ * few certificates.  No reservation exceeds ISSUE_SERIAL_BATCH_MAX, every
+ * serial is used once, and nothing is left reserved. */
+static void test_reservations_grow_with_bays(void **state)
+{
+	struct hsm_certstore cs;
+	struct tu_store *s = calloc(1, sizeof(*s));
+	struct one_issue bay[HELD_BAYS], ninth;
+	pthread_t t[HELD_BAYS];
+	struct timespec until;
+	size_t reserved = 0, largest = 0;
+	struct issue_ctx *c;
+
+	(void)state;
+	tu_store_init(s, &cs);
+	h8.inner = cs;
+	cs.reserve = noting_reserve;
+	cs.issued = holding_issued;
+	c = ctx_on(&cs);
+	for (int i = 0; i < HELD_BAYS; i++) {
+		bay[i] = (struct one_issue){ .ic = c, .cs = &cs, .unit = i + 1 };
+		assert_int_equal(pthread_create(&t[i], NULL, issue_one_cert, &bay[i]), 0);
+	}
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	pthread_mutex_lock(&h8.mu);
+	while (h8.held < HELD_BAYS && pthread_cond_timedwait(&h8.cv, &h8.mu, &until) == 0)
+		;
+	assert_int_equal(h8.held, HELD_BAYS);
+	pthread_mutex_unlock(&h8.mu);
+
+	/* a ninth bay issues alone while the others are held: more certificates
+	 * than the reservations so far can have left */
+	ninth = (struct one_issue){ .ic = c, .cs = &cs, .unit = HELD_BAYS + 1 };
+	for (int i = 0; i < ALONE_CERTS; i++) {
+		issue_one_cert(&ninth);
+		assert_int_equal(ninth.rc, ST_OK);
+	}
+	pthread_mutex_lock(&h8.mu);
+	h8.open = 1;
+	pthread_cond_broadcast(&h8.cv);
+	pthread_mutex_unlock(&h8.mu);
+	for (int i = 0; i < HELD_BAYS; i++) {
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+		assert_int_equal(bay[i].rc, ST_OK);
+	}
+	assert_true(h8.reserves <= 64);
+	for (int i = 0; i < h8.reserves; i++) {
+		assert_true(h8.reserve_n[i] >= ISSUE_SERIAL_BATCH);
+		assert_true(h8.reserve_n[i] <= ISSUE_SERIAL_BATCH_MAX);
+		reserved += h8.reserve_n[i];
+		largest = h8.reserve_n[i] > largest ? h8.reserve_n[i] : largest;
+	}
+	/* made while nine bays were inside issue_cert */
+	assert_int_equal(h8.reserve_n[h8.reserves - 1], 2 * (HELD_BAYS + 1));
+	assert_int_equal(largest, 2 * (HELD_BAYS + 1));
+	assert_int_equal(tu_count(s, TU_CERT_ISSUED), HELD_BAYS + ALONE_CERTS);
+	issue_ctx_free(c);
+	assert_int_equal(tu_count(s, TU_CERT_RESERVED), 0);
+	assert_int_equal((size_t)tu_count(s, TU_CERT_VOID), reserved - (HELD_BAYS + ALONE_CERTS));
+	free(s);
+}
+
 /* ---- CRL ---------------------------------------------------------------- */
 
 static int cmp_str(const void *a, const void *b)
@@ -777,6 +882,7 @@ int main(void)
 		cmocka_unit_test(test_serials),
 		cmocka_unit_test(test_issue_from_threads),
 		cmocka_unit_test(test_refill_ahead_does_not_stall),
+		cmocka_unit_test(test_reservations_grow_with_bays),
 		cmocka_unit_test(test_crl_lists_exactly_the_revoked),
 	};
 
