@@ -10,6 +10,16 @@
  * cost more than its SQL (docs/performance.md).  One thread alone commits a
  * batch of one, as before.
  *
+ * With more than GROUP_WAIT_CALLERS callers on this path, the caller about to
+ * commit first waits for the WAL sync in flight, if any, to end, holding the
+ * queue meanwhile.  A record committed during that sync could only be made
+ * durable by the sync after it anyway, and the records queued while it runs
+ * then share one transaction: with 16 bays a batch was ~1.1 records when it
+ * committed at once and ~8 when it waits, and the CPU per certificate fell by
+ * a quarter (docs/performance.md).  Two callers do not wait: one of them is
+ * usually signing while the other's record syncs, and the wait would only
+ * add its commit to the other's latency.
+ *
  * What does not change (invariant 2, docs/database.md): a caller returns only
  * after the sync that covers its own record succeeded, and its record is
  * committed on its own terms: a record refused without a change (the key was
@@ -21,6 +31,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+
+#define GROUP_WAIT_CALLERS 2
 
 struct db_issue_req {
 	const char *serial_hex, *unique_id, *pubkey_hash;
@@ -143,6 +155,7 @@ int db_cert_issued(struct db *db, const char *serial_hex, int64_t unit_id,
 	*db->issue_tail = &req;
 	db->issue_tail = &req.next;
 	db->issue_queued++;
+	db->issue_callers++;
 	while (!req.done) {
 		struct db_issue_req *batch;
 		struct errbuf berr;
@@ -152,6 +165,14 @@ int db_cert_issued(struct db *db, const char *serial_hex, int64_t unit_id,
 		if (db->issue_committing || !db->issue_queue) {
 			pthread_cond_wait(&req.cv, &db->issue_mu);
 			continue;
+		}
+		/* many callers: the records queued during the sync in flight share
+		 * the next transaction (the queue is held, arrivals wait) */
+		if (db->issue_callers > GROUP_WAIT_CALLERS) {
+			db->issue_committing = 1;
+			pthread_mutex_unlock(&db->issue_mu);
+			db_wal_sync_idle_wait(db);
+			pthread_mutex_lock(&db->issue_mu);
 		}
 		/* this caller commits every record queued so far (its own among
 		 * them, unless another batch took it: then it helps the next) */
@@ -191,6 +212,7 @@ int db_cert_issued(struct db *db, const char *serial_hex, int64_t unit_id,
 				pthread_cond_signal(&r->cv);
 		}
 	}
+	db->issue_callers--;
 	pthread_mutex_unlock(&db->issue_mu);
 	pthread_cond_destroy(&req.cv);
 	if (req.rc != ST_OK && err)

@@ -373,6 +373,14 @@ static int wal_sync_failed(struct db *db, int e, struct errbuf *err)
 			  e ? strerror(e) : "not open");
 }
 
+void db_wal_sync_idle_wait(struct db *db)
+{
+	pthread_mutex_lock(&db->sync_mu);
+	while (db->syncing)   /* an fdatasync: it returns, and its syncer broadcasts */
+		pthread_cond_wait(&db->sync_cv, &db->sync_mu);
+	pthread_mutex_unlock(&db->sync_mu);
+}
+
 /*
  * The caller's commit is counted in commit_seq already, so waiting until
  * synced_seq reaches the count read on entry covers it.  The syncer reads the

@@ -48,7 +48,9 @@ struct db {
 	pthread_mutex_t issue_mu;
 	struct db_issue_req *issue_queue, **issue_tail;
 	int             issue_queued;      /* records in issue_queue */
-	int             issue_committing;  /* a thread is committing a batch */
+	int             issue_committing;  /* a thread is committing a batch (or holds
+	                                    * the queue while it waits to) */
+	int             issue_callers;     /* threads inside db_cert_issued() */
 	int64_t         line_since_ms;   /* when it was taken */
 	/* The clone check's own read connection (db/keys_seen.c), opened on
 	 * first use, under rd_mu; rd_failed: it could not be, use sq. */
@@ -95,6 +97,8 @@ ST_MUST_CHECK int  db_txn_end(struct db *db, int owned, int rc, struct errbuf *e
 ST_MUST_CHECK int  db_txn_begin_synced(struct db *db, int *owned, struct errbuf *err);
 ST_MUST_CHECK int  db_txn_end_synced(struct db *db, int owned, int rc, struct errbuf *err);
 ST_MUST_CHECK int  db_wal_sync(struct db *db, struct errbuf *err);
+/* Returns once no WAL sync is in flight (at once if none is). */
+void db_wal_sync_idle_wait(struct db *db);
 
 /* One issued record (db_cert_issued's arguments), inside the caller's write
  * transaction (lock held).  A refusal that changed nothing (the key certified

@@ -165,11 +165,124 @@ static void test_batch_failure_falls_back(void **state)
 	db_close(db);
 }
 
+/* ---- many callers wait for the sync in flight -------------------------- */
+
+#define NWAIT 4
+
+struct waiter {
+	struct db *db;
+	char serial[8], key[65], uid[32];
+	int rc;
+	struct errbuf err;
+};
+
+static void *issue_waiter(void *arg)
+{
+	struct waiter *w = arg;
+	const uint8_t der[] = { 0x30, 0x03, 0x02, 0x01, 0x02 };
+
+	w->rc = db_cert_issued(w->db, w->serial, 0, w->uid, w->key, der, sizeof(der), &w->err);
+	return NULL;
+}
+
+static void fake_sync_in_flight(struct db *db, int on)
+{
+	pthread_mutex_lock(&db->sync_mu);
+	db->syncing = on;
+	pthread_cond_broadcast(&db->sync_cv);
+	pthread_mutex_unlock(&db->sync_mu);
+}
+
+/*
+ * n callers queue their records while a WAL sync is (made to look) in
+ * flight; the queue is then let go.  *early: transactions committed before
+ * that sync ended; *commits, *syncs: for the n records in all.
+ */
+static void issue_during_sync(const char *path, int n, uint64_t *early, uint64_t *commits,
+			      long *syncs)
+{
+	struct waiter w[NWAIT];
+	pthread_t th[NWAIT];
+	const char *batch[NWAIT];
+	struct errbuf err;
+	struct db *db;
+	uint64_t c0;
+	long s0;
+
+	assert_true(n <= NWAIT);
+	assert_int_equal(db_open(path, "st1", &db, &err), ST_OK);
+	memset(w, 0, sizeof(w));
+	for (int i = 0; i < n; i++) {
+		w[i].db = db;
+		snprintf(w[i].serial, sizeof(w[i].serial), "c%d", i + 1);
+		memset(w[i].key, '4' + i, 64);
+		snprintf(w[i].uid, sizeof(w[i].uid), "0123456789ABCDEF0123457%d", i);
+		batch[i] = w[i].serial;
+	}
+	assert_int_equal(db_cert_reserve(db, batch, (size_t)n, &err), ST_OK);
+	c0 = __atomic_load_n(&db->commit_seq, __ATOMIC_ACQUIRE);
+	s0 = db_wal_syncs(db);
+
+	pthread_mutex_lock(&db->issue_mu);
+	db->issue_committing = 1;
+	pthread_mutex_unlock(&db->issue_mu);
+	for (int i = 0; i < n; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, issue_waiter, &w[i]), 0);
+	while (queued(db) < n)
+		usleep(1000);
+	fake_sync_in_flight(db, 1);
+	pthread_mutex_lock(&db->issue_mu);
+	db_issue_commit_ended_locked(db);
+	pthread_mutex_unlock(&db->issue_mu);
+	usleep(200 * 1000);   /* time to commit, had the queue's head not waited */
+	*early = __atomic_load_n(&db->commit_seq, __ATOMIC_ACQUIRE) - c0;
+	fake_sync_in_flight(db, 0);
+	for (int i = 0; i < n; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		assert_int_equal(w[i].rc, ST_OK);
+		assert_int_equal(status_of(db, w[i].serial), 1);
+	}
+	*commits = __atomic_load_n(&db->commit_seq, __ATOMIC_ACQUIRE) - c0;
+	*syncs = db_wal_syncs(db) - s0;
+	verify_ok(db);
+	db_close(db);
+}
+
+/* With more than two callers, the one to commit waits for the sync in
+ * flight, and every record queued by then shares one transaction and one
+ * sync after it. */
+static void test_many_callers_wait_for_the_sync(void **state)
+{
+	uint64_t early, commits;
+	long syncs;
+
+	(void)state;
+	issue_during_sync("group3.db", NWAIT, &early, &commits, &syncs);
+	assert_int_equal(early, 0);
+	assert_int_equal(commits, 1);
+	assert_int_equal(syncs, 1);
+}
+
+/* Two callers do not wait: their commit overlaps the sync in flight. */
+static void test_two_callers_commit_during_the_sync(void **state)
+{
+	uint64_t early, commits;
+	long syncs;
+
+	(void)state;
+	issue_during_sync("group4.db", 2, &early, &commits, &syncs);
+	assert_int_equal(early, 1);
+	assert_int_equal(commits, 1);
+	assert_int_equal(syncs, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_batch_refusal),
 		cmocka_unit_test(test_batch_failure_falls_back),
+		cmocka_unit_test(test_many_callers_wait_for_the_sync),
+		cmocka_unit_test(test_two_callers_commit_during_the_sync),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
