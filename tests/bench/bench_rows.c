@@ -7,7 +7,9 @@
  * N events (BENCH_ROWS_EVENTS, default 1,000,000) and a 10x smaller one.  Each
  * verify runs in a fresh child process and is compared with a plain scan of
  * everything it reads (every event's columns, then every unit row's columns),
- * in a fresh child too.  Prints time and peak-RSS ratios.
+ * in a fresh child too.  Scan and verify run in turn ROUNDS times and each
+ * time is the best of its rounds (as bench_hsm does), so a burst of load on
+ * the machine does not decide the ratio.  Prints time and peak-RSS ratios.
  * Data goes to $BENCH_DIR (default ./bench-data), removed at the end.
  */
 #include <errno.h>
@@ -160,24 +162,34 @@ static struct measure in_child(void (*fn)(const char *, struct measure *), const
 	return m;
 }
 
+#define ROUNDS 3
+
 static long bench(const char *path, long n)
 {
-	struct measure scan, ver;
+	struct measure scan = { 0 }, ver = { 0 };
 
 	build(path, n);
-	scan = in_child(raw_scan, path);
-	ver = in_child(verify, path);
-	if (!ver.ok || !scan.ok || ver.events != scan.events || ver.rows != scan.rows) {
-		fprintf(stderr, "bench_rows: verify of %ld events failed (%ld events, %ld rows)\n",
-			n, ver.events, ver.rows);
-		exit(1);
+	for (int r = 0; r < ROUNDS; r++) {
+		struct measure s1 = in_child(raw_scan, path), v1 = in_child(verify, path);
+
+		if (!v1.ok || !s1.ok || v1.events != s1.events || v1.rows != s1.rows) {
+			fprintf(stderr, "bench_rows: verify of %ld events failed (%ld events, %ld rows)\n",
+				n, v1.events, v1.rows);
+			exit(1);
+		}
+		printf("round %d: scan %.3f s, verify %.3f s (%.2fx)\n", r + 1, s1.secs, v1.secs,
+		       v1.secs / s1.secs);
+		if (r == 0 || s1.secs < scan.secs)
+			scan = s1;
+		if (r == 0 || v1.secs < ver.secs)
+			ver = v1;
 	}
 	printf("scan     %8ld events + %ld rows  %7.3f s  peak RSS %6ld KiB\n",
 	       scan.events, scan.rows, scan.secs, scan.rss_peak_kib);
 	printf("verify   %8ld events + %ld rows  %7.3f s  peak RSS %6ld KiB (%ld after open)\n",
 	       ver.events, ver.rows, ver.secs, ver.rss_peak_kib, ver.rss_open_kib);
-	printf("RATIO verify/scan time %.2f (target <= 4); verify peak RSS growth %ld KiB\n",
-	       ver.secs / scan.secs, ver.rss_peak_kib - ver.rss_open_kib);
+	printf("RATIO verify/scan time %.2f, best of %d each (target <= 4); verify peak RSS growth %ld KiB\n",
+	       ver.secs / scan.secs, ROUNDS, ver.rss_peak_kib - ver.rss_open_kib);
 	return ver.rss_peak_kib - ver.rss_open_kib;
 }
 

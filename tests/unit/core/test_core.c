@@ -57,6 +57,50 @@ static void test_hex(void **state)
 	assert_int_equal(hex_digit('g'), -1);
 }
 
+/* The decoders' table against the rule written out: every byte as a digit,
+ * every pair of bytes as one decoded byte, in either case or lower only. */
+static int ref_digit(int c, int lower_only)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (!lower_only && c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static void test_hex_every_byte(void **state)
+{
+	(void)state;
+	assert_int_equal(hex_digit(-1), -1);
+	assert_int_equal(hex_digit(256), -1);
+	for (int c = 0; c < 256; c++) {
+		char one = (char)c;
+
+		assert_int_equal(hex_digit(c), ref_digit(c, 0));
+		assert_int_equal(hex_all_digits(&one, 1), ref_digit(c, 0) >= 0);
+	}
+	for (int a = 0; a < 256; a++) {
+		for (int b = 0; b < 256; b++) {
+			const char pair[2] = { (char)a, (char)b };
+
+			for (int lower = 0; lower < 2; lower++) {
+				int hi = ref_digit(a, lower), lo = ref_digit(b, lower);
+				uint8_t out = 0;
+				int rc = lower ? hex_decode_lower(pair, 2, &out, 1) : hex_decode(pair, 2, &out, 1);
+
+				if (hi < 0 || lo < 0) {
+					assert_int_equal(rc, -1);
+				} else {
+					assert_int_equal(rc, 0);
+					assert_int_equal(out, hi << 4 | lo);
+				}
+			}
+		}
+	}
+}
+
 static void test_ids(void **state)
 {
 	(void)state;
@@ -374,6 +418,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hex),
+		cmocka_unit_test(test_hex_every_byte),
 		cmocka_unit_test(test_ids),
 		cmocka_unit_test(test_str),
 		cmocka_unit_test(test_str_sanitize),
