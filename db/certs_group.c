@@ -191,8 +191,9 @@ int db_cert_issued(struct db *db, const char *serial_hex, int64_t unit_id,
 			commit_each(db, batch, &synced_any);
 		}
 
-		/* the next batch commits while this one's sync is in flight: its
-		 * first caller commits it (a caller arriving meanwhile may be first) */
+		/* the next batch's first caller takes over (a caller arriving
+		 * meanwhile may be first); with many callers it waits for the sync
+		 * below before it commits, with one or two it commits meanwhile */
 		pthread_mutex_lock(&db->issue_mu);
 		db_issue_commit_ended_locked(db);
 		pthread_mutex_unlock(&db->issue_mu);

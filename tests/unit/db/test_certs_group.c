@@ -168,6 +168,7 @@ static void test_batch_failure_falls_back(void **state)
 /* ---- many callers wait for the sync in flight -------------------------- */
 
 #define NWAIT 4
+_Static_assert(NWAIT <= 9, "one digit per waiter");
 
 struct waiter {
 	struct db *db;
@@ -214,9 +215,12 @@ static void issue_during_sync(const char *path, int n, uint64_t *early, uint64_t
 	memset(w, 0, sizeof(w));
 	for (int i = 0; i < n; i++) {
 		w[i].db = db;
-		snprintf(w[i].serial, sizeof(w[i].serial), "c%d", i + 1);
+		/* i < NWAIT <= 9: one digit each */
+		w[i].serial[0] = 'c';
+		w[i].serial[1] = (char)('1' + i);
 		memset(w[i].key, '4' + i, 64);
-		snprintf(w[i].uid, sizeof(w[i].uid), "0123456789ABCDEF0123457%d", i);
+		memcpy(w[i].uid, "0123456789ABCDEF0123457", 23);
+		w[i].uid[23] = (char)('0' + i);
 		batch[i] = w[i].serial;
 	}
 	assert_int_equal(db_cert_reserve(db, batch, (size_t)n, &err), ST_OK);
