@@ -537,6 +537,21 @@ static void test_issue_from_threads(void **state)
 
 /* ---- the next batch reserved while other bays issue -------------------- */
 
+/* An issuing context on store s seen through cs, whose reserve and issued
+ * are replaced by the given ones (the in-memory store's kept in *inner). */
+static struct issue_ctx *ctx_wrapped(struct tu_store *s, struct hsm_certstore *cs,
+				     struct hsm_certstore *inner,
+				     int (*reserve)(void *, const char *const *, size_t, struct errbuf *),
+				     int (*issued)(void *, const char *, int64_t, const char *,
+						   const char *, const uint8_t *, size_t, struct errbuf *))
+{
+	tu_store_init(s, cs);
+	*inner = *cs;
+	cs->reserve = reserve;
+	cs->issued = issued;
+	return ctx_on(cs);
+}
+
 /* A store whose second reservation, and third issued record, wait at gates the
  * test opens: a refill (or a record) in flight, held as long as needed. */
 static struct gates {
@@ -635,11 +650,7 @@ static void test_refill_ahead_does_not_stall(void **state)
 	struct issue_ctx *c;
 
 	(void)state;
-	tu_store_init(s, &cs);
-	g.inner = cs;
-	cs.reserve = gated_reserve;
-	cs.issued = gated_issued;
-	c = ctx_on(&cs);
+	c = ctx_wrapped(s, &cs, &g.inner, gated_reserve, gated_issued);
 	alone = (struct one_issue){ .ic = c, .cs = &cs, .unit = 1 };
 	first = (struct one_issue){ .ic = c, .cs = &cs, .unit = 2 };
 	second = (struct one_issue){ .ic = c, .cs = &cs, .unit = 3 };
@@ -735,11 +746,7 @@ static void test_reservations_grow_with_bays(void **state)
 	struct issue_ctx *c;
 
 	(void)state;
-	tu_store_init(s, &cs);
-	h8.inner = cs;
-	cs.reserve = noting_reserve;
-	cs.issued = holding_issued;
-	c = ctx_on(&cs);
+	c = ctx_wrapped(s, &cs, &h8.inner, noting_reserve, holding_issued);
 	for (int i = 0; i < HELD_BAYS; i++) {
 		bay[i] = (struct one_issue){ .ic = c, .cs = &cs, .unit = i + 1 };
 		assert_int_equal(pthread_create(&t[i], NULL, issue_one_cert, &bay[i]), 0);
