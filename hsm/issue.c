@@ -420,24 +420,25 @@ out:
 	return ST_OK;
 }
 
+static size_t clamp_size(size_t n, size_t lo, size_t hi)
+{
+	return n < lo ? lo : n > hi ? hi : n;
+}
+
 /* Serials per reservation with `busy` threads issuing: ISSUE_SERIAL_BATCH
  * for one or two, then two per thread, at most ISSUE_SERIAL_BATCH_MAX. */
 static size_t batch_size(int busy)
 {
-	size_t n = busy > 0 ? 2 * (size_t)busy : 0;
-
-	return n < ISSUE_SERIAL_BATCH ? ISSUE_SERIAL_BATCH :
-	       n > ISSUE_SERIAL_BATCH_MAX ? ISSUE_SERIAL_BATCH_MAX : n;
+	return clamp_size(busy > 0 ? 2 * (size_t)busy : 0, ISSUE_SERIAL_BATCH,
+			  ISSUE_SERIAL_BATCH_MAX);
 }
 
 /* The pool left when the next batch is reserved ahead of need: enough for
  * every other thread to take one while this one commits the batch. */
 static size_t pool_low(int busy)
 {
-	size_t n = busy > 0 ? (size_t)busy : 0;
-
-	return n < ISSUE_SERIAL_BATCH / 2 ? ISSUE_SERIAL_BATCH / 2 :
-	       n > ISSUE_SERIAL_BATCH_MAX ? ISSUE_SERIAL_BATCH_MAX : n;
+	return clamp_size(busy > 0 ? (size_t)busy : 0, ISSUE_SERIAL_BATCH / 2,
+			  ISSUE_SERIAL_BATCH_MAX);
 }
 
 /* Draws a batch of serials and reserves them, committed, in one transaction;
@@ -466,7 +467,7 @@ static int pool_refill(struct issue_ctx *ic, struct errbuf *err)
 	pthread_cond_broadcast(&ic->pool_cv);
 	if (rc != ST_OK)
 		return errbuf_prefix(err, "reserve certificate serials: ");
-	/* Refills run one at a time from POOL_LOW or below, but serials given
+	/* Refills run one at a time from pool_low() or below, but serials given
 	 * back meanwhile (return_serial) may leave less room: the rest are
 	 * voided, not left reserved for recovery to find. */
 	for (size_t i = 0; i < n; i++) {

@@ -2,9 +2,10 @@
 #include "app/certstore_db.h"
 #include "hsm/issue.h"
 
-/* the issuing context reserves up to this many serials in one call */
-_Static_assert(ISSUE_SERIAL_BATCH_MAX <= DB_CERT_RESERVE_MAX,
-	       "a reservation batch fits one db_cert_reserve()");
+/* The issuing context reserves up to ISSUE_SERIAL_BATCH_MAX serials in one
+ * call, and voids what is left of its pool (two batches at most) in one. */
+_Static_assert(2 * ISSUE_SERIAL_BATCH_MAX <= DB_CERT_RESERVE_MAX,
+	       "a reservation, and the pool's release, fit one db_cert_reserve()/db_cert_void()");
 
 static int seen_by(void *ctx, const char *pubkey_hash, const char *unique_id, int *out,
 		   struct errbuf *err)
